@@ -1,0 +1,116 @@
+/* Configuration: YAML file + dotted command-line overrides -> validated struct ldn_config.
+ *
+ * Parsed with libyaml's document API so every error names file:line:column.
+ * Overrides (`train.lr=0.05`, `tasks.category.weight=2`) are applied on top of
+ * the file; the whole result is validated before it is returned, and every
+ * problem is reported as one line:
+ *   config configs/x.yaml:14:5: tasks.category.workers: must be >= 0, got -1
+ * (overrides name `command line` as their place: `config override 'train.lr=x': ...`).
+ * The full key reference is docs/config.md. */
+#ifndef LDN_CONFIG_H
+#define LDN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LDN_MAX_LAYERS 16
+#define LDN_MAX_TASKS 1024
+#define LDN_NAME_MAX 64
+#define LDN_PATH_MAX 1024
+
+enum ldn_activation { LDN_ACT_RELU = 0, LDN_ACT_TANH = 1 };
+enum ldn_optim_kind { LDN_OPTIM_SGD = 0, LDN_OPTIM_ADAM = 1, LDN_OPTIM_ADAMW = 2 };
+enum ldn_lr_kind { LDN_LR_CONSTANT = 0, LDN_LR_STEP = 1, LDN_LR_COSINE = 2 };
+/* How the next step's task is drawn: proportional to |D|^alpha (alpha=1 proportional,
+ * 0 uniform), or round-robin over tasks. */
+enum ldn_sampling { LDN_SAMPLE_POWER = 0, LDN_SAMPLE_ROUND_ROBIN = 1 };
+enum ldn_consistency { LDN_BSP = 0, LDN_SSP = 1, LDN_ASYNC = 2 };
+
+struct ldn_task_config {
+    char name[LDN_NAME_MAX];  /* key under `tasks:`; [A-Za-z0-9_-]+ */
+    char file[LDN_PATH_MAX];  /* task file; default <data.dir>/<name>.h5; relative paths
+                                 are resolved against data.dir */
+    double weight;            /* loss weight, > 0; default 1 */
+    int workers;              /* worker ranks for this task (distributed); 0 = automatic */
+    int head[LDN_MAX_LAYERS]; /* hidden widths of the head before its output layer; */
+    int n_head;               /* default none: the head is one dense layer */
+};
+
+struct ldn_optim_config {
+    enum ldn_optim_kind kind; /* optimizer: sgd | adam | adamw (default sgd) */
+    double lr;                /* lr: base learning rate, > 0 (default 0.05) */
+    double momentum;          /* momentum: [0,1) (default 0.9) */
+    bool nesterov;            /* nesterov (default false) */
+    double weight_decay;      /* weight_decay: >= 0 (default 0) */
+    double beta1, beta2, eps; /* adam: beta1 (0.9) beta2 (0.999) eps (1e-8) */
+};
+
+struct ldn_lr_config {
+    enum ldn_lr_kind kind; /* lr_schedule: constant | step | cosine (default constant) */
+    int64_t warmup_steps;  /* warmup_steps: linear warm-up from 0 (default 0) */
+    double step_epochs;    /* lr_step_epochs: for step, decay every this many epochs (default 10) */
+    double gamma;          /* lr_gamma: for step, multiply by this (default 0.1) */
+    double min_lr;         /* lr_min: for cosine, final learning rate (default 0) */
+};
+
+struct ldn_config {
+    char source[LDN_PATH_MAX]; /* the file it was read from */
+
+    /* run: */
+    char run_name[LDN_NAME_MAX]; /* run.name (default: file's base name without .yaml) */
+    char run_dir[LDN_PATH_MAX];  /* run.dir (default runs/<run.name>) */
+    uint64_t seed;               /* run.seed (default 1) */
+
+    /* data: */
+    char data_dir[LDN_PATH_MAX]; /* data.dir (required) */
+
+    /* model: */
+    int trunk[LDN_MAX_LAYERS]; /* model.trunk: hidden widths, e.g. [256, 256] (required, >= 1 layer) */
+    int n_trunk;
+    enum ldn_activation activation; /* model.activation: relu | tanh (default relu) */
+
+    /* tasks: (map name -> task; at least one) */
+    struct ldn_task_config *tasks;
+    int n_tasks;
+
+    /* train: */
+    int epochs;               /* train.epochs >= 1 (default 10) */
+    int batch_size;           /* train.batch_size >= 1 (default 128) */
+    int64_t steps_per_epoch;  /* train.steps_per_epoch: 0 = sum over tasks of ceil(N/batch) */
+    struct ldn_optim_config optim; /* train.optimizer, train.lr, train.momentum, ... */
+    struct ldn_lr_config lr;       /* train.lr_schedule, train.warmup_steps, ... */
+    enum ldn_sampling sampling;    /* train.sampling: power | round_robin (default power) */
+    double sampling_alpha;         /* train.sampling_alpha in [0,1] (default 0.75) */
+    int64_t log_every;             /* train.log_every steps (default 100, 0 = only at eval) */
+    double eval_every;             /* train.eval_every epochs, > 0 (default 1) */
+    int threads;                   /* train.threads BLAS threads per rank (default 1) */
+
+    /* ps: (distributed engine) */
+    int servers;                      /* ps.servers >= 1 (default 1) */
+    enum ldn_consistency consistency; /* ps.consistency: bsp | ssp | async (default bsp) */
+    int staleness;                    /* ps.staleness >= 0, for ssp (default 2) */
+    double timeout_s;                 /* ps.timeout: seconds any wait may last (default 60) */
+    char iface[LDN_NAME_MAX];         /* ps.interface: network interface to bind (default: auto) */
+
+    char *resolved_yaml; /* the resolved config as YAML text (owned) */
+};
+
+/* Parse `path`, apply `n_over` overrides of the form key=value, validate everything.
+ * Returns a new config (free with ldn_config_destroy) or NULL with one line in err. */
+struct ldn_config *ldn_config_load(const char *path, int n_over, char *const *over, char *err,
+                                   size_t errlen);
+/* Same from YAML text in memory; `name` is used as the file name in messages. */
+struct ldn_config *ldn_config_parse(const char *yaml, size_t len, const char *name, int n_over,
+                                    char *const *over, char *err, size_t errlen);
+void ldn_config_destroy(struct ldn_config **cfg);
+
+/* Index of the task called name, or -1. */
+int ldn_config_task_index(const struct ldn_config *cfg, const char *name);
+
+const char *ldn_optim_name(enum ldn_optim_kind k);
+const char *ldn_lr_name(enum ldn_lr_kind k);
+const char *ldn_consistency_name(enum ldn_consistency c);
+const char *ldn_activation_name(enum ldn_activation a);
+
+#endif
