@@ -19,7 +19,7 @@
 #define LDN_NAME_MAX 64
 #define LDN_PATH_MAX 1024
 
-enum ldn_activation { LDN_ACT_RELU = 0, LDN_ACT_TANH = 1 };
+enum ldn_activation { LDN_ACT_NONE = -1, LDN_ACT_RELU = 0, LDN_ACT_TANH = 1 }; /* NONE: layers only */
 enum ldn_optim_kind { LDN_OPTIM_SGD = 0, LDN_OPTIM_ADAM = 1, LDN_OPTIM_ADAMW = 2 };
 enum ldn_lr_kind { LDN_LR_CONSTANT = 0, LDN_LR_STEP = 1, LDN_LR_COSINE = 2 };
 /* How the next step's task is drawn: proportional to |D|^alpha (alpha=1 proportional,

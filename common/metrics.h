@@ -1,0 +1,28 @@
+/* metrics.jsonl: one JSON object per evaluation per task, appended to the run directory. */
+#ifndef LDN_METRICS_H
+#define LDN_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct ldn_eval_record {
+    const char *task;
+    int64_t step;
+    double epoch;         /* fractional epoch at evaluation */
+    double loss;          /* test loss */
+    double accuracy;      /* test accuracy in [0, 1] */
+    int64_t test_rows;
+    double train_loss;    /* mean training loss since the previous evaluation */
+    double train_accuracy;
+    double samples_per_s; /* training throughput from the start to this evaluation */
+    double lr;
+    double elapsed_s;     /* wall time since training started */
+};
+
+/* Open RUN_DIR/metrics.jsonl for writing (truncating when fresh, appending when append != 0).
+ * Returns NULL with err on failure. */
+FILE *ldn_metrics_open(const char *run_dir, int append, char *err, size_t errlen);
+/* Write one record as a JSON line and flush. Returns 0 or LDN_ERR_IO. */
+int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r);
+
+#endif

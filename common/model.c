@@ -1,0 +1,90 @@
+/* The multi-task model: shared trunk, per-task heads. */
+#include "model.h"
+
+#include <stdlib.h>
+
+#include "loss.h"
+#include "rng.h"
+#include "status.h"
+
+struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, const int *classes,
+                                int max_batch, char *err, size_t errlen)
+{
+    struct ldn_model *m = calloc(1, sizeof *m);
+    if (!m)
+        goto nomem;
+    m->features = features;
+    m->n_heads = cfg->n_tasks;
+    m->trunk = ldn_net_new_mlp(features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, max_batch);
+    m->heads = calloc((size_t)cfg->n_tasks, sizeof *m->heads);
+    m->classes = calloc((size_t)cfg->n_tasks, sizeof *m->classes);
+    if (!m->trunk || !m->heads || !m->classes)
+        goto nomem;
+    struct ldn_rng r;
+    ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
+    ldn_net_init(m->trunk, &r);
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        const struct ldn_task_config *tc = &cfg->tasks[t];
+        m->classes[t] = classes[t];
+        m->heads[t] = ldn_net_new_mlp(m->trunk->out_dim, tc->head, tc->n_head, classes[t],
+                                      cfg->activation, max_batch);
+        if (!m->heads[t])
+            goto nomem;
+        ldn_rng_init(&r, cfg->seed, LDN_STREAM_HEAD_INIT + (uint64_t)t);
+        ldn_net_init(m->heads[t], &r);
+    }
+    return m;
+nomem:
+    ldn_model_destroy(&m);
+    ldn_fail(err, errlen, LDN_ERR_NOMEM, "model: out of memory building trunk and %d heads",
+             cfg->n_tasks);
+    return NULL;
+}
+
+void ldn_model_destroy(struct ldn_model **pm)
+{
+    if (!pm || !*pm)
+        return;
+    struct ldn_model *m = *pm;
+    ldn_net_destroy(&m->trunk);
+    if (m->heads)
+        for (int t = 0; t < m->n_heads; t++)
+            ldn_net_destroy(&m->heads[t]);
+    free(m->heads);
+    free(m->classes);
+    free(m);
+    *pm = NULL;
+}
+
+const float *ldn_model_forward(struct ldn_model *m, int t, const float *x, int batch)
+{
+    const float *h = ldn_net_forward(m->trunk, x, batch);
+    return ldn_net_forward(m->heads[t], h, batch);
+}
+
+void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogits, int batch)
+{
+    struct ldn_net *trunk = m->trunk;
+    const float *h = trunk->acts[trunk->n_layers - 1];
+    /* dL/dh lands in the trunk's scratch that its last layer does not write into. */
+    float *dh = trunk->dbuf[trunk->n_layers & 1];
+    ldn_net_backward(m->heads[t], h, dlogits, dh, batch);
+    ldn_net_backward(trunk, x, dh, NULL, batch);
+}
+
+void ldn_model_evaluate(struct ldn_model *m, int t, const float *x, const int32_t *y, int64_t n,
+                        double *loss, double *accuracy)
+{
+    double total = 0.0;
+    int64_t correct = 0;
+    int mb = m->trunk->max_batch;
+    for (int64_t i = 0; i < n; i += mb) {
+        int b = (int)(n - i < mb ? n - i : mb);
+        const float *z = ldn_model_forward(m, t, x + i * m->features, b);
+        int64_t ok = 0;
+        total += ldn_loss_xent(z, y + i, b, m->classes[t], 1.0f, NULL, &ok) * b;
+        correct += ok;
+    }
+    *loss = n > 0 ? total / (double)n : 0.0;
+    *accuracy = n > 0 ? (double)correct / (double)n : 0.0;
+}

@@ -1,0 +1,45 @@
+/* The multi-task model: one shared trunk and one head per task.
+ *
+ * The trunk maps the input features to its last hidden width (with the activation after
+ * every layer); head t maps that to task t's classes. Each is a struct ldn_net with its own
+ * flat parameter vector: the trunk's vector is the parameter servers' key space (layer
+ * order, weight then bias, row-major [out, in]). Initial weights come from the seed alone,
+ * so every rank builds the same model. */
+#ifndef LDN_MODEL_H
+#define LDN_MODEL_H
+
+#include "config.h"
+#include "nn.h"
+
+/* RNG stream ids used for initialisation (distinct from data and sampling streams). */
+#define LDN_STREAM_TRUNK_INIT 1u
+#define LDN_STREAM_HEAD_INIT 0x1000u /* + task index */
+
+struct ldn_model {
+    int features;
+    struct ldn_net *trunk;
+    int n_heads;
+    struct ldn_net **heads; /* heads[t] for task t of the config */
+    int *classes;           /* classes[t] */
+};
+
+/* Build trunk and heads from cfg for `features` inputs and classes[t] outputs per task, with
+ * activations for up to max_batch rows, initialised from cfg->seed. NULL on error (err set). */
+struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, const int *classes,
+                                int max_batch, char *err, size_t errlen);
+void ldn_model_destroy(struct ldn_model **m);
+
+/* Forward a batch through the trunk and head t; returns the logits [batch, classes[t]]. */
+const float *ldn_model_forward(struct ldn_model *m, int t, const float *x, int batch);
+/* Backward from dlogits (overwritten) through head t and the trunk: fills m->heads[t]->grads
+ * and m->trunk->grads (no dL/dx). Must follow ldn_model_forward(m, t, x, batch). */
+void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogits, int batch);
+
+
+
+/* Evaluate head t on n rows (x [n, features], labels y) in chunks of the model's max batch:
+ * mean cross-entropy into *loss and the fraction of correct argmax into *accuracy. */
+void ldn_model_evaluate(struct ldn_model *m, int t, const float *x, const int32_t *y, int64_t n,
+                        double *loss, double *accuracy);
+
+#endif

@@ -1,0 +1,224 @@
+/* Layers and networks over OpenBLAS. */
+#include "nn.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+static void apply_act(enum ldn_activation act, float *y, const float *bias, int batch, int n)
+{
+    for (int i = 0; i < batch; i++) {
+        float *row = y + (int64_t)i * n;
+        switch (act) {
+        case LDN_ACT_RELU:
+            for (int j = 0; j < n; j++) {
+                float v = row[j] + bias[j];
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+            break;
+        case LDN_ACT_TANH:
+            for (int j = 0; j < n; j++)
+                row[j] = tanhf(row[j] + bias[j]);
+            break;
+        case LDN_ACT_NONE:
+            for (int j = 0; j < n; j++)
+                row[j] += bias[j];
+            break;
+        }
+    }
+}
+
+static void dense_forward(struct ldn_layer *l, const float *in, float *out, int batch)
+{
+    const float *w = l->tensors[0].data, *b = l->tensors[1].data;
+    /* out[B,out] = in[B,in] * W[out,in]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, l->out_dim, l->in_dim, 1.0f, in,
+                l->in_dim, w, l->in_dim, 0.0f, out, l->out_dim);
+    apply_act(l->act, out, b, batch, l->out_dim);
+}
+
+/* dz = dout * act'(out), in place, and db = column sums of dz. */
+static void act_backward(enum ldn_activation act, const float *out, float *dout, float *db, int batch,
+                         int n)
+{
+    memset(db, 0, sizeof(float) * (size_t)n);
+    for (int i = 0; i < batch; i++) {
+        const float *o = out + (int64_t)i * n;
+        float *d = dout + (int64_t)i * n;
+        switch (act) {
+        case LDN_ACT_RELU:
+            for (int j = 0; j < n; j++) {
+                d[j] = o[j] > 0.0f ? d[j] : 0.0f;
+                db[j] += d[j];
+            }
+            break;
+        case LDN_ACT_TANH:
+            for (int j = 0; j < n; j++) {
+                d[j] *= 1.0f - o[j] * o[j];
+                db[j] += d[j];
+            }
+            break;
+        case LDN_ACT_NONE:
+            for (int j = 0; j < n; j++)
+                db[j] += d[j];
+            break;
+        }
+    }
+}
+
+static void dense_backward(struct ldn_layer *l, const float *in, const float *out, float *dout,
+                           float *din, int batch)
+{
+    const float *w = l->tensors[0].data;
+    act_backward(l->act, out, dout, l->grad[1], batch, l->out_dim);
+    /* dW[out,in] = dz[B,out]^T * in[B,in] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out_dim, l->in_dim, batch, 1.0f, dout,
+                l->out_dim, in, l->in_dim, 0.0f, l->grad[0], l->in_dim);
+    if (din) /* din[B,in] = dz[B,out] * W[out,in] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, l->in_dim, l->out_dim, 1.0f,
+                    dout, l->out_dim, w, l->in_dim, 0.0f, din, l->in_dim);
+}
+
+static void dense_init(struct ldn_layer *l, struct ldn_rng *r)
+{
+    float *w = l->tensors[0].data;
+    double std = sqrt(2.0 / l->in_dim);
+    int64_t n = (int64_t)l->in_dim * l->out_dim;
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)(std * ldn_rng_normal(r));
+    memset(l->tensors[1].data, 0, sizeof(float) * (size_t)l->out_dim);
+}
+
+const struct ldn_layer_ops ldn_dense_ops = {"dense", dense_forward, dense_backward, dense_init};
+
+static void set_tensor(struct ldn_tensor *t, const char *name, int ndim, int64_t ne0, int64_t ne1,
+                       int64_t offset)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = t->ne[3] = 1;
+    t->offset = offset;
+}
+
+struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_dim,
+                                enum ldn_activation act, int max_batch)
+{
+    if (in_dim < 1 || n < 0 || max_batch < 1 || (n == 0 && out_dim < 1))
+        return NULL;
+    struct ldn_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return NULL;
+    net->n_layers = n + (out_dim > 0 ? 1 : 0);
+    net->layers = calloc((size_t)net->n_layers, sizeof *net->layers);
+    net->acts = calloc((size_t)net->n_layers, sizeof *net->acts);
+    if (!net->layers || !net->acts)
+        goto fail;
+    int prev = in_dim, maxw = in_dim;
+    int64_t off = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        struct ldn_layer *l = &net->layers[i];
+        bool is_out = i == n;
+        int w = is_out ? out_dim : widths[i];
+        if (w < 1)
+            goto fail;
+        l->ops = &ldn_dense_ops;
+        if (is_out)
+            snprintf(l->name, sizeof l->name, "out");
+        else
+            snprintf(l->name, sizeof l->name, "fc%d", i);
+        l->in_dim = prev;
+        l->out_dim = w;
+        l->act = is_out ? LDN_ACT_NONE : act;
+        l->n_tensors = 2;
+        set_tensor(&l->tensors[0], "weight", 2, prev, w, off);
+        off += (int64_t)prev * w;
+        set_tensor(&l->tensors[1], "bias", 1, w, 1, off);
+        off += w;
+        prev = w;
+        if (w > maxw)
+            maxw = w;
+    }
+    net->in_dim = in_dim;
+    net->out_dim = prev;
+    net->max_width = maxw;
+    net->n_params = off;
+    net->max_batch = max_batch;
+    net->params = calloc((size_t)off, sizeof(float));
+    net->grads = calloc((size_t)off, sizeof(float));
+    if (!net->params || !net->grads)
+        goto fail;
+    for (int i = 0; i < net->n_layers; i++) {
+        struct ldn_layer *l = &net->layers[i];
+        for (int k = 0; k < l->n_tensors; k++) {
+            l->tensors[k].data = net->params + l->tensors[k].offset;
+            l->grad[k] = net->grads + l->tensors[k].offset;
+        }
+        net->acts[i] = malloc(sizeof(float) * (size_t)max_batch * (size_t)l->out_dim);
+        if (!net->acts[i])
+            goto fail;
+    }
+    for (int k = 0; k < 2; k++) {
+        net->dbuf[k] = malloc(sizeof(float) * (size_t)max_batch * (size_t)maxw);
+        if (!net->dbuf[k])
+            goto fail;
+    }
+    return net;
+fail:
+    ldn_net_destroy(&net);
+    return NULL;
+}
+
+void ldn_net_destroy(struct ldn_net **pnet)
+{
+    if (!pnet || !*pnet)
+        return;
+    struct ldn_net *net = *pnet;
+    if (net->acts)
+        for (int i = 0; i < net->n_layers; i++)
+            free(net->acts[i]);
+    free(net->acts);
+    free(net->layers);
+    free(net->params);
+    free(net->grads);
+    free(net->dbuf[0]);
+    free(net->dbuf[1]);
+    free(net);
+    *pnet = NULL;
+}
+
+void ldn_net_init(struct ldn_net *net, struct ldn_rng *r)
+{
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].ops->init(&net->layers[i], r);
+}
+
+const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch)
+{
+    LDN_ASSERT(batch >= 1 && batch <= net->max_batch);
+    const float *x = in;
+    for (int i = 0; i < net->n_layers; i++) {
+        struct ldn_layer *l = &net->layers[i];
+        l->ops->forward(l, x, net->acts[i], batch);
+        x = net->acts[i];
+    }
+    return x;
+}
+
+void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch)
+{
+    LDN_ASSERT(batch >= 1 && batch <= net->max_batch);
+    float *d = dout;
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        struct ldn_layer *l = &net->layers[i];
+        const float *x = i > 0 ? net->acts[i - 1] : in;
+        float *dx = i > 0 ? net->dbuf[i & 1] : din;
+        l->ops->backward(l, x, net->acts[i], d, dx, batch);
+        d = dx;
+    }
+}

@@ -1,0 +1,85 @@
+/* Layers and networks over OpenBLAS.
+ *
+ * A layer maps a batch of flat per-sample vectors [batch, in_dim] to [batch, out_dim].
+ * It owns no memory: its parameters and gradients are views into the flat buffers of the
+ * network that holds it, so a whole network's parameters are one float vector (the
+ * parameter server's key space) and every optimizer works on flat vectors.
+ *
+ * The layer interface (struct ldn_layer_ops) is what a network calls; a new kind of layer
+ * (convolution, say) implements forward/backward and describes its parameter tensors, and
+ * nothing above this module changes. */
+#ifndef LDN_NN_H
+#define LDN_NN_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "rng.h"
+
+/* A named view of parameter memory, ggml style: ne[0] is the fastest dimension.
+ * For a dense weight [out, in] in row-major order, ne = {in, out, 1, 1}. */
+struct ldn_tensor {
+    char name[32];   /* "weight", "bias" */
+    int ndim;
+    int64_t ne[4];
+    int64_t offset;  /* offset in the owning network's flat parameter vector */
+    float *data;     /* = net->params + offset */
+};
+
+struct ldn_layer;
+
+struct ldn_layer_ops {
+    const char *kind;
+    /* out[batch, out_dim] = f(in[batch, in_dim]). */
+    void (*forward)(struct ldn_layer *l, const float *in, float *out, int batch);
+    /* Given the forward's in and out and dout = dL/dout (which it may overwrite), write the
+     * parameter gradients (overwriting, not accumulating) and, when din != NULL, dL/din. */
+    void (*backward)(struct ldn_layer *l, const float *in, const float *out, float *dout,
+                     float *din, int batch);
+    /* Draw initial parameters from r. */
+    void (*init)(struct ldn_layer *l, struct ldn_rng *r);
+};
+
+
+struct ldn_layer {
+    const struct ldn_layer_ops *ops;
+    char name[32];  /* "fc0", "fc1", ..., "out" */
+    int in_dim, out_dim;
+    enum ldn_activation act; /* activation fused into the layer's output */
+    int n_tensors;
+    struct ldn_tensor tensors[2]; /* views into net->params */
+    float *grad[2];               /* matching views into net->grads */
+};
+
+/* A feed-forward stack of layers with its parameters, gradients and activations. */
+struct ldn_net {
+    int n_layers;
+    struct ldn_layer *layers;
+    int64_t n_params;
+    float *params; /* [n_params], owned */
+    float *grads;  /* [n_params], owned */
+    int max_batch;
+    float **acts;  /* acts[i]: output of layer i, [max_batch, out_dim] */
+    float *dbuf[2]; /* backprop scratch, [max_batch, max width] */
+    int in_dim, out_dim, max_width;
+};
+
+/* A dense-layer stack in_dim -> widths[0] -> ... -> widths[n-1] -> out_dim with `act` after
+ * every hidden layer; out_dim <= 0 means no output layer (the last width is the output and
+ * gets the activation too: a trunk). Returns NULL on allocation failure or bad sizes. */
+struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_dim,
+                                enum ldn_activation act, int max_batch);
+void ldn_net_destroy(struct ldn_net **net);
+
+/* He-normal weights (std sqrt(2/fan_in)), zero biases, drawn from r. */
+void ldn_net_init(struct ldn_net *net, struct ldn_rng *r);
+/* Forward a batch (batch <= max_batch); returns the last layer's output (net->acts[n-1]). */
+const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch);
+/* Backward from dout = dL/doutput (overwritten); fills net->grads and, if din != NULL,
+ * dL/din [batch, in_dim]. Must follow ldn_net_forward on the same `in`. */
+void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch);
+
+/* Dense layer ops (exposed for tests and future layer kinds that wrap it). */
+extern const struct ldn_layer_ops ldn_dense_ops;
+
+#endif

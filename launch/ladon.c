@@ -1,0 +1,208 @@
+/* The ladon executable: command-line entry and dispatch.
+ *
+ *   ladon train --local CONFIG [key=value ...]
+ *   ladon config show CONFIG [key=value ...]
+ *   ladon data fmnist OUT_DIR [--src DIR] [--seed N]
+ *   ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]
+ *                            [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "data.h"
+#include "log.h"
+#include "status.h"
+#include "trainer.h"
+
+#define FMNIST_DEFAULT_SRC "/usr/share/datasets/fashion-mnist"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ladon <command> ...\n"
+            "  ladon train --local CONFIG [key=value ...]   train every task in this process\n"
+            "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"
+            "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
+            "        build the Fashion-MNIST multi-task benchmark (default --src %s)\n"
+            "  ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]\n"
+            "        [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]\n"
+            "        generate related synthetic tasks\n"
+            "  ladon version\n"
+            "Config keys and overrides: docs/config.md\n",
+            FMNIST_DEFAULT_SRC);
+}
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "ladon: %s\n", msg);
+    return 1;
+}
+
+/* Parse a whole-string number; 0 on success. */
+static int parse_i64(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_f64(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[0], "show") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = ldn_config_load(argv[1], argc - 2, argv + 2, err, sizeof err);
+    if (!cfg)
+        return fail(err);
+    fputs(cfg->resolved_yaml, stdout);
+    ldn_config_destroy(&cfg);
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    int local = 0, i = 0;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--local"))
+            local = 1;
+        else {
+            fprintf(stderr, "ladon train: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = ldn_config_load(argv[i], argc - i - 1, argv + i + 1, err, sizeof err);
+    if (!cfg)
+        return fail(err);
+    if (!local) {
+        ldn_config_destroy(&cfg);
+        return fail("distributed training (under mpirun) is not available in this build yet; "
+                    "run 'ladon train --local CONFIG' to train every task in one process");
+    }
+    ldn_log_set_role("local", -1, NULL);
+    LDN_INFO("config %s (run %s, seed %llu)", cfg->source, cfg->run_name,
+             (unsigned long long)cfg->seed);
+    int rc = ldn_train_local(cfg, err, sizeof err);
+    ldn_config_destroy(&cfg);
+    return rc == 0 ? 0 : fail(err);
+}
+
+static int cmd_data(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *what = argv[0], *out = argv[1];
+    char err[LDN_ERRLEN];
+    if (!strcmp(what, "fmnist")) {
+        const char *src = FMNIST_DEFAULT_SRC;
+        long long seed = 1;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--src") && i + 1 < argc)
+                src = argv[++i];
+            else if (!strcmp(argv[i], "--seed") && i + 1 < argc && !parse_i64(argv[i + 1], &seed))
+                i++;
+            else {
+                fprintf(stderr, "ladon data fmnist: bad argument '%s'\n", argv[i]);
+                return 2;
+            }
+        }
+        if (ldn_data_build_fmnist(src, out, (uint64_t)seed, err, sizeof err) != 0)
+            return fail(err);
+        printf("wrote Fashion-MNIST tasks category, group, parity to %s\n", out);
+        return 0;
+    }
+    if (!strcmp(what, "synth")) {
+        struct ldn_synth_opts o;
+        ldn_synth_opts_default(&o);
+        for (int i = 2; i < argc; i++) {
+            const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+            long long n = 0;
+            double x = 0;
+            int ok = v != NULL;
+            if (ok && !strcmp(k, "--tasks"))
+                ok = !parse_i64(v, &n) && n > 0 && n <= 100000 && ((o.tasks = (int)n), 1);
+            else if (ok && !strcmp(k, "--features"))
+                ok = !parse_i64(v, &n) && n > 0 && n <= 1000000 && ((o.features = (int)n), 1);
+            else if (ok && !strcmp(k, "--rank"))
+                ok = !parse_i64(v, &n) && n > 0 && n <= 1000000 && ((o.rank = (int)n), 1);
+            else if (ok && !strcmp(k, "--classes"))
+                ok = !parse_i64(v, &n) && n > 1 && n <= 100000 && ((o.classes = (int)n), 1);
+            else if (ok && !strcmp(k, "--train"))
+                ok = !parse_i64(v, &n) && n > 0 && ((o.n_train = n), 1);
+            else if (ok && !strcmp(k, "--test"))
+                ok = !parse_i64(v, &n) && n > 0 && ((o.n_test = n), 1);
+            else if (ok && !strcmp(k, "--seed"))
+                ok = !parse_i64(v, &n) && n >= 0 && ((o.seed = (uint64_t)n), 1);
+            else if (ok && !strcmp(k, "--relatedness"))
+                ok = !parse_f64(v, &x) && ((o.relatedness = x), 1);
+            else if (ok && !strcmp(k, "--noise"))
+                ok = !parse_f64(v, &x) && ((o.noise = x), 1);
+            else
+                ok = 0;
+            if (!ok) {
+                fprintf(stderr, "ladon data synth: bad argument '%s%s%s'\n", k, v ? " " : "",
+                        v ? v : "");
+                return 2;
+            }
+            i++;
+        }
+        if (ldn_data_build_synth(out, &o, err, sizeof err) != 0)
+            return fail(err);
+        printf("wrote %d synthetic tasks to %s\n", o.tasks, out);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "config"))
+        return cmd_config(argc - 2, argv + 2);
+    if (!strcmp(cmd, "data"))
+        return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("ladon %s\n", LDN_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "ladon: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

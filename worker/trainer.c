@@ -1,0 +1,290 @@
+/* The local (single-process) multi-task trainer. */
+#include "trainer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "fs.h"
+#include "log.h"
+#include "loss.h"
+#include "metrics.h"
+#include "model.h"
+#include "optim.h"
+#include "schedule.h"
+#include "status.h"
+
+
+struct task_state {
+    struct ldn_dataset *train, *test;
+    struct ldn_batcher batcher;
+    struct ldn_optim *head_opt;
+    /* running training statistics since the last evaluation / progress line */
+    double loss_sum;
+    int64_t correct, seen;
+    double last_test_acc;
+};
+
+struct local_run {
+    const struct ldn_config *cfg;
+    int n_tasks;
+    struct task_state *tasks;
+    struct ldn_model *model;
+    struct ldn_optim *trunk_opt;
+    struct ldn_schedule sched;
+    FILE *metrics;
+    float *xb, *dz;
+    int32_t *yb;
+    int64_t *idx;
+};
+
+static void run_free(struct local_run *r)
+{
+    if (r->tasks)
+        for (int t = 0; t < r->n_tasks; t++) {
+            ldn_dataset_destroy(&r->tasks[t].train);
+            ldn_dataset_destroy(&r->tasks[t].test);
+            ldn_batcher_deinit(&r->tasks[t].batcher);
+            ldn_optim_destroy(&r->tasks[t].head_opt);
+        }
+    free(r->tasks);
+    ldn_model_destroy(&r->model);
+    ldn_optim_destroy(&r->trunk_opt);
+    ldn_schedule_deinit(&r->sched);
+    if (r->metrics)
+        fclose(r->metrics);
+    free(r->xb);
+    free(r->dz);
+    free(r->yb);
+    free(r->idx);
+}
+
+/* Load every task's data and check the tasks agree on the input size. */
+static int load_tasks(struct local_run *r, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = r->cfg;
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        struct task_state *ts = &r->tasks[t];
+        ts->train = ldn_dataset_load(cfg->tasks[t].file, "train", 0, 1, err, errlen);
+        if (!ts->train)
+            return LDN_ERR_FORMAT;
+        ts->test = ldn_dataset_load(cfg->tasks[t].file, "test", 0, 1, err, errlen);
+        if (!ts->test)
+            return LDN_ERR_FORMAT;
+        if (ts->train->features != r->tasks[0].train->features)
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "data %s: task '%s' has %d features but task '%s' has %d; tasks "
+                            "sharing a trunk need the same input size",
+                            cfg->tasks[t].file, cfg->tasks[t].name, ts->train->features,
+                            cfg->tasks[0].name, r->tasks[0].train->features);
+        if (ts->test->features != ts->train->features)
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "data %s: test split has %d features, train split %d",
+                            cfg->tasks[t].file, ts->test->features, ts->train->features);
+        if (ldn_batcher_init(&ts->batcher, ts->train->n, cfg->seed,
+                             LDN_STREAM_BATCH + (uint64_t)t * 4096u) != 0)
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        LDN_INFO("task %s: %lld train rows, %lld test rows, %d classes, weight %g",
+                 cfg->tasks[t].name, (long long)ts->train->n, (long long)ts->test->n,
+                 ts->train->num_classes, cfg->tasks[t].weight);
+    }
+    return LDN_OK;
+}
+
+static void progress_line(struct local_run *r, int epoch, int64_t step, double sps, double lr)
+{
+    char buf[4096];
+    int off = snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g",
+                       epoch, r->cfg->epochs, (long long)step, (long long)r->sched.total_steps,
+                       sps, lr);
+    for (int t = 0; t < r->n_tasks && off < (int)sizeof buf - 64; t++) {
+        struct task_state *ts = &r->tasks[t];
+        if (ts->seen == 0)
+            continue;
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " | %s loss %.4f acc %.1f%%",
+                        r->cfg->tasks[t].name, ts->loss_sum / (double)ts->seen,
+                        100.0 * (double)ts->correct / (double)ts->seen);
+    }
+    LDN_INFO("%s", buf);
+}
+
+static int evaluate(struct local_run *r, int64_t step, double sps, double lr, double elapsed)
+{
+    const struct ldn_config *cfg = r->cfg;
+    double epoch = (double)step / (double)r->sched.steps_per_epoch;
+    char buf[4096];
+    int off = snprintf(buf, sizeof buf, "eval epoch %.2f step %lld:", epoch, (long long)step);
+    for (int t = 0; t < r->n_tasks; t++) {
+        struct task_state *ts = &r->tasks[t];
+        struct ldn_eval_record rec = {.task = cfg->tasks[t].name,
+                                      .step = step,
+                                      .epoch = epoch,
+                                      .test_rows = ts->test->n,
+                                      .samples_per_s = sps,
+                                      .lr = lr,
+                                      .elapsed_s = elapsed};
+        ldn_model_evaluate(r->model, t, ts->test->x, ts->test->y, ts->test->n, &rec.loss,
+                           &rec.accuracy);
+        rec.train_loss = ts->seen ? ts->loss_sum / (double)ts->seen : NAN;
+        rec.train_accuracy = ts->seen ? (double)ts->correct / (double)ts->seen : NAN;
+        ts->last_test_acc = rec.accuracy;
+        if (ldn_metrics_write(r->metrics, &rec) != 0)
+            return LDN_ERR_IO;
+        if (off < (int)sizeof buf - 64)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " %s acc %.2f%% (loss %.4f)",
+                            cfg->tasks[t].name, 100.0 * rec.accuracy, rec.loss);
+    }
+    LDN_INFO("%s", buf);
+    return LDN_OK;
+}
+
+static void reset_stats(struct local_run *r)
+{
+    for (int t = 0; t < r->n_tasks; t++) {
+        r->tasks[t].loss_sum = 0.0;
+        r->tasks[t].correct = 0;
+        r->tasks[t].seen = 0;
+    }
+}
+
+/* One training step on task t: gather the batch, forward, loss, backward, update. */
+static void train_step(struct local_run *r, int t, double lr)
+{
+    const struct ldn_config *cfg = r->cfg;
+    struct task_state *ts = &r->tasks[t];
+    const int f = r->model->features;
+    int b = ldn_batcher_next(&ts->batcher, cfg->batch_size, r->idx);
+    for (int i = 0; i < b; i++) {
+        memcpy(r->xb + (int64_t)i * f, ts->train->x + r->idx[i] * f, sizeof(float) * (size_t)f);
+        r->yb[i] = ts->train->y[r->idx[i]];
+    }
+    const float *z = ldn_model_forward(r->model, t, r->xb, b);
+    int64_t ok = 0;
+    double loss = ldn_loss_xent(z, r->yb, b, r->model->classes[t], (float)cfg->tasks[t].weight,
+                                r->dz, &ok);
+    ldn_model_backward(r->model, t, r->xb, r->dz, b);
+    struct ldn_net *head = r->model->heads[t], *trunk = r->model->trunk;
+    ldn_optim_step(ts->head_opt, head->params, head->grads, lr);
+    ldn_optim_step(r->trunk_opt, trunk->params, trunk->grads, lr);
+    ts->loss_sum += loss * b;
+    ts->correct += ok;
+    ts->seen += b;
+}
+
+int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
+{
+    struct local_run r = {.cfg = cfg, .n_tasks = cfg->n_tasks};
+    int rc;
+    openblas_set_num_threads(cfg->threads);
+    r.tasks = calloc((size_t)cfg->n_tasks, sizeof *r.tasks);
+    if (!r.tasks) {
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = load_tasks(&r, err, errlen)) != 0)
+        goto out;
+
+    int64_t *n_train = malloc(sizeof(int64_t) * (size_t)cfg->n_tasks);
+    int *classes = malloc(sizeof(int) * (size_t)cfg->n_tasks);
+    if (!n_train || !classes) {
+        free(n_train);
+        free(classes);
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        n_train[t] = r.tasks[t].train->n;
+        classes[t] = r.tasks[t].train->num_classes;
+    }
+    rc = ldn_schedule_init(&r.sched, cfg, n_train, err, errlen);
+    int max_batch = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
+    if (rc == 0) {
+        r.model = ldn_model_new(cfg, r.tasks[0].train->features, classes, max_batch, err, errlen);
+        if (!r.model)
+            rc = LDN_ERR_NOMEM;
+    }
+    free(n_train);
+    free(classes);
+    if (rc != 0)
+        goto out;
+
+    r.trunk_opt = ldn_optim_new(&cfg->optim, r.model->trunk->n_params);
+    int max_classes = 1;
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        r.tasks[t].head_opt = ldn_optim_new(&cfg->optim, r.model->heads[t]->n_params);
+        if (!r.tasks[t].head_opt) {
+            rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if (r.model->classes[t] > max_classes)
+            max_classes = r.model->classes[t];
+    }
+    r.xb = malloc(sizeof(float) * (size_t)cfg->batch_size * (size_t)r.model->features);
+    r.dz = malloc(sizeof(float) * (size_t)cfg->batch_size * (size_t)max_classes);
+    r.yb = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
+    r.idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
+    if (!r.trunk_opt || !r.xb || !r.dz || !r.yb || !r.idx) {
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+
+    if ((rc = ldn_mkdir_p(cfg->run_dir, err, errlen)) != 0)
+        goto out;
+    char path[LDN_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", cfg->run_dir);
+    if ((rc = ldn_write_file_atomic(path, cfg->resolved_yaml, strlen(cfg->resolved_yaml), err,
+                                    errlen)) != 0)
+        goto out;
+    if (!(r.metrics = ldn_metrics_open(cfg->run_dir, 0, err, errlen))) {
+        rc = LDN_ERR_IO;
+        goto out;
+    }
+    LDN_INFO("local training: %d tasks, trunk %lld parameters, %lld steps per epoch, %d epochs, "
+             "run dir %s",
+             cfg->n_tasks, (long long)r.model->trunk->n_params, (long long)r.sched.steps_per_epoch,
+             cfg->epochs, cfg->run_dir);
+
+    int64_t eval_period = (int64_t)llround(cfg->eval_every * (double)r.sched.steps_per_epoch);
+    if (eval_period < 1)
+        eval_period = 1;
+    double t_start = ldn_now(), t_mark = t_start, train_time = 0.0;
+    int64_t samples_mark = 0, samples = 0;
+    double lr = cfg->optim.lr;
+    for (int64_t step = 0; step < r.sched.total_steps; step++) {
+        int t = ldn_schedule_task(&r.sched, step);
+        lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r.sched.total_steps,
+                       r.sched.steps_per_epoch);
+        train_step(&r, t, lr);
+        samples += cfg->batch_size < r.tasks[t].train->n ? cfg->batch_size : r.tasks[t].train->n;
+        int64_t done = step + 1;
+        bool do_eval = done % eval_period == 0 || done == r.sched.total_steps;
+        bool do_log = cfg->log_every > 0 && done % cfg->log_every == 0;
+        if (do_eval || do_log) {
+            double now = ldn_now();
+            train_time += now - t_mark;
+            double sps = (double)(samples - samples_mark) / (now - t_mark);
+            int epoch = (int)((step) / r.sched.steps_per_epoch) + 1;
+            if (do_log)
+                progress_line(&r, epoch, done, sps, lr);
+            if (do_eval) {
+                double overall = (double)samples / train_time;
+                if ((rc = evaluate(&r, done, overall, lr, now - t_start)) != 0) {
+                    ldn_fail(err, errlen, rc, "metrics: write to %s/metrics.jsonl failed",
+                             cfg->run_dir);
+                    goto out;
+                }
+                reset_stats(&r);
+            }
+            samples_mark = samples;
+            t_mark = ldn_now();
+        }
+    }
+    LDN_INFO("done: %lld steps, %.0f samples/s (training only), %.1f s in all",
+             (long long)r.sched.total_steps, (double)samples / train_time, ldn_now() - t_start);
+    rc = LDN_OK;
+out:
+    run_free(&r);
+    return rc;
+}
