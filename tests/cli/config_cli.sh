@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Integration: `ladon config show` prints the resolved config with overrides applied, and a
+# bad config or override exits non-zero with one line naming file:line:col and the key.
+set -euo pipefail
+ladon=$1
+src=$2
+out=$("$ladon" config show "$src/configs/quickstart.yaml" train.lr=0.125 train.epochs=7)
+grep -q "lr: 0.125" <<<"$out" || { echo "override train.lr not applied"; echo "$out"; exit 1; }
+grep -q "epochs: 7" <<<"$out" || { echo "override train.epochs not applied"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf 'data: {dir: d}\nmodel: {trunk: [8]}\ntasks: {a: {}}\ntrain:\n  batch_size: 0\n' >"$tmp/bad.yaml"
+if "$ladon" config show "$tmp/bad.yaml" 2>"$tmp/err"; then echo "bad config accepted"; exit 1; fi
+[ "$(wc -l <"$tmp/err")" -eq 1 ] || { echo "error is not one line:"; cat "$tmp/err"; exit 1; }
+grep -q "bad.yaml:5:15: train.batch_size" "$tmp/err" || { echo "unexpected error:"; cat "$tmp/err"; exit 1; }
+if "$ladon" config show "$src/configs/quickstart.yaml" train.lr=fast 2>"$tmp/err"; then
+  echo "bad override accepted"; exit 1
+fi
+grep -q "train.lr" "$tmp/err" || { cat "$tmp/err"; exit 1; }
+if "$ladon" train --local "$tmp/missing.yaml" 2>"$tmp/err"; then echo "missing config accepted"; exit 1; fi
+grep -q "missing.yaml" "$tmp/err"
+echo "config cli: ok"
