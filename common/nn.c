@@ -33,11 +33,14 @@ static void apply_act(enum ldn_activation act, float *y, const float *bias, int 
 
 static void dense_forward(struct ldn_layer *l, const float *in, float *out, int batch)
 {
-    const float *w = l->tensors[0].data, *b = l->tensors[1].data;
+    const float *w = l->tensors[0].data;
+    const int64_t ld = l->row_len;
+    for (int j = 0; j < l->out_dim; j++) /* bias column -> contiguous */
+        l->bias[j] = w[j * ld + l->in_dim];
     /* out[B,out] = in[B,in] * W[out,in]^T */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, l->out_dim, l->in_dim, 1.0f, in,
-                l->in_dim, w, l->in_dim, 0.0f, out, l->out_dim);
-    apply_act(l->act, out, b, batch, l->out_dim);
+                l->in_dim, w, (int)ld, 0.0f, out, l->out_dim);
+    apply_act(l->act, out, l->bias, batch, l->out_dim);
 }
 
 /* dz = dout * act'(out), in place, and db = column sums of dz. */
@@ -73,29 +76,34 @@ static void dense_backward(struct ldn_layer *l, const float *in, const float *ou
                            float *din, int batch)
 {
     const float *w = l->tensors[0].data;
-    act_backward(l->act, out, dout, l->grad[1], batch, l->out_dim);
+    float *g = l->grad[0];
+    const int64_t ld = l->row_len;
+    act_backward(l->act, out, dout, l->bias, batch, l->out_dim);
+    for (int j = 0; j < l->out_dim; j++)
+        g[j * ld + l->in_dim] = l->bias[j];
     /* dW[out,in] = dz[B,out]^T * in[B,in] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out_dim, l->in_dim, batch, 1.0f, dout,
-                l->out_dim, in, l->in_dim, 0.0f, l->grad[0], l->in_dim);
+                l->out_dim, in, l->in_dim, 0.0f, g, (int)ld);
     if (din) /* din[B,in] = dz[B,out] * W[out,in] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, l->in_dim, l->out_dim, 1.0f,
-                    dout, l->out_dim, w, l->in_dim, 0.0f, din, l->in_dim);
+                    dout, l->out_dim, w, (int)ld, 0.0f, din, l->in_dim);
 }
 
 static void dense_init(struct ldn_layer *l, struct ldn_rng *r)
 {
     float *w = l->tensors[0].data;
     double std = sqrt(2.0 / l->in_dim);
-    int64_t n = (int64_t)l->in_dim * l->out_dim;
-    for (int64_t i = 0; i < n; i++)
-        w[i] = (float)(std * ldn_rng_normal(r));
-    memset(l->tensors[1].data, 0, sizeof(float) * (size_t)l->out_dim);
+    for (int j = 0; j < l->out_dim; j++) {
+        for (int i = 0; i < l->in_dim; i++)
+            w[j * l->row_len + i] = (float)(std * ldn_rng_normal(r));
+        w[j * l->row_len + l->in_dim] = 0.0f;
+    }
 }
 
 const struct ldn_layer_ops ldn_dense_ops = {"dense", dense_forward, dense_backward, dense_init};
 
 static void set_tensor(struct ldn_tensor *t, const char *name, int ndim, int64_t ne0, int64_t ne1,
-                       int64_t offset)
+                       int64_t nb0, int64_t nb1, int64_t offset)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -103,6 +111,9 @@ static void set_tensor(struct ldn_tensor *t, const char *name, int ndim, int64_t
     t->ne[0] = ne0;
     t->ne[1] = ne1;
     t->ne[2] = t->ne[3] = 1;
+    t->nb[0] = nb0;
+    t->nb[1] = nb1;
+    t->nb[2] = t->nb[3] = ne1 * nb1;
     t->offset = offset;
 }
 
@@ -136,10 +147,12 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
         l->out_dim = w;
         l->act = is_out ? LDN_ACT_NONE : act;
         l->n_tensors = 2;
-        set_tensor(&l->tensors[0], "weight", 2, prev, w, off);
-        off += (int64_t)prev * w;
-        set_tensor(&l->tensors[1], "bias", 1, w, 1, off);
-        off += w;
+        l->row_len = prev + 1;
+        l->offset = off;
+        l->n_params = (int64_t)w * l->row_len;
+        set_tensor(&l->tensors[0], "weight", 2, prev, w, 1, l->row_len, off);
+        set_tensor(&l->tensors[1], "bias", 1, w, 1, l->row_len, l->row_len * w, off + prev);
+        off += l->n_params;
         prev = w;
         if (w > maxw)
             maxw = w;
@@ -160,7 +173,8 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
             l->grad[k] = net->grads + l->tensors[k].offset;
         }
         net->acts[i] = malloc(sizeof(float) * (size_t)max_batch * (size_t)l->out_dim);
-        if (!net->acts[i])
+        l->bias = malloc(sizeof(float) * (size_t)l->out_dim);
+        if (!net->acts[i] || !l->bias)
             goto fail;
     }
     for (int k = 0; k < 2; k++) {
@@ -182,6 +196,9 @@ void ldn_net_destroy(struct ldn_net **pnet)
     if (net->acts)
         for (int i = 0; i < net->n_layers; i++)
             free(net->acts[i]);
+    if (net->layers)
+        for (int i = 0; i < net->n_layers; i++)
+            free(net->layers[i].bias);
     free(net->acts);
     free(net->layers);
     free(net->params);

@@ -16,13 +16,17 @@
 #include "config.h"
 #include "rng.h"
 
-/* A named view of parameter memory, ggml style: ne[0] is the fastest dimension.
- * For a dense weight [out, in] in row-major order, ne = {in, out, 1, 1}. */
+/* A named view of parameter memory, ggml style: ne[0] is the fastest dimension and nb[i] is
+ * the stride of dimension i in elements. A dense layer keeps its parameters as one row-major
+ * [out, in + 1] block, row j = (weights of output j, bias j), so that any range of whole rows
+ * is one contiguous key range: its weight has ne = {in, out}, nb = {1, in + 1} and its bias
+ * ne = {out}, nb = {in + 1}, offset by in. */
 struct ldn_tensor {
     char name[32];   /* "weight", "bias" */
     int ndim;
     int64_t ne[4];
-    int64_t offset;  /* offset in the owning network's flat parameter vector */
+    int64_t nb[4];
+    int64_t offset;  /* offset of element 0 in the owning network's flat parameter vector */
     float *data;     /* = net->params + offset */
 };
 
@@ -49,6 +53,9 @@ struct ldn_layer {
     int n_tensors;
     struct ldn_tensor tensors[2]; /* views into net->params */
     float *grad[2];               /* matching views into net->grads */
+    int64_t offset, n_params;     /* the layer's block [offset, offset + n_params) */
+    int64_t row_len;              /* keys per output row (in + 1 for dense) */
+    float *bias;                  /* contiguous scratch [out]: bias copy / bias gradient */
 };
 
 /* A feed-forward stack of layers with its parameters, gradients and activations. */
