@@ -2,7 +2,9 @@
 #include "model.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+#include "data.h"
 #include "loss.h"
 #include "rng.h"
 #include "status.h"
@@ -87,4 +89,42 @@ void ldn_model_evaluate(struct ldn_model *m, int t, const float *x, const int32_
     }
     *loss = n > 0 ? total / (double)n : 0.0;
     *accuracy = n > 0 ? (double)correct / (double)n : 0.0;
+}
+
+int ldn_batch_buf_init(struct ldn_batch_buf *b, int max_batch, int features, int max_classes)
+{
+    b->max_batch = max_batch;
+    b->x = malloc(sizeof(float) * (size_t)max_batch * (size_t)features);
+    b->y = malloc(sizeof(int32_t) * (size_t)max_batch);
+    b->dz = malloc(sizeof(float) * (size_t)max_batch * (size_t)max_classes);
+    if (!b->x || !b->y || !b->dz) {
+        ldn_batch_buf_deinit(b);
+        return LDN_ERR_NOMEM;
+    }
+    return LDN_OK;
+}
+
+void ldn_batch_buf_deinit(struct ldn_batch_buf *b)
+{
+    free(b->x);
+    free(b->y);
+    free(b->dz);
+    b->x = b->dz = NULL;
+    b->y = NULL;
+}
+
+double ldn_model_train_batch(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+                             const int64_t *idx, int n, float weight, struct ldn_batch_buf *buf,
+                             int64_t *correct)
+{
+    const int f = m->features;
+    LDN_ASSERT(n <= buf->max_batch && ds->features == f);
+    for (int i = 0; i < n; i++) {
+        memcpy(buf->x + (int64_t)i * f, ds->x + idx[i] * f, sizeof(float) * (size_t)f);
+        buf->y[i] = ds->y[idx[i]];
+    }
+    const float *z = ldn_model_forward(m, t, buf->x, n);
+    double loss = ldn_loss_xent(z, buf->y, n, m->classes[t], weight, buf->dz, correct);
+    ldn_model_backward(m, t, buf->x, buf->dz, n);
+    return loss;
 }

@@ -37,6 +37,27 @@ void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogi
 
 
 
+/* Per-step buffers for ldn_model_train_batch, allocated once (sizes for max_batch rows). */
+struct ldn_batch_buf {
+    int max_batch;
+    float *x;    /* [max_batch, features] */
+    int32_t *y;  /* [max_batch] */
+    float *dz;   /* [max_batch, max classes] */
+};
+
+int ldn_batch_buf_init(struct ldn_batch_buf *b, int max_batch, int features, int max_classes);
+void ldn_batch_buf_deinit(struct ldn_batch_buf *b);
+
+struct ldn_dataset;
+
+/* One training batch of task t: gather rows idx[0..n) of ds (a training split), forward,
+ * cross-entropy scaled by weight, backward. Leaves the gradients in m->trunk->grads and
+ * m->heads[t]->grads (no optimizer step); returns the batch mean loss, *correct the rows
+ * predicted right. */
+double ldn_model_train_batch(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+                             const int64_t *idx, int n, float weight, struct ldn_batch_buf *buf,
+                             int64_t *correct);
+
 /* Evaluate head t on n rows (x [n, features], labels y) in chunks of the model's max batch:
  * mean cross-entropy into *loss and the fraction of correct argmax into *accuracy. */
 void ldn_model_evaluate(struct ldn_model *m, int t, const float *x, const int32_t *y, int64_t n,

@@ -17,11 +17,17 @@ int ldn_schedule_init(struct ldn_schedule *s, const struct ldn_config *cfg, cons
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "schedule: out of memory");
     double total = 0.0;
     int64_t steps = 0;
+    s->n_active = 0;
     for (int t = 0; t < cfg->n_tasks; t++) {
-        total += pow((double)n_train[t], cfg->sampling_alpha);
+        if (n_train[t] > 0) {
+            total += pow((double)n_train[t], cfg->sampling_alpha);
+            s->n_active++;
+        }
         s->cum[t] = total;
         steps += (n_train[t] + cfg->batch_size - 1) / cfg->batch_size;
     }
+    if (s->n_active == 0)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "schedule: no task has training rows");
     for (int t = 0; t < cfg->n_tasks; t++)
         s->cum[t] /= total;
     s->cum[cfg->n_tasks - 1] = 1.0;
@@ -38,8 +44,12 @@ void ldn_schedule_deinit(struct ldn_schedule *s)
 
 int ldn_schedule_task(const struct ldn_schedule *s, int64_t step)
 {
-    if (s->sampling == LDN_SAMPLE_ROUND_ROBIN)
-        return (int)(step % s->n_tasks);
+    if (s->sampling == LDN_SAMPLE_ROUND_ROBIN) {
+        int64_t k = step % s->n_active; /* the k-th task with rows */
+        for (int t = 0; t < s->n_tasks; t++)
+            if ((t == 0 ? s->cum[0] > 0 : s->cum[t] > s->cum[t - 1]) && k-- == 0)
+                return t;
+    }
     /* One independent draw per step: a stream per step keeps it a pure function of step. */
     struct ldn_rng r;
     ldn_rng_init(&r, s->seed, ((uint64_t)LDN_STREAM_SCHEDULE << 40) + (uint64_t)step);

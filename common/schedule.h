@@ -16,6 +16,7 @@
 
 struct ldn_schedule {
     int n_tasks;
+    int n_active;           /* tasks with training rows */
     enum ldn_sampling sampling;
     double *cum;            /* cumulative task probabilities, [n_tasks] */
     uint64_t seed;
@@ -24,7 +25,9 @@ struct ldn_schedule {
 };
 
 /* Build the schedule for cfg with n_train[t] training rows per task (the whole task, all
- * shards). Returns 0 or a negative status with err. */
+ * shards). Tasks with n_train[t] == 0 are never drawn: a task group passes its own tasks'
+ * sizes and zeros elsewhere, and with every task present the group's draws equal the
+ * global schedule's. Returns 0 or a negative status with err. */
 int ldn_schedule_init(struct ldn_schedule *s, const struct ldn_config *cfg, const int64_t *n_train,
                       char *err, size_t errlen);
 void ldn_schedule_deinit(struct ldn_schedule *s);

@@ -33,6 +33,21 @@ enum ldn_wire_op {
 
 enum ldn_codec_id { LDN_CODEC_DENSE_F32 = 0 };
 
+/* CONTROL commands (vals[0]); the phase arguments follow in vals[1..]. */
+enum ldn_control {
+    LDN_CTL_PING = 0,  /* liveness only */
+    LDN_CTL_TRAIN = 1, /* vals[1] = first step, vals[2] = end step (exclusive) */
+    LDN_CTL_EVAL = 2,  /* vals[1] = step */
+    LDN_CTL_STOP = 3   /* finish: answer DONE (servers with their stats) and exit */
+};
+
+/* REPORT kinds (vals[0]); the layouts are in docs/wire.md. */
+enum ldn_report {
+    LDN_REP_PROGRESS = 0, /* [kind, step, samples, loss_sum, correct, bytes_push, bytes_pull,
+                             staleness_sum, pulls, compute_s, wait_s] for task `task` */
+    LDN_REP_EVAL = 1      /* [kind, step, loss_sum, correct, rows] for task `task` */
+};
+
 struct ldn_wire_hdr {
     uint32_t version; /* "v" */
     uint32_t op;      /* "op" */

@@ -35,8 +35,7 @@ struct local_run {
     struct ldn_optim *trunk_opt;
     struct ldn_schedule sched;
     FILE *metrics;
-    float *xb, *dz;
-    int32_t *yb;
+    struct ldn_batch_buf buf;
     int64_t *idx;
 };
 
@@ -55,9 +54,7 @@ static void run_free(struct local_run *r)
     ldn_schedule_deinit(&r->sched);
     if (r->metrics)
         fclose(r->metrics);
-    free(r->xb);
-    free(r->dz);
-    free(r->yb);
+    ldn_batch_buf_deinit(&r->buf);
     free(r->idx);
 }
 
@@ -149,22 +146,14 @@ static void reset_stats(struct local_run *r)
     }
 }
 
-/* One training step on task t: gather the batch, forward, loss, backward, update. */
+/* One training step on task t: batch, forward, loss, backward, update head and trunk. */
 static void train_step(struct local_run *r, int t, double lr)
 {
-    const struct ldn_config *cfg = r->cfg;
     struct task_state *ts = &r->tasks[t];
-    const int f = r->model->features;
-    int b = ldn_batcher_next(&ts->batcher, cfg->batch_size, r->idx);
-    for (int i = 0; i < b; i++) {
-        memcpy(r->xb + (int64_t)i * f, ts->train->x + r->idx[i] * f, sizeof(float) * (size_t)f);
-        r->yb[i] = ts->train->y[r->idx[i]];
-    }
-    const float *z = ldn_model_forward(r->model, t, r->xb, b);
+    int b = ldn_batcher_next(&ts->batcher, r->cfg->batch_size, r->idx);
     int64_t ok = 0;
-    double loss = ldn_loss_xent(z, r->yb, b, r->model->classes[t], (float)cfg->tasks[t].weight,
-                                r->dz, &ok);
-    ldn_model_backward(r->model, t, r->xb, r->dz, b);
+    double loss = ldn_model_train_batch(r->model, t, ts->train, r->idx, b,
+                                        (float)r->cfg->tasks[t].weight, &r->buf, &ok);
     struct ldn_net *head = r->model->heads[t], *trunk = r->model->trunk;
     ldn_optim_step(ts->head_opt, head->params, head->grads, lr);
     ldn_optim_step(r->trunk_opt, trunk->params, trunk->grads, lr);
@@ -221,11 +210,9 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
         if (r.model->classes[t] > max_classes)
             max_classes = r.model->classes[t];
     }
-    r.xb = malloc(sizeof(float) * (size_t)cfg->batch_size * (size_t)r.model->features);
-    r.dz = malloc(sizeof(float) * (size_t)cfg->batch_size * (size_t)max_classes);
-    r.yb = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);
     r.idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
-    if (!r.trunk_opt || !r.xb || !r.dz || !r.yb || !r.idx) {
+    if (!r.trunk_opt || !r.idx ||
+        ldn_batch_buf_init(&r.buf, cfg->batch_size, r.model->features, max_classes) != 0) {
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
         goto out;
     }

@@ -1,0 +1,27 @@
+/* What every rank of a distributed job knows after start-up (launch/dist.c builds it):
+ * the config, the plan, the data sizes, the endpoints and the trunk's key ranges. */
+#ifndef LDN_JOB_H
+#define LDN_JOB_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "net.h"
+#include "plan.h"
+
+struct ldn_job {
+    const struct ldn_config *cfg;
+    const struct ldn_plan *plan;
+    int rank, world;
+    void *zctx;
+    int features;
+    const int64_t *n_train, *n_test; /* [n_tasks], whole tasks */
+    const int *classes;              /* [n_tasks] */
+    int64_t steps_per_epoch, total_steps;
+    char coord_endpoint[LDN_NET_ENDPOINT_MAX];
+    char (*server_endpoints)[LDN_NET_ENDPOINT_MAX]; /* [n_servers] */
+    const struct ldn_range *ranges;                 /* [n_servers] */
+    int64_t trunk_params;
+};
+
+#endif

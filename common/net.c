@@ -1,0 +1,200 @@
+/* ZeroMQ sockets and wire-format messages. */
+#define _DEFAULT_SOURCE
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "status.h"
+
+int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, size_t errlen)
+{
+    struct ifaddrs *ifs;
+    if (getifaddrs(&ifs) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "getifaddrs: %s", strerror(errno));
+    int want = iface && *iface && strcmp(iface, "auto") != 0;
+    int found = 0;
+    for (struct ifaddrs *a = ifs; a && !found; a = a->ifa_next) {
+        if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || !(a->ifa_flags & IFF_UP))
+            continue;
+        if (want ? strcmp(a->ifa_name, iface) != 0 : (a->ifa_flags & IFF_LOOPBACK) != 0)
+            continue;
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)a->ifa_addr;
+        found = inet_ntop(AF_INET, &sin->sin_addr, ip, (socklen_t)len) != NULL;
+    }
+    freeifaddrs(ifs);
+    if (found)
+        return LDN_OK;
+    if (want)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "ps.interface: no IPv4 address on an interface named '%s' that is up",
+                        iface);
+    snprintf(ip, len, "127.0.0.1");
+    return LDN_OK;
+}
+
+int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *err, size_t errlen)
+{
+    char ep[LDN_NET_ENDPOINT_MAX];
+    snprintf(ep, sizeof ep, "tcp://%s:*", ip);
+    if (zmq_bind(sock, ep) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "zmq_bind %s: %s", ep, zmq_strerror(errno));
+    size_t n = len;
+    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, endpoint, &n) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "ZMQ_LAST_ENDPOINT: %s", zmq_strerror(errno));
+    return LDN_OK;
+}
+
+int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen)
+{
+    int zero = 0;
+    if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
+        (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0))
+        return ldn_fail(err, errlen, LDN_ERR_IO, "zmq_setsockopt: %s", zmq_strerror(errno));
+    return LDN_OK;
+}
+
+long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+                  const void *const *frames, char *err, size_t errlen)
+{
+    char buf[LDN_WIRE_HDR_MAX];
+    int n = ldn_wire_encode(h, buf, sizeof buf);
+    if (n < 0)
+        return ldn_fail(err, errlen, n, "encode %s header", ldn_wire_op_name(h->op));
+    long total = 0;
+    if (ident) {
+        if (zmq_send(sock, ident, ident_len, ZMQ_SNDMORE) < 0)
+            goto fail;
+        total += (long)ident_len;
+    }
+    if (zmq_send(sock, buf, (size_t)n, h->nframes ? ZMQ_SNDMORE : 0) < 0)
+        goto fail;
+    total += n;
+    for (uint32_t i = 0; i < h->nframes; i++) {
+        if (zmq_send(sock, frames[i], h->lens[i], i + 1 < h->nframes ? ZMQ_SNDMORE : 0) < 0)
+            goto fail;
+        total += (long)h->lens[i];
+    }
+    return total;
+fail:
+    return ldn_fail(err, errlen, LDN_ERR_IO, "send %s: %s", ldn_wire_op_name(h->op),
+                    zmq_strerror(errno));
+}
+
+static int more(void *sock)
+{
+    int m = 0;
+    size_t sz = sizeof m;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &m, &sz);
+    return m;
+}
+
+/* Drop the remaining parts of the message being read. */
+static void drain(void *sock)
+{
+    while (more(sock)) {
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        zmq_msg_recv(&x, sock, 0);
+        zmq_msg_close(&x);
+    }
+}
+
+int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char *err,
+                 size_t errlen)
+{
+    m->nframes = 0;
+    m->ident_len = 0;
+    m->bytes = 0;
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    int pr = zmq_poll(&it, 1, timeout_ms);
+    if (pr < 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "zmq_poll: %s", zmq_strerror(errno));
+    if (pr == 0)
+        return LDN_ERR_TIMEOUT;
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (router) {
+        if (zmq_msg_recv(&part, sock, 0) < 0) {
+            zmq_msg_close(&part);
+            return ldn_fail(err, errlen, LDN_ERR_IO, "recv: %s", zmq_strerror(errno));
+        }
+        m->ident_len = zmq_msg_size(&part) < LDN_NET_IDENT_MAX ? zmq_msg_size(&part)
+                                                                 : LDN_NET_IDENT_MAX - 1;
+        memcpy(m->ident, zmq_msg_data(&part), m->ident_len);
+        m->ident[m->ident_len] = '\0';
+        m->bytes += zmq_msg_size(&part);
+        if (!more(sock)) {
+            zmq_msg_close(&part);
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT, "message has no header frame");
+        }
+    }
+    if (zmq_msg_recv(&part, sock, 0) < 0) {
+        zmq_msg_close(&part);
+        return ldn_fail(err, errlen, LDN_ERR_IO, "recv: %s", zmq_strerror(errno));
+    }
+    m->bytes += zmq_msg_size(&part);
+    int rc = ldn_wire_decode(zmq_msg_data(&part), zmq_msg_size(&part), &m->hdr, err, errlen);
+    zmq_msg_close(&part);
+    if (rc != 0) {
+        drain(sock);
+        return rc;
+    }
+    while (more(sock)) {
+        if (m->nframes == LDN_WIRE_MAX_FRAMES) {
+            drain(sock);
+            ldn_msg_close(m);
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT, "more than %d payload frames",
+                            LDN_WIRE_MAX_FRAMES);
+        }
+        zmq_msg_t *f = &m->frames[m->nframes];
+        zmq_msg_init(f);
+        if (zmq_msg_recv(f, sock, 0) < 0) {
+            zmq_msg_close(f);
+            ldn_msg_close(m);
+            return ldn_fail(err, errlen, LDN_ERR_IO, "recv: %s", zmq_strerror(errno));
+        }
+        m->bytes += zmq_msg_size(f);
+        m->nframes++;
+    }
+    if ((uint32_t)m->nframes != m->hdr.nframes) {
+        int got = m->nframes;
+        ldn_msg_close(m);
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header lists %u payload frames, got %d",
+                        m->hdr.nframes, got);
+    }
+    for (int i = 0; i < m->nframes; i++)
+        if (zmq_msg_size(&m->frames[i]) != m->hdr.lens[i]) {
+            size_t got = zmq_msg_size(&m->frames[i]);
+            ldn_msg_close(m);
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "payload frame %d has %zu bytes, header says %llu", i, got,
+                            (unsigned long long)m->hdr.lens[i]);
+        }
+    return LDN_OK;
+}
+
+void ldn_msg_close(struct ldn_msg *m)
+{
+    for (int i = 0; i < m->nframes; i++)
+        zmq_msg_close(&m->frames[i]);
+    m->nframes = 0;
+}
+
+void ldn_net_reply_error(void *sock, const struct ldn_msg *m, int from, int status,
+                         const char *text)
+{
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_ERROR, from);
+    h.status = status;
+    h.step = m->hdr.step;
+    snprintf(h.msg, sizeof h.msg, "%s", text);
+    ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, NULL, 0);
+}

@@ -1,0 +1,55 @@
+/* ZeroMQ sockets and multipart messages in the wire format (common/wire.h).
+ *
+ * Receiving always drains every part of a multipart message, even a malformed one, so a
+ * bad peer cannot desynchronise a socket. All waits take a timeout in milliseconds and
+ * return LDN_ERR_TIMEOUT when it runs out. */
+#ifndef LDN_NET_H
+#define LDN_NET_H
+
+#include <stddef.h>
+#include <zmq.h>
+
+#include "wire.h"
+
+#define LDN_NET_IDENT_MAX 32
+#define LDN_NET_ENDPOINT_MAX 96
+
+/* A received message: routing identity (ROUTER sockets), decoded header, payload frames. */
+struct ldn_msg {
+    char ident[LDN_NET_IDENT_MAX];
+    size_t ident_len;
+    struct ldn_wire_hdr hdr;
+    int nframes;
+    zmq_msg_t frames[LDN_WIRE_MAX_FRAMES];
+    size_t bytes; /* total bytes received, all parts */
+};
+
+/* The IPv4 address to bind on: of interface `iface` when given (and not "auto"), otherwise
+ * the first non-loopback interface that is up, otherwise 127.0.0.1. Returns 0 or negative
+ * status with err. */
+int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, size_t errlen);
+
+/* Bind sock to tcp://ip:* and return the actual endpoint (tcp://ip:port) in endpoint. */
+int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *err,
+                 size_t errlen);
+
+/* Common socket options: linger 0, high-water marks off, identity when ident != NULL. */
+int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen);
+
+/* Send header + frames (lengths from h->lens, count h->nframes), prefixed by a routing
+ * identity when ident != NULL (ROUTER sockets). Returns bytes sent or negative status. */
+long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+                  const void *const *frames, char *err, size_t errlen);
+
+/* Receive one message within timeout_ms (-1 = forever). router != 0 reads an identity part
+ * first. On LDN_ERR_FORMAT / LDN_ERR_PEER the message was consumed, m->ident is valid (to
+ * answer with an error) and err says what was wrong. Close with ldn_msg_close. */
+int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char *err,
+                 size_t errlen);
+void ldn_msg_close(struct ldn_msg *m);
+
+/* Answer the sender of m (on a ROUTER) with an ERROR carrying status and text. */
+void ldn_net_reply_error(void *sock, const struct ldn_msg *m, int from, int status,
+                         const char *text);
+
+#endif

@@ -1,0 +1,266 @@
+/* The job plan: roles, task groups, key ranges. */
+#include "plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+int ldn_plan_min_world(const struct ldn_config *cfg)
+{
+    int explicit_workers = 0;
+    for (int t = 0; t < cfg->n_tasks; t++)
+        explicit_workers += cfg->tasks[t].workers;
+    return 1 + cfg->servers + (explicit_workers > 0 ? explicit_workers : 1);
+}
+
+void ldn_plan_destroy(struct ldn_plan **pp)
+{
+    if (!pp || !*pp)
+        return;
+    struct ldn_plan *p = *pp;
+    if (p->groups)
+        for (int g = 0; g < p->n_groups; g++) {
+            free(p->groups[g].tasks);
+            free(p->groups[g].ranks);
+        }
+    free(p->groups);
+    free(p->group_of_rank);
+    free(p->group_of_task);
+    free(p);
+    *pp = NULL;
+}
+
+/* Automatic worker counts: every auto task gets one, the rest by largest remainder of rows. */
+static void auto_counts(const struct ldn_config *cfg, const int64_t *n_train, int spare, int *cnt)
+{
+    double rows = 0;
+    for (int t = 0; t < cfg->n_tasks; t++)
+        if (cfg->tasks[t].workers == 0) {
+            cnt[t] = 1;
+            rows += (double)n_train[t];
+        }
+    int extra = spare;
+    for (int t = 0; t < cfg->n_tasks; t++)
+        if (cfg->tasks[t].workers == 0)
+            extra--;
+    if (extra <= 0 || rows <= 0)
+        return;
+    int given = 0;
+    double *rem = calloc((size_t)cfg->n_tasks, sizeof *rem);
+    for (int t = 0; t < cfg->n_tasks; t++)
+        if (cfg->tasks[t].workers == 0) {
+            double share = extra * (double)n_train[t] / rows;
+            int whole = (int)floor(share);
+            cnt[t] += whole;
+            given += whole;
+            if (rem)
+                rem[t] = share - whole;
+        }
+    while (given < extra) { /* largest remainder, lowest index on ties */
+        int best = -1;
+        for (int t = 0; t < cfg->n_tasks; t++)
+            if (cfg->tasks[t].workers == 0 && (best < 0 || (rem && rem[t] > rem[best])))
+                best = t;
+        cnt[best]++;
+        if (rem)
+            rem[best] = -1.0;
+        given++;
+    }
+    free(rem);
+}
+
+struct ldn_plan *ldn_plan_new(const struct ldn_config *cfg, const int64_t *n_train, int world,
+                              char *err, size_t errlen)
+{
+    int S = cfg->servers, T = cfg->n_tasks;
+    int W = world - 1 - S;
+    int explicit_workers = 0, n_auto = 0;
+    for (int t = 0; t < T; t++) {
+        explicit_workers += cfg->tasks[t].workers;
+        n_auto += cfg->tasks[t].workers == 0;
+    }
+    if (W < 1) {
+        ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                 "%d ranks are too few: ladon needs 1 coordinator + %d servers (ps.servers) + at "
+                 "least 1 worker = %d ranks (launch/ladon-run counts them from the config)",
+                 world, S, ldn_plan_min_world(cfg));
+        return NULL;
+    }
+    if (explicit_workers > 0 && W < explicit_workers + n_auto) {
+        ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                 "%d worker ranks, but the tasks' workers settings need %d (+%d for tasks without "
+                 "a setting); run with %d ranks or lower tasks.*.workers",
+                 W, explicit_workers, n_auto, 1 + S + explicit_workers + n_auto);
+        return NULL;
+    }
+    struct ldn_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        goto nomem;
+    p->world = world;
+    p->n_servers = S;
+    p->n_workers = W;
+    p->group_of_rank = malloc(sizeof(int) * (size_t)world);
+    p->group_of_task = malloc(sizeof(int) * (size_t)T);
+    if (!p->group_of_rank || !p->group_of_task)
+        goto nomem;
+    for (int r = 0; r < world; r++)
+        p->group_of_rank[r] = -1;
+
+    if (W >= T) { /* one group per task */
+        int *cnt = calloc((size_t)T, sizeof *cnt);
+        p->groups = calloc((size_t)T, sizeof *p->groups);
+        if (!cnt || !p->groups) {
+            free(cnt);
+            goto nomem;
+        }
+        p->n_groups = T;
+        for (int t = 0; t < T; t++)
+            cnt[t] = cfg->tasks[t].workers;
+        auto_counts(cfg, n_train, W - explicit_workers, cnt);
+        int next = 1 + S;
+        for (int t = 0; t < T; t++) {
+            struct ldn_group *g = &p->groups[t];
+            g->n_tasks = 1;
+            g->n_ranks = cnt[t];
+            g->tasks = malloc(sizeof(int));
+            g->ranks = malloc(sizeof(int) * (size_t)cnt[t]);
+            if (!g->tasks || !g->ranks) {
+                free(cnt);
+                goto nomem;
+            }
+            g->tasks[0] = t;
+            p->group_of_task[t] = t;
+            for (int k = 0; k < cnt[t]; k++) {
+                g->ranks[k] = next;
+                p->group_of_rank[next++] = t;
+            }
+        }
+        free(cnt);
+        /* Workers left over when every task has an explicit count stay idle: refuse. */
+        if (next != world) {
+            ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                     "%d worker ranks but tasks.*.workers add up to %d; run with %d ranks",
+                     W, next - 1 - S, next);
+            ldn_plan_destroy(&p);
+            return NULL;
+        }
+        return p;
+    }
+
+    /* Fewer workers than tasks: W groups of one worker, tasks placed largest first on the
+     * group with the fewest rows (LPT), then listed in task order inside each group. */
+    p->n_groups = W;
+    p->groups = calloc((size_t)W, sizeof *p->groups);
+    int64_t *load = calloc((size_t)W, sizeof *load);
+    int *order = malloc(sizeof(int) * (size_t)T);
+    if (!p->groups || !load || !order) {
+        free(load);
+        free(order);
+        goto nomem;
+    }
+    for (int t = 0; t < T; t++)
+        order[t] = t;
+    for (int i = 1; i < T; i++) /* insertion sort by rows, descending, stable */
+        for (int j = i; j > 0 && n_train[order[j]] > n_train[order[j - 1]]; j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    for (int i = 0; i < T; i++) {
+        int t = order[i], best = 0;
+        for (int g = 1; g < W; g++)
+            if (load[g] < load[best])
+                best = g;
+        load[best] += n_train[t];
+        p->group_of_task[t] = best;
+    }
+    free(load);
+    free(order);
+    for (int g = 0; g < W; g++) {
+        struct ldn_group *gr = &p->groups[g];
+        gr->n_ranks = 1;
+        gr->ranks = malloc(sizeof(int));
+        gr->tasks = malloc(sizeof(int) * (size_t)T);
+        if (!gr->ranks || !gr->tasks)
+            goto nomem;
+        gr->ranks[0] = 1 + S + g;
+        p->group_of_rank[1 + S + g] = g;
+        for (int t = 0; t < T; t++)
+            if (p->group_of_task[t] == g)
+                gr->tasks[gr->n_tasks++] = t;
+    }
+    return p;
+nomem:
+    ldn_plan_destroy(&p);
+    ldn_fail(err, errlen, LDN_ERR_NOMEM, "plan: out of memory");
+    return NULL;
+}
+
+enum ldn_role ldn_plan_role(const struct ldn_plan *p, int rank)
+{
+    if (rank == 0)
+        return LDN_ROLE_COORD;
+    return rank <= p->n_servers ? LDN_ROLE_SERVER : LDN_ROLE_WORKER;
+}
+
+int64_t ldn_plan_steps_per_epoch(const struct ldn_plan *p, const struct ldn_config *cfg,
+                                 const int64_t *n_train)
+{
+    if (cfg->steps_per_epoch > 0)
+        return cfg->steps_per_epoch;
+    int64_t best = 1;
+    for (int g = 0; g < p->n_groups; g++) {
+        const struct ldn_group *gr = &p->groups[g];
+        int64_t per_step = (int64_t)cfg->batch_size * gr->n_ranks, steps = 0;
+        for (int i = 0; i < gr->n_tasks; i++)
+            steps += (n_train[gr->tasks[i]] + per_step - 1) / per_step;
+        if (steps > best)
+            best = steps;
+    }
+    return best;
+}
+
+int ldn_partition_trunk(const struct ldn_net *trunk, int n, struct ldn_range *out,
+                        double *imbalance, char *err, size_t errlen)
+{
+    int64_t rows = 0;
+    for (int l = 0; l < trunk->n_layers; l++)
+        rows += trunk->layers[l].out_dim;
+    if (rows < n)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "the trunk has %lld rows, too few to split over %d servers (ps.servers)",
+                        (long long)rows, n);
+    const double total = (double)trunk->n_params;
+    int k = 0;          /* server being filled */
+    int64_t row = 0;    /* global row index */
+    int64_t start = 0;  /* key where server k starts */
+    for (int l = 0; l < trunk->n_layers && k < n - 1; l++) {
+        const struct ldn_layer *ly = &trunk->layers[l];
+        for (int j = 0; j < ly->out_dim && k < n - 1; j++, row++) {
+            int64_t end = ly->offset + (int64_t)(j + 1) * ly->row_len; /* key after this row */
+            double target = total * (k + 1) / n;
+            int64_t rows_left = rows - (row + 1);
+            /* Cut after this row when it is the boundary nearest the target, or when the
+             * remaining servers need every remaining row. */
+            int64_t next_end = end + ly->row_len;
+            if (j + 1 == ly->out_dim && l + 1 < trunk->n_layers)
+                next_end = end + trunk->layers[l + 1].row_len;
+            bool nearest = fabs((double)end - target) <= fabs((double)next_end - target);
+            if (nearest || rows_left == n - 1 - k) {
+                out[k].lo = start;
+                out[k].hi = end;
+                start = end;
+                k++;
+            }
+        }
+    }
+    out[n - 1].lo = start;
+    out[n - 1].hi = trunk->n_params;
+    double mx = 0;
+    for (int s = 0; s < n; s++)
+        mx = fmax(mx, (double)(out[s].hi - out[s].lo));
+    *imbalance = mx / (total / n) - 1.0;
+    return LDN_OK;
+}

@@ -1,0 +1,56 @@
+/* Parameter server: one key range of the trunk, its optimizer state, and the consistency
+ * model (bsp / ssp / async) that decides when a pull may be answered.
+ *
+ * Single-threaded: ldn_server_handle processes one message and may answer on the socket it
+ * came from; ldn_server_run is the event loop over one ROUTER socket. Every message is
+ * validated before it touches state (sender, op, key range, lengths, step, finite values);
+ * a bad one is counted, answered with an ERROR and never applied. */
+#ifndef LDN_SERVER_H
+#define LDN_SERVER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "net.h"
+
+struct ldn_server_opts {
+    int rank;
+    int64_t lo, hi;           /* key range [lo, hi) */
+    const float *init;        /* initial values of the range, copied */
+    const struct ldn_config *cfg;
+    int64_t total_steps, steps_per_epoch;
+    int n_workers;
+    const int *worker_ranks;  /* ascending */
+    FILE *clock_log;          /* optional: one line per served pull (see docs/wire.md) */
+};
+
+struct ldn_server_stats {
+    int64_t steps_applied;   /* BSP steps, or pushes applied (ssp/async) */
+    int64_t pushes, pulls, bad_messages;
+    int64_t bytes_in, bytes_out;
+    int64_t max_staleness;   /* max over served pulls of (clock asked - slowest clock) */
+};
+
+struct ldn_server;
+
+/* A new server for opts. Returns NULL with err on failure. */
+struct ldn_server *ldn_server_new(const struct ldn_server_opts *opts, char *err, size_t errlen);
+void ldn_server_destroy(struct ldn_server **s);
+
+/* Handle one received message (ownership of m's frames passes to the server). Returns 1
+ * when a stop command arrived, 0 otherwise (bad messages included), negative on a socket
+ * failure. */
+int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m);
+
+/* Event loop on a ROUTER socket until stopped. `coord` is a DEALER connected to the
+ * coordinator, used for nothing but liveness; a wait longer than cfg->timeout_s (no
+ * message at all, or pushes of an open step missing) ends with LDN_ERR_TIMEOUT and err
+ * naming what was awaited. */
+int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen);
+
+void ldn_server_get_stats(const struct ldn_server *s, struct ldn_server_stats *st);
+/* The server's current weights for [lo, hi) (borrowed). */
+const float *ldn_server_params(const struct ldn_server *s);
+
+#endif
