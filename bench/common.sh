@@ -9,5 +9,5 @@ launch/setup-deps --bench
 mkdir -p bench/out
 
 # json_field FILE_OR_LINE KEY -> the numeric value of "KEY": in the text
-json_field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1" | tail -n 1; }
+json_field() { sed -n "s/.*\"$2\": *\([-0-9.e+]*\).*/\1/p" <<<"$1" | tail -n 1; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

@@ -92,6 +92,8 @@ struct ldn_config {
     int staleness;                    /* ps.staleness >= 0, for ssp (default 2) */
     double timeout_s;                 /* ps.timeout: seconds any wait may last (default 60) */
     char iface[LDN_NAME_MAX];         /* ps.interface: network interface to bind (default: auto) */
+    bool record_clocks;               /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
+                                         one line per served pull (default false) */
 
     char *resolved_yaml; /* the resolved config as YAML text (owned) */
 };

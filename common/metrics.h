@@ -17,6 +17,8 @@ struct ldn_eval_record {
     double samples_per_s; /* training throughput from the start to this evaluation */
     double lr;
     double elapsed_s;     /* wall time since training started */
+    double push_bytes_per_step; /* per worker and step, all parts (0 in local training) */
+    double pull_bytes_per_step;
 };
 
 /* Open RUN_DIR/metrics.jsonl for writing (truncating when fresh, appending when append != 0).

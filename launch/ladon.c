@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "data.h"
+#include "dist.h"
 #include "log.h"
 #include "status.h"
 #include "trainer.h"
@@ -23,6 +24,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ladon <command> ...\n"
+            "  mpirun -np N ladon train CONFIG [key=value ...]\n"
+            "        distributed training: rank 0 coordinator, ranks 1..ps.servers parameter\n"
+            "        servers, the rest workers in task groups (launch/ladon-run counts N)\n"
             "  ladon train --local CONFIG [key=value ...]   train every task in this process\n"
             "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"
             "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
@@ -94,15 +98,12 @@ static int cmd_train(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (!local)
+        return ldn_dist_main(argv[i], argc - i - 1, argv + i + 1);
     char err[LDN_ERRLEN];
     struct ldn_config *cfg = ldn_config_load(argv[i], argc - i - 1, argv + i + 1, err, sizeof err);
     if (!cfg)
         return fail(err);
-    if (!local) {
-        ldn_config_destroy(&cfg);
-        return fail("distributed training (under mpirun) is not available in this build yet; "
-                    "run 'ladon train --local CONFIG' to train every task in one process");
-    }
     ldn_log_set_role("local", -1, NULL);
     LDN_INFO("config %s (run %s, seed %llu)", cfg->source, cfg->run_name,
              (unsigned long long)cfg->seed);

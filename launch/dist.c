@@ -1,0 +1,316 @@
+/* Distributed start-up and role dispatch. */
+#include "dist.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "coordinator.h"
+#include "data.h"
+#include "job.h"
+#include "log.h"
+#include "model.h"
+#include "net.h"
+#include "plan.h"
+#include "server.h"
+#include "status.h"
+#include "worker.h"
+
+/* Rank 0 decided status (0 or an error message); everyone learns it. Returns the status. */
+static int agree(int status, const char *msg)
+{
+    int st = status;
+    MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (st != 0 && rank == 0)
+        fprintf(stderr, "ladon: %s\n", msg);
+    return st;
+}
+
+/* Broadcast a string from rank 0 (allocated on the other ranks). */
+static char *bcast_text(const char *text)
+{
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    long long n = rank == 0 ? (long long)strlen(text) : 0;
+    MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    char *buf = rank == 0 ? (char *)text : malloc((size_t)n + 1);
+    if (!buf)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Bcast(buf, (int)n, MPI_CHAR, 0, MPI_COMM_WORLD);
+    buf[n] = '\0';
+    return buf;
+}
+
+struct data_info {
+    int64_t *n_train, *n_test;
+    int *classes;
+    int features;
+};
+
+/* Rank 0 reads every task file's header; returns 0 or an error in err. */
+static int probe_data(const struct ldn_config *cfg, struct data_info *d, char *err, size_t errlen)
+{
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        char name[LDN_NAME_MAX];
+        int feat;
+        int rc = ldn_dataset_probe(cfg->tasks[t].file, name, sizeof name, &d->classes[t], &feat,
+                                   &d->n_train[t], &d->n_test[t], err, errlen);
+        if (rc)
+            return rc;
+        if (t == 0)
+            d->features = feat;
+        else if (feat != d->features)
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "data %s: task '%s' has %d features but task '%s' has %d; tasks "
+                            "sharing a trunk need the same input size",
+                            cfg->tasks[t].file, cfg->tasks[t].name, feat, cfg->tasks[0].name,
+                            d->features);
+    }
+    return 0;
+}
+
+static void log_plan(const struct ldn_job *job, double imbalance)
+{
+    const struct ldn_plan *p = job->plan;
+    const struct ldn_config *cfg = job->cfg;
+    LDN_INFO("job: %d ranks = 1 coordinator + %d servers + %d workers in %d task groups", job->world,
+             p->n_servers, p->n_workers, p->n_groups);
+    for (int g = 0; g < p->n_groups; g++) {
+        char tasks[512] = "";
+        size_t off = 0;
+        for (int i = 0; i < p->groups[g].n_tasks && off < sizeof tasks - 80; i++)
+            off += (size_t)snprintf(tasks + off, sizeof tasks - off, "%s%s", i ? "," : "",
+                                    cfg->tasks[p->groups[g].tasks[i]].name);
+        LDN_INFO("group %d: tasks %s on worker ranks %d..%d", g, tasks, p->groups[g].ranks[0],
+                 p->groups[g].ranks[p->groups[g].n_ranks - 1]);
+    }
+    for (int s = 0; s < p->n_servers; s++)
+        LDN_INFO("server rank %d: keys [%lld, %lld) (%.2f MB) at %s", 1 + s,
+                 (long long)job->ranges[s].lo, (long long)job->ranges[s].hi,
+                 4e-6 * (double)(job->ranges[s].hi - job->ranges[s].lo), job->server_endpoints[s]);
+    LDN_INFO("trunk: %lld parameters over %d servers, imbalance %.1f%% (largest range vs mean)",
+             (long long)job->trunk_params, p->n_servers, 100.0 * imbalance);
+}
+
+static int run_server(const struct ldn_job *job, void *router, const struct ldn_net *trunk,
+                      char *err, size_t errlen)
+{
+    const struct ldn_plan *p = job->plan;
+    int *workers = malloc(sizeof(int) * (size_t)p->n_workers);
+    if (!workers)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < p->n_workers; i++)
+        workers[i] = 1 + p->n_servers + i;
+    const struct ldn_range *r = &job->ranges[job->rank - 1];
+    FILE *clock_log = NULL;
+    if (job->cfg->record_clocks) {
+        char path[LDN_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/clocks-ps%d.tsv", job->cfg->run_dir, job->rank);
+        clock_log = fopen(path, "w");
+        if (!clock_log) {
+            free(workers);
+            return ldn_fail(err, errlen, LDN_ERR_IO, "ps %d: cannot write %s", job->rank, path);
+        }
+    }
+    struct ldn_server_opts o = {.rank = job->rank,
+                                .lo = r->lo,
+                                .hi = r->hi,
+                                .init = trunk->params + r->lo,
+                                .cfg = job->cfg,
+                                .total_steps = job->total_steps,
+                                .steps_per_epoch = job->steps_per_epoch,
+                                .n_workers = p->n_workers,
+                                .worker_ranks = workers,
+                                .clock_log = clock_log};
+    struct ldn_server *s = ldn_server_new(&o, err, errlen);
+    free(workers);
+    int rc = s ? ldn_server_run(s, router, err, errlen) : LDN_ERR_NOMEM;
+    ldn_server_destroy(&s);
+    if (clock_log)
+        fclose(clock_log);
+    return rc;
+}
+
+static int run_coordinator(const struct ldn_job *job, void *router, char *err, size_t errlen)
+{
+    int S = job->plan->n_servers, rc = 0;
+    void **socks = calloc((size_t)S, sizeof *socks);
+    if (!socks)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < S && rc == 0; s++) {
+        socks[s] = zmq_socket(job->zctx, ZMQ_DEALER);
+        if (!socks[s] || (rc = ldn_net_setup(socks[s], "c0", err, errlen)))
+            rc = rc ? rc : LDN_ERR_IO;
+        else if (zmq_connect(socks[s], job->server_endpoints[s]) != 0)
+            rc = ldn_fail(err, errlen, LDN_ERR_IO, "connect to server rank %d at %s: %s", 1 + s,
+                          job->server_endpoints[s], zmq_strerror(zmq_errno()));
+    }
+    if (rc == 0)
+        rc = ldn_coord_run(job, router, socks, err, errlen);
+    for (int s = 0; s < S; s++)
+        if (socks[s])
+            zmq_close(socks[s]);
+    free(socks);
+    return rc;
+}
+
+int ldn_dist_main(const char *config_path, int n_over, char *const *over)
+{
+    MPI_Init(NULL, NULL);
+    int rank, world;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    ldn_log_set_role(rank == 0 ? "coord" : "rank", rank, NULL);
+    char err[LDN_ERRLEN] = "";
+
+    /* 1. Config: rank 0 reads and validates, everyone parses the resolved text. */
+    struct ldn_config *cfg = NULL;
+    if (rank == 0)
+        cfg = ldn_config_load(config_path, n_over, over, err, sizeof err);
+    if (agree(cfg || rank != 0 ? 0 : 1, err)) {
+        MPI_Finalize();
+        return 1;
+    }
+    char *text = bcast_text(rank == 0 ? cfg->resolved_yaml : NULL);
+    if (rank != 0) {
+        cfg = ldn_config_parse(text, strlen(text), config_path, 0, NULL, err, sizeof err);
+        free(text);
+        if (!cfg) {
+            fprintf(stderr, "ladon rank %d: resolved config did not parse: %s\n", rank, err);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+
+    /* 2. Data sizes, probed by rank 0. */
+    struct data_info d = {calloc((size_t)cfg->n_tasks, sizeof(int64_t)),
+                          calloc((size_t)cfg->n_tasks, sizeof(int64_t)),
+                          calloc((size_t)cfg->n_tasks, sizeof(int)), 0};
+    if (!d.n_train || !d.n_test || !d.classes)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    int st = rank == 0 ? probe_data(cfg, &d, err, sizeof err) : 0;
+    if (agree(st, err)) {
+        ldn_config_destroy(&cfg);
+        MPI_Finalize();
+        return 1;
+    }
+    MPI_Bcast(d.n_train, cfg->n_tasks, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(d.n_test, cfg->n_tasks, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(d.classes, cfg->n_tasks, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&d.features, 1, MPI_INT, 0, MPI_COMM_WORLD);
+
+    /* 3. Plan and key ranges (every rank computes the same). */
+    struct ldn_plan *plan = ldn_plan_new(cfg, d.n_train, world, err, sizeof err);
+    struct ldn_net *trunk = NULL;
+    struct ldn_range *ranges = NULL;
+    double imbalance = 0;
+    st = plan ? 0 : 1;
+    if (st == 0) {
+        trunk = ldn_net_new_mlp(d.features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, 1);
+        ranges = malloc(sizeof *ranges * (size_t)cfg->servers);
+        if (!trunk || !ranges)
+            st = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory for the trunk");
+        else
+            st = ldn_partition_trunk(trunk, cfg->servers, ranges, &imbalance, err, sizeof err);
+    }
+    if (agree(st ? 1 : 0, err)) {
+        ldn_net_destroy(&trunk);
+        free(ranges);
+        ldn_plan_destroy(&plan);
+        ldn_config_destroy(&cfg);
+        MPI_Finalize();
+        return 1;
+    }
+    enum ldn_role role = ldn_plan_role(plan, rank);
+    if (role == LDN_ROLE_SERVER) {
+        ldn_log_set_role("ps", rank, NULL);
+        struct ldn_rng r;
+        ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
+        ldn_net_init(trunk, &r);
+    } else if (role == LDN_ROLE_WORKER) {
+        const struct ldn_group *g = &plan->groups[plan->group_of_rank[rank]];
+        char extra[80];
+        snprintf(extra, sizeof extra, "task=%s%s", cfg->tasks[g->tasks[0]].name,
+                 g->n_tasks > 1 ? ",..." : "");
+        ldn_log_set_role("w", rank, extra);
+    }
+
+    /* 4. Endpoints: the coordinator and the servers bind, everyone learns the addresses. */
+    struct ldn_job job = {.cfg = cfg, .plan = plan, .rank = rank, .world = world,
+                          .features = d.features, .n_train = d.n_train, .n_test = d.n_test,
+                          .classes = d.classes, .ranges = ranges,
+                          .trunk_params = trunk->n_params};
+    job.steps_per_epoch = ldn_plan_steps_per_epoch(plan, cfg, d.n_train);
+    job.total_steps = job.steps_per_epoch * cfg->epochs;
+    job.zctx = zmq_ctx_new();
+    void *router = NULL;
+    char mine[LDN_NET_ENDPOINT_MAX] = "";
+    st = job.zctx ? 0 : ldn_fail(err, sizeof err, LDN_ERR_IO, "zmq_ctx_new failed");
+    if (st == 0 && role != LDN_ROLE_WORKER) {
+        char ip[64];
+        router = zmq_socket(job.zctx, ZMQ_ROUTER);
+        int on = 1;
+        if (!router)
+            st = ldn_fail(err, sizeof err, LDN_ERR_IO, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+        else if (!(st = ldn_net_setup(router, NULL, err, sizeof err)) &&
+                 zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &on, sizeof on) == 0 &&
+                 !(st = ldn_net_local_address(cfg->iface, ip, sizeof ip, err, sizeof err)))
+            st = ldn_net_bind(router, ip, mine, sizeof mine, err, sizeof err);
+    }
+    int any = st != 0, fail_any = 0;
+    MPI_Allreduce(&any, &fail_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (fail_any) {
+        if (st)
+            fprintf(stderr, "ladon rank %d: %s\n", rank, err);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    char(*eps)[LDN_NET_ENDPOINT_MAX] = calloc((size_t)world, sizeof *eps);
+    if (!eps)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Allgather(mine, LDN_NET_ENDPOINT_MAX, MPI_CHAR, eps, LDN_NET_ENDPOINT_MAX, MPI_CHAR,
+                  MPI_COMM_WORLD);
+    memcpy(job.coord_endpoint, eps[0], LDN_NET_ENDPOINT_MAX);
+    job.server_endpoints = eps + 1;
+
+    /* 5. Group communicators (collective over the world), then the role. */
+    MPI_Comm group = MPI_COMM_NULL;
+    MPI_Comm_split(MPI_COMM_WORLD, role == LDN_ROLE_WORKER ? plan->group_of_rank[rank] : MPI_UNDEFINED,
+                   rank, &group);
+    if (rank == 0) {
+        LDN_INFO("config %s (run %s, seed %llu), coordinator at %s", cfg->source, cfg->run_name,
+                 (unsigned long long)cfg->seed, job.coord_endpoint);
+        log_plan(&job, imbalance);
+    }
+    int rc;
+    if (role == LDN_ROLE_COORD)
+        rc = run_coordinator(&job, router, err, sizeof err);
+    else if (role == LDN_ROLE_SERVER)
+        rc = run_server(&job, router, trunk, err, sizeof err);
+    else
+        rc = ldn_worker_run(&job, group, err, sizeof err);
+    if (rc != 0) {
+        LDN_ERROR("%s", err);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+    if (group != MPI_COMM_NULL)
+        MPI_Comm_free(&group);
+    if (router)
+        zmq_close(router);
+    zmq_ctx_term(job.zctx);
+    MPI_Barrier(MPI_COMM_WORLD);
+    free(eps);
+    free(ranges);
+    ldn_net_destroy(&trunk);
+    ldn_plan_destroy(&plan);
+    free(d.n_train);
+    free(d.n_test);
+    free(d.classes);
+    ldn_config_destroy(&cfg);
+    MPI_Finalize();
+    return 0;
+}

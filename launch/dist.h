@@ -1,0 +1,9 @@
+/* Distributed training under mpirun: start-up (config and data checks, plan, endpoint
+ * exchange) and dispatch to the rank's role. */
+#ifndef LDN_DIST_H
+#define LDN_DIST_H
+
+/* `ladon train CONFIG [overrides]` on every rank. Returns the process exit code. */
+int ldn_dist_main(const char *config_path, int n_over, char *const *over);
+
+#endif

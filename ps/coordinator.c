@@ -1,0 +1,483 @@
+/* Coordinator: phases, reports, progress, metrics, liveness. */
+#define _POSIX_C_SOURCE 200809L
+#include "coordinator.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "log.h"
+#include "metrics.h"
+#include "optim.h"
+#include "status.h"
+
+#define PING_S 1.0
+#define RING 64
+
+struct task_acc {
+    double loss_sum;
+    int64_t correct, seen;
+};
+
+/* Progress reports of one step mark, until every (worker, task) pair has reported. */
+struct mark {
+    int64_t step;
+    int count;
+    int64_t samples;
+    double bytes_push, bytes_pull, staleness, pulls, compute_s, wait_s;
+};
+
+struct coord {
+    const struct ldn_job *job;
+    const struct ldn_config *cfg;
+    void *router;
+    void **servers;
+    int W, H;            /* workers; hosted (worker, task) pairs */
+    double *last_seen;   /* [world] */
+    int64_t *last_step;  /* [world] */
+    double last_ping;
+    struct task_acc *train_acc;  /* [n_tasks], since the last evaluation */
+    struct task_acc *eval_acc;   /* [n_tasks], of the running evaluation */
+    struct mark ring[RING];
+    double mark_time;            /* time of the last printed mark */
+    int64_t mark_step;
+    /* totals since the start */
+    double t_start, train_time, phase_start;
+    int64_t samples;
+    double bytes_push, bytes_pull, worker_steps;
+    double last_push_per_step, last_pull_per_step;
+    FILE *metrics;
+    int tty;
+    const char *phase;
+};
+
+static const char *task_of_rank(const struct coord *c, int rank)
+{
+    int g = rank >= 0 && rank < c->job->world ? c->job->plan->group_of_rank[rank] : -1;
+    if (g < 0)
+        return "-";
+    return c->cfg->tasks[c->job->plan->groups[g].tasks[0]].name;
+}
+
+static int send_control(struct coord *c, int rank, int kind, double a, double b, char *err,
+                        size_t errlen)
+{
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
+    h.vals[0] = kind;
+    h.vals[1] = a;
+    h.vals[2] = b;
+    h.nvals = 3;
+    h.step = (int64_t)a;
+    long rc;
+    if (rank <= c->job->plan->n_servers)
+        rc = ldn_net_send(c->servers[rank - 1], NULL, 0, &h, NULL, err, errlen);
+    else {
+        char ident[32];
+        int n = snprintf(ident, sizeof ident, "w%d", rank);
+        rc = ldn_net_send(c->router, ident, (size_t)n, &h, NULL, err, errlen);
+    }
+    return rc < 0 ? (int)rc : 0;
+}
+
+static int send_all_workers(struct coord *c, int kind, double a, double b, char *err,
+                            size_t errlen)
+{
+    for (int r = 1 + c->job->plan->n_servers; r < c->job->world; r++) {
+        int rc = send_control(c, r, kind, a, b, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int ping(struct coord *c, char *err, size_t errlen)
+{
+    double now = ldn_now();
+    if (now - c->last_ping < PING_S)
+        return 0;
+    c->last_ping = now;
+    for (int r = 1; r < c->job->world; r++) {
+        int rc = send_control(c, r, LDN_CTL_PING, 0, 0, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void bar(struct coord *c, int64_t step, double sps)
+{
+    if (!c->tty)
+        return;
+    int64_t total = c->job->total_steps;
+    int width = 30, fill = total > 0 ? (int)(width * step / total) : width;
+    char b[64];
+    for (int i = 0; i < width; i++)
+        b[i] = i < fill ? '#' : '.';
+    b[width] = '\0';
+    double eta = sps > 0 ? (double)(total - step) * c->cfg->batch_size * c->W / sps : 0;
+    printf("\r\033[K[%s] %3d%% step %lld/%lld %.0f samples/s eta %.0fs", b,
+           (int)(100 * step / (total ? total : 1)), (long long)step, (long long)total, sps, eta);
+    fflush(stdout);
+}
+
+static void print_mark(struct coord *c, struct mark *m)
+{
+    double now = ldn_now();
+    double dt = now - c->mark_time;
+    int64_t steps = m->step - c->mark_step;
+    double sps = dt > 0 ? (double)m->samples / dt : 0;
+    double per = steps > 0 ? (double)steps * c->W : 1;
+    c->last_push_per_step = m->bytes_push / per;
+    c->last_pull_per_step = m->bytes_pull / per;
+    char buf[4096];
+    int epoch = (int)((m->step - 1) / c->job->steps_per_epoch) + 1;
+    double lr = ldn_lr_at(&c->cfg->lr, c->cfg->optim.lr, m->step - 1, c->job->total_steps,
+                          c->job->steps_per_epoch);
+    int off = snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g",
+                       epoch, c->cfg->epochs, (long long)m->step, (long long)c->job->total_steps,
+                       sps, lr);
+    for (int t = 0; t < c->cfg->n_tasks && off < (int)sizeof buf - 96; t++) {
+        const struct task_acc *a = &c->train_acc[t];
+        if (a->seen)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " | %s loss %.4f acc %.1f%%",
+                            c->cfg->tasks[t].name, a->loss_sum / (double)a->seen,
+                            100.0 * (double)a->correct / (double)a->seen);
+    }
+    snprintf(buf + off, sizeof buf - (size_t)off,
+             " | push %.1f KB pull %.1f KB per step | staleness %.2f | wait %.0f%%",
+             c->last_push_per_step / 1e3, c->last_pull_per_step / 1e3,
+             m->pulls > 0 ? m->staleness / m->pulls : 0.0,
+             m->compute_s + m->wait_s > 0 ? 100 * m->wait_s / (m->compute_s + m->wait_s) : 0.0);
+    if (c->tty)
+        printf("\r\033[K");
+    LDN_INFO("%s", buf);
+    bar(c, m->step, sps);
+    c->mark_time = now;
+    c->mark_step = m->step;
+}
+
+static void on_progress(struct coord *c, const struct ldn_wire_hdr *h)
+{
+    const double *v = h->vals;
+    int t = h->task;
+    int64_t step = (int64_t)v[1];
+    c->train_acc[t].seen += (int64_t)v[2];
+    c->train_acc[t].loss_sum += v[3];
+    c->train_acc[t].correct += (int64_t)v[4];
+    c->samples += (int64_t)v[2];
+    c->bytes_push += v[5];
+    c->bytes_pull += v[6];
+    struct mark *m = &c->ring[(step / (c->cfg->log_every > 0 ? c->cfg->log_every : 1)) % RING];
+    if (m->step != step) {
+        if (m->count > 0) /* a lagging mark overwritten: print what it had */
+            print_mark(c, m);
+        memset(m, 0, sizeof *m);
+        m->step = step;
+    }
+    m->count++;
+    m->samples += (int64_t)v[2];
+    m->bytes_push += v[5];
+    m->bytes_pull += v[6];
+    m->staleness += v[7];
+    m->pulls += v[8];
+    m->compute_s += v[9];
+    m->wait_s += v[10];
+    if (m->count == c->H) {
+        print_mark(c, m);
+        m->count = 0;
+        m->step = -1;
+    }
+}
+
+/* Validate a report from a worker: known task hosted by the sender, enough values. */
+static int report_ok(const struct coord *c, const struct ldn_wire_hdr *h)
+{
+    if (h->from <= c->job->plan->n_servers || h->from >= c->job->world || h->nvals < 2)
+        return 0;
+    if (h->task < 0 || h->task >= c->cfg->n_tasks)
+        return 0;
+    int g = c->job->plan->group_of_rank[h->from];
+    if (g < 0 || c->job->plan->group_of_task[h->task] != g)
+        return 0;
+    int kind = (int)h->vals[0];
+    return (kind == LDN_REP_PROGRESS && h->nvals >= 11) || (kind == LDN_REP_EVAL && h->nvals >= 5);
+}
+
+/* Wait until every worker has answered DONE for this phase, handling reports meanwhile. */
+static int wait_workers(struct coord *c, char *err, size_t errlen)
+{
+    const struct ldn_plan *p = c->job->plan;
+    int left = c->W;
+    char *done = calloc((size_t)c->job->world, 1);
+    if (!done)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    double now = ldn_now();
+    for (int r = 1 + p->n_servers; r < c->job->world; r++)
+        c->last_seen[r] = now;
+    int rc = 0;
+    while (left > 0 && rc == 0) {
+        struct ldn_msg m;
+        char why[LDN_ERRLEN];
+        int r = ldn_net_recv(c->router, 1, &m, 200, why, sizeof why);
+        now = ldn_now();
+        if (r == 0) {
+            ldn_msg_close(&m);
+            const struct ldn_wire_hdr *h = &m.hdr;
+            if (h->from > p->n_servers && h->from < c->job->world) {
+                c->last_seen[h->from] = now;
+                c->last_step[h->from] = h->step;
+            }
+            if (h->op == LDN_OP_REPORT && report_ok(c, h)) {
+                if ((int)h->vals[0] == LDN_REP_PROGRESS)
+                    on_progress(c, h);
+                else {
+                    struct task_acc *a = &c->eval_acc[h->task];
+                    a->loss_sum += h->vals[2];
+                    a->correct += (int64_t)h->vals[3];
+                    a->seen += (int64_t)h->vals[4];
+                }
+            } else if (h->op == LDN_OP_DONE && h->from > p->n_servers && h->from < c->job->world &&
+                       !done[h->from]) {
+                done[h->from] = 1;
+                left--;
+            } else if (h->op == LDN_OP_ERROR) {
+                rc = ldn_fail(err, errlen, LDN_ERR_PEER, "rank %d reported: %s", h->from, h->msg);
+            } else if (h->op != LDN_OP_STATS && h->op != LDN_OP_HELLO) {
+                LDN_WARN("coordinator: ignored %s from rank %d", ldn_wire_op_name(h->op), h->from);
+            }
+        } else if (r != LDN_ERR_TIMEOUT) {
+            LDN_WARN("coordinator: bad message from '%s': %s", m.ident, why);
+        }
+        if (rc == 0)
+            rc = ping(c, err, errlen);
+        for (int w = 1 + p->n_servers; w < c->job->world && rc == 0; w++)
+            if (!done[w] && now - c->last_seen[w] > c->cfg->timeout_s)
+                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                              "worker rank %d (task %s) sent nothing for %.0f s during the %s "
+                              "phase (last step %lld): presumed dead (ps.timeout)",
+                              w, task_of_rank(c, w), c->cfg->timeout_s, c->phase,
+                              (long long)c->last_step[w]);
+    }
+    free(done);
+    return rc;
+}
+
+static int phase_train(struct coord *c, int64_t from, int64_t to, char *err, size_t errlen)
+{
+    c->phase = "train";
+    double t0 = ldn_now();
+    c->mark_time = t0;
+    c->mark_step = from;
+    int rc = send_all_workers(c, LDN_CTL_TRAIN, (double)from, (double)to, err, errlen);
+    if (rc == 0)
+        rc = wait_workers(c, err, errlen);
+    c->train_time += ldn_now() - t0;
+    c->worker_steps += (double)(to - from) * c->W;
+    return rc;
+}
+
+static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
+{
+    c->phase = "eval";
+    const struct ldn_config *cfg = c->cfg;
+    memset(c->eval_acc, 0, sizeof *c->eval_acc * (size_t)cfg->n_tasks);
+    int rc = send_all_workers(c, LDN_CTL_EVAL, (double)step, 0, err, errlen);
+    if (rc == 0)
+        rc = wait_workers(c, err, errlen);
+    if (rc)
+        return rc;
+    double epoch = (double)step / (double)c->job->steps_per_epoch;
+    double lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step - 1, c->job->total_steps,
+                          c->job->steps_per_epoch);
+    char buf[4096];
+    int off = snprintf(buf, sizeof buf, "eval epoch %.2f step %lld:", epoch, (long long)step);
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        const struct task_acc *e = &c->eval_acc[t], *a = &c->train_acc[t];
+        if (e->seen != c->job->n_test[t])
+            return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                            "eval of task %s covered %lld of %lld test rows", cfg->tasks[t].name,
+                            (long long)e->seen, (long long)c->job->n_test[t]);
+        struct ldn_eval_record rec = {
+            .task = cfg->tasks[t].name,
+            .step = step,
+            .epoch = epoch,
+            .loss = e->loss_sum / (double)e->seen,
+            .accuracy = (double)e->correct / (double)e->seen,
+            .test_rows = e->seen,
+            .train_loss = a->seen ? a->loss_sum / (double)a->seen : NAN,
+            .train_accuracy = a->seen ? (double)a->correct / (double)a->seen : NAN,
+            .samples_per_s = c->train_time > 0 ? (double)c->samples / c->train_time : 0,
+            .lr = lr,
+            .elapsed_s = ldn_now() - c->t_start,
+            .push_bytes_per_step = c->worker_steps > 0 ? c->bytes_push / c->worker_steps : 0,
+            .pull_bytes_per_step = c->worker_steps > 0 ? c->bytes_pull / c->worker_steps : 0};
+        if (ldn_metrics_write(c->metrics, &rec) != 0)
+            return ldn_fail(err, errlen, LDN_ERR_IO, "metrics: write to %s/metrics.jsonl failed",
+                            cfg->run_dir);
+        if (off < (int)sizeof buf - 64)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " %s acc %.2f%% (loss %.4f)",
+                            cfg->tasks[t].name, 100.0 * rec.accuracy, rec.loss);
+    }
+    memset(c->train_acc, 0, sizeof *c->train_acc * (size_t)cfg->n_tasks);
+    if (c->tty)
+        printf("\r\033[K");
+    LDN_INFO("%s", buf);
+    return 0;
+}
+
+/* Stop every worker, then every server; collect the servers' counters. */
+static int phase_stop(struct coord *c, char *err, size_t errlen)
+{
+    c->phase = "stop";
+    int rc = send_all_workers(c, LDN_CTL_STOP, 0, 0, err, errlen);
+    if (rc == 0)
+        rc = wait_workers(c, err, errlen);
+    if (rc)
+        return rc;
+    const int S = c->job->plan->n_servers;
+    double bad = 0, applied = 0, max_stale = 0;
+    for (int s = 0; s < S && rc == 0; s++) {
+        if ((rc = send_control(c, 1 + s, LDN_CTL_STOP, 0, 0, err, errlen)))
+            break;
+        double deadline = ldn_now() + c->cfg->timeout_s;
+        for (;;) {
+            struct ldn_msg m;
+            char why[LDN_ERRLEN];
+            int r = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
+            if (r == 0) {
+                ldn_msg_close(&m);
+                if (m.hdr.op == LDN_OP_DONE && m.hdr.nvals >= 7) {
+                    applied = m.hdr.vals[0];
+                    bad += m.hdr.vals[3];
+                    max_stale = fmax(max_stale, m.hdr.vals[6]);
+                    break;
+                }
+                continue;
+            }
+            if (ldn_now() > deadline) {
+                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                              "server rank %d did not confirm the stop within %.0f s", 1 + s,
+                              c->cfg->timeout_s);
+                break;
+            }
+        }
+    }
+    if (rc == 0)
+        LDN_INFO("servers: %.0f updates applied each, %.0f bad messages rejected, max staleness "
+                 "served %.0f",
+                 applied, bad, max_stale);
+    return rc;
+}
+
+/* Wait for the HELLO of every worker (they connect after the endpoint exchange). */
+static int wait_hello(struct coord *c, char *err, size_t errlen)
+{
+    int left = c->W;
+    double deadline = ldn_now() + c->cfg->timeout_s;
+    char *seen = calloc((size_t)c->job->world, 1);
+    if (!seen)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    while (left > 0) {
+        struct ldn_msg m;
+        char why[LDN_ERRLEN];
+        int r = ldn_net_recv(c->router, 1, &m, 200, why, sizeof why);
+        if (r == 0) {
+            ldn_msg_close(&m);
+            int f = m.hdr.from;
+            if (m.hdr.op == LDN_OP_HELLO && f > c->job->plan->n_servers && f < c->job->world &&
+                !seen[f]) {
+                seen[f] = 1;
+                left--;
+            } else if (m.hdr.op == LDN_OP_ERROR) {
+                free(seen);
+                return ldn_fail(err, errlen, LDN_ERR_PEER, "rank %d reported: %s", f, m.hdr.msg);
+            }
+        }
+        if (ldn_now() > deadline) {
+            int missing = -1;
+            for (int w = 1 + c->job->plan->n_servers; w < c->job->world && missing < 0; w++)
+                if (!seen[w])
+                    missing = w;
+            free(seen);
+            return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                            "worker rank %d (task %s) did not check in within %.0f s "
+                            "(ps.timeout)",
+                            missing, task_of_rank(c, missing), c->cfg->timeout_s);
+        }
+    }
+    free(seen);
+    return 0;
+}
+
+/* Under mpirun a rank's stdout is a pseudo-terminal whatever mpirun's own stdout is, so
+ * launch/ladon-run tells the ranks in LDN_TTY; without it, plain lines under mpirun. */
+static int stdout_is_terminal(void)
+{
+    const char *e = getenv("LDN_TTY");
+    if (e)
+        return atoi(e) != 0;
+    return isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
+}
+
+int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char *err,
+                  size_t errlen)
+{
+    const struct ldn_config *cfg = job->cfg;
+    const struct ldn_plan *p = job->plan;
+    struct coord c = {.job = job, .cfg = cfg, .router = router, .servers = servers,
+                      .W = p->n_workers, .tty = stdout_is_terminal()};
+    for (int g = 0; g < p->n_groups; g++)
+        c.H += p->groups[g].n_tasks * p->groups[g].n_ranks;
+    c.last_seen = calloc((size_t)job->world, sizeof *c.last_seen);
+    c.last_step = calloc((size_t)job->world, sizeof *c.last_step);
+    c.train_acc = calloc((size_t)cfg->n_tasks, sizeof *c.train_acc);
+    c.eval_acc = calloc((size_t)cfg->n_tasks, sizeof *c.eval_acc);
+    int rc = 0;
+    if (!c.last_seen || !c.last_step || !c.train_acc || !c.eval_acc)
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < RING; i++)
+        c.ring[i].step = -1;
+    char path[LDN_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", cfg->run_dir);
+    if (rc == 0 && !(rc = ldn_mkdir_p(cfg->run_dir, err, errlen)) &&
+        !(rc = ldn_write_file_atomic(path, cfg->resolved_yaml, strlen(cfg->resolved_yaml), err,
+                                     errlen)) &&
+        !(c.metrics = ldn_metrics_open(cfg->run_dir, 0, err, errlen)))
+        rc = LDN_ERR_IO;
+    c.t_start = ldn_now();
+    if (rc == 0)
+        rc = wait_hello(&c, err, errlen);
+    if (rc == 0)
+        LDN_INFO("all %d workers checked in; %lld steps per epoch, %d epochs, %s", c.W,
+                 (long long)job->steps_per_epoch, cfg->epochs,
+                 ldn_consistency_name(cfg->consistency));
+    int64_t eval_period = (int64_t)llround(cfg->eval_every * (double)job->steps_per_epoch);
+    if (eval_period < 1)
+        eval_period = 1;
+    for (int64_t from = 0; rc == 0 && from < job->total_steps;) {
+        int64_t to = (from / eval_period + 1) * eval_period;
+        if (to > job->total_steps)
+            to = job->total_steps;
+        rc = phase_train(&c, from, to, err, errlen);
+        if (rc == 0)
+            rc = phase_eval(&c, to, err, errlen);
+        from = to;
+    }
+    if (rc == 0)
+        rc = phase_stop(&c, err, errlen);
+    if (rc == 0)
+        LDN_INFO("done: %lld steps, %.0f samples/s, %.1f s in all, metrics in %s/metrics.jsonl",
+                 (long long)job->total_steps, c.train_time > 0 ? c.samples / c.train_time : 0,
+                 ldn_now() - c.t_start, cfg->run_dir);
+    if (c.metrics)
+        fclose(c.metrics);
+    free(c.last_seen);
+    free(c.last_step);
+    free(c.train_acc);
+    free(c.eval_acc);
+    return rc;
+}

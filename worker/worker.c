@@ -1,0 +1,344 @@
+/* Distributed worker: step loop, head averaging in the group, push/pull, reports. */
+#include "worker.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "fs.h"
+#include "kv.h"
+#include "log.h"
+#include "model.h"
+#include "optim.h"
+#include "schedule.h"
+#include "status.h"
+
+#define HEARTBEAT_S 1.0
+
+struct wtask {
+    int t; /* task index in the config */
+    struct ldn_dataset *train, *test;
+    struct ldn_batcher batcher;
+    struct ldn_optim *head_opt;
+    /* figures since the last progress report */
+    double loss_sum;
+    int64_t correct, seen;
+};
+
+struct worker {
+    const struct ldn_job *job;
+    const struct ldn_config *cfg;
+    const struct ldn_group *group;
+    MPI_Comm comm;
+    int gsize, grank;
+    int n;                /* hosted tasks */
+    struct wtask *tasks;
+    int *slot_of_task;    /* [n_tasks] -> index in tasks, -1 when not hosted */
+    struct ldn_model *model;
+    struct ldn_schedule sched;
+    struct ldn_batch_buf buf;
+    int64_t *idx;
+    struct ldn_kv *kv;
+    void *coord;          /* DEALER to the coordinator */
+    double last_sent;     /* time of the last message to the coordinator */
+    /* figures since the last progress report */
+    int64_t bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
+    double compute_s, wait_s;
+};
+
+static void worker_free(struct worker *w)
+{
+    if (w->tasks)
+        for (int i = 0; i < w->n; i++) {
+            ldn_dataset_destroy(&w->tasks[i].train);
+            ldn_dataset_destroy(&w->tasks[i].test);
+            ldn_batcher_deinit(&w->tasks[i].batcher);
+            ldn_optim_destroy(&w->tasks[i].head_opt);
+        }
+    free(w->tasks);
+    free(w->slot_of_task);
+    ldn_model_destroy(&w->model);
+    ldn_schedule_deinit(&w->sched);
+    ldn_batch_buf_deinit(&w->buf);
+    free(w->idx);
+    ldn_kv_destroy(&w->kv);
+    if (w->coord)
+        zmq_close(w->coord);
+}
+
+static int send_coord(struct worker *w, struct ldn_wire_hdr *h, char *err, size_t errlen)
+{
+    long rc = ldn_net_send(w->coord, NULL, 0, h, NULL, err, errlen);
+    w->last_sent = ldn_now();
+    return rc < 0 ? (int)rc : 0;
+}
+
+static int heartbeat(struct worker *w, char *err, size_t errlen)
+{
+    if (ldn_now() - w->last_sent < HEARTBEAT_S)
+        return 0;
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_STATS, w->job->rank);
+    return send_coord(w, &h, err, errlen);
+}
+
+static int setup(struct worker *w, char *err, size_t errlen)
+{
+    const struct ldn_job *job = w->job;
+    const struct ldn_config *cfg = w->cfg;
+    w->n = w->group->n_tasks;
+    w->tasks = calloc((size_t)w->n, sizeof *w->tasks);
+    w->slot_of_task = malloc(sizeof(int) * (size_t)cfg->n_tasks);
+    int64_t *masked = calloc((size_t)cfg->n_tasks, sizeof *masked);
+    if (!w->tasks || !w->slot_of_task || !masked) {
+        free(masked);
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    }
+    for (int t = 0; t < cfg->n_tasks; t++)
+        w->slot_of_task[t] = -1;
+    int max_classes = 1;
+    for (int i = 0; i < w->n; i++) {
+        struct wtask *wt = &w->tasks[i];
+        wt->t = w->group->tasks[i];
+        w->slot_of_task[wt->t] = i;
+        masked[wt->t] = job->n_train[wt->t];
+        const char *file = cfg->tasks[wt->t].file;
+        wt->train = ldn_dataset_load(file, "train", w->grank, w->gsize, err, errlen);
+        if (!wt->train) {
+            free(masked);
+            return LDN_ERR_FORMAT;
+        }
+        wt->test = ldn_dataset_load(file, "test", w->grank, w->gsize, err, errlen);
+        if (!wt->test) {
+            free(masked);
+            return LDN_ERR_FORMAT;
+        }
+        if (ldn_batcher_init(&wt->batcher, wt->train->n, cfg->seed,
+                             LDN_STREAM_BATCH + (uint64_t)wt->t * 4096u + (uint64_t)w->grank) ||
+            !(wt->head_opt = ldn_optim_new(&cfg->optim, 1))) {
+            free(masked);
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        }
+        if (job->classes[wt->t] > max_classes)
+            max_classes = job->classes[wt->t];
+    }
+    int rc = ldn_schedule_init(&w->sched, cfg, masked, err, errlen);
+    free(masked);
+    if (rc)
+        return rc;
+    int max_batch = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
+    w->model = ldn_model_new(cfg, job->features, job->classes, max_batch, err, errlen);
+    if (!w->model)
+        return LDN_ERR_NOMEM;
+    for (int i = 0; i < w->n; i++) { /* head optimizers sized now that the heads exist */
+        ldn_optim_destroy(&w->tasks[i].head_opt);
+        w->tasks[i].head_opt =
+            ldn_optim_new(&cfg->optim, w->model->heads[w->tasks[i].t]->n_params);
+        if (!w->tasks[i].head_opt)
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    }
+    w->idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
+    if (!w->idx || ldn_batch_buf_init(&w->buf, cfg->batch_size, job->features, max_classes))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+
+    int *server_ranks = malloc(sizeof(int) * (size_t)job->plan->n_servers);
+    if (!server_ranks)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < job->plan->n_servers; s++)
+        server_ranks[s] = 1 + s;
+    w->kv = ldn_kv_new(job->zctx, job->rank, job->plan->n_servers, job->server_endpoints,
+                       server_ranks, job->ranges, cfg->timeout_s, err, errlen);
+    free(server_ranks);
+    if (!w->kv)
+        return LDN_ERR_IO;
+    char ident[32];
+    snprintf(ident, sizeof ident, "w%d", job->rank);
+    w->coord = zmq_socket(job->zctx, ZMQ_DEALER);
+    if (!w->coord || ldn_net_setup(w->coord, ident, err, errlen))
+        return LDN_ERR_IO;
+    if (zmq_connect(w->coord, job->coord_endpoint) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "connect to the coordinator at %s: %s",
+                        job->coord_endpoint, zmq_strerror(zmq_errno()));
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_HELLO, job->rank);
+    return send_coord(w, &h, err, errlen);
+}
+
+/* Average the head gradient of task t over the group (sum, then scale). */
+static int average_head(struct worker *w, int t, char *err, size_t errlen)
+{
+    if (w->gsize == 1)
+        return 0;
+    struct ldn_net *head = w->model->heads[t];
+    int rc = MPI_Allreduce(MPI_IN_PLACE, head->grads, (int)head->n_params, MPI_FLOAT, MPI_SUM,
+                           w->comm);
+    if (rc != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "MPI_Allreduce of head '%s' failed",
+                        w->cfg->tasks[t].name);
+    const float inv = 1.0f / (float)w->gsize;
+    for (int64_t i = 0; i < head->n_params; i++)
+        head->grads[i] *= inv;
+    return 0;
+}
+
+static int send_progress(struct worker *w, int64_t step, char *err, size_t errlen)
+{
+    for (int i = 0; i < w->n; i++) {
+        struct wtask *wt = &w->tasks[i];
+        struct ldn_wire_hdr h;
+        ldn_wire_hdr_init(&h, LDN_OP_REPORT, w->job->rank);
+        h.task = wt->t;
+        h.step = step;
+        int first = i == 0;
+        double v[] = {LDN_REP_PROGRESS,
+                      (double)step,
+                      (double)wt->seen,
+                      wt->loss_sum,
+                      (double)wt->correct,
+                      first ? (double)(w->kv->bytes_push - w->bytes_push_mark) : 0.0,
+                      first ? (double)(w->kv->bytes_pull - w->bytes_pull_mark) : 0.0,
+                      first ? (double)w->staleness_sum : 0.0,
+                      first ? (double)w->pulls : 0.0,
+                      first ? w->compute_s : 0.0,
+                      first ? w->wait_s : 0.0};
+        h.nvals = LDN_ARRAY_LEN(v);
+        memcpy(h.vals, v, sizeof v);
+        int rc = send_coord(w, &h, err, errlen);
+        if (rc)
+            return rc;
+        wt->loss_sum = 0;
+        wt->correct = wt->seen = 0;
+    }
+    w->bytes_push_mark = w->kv->bytes_push;
+    w->bytes_pull_mark = w->kv->bytes_pull;
+    w->staleness_sum = w->pulls = 0;
+    w->compute_s = w->wait_s = 0;
+    return 0;
+}
+
+static int pull(struct worker *w, int64_t clock, char *err, size_t errlen)
+{
+    int rc = ldn_kv_pull(w->kv, clock, w->model->trunk->params, err, errlen);
+    if (rc == 0) {
+        w->staleness_sum += clock - w->kv->last_version;
+        w->pulls++;
+    }
+    return rc;
+}
+
+static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = w->cfg;
+    for (int64_t step = from; step < to; step++) {
+        double t0 = ldn_now();
+        int t = ldn_schedule_task(&w->sched, step);
+        struct wtask *wt = &w->tasks[w->slot_of_task[t]];
+        int b = ldn_batcher_next(&wt->batcher, cfg->batch_size, w->idx);
+        int64_t ok = 0;
+        double loss = ldn_model_train_batch(w->model, t, wt->train, w->idx, b,
+                                            (float)cfg->tasks[t].weight, &w->buf, &ok);
+        wt->loss_sum += loss * b;
+        wt->correct += ok;
+        wt->seen += b;
+        double lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, w->job->total_steps,
+                              w->job->steps_per_epoch);
+        int rc = average_head(w, t, err, errlen);
+        if (rc)
+            return rc;
+        struct ldn_net *head = w->model->heads[t];
+        ldn_optim_step(wt->head_opt, head->params, head->grads, lr);
+        double t1 = ldn_now();
+        if ((rc = ldn_kv_push(w->kv, step, w->model->trunk->grads, err, errlen)) ||
+            (rc = pull(w, step + 1, err, errlen)))
+            return rc;
+        double t2 = ldn_now();
+        w->compute_s += t1 - t0;
+        w->wait_s += t2 - t1;
+        if (cfg->log_every > 0 && (step + 1) % cfg->log_every == 0)
+            rc = send_progress(w, step + 1, err, errlen);
+        else
+            rc = heartbeat(w, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (cfg->log_every > 0 && to % cfg->log_every == 0)
+        return 0; /* the last step's report went out in the loop */
+    return send_progress(w, to, err, errlen);
+}
+
+static int evaluate(struct worker *w, int64_t step, char *err, size_t errlen)
+{
+    for (int i = 0; i < w->n; i++) {
+        struct wtask *wt = &w->tasks[i];
+        double loss, acc;
+        ldn_model_evaluate(w->model, wt->t, wt->test->x, wt->test->y, wt->test->n, &loss, &acc);
+        struct ldn_wire_hdr h;
+        ldn_wire_hdr_init(&h, LDN_OP_REPORT, w->job->rank);
+        h.task = wt->t;
+        h.step = step;
+        double v[] = {LDN_REP_EVAL, (double)step, loss * (double)wt->test->n,
+                      round(acc * (double)wt->test->n), (double)wt->test->n};
+        h.nvals = LDN_ARRAY_LEN(v);
+        memcpy(h.vals, v, sizeof v);
+        int rc = send_coord(w, &h, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int send_done(struct worker *w, int64_t step, char *err, size_t errlen)
+{
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_DONE, w->job->rank);
+    h.step = step;
+    return send_coord(w, &h, err, errlen);
+}
+
+int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)
+{
+    struct worker w = {.job = job, .cfg = job->cfg, .comm = group_comm};
+    w.group = &job->plan->groups[job->plan->group_of_rank[job->rank]];
+    MPI_Comm_size(group_comm, &w.gsize);
+    MPI_Comm_rank(group_comm, &w.grank);
+    int rc = setup(&w, err, errlen);
+    if (rc == 0)
+        rc = pull(&w, 0, err, errlen); /* the initial weights */
+    while (rc == 0) {
+        struct ldn_msg m;
+        char why[LDN_ERRLEN];
+        int r = ldn_net_recv(w.coord, 0, &m, (int)(job->cfg->timeout_s * 1000), why, sizeof why);
+        if (r == LDN_ERR_TIMEOUT) {
+            rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                          "worker %d: no command from the coordinator (rank 0) for %.0f s "
+                          "(ps.timeout)",
+                          job->rank, job->cfg->timeout_s);
+            break;
+        }
+        if (r != 0) {
+            rc = ldn_fail(err, errlen, r, "worker %d: bad message from the coordinator: %s",
+                          job->rank, why);
+            break;
+        }
+        ldn_msg_close(&m);
+        if (m.hdr.op != LDN_OP_CONTROL || m.hdr.nvals < 1)
+            continue;
+        int kind = (int)m.hdr.vals[0];
+        if (kind == LDN_CTL_TRAIN && m.hdr.nvals >= 3) {
+            rc = train(&w, (int64_t)m.hdr.vals[1], (int64_t)m.hdr.vals[2], err, errlen);
+            if (rc == 0)
+                rc = send_done(&w, (int64_t)m.hdr.vals[2], err, errlen);
+        } else if (kind == LDN_CTL_EVAL && m.hdr.nvals >= 2) {
+            rc = evaluate(&w, (int64_t)m.hdr.vals[1], err, errlen);
+            if (rc == 0)
+                rc = send_done(&w, (int64_t)m.hdr.vals[1], err, errlen);
+        } else if (kind == LDN_CTL_STOP) {
+            rc = send_done(&w, m.hdr.step, err, errlen);
+            break;
+        }
+    }
+    worker_free(&w);
+    return rc;
+}
