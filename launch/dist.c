@@ -10,6 +10,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "data.h"
+#include "fs.h"
 #include "job.h"
 #include "log.h"
 #include "model.h"
@@ -217,6 +218,8 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
         else
             st = ldn_partition_trunk(trunk, cfg->servers, ranges, &imbalance, err, sizeof err);
     }
+    if (st == 0 && rank == 0) /* before any role starts writing into it */
+        st = ldn_mkdir_p(cfg->run_dir, err, sizeof err);
     if (agree(st ? 1 : 0, err)) {
         ldn_net_destroy(&trunk);
         free(ranges);

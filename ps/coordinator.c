@@ -329,6 +329,54 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
     return 0;
 }
 
+/* Read every server's range of the trunk and write RUN_DIR/trunk.f32 (docs/wire.md). */
+static int save_trunk(struct coord *c, char *err, size_t errlen)
+{
+    const int S = c->job->plan->n_servers;
+    size_t bytes = sizeof(float) * (size_t)c->job->trunk_params;
+    float *trunk = malloc(bytes);
+    if (!trunk)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory for the trunk");
+    int rc = 0;
+    for (int s = 0; s < S && rc == 0; s++) {
+        const struct ldn_range *r = &c->job->ranges[s];
+        struct ldn_wire_hdr h;
+        ldn_wire_hdr_init(&h, LDN_OP_PULL, 0);
+        h.lo = (uint64_t)r->lo;
+        h.hi = (uint64_t)r->hi;
+        if (ldn_net_send(c->servers[s], NULL, 0, &h, NULL, err, errlen) < 0) {
+            rc = LDN_ERR_IO;
+            break;
+        }
+        double deadline = ldn_now() + c->cfg->timeout_s;
+        for (;;) {
+            struct ldn_msg m;
+            char why[LDN_ERRLEN];
+            int got = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
+            if (got == 0 && m.hdr.op == LDN_OP_PARAMS && m.nframes == 1 &&
+                m.hdr.lens[0] == sizeof(float) * (uint64_t)(r->hi - r->lo)) {
+                memcpy(trunk + r->lo, zmq_msg_data(&m.frames[0]), m.hdr.lens[0]);
+                ldn_msg_close(&m);
+                break;
+            }
+            if (got == 0)
+                ldn_msg_close(&m);
+            if (ldn_now() > deadline) {
+                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                              "waited %.0f s for the weights of server rank %d (ps.timeout)",
+                              c->cfg->timeout_s, 1 + s);
+                break;
+            }
+        }
+    }
+    char path[LDN_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/trunk.f32", c->cfg->run_dir);
+    if (rc == 0)
+        rc = ldn_write_file_atomic(path, trunk, bytes, err, errlen);
+    free(trunk);
+    return rc;
+}
+
 /* Stop every worker, then every server; collect the servers' counters. */
 static int phase_stop(struct coord *c, char *err, size_t errlen)
 {
@@ -336,6 +384,8 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
     int rc = send_all_workers(c, LDN_CTL_STOP, 0, 0, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
+    if (rc == 0)
+        rc = save_trunk(c, err, errlen);
     if (rc)
         return rc;
     const int S = c->job->plan->n_servers;

@@ -157,9 +157,9 @@ static int send_params(struct ldn_server *s, void *sock, const char *ident, size
     }
     s->st.pulls++;
     s->st.bytes_out += sent;
-    if (c - slowest > s->st.max_staleness)
+    if (w >= 0 && c - slowest > s->st.max_staleness)
         s->st.max_staleness = c - slowest;
-    if (s->o.clock_log)
+    if (s->o.clock_log && w >= 0)
         fprintf(s->o.clock_log, "%d\t%lld\t%lld\t%lld\n", s->ranks[w], (long long)c,
                 (long long)min_clock(s), (long long)s->step);
     return 0;
@@ -338,6 +338,11 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
     if (h->op == LDN_OP_STATS) {
         ldn_msg_close(m);
         return send_done(s, sock, m, LDN_OP_STATS);
+    }
+    if (h->op == LDN_OP_PULL && h->from == 0 && strcmp(m->ident, "c0") == 0) {
+        /* the coordinator reads the current weights (final weights, checkpoints) */
+        ldn_msg_close(m);
+        return send_params(s, sock, m->ident, m->ident_len, -1, h->step);
     }
     int w = worker_index(s, h->from);
     char ident[LDN_NET_IDENT_MAX];

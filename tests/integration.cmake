@@ -1,8 +1,33 @@
-# Integration tests that run the ladon executable (label cli); MPI tests join here (label mpi).
-set(LDN_TEST_ENV "OPENBLAS_NUM_THREADS=1")
+# Integration tests that run the ladon executable (label cli) and MPI jobs through mpirun
+# (label mpi; the emulated multi-host run is labelled cluster and skips itself without root).
+set(LDN_MPI_ENV
+    "OPENBLAS_NUM_THREADS=1"
+    "OMPI_ALLOW_RUN_AS_ROOT=1"
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
+    "OMPI_MCA_rmaps_base_oversubscribe=1"
+    "OMPI_MCA_btl=self,vader,tcp"
+    "OMPI_MCA_btl_tcp_if_include=lo"
+    "OMPI_MCA_oob_tcp_if_include=lo")
+
 add_test(NAME cli_config COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/config_cli.sh
          $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR})
 add_test(NAME cli_local_train COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/local_train.sh
          $<TARGET_FILE:ladon>)
 set_tests_properties(cli_config cli_local_train PROPERTIES LABELS cli TIMEOUT 300
-                     ENVIRONMENT "${LDN_TEST_ENV}")
+                     ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+
+foreach(t bsp_matches_local ssp_async shapes kill_worker)
+  add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
+           $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
+                       ENVIRONMENT "${LDN_MPI_ENV}")
+endforeach()
+add_test(NAME mpi_server_fuzz COMMAND mpiexec -np 2 $<TARGET_FILE:server_fuzz>)
+set_tests_properties(mpi_server_fuzz PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
+                     ENVIRONMENT "${LDN_MPI_ENV}")
+
+# The cluster test makes its own namespaces and uses their interfaces: no loopback settings.
+add_test(NAME mpi_cluster COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/cluster.sh
+         $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+set_tests_properties(mpi_cluster PROPERTIES LABELS "mpi;cluster" TIMEOUT 600 RUN_SERIAL TRUE
+                     SKIP_RETURN_CODE 77 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")

@@ -268,6 +268,11 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
             t_mark = ldn_now();
         }
     }
+    snprintf(path, sizeof path, "%s/trunk.f32", cfg->run_dir);
+    if ((rc = ldn_write_file_atomic(path, r.model->trunk->params,
+                                    sizeof(float) * (size_t)r.model->trunk->n_params, err,
+                                    errlen)) != 0)
+        goto out;
     LDN_INFO("done: %lld steps, %.0f samples/s (training only), %.1f s in all",
              (long long)r.sched.total_steps, (double)samples / train_time, ldn_now() - t_start);
     rc = LDN_OK;

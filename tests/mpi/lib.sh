@@ -1,0 +1,30 @@
+# Shared set-up for the MPI integration tests (sourced): $1 = ladon binary, $2 = source dir,
+# $3 = build dir. Provides $tmp (removed on exit), run_mpi, synth, metric helpers.
+set -euo pipefail
+LADON=$1
+SRC=$2
+BUILD=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OPENBLAS_NUM_THREADS=1
+
+run_mpi() { # run_mpi NP ARGS...: mpirun on loopback, oversubscribed
+  local np=$1
+  shift
+  local flags=(--oversubscribe --mca btl self,vader,tcp --mca btl_tcp_if_include lo
+    --mca oob_tcp_if_include lo -x OPENBLAS_NUM_THREADS=1)
+  [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
+  mpirun -np "$np" "${flags[@]}" "$@"
+}
+
+synth() { # synth DIR TASKS TRAIN [SEED]
+  "$LADON" data synth "$1" --tasks "$2" --features 32 --rank 4 --classes 4 --train "$3" \
+    --test 400 --relatedness 0.9 --seed "${4:-3}" >/dev/null
+}
+
+# last_acc RUN_DIR TASK: the last test accuracy of TASK in RUN_DIR/metrics.jsonl
+last_acc() {
+  grep "\"task\":\"$2\"" "$1/metrics.jsonl" | tail -n 1 | sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p'
+}
+
+fail() { echo "FAIL: $*"; exit 1; }

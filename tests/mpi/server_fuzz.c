@@ -1,0 +1,337 @@
+/* MPI integration test (2 ranks): rank 1 runs a parameter server, rank 0 is a raw ZeroMQ
+ * client that sends malformed and out-of-range messages. Each must be answered with an
+ * ERROR and counted, the weights must stay unchanged, and the server must keep serving:
+ * a valid push afterwards is applied and a pull returns the updated weights. */
+#include <math.h>
+#include <mpi.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "net.h"
+#include "server.h"
+#include "status.h"
+
+#define N 1000
+#define WORKER 5
+
+static int failures;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static const char *YAML = "data: {dir: d}\nmodel: {trunk: [8]}\ntasks: {a: {}}\n"
+                          "train: {lr: 0.05, momentum: 0.9}\nps: {consistency: bsp, timeout: 20}\n";
+
+/* Send raw parts (NULL-terminated list of (ptr, len) pairs). */
+static void send_parts(void *sock, int n, const void *const *p, const size_t *len)
+{
+    for (int i = 0; i < n; i++)
+        zmq_send(sock, p[i], len[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+static void push_hdr(struct ldn_wire_hdr *h, int64_t step, uint64_t lo, uint64_t hi, uint64_t bytes)
+{
+    ldn_wire_hdr_init(h, LDN_OP_PUSH, WORKER);
+    h->step = step;
+    h->lo = lo;
+    h->hi = hi;
+    h->nframes = 1;
+    h->lens[0] = bytes;
+}
+
+/* Expect one ERROR answer; returns 1 when it came. */
+static int expect_error(void *sock, const char *what)
+{
+    struct ldn_msg m;
+    char err[LDN_ERRLEN];
+    int rc = ldn_net_recv(sock, 0, &m, 5000, err, sizeof err);
+    if (rc != 0) {
+        CHECK(0, "%s: no answer (%s)", what, rc == LDN_ERR_TIMEOUT ? "timeout" : err);
+        return 0;
+    }
+    ldn_msg_close(&m);
+    CHECK(m.hdr.op == LDN_OP_ERROR, "%s: answered %s instead of error", what,
+          ldn_wire_op_name(m.hdr.op));
+    if (m.hdr.op == LDN_OP_ERROR)
+        printf("  %-32s -> error: %s\n", what, m.hdr.msg);
+    return m.hdr.op == LDN_OP_ERROR;
+}
+
+static void pull(void *sock, int64_t clock, float *out)
+{
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_PULL, WORKER);
+    h.step = clock;
+    h.lo = 0;
+    h.hi = N;
+    ldn_net_send(sock, NULL, 0, &h, NULL, NULL, 0);
+    struct ldn_msg m;
+    char err[LDN_ERRLEN];
+    int rc = ldn_net_recv(sock, 0, &m, 5000, err, sizeof err);
+    CHECK(rc == 0 && m.hdr.op == LDN_OP_PARAMS && m.nframes == 1 &&
+              m.hdr.lens[0] == N * sizeof(float),
+          "pull at clock %lld failed (rc %d)", (long long)clock, rc);
+    if (rc == 0) {
+        if (m.nframes == 1 && m.hdr.lens[0] == N * sizeof(float))
+            memcpy(out, zmq_msg_data(&m.frames[0]), N * sizeof(float));
+        ldn_msg_close(&m);
+    }
+}
+
+static int client(const char *endpoint)
+{
+    void *ctx = zmq_ctx_new();
+    void *w = zmq_socket(ctx, ZMQ_DEALER), *c = zmq_socket(ctx, ZMQ_DEALER);
+    ldn_net_setup(w, "w5", NULL, 0);
+    ldn_net_setup(c, "c0", NULL, 0);
+    zmq_connect(w, endpoint);
+    zmq_connect(c, endpoint);
+    static float before[N], after[N], grad[N];
+    pull(w, 0, before);
+    for (int i = 0; i < N; i++)
+        CHECK(before[i] == (float)i * 0.001f, "initial weight %d", i);
+
+    int bad = 0;
+    char buf[LDN_WIRE_HDR_MAX];
+    struct ldn_wire_hdr h;
+    for (int i = 0; i < N; i++)
+        grad[i] = 1.0f;
+
+    { /* header is not msgpack */
+        const char junk[] = "\xc1\xc1\xc1 not msgpack";
+        const void *p[] = {junk};
+        size_t l[] = {sizeof junk};
+        send_parts(w, 1, p, l);
+        bad += expect_error(w, "garbage header");
+    }
+    { /* msgpack, but an array */
+        char arr[] = {(char)0x92, 0x01, 0x02};
+        const void *p[] = {arr};
+        size_t l[] = {sizeof arr};
+        send_parts(w, 1, p, l);
+        bad += expect_error(w, "header not a map");
+    }
+    { /* empty header frame */
+        const void *p[] = {""};
+        size_t l[] = {0};
+        send_parts(w, 1, p, l);
+        bad += expect_error(w, "empty header");
+    }
+    { /* another protocol version */
+        push_hdr(&h, 0, 0, N, N * 4);
+        h.version = 99;
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, N * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "protocol version 99");
+    }
+    { /* unknown op */
+        push_hdr(&h, 0, 0, N, N * 4);
+        h.op = 77;
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, N * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "unknown op");
+    }
+    { /* key range past the server's */
+        push_hdr(&h, 0, 0, N + 10, (N + 10) * 4);
+        static float big[N + 10];
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, big};
+        size_t l[] = {(size_t)n, (N + 10) * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "range out of bounds");
+    }
+    { /* frame shorter than the header says */
+        push_hdr(&h, 0, 0, N, N * 4);
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, N * 4 - 8};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "truncated payload");
+    }
+    { /* consistent lengths, but not the dense size */
+        push_hdr(&h, 0, 0, N, 40);
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, 40};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "payload size for codec");
+    }
+    { /* header lists no frames but one follows */
+        push_hdr(&h, 0, 0, N, N * 4);
+        h.nframes = 0;
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, N * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "frame count mismatch");
+    }
+    { /* NaN in the values */
+        static float nan_grad[N];
+        memcpy(nan_grad, grad, sizeof grad);
+        nan_grad[N / 2] = NAN;
+        push_hdr(&h, 0, 0, N, N * 4);
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, nan_grad};
+        size_t l[] = {(size_t)n, N * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "non-finite value");
+    }
+    { /* wrong step */
+        push_hdr(&h, 5, 0, N, N * 4);
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, N * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "push for a future step");
+    }
+    { /* sender claims another rank than its connection */
+        push_hdr(&h, 0, 0, N, N * 4);
+        h.from = 9;
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, N * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "spoofed sender");
+    }
+    { /* unknown codec */
+        push_hdr(&h, 0, 0, N, N * 4);
+        h.codec = 42;
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, N * 4};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "unknown codec");
+    }
+    { /* pull far ahead of the worker's clock */
+        ldn_wire_hdr_init(&h, LDN_OP_PULL, WORKER);
+        h.step = 100;
+        h.hi = N;
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf};
+        size_t l[] = {(size_t)n};
+        send_parts(w, 1, p, l);
+        bad += expect_error(w, "pull from the future");
+    }
+    { /* control from a worker */
+        ldn_wire_hdr_init(&h, LDN_OP_CONTROL, WORKER);
+        h.nvals = 1;
+        h.vals[0] = LDN_CTL_STOP;
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf};
+        size_t l[] = {(size_t)n};
+        send_parts(w, 1, p, l);
+        bad += expect_error(w, "stop from a worker");
+    }
+    { /* too many frames */
+        push_hdr(&h, 0, 0, N, N * 4);
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad, grad, grad, grad, grad, grad};
+        size_t l[] = {(size_t)n, 4, 4, 4, 4, 4, 4};
+        send_parts(w, 7, p, l);
+        bad += expect_error(w, "too many frames");
+    }
+    printf("%d malformed messages answered with an error\n", bad);
+    CHECK(bad == 16, "expected 16 errors, got %d", bad);
+
+    pull(w, 0, after);
+    CHECK(memcmp(before, after, sizeof before) == 0, "weights changed by rejected messages");
+
+    /* The server keeps serving: a valid push is applied (SGD, lr 0.05, g = 1). */
+    push_hdr(&h, 0, 0, N, N * 4);
+    ldn_net_send(w, NULL, 0, &h, (const void *const[]){grad}, NULL, 0);
+    pull(w, 1, after);
+    for (int i = 0; i < N; i++)
+        CHECK(fabsf(after[i] - (before[i] - 0.05f)) < 1e-6f, "weight %d after a valid push", i);
+
+    /* Counters: every rejected message was counted. */
+    ldn_wire_hdr_init(&h, LDN_OP_STATS, 0);
+    ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
+    struct ldn_msg m;
+    char err[LDN_ERRLEN];
+    int rc = ldn_net_recv(c, 0, &m, 5000, err, sizeof err);
+    CHECK(rc == 0 && m.hdr.nvals >= 4, "stats answer");
+    if (rc == 0) {
+        ldn_msg_close(&m);
+        printf("server counted %.0f bad messages, %.0f pushes, %.0f pulls\n", m.hdr.vals[3],
+               m.hdr.vals[1], m.hdr.vals[2]);
+        CHECK(m.hdr.vals[3] == bad, "server counted %.0f bad messages, sent %d", m.hdr.vals[3], bad);
+        CHECK(m.hdr.vals[1] == 1, "pushes applied: %.0f", m.hdr.vals[1]);
+    }
+    ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
+    h.nvals = 1;
+    h.vals[0] = LDN_CTL_STOP;
+    ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
+    rc = ldn_net_recv(c, 0, &m, 5000, err, sizeof err);
+    CHECK(rc == 0 && m.hdr.op == LDN_OP_DONE, "stop acknowledged");
+    if (rc == 0)
+        ldn_msg_close(&m);
+    zmq_close(w);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+    return failures;
+}
+
+int main(void)
+{
+    MPI_Init(NULL, NULL);
+    int rank, world;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    if (world != 2) {
+        if (rank == 0)
+            fprintf(stderr, "server_fuzz: run with 2 ranks\n");
+        MPI_Finalize();
+        return 2;
+    }
+    char endpoint[LDN_NET_ENDPOINT_MAX] = "";
+    int rc = 0;
+    if (rank == 1) {
+        char err[LDN_ERRLEN];
+        struct ldn_config *cfg = ldn_config_parse(YAML, strlen(YAML), "fuzz.yaml", 0, NULL, err,
+                                                  sizeof err);
+        static float init[N];
+        for (int i = 0; i < N; i++)
+            init[i] = (float)i * 0.001f;
+        int workers[1] = {WORKER};
+        struct ldn_server_opts o = {.rank = 1, .lo = 0, .hi = N, .init = init, .cfg = cfg,
+                                    .total_steps = 10, .steps_per_epoch = 10, .n_workers = 1,
+                                    .worker_ranks = workers};
+        struct ldn_server *s = cfg ? ldn_server_new(&o, err, sizeof err) : NULL;
+        void *ctx = zmq_ctx_new();
+        void *router = zmq_socket(ctx, ZMQ_ROUTER);
+        ldn_net_setup(router, NULL, NULL, 0);
+        if (!s || ldn_net_bind(router, "127.0.0.1", endpoint, sizeof endpoint, err, sizeof err))
+            fprintf(stderr, "server set-up: %s\n", err);
+        MPI_Send(endpoint, sizeof endpoint, MPI_CHAR, 0, 0, MPI_COMM_WORLD);
+        rc = s ? ldn_server_run(s, router, err, sizeof err) : 1;
+        if (rc)
+            fprintf(stderr, "server: %s\n", err);
+        ldn_server_destroy(&s);
+        ldn_config_destroy(&cfg);
+        zmq_close(router);
+        zmq_ctx_term(ctx);
+    } else {
+        MPI_Recv(endpoint, sizeof endpoint, MPI_CHAR, 1, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        rc = client(endpoint);
+    }
+    int worst = 0;
+    MPI_Reduce(&rc, &worst, 1, MPI_INT, MPI_MAX, 0, MPI_COMM_WORLD);
+    if (rank == 0)
+        printf("%s\n", worst ? "server fuzz: FAILED" : "server fuzz: ok");
+    MPI_Finalize();
+    return rank == 0 ? (worst != 0) : 0;
+}

@@ -1,0 +1,598 @@
+/* Tests for common/config: schema, defaults, exact error messages, overrides, round trip. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "config.h"
+#include "cu_main.h"
+#include "status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MINIMAL "data:\n  dir: data/fmnist\nmodel:\n  trunk: [256]\ntasks:\n  category:\n"
+
+static struct ldn_config *parse_over(const char *yaml, int n_over, char *const *over, char *err)
+{
+    err[0] = '\0';
+    return ldn_config_parse(yaml, strlen(yaml), "t.yaml", n_over, over, err, LDN_ERRLEN);
+}
+
+static struct ldn_config *parse(const char *yaml, char *err)
+{
+    return parse_over(yaml, 0, NULL, err);
+}
+
+/* Parsing must fail with exactly `want`; on a mismatch print both. */
+static void check_err(int line, const char *yaml, const char *ov, const char *want)
+{
+    char err[LDN_ERRLEN];
+    char *over[1] = {(char *)ov};
+    struct ldn_config *cfg = parse_over(yaml, ov ? 1 : 0, over, err);
+    CU_ASSERT_PTR_NULL(cfg);
+    ldn_config_destroy(&cfg);
+    if (strcmp(err, want)) {
+        fprintf(stderr, "\n  test_config.c:%d\n    want: %s\n    got:  %s\n", line, want, err);
+        CU_FAIL("error message differs");
+    }
+    CU_ASSERT_PTR_NULL(strchr(err, '\n'));
+}
+#define EXPECT_ERR(yaml, want) check_err(__LINE__, yaml, NULL, want)
+#define EXPECT_OVER_ERR(yaml, ov, want) check_err(__LINE__, yaml, ov, want)
+
+static const char FULL[] = "run:\n"
+                           "  name: exp1\n"
+                           "  dir: /tmp/ladon-runs/exp1\n"
+                           "  seed: 18446744073709551615\n"
+                           "data:\n"
+                           "  dir: data/fmnist/\n"
+                           "model:\n"
+                           "  trunk: [512, 256, 128]\n"
+                           "  activation: tanh\n"
+                           "tasks:\n"
+                           "  category:\n"
+                           "    weight: 2.5\n"
+                           "    workers: 3\n"
+                           "    head: [64, 32]\n"
+                           "  group:\n"
+                           "    file: /abs/group.h5\n"
+                           "  parity: {file: sub/parity-v2.h5, workers: 0}\n"
+                           "train:\n"
+                           "  epochs: 7\n"
+                           "  batch_size: 65536\n"
+                           "  steps_per_epoch: 5000000000\n"
+                           "  optimizer: adamw\n"
+                           "  lr: 3e-4\n"
+                           "  momentum: 0.5\n"
+                           "  nesterov: Yes\n"
+                           "  weight_decay: 0.01\n"
+                           "  beta1: 0.8\n"
+                           "  beta2: 0.99\n"
+                           "  eps: 1e-6\n"
+                           "  lr_schedule: cosine\n"
+                           "  warmup_steps: 200\n"
+                           "  lr_step_epochs: 2.5\n"
+                           "  lr_gamma: 1\n"
+                           "  lr_min: 1e-5\n"
+                           "  sampling: round_robin\n"
+                           "  sampling_alpha: 0\n"
+                           "  log_every: 0\n"
+                           "  eval_every: 0.5\n"
+                           "  threads: 64\n"
+                           "ps:\n"
+                           "  servers: 4\n"
+                           "  consistency: ssp\n"
+                           "  staleness: 0\n"
+                           "  timeout: 2.5\n"
+                           "  interface: eth0\n";
+
+static void test_full(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = parse(FULL, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->source, "t.yaml");
+    CU_ASSERT_STRING_EQUAL(cfg->run_name, "exp1");
+    CU_ASSERT_STRING_EQUAL(cfg->run_dir, "/tmp/ladon-runs/exp1");
+    CU_ASSERT(cfg->seed == UINT64_MAX);
+    CU_ASSERT_STRING_EQUAL(cfg->data_dir, "data/fmnist/");
+    CU_ASSERT_EQUAL(cfg->n_trunk, 3);
+    CU_ASSERT(cfg->trunk[0] == 512 && cfg->trunk[1] == 256 && cfg->trunk[2] == 128);
+    CU_ASSERT_EQUAL(cfg->activation, LDN_ACT_TANH);
+    CU_ASSERT_EQUAL_FATAL(cfg->n_tasks, 3);
+    const struct ldn_task_config *t = cfg->tasks;
+    CU_ASSERT_STRING_EQUAL(t[0].name, "category");
+    CU_ASSERT_STRING_EQUAL(t[0].file, "data/fmnist/category.h5");
+    CU_ASSERT_DOUBLE_EQUAL(t[0].weight, 2.5, 0);
+    CU_ASSERT_EQUAL(t[0].workers, 3);
+    CU_ASSERT(t[0].n_head == 2 && t[0].head[0] == 64 && t[0].head[1] == 32);
+    CU_ASSERT_STRING_EQUAL(t[1].name, "group");
+    CU_ASSERT_STRING_EQUAL(t[1].file, "/abs/group.h5");
+    CU_ASSERT_DOUBLE_EQUAL(t[1].weight, 1.0, 0);
+    CU_ASSERT_EQUAL(t[1].n_head, 0);
+    CU_ASSERT_STRING_EQUAL(t[2].name, "parity");
+    CU_ASSERT_STRING_EQUAL(t[2].file, "data/fmnist/sub/parity-v2.h5");
+    CU_ASSERT_EQUAL(t[2].workers, 0);
+    CU_ASSERT_EQUAL(cfg->epochs, 7);
+    CU_ASSERT_EQUAL(cfg->batch_size, 65536);
+    CU_ASSERT(cfg->steps_per_epoch == 5000000000LL);
+    CU_ASSERT_EQUAL(cfg->optim.kind, LDN_OPTIM_ADAMW);
+    CU_ASSERT(cfg->optim.lr == 3e-4);
+    CU_ASSERT(cfg->optim.momentum == 0.5);
+    CU_ASSERT(cfg->optim.nesterov);
+    CU_ASSERT(cfg->optim.weight_decay == 0.01);
+    CU_ASSERT(cfg->optim.beta1 == 0.8 && cfg->optim.beta2 == 0.99 && cfg->optim.eps == 1e-6);
+    CU_ASSERT_EQUAL(cfg->lr.kind, LDN_LR_COSINE);
+    CU_ASSERT(cfg->lr.warmup_steps == 200);
+    CU_ASSERT(cfg->lr.step_epochs == 2.5 && cfg->lr.gamma == 1.0 && cfg->lr.min_lr == 1e-5);
+    CU_ASSERT_EQUAL(cfg->sampling, LDN_SAMPLE_ROUND_ROBIN);
+    CU_ASSERT(cfg->sampling_alpha == 0.0);
+    CU_ASSERT(cfg->log_every == 0);
+    CU_ASSERT(cfg->eval_every == 0.5);
+    CU_ASSERT_EQUAL(cfg->threads, 64);
+    CU_ASSERT_EQUAL(cfg->servers, 4);
+    CU_ASSERT_EQUAL(cfg->consistency, LDN_SSP);
+    CU_ASSERT_EQUAL(cfg->staleness, 0);
+    CU_ASSERT(cfg->timeout_s == 2.5);
+    CU_ASSERT_STRING_EQUAL(cfg->iface, "eth0");
+    CU_ASSERT_EQUAL(ldn_config_task_index(cfg, "parity"), 2);
+    CU_ASSERT_EQUAL(ldn_config_task_index(cfg, "nope"), -1);
+    ldn_config_destroy(&cfg);
+    CU_ASSERT_PTR_NULL(cfg);
+    ldn_config_destroy(&cfg); /* NULL is fine */
+    ldn_config_destroy(NULL);
+}
+
+static void test_defaults(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg =
+        ldn_config_parse(MINIMAL, strlen(MINIMAL), "configs/quick.yml", 0, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->run_name, "quick");
+    CU_ASSERT_STRING_EQUAL(cfg->run_dir, "runs/quick");
+    CU_ASSERT(cfg->seed == 1);
+    CU_ASSERT_EQUAL(cfg->activation, LDN_ACT_RELU);
+    CU_ASSERT_EQUAL_FATAL(cfg->n_tasks, 1);
+    CU_ASSERT_STRING_EQUAL(cfg->tasks[0].file, "data/fmnist/category.h5");
+    CU_ASSERT(cfg->tasks[0].weight == 1.0 && cfg->tasks[0].workers == 0);
+    CU_ASSERT_EQUAL(cfg->tasks[0].n_head, 0);
+    CU_ASSERT_EQUAL(cfg->epochs, 10);
+    CU_ASSERT_EQUAL(cfg->batch_size, 128);
+    CU_ASSERT(cfg->steps_per_epoch == 0);
+    CU_ASSERT_EQUAL(cfg->optim.kind, LDN_OPTIM_SGD);
+    CU_ASSERT(cfg->optim.lr == 0.05 && cfg->optim.momentum == 0.9 && !cfg->optim.nesterov);
+    CU_ASSERT(cfg->optim.weight_decay == 0 && cfg->optim.beta1 == 0.9);
+    CU_ASSERT(cfg->optim.beta2 == 0.999 && cfg->optim.eps == 1e-8);
+    CU_ASSERT_EQUAL(cfg->lr.kind, LDN_LR_CONSTANT);
+    CU_ASSERT(cfg->lr.warmup_steps == 0 && cfg->lr.step_epochs == 10);
+    CU_ASSERT(cfg->lr.gamma == 0.1 && cfg->lr.min_lr == 0);
+    CU_ASSERT_EQUAL(cfg->sampling, LDN_SAMPLE_POWER);
+    CU_ASSERT(cfg->sampling_alpha == 0.75);
+    CU_ASSERT(cfg->log_every == 100 && cfg->eval_every == 1.0);
+    CU_ASSERT_EQUAL(cfg->threads, 1);
+    CU_ASSERT_EQUAL(cfg->servers, 1);
+    CU_ASSERT_EQUAL(cfg->consistency, LDN_BSP);
+    CU_ASSERT_EQUAL(cfg->staleness, 2);
+    CU_ASSERT(cfg->timeout_s == 60);
+    CU_ASSERT_STRING_EQUAL(cfg->iface, "auto");
+    CU_ASSERT_STRING_EQUAL(ldn_optim_name(cfg->optim.kind), "sgd");
+    CU_ASSERT_STRING_EQUAL(ldn_lr_name(LDN_LR_STEP), "step");
+    CU_ASSERT_STRING_EQUAL(ldn_consistency_name(LDN_ASYNC), "async");
+    CU_ASSERT_STRING_EQUAL(ldn_activation_name(LDN_ACT_TANH), "tanh");
+    ldn_config_destroy(&cfg);
+
+    /* empty sections are allowed and give defaults */
+    cfg = parse(MINIMAL "train:\nps: ~\nrun: {}\n", err);
+    CU_ASSERT_PTR_NOT_NULL(cfg);
+    ldn_config_destroy(&cfg);
+}
+
+static void test_errors_keys(void)
+{
+    EXPECT_ERR(MINIMAL "train:\n  epochs: 3\n  lrr: 0.1\n",
+               "config t.yaml:9:3: train.lrr: unknown key (allowed in train: epochs, batch_size, "
+               "steps_per_epoch, optimizer, lr, momentum, nesterov, weight_decay, beta1, beta2, "
+               "eps, lr_schedule, warmup_steps, lr_step_epochs, lr_gamma, lr_min, sampling, "
+               "sampling_alpha, log_every, eval_every, threads)");
+    EXPECT_ERR(MINIMAL "trian:\n  epochs: 3\n",
+               "config t.yaml:7:1: trian: unknown key (allowed at the top level: run, data, "
+               "model, tasks, train, ps)");
+    EXPECT_ERR(MINIMAL "    wieght: 2\n",
+               "config t.yaml:7:5: tasks.category.wieght: unknown key (allowed in "
+               "tasks.category: file, weight, workers, head)");
+    EXPECT_ERR("model:\n  trunk: [8]\ntasks:\n  a:\n",
+               "config t.yaml: data.dir: required key is missing");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  activation: relu\ntasks:\n  a:\n",
+               "config t.yaml: model.trunk: required key is missing");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8]\n",
+               "config t.yaml: tasks: required key is missing (at least one task)");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8]\ntasks:\n",
+               "config t.yaml:5:7: tasks: must name at least one task, got none");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8]\ntasks: {}\n",
+               "config t.yaml:5:8: tasks: must name at least one task, got none");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8]\ntasks:\n  bad name:\n",
+               "config t.yaml:6:3: tasks: task names must match [A-Za-z0-9_-]+ and be at most "
+               "63 characters, got 'bad name'");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8]\ntasks:\n  a:\n  a:\n",
+               "config t.yaml:7:3: tasks.a: duplicate key (first at line 6)");
+    EXPECT_ERR(MINIMAL "train:\n  lr: 0.1\n  lr: 0.2\n",
+               "config t.yaml:9:3: train.lr: duplicate key (first at line 8)");
+    EXPECT_ERR(MINIMAL "data:\n  dir: x\n",
+               "config t.yaml:7:1: data: duplicate key (first at line 1)");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8]\ntasks:\n  a: 3\n",
+               "config t.yaml:6:6: tasks.a: must be a mapping (file, weight, workers, head) or "
+               "empty, got 3");
+    EXPECT_ERR(MINIMAL "ps: [1, 2]\n",
+               "config t.yaml:7:5: ps: must be a mapping of keys, got a list");
+    EXPECT_ERR(MINIMAL "? [a]\n: 1\n", "config t.yaml:7:3: keys must be plain names, got a list");
+}
+
+static void test_errors_values(void)
+{
+    EXPECT_ERR(MINIMAL "train:\n  epochs: three\n",
+               "config t.yaml:8:11: train.epochs: must be an integer >= 1, got 'three'");
+    EXPECT_ERR(MINIMAL "train:\n  epochs: 2.0\n",
+               "config t.yaml:8:11: train.epochs: must be an integer >= 1, got 2.0");
+    EXPECT_ERR(MINIMAL "train:\n  batch_size: 0\n",
+               "config t.yaml:8:15: train.batch_size: must be an integer in [1, 65536], got 0");
+    EXPECT_ERR(MINIMAL "train:\n  momentum: 1.0\n",
+               "config t.yaml:8:13: train.momentum: must be a number in [0, 1), got 1.0");
+    EXPECT_ERR(MINIMAL "train:\n  lr: -1\n",
+               "config t.yaml:8:7: train.lr: must be a number > 0, got -1");
+    EXPECT_ERR(MINIMAL "train:\n  lr: nan\n",
+               "config t.yaml:8:7: train.lr: must be a number > 0, got nan");
+    EXPECT_ERR(MINIMAL "train:\n  lr_gamma: 1e999\n",
+               "config t.yaml:8:13: train.lr_gamma: must be a number in (0, 1], got 1e999");
+    EXPECT_ERR(MINIMAL "train:\n  lr: \"0.1x\"\n",
+               "config t.yaml:8:7: train.lr: must be a number > 0, got '0.1x'");
+    EXPECT_ERR(MINIMAL "train:\n  optimizer: sgdd\n",
+               "config t.yaml:8:14: train.optimizer: must be one of sgd, adam, adamw, got 'sgdd'");
+    EXPECT_ERR(MINIMAL "train:\n  optimizer: [sgd]\n",
+               "config t.yaml:8:14: train.optimizer: must be one of sgd, adam, adamw, got a list");
+    EXPECT_ERR(MINIMAL "train:\n  nesterov: maybe\n",
+               "config t.yaml:8:13: train.nesterov: must be true or false, got 'maybe'");
+    EXPECT_ERR(MINIMAL "train:\n  nesterov: true\n  momentum: 0\n",
+               "config t.yaml:8:13: train.nesterov: true needs train.momentum > 0, got momentum 0");
+    EXPECT_ERR(MINIMAL "train:\n  epochs: 99999999999999999999\n",
+               "config t.yaml:8:11: train.epochs: must be an integer >= 1, got "
+               "99999999999999999999 (too large)");
+    EXPECT_ERR(MINIMAL "train:\n  epochs: 3000000000\n",
+               "config t.yaml:8:11: train.epochs: must be an integer >= 1, got 3000000000 (too "
+               "large)");
+    EXPECT_ERR(MINIMAL "run:\n  seed: -1\n",
+               "config t.yaml:8:9: run.seed: must be an integer >= 0, got -1");
+    EXPECT_ERR(MINIMAL "ps:\n  staleness: 1000001\n",
+               "config t.yaml:8:14: ps.staleness: must be an integer in [0, 1000000], got 1000001");
+    EXPECT_ERR(MINIMAL "    workers: -1\n",
+               "config t.yaml:7:14: tasks.category.workers: must be an integer >= 0, got -1");
+    EXPECT_ERR(MINIMAL "run:\n  name:\n",
+               "config t.yaml:8:8: run.name: must be a non-empty string, got nothing (null)");
+    EXPECT_ERR(MINIMAL "run:\n  name: {a: 1}\n",
+               "config t.yaml:8:9: run.name: must be a non-empty string, got a mapping");
+    EXPECT_ERR(MINIMAL
+               "run:\n  name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+               "config t.yaml:8:9: run.name: must be at most 63 characters long, got 64");
+}
+
+static void test_errors_lists(void)
+{
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: 256\ntasks:\n  a:\n",
+               "config t.yaml:4:10: model.trunk: must be a list of 1 to 16 integers, e.g. [256, "
+               "256], got 256");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: []\ntasks:\n  a:\n",
+               "config t.yaml:4:10: model.trunk: must have 1 to 16 entries, got 0");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8, 0]\ntasks:\n  a:\n",
+               "config t.yaml:4:14: model.trunk: each entry must be an integer in [1, 1000000], "
+               "got 0");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [8, [9]]\ntasks:\n  a:\n",
+               "config t.yaml:4:14: model.trunk: each entry must be an integer in [1, 1000000], "
+               "got a list");
+    EXPECT_ERR("data:\n  dir: d\nmodel:\n  trunk: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]\n"
+               "tasks:\n  a:\n",
+               "config t.yaml:4:10: model.trunk: must have 1 to 16 entries, got 17");
+    EXPECT_ERR(MINIMAL "    head: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n",
+               "config t.yaml:7:11: tasks.category.head: must have 0 to 15 entries, got 16");
+}
+
+static void test_errors_documents(void)
+{
+    EXPECT_ERR("", "config t.yaml: empty document (expected a mapping with data, model, tasks)");
+    EXPECT_ERR("# only a comment\n",
+               "config t.yaml: empty document (expected a mapping with data, model, tasks)");
+    EXPECT_ERR("---\n",
+               "config t.yaml: empty document (expected a mapping with data, model, tasks)");
+    EXPECT_ERR("hello\n", "config t.yaml:1:1: the top level must be a mapping with data, model, "
+                          "tasks, got 'hello'");
+    EXPECT_ERR("- a\n- b\n",
+               "config t.yaml:1:1: the top level must be a mapping with data, model, tasks, got a "
+               "list");
+    EXPECT_ERR("data:\n  dir: d\n model: x\n",
+               "config t.yaml:3:2: YAML syntax error: did not find expected key while parsing a "
+               "block mapping");
+    EXPECT_ERR("data: [1, 2\n",
+               "config t.yaml:2:1: YAML syntax error: did not find expected ',' or ']' while "
+               "parsing a flow sequence");
+    EXPECT_ERR("data: *nope\n", "config t.yaml:1:7: YAML syntax error: found undefined alias");
+    EXPECT_ERR(MINIMAL "---\nx: 1\n",
+               "config t.yaml:8:1: a second YAML document (expected only one)");
+    /* aliases: allowed, resolved by libyaml; a self-referencing alias must not loop */
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg =
+        parse("data: {dir: d}\nmodel: {trunk: &w [32, 32]}\ntasks:\n  a: {head: *w}\n", err);
+    CU_ASSERT_PTR_NOT_NULL(cfg);
+    if (cfg)
+        CU_ASSERT(cfg->tasks[0].n_head == 2 && cfg->tasks[0].head[1] == 32);
+    ldn_config_destroy(&cfg);
+    EXPECT_ERR("&r {data: *r}\n",
+               "config t.yaml:1:5: data.data: unknown key (allowed in data: dir)");
+}
+
+/* Inputs that only have to fail cleanly (message not pinned), under ASan. */
+static void test_garbage(void)
+{
+    static const char *const inputs[] = {
+        "\xff\xfe\x00",     "[[[[[[[[[[[[",
+        "{a: {b: {c: {d: ", "!!binary abc",
+        "data: !!map {}\n", "? \n: \n",
+        "\"\\u0000\": 1\n", "tasks:\n  \"\\0x\": {}\n",
+        "&a [*a]\n",        "data: &a {dir: *a}\nmodel: {trunk: [1]}\ntasks: {a: }\n",
+        "tasks: *a\n",      "%YAML 9.9\n---\na\n",
+    };
+    char err[LDN_ERRLEN];
+    for (size_t i = 0; i < LDN_ARRAY_LEN(inputs); i++) {
+        struct ldn_config *cfg = parse(inputs[i], err);
+        CU_ASSERT_PTR_NULL(cfg);
+        CU_ASSERT(err[0] != '\0');
+        CU_ASSERT_PTR_NULL(strchr(err, '\n'));
+        ldn_config_destroy(&cfg);
+    }
+    /* deep nesting and a very long string */
+    size_t n = 100000;
+    char *deep = malloc(2 * n + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(deep);
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    deep[2 * n] = '\0';
+    struct ldn_config *cfg = parse(deep, err);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(err, "config t.yaml:1:33: YAML nested deeper than 32 levels");
+    memcpy(deep, "run: {name: ", 12);
+    memset(deep + 12, 'x', 2 * n - 12);
+    cfg = parse(deep, err);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT(strlen(err) < 400);
+    free(deep);
+    /* many tasks: more than LDN_MAX_TASKS */
+    size_t cap = 64 + 16 * (LDN_MAX_TASKS + 2);
+    char *big = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    size_t len = (size_t)snprintf(big, cap, "data: {dir: d}\nmodel: {trunk: [4]}\ntasks:\n");
+    for (int i = 0; i <= LDN_MAX_TASKS; i++)
+        len += (size_t)snprintf(big + len, cap - len, "  t%d:\n", i);
+    cfg = parse(big, err);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(err, "config t.yaml:4:3: tasks: must have at most 1024 tasks, got 1025");
+    free(big);
+}
+
+static void test_overrides(void)
+{
+    char err[LDN_ERRLEN];
+    char *over[] = {"train.lr=0.2",
+                    "tasks.category.weight=2",
+                    "model.trunk=[128,64]",
+                    "ps.consistency=async",
+                    "train.optimizer='adam'",
+                    "run.seed=42",
+                    "tasks.category.head=[16]",
+                    "train.nesterov=on",
+                    "run.name=over",
+                    "ps.interface=\"lo 0\""};
+    struct ldn_config *cfg = parse_over(MINIMAL "train:\n  lr: 0.1\n", 10, over, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT(cfg->optim.lr == 0.2);
+    CU_ASSERT(cfg->tasks[0].weight == 2.0);
+    CU_ASSERT(cfg->n_trunk == 2 && cfg->trunk[0] == 128 && cfg->trunk[1] == 64);
+    CU_ASSERT_EQUAL(cfg->consistency, LDN_ASYNC);
+    CU_ASSERT_EQUAL(cfg->optim.kind, LDN_OPTIM_ADAM);
+    CU_ASSERT(cfg->seed == 42);
+    CU_ASSERT(cfg->tasks[0].n_head == 1 && cfg->tasks[0].head[0] == 16);
+    CU_ASSERT(cfg->optim.nesterov);
+    CU_ASSERT_STRING_EQUAL(cfg->run_name, "over");
+    CU_ASSERT_STRING_EQUAL(cfg->run_dir, "runs/over");
+    CU_ASSERT_STRING_EQUAL(cfg->iface, "lo 0");
+    ldn_config_destroy(&cfg);
+
+    /* a later override wins over an earlier one; sections may be created by overrides */
+    char *twice[] = {"train.epochs=2", "train.epochs=5", "data.dir=/data"};
+    cfg = parse_over("model: {trunk: [4]}\ntasks: {a: }\n", 3, twice, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->epochs, 5);
+    CU_ASSERT_STRING_EQUAL(cfg->tasks[0].file, "/data/a.h5");
+    ldn_config_destroy(&cfg);
+
+    EXPECT_OVER_ERR(MINIMAL, "train.lr=abc",
+                    "config override 'train.lr=abc': train.lr: must be a number > 0, got 'abc'");
+    EXPECT_OVER_ERR(MINIMAL "train:\n  lr: 0.1\n", "train.lr=-0.5",
+                    "config override 'train.lr=-0.5': train.lr: must be a number > 0, got -0.5");
+    EXPECT_OVER_ERR(MINIMAL, "train.lrr=1",
+                    "config override 'train.lrr=1': train.lrr: unknown key (allowed in train: "
+                    "epochs, batch_size, steps_per_epoch, optimizer, lr, momentum, nesterov, "
+                    "weight_decay, beta1, beta2, eps, lr_schedule, warmup_steps, lr_step_epochs, "
+                    "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads)");
+    EXPECT_OVER_ERR(MINIMAL, "trian.lr=1",
+                    "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "
+                    "run, data, model, tasks, train, ps)");
+    EXPECT_OVER_ERR(MINIMAL "  group:\n", "tasks.x.weight=2",
+                    "config override 'tasks.x.weight=2': unknown task 'x' (tasks: category, "
+                    "group)");
+    EXPECT_OVER_ERR(MINIMAL, "tasks.category.wait=2",
+                    "config override 'tasks.category.wait=2': tasks.category.wait: unknown key "
+                    "(allowed in tasks.category: file, weight, workers, head)");
+    EXPECT_OVER_ERR(MINIMAL, "train.epochs",
+                    "config override 'train.epochs': expected KEY=VALUE, e.g. train.lr=0.05");
+    EXPECT_OVER_ERR(MINIMAL, "=3",
+                    "config override '=3': empty key (expected KEY=VALUE, e.g. train.lr=0.05)");
+    EXPECT_OVER_ERR(MINIMAL, "train=3",
+                    "config override 'train=3': key must be SECTION.KEY or tasks.NAME.KEY");
+    EXPECT_OVER_ERR(MINIMAL, "train..lr=3",
+                    "config override 'train..lr=3': key must be SECTION.KEY or tasks.NAME.KEY of "
+                    "names [A-Za-z0-9_-]+");
+    EXPECT_OVER_ERR(MINIMAL, "model.trunk=[128,",
+                    "config override 'model.trunk=[128,': value is not valid YAML: did not find "
+                    "expected node content while parsing a flow node");
+    EXPECT_OVER_ERR(MINIMAL, "model.trunk=[128,x]",
+                    "config override 'model.trunk=[128,x]': model.trunk: each entry must be an "
+                    "integer in [1, 1000000], got 'x'");
+    EXPECT_OVER_ERR(MINIMAL, "train.epochs=",
+                    "config override 'train.epochs=': train.epochs: must be an integer >= 1, got "
+                    "nothing (null)");
+    /* a cross-key error is reported where the key that needs the other one was set */
+    EXPECT_OVER_ERR(MINIMAL "train:\n  nesterov: true\n", "train.momentum=0",
+                    "config t.yaml:8:13: train.nesterov: true needs train.momentum > 0, got "
+                    "momentum 0");
+    EXPECT_OVER_ERR(MINIMAL "train:\n  momentum: 0\n", "train.nesterov=true",
+                    "config override 'train.nesterov=true': train.nesterov: true needs "
+                    "train.momentum > 0, got momentum 0");
+    EXPECT_OVER_ERR(MINIMAL, "tasks.category.head=&a [*a]",
+                    "config override 'tasks.category.head=&a [*a]': tasks.category.head: each "
+                    "entry must be an integer in [1, 1000000], got a list");
+    EXPECT_OVER_ERR(MINIMAL, "train.lr={a: 1}",
+                    "config override 'train.lr={a: 1}': train.lr: must be a number > 0, got a "
+                    "mapping");
+}
+
+static void cfg_equal(const struct ldn_config *a, const struct ldn_config *b)
+{
+    CU_ASSERT_STRING_EQUAL(a->run_name, b->run_name);
+    CU_ASSERT_STRING_EQUAL(a->run_dir, b->run_dir);
+    CU_ASSERT(a->seed == b->seed);
+    CU_ASSERT_STRING_EQUAL(a->data_dir, b->data_dir);
+    CU_ASSERT(a->n_trunk == b->n_trunk && !memcmp(a->trunk, b->trunk, sizeof a->trunk));
+    CU_ASSERT_EQUAL(a->activation, b->activation);
+    CU_ASSERT_EQUAL_FATAL(a->n_tasks, b->n_tasks);
+    for (int i = 0; i < a->n_tasks; i++) {
+        const struct ldn_task_config *x = &a->tasks[i], *y = &b->tasks[i];
+        CU_ASSERT_STRING_EQUAL(x->name, y->name);
+        CU_ASSERT_STRING_EQUAL(x->file, y->file);
+        CU_ASSERT(x->weight == y->weight && x->workers == y->workers);
+        CU_ASSERT(x->n_head == y->n_head && !memcmp(x->head, y->head, sizeof x->head));
+    }
+    CU_ASSERT(a->epochs == b->epochs && a->batch_size == b->batch_size);
+    CU_ASSERT(a->steps_per_epoch == b->steps_per_epoch);
+    CU_ASSERT(!memcmp(&a->optim, &b->optim, sizeof a->optim));
+    CU_ASSERT(!memcmp(&a->lr, &b->lr, sizeof a->lr));
+    CU_ASSERT(a->sampling == b->sampling && a->sampling_alpha == b->sampling_alpha);
+    CU_ASSERT(a->log_every == b->log_every && a->eval_every == b->eval_every);
+    CU_ASSERT_EQUAL(a->threads, b->threads);
+    CU_ASSERT(a->servers == b->servers && a->consistency == b->consistency);
+    CU_ASSERT(a->staleness == b->staleness && a->timeout_s == b->timeout_s);
+    CU_ASSERT_STRING_EQUAL(a->iface, b->iface);
+}
+
+static void round_trip(const char *yaml, int n_over, char *const *over)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *a = parse_over(yaml, n_over, over, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    struct ldn_config *b = parse(a->resolved_yaml, err);
+    if (!b)
+        fprintf(stderr, "\n  reparse failed: %s\n%s", err, a->resolved_yaml);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    cfg_equal(a, b);
+    CU_ASSERT_STRING_EQUAL(a->resolved_yaml, b->resolved_yaml);
+    ldn_config_destroy(&a);
+    ldn_config_destroy(&b);
+}
+
+static void test_round_trip(void)
+{
+    round_trip(FULL, 0, NULL);
+    round_trip(MINIMAL, 0, NULL);
+    /* odd characters in strings and paths (file written relative to data.dir + a comment) */
+    char *odd[] = {"data.dir=\"d\\x7f\\u2028\\x85\\u00e9/\"",
+                   "tasks.category.file=\"\\x85\\t.h5\""};
+    round_trip(MINIMAL, 2, odd);
+    char *over[] = {"train.lr=0.1", "run.name='null'",
+                    "ps.interface=\"a \\\"b\\\" \\\\ \\t \\u2028 \\x85 é\"",
+                    "data.dir=\"-odd dir/\"", "tasks.category.file=\"x: y.h5\""};
+    round_trip(MINIMAL, (int)LDN_ARRAY_LEN(over), over);
+    round_trip(MINIMAL "train: {lr: 0.1, momentum: 0.30000000000000004, eps: 1e-300}\n", 0, NULL);
+
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = parse(MINIMAL, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    const char *y = cfg->resolved_yaml;
+    CU_ASSERT_PTR_NOT_NULL(strstr(y, "\ndata:\n  dir: data/fmnist\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(y, "  trunk: [256]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(y, "    file: category.h5  # data/fmnist/category.h5\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(y, "  lr: 0.05\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(y, "  eps: 1.0e-08\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(y, "  lr_step_epochs: 10\n"));
+    ldn_config_destroy(&cfg);
+}
+
+static void test_load(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = ldn_config_load("/nonexistent/x.yaml", 0, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(err,
+                           "config /nonexistent/x.yaml: cannot open: No such file or directory");
+    cfg = ldn_config_load("/", 0, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_STRING_EQUAL(err, "config /: cannot read: Is a directory");
+
+    char path[128], name[64];
+    snprintf(name, sizeof name, "ldn_test_config_%ld", (long)getpid());
+    snprintf(path, sizeof path, "/tmp/%s.yaml", name);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(MINIMAL, f);
+    fclose(f);
+    char *over[] = {"train.epochs=4"};
+    cfg = ldn_config_load(path, 1, over, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL(cfg);
+    if (cfg) {
+        CU_ASSERT_STRING_EQUAL(cfg->source, path);
+        CU_ASSERT_EQUAL(cfg->epochs, 4);
+        CU_ASSERT_STRING_EQUAL(cfg->run_name, name);
+    }
+    ldn_config_destroy(&cfg);
+    unlink(path);
+
+    /* the example configs in configs/ must load */
+    const char *src = getenv("LDN_SOURCE_DIR");
+    static const char *const examples[] = {"quickstart", "fmnist-mtl", "synth-64"};
+    static const int n_tasks[] = {3, 3, 64};
+    for (size_t i = 0; src && i < LDN_ARRAY_LEN(examples); i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/configs/%s.yaml", src, examples[i]);
+        cfg = ldn_config_load(p, 0, NULL, err, sizeof err);
+        if (!cfg)
+            fprintf(stderr, "\n  %s\n", err);
+        CU_ASSERT_PTR_NOT_NULL(cfg);
+        if (cfg) {
+            CU_ASSERT_STRING_EQUAL(cfg->run_name, examples[i]);
+            CU_ASSERT_EQUAL(cfg->n_tasks, n_tasks[i]);
+        }
+        ldn_config_destroy(&cfg);
+    }
+}
+
+static const struct ldn_cu_test TESTS[] = {
+    {"full config, every field", test_full},
+    {"defaults on a minimal config", test_defaults},
+    {"errors: keys and sections", test_errors_keys},
+    {"errors: values", test_errors_values},
+    {"errors: lists", test_errors_lists},
+    {"errors: documents and syntax", test_errors_documents},
+    {"garbage fails cleanly", test_garbage},
+    {"overrides", test_overrides},
+    {"resolved_yaml round trip", test_round_trip},
+    {"load from file", test_load},
+    {NULL, NULL},
+};
+
+LDN_CU_MAIN("config", TESTS)
