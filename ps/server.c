@@ -27,9 +27,9 @@ struct ldn_server {
     int W;
     int *ranks;      /* worker ranks, ascending */
     int64_t *clock;  /* per worker: pushes received (its clock) */
-    /* bsp: pushes of the open step, kept as received until all are in */
+    /* bsp: pushes of the open step, copied out of the (possibly unaligned) frames */
     int64_t step;    /* bsp: steps applied = the open step's index */
-    zmq_msg_t *pending;
+    float **pending; /* [W][n], allocated for bsp only */
     int *has_pending;
     int n_pending;
     double pending_since;
@@ -72,6 +72,10 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     if (!s->params || !s->acc || !s->opt || !s->ranks || !s->clock || !s->pending ||
         !s->has_pending || !s->waiting)
         goto nomem;
+    if (o->cfg->consistency == LDN_BSP)
+        for (int w = 0; w < s->W; w++)
+            if (!(s->pending[w] = malloc(sizeof(float) * (size_t)s->n)))
+                goto nomem;
     memcpy(s->params, o->init, sizeof(float) * (size_t)s->n);
     memcpy(s->ranks, o->worker_ranks, sizeof(int) * (size_t)s->W);
     s->o.worker_ranks = s->ranks;
@@ -89,10 +93,9 @@ void ldn_server_destroy(struct ldn_server **ps)
     if (!ps || !*ps)
         return;
     struct ldn_server *s = *ps;
-    if (s->pending && s->has_pending)
+    if (s->pending)
         for (int w = 0; w < s->W; w++)
-            if (s->has_pending[w])
-                zmq_msg_close(&s->pending[w]);
+            free(s->pending[w]);
     free(s->params);
     free(s->acc);
     ldn_optim_destroy(&s->opt);
@@ -190,19 +193,17 @@ static void apply(struct ldn_server *s, int64_t step)
 static void close_bsp_step(struct ldn_server *s)
 {
     const float inv = 1.0f / (float)s->W;
-    memcpy(s->acc, zmq_msg_data(&s->pending[0]), sizeof(float) * (size_t)s->n);
+    memcpy(s->acc, s->pending[0], sizeof(float) * (size_t)s->n);
     for (int w = 1; w < s->W; w++) {
-        const float *g = zmq_msg_data(&s->pending[w]);
+        const float *g = s->pending[w];
         for (int64_t i = 0; i < s->n; i++)
             s->acc[i] += g[i];
     }
     if (s->W > 1)
         for (int64_t i = 0; i < s->n; i++)
             s->acc[i] *= inv;
-    for (int w = 0; w < s->W; w++) {
-        zmq_msg_close(&s->pending[w]);
+    for (int w = 0; w < s->W; w++)
         s->has_pending[w] = 0;
-    }
     s->n_pending = 0;
     apply(s, s->step);
     s->step++;
@@ -252,29 +253,31 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
                  (long long)m->hdr.step, (long long)expect);
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
-    const float *g = zmq_msg_data(&m->frames[0]);
+    /* Frames may sit at any byte offset in ZeroMQ's receive buffer: copy, then check. */
+    const int bsp = s->cfg->consistency == LDN_BSP;
+    float *g = bsp ? s->pending[w] : s->acc;
+    memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)s->n);
     for (int64_t i = 0; i < s->n; i++)
         if (!isfinite(g[i])) {
             snprintf(why, sizeof why, "value at key %lld is not finite", (long long)(s->o.lo + i));
             return reject(s, sock, m, LDN_ERR_FORMAT, why);
         }
+    ldn_msg_close(m);
     s->st.pushes++;
     s->st.bytes_in += (int64_t)m->bytes;
     s->clock[w]++;
-    if (s->cfg->consistency == LDN_BSP) {
-        zmq_msg_init(&s->pending[w]);
-        zmq_msg_move(&s->pending[w], &m->frames[0]);
-        ldn_msg_close(m);
+    if (bsp) {
         s->has_pending[w] = 1;
         if (s->n_pending++ == 0)
             s->pending_since = ldn_now();
         if (s->n_pending == s->W)
             close_bsp_step(s);
     } else {
-        const float inv = 1.0f / (float)s->W;
-        for (int64_t i = 0; i < s->n; i++)
-            s->acc[i] = g[i] * inv;
-        ldn_msg_close(m);
+        if (s->W > 1) {
+            const float inv = 1.0f / (float)s->W;
+            for (int64_t i = 0; i < s->n; i++)
+                g[i] *= inv;
+        }
         apply(s, s->clock[w] - 1);
     }
     return serve_waiting(s, sock);
