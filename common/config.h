@@ -19,7 +19,11 @@
 #define LDN_NAME_MAX 64
 #define LDN_PATH_MAX 1024
 
-enum ldn_activation { LDN_ACT_NONE = -1, LDN_ACT_RELU = 0, LDN_ACT_TANH = 1 }; /* NONE: layers only */
+enum ldn_activation {
+    LDN_ACT_NONE = -1,
+    LDN_ACT_RELU = 0,
+    LDN_ACT_TANH = 1
+}; /* NONE: layers only */
 enum ldn_optim_kind { LDN_OPTIM_SGD = 0, LDN_OPTIM_ADAM = 1, LDN_OPTIM_ADAMW = 2 };
 enum ldn_lr_kind { LDN_LR_CONSTANT = 0, LDN_LR_STEP = 1, LDN_LR_COSINE = 2 };
 /* How the next step's task is drawn: proportional to |D|^alpha (alpha=1 proportional,
@@ -66,7 +70,8 @@ struct ldn_config {
     char data_dir[LDN_PATH_MAX]; /* data.dir (required) */
 
     /* model: */
-    int trunk[LDN_MAX_LAYERS]; /* model.trunk: hidden widths, e.g. [256, 256] (required, >= 1 layer) */
+    int trunk[LDN_MAX_LAYERS]; /* model.trunk: hidden widths, e.g. [256, 256] (required, >= 1 layer)
+                                */
     int n_trunk;
     enum ldn_activation activation; /* model.activation: relu | tanh (default relu) */
 
@@ -75,9 +80,9 @@ struct ldn_config {
     int n_tasks;
 
     /* train: */
-    int epochs;               /* train.epochs >= 1 (default 10) */
-    int batch_size;           /* train.batch_size >= 1 (default 128) */
-    int64_t steps_per_epoch;  /* train.steps_per_epoch: 0 = sum over tasks of ceil(N/batch) */
+    int epochs;                    /* train.epochs >= 1 (default 10) */
+    int batch_size;                /* train.batch_size >= 1 (default 128) */
+    int64_t steps_per_epoch;       /* train.steps_per_epoch: 0 = sum over tasks of ceil(N/batch) */
     struct ldn_optim_config optim; /* train.optimizer, train.lr, train.momentum, ... */
     struct ldn_lr_config lr;       /* train.lr_schedule, train.warmup_steps, ... */
     enum ldn_sampling sampling;    /* train.sampling: power | round_robin (default power) */

@@ -19,13 +19,13 @@
 /* A loaded split (or shard of one), held in memory as float32 model inputs. */
 struct ldn_dataset {
     char task[64];
-    int64_t n;        /* rows held */
-    int64_t n_total;  /* rows in the whole split */
-    int64_t first;    /* index of the first held row in the split */
+    int64_t n;       /* rows held */
+    int64_t n_total; /* rows in the whole split */
+    int64_t first;   /* index of the first held row in the split */
     int features;
     int num_classes;
-    float *x;         /* [n, features], already multiplied by x_scale (owned) */
-    int32_t *y;       /* [n] (owned) */
+    float *x;   /* [n, features], already multiplied by x_scale (owned) */
+    int32_t *y; /* [n] (owned) */
 };
 
 /* Read rows [shard*N/nshards, (shard+1)*N/nshards) of `split` ("train" or "test") of the
@@ -38,8 +38,8 @@ void ldn_dataset_destroy(struct ldn_dataset **ds);
 
 /* Read only the header of a task file: task name, classes, features, train/test sizes.
  * Returns 0 or a negative ldn_status with err filled. */
-int ldn_dataset_probe(const char *path, char *task, size_t tasklen, int *num_classes,
-                      int *features, int64_t *n_train, int64_t *n_test, char *err, size_t errlen);
+int ldn_dataset_probe(const char *path, char *task, size_t tasklen, int *num_classes, int *features,
+                      int64_t *n_train, int64_t *n_test, char *err, size_t errlen);
 
 /* Build the Fashion-MNIST multi-task benchmark (docs/data.md) from the IDX .gz files
  * in src_dir into out_dir (created if needed). Either every task file appears in out_dir

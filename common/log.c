@@ -38,7 +38,10 @@ static int level_from_env(void)
     return LDN_LOG_INFO;
 }
 
-void ldn_log_set_level(enum ldn_log_level level) { g_level = (int)level; }
+void ldn_log_set_level(enum ldn_log_level level)
+{
+    g_level = (int)level;
+}
 
 enum ldn_log_level ldn_log_get_level(void)
 {

@@ -17,7 +17,8 @@ typedef void ldn_log_sink_fn(enum ldn_log_level level, const char *line, void *u
 /* Set the prefix of every line, e.g. ("ps", 2) -> "[ps 2]"; rank < 0 omits the rank.
  * extra (may be NULL) is appended inside the brackets, e.g. "task=category". */
 void ldn_log_set_role(const char *role, int rank, const char *extra);
-/* Lines below this level are dropped. Default: LDN_LOG_INFO (LDN_LOG env var: debug|info|warn|error). */
+/* Lines below this level are dropped. Default: LDN_LOG_INFO (LDN_LOG env var:
+ * debug|info|warn|error). */
 void ldn_log_set_level(enum ldn_log_level level);
 enum ldn_log_level ldn_log_get_level(void);
 /* Replace the sink (NULL restores stderr). */

@@ -8,15 +8,15 @@
 struct ldn_eval_record {
     const char *task;
     int64_t step;
-    double epoch;         /* fractional epoch at evaluation */
-    double loss;          /* test loss */
-    double accuracy;      /* test accuracy in [0, 1] */
+    double epoch;    /* fractional epoch at evaluation */
+    double loss;     /* test loss */
+    double accuracy; /* test accuracy in [0, 1] */
     int64_t test_rows;
-    double train_loss;    /* mean training loss since the previous evaluation */
+    double train_loss; /* mean training loss since the previous evaluation */
     double train_accuracy;
     double samples_per_s; /* training throughput from the start to this evaluation */
     double lr;
-    double elapsed_s;     /* wall time since training started */
+    double elapsed_s;           /* wall time since training started */
     double push_bytes_per_step; /* per worker and step, all parts (0 in local training) */
     double pull_bytes_per_step;
 };

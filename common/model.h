@@ -35,14 +35,12 @@ const float *ldn_model_forward(struct ldn_model *m, int t, const float *x, int b
  * and m->trunk->grads (no dL/dx). Must follow ldn_model_forward(m, t, x, batch). */
 void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogits, int batch);
 
-
-
 /* Per-step buffers for ldn_model_train_batch, allocated once (sizes for max_batch rows). */
 struct ldn_batch_buf {
     int max_batch;
-    float *x;    /* [max_batch, features] */
-    int32_t *y;  /* [max_batch] */
-    float *dz;   /* [max_batch, max classes] */
+    float *x;   /* [max_batch, features] */
+    int32_t *y; /* [max_batch] */
+    float *dz;  /* [max_batch, max classes] */
 };
 
 int ldn_batch_buf_init(struct ldn_batch_buf *b, int max_batch, int features, int max_classes);

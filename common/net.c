@@ -126,8 +126,8 @@ int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char
             zmq_msg_close(&part);
             return ldn_fail(err, errlen, LDN_ERR_IO, "recv: %s", zmq_strerror(errno));
         }
-        m->ident_len = zmq_msg_size(&part) < LDN_NET_IDENT_MAX ? zmq_msg_size(&part)
-                                                                 : LDN_NET_IDENT_MAX - 1;
+        m->ident_len =
+            zmq_msg_size(&part) < LDN_NET_IDENT_MAX ? zmq_msg_size(&part) : LDN_NET_IDENT_MAX - 1;
         memcpy(m->ident, zmq_msg_data(&part), m->ident_len);
         m->ident[m->ident_len] = '\0';
         m->bytes += zmq_msg_size(&part);

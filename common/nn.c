@@ -44,8 +44,8 @@ static void dense_forward(struct ldn_layer *l, const float *in, float *out, int 
 }
 
 /* dz = dout * act'(out), in place, and db = column sums of dz. */
-static void act_backward(enum ldn_activation act, const float *out, float *dout, float *db, int batch,
-                         int n)
+static void act_backward(enum ldn_activation act, const float *out, float *dout, float *db,
+                         int batch, int n)
 {
     memset(db, 0, sizeof(float) * (size_t)n);
     for (int i = 0; i < batch; i++) {

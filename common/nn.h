@@ -22,12 +22,12 @@
  * is one contiguous key range: its weight has ne = {in, out}, nb = {1, in + 1} and its bias
  * ne = {out}, nb = {in + 1}, offset by in. */
 struct ldn_tensor {
-    char name[32];   /* "weight", "bias" */
+    char name[32]; /* "weight", "bias" */
     int ndim;
     int64_t ne[4];
     int64_t nb[4];
-    int64_t offset;  /* offset of element 0 in the owning network's flat parameter vector */
-    float *data;     /* = net->params + offset */
+    int64_t offset; /* offset of element 0 in the owning network's flat parameter vector */
+    float *data;    /* = net->params + offset */
 };
 
 struct ldn_layer;
@@ -44,10 +44,9 @@ struct ldn_layer_ops {
     void (*init)(struct ldn_layer *l, struct ldn_rng *r);
 };
 
-
 struct ldn_layer {
     const struct ldn_layer_ops *ops;
-    char name[32];  /* "fc0", "fc1", ..., "out" */
+    char name[32]; /* "fc0", "fc1", ..., "out" */
     int in_dim, out_dim;
     enum ldn_activation act; /* activation fused into the layer's output */
     int n_tensors;
@@ -66,7 +65,7 @@ struct ldn_net {
     float *params; /* [n_params], owned */
     float *grads;  /* [n_params], owned */
     int max_batch;
-    float **acts;  /* acts[i]: output of layer i, [max_batch, out_dim] */
+    float **acts;   /* acts[i]: output of layer i, [max_batch, out_dim] */
     float *dbuf[2]; /* backprop scratch, [max_batch, max width] */
     int in_dim, out_dim, max_width;
 };

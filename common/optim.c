@@ -89,8 +89,7 @@ double ldn_lr_at(const struct ldn_lr_config *lr, double base_lr, int64_t step, i
     if (step < lr->warmup_steps)
         return base_lr * (double)(step + 1) / (double)lr->warmup_steps;
     switch (lr->kind) {
-    case LDN_LR_CONSTANT:
-        return base_lr;
+    case LDN_LR_CONSTANT: return base_lr;
     case LDN_LR_STEP: {
         double period = lr->step_epochs * (double)steps_per_epoch;
         int64_t k = period > 0 ? (int64_t)floor((double)step / period) : 0;
@@ -101,7 +100,8 @@ double ldn_lr_at(const struct ldn_lr_config *lr, double base_lr, int64_t step, i
         double progress = span > 0 ? (double)(step - lr->warmup_steps) / (double)span : 1.0;
         if (progress > 1.0)
             progress = 1.0;
-        return lr->min_lr + 0.5 * (base_lr - lr->min_lr) * (1.0 + cos(3.14159265358979323846 * progress));
+        return lr->min_lr +
+               0.5 * (base_lr - lr->min_lr) * (1.0 + cos(3.14159265358979323846 * progress));
     }
     }
     return base_lr;

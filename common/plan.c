@@ -141,8 +141,8 @@ struct ldn_plan *ldn_plan_new(const struct ldn_config *cfg, const int64_t *n_tra
         /* Workers left over when every task has an explicit count stay idle: refuse. */
         if (next != world) {
             ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                     "%d worker ranks but tasks.*.workers add up to %d; run with %d ranks",
-                     W, next - 1 - S, next);
+                     "%d worker ranks but tasks.*.workers add up to %d; run with %d ranks", W,
+                     next - 1 - S, next);
             ldn_plan_destroy(&p);
             return NULL;
         }
@@ -233,9 +233,9 @@ int ldn_partition_trunk(const struct ldn_net *trunk, int n, struct ldn_range *ou
                         "the trunk has %lld rows, too few to split over %d servers (ps.servers)",
                         (long long)rows, n);
     const double total = (double)trunk->n_params;
-    int k = 0;          /* server being filled */
-    int64_t row = 0;    /* global row index */
-    int64_t start = 0;  /* key where server k starts */
+    int k = 0;         /* server being filled */
+    int64_t row = 0;   /* global row index */
+    int64_t start = 0; /* key where server k starts */
     for (int l = 0; l < trunk->n_layers && k < n - 1; l++) {
         const struct ldn_layer *ly = &trunk->layers[l];
         for (int j = 0; j < ly->out_dim && k < n - 1; j++, row++) {

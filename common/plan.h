@@ -19,9 +19,9 @@ enum ldn_role { LDN_ROLE_COORD = 0, LDN_ROLE_SERVER = 1, LDN_ROLE_WORKER = 2 };
 
 struct ldn_group {
     int n_tasks;
-    int *tasks;  /* task indices hosted by the group */
+    int *tasks; /* task indices hosted by the group */
     int n_ranks;
-    int *ranks;  /* world ranks of its workers, ascending */
+    int *ranks; /* world ranks of its workers, ascending */
 };
 
 struct ldn_plan {

@@ -21,7 +21,10 @@ void ldn_rng_init(struct ldn_rng *r, uint64_t seed, uint64_t stream)
         r->s[i] = splitmix64(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t ldn_rng_u64(struct ldn_rng *r)
 {
@@ -37,7 +40,10 @@ uint64_t ldn_rng_u64(struct ldn_rng *r)
     return result;
 }
 
-double ldn_rng_uniform(struct ldn_rng *r) { return (double)(ldn_rng_u64(r) >> 11) * 0x1.0p-53; }
+double ldn_rng_uniform(struct ldn_rng *r)
+{
+    return (double)(ldn_rng_u64(r) >> 11) * 0x1.0p-53;
+}
 
 uint64_t ldn_rng_below(struct ldn_rng *r, uint64_t n)
 {

@@ -16,9 +16,9 @@
 
 struct ldn_schedule {
     int n_tasks;
-    int n_active;           /* tasks with training rows */
+    int n_active; /* tasks with training rows */
     enum ldn_sampling sampling;
-    double *cum;            /* cumulative task probabilities, [n_tasks] */
+    double *cum; /* cumulative task probabilities, [n_tasks] */
     uint64_t seed;
     int64_t steps_per_epoch;
     int64_t total_steps;

@@ -18,7 +18,7 @@ void ldn_wire_hdr_init(struct ldn_wire_hdr *h, enum ldn_wire_op op, int from)
 
 const char *ldn_wire_op_name(uint32_t op)
 {
-    static const char *names[] = {"op?",   "hello",  "push",    "pull",  "params", "clock",
+    static const char *names[] = {"op?",     "hello", "push",   "pull",  "params", "clock",
                                   "control", "stats", "report", "error", "done"};
     return op <= LDN_OP_MAX_ ? names[op] : "op?";
 }
@@ -195,14 +195,17 @@ static int decode_map(const msgpack_object *root, struct ldn_wire_hdr *h, char *
             if (v->type != MSGPACK_OBJECT_STR)
                 bad = "msg";
             else {
-                size_t m = v->via.str.size < sizeof h->msg - 1 ? v->via.str.size : sizeof h->msg - 1;
+                size_t m =
+                    v->via.str.size < sizeof h->msg - 1 ? v->via.str.size : sizeof h->msg - 1;
                 memcpy(h->msg, v->via.str.ptr, m);
                 h->msg[m] = '\0';
             }
         }
         if (bad)
-            return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header field '%s' has a wrong type or "
-                            "an out-of-range value", bad);
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "header field '%s' has a wrong type or "
+                            "an out-of-range value",
+                            bad);
     }
     if (!have_version)
         return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header has no protocol version ('v')");

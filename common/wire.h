@@ -18,16 +18,16 @@
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
 
 enum ldn_wire_op {
-    LDN_OP_HELLO = 1,    /* any -> coordinator/server: register (from, role in vals[0]) */
-    LDN_OP_PUSH = 2,     /* worker -> server: gradient for [lo, hi) at clock `step` */
-    LDN_OP_PULL = 3,     /* worker -> server: ask for [lo, hi) as of clock `step` */
-    LDN_OP_PARAMS = 4,   /* server -> worker: answer to PULL, weights [lo, hi) */
-    LDN_OP_CLOCK = 5,    /* worker -> server: finished clock `step` without a push */
-    LDN_OP_CONTROL = 6,  /* coordinator -> any: phase command (kind in vals[0], see ps/) */
-    LDN_OP_STATS = 7,    /* any -> coordinator: counters (vals), or a request for them */
-    LDN_OP_REPORT = 8,   /* worker -> coordinator: training/eval figures (vals) */
-    LDN_OP_ERROR = 9,    /* any -> sender of a bad message: status + msg */
-    LDN_OP_DONE = 10,    /* any -> coordinator: phase finished (vals: figures) */
+    LDN_OP_HELLO = 1,   /* any -> coordinator/server: register (from, role in vals[0]) */
+    LDN_OP_PUSH = 2,    /* worker -> server: gradient for [lo, hi) at clock `step` */
+    LDN_OP_PULL = 3,    /* worker -> server: ask for [lo, hi) as of clock `step` */
+    LDN_OP_PARAMS = 4,  /* server -> worker: answer to PULL, weights [lo, hi) */
+    LDN_OP_CLOCK = 5,   /* worker -> server: finished clock `step` without a push */
+    LDN_OP_CONTROL = 6, /* coordinator -> any: phase command (kind in vals[0], see ps/) */
+    LDN_OP_STATS = 7,   /* any -> coordinator: counters (vals), or a request for them */
+    LDN_OP_REPORT = 8,  /* worker -> coordinator: training/eval figures (vals) */
+    LDN_OP_ERROR = 9,   /* any -> sender of a bad message: status + msg */
+    LDN_OP_DONE = 10,   /* any -> coordinator: phase finished (vals: figures) */
     LDN_OP_MAX_ = 10
 };
 
@@ -58,9 +58,9 @@ struct ldn_wire_hdr {
     uint32_t codec;   /* "codec": enum ldn_codec_id */
     uint32_t nframes; /* number of payload frames ("lens" array length) */
     uint64_t lens[LDN_WIRE_MAX_FRAMES];
-    int32_t status;   /* "st": for ERROR */
+    int32_t status;             /* "st": for ERROR */
     char msg[LDN_WIRE_MSG_MAX]; /* "msg": for ERROR and REPORT labels */
-    uint32_t nvals;   /* "vals": small numeric payload */
+    uint32_t nvals;             /* "vals": small numeric payload */
     double vals[LDN_WIRE_MAX_VALS];
 };
 

@@ -79,8 +79,8 @@ static void log_plan(const struct ldn_job *job, double imbalance)
 {
     const struct ldn_plan *p = job->plan;
     const struct ldn_config *cfg = job->cfg;
-    LDN_INFO("job: %d ranks = 1 coordinator + %d servers + %d workers in %d task groups", job->world,
-             p->n_servers, p->n_workers, p->n_groups);
+    LDN_INFO("job: %d ranks = 1 coordinator + %d servers + %d workers in %d task groups",
+             job->world, p->n_servers, p->n_workers, p->n_groups);
     for (int g = 0; g < p->n_groups; g++) {
         char tasks[512] = "";
         size_t off = 0;
@@ -243,9 +243,15 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
     }
 
     /* 4. Endpoints: the coordinator and the servers bind, everyone learns the addresses. */
-    struct ldn_job job = {.cfg = cfg, .plan = plan, .rank = rank, .world = world,
-                          .features = d.features, .n_train = d.n_train, .n_test = d.n_test,
-                          .classes = d.classes, .ranges = ranges,
+    struct ldn_job job = {.cfg = cfg,
+                          .plan = plan,
+                          .rank = rank,
+                          .world = world,
+                          .features = d.features,
+                          .n_train = d.n_train,
+                          .n_test = d.n_test,
+                          .classes = d.classes,
+                          .ranges = ranges,
                           .trunk_params = trunk->n_params};
     job.steps_per_epoch = ldn_plan_steps_per_epoch(plan, cfg, d.n_train);
     job.total_steps = job.steps_per_epoch * cfg->epochs;
@@ -281,8 +287,9 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
 
     /* 5. Group communicators (collective over the world), then the role. */
     MPI_Comm group = MPI_COMM_NULL;
-    MPI_Comm_split(MPI_COMM_WORLD, role == LDN_ROLE_WORKER ? plan->group_of_rank[rank] : MPI_UNDEFINED,
-                   rank, &group);
+    MPI_Comm_split(MPI_COMM_WORLD,
+                   role == LDN_ROLE_WORKER ? plan->group_of_rank[rank] : MPI_UNDEFINED, rank,
+                   &group);
     if (rank == 0) {
         LDN_INFO("config %s (run %s, seed %llu), coordinator at %s", cfg->source, cfg->run_name,
                  (unsigned long long)cfg->seed, job.coord_endpoint);

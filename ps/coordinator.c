@@ -35,14 +35,14 @@ struct coord {
     const struct ldn_config *cfg;
     void *router;
     void **servers;
-    int W, H;            /* workers; hosted (worker, task) pairs */
-    double *last_seen;   /* [world] */
-    int64_t *last_step;  /* [world] */
+    int W, H;           /* workers; hosted (worker, task) pairs */
+    double *last_seen;  /* [world] */
+    int64_t *last_step; /* [world] */
     double last_ping;
-    struct task_acc *train_acc;  /* [n_tasks], since the last evaluation */
-    struct task_acc *eval_acc;   /* [n_tasks], of the running evaluation */
+    struct task_acc *train_acc; /* [n_tasks], since the last evaluation */
+    struct task_acc *eval_acc;  /* [n_tasks], of the running evaluation */
     struct mark ring[RING];
-    double mark_time;            /* time of the last printed mark */
+    double mark_time; /* time of the last printed mark */
     int64_t mark_step;
     /* totals since the start */
     double t_start, train_time, phase_start;
@@ -83,8 +83,7 @@ static int send_control(struct coord *c, int rank, int kind, double a, double b,
     return rc < 0 ? (int)rc : 0;
 }
 
-static int send_all_workers(struct coord *c, int kind, double a, double b, char *err,
-                            size_t errlen)
+static int send_all_workers(struct coord *c, int kind, double a, double b, char *err, size_t errlen)
 {
     for (int r = 1 + c->job->plan->n_servers; r < c->job->world; r++) {
         int rc = send_control(c, r, kind, a, b, err, errlen);
@@ -137,9 +136,9 @@ static void print_mark(struct coord *c, struct mark *m)
     int epoch = (int)((m->step - 1) / c->job->steps_per_epoch) + 1;
     double lr = ldn_lr_at(&c->cfg->lr, c->cfg->optim.lr, m->step - 1, c->job->total_steps,
                           c->job->steps_per_epoch);
-    int off = snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g",
-                       epoch, c->cfg->epochs, (long long)m->step, (long long)c->job->total_steps,
-                       sps, lr);
+    int off =
+        snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g", epoch,
+                 c->cfg->epochs, (long long)m->step, (long long)c->job->total_steps, sps, lr);
     for (int t = 0; t < c->cfg->n_tasks && off < (int)sizeof buf - 96; t++) {
         const struct task_acc *a = &c->train_acc[t];
         if (a->seen)
@@ -291,8 +290,8 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
     if (rc)
         return rc;
     double epoch = (double)step / (double)c->job->steps_per_epoch;
-    double lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step - 1, c->job->total_steps,
-                          c->job->steps_per_epoch);
+    double lr =
+        ldn_lr_at(&cfg->lr, cfg->optim.lr, step - 1, c->job->total_steps, c->job->steps_per_epoch);
     char buf[4096];
     int off = snprintf(buf, sizeof buf, "eval epoch %.2f step %lld:", epoch, (long long)step);
     for (int t = 0; t < cfg->n_tasks; t++) {
@@ -473,13 +472,16 @@ static int stdout_is_terminal(void)
     return isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
 }
 
-int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char *err,
-                  size_t errlen)
+int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char *err, size_t errlen)
 {
     const struct ldn_config *cfg = job->cfg;
     const struct ldn_plan *p = job->plan;
-    struct coord c = {.job = job, .cfg = cfg, .router = router, .servers = servers,
-                      .W = p->n_workers, .tty = stdout_is_terminal()};
+    struct coord c = {.job = job,
+                      .cfg = cfg,
+                      .router = router,
+                      .servers = servers,
+                      .W = p->n_workers,
+                      .tty = stdout_is_terminal()};
     for (int g = 0; g < p->n_groups; g++)
         c.H += p->groups[g].n_tasks * p->groups[g].n_ranks;
     c.last_seen = calloc((size_t)job->world, sizeof *c.last_seen);

@@ -20,13 +20,13 @@ struct waiting_pull {
 struct ldn_server {
     struct ldn_server_opts o;
     const struct ldn_config *cfg;
-    int64_t n;       /* keys held */
-    float *params;   /* [n] */
-    float *acc;      /* [n] aggregated gradient */
+    int64_t n;     /* keys held */
+    float *params; /* [n] */
+    float *acc;    /* [n] aggregated gradient */
     struct ldn_optim *opt;
     int W;
-    int *ranks;      /* worker ranks, ascending */
-    int64_t *clock;  /* per worker: pushes received (its clock) */
+    int *ranks;     /* worker ranks, ascending */
+    int64_t *clock; /* per worker: pushes received (its clock) */
     /* bsp: pushes of the open step, copied out of the (possibly unaligned) frames */
     int64_t step;    /* bsp: steps applied = the open step's index */
     float **pending; /* [W][n], allocated for bsp only */
@@ -108,8 +108,14 @@ void ldn_server_destroy(struct ldn_server **ps)
     *ps = NULL;
 }
 
-void ldn_server_get_stats(const struct ldn_server *s, struct ldn_server_stats *st) { *st = s->st; }
-const float *ldn_server_params(const struct ldn_server *s) { return s->params; }
+void ldn_server_get_stats(const struct ldn_server *s, struct ldn_server_stats *st)
+{
+    *st = s->st;
+}
+const float *ldn_server_params(const struct ldn_server *s)
+{
+    return s->params;
+}
 
 static int64_t min_clock(const struct ldn_server *s)
 {
@@ -129,18 +135,15 @@ static double lr_for(const struct ldn_server *s, int64_t step)
 static int servable(const struct ldn_server *s, int w, int64_t c)
 {
     switch (s->cfg->consistency) {
-    case LDN_BSP:
-        return s->step >= c;
-    case LDN_SSP:
-        return s->clock[w] >= c && min_clock(s) >= c - s->cfg->staleness;
-    case LDN_ASYNC:
-        return 1;
+    case LDN_BSP: return s->step >= c;
+    case LDN_SSP: return s->clock[w] >= c && min_clock(s) >= c - s->cfg->staleness;
+    case LDN_ASYNC: return 1;
     }
     return 1;
 }
 
-static int send_params(struct ldn_server *s, void *sock, const char *ident, size_t ident_len,
-                       int w, int64_t c)
+static int send_params(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int w,
+                       int64_t c)
 {
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, LDN_OP_PARAMS, s->o.rank);
@@ -226,8 +229,8 @@ static int check_dense_range(const struct ldn_server *s, const struct ldn_msg *m
 {
     if (m->hdr.lo != (uint64_t)s->o.lo || m->hdr.hi != (uint64_t)s->o.hi) {
         snprintf(why, len, "key range [%llu, %llu) is not this server's range [%lld, %lld)",
-                 (unsigned long long)m->hdr.lo, (unsigned long long)m->hdr.hi,
-                 (long long)s->o.lo, (long long)s->o.hi);
+                 (unsigned long long)m->hdr.lo, (unsigned long long)m->hdr.hi, (long long)s->o.lo,
+                 (long long)s->o.hi);
         return -1;
     }
     if (m->hdr.codec != LDN_CODEC_DENSE_F32) {
@@ -249,8 +252,8 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     }
     int64_t expect = s->cfg->consistency == LDN_BSP ? s->step : s->clock[w];
     if (m->hdr.step != expect || (s->cfg->consistency == LDN_BSP && s->has_pending[w])) {
-        snprintf(why, sizeof why, "push for step %lld, expected step %lld",
-                 (long long)m->hdr.step, (long long)expect);
+        snprintf(why, sizeof why, "push for step %lld, expected step %lld", (long long)m->hdr.step,
+                 (long long)expect);
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
     /* Frames may sit at any byte offset in ZeroMQ's receive buffer: copy, then check. */
@@ -314,8 +317,8 @@ static int send_done(struct ldn_server *s, void *sock, struct ldn_msg *m, enum l
     ldn_wire_hdr_init(&h, op, s->o.rank);
     h.step = s->step;
     const struct ldn_server_stats *st = &s->st;
-    double v[] = {(double)st->steps_applied, (double)st->pushes, (double)st->pulls,
-                  (double)st->bad_messages, (double)st->bytes_in, (double)st->bytes_out,
+    double v[] = {(double)st->steps_applied, (double)st->pushes,   (double)st->pulls,
+                  (double)st->bad_messages,  (double)st->bytes_in, (double)st->bytes_out,
                   (double)st->max_staleness};
     h.nvals = LDN_ARRAY_LEN(v);
     memcpy(h.vals, v, sizeof v);

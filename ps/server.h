@@ -16,20 +16,20 @@
 
 struct ldn_server_opts {
     int rank;
-    int64_t lo, hi;           /* key range [lo, hi) */
-    const float *init;        /* initial values of the range, copied */
+    int64_t lo, hi;    /* key range [lo, hi) */
+    const float *init; /* initial values of the range, copied */
     const struct ldn_config *cfg;
     int64_t total_steps, steps_per_epoch;
     int n_workers;
-    const int *worker_ranks;  /* ascending */
-    FILE *clock_log;          /* optional: one line per served pull (see docs/wire.md) */
+    const int *worker_ranks; /* ascending */
+    FILE *clock_log;         /* optional: one line per served pull (see docs/wire.md) */
 };
 
 struct ldn_server_stats {
-    int64_t steps_applied;   /* BSP steps, or pushes applied (ssp/async) */
+    int64_t steps_applied; /* BSP steps, or pushes applied (ssp/async) */
     int64_t pushes, pulls, bad_messages;
     int64_t bytes_in, bytes_out;
-    int64_t max_staleness;   /* max over served pulls of (clock asked - slowest clock) */
+    int64_t max_staleness; /* max over served pulls of (clock asked - slowest clock) */
 };
 
 struct ldn_server;

@@ -29,6 +29,9 @@ static inline int ldn_cu_run(const char *suite_name, const struct ldn_cu_test *t
 }
 
 #define LDN_CU_MAIN(suite, tests)                                                                  \
-    int main(void) { return ldn_cu_run(suite, tests); }
+    int main(void)                                                                                 \
+    {                                                                                              \
+        return ldn_cu_run(suite, tests);                                                           \
+    }
 
 #endif

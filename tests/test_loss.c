@@ -57,11 +57,26 @@ static double check(enum which w, float scale)
     return worst;
 }
 
-static void test_xent_gradient(void) { CU_ASSERT(check(XENT, 1.0f) < 2e-3); }
-static void test_xent_weighted_gradient(void) { CU_ASSERT(check(XENT, 2.5f) < 2e-3); }
-static void test_mse_gradient(void) { CU_ASSERT(check(MSE, 1.0f) < 2e-3); }
-static void test_distill_gradient(void) { CU_ASSERT(check(DISTILL, 1.0f) < 2e-3); }
-static void test_distill_weighted_gradient(void) { CU_ASSERT(check(DISTILL, 0.5f) < 2e-3); }
+static void test_xent_gradient(void)
+{
+    CU_ASSERT(check(XENT, 1.0f) < 2e-3);
+}
+static void test_xent_weighted_gradient(void)
+{
+    CU_ASSERT(check(XENT, 2.5f) < 2e-3);
+}
+static void test_mse_gradient(void)
+{
+    CU_ASSERT(check(MSE, 1.0f) < 2e-3);
+}
+static void test_distill_gradient(void)
+{
+    CU_ASSERT(check(DISTILL, 1.0f) < 2e-3);
+}
+static void test_distill_weighted_gradient(void)
+{
+    CU_ASSERT(check(DISTILL, 0.5f) < 2e-3);
+}
 
 static void test_xent_values(void)
 {

@@ -9,7 +9,8 @@
 #include "nn.h"
 #include "rng.h"
 
-/* Loss used for the checks: 0.5 * sum((out - target)^2) over the batch, so dL/dout = out - target. */
+/* Loss used for the checks: 0.5 * sum((out - target)^2) over the batch, so dL/dout = out - target.
+ */
 static double half_sq(const float *out, const float *target, int64_t n, float *grad)
 {
     double s = 0.0;
@@ -36,7 +37,8 @@ static double check_net(struct ldn_net *net, int batch, uint64_t seed, float h)
     ldn_rng_init(&r, seed, 7);
     int64_t nin = (int64_t)batch * net->in_dim, nout = (int64_t)batch * net->out_dim;
     float *x = malloc(sizeof(float) * (size_t)nin), *dx = malloc(sizeof(float) * (size_t)nin);
-    float *target = malloc(sizeof(float) * (size_t)nout), *dout = malloc(sizeof(float) * (size_t)nout);
+    float *target = malloc(sizeof(float) * (size_t)nout),
+          *dout = malloc(sizeof(float) * (size_t)nout);
     fill_normal(x, nin, &r, 1.0);
     fill_normal(target, nout, &r, 1.0);
     ldn_net_init(net, &r);
@@ -169,8 +171,12 @@ static void test_model_gradients(void)
 {
     struct ldn_task_config tasks[2] = {{.name = "a", .weight = 1, .n_head = 0},
                                        {.name = "b", .weight = 1, .n_head = 1, .head = {4}}};
-    struct ldn_config cfg = {.seed = 5, .n_trunk = 2, .trunk = {6, 5}, .activation = LDN_ACT_TANH,
-                             .tasks = tasks, .n_tasks = 2};
+    struct ldn_config cfg = {.seed = 5,
+                             .n_trunk = 2,
+                             .trunk = {6, 5},
+                             .activation = LDN_ACT_TANH,
+                             .tasks = tasks,
+                             .n_tasks = 2};
     int classes[2] = {3, 2};
     char err[256];
     struct ldn_model *m = ldn_model_new(&cfg, 4, classes, 8, err, sizeof err);
@@ -196,9 +202,11 @@ static void test_model_gradients(void)
             for (int64_t i = 0; i < nets[k]->n_params; i++) {
                 float keep = nets[k]->params[i], h = 1e-2f;
                 nets[k]->params[i] = keep + h;
-                double lp = ldn_loss_xent(ldn_model_forward(m, t, x, 5), y, 5, classes[t], 1, NULL, NULL);
+                double lp =
+                    ldn_loss_xent(ldn_model_forward(m, t, x, 5), y, 5, classes[t], 1, NULL, NULL);
                 nets[k]->params[i] = keep - h;
-                double lm = ldn_loss_xent(ldn_model_forward(m, t, x, 5), y, 5, classes[t], 1, NULL, NULL);
+                double lm =
+                    ldn_loss_xent(ldn_model_forward(m, t, x, 5), y, 5, classes[t], 1, NULL, NULL);
                 nets[k]->params[i] = keep;
                 double num = (lp - lm) / (2 * h);
                 worst = fmax(worst, fabs(num - g[i]) / fmax(fmax(fabs(num), fabs(g[i])), 1e-2));

@@ -6,8 +6,8 @@
 
 static struct ldn_optim_config sgd(double lr, double mu, int nesterov, double wd)
 {
-    return (struct ldn_optim_config){.kind = LDN_OPTIM_SGD, .lr = lr, .momentum = mu,
-                                     .nesterov = nesterov, .weight_decay = wd};
+    return (struct ldn_optim_config){
+        .kind = LDN_OPTIM_SGD, .lr = lr, .momentum = mu, .nesterov = nesterov, .weight_decay = wd};
 }
 
 static void test_sgd_plain(void)
@@ -55,8 +55,8 @@ static void test_sgd_nesterov(void)
 static void test_adam(void)
 {
     /* First Adam step moves every parameter by lr * sign(g) (bias-corrected m/sqrt(v) = +-1). */
-    struct ldn_optim_config c = {.kind = LDN_OPTIM_ADAM, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999,
-                                 .eps = 1e-8};
+    struct ldn_optim_config c = {
+        .kind = LDN_OPTIM_ADAM, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     struct ldn_optim *o = ldn_optim_new(&c, 2);
     float p[2] = {0.0f, 0.0f}, g[2] = {3.0f, -0.2f};
     ldn_optim_step(o, p, g, 0.01);
@@ -78,8 +78,12 @@ static void test_adam(void)
 static void test_adamw_decoupled(void)
 {
     /* Zero gradient: Adam with L2 moves by lr*sign(wd*p); AdamW only shrinks p by lr*wd*p. */
-    struct ldn_optim_config c = {.kind = LDN_OPTIM_ADAMW, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999,
-                                 .eps = 1e-8, .weight_decay = 0.5};
+    struct ldn_optim_config c = {.kind = LDN_OPTIM_ADAMW,
+                                 .lr = 0.1,
+                                 .beta1 = 0.9,
+                                 .beta2 = 0.999,
+                                 .eps = 1e-8,
+                                 .weight_decay = 0.5};
     struct ldn_optim *o = ldn_optim_new(&c, 1);
     float p = 2.0f, g = 0.0f;
     ldn_optim_step(o, &p, &g, 0.1);

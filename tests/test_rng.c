@@ -67,8 +67,13 @@ static void test_shuffle_is_permutation(void)
 static void test_schedule_proportions(void)
 {
     struct ldn_task_config tasks[3] = {{.name = "a"}, {.name = "b"}, {.name = "c"}};
-    struct ldn_config cfg = {.seed = 7, .tasks = tasks, .n_tasks = 3, .batch_size = 100,
-                             .epochs = 2, .sampling = LDN_SAMPLE_POWER, .sampling_alpha = 0.75};
+    struct ldn_config cfg = {.seed = 7,
+                             .tasks = tasks,
+                             .n_tasks = 3,
+                             .batch_size = 100,
+                             .epochs = 2,
+                             .sampling = LDN_SAMPLE_POWER,
+                             .sampling_alpha = 0.75};
     int64_t n[3] = {40000, 10000, 10000};
     struct ldn_schedule s;
     CU_ASSERT_EQUAL_FATAL(ldn_schedule_init(&s, &cfg, n, NULL, 0), 0);

@@ -10,8 +10,8 @@
 #include "status.h"
 
 struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n, char (*endpoints)[LDN_NET_ENDPOINT_MAX],
-                          const int *server_ranks, const struct ldn_range *ranges,
-                          double timeout_s, char *err, size_t errlen)
+                          const int *server_ranks, const struct ldn_range *ranges, double timeout_s,
+                          char *err, size_t errlen)
 {
     struct ldn_kv *kv = calloc(1, sizeof *kv);
     if (!kv)

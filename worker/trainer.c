@@ -16,7 +16,6 @@
 #include "schedule.h"
 #include "status.h"
 
-
 struct task_state {
     struct ldn_dataset *train, *test;
     struct ldn_batcher batcher;
@@ -93,9 +92,9 @@ static int load_tasks(struct local_run *r, char *err, size_t errlen)
 static void progress_line(struct local_run *r, int epoch, int64_t step, double sps, double lr)
 {
     char buf[4096];
-    int off = snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g",
-                       epoch, r->cfg->epochs, (long long)step, (long long)r->sched.total_steps,
-                       sps, lr);
+    int off =
+        snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g", epoch,
+                 r->cfg->epochs, (long long)step, (long long)r->sched.total_steps, sps, lr);
     for (int t = 0; t < r->n_tasks && off < (int)sizeof buf - 64; t++) {
         struct task_state *ts = &r->tasks[t];
         if (ts->seen == 0)
@@ -241,8 +240,7 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
     double lr = cfg->optim.lr;
     for (int64_t step = 0; step < r.sched.total_steps; step++) {
         int t = ldn_schedule_task(&r.sched, step);
-        lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r.sched.total_steps,
-                       r.sched.steps_per_epoch);
+        lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r.sched.total_steps, r.sched.steps_per_epoch);
         train_step(&r, t, lr);
         samples += cfg->batch_size < r.tasks[t].train->n ? cfg->batch_size : r.tasks[t].train->n;
         int64_t done = step + 1;

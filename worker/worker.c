@@ -33,16 +33,16 @@ struct worker {
     const struct ldn_group *group;
     MPI_Comm comm;
     int gsize, grank;
-    int n;                /* hosted tasks */
+    int n; /* hosted tasks */
     struct wtask *tasks;
-    int *slot_of_task;    /* [n_tasks] -> index in tasks, -1 when not hosted */
+    int *slot_of_task; /* [n_tasks] -> index in tasks, -1 when not hosted */
     struct ldn_model *model;
     struct ldn_schedule sched;
     struct ldn_batch_buf buf;
     int64_t *idx;
     struct ldn_kv *kv;
-    void *coord;          /* DEALER to the coordinator */
-    double last_sent;     /* time of the last message to the coordinator */
+    void *coord;      /* DEALER to the coordinator */
+    double last_sent; /* time of the last message to the coordinator */
     /* figures since the last progress report */
     int64_t bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
     double compute_s, wait_s;
@@ -134,8 +134,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
         return LDN_ERR_NOMEM;
     for (int i = 0; i < w->n; i++) { /* head optimizers sized now that the heads exist */
         ldn_optim_destroy(&w->tasks[i].head_opt);
-        w->tasks[i].head_opt =
-            ldn_optim_new(&cfg->optim, w->model->heads[w->tasks[i].t]->n_params);
+        w->tasks[i].head_opt = ldn_optim_new(&cfg->optim, w->model->heads[w->tasks[i].t]->n_params);
         if (!w->tasks[i].head_opt)
             return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     }
@@ -172,8 +171,8 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
     if (w->gsize == 1)
         return 0;
     struct ldn_net *head = w->model->heads[t];
-    int rc = MPI_Allreduce(MPI_IN_PLACE, head->grads, (int)head->n_params, MPI_FLOAT, MPI_SUM,
-                           w->comm);
+    int rc =
+        MPI_Allreduce(MPI_IN_PLACE, head->grads, (int)head->n_params, MPI_FLOAT, MPI_SUM, w->comm);
     if (rc != MPI_SUCCESS)
         return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "MPI_Allreduce of head '%s' failed",
                         w->cfg->tasks[t].name);
@@ -242,8 +241,8 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         wt->loss_sum += loss * b;
         wt->correct += ok;
         wt->seen += b;
-        double lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, w->job->total_steps,
-                              w->job->steps_per_epoch);
+        double lr =
+            ldn_lr_at(&cfg->lr, cfg->optim.lr, step, w->job->total_steps, w->job->steps_per_epoch);
         int rc = average_head(w, t, err, errlen);
         if (rc)
             return rc;

@@ -268,7 +268,8 @@ static int client(const char *endpoint)
         ldn_msg_close(&m);
         printf("server counted %.0f bad messages, %.0f pushes, %.0f pulls\n", m.hdr.vals[3],
                m.hdr.vals[1], m.hdr.vals[2]);
-        CHECK(m.hdr.vals[3] == bad, "server counted %.0f bad messages, sent %d", m.hdr.vals[3], bad);
+        CHECK(m.hdr.vals[3] == bad, "server counted %.0f bad messages, sent %d", m.hdr.vals[3],
+              bad);
         CHECK(m.hdr.vals[1] == 1, "pushes applied: %.0f", m.hdr.vals[1]);
     }
     ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
@@ -301,14 +302,20 @@ int main(void)
     int rc = 0;
     if (rank == 1) {
         char err[LDN_ERRLEN];
-        struct ldn_config *cfg = ldn_config_parse(YAML, strlen(YAML), "fuzz.yaml", 0, NULL, err,
-                                                  sizeof err);
+        struct ldn_config *cfg =
+            ldn_config_parse(YAML, strlen(YAML), "fuzz.yaml", 0, NULL, err, sizeof err);
         static float init[N];
         for (int i = 0; i < N; i++)
             init[i] = (float)i * 0.001f;
         int workers[1] = {WORKER};
-        struct ldn_server_opts o = {.rank = 1, .lo = 0, .hi = N, .init = init, .cfg = cfg,
-                                    .total_steps = 10, .steps_per_epoch = 10, .n_workers = 1,
+        struct ldn_server_opts o = {.rank = 1,
+                                    .lo = 0,
+                                    .hi = N,
+                                    .init = init,
+                                    .cfg = cfg,
+                                    .total_steps = 10,
+                                    .steps_per_epoch = 10,
+                                    .n_workers = 1,
                                     .worker_ranks = workers};
         struct ldn_server *s = cfg ? ldn_server_new(&o, err, sizeof err) : NULL;
         void *ctx = zmq_ctx_new();
