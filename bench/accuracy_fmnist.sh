@@ -18,7 +18,7 @@ $PY bench/torch_mtl.py --data data/fmnist --tasks category,group,parity --epochs
 printf '\n| task | ladon accuracy | PyTorch accuracy | ladon - PyTorch (pp) |\n|---|---|---|---|\n'
 for task in category group parity; do
   l=$(json_field "$(grep "\"task\":\"$task\"" bench/out/acc_run/metrics.jsonl | tail -n 1)" accuracy)
-X
+  t=$(json_field "$(grep "\"task\": \"$task\"" bench/out/acc_torch.jsonl | tail -n 1)" accuracy)
   awk -v k="$task" -v a="$l" -v b="$t" 'BEGIN{printf "| %s | %.2f%% | %.2f%% | %+.2f |\n", k, 100*a, 100*b, 100*(a-b)}'
 done
 echo "(seed $seed, $epochs epochs, batch $batch, lr $lr $sched, warmup $warm)"
