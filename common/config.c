@@ -105,6 +105,7 @@ static const struct key_def KEYS[] = {
     NUM(S_PS, "staleness", T_INT, C(staleness), 0, 0, 1000000, "2"),
     NUM(S_PS, "timeout", T_DBL, C(timeout_s), LO_EXCL | NO_HI, 0, 0, "60"),
     STR(S_PS, "interface", C(iface), LDN_NAME_MAX, 0, "auto"),
+    NUM(S_PS, "chunk_kb", T_INT, C(chunk_kb), 0, 4, 1048576, "256"),
     NUM(S_PS, "record_clocks", T_BOOL, C(record_clocks), 0, 0, 0, "false"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))

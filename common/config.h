@@ -97,6 +97,7 @@ struct ldn_config {
     int staleness;                    /* ps.staleness >= 0, for ssp (default 2) */
     double timeout_s;                 /* ps.timeout: seconds any wait may last (default 60) */
     char iface[LDN_NAME_MAX];         /* ps.interface: network interface to bind (default: auto) */
+    int chunk_kb;                     /* ps.chunk_kb: size of one push/pull message (default 256) */
     bool record_clocks;               /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
                                          one line per served pull (default false) */
 

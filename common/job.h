@@ -21,6 +21,8 @@ struct ldn_job {
     char coord_endpoint[LDN_NET_ENDPOINT_MAX];
     char (*server_endpoints)[LDN_NET_ENDPOINT_MAX]; /* [n_servers] */
     const struct ldn_range *ranges;                 /* [n_servers] */
+    const struct ldn_chunk *chunks;                 /* chunk table, key order */
+    int n_chunks;
     int64_t trunk_params;
 };
 

@@ -68,8 +68,7 @@ void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogi
 {
     struct ldn_net *trunk = m->trunk;
     const float *h = trunk->acts[trunk->n_layers - 1];
-    /* dL/dh lands in the trunk's scratch that its last layer does not write into. */
-    float *dh = trunk->dbuf[trunk->n_layers & 1];
+    float *dh = trunk->dbuf[trunk->n_layers]; /* dL/d(trunk output) */
     ldn_net_backward(m->heads[t], h, dlogits, dh, batch);
     ldn_net_backward(trunk, x, dh, NULL, batch);
 }
@@ -113,9 +112,8 @@ void ldn_batch_buf_deinit(struct ldn_batch_buf *b)
     b->y = NULL;
 }
 
-double ldn_model_train_batch(struct ldn_model *m, int t, const struct ldn_dataset *ds,
-                             const int64_t *idx, int n, float weight, struct ldn_batch_buf *buf,
-                             int64_t *correct)
+const float *ldn_model_forward_rows(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+                                    const int64_t *idx, int n, struct ldn_batch_buf *buf)
 {
     const int f = m->features;
     LDN_ASSERT(n <= buf->max_batch && ds->features == f);
@@ -123,8 +121,21 @@ double ldn_model_train_batch(struct ldn_model *m, int t, const struct ldn_datase
         memcpy(buf->x + (int64_t)i * f, ds->x + idx[i] * f, sizeof(float) * (size_t)f);
         buf->y[i] = ds->y[idx[i]];
     }
-    const float *z = ldn_model_forward(m, t, buf->x, n);
+    return ldn_model_forward(m, t, buf->x, n);
+}
+
+double ldn_model_loss_backward(struct ldn_model *m, int t, const float *z, int n, float weight,
+                               struct ldn_batch_buf *buf, int64_t *correct)
+{
     double loss = ldn_loss_xent(z, buf->y, n, m->classes[t], weight, buf->dz, correct);
     ldn_model_backward(m, t, buf->x, buf->dz, n);
     return loss;
+}
+
+double ldn_model_train_batch(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+                             const int64_t *idx, int n, float weight, struct ldn_batch_buf *buf,
+                             int64_t *correct)
+{
+    const float *z = ldn_model_forward_rows(m, t, ds, idx, n, buf);
+    return ldn_model_loss_backward(m, t, z, n, weight, buf, correct);
 }

@@ -48,6 +48,16 @@ void ldn_batch_buf_deinit(struct ldn_batch_buf *b);
 
 struct ldn_dataset;
 
+/* Gather rows idx[0..n) of ds into buf and forward them through the trunk and head t;
+ * returns the logits [n, classes[t]]. */
+const float *ldn_model_forward_rows(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+                                    const int64_t *idx, int n, struct ldn_batch_buf *buf);
+/* After ldn_model_forward_rows: cross-entropy of logits z against buf's labels scaled by
+ * weight, and backward (gradients in m->trunk->grads and m->heads[t]->grads). Returns the
+ * batch mean loss, *correct the rows predicted right. */
+double ldn_model_loss_backward(struct ldn_model *m, int t, const float *z, int n, float weight,
+                               struct ldn_batch_buf *buf, int64_t *correct);
+
 /* One training batch of task t: gather rows idx[0..n) of ds (a training split), forward,
  * cross-entropy scaled by weight, backward. Leaves the gradients in m->trunk->grads and
  * m->heads[t]->grads (no optimizer step); returns the batch mean loss, *correct the rows

@@ -7,8 +7,10 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "status.h"
 
@@ -86,6 +88,62 @@ long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct 
 fail:
     return ldn_fail(err, errlen, LDN_ERR_IO, "send %s: %s", ldn_wire_op_name(h->op),
                     zmq_strerror(errno));
+}
+
+static void release_frame(void *data, void *hint)
+{
+    (void)data;
+    atomic_fetch_sub_explicit((atomic_int *)hint, 1, memory_order_release);
+}
+
+long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+                     const void *const *frames, atomic_int *inflight, char *err, size_t errlen)
+{
+    char buf[LDN_WIRE_HDR_MAX];
+    int n = ldn_wire_encode(h, buf, sizeof buf);
+    if (n < 0)
+        return ldn_fail(err, errlen, n, "encode %s header", ldn_wire_op_name(h->op));
+    long total = n;
+    if (ident) {
+        if (zmq_send(sock, ident, ident_len, ZMQ_SNDMORE) < 0)
+            goto fail;
+        total += (long)ident_len;
+    }
+    if (zmq_send(sock, buf, (size_t)n, h->nframes ? ZMQ_SNDMORE : 0) < 0)
+        goto fail;
+    for (uint32_t i = 0; i < h->nframes; i++) {
+        zmq_msg_t msg;
+        atomic_fetch_add_explicit(inflight, 1, memory_order_relaxed);
+        if (zmq_msg_init_data(&msg, (void *)(uintptr_t)frames[i], h->lens[i], release_frame,
+                              inflight) != 0) {
+            atomic_fetch_sub_explicit(inflight, 1, memory_order_relaxed);
+            goto fail;
+        }
+        if (zmq_msg_send(&msg, sock, i + 1 < h->nframes ? ZMQ_SNDMORE : 0) < 0) {
+            zmq_msg_close(&msg); /* runs release_frame */
+            goto fail;
+        }
+        total += (long)h->lens[i];
+    }
+    return total;
+fail:
+    return ldn_fail(err, errlen, LDN_ERR_IO, "send %s: %s", ldn_wire_op_name(h->op),
+                    zmq_strerror(errno));
+}
+
+int ldn_net_wait_sent(atomic_int *inflight, double timeout_s)
+{
+    if (atomic_load_explicit(inflight, memory_order_acquire) == 0)
+        return LDN_OK;
+    struct timespec ts = {0, 20000}; /* 20 us */
+    double waited = 0;
+    while (atomic_load_explicit(inflight, memory_order_acquire) != 0) {
+        if (waited > timeout_s)
+            return LDN_ERR_TIMEOUT;
+        nanosleep(&ts, NULL);
+        waited += 20e-6;
+    }
+    return LDN_OK;
 }
 
 static int more(void *sock)

@@ -6,6 +6,7 @@
 #ifndef LDN_NET_H
 #define LDN_NET_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <zmq.h>
 
@@ -39,6 +40,17 @@ int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen);
  * identity when ident != NULL (ROUTER sockets). Returns bytes sent or negative status. */
 long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
                   const void *const *frames, char *err, size_t errlen);
+
+/* As ldn_net_send, but the payload frames are not copied: ZeroMQ reads
+ * them from the caller's memory later, from its I/O thread. *inflight is incremented per
+ * frame here and decremented when ZeroMQ is done with it; the caller must not change the
+ * frames until it is back to its earlier value (ldn_net_wait_sent). */
+long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+                     const void *const *frames, atomic_int *inflight, char *err, size_t errlen);
+
+/* Wait (sleeping in short steps, at most timeout_s) until *inflight is 0. Returns 0 or
+ * LDN_ERR_TIMEOUT. */
+int ldn_net_wait_sent(atomic_int *inflight, double timeout_s);
 
 /* Receive one message within timeout_ms (-1 = forever). router != 0 reads an identity part
  * first. On LDN_ERR_FORMAT / LDN_ERR_PEER the message was consumed, m->ident is valid (to

@@ -72,8 +72,8 @@ static void act_backward(enum ldn_activation act, const float *out, float *dout,
     }
 }
 
-static void dense_backward(struct ldn_layer *l, const float *in, const float *out, float *dout,
-                           float *din, int batch)
+static void dense_backward_data(struct ldn_layer *l, const float *out, float *dout, float *din,
+                                int batch)
 {
     const float *w = l->tensors[0].data;
     float *g = l->grad[0];
@@ -81,12 +81,25 @@ static void dense_backward(struct ldn_layer *l, const float *in, const float *ou
     act_backward(l->act, out, dout, l->bias, batch, l->out_dim);
     for (int j = 0; j < l->out_dim; j++)
         g[j * ld + l->in_dim] = l->bias[j];
-    /* dW[out,in] = dz[B,out]^T * in[B,in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l->out_dim, l->in_dim, batch, 1.0f, dout,
-                l->out_dim, in, l->in_dim, 0.0f, g, (int)ld);
     if (din) /* din[B,in] = dz[B,out] * W[out,in] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, l->in_dim, l->out_dim, 1.0f,
                     dout, l->out_dim, w, (int)ld, 0.0f, din, l->in_dim);
+}
+
+static void dense_backward_params(struct ldn_layer *l, const float *in, const float *dz, int batch)
+{
+    float *g = l->grad[0];
+    const int64_t ld = l->row_len;
+    /* dW[rows, in] = dz[B, rows]^T * in[B, in], block by block so each block can be sent
+     * while the next is computed */
+    int br = l->block_rows > 0 && l->grad_ready ? l->block_rows : l->out_dim;
+    for (int r0 = 0; r0 < l->out_dim; r0 += br) {
+        int r1 = r0 + br < l->out_dim ? r0 + br : l->out_dim;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, l->in_dim, batch, 1.0f,
+                    dz + r0, l->out_dim, in, l->in_dim, 0.0f, g + r0 * ld, (int)ld);
+        if (l->grad_ready)
+            l->grad_ready(l->grad_ud, l->index, r0, r1);
+    }
 }
 
 static void dense_init(struct ldn_layer *l, struct ldn_rng *r)
@@ -100,7 +113,8 @@ static void dense_init(struct ldn_layer *l, struct ldn_rng *r)
     }
 }
 
-const struct ldn_layer_ops ldn_dense_ops = {"dense", dense_forward, dense_backward, dense_init};
+const struct ldn_layer_ops ldn_dense_ops = {"dense", dense_forward, dense_backward_data,
+                                            dense_backward_params, dense_init};
 
 static void set_tensor(struct ldn_tensor *t, const char *name, int ndim, int64_t ne0, int64_t ne1,
                        int64_t nb0, int64_t nb1, int64_t offset)
@@ -130,7 +144,7 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
     net->acts = calloc((size_t)net->n_layers, sizeof *net->acts);
     if (!net->layers || !net->acts)
         goto fail;
-    int prev = in_dim, maxw = in_dim;
+    int prev = in_dim;
     int64_t off = 0;
     for (int i = 0; i < net->n_layers; i++) {
         struct ldn_layer *l = &net->layers[i];
@@ -139,6 +153,7 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
         if (w < 1)
             goto fail;
         l->ops = &ldn_dense_ops;
+        l->index = i;
         if (is_out)
             snprintf(l->name, sizeof l->name, "out");
         else
@@ -154,12 +169,9 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
         set_tensor(&l->tensors[1], "bias", 1, w, 1, l->row_len, l->row_len * w, off + prev);
         off += l->n_params;
         prev = w;
-        if (w > maxw)
-            maxw = w;
     }
     net->in_dim = in_dim;
     net->out_dim = prev;
-    net->max_width = maxw;
     net->n_params = off;
     net->max_batch = max_batch;
     net->params = calloc((size_t)off, sizeof(float));
@@ -177,9 +189,16 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
         if (!net->acts[i] || !l->bias)
             goto fail;
     }
-    for (int k = 0; k < 2; k++) {
-        net->dbuf[k] = malloc(sizeof(float) * (size_t)max_batch * (size_t)maxw);
-        if (!net->dbuf[k])
+    /* dbuf[i] (1 <= i < n): gradient w.r.t. layer i-1's output; dbuf[n]: w.r.t. the net's
+     * output, for callers that backpropagate into this net (a trunk under a head). */
+    const size_t nl = (size_t)(unsigned)net->n_layers;
+    net->dbuf = calloc(nl + 1, sizeof *net->dbuf);
+    net->dz = calloc(nl, sizeof *net->dz);
+    if (!net->dbuf || !net->dz)
+        goto fail;
+    for (int i = 1; i <= net->n_layers; i++) {
+        size_t w = (size_t)net->layers[i - 1].out_dim;
+        if (!(net->dbuf[i] = malloc(sizeof(float) * (size_t)max_batch * w)))
             goto fail;
     }
     return net;
@@ -203,10 +222,29 @@ void ldn_net_destroy(struct ldn_net **pnet)
     free(net->layers);
     free(net->params);
     free(net->grads);
-    free(net->dbuf[0]);
-    free(net->dbuf[1]);
+    if (net->dbuf)
+        for (int i = 0; i <= net->n_layers; i++)
+            free(net->dbuf[i]);
+    free(net->dbuf);
+    free(net->dz);
     free(net);
     *pnet = NULL;
+}
+
+void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud)
+{
+    net->weights_needed = fn;
+    net->hook_ud = ud;
+}
+
+void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud,
+                           const int *block_rows)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        net->layers[i].grad_ready = fn;
+        net->layers[i].grad_ud = ud;
+        net->layers[i].block_rows = block_rows ? block_rows[i] : 0;
+    }
 }
 
 void ldn_net_init(struct ldn_net *net, struct ldn_rng *r)
@@ -221,6 +259,8 @@ const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch)
     const float *x = in;
     for (int i = 0; i < net->n_layers; i++) {
         struct ldn_layer *l = &net->layers[i];
+        if (net->weights_needed)
+            net->weights_needed(net->hook_ud, i);
         l->ops->forward(l, x, net->acts[i], batch);
         x = net->acts[i];
     }
@@ -230,12 +270,19 @@ const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch)
 void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch)
 {
     LDN_ASSERT(batch >= 1 && batch <= net->max_batch);
+    /* Pass 1, top down: every layer's delta (dL/d pre-activation), kept per layer. */
     float *d = dout;
     for (int i = net->n_layers - 1; i >= 0; i--) {
         struct ldn_layer *l = &net->layers[i];
-        const float *x = i > 0 ? net->acts[i - 1] : in;
-        float *dx = i > 0 ? net->dbuf[i & 1] : din;
-        l->ops->backward(l, x, net->acts[i], d, dx, batch);
+        net->dz[i] = d;
+        float *dx = i > 0 ? net->dbuf[i] : din;
+        l->ops->backward_data(l, net->acts[i], d, dx, batch);
         d = dx;
+    }
+    /* Pass 2, bottom up: parameter gradients, first layer first, so the weights the next
+     * forward pass needs first are the first to travel. */
+    for (int i = 0; i < net->n_layers; i++) {
+        struct ldn_layer *l = &net->layers[i];
+        l->ops->backward_params(l, i > 0 ? net->acts[i - 1] : in, net->dz[i], batch);
     }
 }

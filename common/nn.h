@@ -32,14 +32,24 @@ struct ldn_tensor {
 
 struct ldn_layer;
 
+/* Called during backward when the parameter gradients of rows [row_lo, row_hi) of layer
+ * `layer` are final (so they can be sent while the rest is computed). */
+typedef void ldn_grad_ready_fn(void *ud, int layer, int row_lo, int row_hi);
+/* Called by forward before layer `layer` reads its weights (so they can arrive meanwhile). */
+typedef void ldn_weights_needed_fn(void *ud, int layer);
+
 struct ldn_layer_ops {
     const char *kind;
     /* out[batch, out_dim] = f(in[batch, in_dim]). */
     void (*forward)(struct ldn_layer *l, const float *in, float *out, int batch);
-    /* Given the forward's in and out and dout = dL/dout (which it may overwrite), write the
-     * parameter gradients (overwriting, not accumulating) and, when din != NULL, dL/din. */
-    void (*backward)(struct ldn_layer *l, const float *in, const float *out, float *dout,
-                     float *din, int batch);
+    /* Backward, first half: turn dout = dL/dout into the layer's delta in place (using the
+     * forward's out), write the gradients that need nothing else (bias) and, when din != NULL,
+     * dL/din. */
+    void (*backward_data)(struct ldn_layer *l, const float *out, float *dout, float *din,
+                          int batch);
+    /* Backward, second half: the weight gradients from the forward's input and the delta
+     * (overwriting, not accumulating), reporting each finished block to grad_ready. */
+    void (*backward_params)(struct ldn_layer *l, const float *in, const float *delta, int batch);
     /* Draw initial parameters from r. */
     void (*init)(struct ldn_layer *l, struct ldn_rng *r);
 };
@@ -50,11 +60,16 @@ struct ldn_layer {
     int in_dim, out_dim;
     enum ldn_activation act; /* activation fused into the layer's output */
     int n_tensors;
-    struct ldn_tensor tensors[2]; /* views into net->params */
-    float *grad[2];               /* matching views into net->grads */
-    int64_t offset, n_params;     /* the layer's block [offset, offset + n_params) */
-    int64_t row_len;              /* keys per output row (in + 1 for dense) */
-    float *bias;                  /* contiguous scratch [out]: bias copy / bias gradient */
+    struct ldn_tensor tensors[2];  /* views into net->params */
+    float *grad[2];                /* matching views into net->grads */
+    int64_t offset, n_params;      /* the layer's block [offset, offset + n_params) */
+    int64_t row_len;               /* keys per output row (in + 1 for dense) */
+    float *bias;                   /* contiguous scratch [out]: bias copy / bias gradient */
+    int index;                     /* position in the network */
+    int block_rows;                /* backward computes the weight gradient in blocks of this
+                                      many rows and reports each (0: one block) */
+    ldn_grad_ready_fn *grad_ready; /* may be NULL */
+    void *grad_ud;
 };
 
 /* A feed-forward stack of layers with its parameters, gradients and activations. */
@@ -65,9 +80,12 @@ struct ldn_net {
     float *params; /* [n_params], owned */
     float *grads;  /* [n_params], owned */
     int max_batch;
-    float **acts;   /* acts[i]: output of layer i, [max_batch, out_dim] */
-    float *dbuf[2]; /* backprop scratch, [max_batch, max width] */
-    int in_dim, out_dim, max_width;
+    float **acts; /* acts[i]: output of layer i, [max_batch, out_dim] */
+    float **dbuf; /* dbuf[i]: dL/d(output of layer i-1), [max_batch, max width] (i >= 1) */
+    float **dz;   /* dz[i]: layer i's delta during backward (points into dbuf or dout) */
+    ldn_weights_needed_fn *weights_needed; /* forward hook, may be NULL */
+    void *hook_ud;
+    int in_dim, out_dim;
 };
 
 /* A dense-layer stack in_dim -> widths[0] -> ... -> widths[n-1] -> out_dim with `act` after
@@ -81,9 +99,18 @@ void ldn_net_destroy(struct ldn_net **net);
 void ldn_net_init(struct ldn_net *net, struct ldn_rng *r);
 /* Forward a batch (batch <= max_batch); returns the last layer's output (net->acts[n-1]). */
 const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch);
-/* Backward from dout = dL/doutput (overwritten); fills net->grads and, if din != NULL,
- * dL/din [batch, in_dim]. Must follow ldn_net_forward on the same `in`. */
+/* Backward from dout = dL/doutput (overwritten, and used until return); fills net->grads
+ * and, if din != NULL, dL/din [batch, in_dim]. Deltas go top down first, then weight
+ * gradients bottom up (first layer first). Must follow ldn_net_forward on the same `in`. */
 void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch);
+
+/* Call fn(ud, i) before layer i's forward (NULL to stop). */
+void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud);
+
+/* Report parameter gradients block by block during backward: fn (NULL to stop) is called
+ * for blocks of block_rows[i] rows of layer i (NULL or 0: whole layers). */
+void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud,
+                           const int *block_rows);
 
 /* Dense layer ops (exposed for tests and future layer kinds that wrap it). */
 extern const struct ldn_layer_ops ldn_dense_ops;

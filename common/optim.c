@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "status.h"
+
 struct ldn_optim *ldn_optim_new(const struct ldn_optim_config *cfg, int64_t n)
 {
     struct ldn_optim *o = calloc(1, sizeof *o);
@@ -29,11 +31,10 @@ void ldn_optim_destroy(struct ldn_optim **po)
     *po = NULL;
 }
 
-static void sgd_step(struct ldn_optim *o, float *restrict p, const float *restrict grad, float lr)
+static void sgd_step(struct ldn_optim *o, float *restrict p, const float *restrict grad,
+                     float *restrict buf, int64_t n, float lr)
 {
     const float mu = (float)o->cfg.momentum, wd = (float)o->cfg.weight_decay;
-    float *restrict buf = o->m;
-    const int64_t n = o->n;
     if (mu == 0.0f) {
         for (int64_t i = 0; i < n; i++)
             p[i] -= lr * (grad[i] + wd * p[i]);
@@ -53,16 +54,16 @@ static void sgd_step(struct ldn_optim *o, float *restrict p, const float *restri
     }
 }
 
-static void adam_step(struct ldn_optim *o, float *restrict p, const float *restrict grad, float lr)
+static void adam_step(struct ldn_optim *o, float *restrict p, const float *restrict grad,
+                      float *restrict m, float *restrict v, int64_t n, int64_t t_step, float lr)
 {
     const float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2, eps = (float)o->cfg.eps;
     const float wd = (float)o->cfg.weight_decay;
     const bool decoupled = o->cfg.kind == LDN_OPTIM_ADAMW;
-    const double t = (double)o->t;
+    const double t = (double)t_step;
     const float c1 = (float)(1.0 - pow(o->cfg.beta1, t)), c2 = (float)(1.0 - pow(o->cfg.beta2, t));
     const float step = lr / c1, inv_sqrt_c2 = 1.0f / sqrtf(c2);
-    float *restrict m = o->m, *restrict v = o->v;
-    for (int64_t i = 0; i < o->n; i++) {
+    for (int64_t i = 0; i < n; i++) {
         float g = grad[i];
         if (decoupled)
             p[i] -= lr * wd * p[i];
@@ -74,13 +75,20 @@ static void adam_step(struct ldn_optim *o, float *restrict p, const float *restr
     }
 }
 
+void ldn_optim_update(struct ldn_optim *o, float *params, const float *grad, int64_t lo, int64_t hi,
+                      int64_t t, double lr)
+{
+    LDN_ASSERT(lo >= 0 && lo <= hi && hi <= o->n && t >= 1);
+    if (o->cfg.kind == LDN_OPTIM_SGD)
+        sgd_step(o, params + lo, grad + lo, o->m + lo, hi - lo, (float)lr);
+    else
+        adam_step(o, params + lo, grad + lo, o->m + lo, o->v + lo, hi - lo, t, (float)lr);
+}
+
 void ldn_optim_step(struct ldn_optim *o, float *params, const float *grad, double lr)
 {
     o->t++;
-    if (o->cfg.kind == LDN_OPTIM_SGD)
-        sgd_step(o, params, grad, (float)lr);
-    else
-        adam_step(o, params, grad, (float)lr);
+    ldn_optim_update(o, params, grad, 0, o->n, o->t, lr);
 }
 
 double ldn_lr_at(const struct ldn_lr_config *lr, double base_lr, int64_t step, int64_t total_steps,

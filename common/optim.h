@@ -23,8 +23,14 @@ struct ldn_optim {
 struct ldn_optim *ldn_optim_new(const struct ldn_optim_config *cfg, int64_t n);
 void ldn_optim_destroy(struct ldn_optim **o);
 
-/* One step on params[0..n) with gradient grad at learning rate lr. */
+/* One step on params[0..n) with gradient grad at learning rate lr (o->t counts the steps). */
 void ldn_optim_step(struct ldn_optim *o, float *params, const float *grad, double lr);
+
+/* Step number t (1-based, for Adam's bias correction) on keys [lo, hi) only: params, grad and
+ * the optimizer state are indexed by key, so disjoint ranges can be updated one at a time
+ * (a parameter server applies each chunk as soon as it is complete). Does not touch o->t. */
+void ldn_optim_update(struct ldn_optim *o, float *params, const float *grad, int64_t lo, int64_t hi,
+                      int64_t t, double lr);
 
 /* Learning rate at global step `step` (0-based) of a run of total_steps steps, with
  * steps_per_epoch steps per epoch (for the step schedule). */

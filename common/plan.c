@@ -264,3 +264,68 @@ int ldn_partition_trunk(const struct ldn_net *trunk, int n, struct ldn_range *ou
     *imbalance = mx / (total / n) - 1.0;
     return LDN_OK;
 }
+
+int ldn_chunk_block_rows(const struct ldn_layer *l, int64_t chunk_bytes)
+{
+    int64_t row_bytes = l->row_len * (int64_t)sizeof(float);
+    int64_t rows = chunk_bytes / row_bytes;
+    if (rows < 1)
+        rows = 1;
+    int64_t blocks = (l->out_dim + rows - 1) / rows;
+    return (int)((l->out_dim + blocks - 1) / blocks); /* equal blocks, none tiny */
+}
+
+int ldn_chunks_build(const struct ldn_net *trunk, const struct ldn_range *ranges, int S,
+                     int64_t chunk_bytes, struct ldn_chunk **out, char *err, size_t errlen)
+{
+    int cap = 16, n = 0;
+    struct ldn_chunk *c = malloc(sizeof *c * (size_t)cap);
+    if (!c)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory for the chunk table");
+    int server = 0;
+    for (int l = 0; l < trunk->n_layers; l++) {
+        const struct ldn_layer *ly = &trunk->layers[l];
+        int br = ldn_chunk_block_rows(ly, chunk_bytes);
+        for (int r0 = 0; r0 < ly->out_dim; r0 += br) {
+            int r1 = r0 + br < ly->out_dim ? r0 + br : ly->out_dim;
+            int row = r0;
+            while (row < r1) { /* cut the block where a server range ends */
+                int64_t lo = ly->offset + (int64_t)row * ly->row_len;
+                while (server < S - 1 && lo >= ranges[server].hi)
+                    server++;
+                int64_t end_rows = (ranges[server].hi - ly->offset) / ly->row_len;
+                int stop = end_rows < r1 ? (int)end_rows : r1;
+                if (stop <= row) /* server boundaries are on row boundaries */
+                    stop = row + 1;
+                if (n == cap) {
+                    struct ldn_chunk *g = realloc(c, sizeof *c * (size_t)(cap *= 2));
+                    if (!g) {
+                        free(c);
+                        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+                    }
+                    c = g;
+                }
+                c[n++] = (struct ldn_chunk){
+                    lo, ly->offset + (int64_t)stop * ly->row_len, server, l, row, stop};
+                row = stop;
+            }
+        }
+    }
+    *out = c;
+    return n;
+}
+
+int ldn_chunk_find(const struct ldn_chunk *chunks, int n, int64_t lo)
+{
+    int a = 0, b = n - 1;
+    while (a <= b) {
+        int mid = (a + b) / 2;
+        if (chunks[mid].lo == lo)
+            return mid;
+        if (chunks[mid].lo < lo)
+            a = mid + 1;
+        else
+            b = mid - 1;
+    }
+    return -1;
+}

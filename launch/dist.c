@@ -94,8 +94,10 @@ static void log_plan(const struct ldn_job *job, double imbalance)
         LDN_INFO("server rank %d: keys [%lld, %lld) (%.2f MB) at %s", 1 + s,
                  (long long)job->ranges[s].lo, (long long)job->ranges[s].hi,
                  4e-6 * (double)(job->ranges[s].hi - job->ranges[s].lo), job->server_endpoints[s]);
-    LDN_INFO("trunk: %lld parameters over %d servers, imbalance %.1f%% (largest range vs mean)",
-             (long long)job->trunk_params, p->n_servers, 100.0 * imbalance);
+    LDN_INFO("trunk: %lld parameters over %d servers, imbalance %.1f%% (largest range vs mean), "
+             "%d chunks of up to %d KiB per push",
+             (long long)job->trunk_params, p->n_servers, 100.0 * imbalance, job->n_chunks,
+             cfg->chunk_kb);
 }
 
 static int run_server(const struct ldn_job *job, void *router, const struct ldn_net *trunk,
@@ -127,7 +129,9 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
                                 .steps_per_epoch = job->steps_per_epoch,
                                 .n_workers = p->n_workers,
                                 .worker_ranks = workers,
-                                .clock_log = clock_log};
+                                .clock_log = clock_log,
+                                .chunks = job->chunks,
+                                .n_chunks = job->n_chunks};
     struct ldn_server *s = ldn_server_new(&o, err, errlen);
     free(workers);
     int rc = s ? ldn_server_run(s, router, err, errlen) : LDN_ERR_NOMEM;
@@ -208,6 +212,8 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
     struct ldn_plan *plan = ldn_plan_new(cfg, d.n_train, world, err, sizeof err);
     struct ldn_net *trunk = NULL;
     struct ldn_range *ranges = NULL;
+    struct ldn_chunk *chunks = NULL;
+    int n_chunks = 0;
     double imbalance = 0;
     st = plan ? 0 : 1;
     if (st == 0) {
@@ -217,12 +223,18 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
             st = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory for the trunk");
         else
             st = ldn_partition_trunk(trunk, cfg->servers, ranges, &imbalance, err, sizeof err);
+        if (st == 0) {
+            n_chunks = ldn_chunks_build(trunk, ranges, cfg->servers, (int64_t)cfg->chunk_kb * 1024,
+                                        &chunks, err, sizeof err);
+            st = n_chunks < 0 ? n_chunks : 0;
+        }
     }
     if (st == 0 && rank == 0) /* before any role starts writing into it */
         st = ldn_mkdir_p(cfg->run_dir, err, sizeof err);
     if (agree(st ? 1 : 0, err)) {
         ldn_net_destroy(&trunk);
         free(ranges);
+        free(chunks);
         ldn_plan_destroy(&plan);
         ldn_config_destroy(&cfg);
         MPI_Finalize();
@@ -252,6 +264,8 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
                           .n_test = d.n_test,
                           .classes = d.classes,
                           .ranges = ranges,
+                          .chunks = chunks,
+                          .n_chunks = n_chunks,
                           .trunk_params = trunk->n_params};
     job.steps_per_epoch = ldn_plan_steps_per_epoch(plan, cfg, d.n_train);
     job.total_steps = job.steps_per_epoch * cfg->epochs;
@@ -315,6 +329,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
     MPI_Barrier(MPI_COMM_WORLD);
     free(eps);
     free(ranges);
+    free(chunks);
     ldn_net_destroy(&trunk);
     ldn_plan_destroy(&plan);
     free(d.n_train);

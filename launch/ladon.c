@@ -7,6 +7,7 @@
  *                            [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,10 @@ static int cmd_data(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Large per-message buffers (ZeroMQ frames, batches) come and go every step: keep them in
+     * the heap instead of fresh mmap'd pages, whose first touch costs more than the copy. */
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     if (argc < 2) {
         usage(stderr);
         return 2;

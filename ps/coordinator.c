@@ -347,20 +347,27 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
             rc = LDN_ERR_IO;
             break;
         }
+        int left = 0;
+        for (int k = 0; k < c->job->n_chunks; k++)
+            left += c->job->chunks[k].server == s;
         double deadline = ldn_now() + c->cfg->timeout_s;
-        for (;;) {
+        while (left > 0) {
             struct ldn_msg m;
             char why[LDN_ERRLEN];
             int got = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
-            if (got == 0 && m.hdr.op == LDN_OP_PARAMS && m.nframes == 1 &&
-                m.hdr.lens[0] == sizeof(float) * (uint64_t)(r->hi - r->lo)) {
-                memcpy(trunk + r->lo, zmq_msg_data(&m.frames[0]), m.hdr.lens[0]);
+            if (got == 0) {
+                int k = m.hdr.op == LDN_OP_PARAMS && m.hdr.lo <= INT64_MAX
+                            ? ldn_chunk_find(c->job->chunks, c->job->n_chunks, (int64_t)m.hdr.lo)
+                            : -1;
+                if (k >= 0 && c->job->chunks[k].server == s && m.nframes == 1 &&
+                    m.hdr.lens[0] ==
+                        sizeof(float) * (uint64_t)(c->job->chunks[k].hi - c->job->chunks[k].lo)) {
+                    memcpy(trunk + c->job->chunks[k].lo, zmq_msg_data(&m.frames[0]), m.hdr.lens[0]);
+                    left--;
+                }
                 ldn_msg_close(&m);
-                break;
             }
-            if (got == 0)
-                ldn_msg_close(&m);
-            if (ldn_now() > deadline) {
+            if (left > 0 && ldn_now() > deadline) {
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                               "waited %.0f s for the weights of server rank %d (ps.timeout)",
                               c->cfg->timeout_s, 1 + s);

@@ -1,4 +1,4 @@
-/* Parameter server: key range, optimizer, consistency model. */
+/* Parameter server: key range, optimizer, consistency model, chunk by chunk. */
 #include "server.h"
 
 #include <math.h>
@@ -13,6 +13,7 @@
 struct waiting_pull {
     int active;
     int64_t clock;
+    int n_sent;
     char ident[LDN_NET_IDENT_MAX];
     size_t ident_len;
 };
@@ -20,20 +21,27 @@ struct waiting_pull {
 struct ldn_server {
     struct ldn_server_opts o;
     const struct ldn_config *cfg;
-    int64_t n;     /* keys held */
+    int64_t n;     /* keys held: [o.lo, o.hi) */
     float *params; /* [n] */
-    float *acc;    /* [n] aggregated gradient */
+    float *acc;    /* [n] aggregated / scaled gradient */
     struct ldn_optim *opt;
     int W;
-    int *ranks;     /* worker ranks, ascending */
-    int64_t *clock; /* per worker: pushes received (its clock) */
-    /* bsp: pushes of the open step, copied out of the (possibly unaligned) frames */
-    int64_t step;    /* bsp: steps applied = the open step's index */
-    float **pending; /* [W][n], allocated for bsp only */
-    int *has_pending;
-    int n_pending;
+    int *ranks;               /* worker ranks, ascending */
+    int C;                    /* chunks held */
+    struct ldn_chunk *chunks; /* [C], keys relative to o.lo */
+    int64_t *version;         /* [C] updates applied to each chunk */
+    atomic_int *inflight;     /* [C] sends of the chunk's weights ZeroMQ still reads */
+    int *cnt;                 /* [C] bsp: workers whose chunk of the open step is in */
+    char *got;                /* [W*C] chunk k of worker w received (open step / clock) */
+    char *sent;               /* [W*C] chunk k sent for worker w's open pull */
+    int *recv;                /* [W] chunks received from worker w for its current clock */
+    int64_t *clock;           /* [W] complete pushes received from worker w */
+    int64_t step;             /* bsp: steps completed (every chunk applied) */
+    int applied_in_step;      /* bsp: chunks of the open step applied */
+    float **pending;          /* bsp: [W][n] pushes of the open step */
+    int n_pending;            /* bsp: chunk pushes received for the open step */
     double pending_since;
-    struct waiting_pull *waiting;
+    struct waiting_pull *waiting; /* [W] */
     struct ldn_server_stats st;
 };
 
@@ -61,25 +69,50 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->cfg = o->cfg;
     s->n = o->hi - o->lo;
     s->W = o->n_workers;
+    for (int k = 0; k < o->n_chunks; k++)
+        s->C += o->chunks[k].lo >= o->lo && o->chunks[k].hi <= o->hi;
+    if (s->C == 0) {
+        ldn_fail(err, errlen, LDN_ERR_INTERNAL, "ps %d: no chunk in [%lld, %lld)", o->rank,
+                 (long long)o->lo, (long long)o->hi);
+        free(s);
+        return NULL;
+    }
+    const size_t W = (size_t)s->W, C = (size_t)s->C;
     s->params = malloc(sizeof(float) * (size_t)s->n);
     s->acc = malloc(sizeof(float) * (size_t)s->n);
     s->opt = ldn_optim_new(&o->cfg->optim, s->n);
-    s->ranks = malloc(sizeof(int) * (size_t)s->W);
-    s->clock = calloc((size_t)s->W, sizeof *s->clock);
-    s->pending = calloc((size_t)s->W, sizeof *s->pending);
-    s->has_pending = calloc((size_t)s->W, sizeof *s->has_pending);
-    s->waiting = calloc((size_t)s->W, sizeof *s->waiting);
-    if (!s->params || !s->acc || !s->opt || !s->ranks || !s->clock || !s->pending ||
-        !s->has_pending || !s->waiting)
+    s->ranks = malloc(sizeof(int) * W);
+    s->chunks = malloc(sizeof *s->chunks * C);
+    s->version = calloc(C, sizeof *s->version);
+    s->inflight = calloc(C, sizeof *s->inflight);
+    s->cnt = calloc(C, sizeof *s->cnt);
+    s->got = calloc(W * C, 1);
+    s->sent = calloc(W * C, 1);
+    s->recv = calloc(W, sizeof *s->recv);
+    s->clock = calloc(W, sizeof *s->clock);
+    s->pending = calloc(W, sizeof *s->pending);
+    s->waiting = calloc(W, sizeof *s->waiting);
+    if (!s->params || !s->acc || !s->opt || !s->ranks || !s->chunks || !s->version ||
+        !s->inflight || !s->cnt || !s->got || !s->sent || !s->recv || !s->clock || !s->pending ||
+        !s->waiting)
         goto nomem;
     if (o->cfg->consistency == LDN_BSP)
-        for (int w = 0; w < s->W; w++)
+        for (size_t w = 0; w < W; w++)
             if (!(s->pending[w] = malloc(sizeof(float) * (size_t)s->n)))
                 goto nomem;
+    int c = 0;
+    for (int k = 0; k < o->n_chunks; k++)
+        if (o->chunks[k].lo >= o->lo && o->chunks[k].hi <= o->hi) {
+            s->chunks[c] = o->chunks[k];
+            s->chunks[c].lo -= o->lo;
+            s->chunks[c].hi -= o->lo;
+            c++;
+        }
     memcpy(s->params, o->init, sizeof(float) * (size_t)s->n);
-    memcpy(s->ranks, o->worker_ranks, sizeof(int) * (size_t)s->W);
+    memcpy(s->ranks, o->worker_ranks, sizeof(int) * W);
     s->o.worker_ranks = s->ranks;
     s->o.init = NULL;
+    s->o.chunks = NULL;
     return s;
 nomem:
     ldn_server_destroy(&s);
@@ -96,13 +129,22 @@ void ldn_server_destroy(struct ldn_server **ps)
     if (s->pending)
         for (int w = 0; w < s->W; w++)
             free(s->pending[w]);
+    free(s->pending);
     free(s->params);
     free(s->acc);
     ldn_optim_destroy(&s->opt);
     free(s->ranks);
+    free(s->chunks);
+    if (s->inflight) /* ZeroMQ may still read params */
+        for (int k = 0; k < s->C; k++)
+            ldn_net_wait_sent(&s->inflight[k], s->cfg->timeout_s);
+    free(s->inflight);
+    free(s->version);
+    free(s->cnt);
+    free(s->got);
+    free(s->sent);
+    free(s->recv);
     free(s->clock);
-    free(s->pending);
-    free(s->has_pending);
     free(s->waiting);
     free(s);
     *ps = NULL;
@@ -131,85 +173,120 @@ static double lr_for(const struct ldn_server *s, int64_t step)
     return ldn_lr_at(&s->cfg->lr, s->cfg->optim.lr, step, s->o.total_steps, s->o.steps_per_epoch);
 }
 
-/* May the pull of worker w at clock c be answered now? */
-static int servable(const struct ldn_server *s, int w, int64_t c)
+/* Send chunk k (current weights) to ident; version = what the header reports. */
+static int send_chunk(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int k,
+                      int64_t version)
 {
-    switch (s->cfg->consistency) {
-    case LDN_BSP: return s->step >= c;
-    case LDN_SSP: return s->clock[w] >= c && min_clock(s) >= c - s->cfg->staleness;
-    case LDN_ASYNC: return 1;
-    }
-    return 1;
-}
-
-static int send_params(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int w,
-                       int64_t c)
-{
+    const struct ldn_chunk *c = &s->chunks[k];
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, LDN_OP_PARAMS, s->o.rank);
-    int64_t slowest = s->cfg->consistency == LDN_BSP ? s->step : min_clock(s);
-    h.step = slowest; /* the version served: steps applied (bsp) or the slowest clock */
-    h.lo = (uint64_t)s->o.lo;
-    h.hi = (uint64_t)s->o.hi;
+    h.step = version;
+    h.lo = (uint64_t)(s->o.lo + c->lo);
+    h.hi = (uint64_t)(s->o.lo + c->hi);
     h.codec = LDN_CODEC_DENSE_F32;
     h.nframes = 1;
-    h.lens[0] = (uint64_t)s->n * sizeof(float);
-    const void *frames[1] = {s->params};
+    h.lens[0] = (uint64_t)(c->hi - c->lo) * sizeof(float);
+    const void *frames[1] = {s->params + c->lo};
     char err[LDN_ERRLEN];
-    long sent = ldn_net_send(sock, ident, ident_len, &h, frames, err, sizeof err);
+    /* No copy: the chunk is not updated again before ZeroMQ is done with it (before_update). */
+    long sent =
+        ldn_net_send_zc(sock, ident, ident_len, &h, frames, &s->inflight[k], err, sizeof err);
     if (sent < 0) {
         LDN_ERROR("%s", err);
         return (int)sent;
     }
-    s->st.pulls++;
     s->st.bytes_out += sent;
-    if (w >= 0 && c - slowest > s->st.max_staleness)
-        s->st.max_staleness = c - slowest;
-    if (s->o.clock_log && w >= 0)
-        fprintf(s->o.clock_log, "%d\t%lld\t%lld\t%lld\n", s->ranks[w], (long long)c,
-                (long long)min_clock(s), (long long)s->step);
     return 0;
 }
 
+/* A pull finished: count it and record it in the clock log. */
+static void pull_served(struct ldn_server *s, int w, int64_t c)
+{
+    int64_t slowest = min_clock(s);
+    s->st.pulls++;
+    if (s->cfg->consistency != LDN_BSP && c - slowest > s->st.max_staleness)
+        s->st.max_staleness = c - slowest;
+    if (s->o.clock_log)
+        fprintf(s->o.clock_log, "%d\t%lld\t%lld\t%lld\n", s->ranks[w], (long long)c,
+                (long long)slowest, (long long)s->step);
+}
+
+/* Answer what the open pulls may now have: bsp chunk by chunk as each reaches the clock
+ * asked; ssp/async all chunks once the worker's own pushes are in and (ssp) the slowest
+ * worker is within the staleness bound. */
 static int serve_waiting(struct ldn_server *s, void *sock)
 {
     for (int w = 0; w < s->W; w++) {
         struct waiting_pull *p = &s->waiting[w];
-        if (p->active && servable(s, w, p->clock)) {
-            p->active = 0;
-            int rc = send_params(s, sock, p->ident, p->ident_len, w, p->clock);
+        if (!p->active)
+            continue;
+        int bsp = s->cfg->consistency == LDN_BSP;
+        if (!bsp && (s->clock[w] < p->clock || (s->cfg->consistency == LDN_SSP &&
+                                                min_clock(s) < p->clock - s->cfg->staleness)))
+            continue;
+        char *sent = s->sent + (size_t)w * (size_t)s->C;
+        for (int k = 0; k < s->C; k++) {
+            if (sent[k] || (bsp && s->version[k] < p->clock))
+                continue;
+            int rc =
+                send_chunk(s, sock, p->ident, p->ident_len, k, bsp ? s->version[k] : min_clock(s));
             if (rc < 0)
                 return rc;
+            sent[k] = 1;
+            p->n_sent++;
+        }
+        if (p->n_sent == s->C) {
+            p->active = 0;
+            pull_served(s, w, p->clock);
         }
     }
     return 0;
 }
 
-/* Apply acc (already the averaged gradient) with the learning rate of `step`. */
-static void apply(struct ldn_server *s, int64_t step)
+/* Chunk k's weights are about to change: wait for ZeroMQ to finish sending them. Under bsp
+ * every answer was received before the next pushes could come, so this does not wait. */
+static int before_update(struct ldn_server *s, int k)
 {
-    ldn_optim_step(s->opt, s->params, s->acc, lr_for(s, step));
-    s->st.steps_applied++;
+    if (ldn_net_wait_sent(&s->inflight[k], s->cfg->timeout_s) == 0)
+        return 0;
+    LDN_ERROR("ps %d: ZeroMQ did not finish sending chunk [%lld, %lld) within %.0f s", s->o.rank,
+              (long long)(s->o.lo + s->chunks[k].lo), (long long)(s->o.lo + s->chunks[k].hi),
+              s->cfg->timeout_s);
+    return LDN_ERR_TIMEOUT;
 }
 
-/* BSP: all pushes of the open step are in: sum them in worker-rank order, average, apply. */
-static void close_bsp_step(struct ldn_server *s)
+/* bsp: every worker's chunk k of the open step is in: sum in worker-rank order, average,
+ * apply; when it was the last chunk of the step, the step is complete. */
+static int apply_bsp_chunk(struct ldn_server *s, int k)
 {
-    const float inv = 1.0f / (float)s->W;
-    memcpy(s->acc, s->pending[0], sizeof(float) * (size_t)s->n);
-    for (int w = 1; w < s->W; w++) {
-        const float *g = s->pending[w];
-        for (int64_t i = 0; i < s->n; i++)
-            s->acc[i] += g[i];
-    }
-    if (s->W > 1)
-        for (int64_t i = 0; i < s->n; i++)
+    const struct ldn_chunk *c = &s->chunks[k];
+    const float *grad = s->pending[0]; /* one worker: its push is the average */
+    if (s->W > 1) {
+        const float inv = 1.0f / (float)s->W;
+        memcpy(s->acc + c->lo, s->pending[0] + c->lo, sizeof(float) * (size_t)(c->hi - c->lo));
+        for (int w = 1; w < s->W; w++) {
+            const float *g = s->pending[w];
+            for (int64_t i = c->lo; i < c->hi; i++)
+                s->acc[i] += g[i];
+        }
+        for (int64_t i = c->lo; i < c->hi; i++)
             s->acc[i] *= inv;
-    for (int w = 0; w < s->W; w++)
-        s->has_pending[w] = 0;
-    s->n_pending = 0;
-    apply(s, s->step);
-    s->step++;
+        grad = s->acc;
+    }
+    int rc = before_update(s, k);
+    if (rc)
+        return rc;
+    ldn_optim_update(s->opt, s->params, grad, c->lo, c->hi, s->version[k] + 1, lr_for(s, s->step));
+    s->version[k]++;
+    s->cnt[k] = 0;
+    if (++s->applied_in_step == s->C) {
+        s->applied_in_step = 0;
+        s->n_pending = 0;
+        s->step++;
+        s->st.steps_applied++;
+        memset(s->got, 0, (size_t)s->W * (size_t)s->C);
+    }
+    return 0;
 }
 
 static int reject(struct ldn_server *s, void *sock, struct ldn_msg *m, int status, const char *what)
@@ -224,64 +301,88 @@ static int reject(struct ldn_server *s, void *sock, struct ldn_msg *m, int statu
     return 0;
 }
 
-static int check_dense_range(const struct ldn_server *s, const struct ldn_msg *m, char *why,
-                             size_t len)
+/* The chunk a push addresses, or -1 with why filled. */
+static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char *why, size_t len)
 {
-    if (m->hdr.lo != (uint64_t)s->o.lo || m->hdr.hi != (uint64_t)s->o.hi) {
-        snprintf(why, len, "key range [%llu, %llu) is not this server's range [%lld, %lld)",
-                 (unsigned long long)m->hdr.lo, (unsigned long long)m->hdr.hi, (long long)s->o.lo,
+    const struct ldn_wire_hdr *h = &m->hdr;
+    if (h->codec != LDN_CODEC_DENSE_F32) {
+        snprintf(why, len, "unknown codec %u", h->codec);
+        return -1;
+    }
+    int k = -1;
+    if (h->lo >= (uint64_t)s->o.lo && h->lo < (uint64_t)s->o.hi)
+        k = ldn_chunk_find(s->chunks, s->C, (int64_t)h->lo - s->o.lo);
+    if (k < 0 || h->hi != (uint64_t)(s->o.lo + s->chunks[k].hi)) {
+        snprintf(why, len,
+                 "key range [%llu, %llu) is not a chunk of this server's range [%lld, %lld)",
+                 (unsigned long long)h->lo, (unsigned long long)h->hi, (long long)s->o.lo,
                  (long long)s->o.hi);
         return -1;
     }
-    if (m->hdr.codec != LDN_CODEC_DENSE_F32) {
-        snprintf(why, len, "unknown codec %u", m->hdr.codec);
+    uint64_t bytes = (uint64_t)(s->chunks[k].hi - s->chunks[k].lo) * sizeof(float);
+    if (m->nframes != 1 || h->lens[0] != bytes) {
+        snprintf(why, len, "dense push of [%llu, %llu) needs 1 frame of %llu bytes",
+                 (unsigned long long)h->lo, (unsigned long long)h->hi, (unsigned long long)bytes);
         return -1;
     }
-    return 0;
+    return k;
 }
 
 static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
     char why[200];
-    if (check_dense_range(s, m, why, sizeof why))
+    int k = push_chunk(s, m, why, sizeof why);
+    if (k < 0)
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
-    if (m->nframes != 1 || m->hdr.lens[0] != (uint64_t)s->n * sizeof(float)) {
-        snprintf(why, sizeof why, "dense push needs 1 frame of %lld bytes",
-                 (long long)s->n * (long long)sizeof(float));
-        return reject(s, sock, m, LDN_ERR_FORMAT, why);
-    }
-    int64_t expect = s->cfg->consistency == LDN_BSP ? s->step : s->clock[w];
-    if (m->hdr.step != expect || (s->cfg->consistency == LDN_BSP && s->has_pending[w])) {
-        snprintf(why, sizeof why, "push for step %lld, expected step %lld", (long long)m->hdr.step,
-                 (long long)expect);
+    const int bsp = s->cfg->consistency == LDN_BSP;
+    char *got = s->got + (size_t)w * (size_t)s->C;
+    int64_t expect = bsp ? s->step : s->clock[w];
+    if (m->hdr.step != expect || got[k]) {
+        snprintf(why, sizeof why, "push for step %lld, expected step %lld%s",
+                 (long long)m->hdr.step, (long long)expect,
+                 got[k] ? " (this chunk was already pushed)" : "");
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
     /* Frames may sit at any byte offset in ZeroMQ's receive buffer: copy, then check. */
-    const int bsp = s->cfg->consistency == LDN_BSP;
-    float *g = bsp ? s->pending[w] : s->acc;
-    memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)s->n);
-    for (int64_t i = 0; i < s->n; i++)
+    const struct ldn_chunk *c = &s->chunks[k];
+    int rc;
+    float *g = (bsp ? s->pending[w] : s->acc) + c->lo;
+    const int64_t len = c->hi - c->lo;
+    memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)len);
+    for (int64_t i = 0; i < len; i++)
         if (!isfinite(g[i])) {
-            snprintf(why, sizeof why, "value at key %lld is not finite", (long long)(s->o.lo + i));
+            snprintf(why, sizeof why, "value at key %lld is not finite",
+                     (long long)(s->o.lo + c->lo + i));
             return reject(s, sock, m, LDN_ERR_FORMAT, why);
         }
     ldn_msg_close(m);
-    s->st.pushes++;
     s->st.bytes_in += (int64_t)m->bytes;
-    s->clock[w]++;
+    got[k] = 1;
+    if (++s->recv[w] == s->C) { /* the worker's whole push of this clock is in */
+        s->recv[w] = 0;
+        s->clock[w]++;
+        s->st.pushes++;
+        if (!bsp)
+            memset(got, 0, (size_t)s->C);
+    }
     if (bsp) {
-        s->has_pending[w] = 1;
         if (s->n_pending++ == 0)
             s->pending_since = ldn_now();
-        if (s->n_pending == s->W)
-            close_bsp_step(s);
+        if (++s->cnt[k] == s->W && (rc = apply_bsp_chunk(s, k)))
+            return rc;
     } else {
         if (s->W > 1) {
             const float inv = 1.0f / (float)s->W;
-            for (int64_t i = 0; i < s->n; i++)
+            for (int64_t i = 0; i < len; i++)
                 g[i] *= inv;
         }
-        apply(s, s->clock[w] - 1);
+        if ((rc = before_update(s, k)))
+            return rc;
+        ldn_optim_update(s->opt, s->params, s->acc, c->lo, c->hi, s->version[k] + 1,
+                         lr_for(s, m->hdr.step));
+        s->version[k]++;
+        if (k == 0)
+            s->st.steps_applied++;
     }
     return serve_waiting(s, sock);
 }
@@ -289,29 +390,32 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
 static int handle_pull(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
     char why[200];
-    if (check_dense_range(s, m, why, sizeof why))
+    if (m->hdr.lo != (uint64_t)s->o.lo || m->hdr.hi != (uint64_t)s->o.hi) {
+        snprintf(why, sizeof why, "pull of [%llu, %llu), this server holds [%lld, %lld)",
+                 (unsigned long long)m->hdr.lo, (unsigned long long)m->hdr.hi, (long long)s->o.lo,
+                 (long long)s->o.hi);
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
+    }
     if (m->nframes != 0)
         return reject(s, sock, m, LDN_ERR_FORMAT, "pull carries no payload frames");
     int64_t c = m->hdr.step;
-    if (c < 0 || c > s->clock[w] + (s->cfg->consistency == LDN_BSP ? 1 : 0) ||
-        s->waiting[w].active) {
+    struct waiting_pull *p = &s->waiting[w];
+    if (c < 0 || c > s->clock[w] + 1 || p->active) {
         snprintf(why, sizeof why, "pull at clock %lld, worker's clock is %lld%s", (long long)c,
-                 (long long)s->clock[w], s->waiting[w].active ? " (a pull is already open)" : "");
+                 (long long)s->clock[w], p->active ? " (a pull is already open)" : "");
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
     ldn_msg_close(m);
-    if (servable(s, w, c))
-        return send_params(s, sock, m->ident, m->ident_len, w, c);
-    struct waiting_pull *p = &s->waiting[w];
     p->active = 1;
     p->clock = c;
+    p->n_sent = 0;
+    memset(s->sent + (size_t)w * (size_t)s->C, 0, (size_t)s->C);
     memcpy(p->ident, m->ident, sizeof p->ident);
     p->ident_len = m->ident_len;
-    return 0;
+    return serve_waiting(s, sock);
 }
 
-static int send_done(struct ldn_server *s, void *sock, struct ldn_msg *m, enum ldn_wire_op op)
+static int send_counters(struct ldn_server *s, void *sock, struct ldn_msg *m, enum ldn_wire_op op)
 {
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, op, s->o.rank);
@@ -328,27 +432,33 @@ static int send_done(struct ldn_server *s, void *sock, struct ldn_msg *m, enum l
 int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
 {
     const struct ldn_wire_hdr *h = &m->hdr;
+    int from_coord = h->from == 0 && strcmp(m->ident, "c0") == 0;
     if (h->op == LDN_OP_CONTROL) {
-        if (h->from != 0)
+        if (!from_coord)
             return reject(s, sock, m, LDN_ERR_FORMAT, "control messages come from rank 0 only");
         int kind = h->nvals ? (int)h->vals[0] : -1;
         ldn_msg_close(m);
         if (kind == LDN_CTL_STOP) {
-            send_done(s, sock, m, LDN_OP_DONE);
+            send_counters(s, sock, m, LDN_OP_DONE);
             return 1;
         }
         if (kind == LDN_CTL_PING)
             return 0;
         return reject(s, sock, m, LDN_ERR_FORMAT, "unknown control command");
     }
-    if (h->op == LDN_OP_STATS) {
+    if (h->op == LDN_OP_STATS && from_coord) {
         ldn_msg_close(m);
-        return send_done(s, sock, m, LDN_OP_STATS);
+        return send_counters(s, sock, m, LDN_OP_STATS);
     }
-    if (h->op == LDN_OP_PULL && h->from == 0 && strcmp(m->ident, "c0") == 0) {
+    if (h->op == LDN_OP_PULL && from_coord) {
         /* the coordinator reads the current weights (final weights, checkpoints) */
         ldn_msg_close(m);
-        return send_params(s, sock, m->ident, m->ident_len, -1, h->step);
+        for (int k = 0; k < s->C; k++) {
+            int rc = send_chunk(s, sock, m->ident, m->ident_len, k, s->version[k]);
+            if (rc)
+                return rc;
+        }
+        return 0;
     }
     int w = worker_index(s, h->from);
     char ident[LDN_NET_IDENT_MAX];
@@ -362,6 +472,21 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
     return reject(s, sock, m, LDN_ERR_FORMAT, "unexpected op for a server");
 }
 
+/* The workers whose chunks of the open bsp step are missing, as "3, 5". */
+static void missing_workers(const struct ldn_server *s, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int w = 0; w < s->W && off < len - 16; w++) {
+        const char *got = s->got + (size_t)w * (size_t)s->C;
+        int all = 1;
+        for (int k = 0; k < s->C; k++)
+            all &= got[k] || s->version[k] > s->step;
+        if (!all)
+            off += (size_t)snprintf(buf + off, len - off, "%s%d", off ? ", " : "", s->ranks[w]);
+    }
+}
+
 int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen)
 {
     const double timeout = s->cfg->timeout_s;
@@ -373,12 +498,8 @@ int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen)
         double now = ldn_now();
         if (rc == LDN_ERR_TIMEOUT) {
             if (s->n_pending > 0 && now - s->pending_since > timeout) {
-                char missing[256] = "";
-                size_t off = 0;
-                for (int w = 0; w < s->W && off < sizeof missing - 16; w++)
-                    if (!s->has_pending[w])
-                        off += (size_t)snprintf(missing + off, sizeof missing - off, "%s%d",
-                                                off ? ", " : "", s->ranks[w]);
+                char missing[256];
+                missing_workers(s, missing, sizeof missing);
                 return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                                 "ps %d: step %lld: waited %.0f s for pushes from worker rank(s) "
                                 "%s (ps.timeout)",

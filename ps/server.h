@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "net.h"
+#include "plan.h"
 
 struct ldn_server_opts {
     int rank;
@@ -21,8 +22,10 @@ struct ldn_server_opts {
     const struct ldn_config *cfg;
     int64_t total_steps, steps_per_epoch;
     int n_workers;
-    const int *worker_ranks; /* ascending */
-    FILE *clock_log;         /* optional: one line per served pull (see docs/wire.md) */
+    const int *worker_ranks;        /* ascending */
+    FILE *clock_log;                /* optional: one line per served pull (see docs/wire.md) */
+    const struct ldn_chunk *chunks; /* the job's chunk table (all servers), borrowed */
+    int n_chunks;
 };
 
 struct ldn_server_stats {

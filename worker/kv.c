@@ -6,35 +6,42 @@
 #include <string.h>
 
 #include "fs.h"
-#include "net.h"
 #include "status.h"
 
-struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n, char (*endpoints)[LDN_NET_ENDPOINT_MAX],
-                          const int *server_ranks, const struct ldn_range *ranges, double timeout_s,
-                          char *err, size_t errlen)
+struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n_servers,
+                          char (*endpoints)[LDN_NET_ENDPOINT_MAX], const struct ldn_range *ranges,
+                          const struct ldn_chunk *chunks, int n_chunks, double timeout_s, char *err,
+                          size_t errlen)
 {
     struct ldn_kv *kv = calloc(1, sizeof *kv);
     if (!kv)
         goto nomem;
     kv->rank = rank;
-    kv->n_servers = n;
+    kv->n_servers = n_servers;
+    kv->ranges = ranges;
+    kv->chunks = chunks;
+    kv->n_chunks = n_chunks;
     kv->timeout_s = timeout_s;
-    kv->socks = calloc((size_t)n, sizeof *kv->socks);
-    kv->ranges = malloc(sizeof *kv->ranges * (size_t)n);
-    kv->server_ranks = malloc(sizeof(int) * (size_t)n);
-    if (!kv->socks || !kv->ranges || !kv->server_ranks)
+    kv->pull_clock = -1;
+    kv->socks = calloc((size_t)n_servers, sizeof *kv->socks);
+    kv->server_ranks = malloc(sizeof(int) * (size_t)n_servers);
+    kv->got = calloc((size_t)n_chunks, 1);
+    for (int k = 0; k < n_chunks; k++)
+        if (chunks[k].layer + 1 > kv->n_layers)
+            kv->n_layers = chunks[k].layer + 1;
+    kv->layer_left = calloc((size_t)kv->n_layers + 1, sizeof *kv->layer_left);
+    if (!kv->socks || !kv->server_ranks || !kv->got || !kv->layer_left)
         goto nomem;
-    memcpy(kv->ranges, ranges, sizeof *kv->ranges * (size_t)n);
-    memcpy(kv->server_ranks, server_ranks, sizeof(int) * (size_t)n);
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", rank);
-    for (int s = 0; s < n; s++) {
+    for (int s = 0; s < n_servers; s++) {
+        kv->server_ranks[s] = 1 + s;
         kv->socks[s] = zmq_socket(zctx, ZMQ_DEALER);
         if (!kv->socks[s] || ldn_net_setup(kv->socks[s], ident, err, errlen) != 0)
             goto fail;
         if (zmq_connect(kv->socks[s], endpoints[s]) != 0) {
             ldn_fail(err, errlen, LDN_ERR_IO, "worker %d: connect to server rank %d at %s: %s",
-                     rank, server_ranks[s], endpoints[s], zmq_strerror(zmq_errno()));
+                     rank, 1 + s, endpoints[s], zmq_strerror(zmq_errno()));
             goto fail;
         }
     }
@@ -56,25 +63,35 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
             if (kv->socks[s])
                 zmq_close(kv->socks[s]);
     free(kv->socks);
-    free(kv->ranges);
     free(kv->server_ranks);
+    free(kv->got);
+    free(kv->layer_left);
     free(kv);
     *pkv = NULL;
 }
 
-int ldn_kv_push(struct ldn_kv *kv, int64_t step, const float *grad, char *err, size_t errlen)
+int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
+                      char *err, size_t errlen)
 {
-    for (int s = 0; s < kv->n_servers; s++) {
+    int k = ldn_chunk_find(kv->chunks, kv->n_chunks, lo);
+    if (k < 0)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: no chunk starts at key %lld",
+                        kv->rank, (long long)lo);
+    for (; k < kv->n_chunks && kv->chunks[k].hi <= hi; k++) {
+        const struct ldn_chunk *c = &kv->chunks[k];
         struct ldn_wire_hdr h;
         ldn_wire_hdr_init(&h, LDN_OP_PUSH, kv->rank);
         h.step = step;
-        h.lo = (uint64_t)kv->ranges[s].lo;
-        h.hi = (uint64_t)kv->ranges[s].hi;
+        h.lo = (uint64_t)c->lo;
+        h.hi = (uint64_t)c->hi;
         h.codec = LDN_CODEC_DENSE_F32;
         h.nframes = 1;
-        h.lens[0] = (uint64_t)(kv->ranges[s].hi - kv->ranges[s].lo) * sizeof(float);
-        const void *frames[1] = {grad + kv->ranges[s].lo};
-        long sent = ldn_net_send(kv->socks[s], NULL, 0, &h, frames, err, errlen);
+        h.lens[0] = (uint64_t)(c->hi - c->lo) * sizeof(float);
+        const void *frames[1] = {grad + c->lo};
+        /* A copy: sending from the gradient buffer itself (zero-copy) was measured slower, as
+         * ZeroMQ's I/O thread on the other core then shares the lines the next backward
+         * pass overwrites. */
+        long sent = ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
         if (sent < 0)
             return (int)sent;
         kv->bytes_push += sent;
@@ -82,15 +99,9 @@ int ldn_kv_push(struct ldn_kv *kv, int64_t step, const float *grad, char *err, s
     return LDN_OK;
 }
 
-int ldn_kv_pull(struct ldn_kv *kv, int64_t clock, float *params, char *err, size_t errlen)
+int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen)
 {
-    enum { MAXS = 256 };
-    zmq_pollitem_t items[MAXS];
-    int n = kv->n_servers, left = n;
-    if (n > MAXS)
-        return ldn_fail(err, errlen, LDN_ERR_ARG, "more than %d servers", MAXS);
-    char got[MAXS] = {0};
-    for (int s = 0; s < n; s++) {
+    for (int s = 0; s < kv->n_servers; s++) {
         struct ldn_wire_hdr h;
         ldn_wire_hdr_init(&h, LDN_OP_PULL, kv->rank);
         h.step = clock;
@@ -101,60 +112,115 @@ int ldn_kv_pull(struct ldn_kv *kv, int64_t clock, float *params, char *err, size
         if (sent < 0)
             return (int)sent;
         kv->bytes_push += sent;
-        items[s] = (zmq_pollitem_t){kv->socks[s], 0, ZMQ_POLLIN, 0};
     }
+    memset(kv->got, 0, (size_t)kv->n_chunks);
+    memset(kv->layer_left, 0, sizeof *kv->layer_left * (size_t)kv->n_layers);
+    for (int k = 0; k < kv->n_chunks; k++)
+        kv->layer_left[kv->chunks[k].layer]++;
+    kv->pull_left = kv->n_chunks;
     kv->last_version = INT64_MAX;
-    double deadline = ldn_now() + kv->timeout_s;
-    while (left > 0) {
-        double wait = deadline - ldn_now();
-        int pr = wait > 0 ? zmq_poll(items, n, (long)(wait * 1000) + 1) : 0;
+    kv->pull_clock = clock;
+    return LDN_OK;
+}
+
+/* Take one answer from server s: a chunk of the open pull, or an error. */
+static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errlen)
+{
+    struct ldn_msg m;
+    char why[LDN_ERRLEN];
+    int rc = ldn_net_recv(kv->socks[s], 0, &m, 0, why, sizeof why);
+    if (rc == LDN_ERR_TIMEOUT)
+        return 0;
+    if (rc != 0)
+        return ldn_fail(err, errlen, rc, "worker %d: bad answer from server rank %d: %s", kv->rank,
+                        kv->server_ranks[s], why);
+    kv->bytes_pull += (int64_t)m.bytes;
+    if (m.hdr.op == LDN_OP_ERROR) {
+        ldn_msg_close(&m);
+        return ldn_fail(err, errlen, LDN_ERR_PEER, "worker %d: server rank %d: %s", kv->rank,
+                        kv->server_ranks[s], m.hdr.msg);
+    }
+    int k =
+        m.hdr.lo <= INT64_MAX ? ldn_chunk_find(kv->chunks, kv->n_chunks, (int64_t)m.hdr.lo) : -1;
+    if (m.hdr.op != LDN_OP_PARAMS || k < 0 || kv->chunks[k].server != s || kv->got[k] ||
+        m.hdr.hi != (uint64_t)kv->chunks[k].hi || m.nframes != 1 ||
+        m.hdr.lens[0] != (uint64_t)(kv->chunks[k].hi - kv->chunks[k].lo) * sizeof(float)) {
+        ldn_msg_close(&m);
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "worker %d: unexpected %s [%llu, %llu) from server rank %d while pulling "
+                        "clock %lld",
+                        kv->rank, ldn_wire_op_name(m.hdr.op), (unsigned long long)m.hdr.lo,
+                        (unsigned long long)m.hdr.hi, kv->server_ranks[s],
+                        (long long)kv->pull_clock);
+    }
+    memcpy(params + kv->chunks[k].lo, zmq_msg_data(&m.frames[0]), m.hdr.lens[0]);
+    if (m.hdr.step < kv->last_version)
+        kv->last_version = m.hdr.step;
+    ldn_msg_close(&m);
+    kv->got[k] = 1;
+    kv->layer_left[kv->chunks[k].layer]--;
+    kv->pull_left--;
+    return 0;
+}
+
+/* Receive answers of the open pull until *left (a counter that take() decrements) is 0. */
+static int receive_until(struct ldn_kv *kv, const int *left, float *params, char *err,
+                         size_t errlen)
+{
+    enum { MAXS = 256 };
+    zmq_pollitem_t items[MAXS];
+    const int n = kv->n_servers;
+    if (n > MAXS)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "more than %d servers", MAXS);
+    for (int s = 0; s < n; s++)
+        items[s] = (zmq_pollitem_t){kv->socks[s], 0, ZMQ_POLLIN, 0};
+    while (*left > 0) {
+        int pr = zmq_poll(items, n, (long)(kv->timeout_s * 1000) + 1);
         if (pr < 0)
             return ldn_fail(err, errlen, LDN_ERR_IO, "worker %d: zmq_poll: %s", kv->rank,
                             zmq_strerror(zmq_errno()));
         if (pr == 0) {
-            for (int s = 0; s < n; s++)
-                if (!got[s])
-                    return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                                    "worker %d: waited %.0f s for the trunk weights of clock %lld "
-                                    "from server rank %d (ps.timeout)",
-                                    kv->rank, kv->timeout_s, (long long)clock, kv->server_ranks[s]);
+            int k = 0;
+            while (kv->got[k])
+                k++;
+            return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                            "worker %d: waited %.0f s for the trunk weights of clock %lld from "
+                            "server rank %d (keys [%lld, %lld), ps.timeout)",
+                            kv->rank, kv->timeout_s, (long long)kv->pull_clock,
+                            kv->server_ranks[kv->chunks[k].server], (long long)kv->chunks[k].lo,
+                            (long long)kv->chunks[k].hi);
         }
-        for (int s = 0; s < n; s++) {
-            if (!(items[s].revents & ZMQ_POLLIN))
-                continue;
-            struct ldn_msg m;
-            char why[LDN_ERRLEN];
-            int rc = ldn_net_recv(kv->socks[s], 0, &m, 0, why, sizeof why);
-            if (rc == LDN_ERR_TIMEOUT)
-                continue;
-            if (rc != 0)
-                return ldn_fail(err, errlen, rc, "worker %d: bad answer from server rank %d: %s",
-                                kv->rank, kv->server_ranks[s], why);
-            kv->bytes_pull += (int64_t)m.bytes;
-            if (m.hdr.op == LDN_OP_ERROR) {
-                ldn_msg_close(&m);
-                return ldn_fail(err, errlen, LDN_ERR_PEER, "worker %d: server rank %d: %s",
-                                kv->rank, kv->server_ranks[s], m.hdr.msg);
+        for (int s = 0; s < n; s++)
+            while (kv->pull_left > 0 && (items[s].revents & ZMQ_POLLIN)) {
+                int before = kv->pull_left, rc = take(kv, s, params, err, errlen);
+                if (rc)
+                    return rc;
+                if (kv->pull_left == before) /* nothing more queued on this socket */
+                    break;
             }
-            int64_t len = kv->ranges[s].hi - kv->ranges[s].lo;
-            if (m.hdr.op != LDN_OP_PARAMS || got[s] || m.nframes != 1 ||
-                m.hdr.lo != (uint64_t)kv->ranges[s].lo || m.hdr.hi != (uint64_t)kv->ranges[s].hi ||
-                m.hdr.lens[0] != (uint64_t)len * sizeof(float)) {
-                ldn_msg_close(&m);
-                return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                                "worker %d: unexpected %s from server rank %d while pulling "
-                                "clock %lld",
-                                kv->rank, ldn_wire_op_name(m.hdr.op), kv->server_ranks[s],
-                                (long long)clock);
-            }
-            memcpy(params + kv->ranges[s].lo, zmq_msg_data(&m.frames[0]),
-                   sizeof(float) * (size_t)len);
-            if (m.hdr.step < kv->last_version)
-                kv->last_version = m.hdr.step;
-            ldn_msg_close(&m);
-            got[s] = 1;
-            left--;
-        }
     }
     return LDN_OK;
+}
+
+int ldn_kv_wait_layer(struct ldn_kv *kv, int layer, float *params, char *err, size_t errlen)
+{
+    if (kv->pull_clock < 0 || layer < 0 || layer >= kv->n_layers)
+        return LDN_OK;
+    return receive_until(kv, &kv->layer_left[layer], params, err, errlen);
+}
+
+int ldn_kv_pull_end(struct ldn_kv *kv, float *params, char *err, size_t errlen)
+{
+    if (kv->pull_clock < 0)
+        return LDN_OK;
+    int rc = receive_until(kv, &kv->pull_left, params, err, errlen);
+    if (rc == 0)
+        kv->pull_clock = -1;
+    return rc;
+}
+
+int ldn_kv_pull(struct ldn_kv *kv, int64_t clock, float *params, char *err, size_t errlen)
+{
+    int rc = ldn_kv_pull_begin(kv, clock, err, errlen);
+    return rc ? rc : ldn_kv_pull_end(kv, params, err, errlen);
 }

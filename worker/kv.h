@@ -1,5 +1,9 @@
-/* The worker's key-value client: push trunk gradients to and pull trunk weights from every
- * parameter server (ps-lite's KVWorker shape, blocking). One DEALER per server. */
+/* The worker's key-value client: pushes trunk-gradient chunks to and pulls trunk weights from
+ * the parameter servers (ps-lite's KVWorker shape). One DEALER per server.
+ *
+ * A step is: ldn_kv_pull_begin(clock + 1) (the request goes out first, so each server can
+ * answer chunk by chunk as it applies them), ldn_kv_push_range() for each block of gradients
+ * as the backward pass finishes it, then ldn_kv_pull_end() to collect every chunk. */
 #ifndef LDN_KV_H
 #define LDN_KV_H
 
@@ -12,25 +16,45 @@
 struct ldn_kv {
     int rank;
     int n_servers;
-    void **socks;             /* DEALER per server */
-    struct ldn_range *ranges; /* server s holds [lo, hi) */
+    void **socks; /* DEALER per server */
+    const struct ldn_range *ranges;
+    const struct ldn_chunk *chunks;
+    int n_chunks;
     int *server_ranks;
     double timeout_s;
+    char *got; /* [n_chunks]: received in the open pull */
+    int n_layers;
+    int *layer_left;                /* [n_layers]: chunks of each layer still to come */
+    int pull_left;                  /* chunks of the open pull still to come */
+    int64_t pull_clock;             /* clock of the open pull, -1 when none */
     int64_t bytes_push, bytes_pull; /* cumulative, all parts */
-    int64_t last_version;           /* min over servers of the version served by the last pull */
+    int64_t last_version;           /* min over chunks of the version served by the last pull */
 };
 
-/* Connect to n servers at endpoints[s] holding ranges[s]. Returns NULL with err. */
-struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n, char (*endpoints)[LDN_NET_ENDPOINT_MAX],
-                          const int *server_ranks, const struct ldn_range *ranges, double timeout_s,
-                          char *err, size_t errlen);
+/* Connect to the servers (endpoints[s], server s holding ranges[s]); chunks is the job's
+ * chunk table (borrowed for the client's lifetime). Returns NULL with err. */
+struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n_servers,
+                          char (*endpoints)[LDN_NET_ENDPOINT_MAX], const struct ldn_range *ranges,
+                          const struct ldn_chunk *chunks, int n_chunks, double timeout_s, char *err,
+                          size_t errlen);
 void ldn_kv_destroy(struct ldn_kv **kv);
 
-/* Push grad (the whole trunk's gradient, borrowed until return) for `step`. */
-int ldn_kv_push(struct ldn_kv *kv, int64_t step, const float *grad, char *err, size_t errlen);
+/* Push every chunk inside keys [lo, hi) of grad (the whole trunk's gradient vector) for
+ * `step`; the values are copied before return. */
+int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
+                      char *err, size_t errlen);
 
-/* Pull the whole trunk as of clock `clock` into params; waits (at most timeout_s) for every
- * server's answer. An ERROR answer becomes an error naming the server. */
+/* Ask every server for the trunk as of clock `clock`. */
+int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen);
+/* Receive every chunk of the open pull into params (at most timeout_s between answers). An
+ * ERROR answer or a chunk that is not in the table is an error naming the server. */
+int ldn_kv_pull_end(struct ldn_kv *kv, float *params, char *err, size_t errlen);
+/* Receive chunks of the open pull until every chunk of trunk layer `layer` is in (a forward
+ * pass calls it before each layer, so later layers keep arriving while earlier ones compute).
+ * Returns 0 at once when no pull is open. */
+int ldn_kv_wait_layer(struct ldn_kv *kv, int layer, float *params, char *err, size_t errlen);
+
+/* pull_begin + pull_end. */
 int ldn_kv_pull(struct ldn_kv *kv, int64_t clock, float *params, char *err, size_t errlen);
 
 #endif

@@ -41,8 +41,12 @@ struct worker {
     struct ldn_batch_buf buf;
     int64_t *idx;
     struct ldn_kv *kv;
-    void *coord;      /* DEALER to the coordinator */
-    double last_sent; /* time of the last message to the coordinator */
+    void *coord;        /* DEALER to the coordinator */
+    double last_sent;   /* time of the last message to the coordinator */
+    int64_t step;       /* the step being trained (for the push hook) */
+    int64_t have_clock; /* clock of the trunk weights held (complete pull) */
+    int push_rc;        /* first error of the push hook */
+    char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
     int64_t bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
     double compute_s, wait_s;
@@ -82,6 +86,29 @@ static int heartbeat(struct worker *w, char *err, size_t errlen)
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, LDN_OP_STATS, w->job->rank);
     return send_coord(w, &h, err, errlen);
+}
+
+/* Forward hook: trunk layer l is about to read its weights: let the open pull deliver them. */
+static void need_layer(void *ud, int l)
+{
+    struct worker *w = ud;
+    double t0 = ldn_now();
+    if (w->push_rc == 0)
+        w->push_rc =
+            ldn_kv_wait_layer(w->kv, l, w->model->trunk->params, w->push_err, sizeof w->push_err);
+    w->wait_s += ldn_now() - t0;
+}
+
+/* Backward hook: rows [r0, r1) of trunk layer l have their final gradient: push them. */
+static void push_block(void *ud, int l, int r0, int r1)
+{
+    struct worker *w = ud;
+    if (w->push_rc)
+        return;
+    const struct ldn_layer *ly = &w->model->trunk->layers[l];
+    w->push_rc = ldn_kv_push_range(
+        w->kv, w->step, w->model->trunk->grads, ly->offset + (int64_t)r0 * ly->row_len,
+        ly->offset + (int64_t)r1 * ly->row_len, w->push_err, sizeof w->push_err);
 }
 
 static int setup(struct worker *w, char *err, size_t errlen)
@@ -142,16 +169,20 @@ static int setup(struct worker *w, char *err, size_t errlen)
     if (!w->idx || ldn_batch_buf_init(&w->buf, cfg->batch_size, job->features, max_classes))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
 
-    int *server_ranks = malloc(sizeof(int) * (size_t)job->plan->n_servers);
-    if (!server_ranks)
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    for (int s = 0; s < job->plan->n_servers; s++)
-        server_ranks[s] = 1 + s;
     w->kv = ldn_kv_new(job->zctx, job->rank, job->plan->n_servers, job->server_endpoints,
-                       server_ranks, job->ranges, cfg->timeout_s, err, errlen);
-    free(server_ranks);
+                       job->ranges, job->chunks, job->n_chunks, cfg->timeout_s, err, errlen);
     if (!w->kv)
         return LDN_ERR_IO;
+    /* Push each block of trunk gradient as soon as the backward pass has it. */
+    struct ldn_net *trunk = w->model->trunk;
+    int *blocks = malloc(sizeof(int) * (size_t)trunk->n_layers);
+    if (!blocks)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < trunk->n_layers; l++)
+        blocks[l] = ldn_chunk_block_rows(&trunk->layers[l], (int64_t)cfg->chunk_kb * 1024);
+    ldn_net_set_grad_hook(trunk, push_block, w, blocks);
+    ldn_net_set_forward_hook(trunk, need_layer, w);
+    free(blocks);
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", job->rank);
     w->coord = zmq_socket(job->zctx, ZMQ_DEALER);
@@ -217,44 +248,52 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
     return 0;
 }
 
-static int pull(struct worker *w, int64_t clock, char *err, size_t errlen)
-{
-    int rc = ldn_kv_pull(w->kv, clock, w->model->trunk->params, err, errlen);
-    if (rc == 0) {
-        w->staleness_sum += clock - w->kv->last_version;
-        w->pulls++;
-    }
-    return rc;
-}
-
+/* Train steps [from, to). Pipelining: the pull for step s + 1 is requested before step s's
+ * backward pass, gradient blocks are pushed as backward finishes them (first layer first),
+ * and the forward pass of step s + 1 waits for each layer's weights only when it reaches it. */
 static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t errlen)
 {
     const struct ldn_config *cfg = w->cfg;
+    struct ldn_net *trunk = w->model->trunk;
+    int rc = 0;
+    if (w->have_clock != from && (rc = ldn_kv_pull_begin(w->kv, from, err, errlen)))
+        return rc;
     for (int64_t step = from; step < to; step++) {
-        double t0 = ldn_now();
+        double t0 = ldn_now(), wait_before = w->wait_s;
         int t = ldn_schedule_task(&w->sched, step);
         struct wtask *wt = &w->tasks[w->slot_of_task[t]];
         int b = ldn_batcher_next(&wt->batcher, cfg->batch_size, w->idx);
+        /* Forward: the hook waits for each trunk layer of the pull of clock `step`. */
+        w->step = step;
+        const float *z = ldn_model_forward_rows(w->model, t, wt->train, w->idx, b, &w->buf);
+        double tw = ldn_now();
+        if (!w->push_rc && (rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)))
+            return rc;
+        w->wait_s += ldn_now() - tw;
+        if (w->push_rc)
+            return ldn_fail(err, errlen, w->push_rc, "%s", w->push_err);
+        w->have_clock = step;
+        w->staleness_sum += step - w->kv->last_version;
+        w->pulls++;
+        /* The next weights are asked for before the gradients go out, so each server can
+         * answer chunk by chunk as it applies them. */
+        if ((rc = ldn_kv_pull_begin(w->kv, step + 1, err, errlen)))
+            return rc;
         int64_t ok = 0;
-        double loss = ldn_model_train_batch(w->model, t, wt->train, w->idx, b,
-                                            (float)cfg->tasks[t].weight, &w->buf, &ok);
+        double loss =
+            ldn_model_loss_backward(w->model, t, z, b, (float)cfg->tasks[t].weight, &w->buf, &ok);
+        if (w->push_rc)
+            return ldn_fail(err, errlen, w->push_rc, "%s", w->push_err);
         wt->loss_sum += loss * b;
         wt->correct += ok;
         wt->seen += b;
         double lr =
             ldn_lr_at(&cfg->lr, cfg->optim.lr, step, w->job->total_steps, w->job->steps_per_epoch);
-        int rc = average_head(w, t, err, errlen);
-        if (rc)
+        if ((rc = average_head(w, t, err, errlen)))
             return rc;
         struct ldn_net *head = w->model->heads[t];
         ldn_optim_step(wt->head_opt, head->params, head->grads, lr);
-        double t1 = ldn_now();
-        if ((rc = ldn_kv_push(w->kv, step, w->model->trunk->grads, err, errlen)) ||
-            (rc = pull(w, step + 1, err, errlen)))
-            return rc;
-        double t2 = ldn_now();
-        w->compute_s += t1 - t0;
-        w->wait_s += t2 - t1;
+        w->compute_s += ldn_now() - t0 - (w->wait_s - wait_before);
         if (cfg->log_every > 0 && (step + 1) % cfg->log_every == 0)
             rc = send_progress(w, step + 1, err, errlen);
         else
@@ -262,6 +301,11 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         if (rc)
             return rc;
     }
+    double t1 = ldn_now();
+    if ((rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)))
+        return rc;
+    w->wait_s += ldn_now() - t1;
+    w->have_clock = to;
     if (cfg->log_every > 0 && to % cfg->log_every == 0)
         return 0; /* the last step's report went out in the loop */
     return send_progress(w, to, err, errlen);
@@ -304,7 +348,8 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
     MPI_Comm_rank(group_comm, &w.grank);
     int rc = setup(&w, err, errlen);
     if (rc == 0)
-        rc = pull(&w, 0, err, errlen); /* the initial weights */
+        rc = ldn_kv_pull(w.kv, 0, w.model->trunk->params, err, errlen); /* initial weights */
+    w.have_clock = 0;
     while (rc == 0) {
         struct ldn_msg m;
         char why[LDN_ERRLEN];

@@ -308,6 +308,8 @@ int main(void)
         for (int i = 0; i < N; i++)
             init[i] = (float)i * 0.001f;
         int workers[1] = {WORKER};
+        struct ldn_chunk chunk = {
+            .lo = 0, .hi = N, .server = 0, .layer = 0, .row_lo = 0, .row_hi = 1};
         struct ldn_server_opts o = {.rank = 1,
                                     .lo = 0,
                                     .hi = N,
@@ -316,7 +318,9 @@ int main(void)
                                     .total_steps = 10,
                                     .steps_per_epoch = 10,
                                     .n_workers = 1,
-                                    .worker_ranks = workers};
+                                    .worker_ranks = workers,
+                                    .chunks = &chunk,
+                                    .n_chunks = 1};
         struct ldn_server *s = cfg ? ldn_server_new(&o, err, sizeof err) : NULL;
         void *ctx = zmq_ctx_new();
         void *router = zmq_socket(ctx, ZMQ_ROUTER);
