@@ -32,33 +32,41 @@ void ldn_plan_destroy(struct ldn_plan **pp)
     *pp = NULL;
 }
 
-/* Automatic worker counts: every auto task gets one, the rest by largest remainder of rows. */
+/* Automatic worker counts: the `spare` workers go to the tasks without a setting in
+ * proportion to their rows (largest remainder), at least one each. */
 static void auto_counts(const struct ldn_config *cfg, const int64_t *n_train, int spare, int *cnt)
 {
     double rows = 0;
+    int n_auto = 0;
     for (int t = 0; t < cfg->n_tasks; t++)
         if (cfg->tasks[t].workers == 0) {
-            cnt[t] = 1;
             rows += (double)n_train[t];
+            n_auto++;
         }
-    int extra = spare;
-    for (int t = 0; t < cfg->n_tasks; t++)
-        if (cfg->tasks[t].workers == 0)
-            extra--;
-    if (extra <= 0 || rows <= 0)
+    if (n_auto == 0)
         return;
-    int given = 0;
-    double *rem = calloc((size_t)cfg->n_tasks, sizeof *rem);
-    for (int t = 0; t < cfg->n_tasks; t++)
-        if (cfg->tasks[t].workers == 0) {
-            double share = extra * (double)n_train[t] / rows;
-            int whole = (int)floor(share);
-            cnt[t] += whole;
-            given += whole;
-            if (rem)
-                rem[t] = share - whole;
-        }
-    while (given < extra) { /* largest remainder, lowest index on ties */
+    double *rem = calloc((size_t)(unsigned)cfg->n_tasks, sizeof *rem);
+    int sum = 0;
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        if (cfg->tasks[t].workers != 0)
+            continue;
+        double exact = rows > 0 ? spare * (double)n_train[t] / rows : 1.0;
+        cnt[t] = exact < 1.0 ? 1 : (int)floor(exact);
+        if (rem)
+            rem[t] = exact - floor(exact);
+        sum += cnt[t];
+    }
+    while (sum > spare) { /* the minimum of one pushed us over: take from the largest */
+        int big = -1;
+        for (int t = 0; t < cfg->n_tasks; t++)
+            if (cfg->tasks[t].workers == 0 && cnt[t] > 1 && (big < 0 || cnt[t] > cnt[big]))
+                big = t;
+        if (big < 0)
+            break;
+        cnt[big]--;
+        sum--;
+    }
+    while (sum < spare) { /* largest remainder, lowest index on ties */
         int best = -1;
         for (int t = 0; t < cfg->n_tasks; t++)
             if (cfg->tasks[t].workers == 0 && (best < 0 || (rem && rem[t] > rem[best])))
@@ -66,7 +74,7 @@ static void auto_counts(const struct ldn_config *cfg, const int64_t *n_train, in
         cnt[best]++;
         if (rem)
             rem[best] = -1.0;
-        given++;
+        sum++;
     }
     free(rem);
 }

@@ -225,7 +225,58 @@ static void test_model_gradients(void)
     CU_ASSERT_PTR_NULL(m);
 }
 
+static int hook_rows[3];
+static int hook_calls;
+static void on_rows(void *ud, int layer, int r0, int r1)
+{
+    (void)ud;
+    hook_rows[layer] += r1 - r0;
+    hook_calls++;
+}
+static int forward_calls;
+static void on_forward(void *ud, int layer)
+{
+    (void)ud;
+    CU_ASSERT_EQUAL(layer, forward_calls);
+    forward_calls++;
+}
+
+/* Block-wise weight gradients with a hook equal the one-block computation, and the hook sees
+ * every row of every layer once. */
+static void test_gradient_blocks(void)
+{
+    int widths[] = {9, 7};
+    struct ldn_net *a = ldn_net_new_mlp(5, widths, 2, 3, LDN_ACT_RELU, 4);
+    struct ldn_net *b = ldn_net_new_mlp(5, widths, 2, 3, LDN_ACT_RELU, 4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct ldn_rng r;
+    ldn_rng_init(&r, 1, 0);
+    ldn_net_init(a, &r);
+    memcpy(b->params, a->params, sizeof(float) * (size_t)a->n_params);
+    float x[4 * 5], da[4 * 3], db[4 * 3];
+    fill_normal(x, 20, &r, 1.0);
+    fill_normal(da, 12, &r, 1.0);
+    memcpy(db, da, sizeof da);
+    int blocks[3] = {2, 3, 1};
+    ldn_net_set_grad_hook(b, on_rows, NULL, blocks);
+    ldn_net_set_forward_hook(b, on_forward, NULL);
+    ldn_net_forward(a, x, 4);
+    ldn_net_forward(b, x, 4);
+    CU_ASSERT_EQUAL(forward_calls, 3);
+    ldn_net_backward(a, x, da, NULL, 4);
+    ldn_net_backward(b, x, db, NULL, 4);
+    CU_ASSERT(memcmp(a->grads, b->grads, sizeof(float) * (size_t)a->n_params) == 0);
+    CU_ASSERT_EQUAL(hook_rows[0], 9);
+    CU_ASSERT_EQUAL(hook_rows[1], 7);
+    CU_ASSERT_EQUAL(hook_rows[2], 3);
+    CU_ASSERT_EQUAL(hook_calls, 5 + 3 + 3);
+    ldn_net_destroy(&a);
+    ldn_net_destroy(&b);
+}
+
 static const struct ldn_cu_test TESTS[] = {
+    {"gradient blocks and hooks", test_gradient_blocks},
     {"dense tanh gradients", test_dense_tanh_gradients},
     {"dense relu gradients", test_dense_relu_gradients},
     {"trunk without output layer", test_trunk_without_output_layer},

@@ -1,5 +1,6 @@
 /* Optimizers and learning-rate schedules against hand-computed values. */
 #include <math.h>
+#include <string.h>
 
 #include "cu_main.h"
 #include "optim.h"
@@ -115,7 +116,36 @@ static void test_lr_schedules(void)
     CU_ASSERT_DOUBLE_EQUAL(ldn_lr_at(&c, 0.1, 1100, 1100, 100), 0.001, 1e-12);
 }
 
-static const struct ldn_cu_test TESTS[] = {{"sgd plain", test_sgd_plain},
+/* Updating disjoint key ranges one at a time equals one update of the whole vector. */
+static void test_update_by_ranges(void)
+{
+    for (int kind = 0; kind < 3; kind++) {
+        struct ldn_optim_config c = {.kind = (enum ldn_optim_kind)kind,
+                                     .lr = 0.1,
+                                     .momentum = 0.9,
+                                     .beta1 = 0.9,
+                                     .beta2 = 0.99,
+                                     .eps = 1e-8,
+                                     .weight_decay = 0.01};
+        struct ldn_optim *a = ldn_optim_new(&c, 10), *b = ldn_optim_new(&c, 10);
+        float pa[10], pb[10], g[10];
+        for (int i = 0; i < 10; i++) {
+            pa[i] = pb[i] = 0.1f * (float)i;
+            g[i] = 0.3f - 0.05f * (float)i;
+        }
+        for (int t = 1; t <= 3; t++) {
+            ldn_optim_step(a, pa, g, 0.1);
+            ldn_optim_update(b, pb, g, 6, 10, t, 0.1);
+            ldn_optim_update(b, pb, g, 0, 6, t, 0.1);
+        }
+        CU_ASSERT(memcmp(pa, pb, sizeof pa) == 0);
+        ldn_optim_destroy(&a);
+        ldn_optim_destroy(&b);
+    }
+}
+
+static const struct ldn_cu_test TESTS[] = {{"update by key ranges", test_update_by_ranges},
+                                           {"sgd plain", test_sgd_plain},
                                            {"sgd momentum + weight decay", test_sgd_momentum_wd},
                                            {"sgd nesterov", test_sgd_nesterov},
                                            {"adam", test_adam},
