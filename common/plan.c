@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "status.h"
 
 int ldn_plan_min_world(const struct ldn_config *cfg)
@@ -336,4 +337,28 @@ int ldn_chunk_find(const struct ldn_chunk *chunks, int n, int64_t lo)
             b = mid - 1;
     }
     return -1;
+}
+
+static double group_weight(const struct ldn_plan *p, const struct ldn_config *cfg,
+                           const int64_t *n_train, int g)
+{
+    double w = 0;
+    for (int i = 0; i < p->groups[g].n_tasks; i++) {
+        int64_t n = n_train[p->groups[g].tasks[i]];
+        w += n > 0 ? pow((double)n, cfg->sampling_alpha) : 0.0;
+    }
+    return w;
+}
+
+int ldn_plan_group_trains(const struct ldn_plan *p, const struct ldn_config *cfg,
+                          const int64_t *n_train, int g, int64_t step)
+{
+    double mine = group_weight(p, cfg, n_train, g), top = 0;
+    for (int h = 0; h < p->n_groups; h++)
+        top = fmax(top, group_weight(p, cfg, n_train, h));
+    if (mine >= top)
+        return 1;
+    struct ldn_rng r;
+    ldn_rng_init(&r, cfg->seed, (3ull << 40) + (uint64_t)step * 4096u + (uint64_t)g);
+    return ldn_rng_uniform(&r) < mine / top;
 }

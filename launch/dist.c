@@ -107,8 +107,15 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
     int *workers = malloc(sizeof(int) * (size_t)p->n_workers);
     if (!workers)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < p->n_workers; i++)
+    int *group_size = malloc(sizeof(int) * (size_t)p->n_workers);
+    if (!group_size) {
+        free(workers);
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < p->n_workers; i++) {
         workers[i] = 1 + p->n_servers + i;
+        group_size[i] = p->groups[p->group_of_rank[workers[i]]].n_ranks;
+    }
     const struct ldn_range *r = &job->ranges[job->rank - 1];
     FILE *clock_log = NULL;
     if (job->cfg->record_clocks) {
@@ -117,6 +124,7 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
         clock_log = fopen(path, "w");
         if (!clock_log) {
             free(workers);
+            free(group_size);
             return ldn_fail(err, errlen, LDN_ERR_IO, "ps %d: cannot write %s", job->rank, path);
         }
     }
@@ -129,11 +137,13 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
                                 .steps_per_epoch = job->steps_per_epoch,
                                 .n_workers = p->n_workers,
                                 .worker_ranks = workers,
+                                .worker_group_size = group_size,
                                 .clock_log = clock_log,
                                 .chunks = job->chunks,
                                 .n_chunks = job->n_chunks};
     struct ldn_server *s = ldn_server_new(&o, err, errlen);
     free(workers);
+    free(group_size);
     int rc = s ? ldn_server_run(s, router, err, errlen) : LDN_ERR_NOMEM;
     ldn_server_destroy(&s);
     if (clock_log)

@@ -35,6 +35,8 @@ struct ldn_server {
     char *got;                /* [W*C] chunk k of worker w received (open step / clock) */
     char *sent;               /* [W*C] chunk k sent for worker w's open pull */
     int *recv;                /* [W] chunks received from worker w for its current clock */
+    char *pushed;             /* [W] bsp: worker w pushed (not clocked) in the open step */
+    float *scale;             /* [W] 1 / size of worker w's group */
     int64_t *clock;           /* [W] complete pushes received from worker w */
     int64_t step;             /* bsp: steps completed (every chunk applied) */
     int applied_in_step;      /* bsp: chunks of the open step applied */
@@ -90,11 +92,13 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->sent = calloc(W * C, 1);
     s->recv = calloc(W, sizeof *s->recv);
     s->clock = calloc(W, sizeof *s->clock);
+    s->pushed = calloc(W, 1);
+    s->scale = malloc(sizeof(float) * W);
     s->pending = calloc(W, sizeof *s->pending);
     s->waiting = calloc(W, sizeof *s->waiting);
     if (!s->params || !s->acc || !s->opt || !s->ranks || !s->chunks || !s->version ||
-        !s->inflight || !s->cnt || !s->got || !s->sent || !s->recv || !s->clock || !s->pending ||
-        !s->waiting)
+        !s->inflight || !s->cnt || !s->got || !s->sent || !s->recv || !s->clock || !s->pushed ||
+        !s->scale || !s->pending || !s->waiting)
         goto nomem;
     if (o->cfg->consistency == LDN_BSP)
         for (size_t w = 0; w < W; w++)
@@ -108,11 +112,14 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
             s->chunks[c].hi -= o->lo;
             c++;
         }
+    for (size_t w = 0; w < W; w++)
+        s->scale[w] = o->worker_group_size ? 1.0f / (float)o->worker_group_size[w] : 1.0f;
     memcpy(s->params, o->init, sizeof(float) * (size_t)s->n);
     memcpy(s->ranks, o->worker_ranks, sizeof(int) * W);
     s->o.worker_ranks = s->ranks;
     s->o.init = NULL;
     s->o.chunks = NULL;
+    s->o.worker_group_size = NULL;
     return s;
 nomem:
     ldn_server_destroy(&s);
@@ -145,6 +152,8 @@ void ldn_server_destroy(struct ldn_server **ps)
     free(s->sent);
     free(s->recv);
     free(s->clock);
+    free(s->pushed);
+    free(s->scale);
     free(s->waiting);
     free(s);
     *ps = NULL;
@@ -260,19 +269,23 @@ static int before_update(struct ldn_server *s, int k)
 static int apply_bsp_chunk(struct ldn_server *s, int k)
 {
     const struct ldn_chunk *c = &s->chunks[k];
-    const float *grad = s->pending[0]; /* one worker: its push is the average */
-    if (s->W > 1) {
-        const float inv = 1.0f / (float)s->W;
-        memcpy(s->acc + c->lo, s->pending[0] + c->lo, sizeof(float) * (size_t)(c->hi - c->lo));
-        for (int w = 1; w < s->W; w++) {
-            const float *g = s->pending[w];
+    /* sum over groups of each group's mean, adding workers in rank order (reproducible) */
+    int first = 1;
+    for (int w = 0; w < s->W; w++) {
+        if (!s->pushed[w])
+            continue;
+        const float *g = s->pending[w], f = s->scale[w];
+        if (first && f == 1.0f)
+            memcpy(s->acc + c->lo, g + c->lo, sizeof(float) * (size_t)(c->hi - c->lo));
+        else if (first)
             for (int64_t i = c->lo; i < c->hi; i++)
-                s->acc[i] += g[i];
-        }
-        for (int64_t i = c->lo; i < c->hi; i++)
-            s->acc[i] *= inv;
-        grad = s->acc;
+                s->acc[i] = f * g[i];
+        else
+            for (int64_t i = c->lo; i < c->hi; i++)
+                s->acc[i] += f * g[i];
+        first = 0;
     }
+    const float *grad = s->acc;
     int rc = before_update(s, k);
     if (rc)
         return rc;
@@ -285,6 +298,7 @@ static int apply_bsp_chunk(struct ldn_server *s, int k)
         s->step++;
         s->st.steps_applied++;
         memset(s->got, 0, (size_t)s->W * (size_t)s->C);
+        memset(s->pushed, 0, (size_t)s->W);
     }
     return 0;
 }
@@ -358,6 +372,7 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     ldn_msg_close(m);
     s->st.bytes_in += (int64_t)m->bytes;
     got[k] = 1;
+    s->pushed[w] = 1;
     if (++s->recv[w] == s->C) { /* the worker's whole push of this clock is in */
         s->recv[w] = 0;
         s->clock[w]++;
@@ -371,11 +386,9 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
         if (++s->cnt[k] == s->W && (rc = apply_bsp_chunk(s, k)))
             return rc;
     } else {
-        if (s->W > 1) {
-            const float inv = 1.0f / (float)s->W;
+        if (s->scale[w] != 1.0f)
             for (int64_t i = 0; i < len; i++)
-                g[i] *= inv;
-        }
+                g[i] *= s->scale[w];
         if ((rc = before_update(s, k)))
             return rc;
         ldn_optim_update(s->opt, s->params, s->acc, c->lo, c->hi, s->version[k] + 1,
@@ -383,6 +396,34 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
         s->version[k]++;
         if (k == 0)
             s->st.steps_applied++;
+    }
+    return serve_waiting(s, sock);
+}
+
+/* A worker whose group sat step `step` out: it counts as having pushed every chunk of that
+ * step, with nothing to add. */
+static int handle_clock(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    char why[200];
+    const int bsp = s->cfg->consistency == LDN_BSP;
+    int64_t expect = bsp ? s->step : s->clock[w];
+    if (m->nframes != 0 || m->hdr.step != expect || s->recv[w] != 0) {
+        snprintf(why, sizeof why, "clock for step %lld, expected step %lld with no chunk pushed",
+                 (long long)m->hdr.step, (long long)expect);
+        return reject(s, sock, m, LDN_ERR_FORMAT, why);
+    }
+    ldn_msg_close(m);
+    s->clock[w]++;
+    if (bsp) {
+        char *got = s->got + (size_t)w * (size_t)s->C;
+        if (s->n_pending++ == 0)
+            s->pending_since = ldn_now();
+        for (int k = 0; k < s->C; k++) {
+            got[k] = 1;
+            int rc;
+            if (++s->cnt[k] == s->W && (rc = apply_bsp_chunk(s, k)))
+                return rc;
+        }
     }
     return serve_waiting(s, sock);
 }
@@ -469,6 +510,8 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
         return handle_push(s, sock, m, w);
     if (h->op == LDN_OP_PULL)
         return handle_pull(s, sock, m, w);
+    if (h->op == LDN_OP_CLOCK)
+        return handle_clock(s, sock, m, w);
     return reject(s, sock, m, LDN_ERR_FORMAT, "unexpected op for a server");
 }
 

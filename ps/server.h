@@ -1,5 +1,7 @@
 /* Parameter server: one key range of the trunk, its optimizer state, and the consistency
- * model (bsp / ssp / async) that decides when a pull may be answered.
+ * model (bsp / ssp / async) that decides when a pull may be answered. The gradient applied
+ * is the sum over task groups of each group's mean push (a group that sat the step out sent
+ * a CLOCK instead).
  *
  * Single-threaded: ldn_server_handle processes one message and may answer on the socket it
  * came from; ldn_server_run is the event loop over one ROUTER socket. Every message is
@@ -23,6 +25,7 @@ struct ldn_server_opts {
     int64_t total_steps, steps_per_epoch;
     int n_workers;
     const int *worker_ranks;        /* ascending */
+    const int *worker_group_size;   /* [n_workers]: workers in that worker's task group */
     FILE *clock_log;                /* optional: one line per served pull (see docs/wire.md) */
     const struct ldn_chunk *chunks; /* the job's chunk table (all servers), borrowed */
     int n_chunks;

@@ -99,12 +99,14 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
     return LDN_OK;
 }
 
-int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen)
+/* A message with a header only, to every server, covering its range. */
+static int to_every_server(struct ldn_kv *kv, enum ldn_wire_op op, int64_t step, char *err,
+                           size_t errlen)
 {
     for (int s = 0; s < kv->n_servers; s++) {
         struct ldn_wire_hdr h;
-        ldn_wire_hdr_init(&h, LDN_OP_PULL, kv->rank);
-        h.step = clock;
+        ldn_wire_hdr_init(&h, op, kv->rank);
+        h.step = step;
         h.lo = (uint64_t)kv->ranges[s].lo;
         h.hi = (uint64_t)kv->ranges[s].hi;
         h.codec = LDN_CODEC_DENSE_F32;
@@ -113,6 +115,19 @@ int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen
             return (int)sent;
         kv->bytes_push += sent;
     }
+    return LDN_OK;
+}
+
+int ldn_kv_clock(struct ldn_kv *kv, int64_t step, char *err, size_t errlen)
+{
+    return to_every_server(kv, LDN_OP_CLOCK, step, err, errlen);
+}
+
+int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen)
+{
+    int rc = to_every_server(kv, LDN_OP_PULL, clock, err, errlen);
+    if (rc)
+        return rc;
     memset(kv->got, 0, (size_t)kv->n_chunks);
     memset(kv->layer_left, 0, sizeof *kv->layer_left * (size_t)kv->n_layers);
     for (int k = 0; k < kv->n_chunks; k++)

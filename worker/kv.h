@@ -44,6 +44,9 @@ void ldn_kv_destroy(struct ldn_kv **kv);
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
                       char *err, size_t errlen);
 
+/* Tell every server that this worker has no gradient for `step` (its group sat it out). */
+int ldn_kv_clock(struct ldn_kv *kv, int64_t step, char *err, size_t errlen);
+
 /* Ask every server for the trunk as of clock `clock`. */
 int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen);
 /* Receive every chunk of the open pull into params (at most timeout_s between answers). An

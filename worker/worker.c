@@ -12,6 +12,7 @@
 #include "log.h"
 #include "model.h"
 #include "optim.h"
+#include "plan.h"
 #include "schedule.h"
 #include "status.h"
 
@@ -248,6 +249,14 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
     return 0;
 }
 
+/* After step `step`: the progress report at log marks, a heartbeat otherwise. */
+static int report(struct worker *w, int64_t step, char *err, size_t errlen)
+{
+    if (w->cfg->log_every > 0 && (step + 1) % w->cfg->log_every == 0)
+        return send_progress(w, step + 1, err, errlen);
+    return heartbeat(w, err, errlen);
+}
+
 /* Train steps [from, to). Pipelining: the pull for step s + 1 is requested before step s's
  * backward pass, gradient blocks are pushed as backward finishes them (first layer first),
  * and the forward pass of step s + 1 waits for each layer's weights only when it reaches it. */
@@ -258,8 +267,21 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
     int rc = 0;
     if (w->have_clock != from && (rc = ldn_kv_pull_begin(w->kv, from, err, errlen)))
         return rc;
+    const int group = w->job->plan->group_of_rank[w->job->rank];
     for (int64_t step = from; step < to; step++) {
         double t0 = ldn_now(), wait_before = w->wait_s;
+        if (!ldn_plan_group_trains(w->job->plan, cfg, w->job->n_train, group, step)) {
+            /* The group sits this step out: complete the pull, ask for the next, say so. */
+            if ((rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)) ||
+                (rc = ldn_kv_pull_begin(w->kv, step + 1, err, errlen)) ||
+                (rc = ldn_kv_clock(w->kv, step, err, errlen)))
+                return rc;
+            w->have_clock = step;
+            w->wait_s += ldn_now() - t0;
+            if ((rc = report(w, step, err, errlen)))
+                return rc;
+            continue;
+        }
         int t = ldn_schedule_task(&w->sched, step);
         struct wtask *wt = &w->tasks[w->slot_of_task[t]];
         int b = ldn_batcher_next(&wt->batcher, cfg->batch_size, w->idx);
@@ -294,11 +316,7 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         struct ldn_net *head = w->model->heads[t];
         ldn_optim_step(wt->head_opt, head->params, head->grads, lr);
         w->compute_s += ldn_now() - t0 - (w->wait_s - wait_before);
-        if (cfg->log_every > 0 && (step + 1) % cfg->log_every == 0)
-            rc = send_progress(w, step + 1, err, errlen);
-        else
-            rc = heartbeat(w, err, errlen);
-        if (rc)
+        if ((rc = report(w, step, err, errlen)))
             return rc;
     }
     double t1 = ldn_now();

@@ -11,7 +11,10 @@ if ! ip netns add ldnc-probe 2>/dev/null; then echo "SKIP: network namespaces no
 ip netns del ldnc-probe
 "$nc" down >/dev/null 2>&1 || true
 trap '"$nc" down >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-"$nc" up 3 --slots 2 >/dev/null
+if ! "$nc" up 3 --slots 2 >"$tmp/up.log" 2>&1; then # a cluster left behind: once more
+  "$nc" down >/dev/null 2>&1 || true
+  "$nc" up 3 --slots 2 >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log"; fail "netns-cluster up 3"; }
+fi
 synth "$tmp/data" 2 2000
 cat >"$tmp/c.yaml" <<YAML
 run: {dir: $tmp/run, seed: 5}
