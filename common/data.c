@@ -7,6 +7,7 @@
 #include "data.h"
 
 #include "data_priv.h"
+#include "fs.h"
 #include "status.h"
 
 #include <errno.h>
@@ -746,38 +747,6 @@ int ldn__data_write_task(const char *path, const struct ldn__task_out *t, char *
 
 /* ---------------------------------------------------------------- staging output files */
 
-/* mkdir -p dir. */
-static int mkdir_p(const char *dir, char *err, size_t errlen)
-{
-    size_t len = strlen(dir);
-    char *p = malloc(len + 1);
-    if (!p)
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "data %s: out of memory", dir);
-    memcpy(p, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char c = p[i];
-        p[i] = '\0';
-        struct stat st;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            int rc = ldn_fail(err, errlen, LDN_ERR_IO, "data %s: cannot create directory %s: %s",
-                              dir, p, strerror(e));
-            free(p);
-            return rc;
-        }
-        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            int rc = ldn_fail(err, errlen, LDN_ERR_IO, "data %s: %s is not a directory", dir, p);
-            free(p);
-            return rc;
-        }
-        p[i] = c;
-    }
-    free(p);
-    return 0;
-}
-
 static char *path_join(const char *dir, const char *prefix, const char *name, const char *suffix)
 {
     size_t n = strlen(dir) + strlen(prefix) + strlen(name) + strlen(suffix) + 32;
@@ -792,7 +761,7 @@ int ldn__stage_init(struct ldn__stage *s, const char *dir, char *err, size_t err
     memset(s, 0, sizeof *s);
     if (!dir || !dir[0])
         return ldn_fail(err, errlen, LDN_ERR_ARG, "data: output directory is empty");
-    int rc = mkdir_p(dir, err, errlen);
+    int rc = ldn_mkdir_p(dir, err, errlen);
     if (rc < 0)
         return rc;
     s->dir = strdup(dir);

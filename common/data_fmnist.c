@@ -7,6 +7,7 @@
 #include "data_priv.h"
 #include "idx.h"
 #include "log.h"
+#include "rng.h"
 #include "status.h"
 
 #include <stdio.h>
@@ -174,10 +175,10 @@ int ldn_data_build_fmnist(const char *src_dir, const char *out_dir, uint64_t see
     /* Disjoint training images: one seeded shuffle, then consecutive 4:1:1 ranges. */
     for (int64_t i = 0; i < n; i++)
         perm[i] = (int32_t)i;
-    struct ldn__prng r;
-    ldn__prng_seed(&r, seed, 0);
+    struct ldn_rng r;
+    ldn_rng_init(&r, seed, 0);
     for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)ldn__prng_below(&r, (uint64_t)i + 1);
+        int64_t j = (int64_t)ldn_rng_below(&r, (uint64_t)i + 1);
         int32_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;

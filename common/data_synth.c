@@ -12,6 +12,7 @@
 
 #include "data_priv.h"
 #include "log.h"
+#include "rng.h"
 #include "status.h"
 
 #include <math.h>
@@ -120,10 +121,10 @@ static int argmax(const double *z, int n)
     return best;
 }
 
-static void draw_x(struct ldn__prng *r, float *x, int features)
+static void draw_x(struct ldn_rng *r, float *x, int features)
 {
     for (int i = 0; i < features; i++)
-        x[i] = (float)ldn__prng_normal(r);
+        x[i] = (float)ldn_rng_normal(r);
 }
 
 /* k-th smallest (0-based) of a[0..n), reordering a so that a[k..n) >= the result (Hoare
@@ -171,7 +172,7 @@ static int cal_rows(int classes)
  * calibration sample. Each round moves every b_c halfway to the value that would give class
  * c exactly rows/classes wins with the other biases fixed (a damped Jacobi iteration; the
  * target is a quantile of the margins z_ic - max_{c' != c}(z_ic' + b_c')). */
-static void calibrate(struct synth_task *s, struct ldn__prng *r, float *x, struct calib *cb)
+static void calibrate(struct synth_task *s, struct ldn_rng *r, float *x, struct calib *cb)
 {
     const int c_n = s->classes, k_n = cb->rows, want = k_n / c_n;
     for (int i = 0; i < k_n; i++) {
@@ -228,14 +229,14 @@ static void calibrate(struct synth_task *s, struct ldn__prng *r, float *x, struc
 }
 
 /* Generate n rows into x [n, features] and y [n] from stream r. */
-static void gen_rows(struct synth_task *s, struct ldn__prng *r, int64_t n, float *x, int32_t *y)
+static void gen_rows(struct synth_task *s, struct ldn_rng *r, int64_t n, float *x, int32_t *y)
 {
     for (int64_t i = 0; i < n; i++) {
         float *xi = x + i * s->features;
         draw_x(r, xi, s->features);
         forward(s, xi);
         for (int c = 0; c < s->classes; c++)
-            s->logit[c] += s->b[c] + s->noise * ldn__prng_normal(r);
+            s->logit[c] += s->b[c] + s->noise * ldn_rng_normal(r);
         y[i] = argmax(s->logit, s->classes);
     }
 }
@@ -313,17 +314,17 @@ static void synth_task_gen(const struct ldn_synth_opts *o, struct synth_bufs *bf
     const size_t fk = (size_t)o->features * (size_t)o->rank;
     const double ws = sqrt(o->relatedness), wp = sqrt(1.0 - o->relatedness);
     const double su = 1.0 / sqrt((double)o->features);
-    struct ldn__prng r;
-    ldn__prng_seed(&r, o->seed, stream_id(t, 0));
+    struct ldn_rng r;
+    ldn_rng_init(&r, o->seed, stream_id(t, 0));
     for (size_t i = 0; i < fk; i++)
-        s.a[i] = ws * bf->u_shared[i] + wp * su * ldn__prng_normal(&r);
+        s.a[i] = ws * bf->u_shared[i] + wp * su * ldn_rng_normal(&r);
     for (size_t i = 0; i < (size_t)o->classes * (size_t)o->rank; i++)
-        s.v[i] = ldn__prng_normal(&r);
-    ldn__prng_seed(&r, o->seed, stream_id(t, 1));
+        s.v[i] = ldn_rng_normal(&r);
+    ldn_rng_init(&r, o->seed, stream_id(t, 1));
     calibrate(&s, &r, bf->x_test, &bf->cb); /* x_test as scratch for one row */
-    ldn__prng_seed(&r, o->seed, stream_id(t, 2));
+    ldn_rng_init(&r, o->seed, stream_id(t, 2));
     gen_rows(&s, &r, o->n_train, bf->x_train, bf->y_train);
-    ldn__prng_seed(&r, o->seed, stream_id(t, 3));
+    ldn_rng_init(&r, o->seed, stream_id(t, 3));
     gen_rows(&s, &r, o->n_test, bf->x_test, bf->y_test);
 }
 
@@ -340,11 +341,11 @@ int ldn_data_build_synth(const char *out_dir, const struct ldn_synth_opts *o, ch
         bufs_free(&bf);
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "data synth: out of memory");
     }
-    struct ldn__prng r;
-    ldn__prng_seed(&r, o->seed, 0);
+    struct ldn_rng r;
+    ldn_rng_init(&r, o->seed, 0);
     const double su = 1.0 / sqrt((double)o->features);
     for (size_t i = 0; i < (size_t)o->features * (size_t)o->rank; i++)
-        bf.u_shared[i] = su * ldn__prng_normal(&r);
+        bf.u_shared[i] = su * ldn_rng_normal(&r);
 
     int width = 3; /* task000 ... task999, then as many digits as needed (<= 7) */
     for (int t = o->tasks - 1; t >= 1000 && width < 7; t /= 10)

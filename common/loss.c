@@ -25,6 +25,20 @@ static double softmax_row(const float *z, float *p, int n, float temperature)
     return log(sum);
 }
 
+/* Row maximum into *mx; returns log sum_j exp((z_j - mx) / t), in double. */
+static double log_sum_exp(const float *z, int n, double t, float *mx)
+{
+    float m = z[0];
+    for (int j = 1; j < n; j++)
+        if (z[j] > m)
+            m = z[j];
+    double sum = 0.0;
+    for (int j = 0; j < n; j++)
+        sum += exp((double)(z[j] - m) / t);
+    *mx = m;
+    return log(sum);
+}
+
 static int argmax_row(const float *z, int n)
 {
     int best = 0;
@@ -50,20 +64,14 @@ double ldn_loss_xent(const float *logits, const int32_t *labels, int batch, int 
         const float *z = logits + (int64_t)i * classes;
         int y = labels[i];
         LDN_ASSERT(y >= 0 && y < classes);
-        float mx = z[0];
-        for (int j = 1; j < classes; j++)
-            if (z[j] > mx)
-                mx = z[j];
-        double sum = 0.0;
-        for (int j = 0; j < classes; j++)
-            sum += exp((double)(z[j] - mx));
-        double lse = log(sum);
+        float mx;
+        double lse = log_sum_exp(z, classes, 1.0, &mx);
         total += lse - (double)(z[y] - mx);
         if (argmax_row(z, classes) == y)
             ok++;
         if (grad) {
             float *d = grad + (int64_t)i * classes;
-            float inv = (float)(1.0 / sum);
+            float inv = (float)exp(-lse); /* 1 / sum of exp(z - mx) */
             for (int j = 0; j < classes; j++)
                 d[j] = g * (expf(z[j] - mx) * inv - (j == y ? 1.0f : 0.0f));
         }
@@ -101,14 +109,8 @@ double ldn_loss_distill(const float *logits, const float *teacher_probs, const i
     for (int i = 0; i < batch; i++) {
         const float *z = logits + (int64_t)i * classes;
         const float *pt = teacher_probs + (int64_t)i * classes;
-        float mx = z[0];
-        for (int j = 1; j < classes; j++)
-            if (z[j] > mx)
-                mx = z[j];
-        double sum = 0.0;
-        for (int j = 0; j < classes; j++)
-            sum += exp((double)(z[j] - mx) / t);
-        double lse = log(sum);
+        float mx;
+        double lse = log_sum_exp(z, classes, t, &mx);
         double kl = 0.0;
         for (int j = 0; j < classes; j++) {
             double log_ps = (double)(z[j] - mx) / t - lse;

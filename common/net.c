@@ -63,41 +63,17 @@ int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen)
     return LDN_OK;
 }
 
-long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
-                  const void *const *frames, char *err, size_t errlen)
-{
-    char buf[LDN_WIRE_HDR_MAX];
-    int n = ldn_wire_encode(h, buf, sizeof buf);
-    if (n < 0)
-        return ldn_fail(err, errlen, n, "encode %s header", ldn_wire_op_name(h->op));
-    long total = 0;
-    if (ident) {
-        if (zmq_send(sock, ident, ident_len, ZMQ_SNDMORE) < 0)
-            goto fail;
-        total += (long)ident_len;
-    }
-    if (zmq_send(sock, buf, (size_t)n, h->nframes ? ZMQ_SNDMORE : 0) < 0)
-        goto fail;
-    total += n;
-    for (uint32_t i = 0; i < h->nframes; i++) {
-        if (zmq_send(sock, frames[i], h->lens[i], i + 1 < h->nframes ? ZMQ_SNDMORE : 0) < 0)
-            goto fail;
-        total += (long)h->lens[i];
-    }
-    return total;
-fail:
-    return ldn_fail(err, errlen, LDN_ERR_IO, "send %s: %s", ldn_wire_op_name(h->op),
-                    zmq_strerror(errno));
-}
-
 static void release_frame(void *data, void *hint)
 {
     (void)data;
     atomic_fetch_sub_explicit((atomic_int *)hint, 1, memory_order_release);
 }
 
-long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
-                     const void *const *frames, atomic_int *inflight, char *err, size_t errlen)
+/* Identity (if any), header, then the payload frames: copied when inflight is NULL, else
+ * handed to ZeroMQ by reference with *inflight counting the frames it still holds. */
+static long send_parts(void *sock, const char *ident, size_t ident_len,
+                       const struct ldn_wire_hdr *h, const void *const *frames,
+                       atomic_int *inflight, char *err, size_t errlen)
 {
     char buf[LDN_WIRE_HDR_MAX];
     int n = ldn_wire_encode(h, buf, sizeof buf);
@@ -112,16 +88,22 @@ long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const stru
     if (zmq_send(sock, buf, (size_t)n, h->nframes ? ZMQ_SNDMORE : 0) < 0)
         goto fail;
     for (uint32_t i = 0; i < h->nframes; i++) {
-        zmq_msg_t msg;
-        atomic_fetch_add_explicit(inflight, 1, memory_order_relaxed);
-        if (zmq_msg_init_data(&msg, (void *)(uintptr_t)frames[i], h->lens[i], release_frame,
-                              inflight) != 0) {
-            atomic_fetch_sub_explicit(inflight, 1, memory_order_relaxed);
-            goto fail;
-        }
-        if (zmq_msg_send(&msg, sock, i + 1 < h->nframes ? ZMQ_SNDMORE : 0) < 0) {
-            zmq_msg_close(&msg); /* runs release_frame */
-            goto fail;
+        int more = i + 1 < h->nframes ? ZMQ_SNDMORE : 0;
+        if (!inflight) {
+            if (zmq_send(sock, frames[i], h->lens[i], more) < 0)
+                goto fail;
+        } else {
+            zmq_msg_t msg;
+            atomic_fetch_add_explicit(inflight, 1, memory_order_relaxed);
+            if (zmq_msg_init_data(&msg, (void *)(uintptr_t)frames[i], h->lens[i], release_frame,
+                                  inflight) != 0) {
+                atomic_fetch_sub_explicit(inflight, 1, memory_order_relaxed);
+                goto fail;
+            }
+            if (zmq_msg_send(&msg, sock, more) < 0) {
+                zmq_msg_close(&msg); /* runs release_frame */
+                goto fail;
+            }
         }
         total += (long)h->lens[i];
     }
@@ -129,6 +111,18 @@ long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const stru
 fail:
     return ldn_fail(err, errlen, LDN_ERR_IO, "send %s: %s", ldn_wire_op_name(h->op),
                     zmq_strerror(errno));
+}
+
+long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+                  const void *const *frames, char *err, size_t errlen)
+{
+    return send_parts(sock, ident, ident_len, h, frames, NULL, err, errlen);
+}
+
+long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+                     const void *const *frames, atomic_int *inflight, char *err, size_t errlen)
+{
+    return send_parts(sock, ident, ident_len, h, frames, inflight, err, errlen);
 }
 
 int ldn_net_wait_sent(atomic_int *inflight, double timeout_s)
