@@ -151,8 +151,6 @@ static void print_mark(struct coord *c, struct mark *m)
              c->last_push_per_step / 1e3, c->last_pull_per_step / 1e3,
              m->pulls > 0 ? m->staleness / m->pulls : 0.0,
              m->compute_s + m->wait_s > 0 ? 100 * m->wait_s / (m->compute_s + m->wait_s) : 0.0);
-    if (c->tty)
-        printf("\r\033[K");
     LDN_INFO("%s", buf);
     bar(c, m->step, sps);
     c->mark_time = now;
@@ -322,8 +320,6 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
                             cfg->tasks[t].name, 100.0 * rec.accuracy, rec.loss);
     }
     memset(c->train_acc, 0, sizeof *c->train_acc * (size_t)cfg->n_tasks);
-    if (c->tty)
-        printf("\r\033[K");
     LDN_INFO("%s", buf);
     return 0;
 }
@@ -469,6 +465,17 @@ static int wait_hello(struct coord *c, char *err, size_t errlen)
     return 0;
 }
 
+/* With the live bar on, log lines go to stdout too (under mpirun, stdout and stderr are
+ * forwarded separately and would interleave out of order): each clears the bar's line first. */
+static void log_over_bar(enum ldn_log_level level, const char *line, void *ud)
+{
+    (void)level;
+    (void)ud;
+    fputs("\r\033[K", stdout);
+    fputs(line, stdout);
+    fflush(stdout);
+}
+
 /* Under mpirun a rank's stdout is a pseudo-terminal whatever mpirun's own stdout is, so
  * launch/ladon-run tells the ranks in LDN_TTY; without it, plain lines under mpirun. */
 static int stdout_is_terminal(void)
@@ -500,6 +507,8 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < RING; i++)
         c.ring[i].step = -1;
+    if (c.tty)
+        ldn_log_set_sink(log_over_bar, NULL);
     char path[LDN_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", cfg->run_dir);
     if (rc == 0 && !(rc = ldn_mkdir_p(cfg->run_dir, err, errlen)) &&
@@ -532,6 +541,10 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
         LDN_INFO("done: %lld steps, %.0f samples/s, %.1f s in all, metrics in %s/metrics.jsonl",
                  (long long)job->total_steps, c.train_time > 0 ? c.samples / c.train_time : 0,
                  ldn_now() - c.t_start, cfg->run_dir);
+    if (c.tty) {
+        ldn_log_set_sink(NULL, NULL);
+        fputs("\n", stdout);
+    }
     if (c.metrics)
         fclose(c.metrics);
     free(c.last_seen);

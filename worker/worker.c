@@ -1,6 +1,7 @@
 /* Distributed worker: step loop, head averaging in the group, push/pull, reports. */
 #include "worker.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
 {
     const struct ldn_job *job = w->job;
     const struct ldn_config *cfg = w->cfg;
+    openblas_set_num_threads(cfg->threads); /* train.threads, whatever the environment says */
     w->n = w->group->n_tasks;
     w->tasks = calloc((size_t)w->n, sizeof *w->tasks);
     w->slot_of_task = malloc(sizeof(int) * (size_t)cfg->n_tasks);
