@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fs.h"
 #include "status.h"
 
 int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, size_t errlen)
@@ -54,8 +55,10 @@ int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *e
 
 int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen)
 {
-    int zero = 0;
-    if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+    /* A short linger: the last messages (done, counters) still go out after close, and a
+     * dead peer cannot hold the process at exit for long. */
+    int zero = 0, linger = 2000;
+    if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
         (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0))
@@ -130,12 +133,11 @@ int ldn_net_wait_sent(atomic_int *inflight, double timeout_s)
     if (atomic_load_explicit(inflight, memory_order_acquire) == 0)
         return LDN_OK;
     struct timespec ts = {0, 20000}; /* 20 us */
-    double waited = 0;
+    double deadline = ldn_now() + timeout_s;
     while (atomic_load_explicit(inflight, memory_order_acquire) != 0) {
-        if (waited > timeout_s)
+        if (ldn_now() > deadline)
             return LDN_ERR_TIMEOUT;
         nanosleep(&ts, NULL);
-        waited += 20e-6;
     }
     return LDN_OK;
 }

@@ -33,7 +33,7 @@ int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, si
 /* Bind sock to tcp://ip:* and return the actual endpoint (tcp://ip:port) in endpoint. */
 int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *err, size_t errlen);
 
-/* Common socket options: linger 0, high-water marks off, identity when ident != NULL. */
+/* Common socket options: linger 2 s, high-water marks off, identity when ident != NULL. */
 int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen);
 
 /* Send header + frames (lengths from h->lens, count h->nframes), prefixed by a routing

@@ -241,7 +241,13 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
     }
     if (st == 0 && rank == 0) /* before any role starts writing into it */
         st = ldn_mkdir_p(cfg->run_dir, err, sizeof err);
-    if (agree(st ? 1 : 0, err)) {
+    int bad = st != 0, any_bad = 0; /* every rank built its plan and tables */
+    MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad && rank != 0)
+        fprintf(stderr, "ladon rank %d: %s\n", rank, err);
+    if (any_bad && !bad)
+        snprintf(err, sizeof err, "another rank failed to set up (its message is above)");
+    if (agree(any_bad, err)) {
         ldn_net_destroy(&trunk);
         free(ranges);
         free(chunks);

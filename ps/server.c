@@ -133,19 +133,27 @@ void ldn_server_destroy(struct ldn_server **ps)
     if (!ps || !*ps)
         return;
     struct ldn_server *s = *ps;
+    /* ZeroMQ may still read params (zero-copy sends): wait, and if it does not let go in
+     * time, leave params and the counters allocated rather than free memory in use. */
+    int in_use = 0;
+    if (s->inflight)
+        for (int k = 0; k < s->C; k++)
+            in_use |= ldn_net_wait_sent(&s->inflight[k], s->cfg->timeout_s) != 0;
+    if (in_use)
+        LDN_WARN("ps %d: ZeroMQ still holds weights at shutdown; leaving them allocated",
+                 s->o.rank);
+    else {
+        free(s->params);
+        free(s->inflight);
+    }
     if (s->pending)
         for (int w = 0; w < s->W; w++)
             free(s->pending[w]);
     free(s->pending);
-    free(s->params);
     free(s->acc);
     ldn_optim_destroy(&s->opt);
     free(s->ranks);
     free(s->chunks);
-    if (s->inflight) /* ZeroMQ may still read params */
-        for (int k = 0; k < s->C; k++)
-            ldn_net_wait_sent(&s->inflight[k], s->cfg->timeout_s);
-    free(s->inflight);
     free(s->version);
     free(s->cnt);
     free(s->got);
@@ -289,7 +297,9 @@ static int apply_bsp_chunk(struct ldn_server *s, int k)
     int rc = before_update(s, k);
     if (rc)
         return rc;
-    ldn_optim_update(s->opt, s->params, grad, c->lo, c->hi, s->version[k] + 1, lr_for(s, s->step));
+    if (!first) /* a step where every group sat out changes nothing */
+        ldn_optim_update(s->opt, s->params, grad, c->lo, c->hi, s->version[k] + 1,
+                         lr_for(s, s->step));
     s->version[k]++;
     s->cnt[k] = 0;
     if (++s->applied_in_step == s->C) {
@@ -407,9 +417,20 @@ static int handle_clock(struct ldn_server *s, void *sock, struct ldn_msg *m, int
     char why[200];
     const int bsp = s->cfg->consistency == LDN_BSP;
     int64_t expect = bsp ? s->step : s->clock[w];
-    if (m->nframes != 0 || m->hdr.step != expect || s->recv[w] != 0) {
-        snprintf(why, sizeof why, "clock for step %lld, expected step %lld with no chunk pushed",
-                 (long long)m->hdr.step, (long long)expect);
+    if (m->hdr.lo != (uint64_t)s->o.lo || m->hdr.hi != (uint64_t)s->o.hi || m->nframes != 0) {
+        snprintf(why, sizeof why,
+                 "clock must name this server's range [%lld, %lld) and carry "
+                 "no payload",
+                 (long long)s->o.lo, (long long)s->o.hi);
+        return reject(s, sock, m, LDN_ERR_FORMAT, why);
+    }
+    /* The worker's own clock must be at the step too: under bsp a worker that already pushed
+     * (or clocked) this step has moved past it. */
+    if (m->hdr.step != expect || s->clock[w] != m->hdr.step || s->recv[w] != 0) {
+        snprintf(why, sizeof why,
+                 "clock for step %lld, expected step %lld from a worker that pushed nothing "
+                 "for it (worker's clock %lld)",
+                 (long long)m->hdr.step, (long long)expect, (long long)s->clock[w]);
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
     ldn_msg_close(m);

@@ -189,11 +189,18 @@ static int receive_until(struct ldn_kv *kv, const int *left, float *params, char
         return ldn_fail(err, errlen, LDN_ERR_ARG, "more than %d servers", MAXS);
     for (int s = 0; s < n; s++)
         items[s] = (zmq_pollitem_t){kv->socks[s], 0, ZMQ_POLLIN, 0};
+    double deadline = ldn_now() + kv->timeout_s;
     while (*left > 0) {
-        int pr = zmq_poll(items, n, (long)(kv->timeout_s * 1000) + 1);
+        double wait = deadline - ldn_now();
+        int pr = wait > 0 ? zmq_poll(items, n, wait > 1.0 ? 1000 : (long)(wait * 1000) + 1) : 0;
         if (pr < 0)
             return ldn_fail(err, errlen, LDN_ERR_IO, "worker %d: zmq_poll: %s", kv->rank,
                             zmq_strerror(zmq_errno()));
+        if (pr == 0 && ldn_now() < deadline) { /* a quiet second: still alive */
+            if (kv->idle)
+                kv->idle(kv->idle_ud);
+            continue;
+        }
         if (pr == 0) {
             int k = 0;
             while (kv->got[k])
@@ -210,7 +217,8 @@ static int receive_until(struct ldn_kv *kv, const int *left, float *params, char
                 int before = kv->pull_left, rc = take(kv, s, params, err, errlen);
                 if (rc)
                     return rc;
-                if (kv->pull_left == before) /* nothing more queued on this socket */
+                deadline = ldn_now() + kv->timeout_s; /* the timeout is between answers */
+                if (kv->pull_left == before)          /* nothing more queued on this socket */
                     break;
             }
     }

@@ -29,6 +29,8 @@ struct ldn_kv {
     int64_t pull_clock;             /* clock of the open pull, -1 when none */
     int64_t bytes_push, bytes_pull; /* cumulative, all parts */
     int64_t last_version;           /* min over chunks of the version served by the last pull */
+    void (*idle)(void *ud);         /* called about once a second while waiting (may be NULL) */
+    void *idle_ud;
 };
 
 /* Connect to the servers (endpoints[s], server s holding ranges[s]); chunks is the job's

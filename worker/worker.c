@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,16 @@ static int send_coord(struct worker *w, struct ldn_wire_hdr *h, char *err, size_
     long rc = ldn_net_send(w->coord, NULL, 0, h, NULL, err, errlen);
     w->last_sent = ldn_now();
     return rc < 0 ? (int)rc : 0;
+}
+
+static int heartbeat(struct worker *w, char *err, size_t errlen);
+
+/* kv idle hook: a heartbeat while waiting for the servers. */
+static void idle_heartbeat(void *ud)
+{
+    struct worker *w = ud;
+    char err[LDN_ERRLEN];
+    heartbeat(w, err, sizeof err);
 }
 
 static int heartbeat(struct worker *w, char *err, size_t errlen)
@@ -183,6 +194,8 @@ static int setup(struct worker *w, char *err, size_t errlen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int l = 0; l < trunk->n_layers; l++)
         blocks[l] = ldn_chunk_block_rows(&trunk->layers[l], (int64_t)cfg->chunk_kb * 1024);
+    w->kv->idle = idle_heartbeat;
+    w->kv->idle_ud = w;
     ldn_net_set_grad_hook(trunk, push_block, w, blocks);
     ldn_net_set_forward_hook(trunk, need_layer, w);
     free(blocks);
@@ -336,6 +349,9 @@ static int evaluate(struct worker *w, int64_t step, char *err, size_t errlen)
     for (int i = 0; i < w->n; i++) {
         struct wtask *wt = &w->tasks[i];
         double loss, acc;
+        int rc = heartbeat(w, err, errlen); /* a long evaluation is not silence */
+        if (rc)
+            return rc;
         ldn_model_evaluate(w->model, wt->t, wt->test->x, wt->test->y, wt->test->n, &loss, &acc);
         struct ldn_wire_hdr h;
         ldn_wire_hdr_init(&h, LDN_OP_REPORT, w->job->rank);
@@ -345,7 +361,7 @@ static int evaluate(struct worker *w, int64_t step, char *err, size_t errlen)
                       round(acc * (double)wt->test->n), (double)wt->test->n};
         h.nvals = LDN_ARRAY_LEN(v);
         memcpy(h.vals, v, sizeof v);
-        int rc = send_coord(w, &h, err, errlen);
+        rc = send_coord(w, &h, err, errlen);
         if (rc)
             return rc;
     }

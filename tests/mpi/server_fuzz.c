@@ -257,6 +257,21 @@ static int client(const char *endpoint)
     for (int i = 0; i < N; i++)
         CHECK(fabsf(after[i] - (before[i] - 0.05f)) < 1e-6f, "weight %d after a valid push", i);
 
+    /* CLOCK (a group sitting a step out): a stale one and a duplicate are rejected, a valid
+     * one closes the step without changing the weights. */
+    static float clocked[N];
+    ldn_wire_hdr_init(&h, LDN_OP_CLOCK, WORKER);
+    h.step = 0; /* already pushed */
+    h.hi = N;
+    ldn_net_send(w, NULL, 0, &h, NULL, NULL, 0);
+    bad += expect_error(w, "clock for a pushed step");
+    h.step = 1;
+    ldn_net_send(w, NULL, 0, &h, NULL, NULL, 0); /* valid: step 1 closes with no gradient */
+    ldn_net_send(w, NULL, 0, &h, NULL, NULL, 0); /* duplicate */
+    bad += expect_error(w, "duplicate clock");
+    pull(w, 2, clocked);
+    CHECK(memcmp(clocked, after, sizeof after) == 0, "a step of clocks only changed weights");
+
     /* Counters: every rejected message was counted. */
     ldn_wire_hdr_init(&h, LDN_OP_STATS, 0);
     ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
@@ -270,7 +285,7 @@ static int client(const char *endpoint)
                m.hdr.vals[1], m.hdr.vals[2]);
         CHECK(m.hdr.vals[3] == bad, "server counted %.0f bad messages, sent %d", m.hdr.vals[3],
               bad);
-        CHECK(m.hdr.vals[1] == 1, "pushes applied: %.0f", m.hdr.vals[1]);
+        CHECK(m.hdr.vals[1] == 1, "pushes received: %.0f", m.hdr.vals[1]);
     }
     ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
     h.nvals = 1;

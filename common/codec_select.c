@@ -1,0 +1,199 @@
+/* Codec selection: exact top-k, DGC sampled threshold, seeded random-k. */
+#include <string.h>
+
+#include "codec.h"
+#include "codec_priv.h"
+#include "status.h"
+
+#define HIST_SHIFT 20 /* 2048 buckets over the 31 magnitude bits: exponent + 3 mantissa bits */
+#define HIST_BUCKETS (1u << (31 - HIST_SHIFT))
+_Static_assert(HIST_BUCKETS == LDN__CODEC_HIST_BUCKETS, "histogram size");
+
+static inline uint32_t absbits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u & 0x7fffffffu;
+}
+
+/* Unique sort key: magnitude bits above, the complemented index below, so that of two equal
+ * magnitudes the lower index has the larger key. Ordering of the magnitude bits of floats
+ * agrees with the ordering of magnitudes (NaN above infinity). */
+static inline uint64_t key_of(uint32_t ab, uint32_t i)
+{
+    return ((uint64_t)ab << 32) | (uint32_t)~i;
+}
+
+/* Rearrange a[0..m) so that a[p] is the element of rank p in descending order; return it.
+ * Keys are unique. Random pivots: expected linear time. */
+static uint64_t select_desc(uint64_t *a, size_t m, size_t p, struct ldn_rng *rng)
+{
+    size_t lo = 0, hi = m;
+    while (hi - lo > 1) {
+        size_t pi = lo + (size_t)ldn_rng_below(rng, hi - lo);
+        uint64_t piv = a[pi];
+        a[pi] = a[hi - 1];
+        a[hi - 1] = piv;
+        size_t s = lo;
+        for (size_t i = lo; i < hi - 1; i++) {
+            if (a[i] > piv) {
+                uint64_t t = a[i];
+                a[i] = a[s];
+                a[s] = t;
+                s++;
+            }
+        }
+        a[hi - 1] = a[s];
+        a[s] = piv;
+        if (p == s)
+            return piv;
+        if (p < s)
+            hi = s;
+        else
+            lo = s + 1;
+    }
+    return a[lo];
+}
+
+/* Exact top-k over the elements sub[0..m) of v (sub NULL: 0..m), written ascending to out. */
+static int64_t topk_sub(struct ldn_codec_ctx *ctx, const float *v, const uint32_t *sub, size_t m,
+                        size_t k, uint32_t *out)
+{
+    if (k >= m) {
+        for (size_t j = 0; j < m; j++)
+            out[j] = sub ? sub[j] : (uint32_t)j;
+        return (int64_t)m;
+    }
+    if (k == 0)
+        return 0;
+    uint32_t *hist = ldn__codec_hist(ctx);
+    memset(hist, 0, HIST_BUCKETS * sizeof *hist);
+    if (sub) {
+        for (size_t j = 0; j < m; j++)
+            hist[absbits(v[sub[j]]) >> HIST_SHIFT]++;
+    } else {
+        for (size_t j = 0; j < m; j++)
+            hist[absbits(v[j]) >> HIST_SHIFT]++;
+    }
+    size_t above = 0;
+    uint32_t b = HIST_BUCKETS - 1;
+    while (above + hist[b] < k)
+        above += hist[b--];
+    size_t r = k - above, inb = hist[b];
+    uint64_t thr = 0; /* composite key threshold inside bucket b; 0 takes the whole bucket */
+    if (r < inb) {
+        uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, inb * sizeof *keys);
+        if (!keys)
+            return LDN_ERR_NOMEM;
+        size_t c = 0;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t i = sub ? sub[j] : (uint32_t)j, ab = absbits(v[i]);
+            if ((ab >> HIST_SHIFT) == b)
+                keys[c++] = key_of(ab, i);
+        }
+        thr = select_desc(keys, inb, r - 1, ldn__codec_pivot_rng(ctx));
+    }
+    size_t c = 0;
+    for (size_t j = 0; j < m; j++) {
+        uint32_t i = sub ? sub[j] : (uint32_t)j, ab = absbits(v[i]), bk = ab >> HIST_SHIFT;
+        if (bk > b || (bk == b && key_of(ab, i) >= thr))
+            out[c++] = i;
+    }
+    LDN_ASSERT(c == k);
+    return (int64_t)k;
+}
+
+static int check_nk(int64_t n, int64_t k)
+{
+    return n < 0 || n > LDN_CODEC_MAX_N || k < 0 ? LDN_ERR_ARG : 0;
+}
+
+int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int64_t k,
+                       uint32_t *idx)
+{
+    if (check_nk(n, k))
+        return LDN_ERR_ARG;
+    return topk_sub(ctx, v, NULL, (size_t)n, (size_t)(k < n ? k : n), idx);
+}
+
+int64_t ldn_codec_threshold(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int64_t k,
+                            uint32_t *idx)
+{
+    if (check_nk(n, k))
+        return LDN_ERR_ARG;
+    size_t un = (size_t)n, uk = (size_t)(k < n ? k : n);
+    size_t ms = un / LDN_CODEC_SAMPLE_DIV;
+    if (ms < LDN_CODEC_SAMPLE_MIN)
+        ms = LDN_CODEC_SAMPLE_MIN;
+    if (uk == 0 || 2 * ms >= un)
+        return topk_sub(ctx, v, NULL, un, uk, idx);
+
+    /* Threshold: the top-k' magnitude of a sample of ms elements (with replacement). */
+    uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, ms * sizeof *keys);
+    if (!keys)
+        return LDN_ERR_NOMEM;
+    struct ldn_rng *rng = ldn__codec_rng(ctx);
+    for (size_t j = 0; j < ms; j++)
+        keys[j] = key_of(absbits(v[ldn_rng_below(rng, un)]), (uint32_t)j);
+    size_t kp = (uk * ms + un / 2) / un;
+    if (kp < 1)
+        kp = 1;
+    uint32_t thr = (uint32_t)(select_desc(keys, ms, kp - 1, ldn__codec_pivot_rng(ctx)) >> 32);
+
+    size_t c = 0;
+    for (size_t i = 0; i < un; i++)
+        c += absbits(v[i]) >= thr;
+    size_t lo = (7 * uk + 9) / 10, hi = 13 * uk / 10;
+    if (c >= lo && c <= hi) {
+        size_t j = 0;
+        for (size_t i = 0; i < un; i++)
+            if (absbits(v[i]) >= thr)
+                idx[j++] = (uint32_t)i;
+        return (int64_t)c;
+    }
+    if (c < lo) /* threshold too high: exact answer over everything */
+        return topk_sub(ctx, v, NULL, un, uk, idx);
+    /* Too many: exact top-k among the candidates. */
+    uint32_t *cand = ldn__codec_scratch(ctx, LDN__CODEC_CAND, c * sizeof *cand);
+    if (!cand)
+        return LDN_ERR_NOMEM;
+    size_t j = 0;
+    for (size_t i = 0; i < un; i++)
+        if (absbits(v[i]) >= thr)
+            cand[j++] = (uint32_t)i;
+    return topk_sub(ctx, v, cand, c, uk, idx);
+}
+
+int64_t ldn_codec_randomk(struct ldn_codec_ctx *ctx, uint64_t seed, uint64_t step, int64_t n,
+                          int64_t k, uint32_t *idx)
+{
+    if (check_nk(n, k))
+        return LDN_ERR_ARG;
+    uint64_t un = (uint64_t)n, uk = (uint64_t)(k < n ? k : n);
+    if (uk == 0)
+        return 0;
+    size_t words = (size_t)((un + 63) / 64);
+    uint64_t *bits = ldn__codec_scratch(ctx, LDN__CODEC_BITS, words * sizeof *bits);
+    if (!bits)
+        return LDN_ERR_NOMEM;
+    memset(bits, 0, words * sizeof *bits);
+    /* Floyd's algorithm: k draws, a uniform k-subset; the bitmap gives ascending order. */
+    struct ldn_rng r;
+    ldn_rng_init(&r, seed, step);
+    for (uint64_t j = un - uk; j < un; j++) {
+        uint64_t t = ldn_rng_below(&r, j + 1);
+        if (bits[t >> 6] & (1ull << (t & 63)))
+            t = j;
+        bits[t >> 6] |= 1ull << (t & 63);
+    }
+    size_t c = 0;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t x = bits[w];
+        while (x) {
+            idx[c++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+            x &= x - 1;
+        }
+    }
+    LDN_ASSERT(c == uk);
+    return (int64_t)uk;
+}
