@@ -18,7 +18,7 @@
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
 
 enum ldn_wire_op {
-    LDN_OP_HELLO = 1,   /* any -> coordinator/server: register (from, role in vals[0]) */
+    LDN_OP_HELLO = 1,   /* worker -> coordinator: checked in (from) */
     LDN_OP_PUSH = 2,    /* worker -> server: gradient for [lo, hi) at clock `step` */
     LDN_OP_PULL = 3,    /* worker -> server: ask for [lo, hi) as of clock `step` */
     LDN_OP_PARAMS = 4,  /* server -> worker: answer to PULL, weights [lo, hi) */
