@@ -35,11 +35,17 @@ static void dense_forward(struct ldn_layer *l, const float *in, float *out, int 
 {
     const float *w = l->tensors[0].data;
     const int64_t ld = l->row_len;
-    for (int j = 0; j < l->out_dim; j++) /* bias column -> contiguous */
-        l->bias[j] = w[j * ld + l->in_dim];
-    /* out[B,out] = in[B,in] * W[out,in]^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, l->out_dim, l->in_dim, 1.0f, in,
-                l->in_dim, w, (int)ld, 0.0f, out, l->out_dim);
+    /* out[B, rows] = in[B,in] * W[rows,in]^T, block by block when the weights arrive so */
+    int br = l->block_rows > 0 && l->weights_needed ? l->block_rows : l->out_dim;
+    for (int r0 = 0; r0 < l->out_dim; r0 += br) {
+        int r1 = r0 + br < l->out_dim ? r0 + br : l->out_dim;
+        if (l->weights_needed)
+            l->weights_needed(l->weights_ud, l->index, r0, r1);
+        for (int j = r0; j < r1; j++) /* bias column -> contiguous */
+            l->bias[j] = w[j * ld + l->in_dim];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, r1 - r0, l->in_dim, 1.0f, in,
+                    l->in_dim, w + r0 * ld, (int)ld, 0.0f, out + r0, l->out_dim);
+    }
     apply_act(l->act, out, l->bias, batch, l->out_dim);
 }
 
@@ -233,8 +239,10 @@ void ldn_net_destroy(struct ldn_net **pnet)
 
 void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud)
 {
-    net->weights_needed = fn;
-    net->hook_ud = ud;
+    for (int i = 0; i < net->n_layers; i++) {
+        net->layers[i].weights_needed = fn;
+        net->layers[i].weights_ud = ud;
+    }
 }
 
 void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud,
@@ -259,8 +267,6 @@ const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch)
     const float *x = in;
     for (int i = 0; i < net->n_layers; i++) {
         struct ldn_layer *l = &net->layers[i];
-        if (net->weights_needed)
-            net->weights_needed(net->hook_ud, i);
         l->ops->forward(l, x, net->acts[i], batch);
         x = net->acts[i];
     }

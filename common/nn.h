@@ -35,8 +35,9 @@ struct ldn_layer;
 /* Called during backward when the parameter gradients of rows [row_lo, row_hi) of layer
  * `layer` are final (so they can be sent while the rest is computed). */
 typedef void ldn_grad_ready_fn(void *ud, int layer, int row_lo, int row_hi);
-/* Called by forward before layer `layer` reads its weights (so they can arrive meanwhile). */
-typedef void ldn_weights_needed_fn(void *ud, int layer);
+/* Called by forward before rows [row_lo, row_hi) of layer `layer` read their weights, block
+ * by block, so later blocks and layers can still be arriving while earlier ones compute. */
+typedef void ldn_weights_needed_fn(void *ud, int layer, int row_lo, int row_hi);
 
 struct ldn_layer_ops {
     const char *kind;
@@ -70,6 +71,8 @@ struct ldn_layer {
                                       many rows and reports each (0: one block) */
     ldn_grad_ready_fn *grad_ready; /* may be NULL */
     void *grad_ud;
+    ldn_weights_needed_fn *weights_needed; /* forward hook, may be NULL */
+    void *weights_ud;
 };
 
 /* A feed-forward stack of layers with its parameters, gradients and activations. */
@@ -83,8 +86,6 @@ struct ldn_net {
     float **acts; /* acts[i]: output of layer i, [max_batch, out_dim] */
     float **dbuf; /* dbuf[i]: dL/d(output of layer i-1), [max_batch, max width] (i >= 1) */
     float **dz;   /* dz[i]: layer i's delta during backward (points into dbuf or dout) */
-    ldn_weights_needed_fn *weights_needed; /* forward hook, may be NULL */
-    void *hook_ud;
     int in_dim, out_dim;
 };
 
@@ -104,7 +105,8 @@ const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch);
  * gradients bottom up (first layer first). Must follow ldn_net_forward on the same `in`. */
 void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch);
 
-/* Call fn(ud, i) before layer i's forward (NULL to stop). */
+/* Call fn(ud, i, r0, r1) before forward reads rows [r0, r1) of layer i, in blocks of the
+ * layer's block_rows (set by ldn_net_set_grad_hook; whole layers otherwise). NULL to stop. */
 void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud);
 
 /* Report parameter gradients block by block during backward: fn (NULL to stop) is called

@@ -233,12 +233,12 @@ static void on_rows(void *ud, int layer, int r0, int r1)
     hook_rows[layer] += r1 - r0;
     hook_calls++;
 }
-static int forward_calls;
-static void on_forward(void *ud, int layer)
+static int forward_rows[3];
+static void on_forward(void *ud, int layer, int r0, int r1)
 {
     (void)ud;
-    CU_ASSERT_EQUAL(layer, forward_calls);
-    forward_calls++;
+    CU_ASSERT_EQUAL(r0, forward_rows[layer]); /* blocks in order, no gap */
+    forward_rows[layer] = r1;
 }
 
 /* Block-wise weight gradients with a hook equal the one-block computation, and the hook sees
@@ -263,7 +263,10 @@ static void test_gradient_blocks(void)
     ldn_net_set_forward_hook(b, on_forward, NULL);
     ldn_net_forward(a, x, 4);
     ldn_net_forward(b, x, 4);
-    CU_ASSERT_EQUAL(forward_calls, 3);
+    CU_ASSERT_EQUAL(forward_rows[0], 9);
+    CU_ASSERT_EQUAL(forward_rows[1], 7);
+    CU_ASSERT_EQUAL(forward_rows[2], 3);
+    CU_ASSERT(memcmp(a->acts[2], b->acts[2], sizeof(float) * 4 * 3) == 0); /* same output */
     ldn_net_backward(a, x, da, NULL, 4);
     ldn_net_backward(b, x, db, NULL, 4);
     CU_ASSERT(memcmp(a->grads, b->grads, sizeof(float) * (size_t)a->n_params) == 0);

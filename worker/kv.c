@@ -26,11 +26,7 @@ struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n_servers,
     kv->socks = calloc((size_t)n_servers, sizeof *kv->socks);
     kv->server_ranks = malloc(sizeof(int) * (size_t)n_servers);
     kv->got = calloc((size_t)n_chunks, 1);
-    for (int k = 0; k < n_chunks; k++)
-        if (chunks[k].layer + 1 > kv->n_layers)
-            kv->n_layers = chunks[k].layer + 1;
-    kv->layer_left = calloc((size_t)kv->n_layers + 1, sizeof *kv->layer_left);
-    if (!kv->socks || !kv->server_ranks || !kv->got || !kv->layer_left)
+    if (!kv->socks || !kv->server_ranks || !kv->got)
         goto nomem;
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", rank);
@@ -65,7 +61,6 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     free(kv->socks);
     free(kv->server_ranks);
     free(kv->got);
-    free(kv->layer_left);
     free(kv);
     *pkv = NULL;
 }
@@ -129,9 +124,6 @@ int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen
     if (rc)
         return rc;
     memset(kv->got, 0, (size_t)kv->n_chunks);
-    memset(kv->layer_left, 0, sizeof *kv->layer_left * (size_t)kv->n_layers);
-    for (int k = 0; k < kv->n_chunks; k++)
-        kv->layer_left[kv->chunks[k].layer]++;
     kv->pull_left = kv->n_chunks;
     kv->last_version = INT64_MAX;
     kv->pull_clock = clock;
@@ -173,13 +165,25 @@ static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errle
         kv->last_version = m.hdr.step;
     ldn_msg_close(&m);
     kv->got[k] = 1;
-    kv->layer_left[kv->chunks[k].layer]--;
     kv->pull_left--;
     return 0;
 }
 
-/* Receive answers of the open pull until *left (a counter that take() decrements) is 0. */
-static int receive_until(struct ldn_kv *kv, const int *left, float *params, char *err,
+/* The chunks a wait is for: [first, last) of the table. */
+struct want {
+    int first, last;
+};
+
+static int wanted_in(const struct ldn_kv *kv, const struct want *wt)
+{
+    for (int k = wt->first; k < wt->last; k++)
+        if (!kv->got[k])
+            return 0;
+    return 1;
+}
+
+/* Receive answers of the open pull until every chunk of *wt is in. */
+static int receive_until(struct ldn_kv *kv, const struct want *wt, float *params, char *err,
                          size_t errlen)
 {
     enum { MAXS = 256 };
@@ -190,7 +194,7 @@ static int receive_until(struct ldn_kv *kv, const int *left, float *params, char
     for (int s = 0; s < n; s++)
         items[s] = (zmq_pollitem_t){kv->socks[s], 0, ZMQ_POLLIN, 0};
     double deadline = ldn_now() + kv->timeout_s;
-    while (*left > 0) {
+    while (!wanted_in(kv, wt)) {
         double wait = deadline - ldn_now();
         int pr = wait > 0 ? zmq_poll(items, n, wait > 1.0 ? 1000 : (long)(wait * 1000) + 1) : 0;
         if (pr < 0)
@@ -225,18 +229,29 @@ static int receive_until(struct ldn_kv *kv, const int *left, float *params, char
     return LDN_OK;
 }
 
-int ldn_kv_wait_layer(struct ldn_kv *kv, int layer, float *params, char *err, size_t errlen)
+int ldn_kv_wait_rows(struct ldn_kv *kv, int layer, int row_lo, int row_hi, float *params,
+                     char *err, size_t errlen)
 {
-    if (kv->pull_clock < 0 || layer < 0 || layer >= kv->n_layers)
+    if (kv->pull_clock < 0)
         return LDN_OK;
-    return receive_until(kv, &kv->layer_left[layer], params, err, errlen);
+    struct want wt = {0, 0};
+    while (wt.first < kv->n_chunks && (kv->chunks[wt.first].layer < layer ||
+                                       (kv->chunks[wt.first].layer == layer &&
+                                        kv->chunks[wt.first].row_hi <= row_lo)))
+        wt.first++;
+    wt.last = wt.first;
+    while (wt.last < kv->n_chunks && kv->chunks[wt.last].layer == layer &&
+           kv->chunks[wt.last].row_lo < row_hi)
+        wt.last++;
+    return receive_until(kv, &wt, params, err, errlen);
 }
 
 int ldn_kv_pull_end(struct ldn_kv *kv, float *params, char *err, size_t errlen)
 {
     if (kv->pull_clock < 0)
         return LDN_OK;
-    int rc = receive_until(kv, &kv->pull_left, params, err, errlen);
+    struct want all = {0, kv->n_chunks};
+    int rc = receive_until(kv, &all, params, err, errlen);
     if (rc == 0)
         kv->pull_clock = -1;
     return rc;

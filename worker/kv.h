@@ -23,8 +23,6 @@ struct ldn_kv {
     int *server_ranks;
     double timeout_s;
     char *got; /* [n_chunks]: received in the open pull */
-    int n_layers;
-    int *layer_left;                /* [n_layers]: chunks of each layer still to come */
     int pull_left;                  /* chunks of the open pull still to come */
     int64_t pull_clock;             /* clock of the open pull, -1 when none */
     int64_t bytes_push, bytes_pull; /* cumulative, all parts */
@@ -54,10 +52,11 @@ int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen
 /* Receive every chunk of the open pull into params (at most timeout_s between answers). An
  * ERROR answer or a chunk that is not in the table is an error naming the server. */
 int ldn_kv_pull_end(struct ldn_kv *kv, float *params, char *err, size_t errlen);
-/* Receive chunks of the open pull until every chunk of trunk layer `layer` is in (a forward
- * pass calls it before each layer, so later layers keep arriving while earlier ones compute).
- * Returns 0 at once when no pull is open. */
-int ldn_kv_wait_layer(struct ldn_kv *kv, int layer, float *params, char *err, size_t errlen);
+/* Receive chunks of the open pull until every chunk of trunk layer `layer` that holds rows
+ * of [row_lo, row_hi) is in (a forward pass calls it block by block, so later blocks keep
+ * arriving while earlier ones compute). Returns 0 at once when no pull is open. */
+int ldn_kv_wait_rows(struct ldn_kv *kv, int layer, int row_lo, int row_hi, float *params,
+                     char *err, size_t errlen);
 
 /* pull_begin + pull_end. */
 int ldn_kv_pull(struct ldn_kv *kv, int64_t clock, float *params, char *err, size_t errlen);

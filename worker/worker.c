@@ -101,14 +101,15 @@ static int heartbeat(struct worker *w, char *err, size_t errlen)
     return send_coord(w, &h, err, errlen);
 }
 
-/* Forward hook: trunk layer l is about to read its weights: let the open pull deliver them. */
-static void need_layer(void *ud, int l)
+/* Forward hook: rows [r0, r1) of trunk layer l are about to read their weights: let the open
+ * pull deliver them. */
+static void need_rows(void *ud, int l, int r0, int r1)
 {
     struct worker *w = ud;
     double t0 = ldn_now();
     if (w->push_rc == 0)
-        w->push_rc =
-            ldn_kv_wait_layer(w->kv, l, w->model->trunk->params, w->push_err, sizeof w->push_err);
+        w->push_rc = ldn_kv_wait_rows(w->kv, l, r0, r1, w->model->trunk->params, w->push_err,
+                                      sizeof w->push_err);
     w->wait_s += ldn_now() - t0;
 }
 
@@ -197,7 +198,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
     w->kv->idle = idle_heartbeat;
     w->kv->idle_ud = w;
     ldn_net_set_grad_hook(trunk, push_block, w, blocks);
-    ldn_net_set_forward_hook(trunk, need_layer, w);
+    ldn_net_set_forward_hook(trunk, need_rows, w);
     free(blocks);
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", job->rank);
