@@ -189,7 +189,7 @@ int main(int argc, char **argv)
             if (i == 1)
                 t0 = ldn_now(); /* the first step warms up connections and buffers */
             if (ldn_kv_pull_begin(kv, i + 1, err, sizeof err) ||
-                ldn_kv_push_range(kv, i, grad, 0, trunk->n_params, err, sizeof err) ||
+                ldn_kv_push_range(kv, i, grad, 0, trunk->n_params, NULL, err, sizeof err) ||
                 ldn_kv_pull_end(kv, trunk->params, err, sizeof err))
                 die("push/pull", err);
         }

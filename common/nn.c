@@ -181,7 +181,7 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
     net->n_params = off;
     net->max_batch = max_batch;
     net->params = calloc((size_t)off, sizeof(float));
-    net->grads = calloc((size_t)off, sizeof(float));
+    net->grads = net->own_grads = calloc((size_t)off, sizeof(float));
     if (!net->params || !net->grads)
         goto fail;
     for (int i = 0; i < net->n_layers; i++) {
@@ -227,7 +227,7 @@ void ldn_net_destroy(struct ldn_net **pnet)
     free(net->acts);
     free(net->layers);
     free(net->params);
-    free(net->grads);
+    free(net->own_grads);
     if (net->dbuf)
         for (int i = 0; i <= net->n_layers; i++)
             free(net->dbuf[i]);
@@ -235,6 +235,16 @@ void ldn_net_destroy(struct ldn_net **pnet)
     free(net->dz);
     free(net);
     *pnet = NULL;
+}
+
+void ldn_net_use_grads(struct ldn_net *net, float *grads)
+{
+    net->grads = grads ? grads : net->own_grads;
+    for (int i = 0; i < net->n_layers; i++) {
+        struct ldn_layer *l = &net->layers[i];
+        for (int k = 0; k < l->n_tensors; k++)
+            l->grad[k] = net->grads + l->tensors[k].offset;
+    }
 }
 
 void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud)

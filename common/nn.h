@@ -80,8 +80,9 @@ struct ldn_net {
     int n_layers;
     struct ldn_layer *layers;
     int64_t n_params;
-    float *params; /* [n_params], owned */
-    float *grads;  /* [n_params], owned */
+    float *params;    /* [n_params], owned */
+    float *grads;     /* [n_params], where backward writes (own_grads unless redirected) */
+    float *own_grads; /* [n_params], owned */
     int max_batch;
     float **acts; /* acts[i]: output of layer i, [max_batch, out_dim] */
     float **dbuf; /* dbuf[i]: dL/d(output of layer i-1), [max_batch, max width] (i >= 1) */
@@ -108,6 +109,11 @@ void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *
 /* Call fn(ud, i, r0, r1) before forward reads rows [r0, r1) of layer i, in blocks of the
  * layer's block_rows (set by ldn_net_set_grad_hook; whole layers otherwise). NULL to stop. */
 void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud);
+
+/* Make the next backward passes write their parameter gradients into grads[n_params]
+ * (borrowed; NULL returns to the net's own buffer). Lets a caller alternate two buffers
+ * while one is still being sent. */
+void ldn_net_use_grads(struct ldn_net *net, float *grads);
 
 /* Report parameter gradients block by block during backward: fn (NULL to stop) is called
  * for blocks of block_rows[i] rows of layer i (NULL or 0: whole layers). */

@@ -66,7 +66,7 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
 }
 
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
-                      char *err, size_t errlen)
+                      atomic_int *inflight, char *err, size_t errlen)
 {
     int k = ldn_chunk_find(kv->chunks, kv->n_chunks, lo);
     if (k < 0)
@@ -83,10 +83,9 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
         h.nframes = 1;
         h.lens[0] = (uint64_t)(c->hi - c->lo) * sizeof(float);
         const void *frames[1] = {grad + c->lo};
-        /* A copy: sending from the gradient buffer itself (zero-copy) was measured slower, as
-         * ZeroMQ's I/O thread on the other core then shares the lines the next backward
-         * pass overwrites. */
-        long sent = ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
+        long sent = inflight ? ldn_net_send_zc(kv->socks[c->server], NULL, 0, &h, frames, inflight,
+                                               err, errlen)
+                             : ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
         if (sent < 0)
             return (int)sent;
         kv->bytes_push += sent;
@@ -229,15 +228,15 @@ static int receive_until(struct ldn_kv *kv, const struct want *wt, float *params
     return LDN_OK;
 }
 
-int ldn_kv_wait_rows(struct ldn_kv *kv, int layer, int row_lo, int row_hi, float *params,
-                     char *err, size_t errlen)
+int ldn_kv_wait_rows(struct ldn_kv *kv, int layer, int row_lo, int row_hi, float *params, char *err,
+                     size_t errlen)
 {
     if (kv->pull_clock < 0)
         return LDN_OK;
     struct want wt = {0, 0};
-    while (wt.first < kv->n_chunks && (kv->chunks[wt.first].layer < layer ||
-                                       (kv->chunks[wt.first].layer == layer &&
-                                        kv->chunks[wt.first].row_hi <= row_lo)))
+    while (wt.first < kv->n_chunks &&
+           (kv->chunks[wt.first].layer < layer ||
+            (kv->chunks[wt.first].layer == layer && kv->chunks[wt.first].row_hi <= row_lo)))
         wt.first++;
     wt.last = wt.first;
     while (wt.last < kv->n_chunks && kv->chunks[wt.last].layer == layer &&

@@ -22,7 +22,7 @@ struct ldn_kv {
     int n_chunks;
     int *server_ranks;
     double timeout_s;
-    char *got; /* [n_chunks]: received in the open pull */
+    char *got;                      /* [n_chunks]: received in the open pull */
     int pull_left;                  /* chunks of the open pull still to come */
     int64_t pull_clock;             /* clock of the open pull, -1 when none */
     int64_t bytes_push, bytes_pull; /* cumulative, all parts */
@@ -40,9 +40,11 @@ struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n_servers,
 void ldn_kv_destroy(struct ldn_kv **kv);
 
 /* Push every chunk inside keys [lo, hi) of grad (the whole trunk's gradient vector) for
- * `step`; the values are copied before return. */
+ * `step`. With inflight == NULL the values are copied before return; otherwise ZeroMQ reads
+ * them later and *inflight counts the frames it still holds (ldn_net_wait_sent), and grad
+ * must not change until it is back to 0. */
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
-                      char *err, size_t errlen);
+                      atomic_int *inflight, char *err, size_t errlen);
 
 /* Tell every server that this worker has no gradient for `step` (its group sat it out). */
 int ldn_kv_clock(struct ldn_kv *kv, int64_t step, char *err, size_t errlen);
@@ -55,8 +57,8 @@ int ldn_kv_pull_end(struct ldn_kv *kv, float *params, char *err, size_t errlen);
 /* Receive chunks of the open pull until every chunk of trunk layer `layer` that holds rows
  * of [row_lo, row_hi) is in (a forward pass calls it block by block, so later blocks keep
  * arriving while earlier ones compute). Returns 0 at once when no pull is open. */
-int ldn_kv_wait_rows(struct ldn_kv *kv, int layer, int row_lo, int row_hi, float *params,
-                     char *err, size_t errlen);
+int ldn_kv_wait_rows(struct ldn_kv *kv, int layer, int row_lo, int row_hi, float *params, char *err,
+                     size_t errlen);
 
 /* pull_begin + pull_end. */
 int ldn_kv_pull(struct ldn_kv *kv, int64_t clock, float *params, char *err, size_t errlen);

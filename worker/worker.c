@@ -48,7 +48,11 @@ struct worker {
     double last_sent;   /* time of the last message to the coordinator */
     int64_t step;       /* the step being trained (for the push hook) */
     int64_t have_clock; /* clock of the trunk weights held (complete pull) */
-    int push_rc;        /* first error of the push hook */
+    /* Trunk gradients alternate between two buffers: ZeroMQ sends step s's from one (no
+     * copy) while step s + 1 writes the other. */
+    float *grad_buf[2];
+    atomic_int inflight[2];
+    int push_rc; /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
     int64_t bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
@@ -70,7 +74,11 @@ static void worker_free(struct worker *w)
     ldn_schedule_deinit(&w->sched);
     ldn_batch_buf_deinit(&w->buf);
     free(w->idx);
+    if (w->model) /* ZeroMQ may still read the gradient buffers */
+        for (int i = 0; i < 2; i++)
+            ldn_net_wait_sent(&w->inflight[i], w->cfg->timeout_s);
     ldn_kv_destroy(&w->kv);
+    free(w->grad_buf[1]);
     if (w->coord)
         zmq_close(w->coord);
 }
@@ -120,9 +128,10 @@ static void push_block(void *ud, int l, int r0, int r1)
     if (w->push_rc)
         return;
     const struct ldn_layer *ly = &w->model->trunk->layers[l];
-    w->push_rc = ldn_kv_push_range(
-        w->kv, w->step, w->model->trunk->grads, ly->offset + (int64_t)r0 * ly->row_len,
-        ly->offset + (int64_t)r1 * ly->row_len, w->push_err, sizeof w->push_err);
+    w->push_rc = ldn_kv_push_range(w->kv, w->step, w->model->trunk->grads,
+                                   ly->offset + (int64_t)r0 * ly->row_len,
+                                   ly->offset + (int64_t)r1 * ly->row_len,
+                                   &w->inflight[w->step & 1], w->push_err, sizeof w->push_err);
 }
 
 static int setup(struct worker *w, char *err, size_t errlen)
@@ -195,6 +204,9 @@ static int setup(struct worker *w, char *err, size_t errlen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int l = 0; l < trunk->n_layers; l++)
         blocks[l] = ldn_chunk_block_rows(&trunk->layers[l], (int64_t)cfg->chunk_kb * 1024);
+    w->grad_buf[0] = trunk->grads;
+    if (!(w->grad_buf[1] = malloc(sizeof(float) * (size_t)trunk->n_params)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     w->kv->idle = idle_heartbeat;
     w->kv->idle_ud = w;
     ldn_net_set_grad_hook(trunk, push_block, w, blocks);
@@ -317,6 +329,13 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
          * answer chunk by chunk as it applies them. */
         if ((rc = ldn_kv_pull_begin(w->kv, step + 1, err, errlen)))
             return rc;
+        /* This step's gradients go to the buffer step - 2 used: its sends are long done. */
+        if (ldn_net_wait_sent(&w->inflight[step & 1], cfg->timeout_s) != 0)
+            return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                            "worker %d: ZeroMQ did not finish sending step %lld's gradients "
+                            "within %.0f s (ps.timeout)",
+                            w->job->rank, (long long)(step - 2), cfg->timeout_s);
+        ldn_net_use_grads(trunk, w->grad_buf[step & 1]);
         int64_t ok = 0;
         double loss =
             ldn_model_loss_backward(w->model, t, z, b, (float)cfg->tasks[t].weight, &w->buf, &ok);
