@@ -6,6 +6,7 @@
 
 #include "data.h"
 #include "loss.h"
+#include "plan.h"
 #include "rng.h"
 #include "status.h"
 
@@ -25,6 +26,12 @@ struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, cons
     struct ldn_rng r;
     ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
     ldn_net_init(m->trunk, &r);
+    /* The trunk computes in the blocks its pushes and pulls travel in (ps.chunk_kb), in every
+     * trainer, so local and distributed runs do the same arithmetic. */
+    int blocks[LDN_MAX_LAYERS];
+    for (int l = 0; l < m->trunk->n_layers && l < LDN_MAX_LAYERS; l++)
+        blocks[l] = ldn_chunk_block_rows(&m->trunk->layers[l], (int64_t)cfg->chunk_kb * 1024);
+    ldn_net_set_blocks(m->trunk, blocks);
     for (int t = 0; t < cfg->n_tasks; t++) {
         const struct ldn_task_config *tc = &cfg->tasks[t];
         m->classes[t] = classes[t];

@@ -36,7 +36,7 @@ static void dense_forward(struct ldn_layer *l, const float *in, float *out, int 
     const float *w = l->tensors[0].data;
     const int64_t ld = l->row_len;
     /* out[B, rows] = in[B,in] * W[rows,in]^T, block by block when the weights arrive so */
-    int br = l->block_rows > 0 && l->weights_needed ? l->block_rows : l->out_dim;
+    int br = l->block_rows > 0 ? l->block_rows : l->out_dim;
     for (int r0 = 0; r0 < l->out_dim; r0 += br) {
         int r1 = r0 + br < l->out_dim ? r0 + br : l->out_dim;
         if (l->weights_needed)
@@ -98,7 +98,7 @@ static void dense_backward_params(struct ldn_layer *l, const float *in, const fl
     const int64_t ld = l->row_len;
     /* dW[rows, in] = dz[B, rows]^T * in[B, in], block by block so each block can be sent
      * while the next is computed */
-    int br = l->block_rows > 0 && l->grad_ready ? l->block_rows : l->out_dim;
+    int br = l->block_rows > 0 ? l->block_rows : l->out_dim;
     for (int r0 = 0; r0 < l->out_dim; r0 += br) {
         int r1 = r0 + br < l->out_dim ? r0 + br : l->out_dim;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, l->in_dim, batch, 1.0f,
@@ -255,14 +255,18 @@ void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, vo
     }
 }
 
-void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud,
-                           const int *block_rows)
+void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud)
 {
     for (int i = 0; i < net->n_layers; i++) {
         net->layers[i].grad_ready = fn;
         net->layers[i].grad_ud = ud;
-        net->layers[i].block_rows = block_rows ? block_rows[i] : 0;
     }
+}
+
+void ldn_net_set_blocks(struct ldn_net *net, const int *block_rows)
+{
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].block_rows = block_rows ? block_rows[i] : 0;
 }
 
 void ldn_net_init(struct ldn_net *net, struct ldn_rng *r)

@@ -106,8 +106,8 @@ const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch);
  * gradients bottom up (first layer first). Must follow ldn_net_forward on the same `in`. */
 void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch);
 
-/* Call fn(ud, i, r0, r1) before forward reads rows [r0, r1) of layer i, in blocks of the
- * layer's block_rows (set by ldn_net_set_grad_hook; whole layers otherwise). NULL to stop. */
+/* Call fn(ud, i, r0, r1) before forward reads rows [r0, r1) of layer i, block by block
+ * (ldn_net_set_blocks). NULL to stop. */
 void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud);
 
 /* Make the next backward passes write their parameter gradients into grads[n_params]
@@ -115,10 +115,14 @@ void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, vo
  * while one is still being sent. */
 void ldn_net_use_grads(struct ldn_net *net, float *grads);
 
+/* Compute layer i in blocks of block_rows[i] output rows (NULL or 0: whole layers), forward
+ * and backward. Results depend on the blocking (BLAS sums in another order), so every
+ * trainer that must agree bit for bit uses the same blocks (ldn_model_new sets them). */
+void ldn_net_set_blocks(struct ldn_net *net, const int *block_rows);
+
 /* Report parameter gradients block by block during backward: fn (NULL to stop) is called
- * for blocks of block_rows[i] rows of layer i (NULL or 0: whole layers). */
-void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud,
-                           const int *block_rows);
+ * once per block of each layer, as soon as its gradient is final. */
+void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud);
 
 /* Dense layer ops (exposed for tests and future layer kinds that wrap it). */
 extern const struct ldn_layer_ops ldn_dense_ops;

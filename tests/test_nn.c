@@ -259,7 +259,8 @@ static void test_gradient_blocks(void)
     fill_normal(da, 12, &r, 1.0);
     memcpy(db, da, sizeof da);
     int blocks[3] = {2, 3, 1};
-    ldn_net_set_grad_hook(b, on_rows, NULL, blocks);
+    ldn_net_set_blocks(b, blocks);
+    ldn_net_set_grad_hook(b, on_rows, NULL);
     ldn_net_set_forward_hook(b, on_forward, NULL);
     ldn_net_forward(a, x, 4);
     ldn_net_forward(b, x, 4);

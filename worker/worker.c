@@ -199,19 +199,13 @@ static int setup(struct worker *w, char *err, size_t errlen)
         return LDN_ERR_IO;
     /* Push each block of trunk gradient as soon as the backward pass has it. */
     struct ldn_net *trunk = w->model->trunk;
-    int *blocks = malloc(sizeof(int) * (size_t)trunk->n_layers);
-    if (!blocks)
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    for (int l = 0; l < trunk->n_layers; l++)
-        blocks[l] = ldn_chunk_block_rows(&trunk->layers[l], (int64_t)cfg->chunk_kb * 1024);
     w->grad_buf[0] = trunk->grads;
     if (!(w->grad_buf[1] = malloc(sizeof(float) * (size_t)trunk->n_params)))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     w->kv->idle = idle_heartbeat;
     w->kv->idle_ud = w;
-    ldn_net_set_grad_hook(trunk, push_block, w, blocks);
+    ldn_net_set_grad_hook(trunk, push_block, w);
     ldn_net_set_forward_hook(trunk, need_rows, w);
-    free(blocks);
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", job->rank);
     w->coord = zmq_socket(job->zctx, ZMQ_DEALER);

@@ -11,11 +11,11 @@ model: {trunk: [48, 32]}
 tasks: {task000: {}, task001: {weight: 0.5}, task002: {}}
 train: {epochs: 2, batch_size: 32, lr: 0.05, momentum: 0.9, log_every: 0,
         lr_schedule: cosine, warmup_steps: 10}
-ps: {servers: 1, consistency: bsp, timeout: 30}
+ps: {servers: 1, consistency: bsp, timeout: 30, chunk_kb: 4}
 YAML
 "$LADON" train --local "$tmp/c.yaml" 2>/dev/null
 for servers in 1 2; do
-  run_mpi $((2 + servers)) "$LADON" train "$tmp/c.yaml" ps.servers=$servers ps.chunk_kb=$((4 * servers)) \
+  run_mpi $((2 + servers)) "$LADON" train "$tmp/c.yaml" ps.servers=$servers \
     run.dir="$tmp/dist$servers" 2>"$tmp/log$servers" || { cat "$tmp/log$servers"; fail "dist run"; }
   "$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/dist$servers/trunk.f32" 1e-5 ||
     fail "trunk with $servers server(s) differs from the local trainer"
