@@ -1,4 +1,5 @@
 /* Distributed worker: step loop, head averaging in the group, push/pull, reports. */
+#define _POSIX_C_SOURCE 200809L
 #include "worker.h"
 
 #include <cblas.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "data.h"
 #include "fs.h"
@@ -225,11 +227,34 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
     if (w->gsize == 1)
         return 0;
     struct ldn_net *head = w->model->heads[t];
-    int rc =
-        MPI_Allreduce(MPI_IN_PLACE, head->grads, (int)head->n_params, MPI_FLOAT, MPI_SUM, w->comm);
-    if (rc != MPI_SUCCESS)
-        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "MPI_Allreduce of head '%s' failed",
-                        w->cfg->tasks[t].name);
+    /* Non-blocking, polled with a deadline: a stuck group member is reported by name instead
+     * of hanging this rank inside MPI; short sleeps once it takes long keep the core free. */
+    for (int64_t off = 0; off < head->n_params; off += INT_MAX) { /* MPI counts are int */
+        int64_t len = head->n_params - off < INT_MAX ? head->n_params - off : INT_MAX;
+        MPI_Request req;
+        if (MPI_Iallreduce(MPI_IN_PLACE, head->grads + off, (int)len, MPI_FLOAT, MPI_SUM, w->comm,
+                           &req) != MPI_SUCCESS)
+            return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "MPI_Iallreduce of head '%s' failed",
+                            w->cfg->tasks[t].name);
+        double start = ldn_now();
+        int done = 0;
+        while (!done) {
+            MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+            if (done)
+                break;
+            double waited = ldn_now() - start;
+            if (waited > w->cfg->timeout_s)
+                return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                                "worker %d: waited %.0f s for the head gradients of task %s from "
+                                "its group (worker ranks %d..%d, ps.timeout)",
+                                w->job->rank, w->cfg->timeout_s, w->cfg->tasks[t].name,
+                                w->group->ranks[0], w->group->ranks[w->group->n_ranks - 1]);
+            if (waited > 1e-3) {
+                struct timespec ts = {0, 50000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
     const float inv = 1.0f / (float)w->gsize;
     for (int64_t i = 0; i < head->n_params; i++)
         head->grads[i] *= inv;
