@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "status.h"
 
 struct ldn_codec_ctx {
@@ -492,4 +493,18 @@ int ldn_codec_decode_add(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc 
             dense[j] += alpha * vals[j];
     }
     return 0;
+}
+
+int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t seed,
+                               struct ldn_codec_desc *d)
+{
+    memset(d, 0, sizeof *d);
+    d->kind = (enum ldn_codec_kind)c->codec;
+    d->quant = (enum ldn_codec_quant)c->quant;
+    double ppm = c->ratio * 1e6;
+    d->ratio_ppm = ppm < 1 ? 1u : ppm > 1e6 ? 1000000u : (uint32_t)(ppm + 0.5);
+    d->chunk = (uint32_t)c->chunk;
+    d->levels = (uint32_t)c->levels;
+    d->seed = seed;
+    return !(d->kind == LDN_CODEC_DENSE && d->quant == LDN_QUANT_FP32);
 }

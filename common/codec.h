@@ -80,6 +80,12 @@ void ldn_codec_desc_pack(const struct ldn_codec_desc *d, uint64_t w[LDN_CODEC_DE
 /* Read a packed descriptor; 0 on success, LDN_ERR_FORMAT on unknown bits or invalid fields. */
 int ldn_codec_desc_unpack(const uint64_t w[LDN_CODEC_DESC_WORDS], struct ldn_codec_desc *d,
                           char *err, size_t errlen);
+struct ldn_compress_config;
+/* The descriptor of the config's compress section (seed: the run's seed). Returns 1 when the
+ * pushes are compressed, 0 for plain dense fp32 (d is still filled). */
+int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t seed,
+                               struct ldn_codec_desc *d);
+
 /* Short name of a kind or quantizer ("topk", "int8"...); never NULL. */
 const char *ldn_codec_kind_name(int kind);
 const char *ldn_codec_quant_name(int quant);

@@ -29,9 +29,10 @@
 /* ---------------------------------------------------------------------------------------------
  * Schema */
 
-enum sect { S_RUN, S_DATA, S_MODEL, S_TASKS, S_TRAIN, S_PS, N_SECT };
-static const char *const SECT_NAMES[N_SECT] = {"run", "data", "model", "tasks", "train", "ps"};
-#define ROOT_KEYS "run, data, model, tasks, train, ps"
+enum sect { S_RUN, S_DATA, S_MODEL, S_TASKS, S_TRAIN, S_PS, S_COMPRESS, N_SECT };
+static const char *const SECT_NAMES[N_SECT] = {"run",   "data", "model",   "tasks",
+                                               "train", "ps",   "compress"};
+#define ROOT_KEYS "run, data, model, tasks, train, ps, compress"
 
 enum ktype { T_STR, T_INT, T_I64, T_U64, T_DBL, T_BOOL, T_ENUM, T_LIST };
 enum { LO_EXCL = 1, HI_EXCL = 2, NO_HI = 4, REQUIRED = 8 };
@@ -41,6 +42,8 @@ static const char *const OPTIM_NAMES[] = {"sgd", "adam", "adamw", NULL};
 static const char *const LR_NAMES[] = {"constant", "step", "cosine", NULL};
 static const char *const SAMPLING_NAMES[] = {"power", "round_robin", NULL};
 static const char *const CONS_NAMES[] = {"bsp", "ssp", "async", NULL};
+static const char *const CODEC_NAMES[] = {"dense", "topk", "randomk", "threshold", NULL};
+static const char *const QUANT_NAMES[] = {"fp32", "fp16", "int8", "sign", "qsgd", NULL};
 
 _Static_assert(sizeof(enum ldn_optim_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ldn_consistency) == sizeof(int), "enums are stored as int");
@@ -107,6 +110,12 @@ static const struct key_def KEYS[] = {
     STR(S_PS, "interface", C(iface), LDN_NAME_MAX, 0, "auto"),
     NUM(S_PS, "chunk_kb", T_INT, C(chunk_kb), 0, 4, 1048576, "256"),
     NUM(S_PS, "record_clocks", T_BOOL, C(record_clocks), 0, 0, 0, "false"),
+    ENUM(S_COMPRESS, "codec", C(compress.codec), CODEC_NAMES, "dense"),
+    ENUM(S_COMPRESS, "quant", C(compress.quant), QUANT_NAMES, "fp32"),
+    NUM(S_COMPRESS, "ratio", T_DBL, C(compress.ratio), LO_EXCL, 0, 1, "0.01"),
+    NUM(S_COMPRESS, "chunk", T_INT, C(compress.chunk), 0, 1, 1048576, "256"),
+    NUM(S_COMPRESS, "levels", T_INT, C(compress.levels), 0, 1, 127, "16"),
+    NUM(S_COMPRESS, "error_feedback", T_BOOL, C(compress.error_feedback), 0, 0, 0, "true"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
 
@@ -1014,6 +1023,7 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     apply_defaults(S_MODEL, cfg);
     apply_defaults(S_TRAIN, cfg);
     apply_defaults(S_PS, cfg);
+    apply_defaults(S_COMPRESS, cfg);
     root = yaml_document_get_root_node(&c->doc); /* overrides may have moved the nodes */
     if ((rc = walk_root(c, root)) < 0 || (rc = finish(c)) < 0)
         return rc;

@@ -58,6 +58,16 @@ struct ldn_lr_config {
     double min_lr;         /* lr_min: for cosine, final learning rate (default 0) */
 };
 
+/* compress: how workers encode trunk-gradient pushes (common/codec.h, docs/codec.md). */
+struct ldn_compress_config {
+    int codec;    /* compress.codec: dense | topk | randomk | threshold (enum ldn_codec_kind) */
+    int quant;    /* compress.quant: fp32 | fp16 | int8 | sign | qsgd (enum ldn_codec_quant) */
+    double ratio; /* compress.ratio: fraction of elements sent by sparse codecs, (0, 1] */
+    int chunk;    /* compress.chunk: values per scale (int8, sign, qsgd) */
+    int levels;   /* compress.levels: qsgd levels */
+    bool error_feedback; /* compress.error_feedback: keep what was not sent (default true) */
+};
+
 struct ldn_config {
     char source[LDN_PATH_MAX]; /* the file it was read from */
 
@@ -100,6 +110,8 @@ struct ldn_config {
     int chunk_kb;                     /* ps.chunk_kb: size of one push/pull message (default 256) */
     bool record_clocks;               /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
                                          one line per served pull (default false) */
+
+    struct ldn_compress_config compress;
 
     char *resolved_yaml; /* the resolved config as YAML text (owned) */
 };

@@ -52,7 +52,9 @@ int ldn_wire_encode(const struct ldn_wire_hdr *h, char *buf, size_t cap)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &f, fixbuf_write);
     LDN_ASSERT(h->nframes <= LDN_WIRE_MAX_FRAMES && h->nvals <= LDN_WIRE_MAX_VALS);
-    size_t n = 9 + (h->nframes ? 1 : 0) + (h->nvals ? 1 : 0) + (h->msg[0] ? 1 : 0);
+    LDN_ASSERT(h->ncdesc <= LDN_WIRE_CDESC_WORDS);
+    size_t n =
+        9 + (h->nframes ? 1 : 0) + (h->nvals ? 1 : 0) + (h->msg[0] ? 1 : 0) + (h->ncdesc ? 1 : 0);
     int rc = msgpack_pack_map(&pk, n);
     pack_key(&pk, "v");
     rc |= msgpack_pack_uint32(&pk, h->version);
@@ -77,6 +79,12 @@ int ldn_wire_encode(const struct ldn_wire_hdr *h, char *buf, size_t cap)
         rc |= msgpack_pack_array(&pk, h->nframes);
         for (uint32_t i = 0; i < h->nframes; i++)
             rc |= msgpack_pack_uint64(&pk, h->lens[i]);
+    }
+    if (h->ncdesc) {
+        pack_key(&pk, "cd");
+        rc |= msgpack_pack_array(&pk, h->ncdesc);
+        for (uint32_t i = 0; i < h->ncdesc; i++)
+            rc |= msgpack_pack_uint64(&pk, h->cdesc[i]);
     }
     if (h->nvals) {
         pack_key(&pk, "vals");
@@ -173,6 +181,15 @@ static int decode_map(const msgpack_object *root, struct ldn_wire_hdr *h, char *
                 for (uint32_t j = 0; j < h->nframes && !bad; j++)
                     if (get_int(&v->via.array.ptr[j], 0, UINT64_MAX, NULL, &h->lens[j]))
                         bad = "lens";
+            }
+        } else if (key_is(k, "cd")) {
+            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > LDN_WIRE_CDESC_WORDS)
+                bad = "cd";
+            else {
+                h->ncdesc = v->via.array.size;
+                for (uint32_t j = 0; j < h->ncdesc && !bad; j++)
+                    if (get_int(&v->via.array.ptr[j], 0, UINT64_MAX, NULL, &h->cdesc[j]))
+                        bad = "cd";
             }
         } else if (key_is(k, "vals")) {
             if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > LDN_WIRE_MAX_VALS)

@@ -31,7 +31,17 @@ enum ldn_wire_op {
     LDN_OP_MAX_ = 10
 };
 
-enum ldn_codec_id { LDN_CODEC_DENSE_F32 = 0 };
+/* Payload codec of a push: raw float32, or a common/codec payload whose descriptor travels in
+ * the header's "cd" words. */
+enum ldn_codec_id { LDN_CODEC_DENSE_F32 = 0, LDN_CODEC_PACKED = 1 };
+#define LDN_WIRE_CDESC_WORDS 3
+
+/* The step a codec sees for the chunk starting at key lo of global step `step` (random-k
+ * derives its indices from it, so sender and receiver compute it the same way). */
+static inline uint64_t ldn_wire_codec_step(int64_t step, uint64_t lo)
+{
+    return (uint64_t)step * 0x9e3779b97f4a7c15ull ^ lo;
+}
 
 /* CONTROL commands (vals[0]); the phase arguments follow in vals[1..]. */
 enum ldn_control {
@@ -56,6 +66,8 @@ struct ldn_wire_hdr {
     int64_t step;     /* "step": clock / global step */
     uint64_t lo, hi;  /* "lo", "hi": key range [lo, hi) */
     uint32_t codec;   /* "codec": enum ldn_codec_id */
+    uint32_t ncdesc;  /* "cd": codec descriptor words (LDN_CODEC_PACKED) */
+    uint64_t cdesc[LDN_WIRE_CDESC_WORDS];
     uint32_t nframes; /* number of payload frames ("lens" array length) */
     uint64_t lens[LDN_WIRE_MAX_FRAMES];
     int32_t status;             /* "st": for ERROR */

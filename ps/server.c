@@ -44,6 +44,10 @@ struct ldn_server {
     int n_pending;            /* bsp: chunk pushes received for the open step */
     double pending_since;
     struct waiting_pull *waiting; /* [W] */
+    struct ldn_codec_desc desc;   /* the job's codec (packed pushes), when has_desc */
+    int has_desc;
+    uint64_t cdesc[LDN_CODEC_DESC_WORDS];
+    struct ldn_codec_ctx *codec;
     struct ldn_server_stats st;
 };
 
@@ -120,6 +124,14 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->o.init = NULL;
     s->o.chunks = NULL;
     s->o.worker_group_size = NULL;
+    if (o->desc) {
+        s->desc = *o->desc;
+        s->has_desc = 1;
+        ldn_codec_desc_pack(o->desc, s->cdesc);
+        if (!(s->codec = ldn_codec_ctx_new(o->desc->seed)))
+            goto nomem;
+    }
+    s->o.desc = NULL;
     return s;
 nomem:
     ldn_server_destroy(&s);
@@ -163,6 +175,7 @@ void ldn_server_destroy(struct ldn_server **ps)
     free(s->pushed);
     free(s->scale);
     free(s->waiting);
+    ldn_codec_ctx_destroy(&s->codec);
     free(s);
     *ps = NULL;
 }
@@ -344,7 +357,13 @@ static int reject(struct ldn_server *s, void *sock, struct ldn_msg *m, int statu
 static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char *why, size_t len)
 {
     const struct ldn_wire_hdr *h = &m->hdr;
-    if (h->codec != LDN_CODEC_DENSE_F32) {
+    if (h->codec == LDN_CODEC_PACKED) {
+        if (!s->has_desc || h->ncdesc != LDN_CODEC_DESC_WORDS ||
+            memcmp(h->cdesc, s->cdesc, sizeof s->cdesc) != 0) {
+            snprintf(why, len, "codec descriptor differs from this job's (compress.*)");
+            return -1;
+        }
+    } else if (h->codec != LDN_CODEC_DENSE_F32) {
         snprintf(why, len, "unknown codec %u", h->codec);
         return -1;
     }
@@ -359,6 +378,8 @@ static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char 
         return -1;
     }
     uint64_t bytes = (uint64_t)(s->chunks[k].hi - s->chunks[k].lo) * sizeof(float);
+    if (h->codec == LDN_CODEC_PACKED && m->nframes == 1)
+        return k; /* its length is checked by the decoder */
     if (m->nframes != 1 || h->lens[0] != bytes) {
         snprintf(why, len, "dense push of [%llu, %llu) needs 1 frame of %llu bytes",
                  (unsigned long long)h->lo, (unsigned long long)h->hi, (unsigned long long)bytes);
@@ -387,7 +408,20 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     int rc;
     float *g = (bsp ? s->pending[w] : s->acc) + c->lo;
     const int64_t len = c->hi - c->lo;
-    memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)len);
+    if (m->hdr.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
+        memset(g, 0, sizeof(float) * (size_t)len);
+        char cwhy[LDN_ERRLEN];
+        rc = ldn_codec_decode_add(s->codec, &s->desc,
+                                  ldn_wire_codec_step(m->hdr.step, (uint64_t)(s->o.lo + c->lo)),
+                                  zmq_msg_data(&m->frames[0]), zmq_msg_size(&m->frames[0]), len,
+                                  1.0f, g, cwhy, sizeof cwhy);
+        if (rc) {
+            snprintf(why, sizeof why, "payload of [%lld, %lld): %.150s",
+                     (long long)(s->o.lo + c->lo), (long long)(s->o.lo + c->hi), cwhy);
+            return reject(s, sock, m, LDN_ERR_FORMAT, why);
+        }
+    } else
+        memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)len);
     int64_t bad_at = first_non_finite(g, len);
     if (bad_at >= 0) {
         snprintf(why, sizeof why, "value at key %lld is not finite",

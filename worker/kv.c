@@ -61,8 +61,58 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     free(kv->socks);
     free(kv->server_ranks);
     free(kv->got);
+    ldn_codec_ctx_destroy(&kv->codec);
+    free(kv->residual);
+    free(kv->packed);
     free(kv);
     *pkv = NULL;
+}
+
+int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, int64_t trunk_keys,
+                     char *err, size_t errlen)
+{
+    int rc = ldn_codec_desc_check(d, err, errlen);
+    if (rc)
+        return rc;
+    kv->desc = *d;
+    ldn_codec_desc_pack(d, kv->cdesc);
+    int64_t biggest = 0;
+    for (int k = 0; k < kv->n_chunks; k++)
+        if (kv->chunks[k].hi - kv->chunks[k].lo > biggest)
+            biggest = kv->chunks[k].hi - kv->chunks[k].lo;
+    kv->packed_cap = ldn_codec_max_bytes(d, biggest);
+    kv->packed = malloc(kv->packed_cap);
+    kv->codec = ldn_codec_ctx_new(d->seed ^ (uint64_t)kv->rank);
+    kv->residual = ef ? calloc((size_t)trunk_keys, sizeof(float)) : NULL;
+    if (!kv->packed || !kv->codec || (ef && !kv->residual))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory for the codec",
+                        kv->rank);
+    kv->compressed = 1;
+    return LDN_OK;
+}
+
+/* Compress chunk c of grad and send it as one packed push. */
+static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t step,
+                        const float *grad, char *err, size_t errlen)
+{
+    size_t len = 0;
+    int rc = ldn_codec_compress(kv->codec, &kv->desc, ldn_wire_codec_step(step, (uint64_t)c->lo),
+                                grad + c->lo, kv->residual ? kv->residual + c->lo : NULL,
+                                c->hi - c->lo, kv->packed, kv->packed_cap, &len, err, errlen);
+    if (rc)
+        return rc;
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_PUSH, kv->rank);
+    h.step = step;
+    h.lo = (uint64_t)c->lo;
+    h.hi = (uint64_t)c->hi;
+    h.codec = LDN_CODEC_PACKED;
+    h.ncdesc = LDN_CODEC_DESC_WORDS;
+    memcpy(h.cdesc, kv->cdesc, sizeof kv->cdesc);
+    h.nframes = 1;
+    h.lens[0] = len;
+    const void *frames[1] = {kv->packed};
+    return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
 }
 
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
@@ -74,6 +124,13 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
                         kv->rank, (long long)lo);
     for (; k < kv->n_chunks && kv->chunks[k].hi <= hi; k++) {
         const struct ldn_chunk *c = &kv->chunks[k];
+        if (kv->compressed) {
+            long sent = push_packed(kv, c, step, grad, err, errlen);
+            if (sent < 0)
+                return (int)sent;
+            kv->bytes_push += sent;
+            continue;
+        }
         struct ldn_wire_hdr h;
         ldn_wire_hdr_init(&h, LDN_OP_PUSH, kv->rank);
         h.step = step;

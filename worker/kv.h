@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "net.h"
 #include "plan.h"
 
@@ -28,6 +29,14 @@ struct ldn_kv {
     int64_t bytes_push, bytes_pull; /* cumulative, all parts */
     int64_t last_version;           /* min over chunks of the version served by the last pull */
     void (*idle)(void *ud);         /* called about once a second while waiting (may be NULL) */
+    /* compressed pushes (ldn_kv_set_codec): */
+    int compressed;
+    struct ldn_codec_desc desc;
+    uint64_t cdesc[LDN_CODEC_DESC_WORDS];
+    struct ldn_codec_ctx *codec;
+    float *residual; /* [trunk keys], error feedback; NULL without */
+    uint8_t *packed; /* one encoded chunk */
+    size_t packed_cap;
     void *idle_ud;
 };
 
@@ -45,6 +54,11 @@ void ldn_kv_destroy(struct ldn_kv **kv);
  * must not change until it is back to 0. */
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
                       atomic_int *inflight, char *err, size_t errlen);
+
+/* Compress every following push with d (error feedback when ef): allocates a residual of
+ * trunk_keys floats and the encoding buffers. Returns 0 or a negative status with err. */
+int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, int64_t trunk_keys,
+                     char *err, size_t errlen);
 
 /* Tell every server that this worker has no gradient for `step` (its group sat it out). */
 int ldn_kv_clock(struct ldn_kv *kv, int64_t step, char *err, size_t errlen);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec.h"
 #include "data.h"
 #include "fs.h"
 #include "kv.h"
@@ -199,8 +200,12 @@ static int setup(struct worker *w, char *err, size_t errlen)
                        job->ranges, job->chunks, job->n_chunks, cfg->timeout_s, err, errlen);
     if (!w->kv)
         return LDN_ERR_IO;
-    /* Push each block of trunk gradient as soon as the backward pass has it. */
     struct ldn_net *trunk = w->model->trunk;
+    struct ldn_codec_desc desc;
+    if (ldn_codec_desc_from_config(&cfg->compress, cfg->seed, &desc) &&
+        ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err, errlen))
+        return LDN_ERR_CONFIG;
+    /* Push each block of trunk gradient as soon as the backward pass has it. */
     w->grad_buf[0] = trunk->grads;
     if (!(w->grad_buf[1] = malloc(sizeof(float) * (size_t)trunk->n_params)))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");

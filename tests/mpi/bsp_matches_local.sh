@@ -24,4 +24,10 @@ for servers in 1 2; do
   diff <(strip "$tmp/local/metrics.jsonl") <(strip "$tmp/dist$servers/metrics.jsonl") ||
     fail "metrics with $servers server(s) differ from the local trainer"
 done
+# The compressed path with nothing dropped (top-k of everything, fp32, error feedback) is
+# still exact: encode, decode and the residual round trip without rounding.
+run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=1 \
+  run.dir="$tmp/packed" 2>"$tmp/logp" || { cat "$tmp/logp"; fail "packed dist run"; }
+"$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/packed/trunk.f32" 1e-5 ||
+  fail "trunk through the codec path differs from the local trainer"
 echo "bsp matches local: ok"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "codec.h"
 #include "config.h"
 #include "net.h"
 #include "server.h"
@@ -31,6 +32,18 @@ static int failures;
 
 static const char *YAML = "data: {dir: d}\nmodel: {trunk: [8]}\ntasks: {a: {}}\n"
                           "train: {lr: 0.05, momentum: 0.9}\nps: {consistency: bsp, timeout: 20}\n";
+
+/* The codec the fuzzed server runs with: top-k 1% of int8 values. */
+static struct ldn_codec_desc fuzz_desc(void)
+{
+    struct ldn_codec_desc d = {.kind = LDN_CODEC_TOPK,
+                               .quant = LDN_QUANT_INT8,
+                               .ratio_ppm = 10000,
+                               .chunk = 256,
+                               .levels = 16,
+                               .seed = 1};
+    return d;
+}
 
 /* Send raw parts (NULL-terminated list of (ptr, len) pairs). */
 static void send_parts(void *sock, int n, const void *const *p, const size_t *len)
@@ -244,8 +257,41 @@ static int client(const char *endpoint)
         send_parts(w, 7, p, l);
         bad += expect_error(w, "too many frames");
     }
+    { /* packed push with another job's codec descriptor */
+        struct ldn_codec_desc d = fuzz_desc();
+        d.ratio_ppm = 20000;
+        push_hdr(&h, 0, 0, N, 16);
+        h.codec = LDN_CODEC_PACKED;
+        h.ncdesc = LDN_CODEC_DESC_WORDS;
+        ldn_codec_desc_pack(&d, h.cdesc);
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, grad};
+        size_t l[] = {(size_t)n, 16};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "foreign codec descriptor");
+    }
+    { /* the job's descriptor, but a payload cut short */
+        struct ldn_codec_desc d = fuzz_desc();
+        struct ldn_codec_ctx *cc = ldn_codec_ctx_new(1);
+        static uint8_t packed[N * 8];
+        size_t plen = 0;
+        char cerr[LDN_ERRLEN];
+        CHECK(ldn_codec_compress(cc, &d, ldn_wire_codec_step(0, 0), grad, NULL, N, packed,
+                                 sizeof packed, &plen, cerr, sizeof cerr) == 0,
+              "compress: %s", cerr);
+        ldn_codec_ctx_destroy(&cc);
+        push_hdr(&h, 0, 0, N, plen - 3);
+        h.codec = LDN_CODEC_PACKED;
+        h.ncdesc = LDN_CODEC_DESC_WORDS;
+        ldn_codec_desc_pack(&d, h.cdesc);
+        int n = ldn_wire_encode(&h, buf, sizeof buf);
+        const void *p[] = {buf, packed};
+        size_t l[] = {(size_t)n, plen - 3};
+        send_parts(w, 2, p, l);
+        bad += expect_error(w, "truncated codec payload");
+    }
     printf("%d malformed messages answered with an error\n", bad);
-    CHECK(bad == 16, "expected 16 errors, got %d", bad);
+    CHECK(bad == 18, "expected 18 errors, got %d", bad);
 
     pull(w, 0, after);
     CHECK(memcmp(before, after, sizeof before) == 0, "weights changed by rejected messages");
@@ -336,6 +382,8 @@ int main(void)
                                     .worker_ranks = workers,
                                     .chunks = &chunk,
                                     .n_chunks = 1};
+        struct ldn_codec_desc desc = fuzz_desc();
+        o.desc = &desc;
         struct ldn_server *s = cfg ? ldn_server_new(&o, err, sizeof err) : NULL;
         void *ctx = zmq_ctx_new();
         void *router = zmq_socket(ctx, ZMQ_ROUTER);
