@@ -39,9 +39,12 @@ int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r)
     fprintf(f,
             ",\"step\":%lld,\"epoch\":%.4f,\"loss\":%.6g,\"accuracy\":%.6f,\"test_rows\":%lld"
             ",\"train_loss\":%.6g,\"train_accuracy\":%.6f,\"samples_per_s\":%.1f,\"lr\":%.6g"
-            ",\"elapsed_s\":%.3f,\"push_bytes_per_step\":%.1f,\"pull_bytes_per_step\":%.1f}\n",
+            ",\"elapsed_s\":%.3f,\"push_bytes_per_step\":%.1f,\"pull_bytes_per_step\":%.1f"
+            ",\"compression_ratio\":%.2f,\"residual_norm\":%.6g}\n",
             (long long)r->step, r->epoch, r->loss, r->accuracy, (long long)r->test_rows,
             r->train_loss, r->train_accuracy, r->samples_per_s, r->lr, r->elapsed_s,
-            r->push_bytes_per_step, r->pull_bytes_per_step);
+            r->push_bytes_per_step, r->pull_bytes_per_step,
+            r->push_bytes_per_step > 0 ? r->dense_bytes_per_step / r->push_bytes_per_step : 1.0,
+            r->residual_norm);
     return fflush(f) == 0 && !ferror(f) ? LDN_OK : LDN_ERR_IO;
 }

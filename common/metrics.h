@@ -19,6 +19,8 @@ struct ldn_eval_record {
     double elapsed_s;           /* wall time since training started */
     double push_bytes_per_step; /* per worker and step, all parts (0 in local training) */
     double pull_bytes_per_step;
+    double dense_bytes_per_step; /* what the pushes would weigh as dense fp32 payloads */
+    double residual_norm;        /* mean over workers of ||error-feedback residual||_2 */
 };
 
 /* Open RUN_DIR/metrics.jsonl for writing (truncating when fresh, appending when append != 0).

@@ -54,7 +54,8 @@ enum ldn_control {
 /* REPORT kinds (vals[0]); the layouts are in docs/wire.md. */
 enum ldn_report {
     LDN_REP_PROGRESS = 0, /* [kind, step, samples, loss_sum, correct, bytes_push, bytes_pull,
-                             staleness_sum, pulls, compute_s, wait_s] for task `task` */
+                             staleness_sum, pulls, compute_s, wait_s, residual_norm, bytes_dense]
+                             for task `task` */
     LDN_REP_EVAL = 1      /* [kind, step, loss_sum, correct, rows] for task `task` */
 };
 

@@ -47,8 +47,9 @@ struct coord {
     /* totals since the start */
     double t_start, train_time, phase_start;
     int64_t samples;
-    double bytes_push, bytes_pull, worker_steps;
+    double bytes_push, bytes_pull, bytes_dense, worker_steps;
     double last_push_per_step, last_pull_per_step;
+    double *residual_sum; /* [world]: last residual norm reported by each worker */
     FILE *metrics;
     int tty;
     const char *phase;
@@ -169,6 +170,7 @@ static void on_progress(struct coord *c, const struct ldn_wire_hdr *h)
     c->samples += (int64_t)v[2];
     c->bytes_push += v[5];
     c->bytes_pull += v[6];
+    c->bytes_dense += v[12];
     struct mark *m = &c->ring[(step / (c->cfg->log_every > 0 ? c->cfg->log_every : 1)) % RING];
     if (m->step != step) {
         if (m->count > 0) /* a lagging mark overwritten: print what it had */
@@ -184,6 +186,8 @@ static void on_progress(struct coord *c, const struct ldn_wire_hdr *h)
     m->pulls += v[8];
     m->compute_s += v[9];
     m->wait_s += v[10];
+    if (v[11] > 0) /* workers with a residual report it in their first task's line */
+        c->residual_sum[h->from] = v[11];
     if (m->count == c->H) {
         print_mark(c, m);
         m->count = 0;
@@ -207,7 +211,7 @@ static int report_ok(const struct coord *c, const struct ldn_wire_hdr *h)
     if (h->vals[1] > (double)c->job->total_steps)
         return 0;
     int kind = (int)h->vals[0];
-    return (kind == LDN_REP_PROGRESS && h->nvals >= 11) || (kind == LDN_REP_EVAL && h->nvals >= 5);
+    return (kind == LDN_REP_PROGRESS && h->nvals >= 13) || (kind == LDN_REP_EVAL && h->nvals >= 5);
 }
 
 /* Wait until every worker has answered DONE for this phase, handling reports meanwhile. */
@@ -283,6 +287,15 @@ static int phase_train(struct coord *c, int64_t from, int64_t to, char *err, siz
     return rc;
 }
 
+/* Mean over workers of the last residual norm they reported. */
+static double mean_residual(const struct coord *c)
+{
+    double s = 0;
+    for (int r = 0; r < c->job->world; r++)
+        s += c->residual_sum[r];
+    return c->W > 0 ? s / c->W : 0;
+}
+
 static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
 {
     c->phase = "eval";
@@ -317,7 +330,9 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
             .lr = lr,
             .elapsed_s = ldn_now() - c->t_start,
             .push_bytes_per_step = c->worker_steps > 0 ? c->bytes_push / c->worker_steps : 0,
-            .pull_bytes_per_step = c->worker_steps > 0 ? c->bytes_pull / c->worker_steps : 0};
+            .pull_bytes_per_step = c->worker_steps > 0 ? c->bytes_pull / c->worker_steps : 0,
+            .dense_bytes_per_step = c->worker_steps > 0 ? c->bytes_dense / c->worker_steps : 0,
+            .residual_norm = mean_residual(c)};
         if (ldn_metrics_write(c->metrics, &rec) != 0)
             return ldn_fail(err, errlen, LDN_ERR_IO, "metrics: write to %s/metrics.jsonl failed",
                             cfg->run_dir);
@@ -509,8 +524,9 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     c.last_step = calloc((size_t)job->world, sizeof *c.last_step);
     c.train_acc = calloc((size_t)cfg->n_tasks, sizeof *c.train_acc);
     c.eval_acc = calloc((size_t)cfg->n_tasks, sizeof *c.eval_acc);
+    c.residual_sum = calloc((size_t)job->world, sizeof *c.residual_sum);
     int rc = 0;
-    if (!c.last_seen || !c.last_step || !c.train_acc || !c.eval_acc)
+    if (!c.last_seen || !c.last_step || !c.train_acc || !c.eval_acc || !c.residual_sum)
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < RING; i++)
         c.ring[i].step = -1;
@@ -558,5 +574,6 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     free(c.last_step);
     free(c.train_acc);
     free(c.eval_acc);
+    free(c.residual_sum);
     return rc;
 }

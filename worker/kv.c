@@ -124,6 +124,7 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
                         kv->rank, (long long)lo);
     for (; k < kv->n_chunks && kv->chunks[k].hi <= hi; k++) {
         const struct ldn_chunk *c = &kv->chunks[k];
+        kv->bytes_dense += (c->hi - c->lo) * (int64_t)sizeof(float);
         if (kv->compressed) {
             long sent = push_packed(kv, c, step, grad, err, errlen);
             if (sent < 0)

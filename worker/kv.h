@@ -27,6 +27,7 @@ struct ldn_kv {
     int pull_left;                  /* chunks of the open pull still to come */
     int64_t pull_clock;             /* clock of the open pull, -1 when none */
     int64_t bytes_push, bytes_pull; /* cumulative, all parts */
+    int64_t bytes_dense;            /* what the pushed chunks weigh as dense fp32 */
     int64_t last_version;           /* min over chunks of the version served by the last pull */
     void (*idle)(void *ud);         /* called about once a second while waiting (may be NULL) */
     /* compressed pushes (ldn_kv_set_codec): */

@@ -58,7 +58,7 @@ struct worker {
     int push_rc; /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
-    int64_t bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
+    int64_t bytes_dense_mark, bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
     double compute_s, wait_s;
 };
 
@@ -266,6 +266,18 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
     return 0;
 }
 
+/* L2 norm of the error-feedback residual (0 without compression or error feedback). */
+static double residual_norm(const struct worker *w)
+{
+    const float *r = w->kv->residual;
+    if (!r)
+        return 0.0;
+    double s = 0.0;
+    for (int64_t i = 0; i < w->model->trunk->n_params; i++)
+        s += (double)r[i] * r[i];
+    return sqrt(s);
+}
+
 static int send_progress(struct worker *w, int64_t step, char *err, size_t errlen)
 {
     for (int i = 0; i < w->n; i++) {
@@ -285,7 +297,9 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
                       first ? (double)w->staleness_sum : 0.0,
                       first ? (double)w->pulls : 0.0,
                       first ? w->compute_s : 0.0,
-                      first ? w->wait_s : 0.0};
+                      first ? w->wait_s : 0.0,
+                      first ? residual_norm(w) : 0.0,
+                      first ? (double)(w->kv->bytes_dense - w->bytes_dense_mark) : 0.0};
         h.nvals = LDN_ARRAY_LEN(v);
         memcpy(h.vals, v, sizeof v);
         int rc = send_coord(w, &h, err, errlen);
@@ -295,6 +309,7 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
         wt->correct = wt->seen = 0;
     }
     w->bytes_push_mark = w->kv->bytes_push;
+    w->bytes_dense_mark = w->kv->bytes_dense;
     w->bytes_pull_mark = w->kv->bytes_pull;
     w->staleness_sum = w->pulls = 0;
     w->compute_s = w->wait_s = 0;
