@@ -2,6 +2,7 @@
 #include "codec.h"
 #include "codec_priv.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -507,4 +508,20 @@ int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t see
     d->levels = (uint32_t)c->levels;
     d->seed = seed;
     return !(d->kind == LDN_CODEC_DENSE && d->quant == LDN_QUANT_FP32);
+}
+
+void ldn_codec_desc_at(const struct ldn_compress_config *c, uint64_t seed, int64_t step,
+                       int64_t steps_per_epoch, struct ldn_codec_desc *d)
+{
+    ldn_codec_desc_from_config(c, seed, d);
+    if (c->warmup_epochs <= 0 || steps_per_epoch <= 0)
+        return;
+    double epoch = (double)step / (double)steps_per_epoch;
+    if (epoch >= c->warmup_epochs)
+        return;
+    double ratio = pow(0.25, floor(epoch) + 1.0);
+    if (ratio > c->ratio) {
+        double ppm = ratio * 1e6;
+        d->ratio_ppm = ppm > 1e6 ? 1000000u : (uint32_t)(ppm + 0.5);
+    }
 }

@@ -86,6 +86,12 @@ struct ldn_compress_config;
 int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t seed,
                                struct ldn_codec_desc *d);
 
+/* The descriptor in force at global step `step` (epochs of steps_per_epoch steps): during
+ * compress.warmup_epochs the sparse ratio is max(ratio, 0.25^(epoch + 1)) (DGC warm-up:
+ * 75%, 93.75%, 98.4%... of the elements dropped), then `ratio`. Both ends call it. */
+void ldn_codec_desc_at(const struct ldn_compress_config *c, uint64_t seed, int64_t step,
+                       int64_t steps_per_epoch, struct ldn_codec_desc *d);
+
 /* Short name of a kind or quantizer ("topk", "int8"...); never NULL. */
 const char *ldn_codec_kind_name(int kind);
 const char *ldn_codec_quant_name(int quant);

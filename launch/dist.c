@@ -7,7 +7,6 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "codec.h"
 #include "config.h"
 #include "coordinator.h"
 #include "data.h"
@@ -129,10 +128,7 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
             return ldn_fail(err, errlen, LDN_ERR_IO, "ps %d: cannot write %s", job->rank, path);
         }
     }
-    struct ldn_codec_desc desc;
-    int packed = ldn_codec_desc_from_config(&job->cfg->compress, job->cfg->seed, &desc);
     struct ldn_server_opts o = {.rank = job->rank,
-                                .desc = packed ? &desc : NULL,
                                 .lo = r->lo,
                                 .hi = r->hi,
                                 .init = trunk->params + r->lo,

@@ -46,7 +46,6 @@ struct ldn_server {
     struct waiting_pull *waiting; /* [W] */
     struct ldn_codec_desc desc;   /* the job's codec (packed pushes), when has_desc */
     int has_desc;
-    uint64_t cdesc[LDN_CODEC_DESC_WORDS];
     struct ldn_codec_ctx *codec;
     struct ldn_server_stats st;
 };
@@ -124,14 +123,10 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->o.init = NULL;
     s->o.chunks = NULL;
     s->o.worker_group_size = NULL;
-    if (o->desc) {
-        s->desc = *o->desc;
-        s->has_desc = 1;
-        ldn_codec_desc_pack(o->desc, s->cdesc);
-        if (!(s->codec = ldn_codec_ctx_new(o->desc->seed)))
-            goto nomem;
-    }
-    s->o.desc = NULL;
+    /* compress.*: packed pushes are accepted with the job's descriptor of their step */
+    s->has_desc = ldn_codec_desc_from_config(&o->cfg->compress, o->cfg->seed, &s->desc);
+    if (s->has_desc && !(s->codec = ldn_codec_ctx_new(s->desc.seed)))
+        goto nomem;
     return s;
 nomem:
     ldn_server_destroy(&s);
@@ -358,8 +353,14 @@ static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char 
 {
     const struct ldn_wire_hdr *h = &m->hdr;
     if (h->codec == LDN_CODEC_PACKED) {
+        uint64_t want[LDN_CODEC_DESC_WORDS];
+        if (s->has_desc) { /* the job's codec as of this step (DGC warm-up changes the ratio) */
+            struct ldn_codec_desc d;
+            ldn_codec_desc_at(&s->cfg->compress, s->cfg->seed, h->step, s->o.steps_per_epoch, &d);
+            ldn_codec_desc_pack(&d, want);
+        }
         if (!s->has_desc || h->ncdesc != LDN_CODEC_DESC_WORDS ||
-            memcmp(h->cdesc, s->cdesc, sizeof s->cdesc) != 0) {
+            memcmp(h->cdesc, want, sizeof want) != 0) {
             snprintf(why, len, "codec descriptor differs from this job's (compress.*)");
             return -1;
         }
@@ -411,7 +412,9 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     if (m->hdr.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
         memset(g, 0, sizeof(float) * (size_t)len);
         char cwhy[LDN_ERRLEN];
-        rc = ldn_codec_decode_add(s->codec, &s->desc,
+        struct ldn_codec_desc d; /* equal to the step's descriptor: checked in push_chunk */
+        ldn_codec_desc_unpack(m->hdr.cdesc, &d, NULL, 0);
+        rc = ldn_codec_decode_add(s->codec, &d,
                                   ldn_wire_codec_step(m->hdr.step, (uint64_t)(s->o.lo + c->lo)),
                                   zmq_msg_data(&m->frames[0]), zmq_msg_size(&m->frames[0]), len,
                                   1.0f, g, cwhy, sizeof cwhy);

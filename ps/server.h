@@ -25,11 +25,10 @@ struct ldn_server_opts {
     const struct ldn_config *cfg;
     int64_t total_steps, steps_per_epoch;
     int n_workers;
-    const int *worker_ranks;           /* ascending */
-    const int *worker_group_size;      /* [n_workers]: workers in that worker's task group */
-    FILE *clock_log;                   /* optional: one line per served pull (see docs/wire.md) */
-    const struct ldn_codec_desc *desc; /* compressed pushes accepted (NULL: dense only) */
-    const struct ldn_chunk *chunks;    /* the job's chunk table (all servers), borrowed */
+    const int *worker_ranks;        /* ascending */
+    const int *worker_group_size;   /* [n_workers]: workers in that worker's task group */
+    FILE *clock_log;                /* optional: one line per served pull (see docs/wire.md) */
+    const struct ldn_chunk *chunks; /* the job's chunk table (all servers), borrowed */
     int n_chunks;
 };
 

@@ -68,6 +68,13 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     *pkv = NULL;
 }
 
+void ldn_kv_use_desc(struct ldn_kv *kv, const struct ldn_codec_desc *d)
+{
+    LDN_ASSERT(d->ratio_ppm <= kv->max_ratio_ppm);
+    kv->desc = *d;
+    ldn_codec_desc_pack(d, kv->cdesc);
+}
+
 int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, int64_t trunk_keys,
                      char *err, size_t errlen)
 {
@@ -75,6 +82,7 @@ int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, 
     if (rc)
         return rc;
     kv->desc = *d;
+    kv->max_ratio_ppm = d->ratio_ppm;
     ldn_codec_desc_pack(d, kv->cdesc);
     int64_t biggest = 0;
     for (int k = 0; k < kv->n_chunks; k++)

@@ -32,7 +32,8 @@ struct ldn_kv {
     void (*idle)(void *ud);         /* called about once a second while waiting (may be NULL) */
     /* compressed pushes (ldn_kv_set_codec): */
     int compressed;
-    struct ldn_codec_desc desc;
+    struct ldn_codec_desc desc; /* in force for the next pushes */
+    uint32_t max_ratio_ppm;     /* the buffers fit descriptors up to this ratio */
     uint64_t cdesc[LDN_CODEC_DESC_WORDS];
     struct ldn_codec_ctx *codec;
     float *residual; /* [trunk keys], error feedback; NULL without */
@@ -56,10 +57,13 @@ void ldn_kv_destroy(struct ldn_kv **kv);
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
                       atomic_int *inflight, char *err, size_t errlen);
 
-/* Compress every following push with d (error feedback when ef): allocates a residual of
- * trunk_keys floats and the encoding buffers. Returns 0 or a negative status with err. */
-int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, int64_t trunk_keys,
-                     char *err, size_t errlen);
+/* Compress every following push (error feedback when ef): allocates a residual of trunk_keys
+ * floats and encoding buffers large enough for any descriptor of `biggest`'s kind and
+ * quantizer with a ratio up to biggest->ratio_ppm. Returns 0 or a negative status with err. */
+int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *biggest, int ef,
+                     int64_t trunk_keys, char *err, size_t errlen);
+/* The descriptor for the next pushes (same kind and quantizer, ratio <= the biggest). */
+void ldn_kv_use_desc(struct ldn_kv *kv, const struct ldn_codec_desc *d);
 
 /* Tell every server that this worker has no gradient for `step` (its group sat it out). */
 int ldn_kv_clock(struct ldn_kv *kv, int64_t step, char *err, size_t errlen);

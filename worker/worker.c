@@ -201,10 +201,13 @@ static int setup(struct worker *w, char *err, size_t errlen)
     if (!w->kv)
         return LDN_ERR_IO;
     struct ldn_net *trunk = w->model->trunk;
-    struct ldn_codec_desc desc;
-    if (ldn_codec_desc_from_config(&cfg->compress, cfg->seed, &desc) &&
-        ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err, errlen))
-        return LDN_ERR_CONFIG;
+    struct ldn_codec_desc desc; /* the warm-up's first epoch sends the most */
+    if (ldn_codec_desc_from_config(&cfg->compress, cfg->seed, &desc)) {
+        ldn_codec_desc_at(&cfg->compress, cfg->seed, 0, job->steps_per_epoch, &desc);
+        if (ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err,
+                             errlen))
+            return LDN_ERR_CONFIG;
+    }
     /* Push each block of trunk gradient as soon as the backward pass has it. */
     w->grad_buf[0] = trunk->grads;
     if (!(w->grad_buf[1] = malloc(sizeof(float) * (size_t)trunk->n_params)))
@@ -375,6 +378,11 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
                             "within %.0f s (ps.timeout)",
                             w->job->rank, (long long)(step - 2), cfg->timeout_s);
         ldn_net_use_grads(trunk, w->grad_buf[step & 1]);
+        if (w->kv->compressed) {
+            struct ldn_codec_desc d;
+            ldn_codec_desc_at(&cfg->compress, cfg->seed, step, w->job->steps_per_epoch, &d);
+            ldn_kv_use_desc(w->kv, &d);
+        }
         int64_t ok = 0;
         double loss =
             ldn_model_loss_backward(w->model, t, z, b, (float)cfg->tasks[t].weight, &w->buf, &ok);

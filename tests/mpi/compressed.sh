@@ -26,4 +26,19 @@ for t in task000 task001; do
   awk -v d="$ad" -v c="$at" 'BEGIN { exit !(c > 0.6 && c > d - 0.05) }' ||
     fail "$t: top-k accuracy $at against dense $ad"
 done
+# DGC warm-up: the ratio changes every epoch, and worker and servers agree on it step by step
+# (a mismatch would be rejected as a foreign descriptor and fail the run).
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/warm" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.warmup_epochs=3 2>"$tmp/log" ||
+  { cat "$tmp/log"; fail "warm-up run"; }
+! grep -q "rejected push" "$tmp/log" || { grep "rejected push" "$tmp/log" | head -3; fail "pushes rejected"; }
+first=$(sed -n '1s/.*"push_bytes_per_step":\([0-9.]*\).*/\1/p' "$tmp/warm/metrics.jsonl")
+last=$(push "$tmp/warm")
+echo "warm-up: push bytes per step after epoch 1 $first, overall $last"
+awk -v f="$first" -v p="$pt" 'BEGIN { exit !(f > 5 * p) }' ||
+  fail "the first warm-up epoch should push far more than 1% ($first vs $pt)"
+for t in task000 task001; do
+  a=$(last_acc "$tmp/warm" $t)
+  awk -v a="$a" 'BEGIN { exit !(a > 0.6) }' || fail "warm-up: $t accuracy $a"
+done
 echo "compressed pushes: ok"
