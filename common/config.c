@@ -117,6 +117,8 @@ static const struct key_def KEYS[] = {
     NUM(S_COMPRESS, "levels", T_INT, C(compress.levels), 0, 1, 127, "16"),
     NUM(S_COMPRESS, "error_feedback", T_BOOL, C(compress.error_feedback), 0, 0, 0, "true"),
     NUM(S_COMPRESS, "warmup_epochs", T_DBL, C(compress.warmup_epochs), NO_HI, 0, 0, "0"),
+    NUM(S_COMPRESS, "momentum_correction", T_BOOL, C(compress.momentum_correction), 0, 0, 0,
+        "false"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
 

@@ -65,9 +65,11 @@ struct ldn_compress_config {
     double ratio; /* compress.ratio: fraction of elements sent by sparse codecs, (0, 1] */
     int chunk;    /* compress.chunk: values per scale (int8, sign, qsgd) */
     int levels;   /* compress.levels: qsgd levels */
-    bool error_feedback;  /* compress.error_feedback: keep what was not sent (default true) */
-    double warmup_epochs; /* compress.warmup_epochs: DGC warm-up, the sent ratio falls from
-                             0.25 by x0.25 per epoch to `ratio` over this many epochs */
+    bool error_feedback;      /* compress.error_feedback: keep what was not sent (default true) */
+    double warmup_epochs;     /* compress.warmup_epochs: DGC warm-up, the sent ratio falls from
+                                 0.25 by x0.25 per epoch to `ratio` over this many epochs */
+    bool momentum_correction; /* compress.momentum_correction: DGC; workers keep the momentum
+                                 (train.momentum) and mask it where sent; servers apply plain SGD */
 };
 
 struct ldn_config {

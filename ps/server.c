@@ -85,7 +85,14 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     const size_t W = (size_t)s->W, C = (size_t)s->C;
     s->params = malloc(sizeof(float) * (size_t)s->n);
     s->acc = malloc(sizeof(float) * (size_t)s->n);
-    s->opt = ldn_optim_new(&o->cfg->optim, s->n);
+    struct ldn_optim_config oc = o->cfg->optim;
+    struct ldn_codec_desc cd;
+    if (o->cfg->compress.momentum_correction && oc.kind == LDN_OPTIM_SGD &&
+        ldn_codec_desc_from_config(&o->cfg->compress, o->cfg->seed, &cd)) {
+        oc.momentum = 0.0; /* the workers keep the momentum (DGC momentum correction) */
+        oc.nesterov = false;
+    }
+    s->opt = ldn_optim_new(&oc, s->n);
     s->ranks = malloc(sizeof(int) * W);
     s->chunks = malloc(sizeof *s->chunks * C);
     s->version = calloc(C, sizeof *s->version);

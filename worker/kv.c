@@ -63,6 +63,7 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     free(kv->got);
     ldn_codec_ctx_destroy(&kv->codec);
     free(kv->residual);
+    free(kv->velocity);
     free(kv->packed);
     free(kv);
     *pkv = NULL;
@@ -99,16 +100,45 @@ int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, 
     return LDN_OK;
 }
 
+int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int64_t trunk_keys, char *err,
+                                   size_t errlen)
+{
+    kv->momentum = momentum;
+    if (!(kv->velocity = calloc((size_t)trunk_keys, sizeof(float))))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
+    return LDN_OK;
+}
+
 /* Compress chunk c of grad and send it as one packed push. */
 static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t step,
                         const float *grad, char *err, size_t errlen)
 {
     size_t len = 0;
-    int rc = ldn_codec_compress(kv->codec, &kv->desc, ldn_wire_codec_step(step, (uint64_t)c->lo),
-                                grad + c->lo, kv->residual ? kv->residual + c->lo : NULL,
-                                c->hi - c->lo, kv->packed, kv->packed_cap, &len, err, errlen);
+    const int64_t n = c->hi - c->lo;
+    const uint64_t cstep = ldn_wire_codec_step(step, (uint64_t)c->lo);
+    const float *g = grad + c->lo;
+    if (kv->velocity) { /* DGC momentum correction: compress the velocity */
+        float *u = kv->velocity + c->lo;
+        for (int64_t i = 0; i < n; i++)
+            u[i] = kv->momentum * u[i] + g[i];
+        g = u;
+    }
+    int rc = ldn_codec_compress(kv->codec, &kv->desc, cstep, g,
+                                kv->residual ? kv->residual + c->lo : NULL, n, kv->packed,
+                                kv->packed_cap, &len, err, errlen);
     if (rc)
         return rc;
+    if (kv->velocity && kv->desc.kind != LDN_CODEC_DENSE) { /* momentum factor masking */
+        const uint32_t *idx;
+        const float *vals;
+        int64_t count;
+        if ((rc = ldn_codec_decode(kv->codec, &kv->desc, cstep, kv->packed, len, n, &idx, &vals,
+                                   &count, err, errlen)))
+            return rc;
+        float *u = kv->velocity + c->lo;
+        for (int64_t i = 0; i < count; i++)
+            u[idx[i]] = 0.0f;
+    }
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, LDN_OP_PUSH, kv->rank);
     h.step = step;

@@ -37,6 +37,8 @@ struct ldn_kv {
     uint64_t cdesc[LDN_CODEC_DESC_WORDS];
     struct ldn_codec_ctx *codec;
     float *residual; /* [trunk keys], error feedback; NULL without */
+    float *velocity; /* [trunk keys], DGC momentum correction; NULL without */
+    float momentum;
     uint8_t *packed; /* one encoded chunk */
     size_t packed_cap;
     void *idle_ud;
@@ -62,6 +64,11 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
  * quantizer with a ratio up to biggest->ratio_ppm. Returns 0 or a negative status with err. */
 int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *biggest, int ef,
                      int64_t trunk_keys, char *err, size_t errlen);
+/* DGC momentum correction: keep a velocity u = momentum * u + g per key, compress u (plus
+ * the residual) instead of g, and zero u where an element was sent. Returns 0 or NOMEM. */
+int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int64_t trunk_keys, char *err,
+                                   size_t errlen);
+
 /* The descriptor for the next pushes (same kind and quantizer, ratio <= the biggest). */
 void ldn_kv_use_desc(struct ldn_kv *kv, const struct ldn_codec_desc *d);
 

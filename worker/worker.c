@@ -207,6 +207,10 @@ static int setup(struct worker *w, char *err, size_t errlen)
         if (ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err,
                              errlen))
             return LDN_ERR_CONFIG;
+        if (cfg->compress.momentum_correction &&
+            ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum, trunk->n_params, err,
+                                           errlen))
+            return LDN_ERR_NOMEM;
     }
     /* Push each block of trunk gradient as soon as the backward pass has it. */
     w->grad_buf[0] = trunk->grads;

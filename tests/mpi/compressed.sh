@@ -41,4 +41,13 @@ for t in task000 task001; do
   a=$(last_acc "$tmp/warm" $t)
   awk -v a="$a" 'BEGIN { exit !(a > 0.6) }' || fail "warm-up: $t accuracy $a"
 done
+# DGC momentum correction: momentum moves to the workers, servers apply plain SGD.
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/mc" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.momentum_correction=true 2>"$tmp/log" ||
+  { cat "$tmp/log"; fail "momentum-correction run"; }
+for t in task000 task001; do
+  a=$(last_acc "$tmp/mc" $t)
+  echo "$t: momentum correction $a"
+  awk -v a="$a" 'BEGIN { exit !(a > 0.6) }' || fail "momentum correction: $t accuracy $a"
+done
 echo "compressed pushes: ok"
