@@ -109,6 +109,19 @@ int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int64_t tr
     return LDN_OK;
 }
 
+/* The header of a push of chunk c with one payload frame of `bytes`. */
+static void push_header(struct ldn_wire_hdr *h, const struct ldn_kv *kv, const struct ldn_chunk *c,
+                        int64_t step, enum ldn_codec_id codec, uint64_t bytes)
+{
+    ldn_wire_hdr_init(h, LDN_OP_PUSH, kv->rank);
+    h->step = step;
+    h->lo = (uint64_t)c->lo;
+    h->hi = (uint64_t)c->hi;
+    h->codec = codec;
+    h->nframes = 1;
+    h->lens[0] = bytes;
+}
+
 /* Compress chunk c of grad and send it as one packed push. */
 static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t step,
                         const float *grad, char *err, size_t errlen)
@@ -140,15 +153,9 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
             u[idx[i]] = 0.0f;
     }
     struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_PUSH, kv->rank);
-    h.step = step;
-    h.lo = (uint64_t)c->lo;
-    h.hi = (uint64_t)c->hi;
-    h.codec = LDN_CODEC_PACKED;
+    push_header(&h, kv, c, step, LDN_CODEC_PACKED, len);
     h.ncdesc = LDN_CODEC_DESC_WORDS;
     memcpy(h.cdesc, kv->cdesc, sizeof kv->cdesc);
-    h.nframes = 1;
-    h.lens[0] = len;
     const void *frames[1] = {kv->packed};
     return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
 }
@@ -171,13 +178,8 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
             continue;
         }
         struct ldn_wire_hdr h;
-        ldn_wire_hdr_init(&h, LDN_OP_PUSH, kv->rank);
-        h.step = step;
-        h.lo = (uint64_t)c->lo;
-        h.hi = (uint64_t)c->hi;
-        h.codec = LDN_CODEC_DENSE_F32;
-        h.nframes = 1;
-        h.lens[0] = (uint64_t)(c->hi - c->lo) * sizeof(float);
+        push_header(&h, kv, c, step, LDN_CODEC_DENSE_F32,
+                    (uint64_t)(c->hi - c->lo) * sizeof(float));
         const void *frames[1] = {grad + c->lo};
         long sent = inflight ? ldn_net_send_zc(kv->socks[c->server], NULL, 0, &h, frames, inflight,
                                                err, errlen)
