@@ -350,15 +350,20 @@ static double group_weight(const struct ldn_plan *p, const struct ldn_config *cf
     return w;
 }
 
-int ldn_plan_group_trains(const struct ldn_plan *p, const struct ldn_config *cfg,
-                          const int64_t *n_train, int g, int64_t step)
+double ldn_plan_group_prob(const struct ldn_plan *p, const struct ldn_config *cfg,
+                           const int64_t *n_train, int g)
 {
     double mine = group_weight(p, cfg, n_train, g), top = 0;
     for (int h = 0; h < p->n_groups; h++)
         top = fmax(top, group_weight(p, cfg, n_train, h));
-    if (mine >= top)
+    return mine >= top || top <= 0 ? 1.0 : mine / top;
+}
+
+int ldn_plan_group_trains(double prob, uint64_t seed, int g, int64_t step)
+{
+    if (prob >= 1.0)
         return 1;
     struct ldn_rng r;
-    ldn_rng_init(&r, cfg->seed, (3ull << 40) + (uint64_t)step * 4096u + (uint64_t)g);
-    return ldn_rng_uniform(&r) < mine / top;
+    ldn_rng_init(&r, seed, (3ull << 40) + (uint64_t)step * 4096u + (uint64_t)g);
+    return ldn_rng_uniform(&r) < prob;
 }

@@ -47,13 +47,15 @@ int ldn_plan_min_world(const struct ldn_config *cfg);
 int64_t ldn_plan_steps_per_epoch(const struct ldn_plan *p, const struct ldn_config *cfg,
                                  const int64_t *n_train);
 
-/* Does group g train at global step `step`? The group with the largest sampling weight
- * (sum over its tasks of N_t^alpha) trains every step; another group trains with
- * probability weight_g / weight_max, drawn from the seed, the step and g alone, so the
- * tasks of small groups are not trained more often than the local schedule would. A group
- * that sits a step out tells the servers so (a CLOCK message). */
-int ldn_plan_group_trains(const struct ldn_plan *p, const struct ldn_config *cfg,
-                          const int64_t *n_train, int g, int64_t step);
+/* Probability that group g trains at a step: 1 for the group with the largest sampling
+ * weight (sum over its tasks of N_t^alpha), weight_g / weight_max for the others, so the
+ * tasks of small groups are not trained more often than the local schedule would. */
+double ldn_plan_group_prob(const struct ldn_plan *p, const struct ldn_config *cfg,
+                           const int64_t *n_train, int g);
+/* Does group g (training with probability prob) train at global step `step`? A draw from the
+ * seed, the step and g alone, so every worker of the group agrees. A group that sits a step
+ * out tells the servers so (a CLOCK message). */
+int ldn_plan_group_trains(double prob, uint64_t seed, int g, int64_t step);
 
 /* A contiguous key range [lo, hi) of the flattened trunk. */
 struct ldn_range {

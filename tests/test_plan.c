@@ -1,4 +1,5 @@
 /* Job plan: roles, task groups, key ranges and the chunk table. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,30 @@ static void test_one_group_per_task(void)
     CU_ASSERT_EQUAL(ldn_plan_steps_per_epoch(p, &c, n), 100);
     ldn_plan_destroy(&p);
     CU_ASSERT_PTR_NULL(p);
+}
+
+static void test_group_participation(void)
+{
+    struct ldn_config c = cfg_with(3, 1);
+    c.sampling_alpha = 0.75;
+    c.seed = 9;
+    int64_t n[3] = {4000, 1000, 1000};
+    char err[256];
+    struct ldn_plan *p = ldn_plan_new(&c, n, 5, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_DOUBLE_EQUAL(ldn_plan_group_prob(p, &c, n, 0), 1.0, 1e-12);
+    double q = pow(1000.0 / 4000.0, 0.75);
+    CU_ASSERT_DOUBLE_EQUAL(ldn_plan_group_prob(p, &c, n, 1), q, 1e-12);
+    int trains = 0, steps = 20000;
+    for (int s = 0; s < steps; s++) {
+        CU_ASSERT(ldn_plan_group_trains(1.0, c.seed, 0, s));
+        trains += ldn_plan_group_trains(q, c.seed, 1, s);
+        /* the same (seed, group, step) always draws the same */
+        CU_ASSERT_EQUAL(ldn_plan_group_trains(q, c.seed, 1, s),
+                        ldn_plan_group_trains(q, c.seed, 1, s));
+    }
+    CU_ASSERT(fabs((double)trains / steps - q) < 5 * sqrt(q * (1 - q) / steps));
+    ldn_plan_destroy(&p);
 }
 
 static void test_fewer_workers_than_tasks(void)
@@ -135,6 +160,7 @@ static void test_partition_and_chunks(void)
 static const struct ldn_cu_test TESTS[] = {
     {"one group per task", test_one_group_per_task},
     {"fewer workers than tasks", test_fewer_workers_than_tasks},
+    {"group participation", test_group_participation},
     {"rank count errors", test_rank_count_errors},
     {"partition and chunks", test_partition_and_chunks},
     {NULL, NULL}};

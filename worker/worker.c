@@ -342,9 +342,10 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
     if (w->have_clock != from && (rc = ldn_kv_pull_begin(w->kv, from, err, errlen)))
         return rc;
     const int group = w->job->plan->group_of_rank[w->job->rank];
+    const double prob = ldn_plan_group_prob(w->job->plan, cfg, w->job->n_train, group);
     for (int64_t step = from; step < to; step++) {
         double t0 = ldn_now(), wait_before = w->wait_s;
-        if (!ldn_plan_group_trains(w->job->plan, cfg, w->job->n_train, group, step)) {
+        if (!ldn_plan_group_trains(prob, cfg->seed, group, step)) {
             /* The group sits this step out: complete the pull, ask for the next, say so. */
             if ((rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)) ||
                 (rc = ldn_kv_pull_begin(w->kv, step + 1, err, errlen)) ||
