@@ -113,7 +113,42 @@ int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int
 {
     if (check_nk(n, k))
         return LDN_ERR_ARG;
-    return topk_sub(ctx, v, NULL, (size_t)n, (size_t)(k < n ? k : n), idx);
+    size_t un = (size_t)n, uk = (size_t)(k < n ? k : n);
+    size_t ms = un / LDN_CODEC_SAMPLE_DIV;
+    if (ms < LDN_CODEC_SAMPLE_MIN)
+        ms = LDN_CODEC_SAMPLE_MIN;
+    if (uk == 0 || 2 * ms >= un || uk > un / 8)
+        return topk_sub(ctx, v, NULL, un, uk, idx);
+    /* One pass instead of a histogram over everything: a sample gives a threshold that about
+     * 1.5k elements pass; if at least k (and at most the buffer) do, the exact top-k of those
+     * candidates is the exact top-k of v (every other element is below them all); otherwise
+     * the histogram method over everything. */
+    uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, ms * sizeof *keys);
+    size_t cap = 4 * uk + 64;
+    uint32_t *cand = ldn__codec_scratch(ctx, LDN__CODEC_CAND, cap * sizeof *cand);
+    if (!keys || !cand)
+        return LDN_ERR_NOMEM;
+    struct ldn_rng *rng = ldn__codec_rng(ctx);
+    for (size_t j = 0; j < ms; j++)
+        keys[j] = key_of(absbits(v[ldn_rng_below(rng, un)]), (uint32_t)j);
+    size_t kp = (3 * uk * ms + un) / (2 * un) + 1;
+    if (kp > ms)
+        kp = ms;
+    uint32_t thr = (uint32_t)(select_desc(keys, ms, kp - 1, ldn__codec_pivot_rng(ctx)) >> 32);
+    size_t c = 0;
+    for (size_t i = 0; i < un; i++) {
+        uint32_t ab = absbits(v[i]);
+        if (ab >= thr) {
+            if (c == cap) {
+                c = 0; /* far too many: give up on the sample */
+                break;
+            }
+            cand[c++] = (uint32_t)i;
+        }
+    }
+    if (c < uk)
+        return topk_sub(ctx, v, NULL, un, uk, idx);
+    return topk_sub(ctx, v, cand, c, uk, idx);
 }
 
 int64_t ldn_codec_threshold(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int64_t k,
