@@ -108,33 +108,48 @@ static int check_nk(int64_t n, int64_t k)
     return n < 0 || n > LDN_CODEC_MAX_N || k < 0 ? LDN_ERR_ARG : 0;
 }
 
+/* Elements sampled for a threshold over n. */
+static size_t sample_size(size_t n)
+{
+    size_t ms = n / LDN_CODEC_SAMPLE_DIV;
+    return ms < LDN_CODEC_SAMPLE_MIN ? LDN_CODEC_SAMPLE_MIN : ms;
+}
+
+/* The rank-kp (1-based, descending) magnitude bits of ms elements of v[0..n) drawn with
+ * replacement, into *thr. Returns 0 or LDN_ERR_NOMEM. */
+static int sample_threshold(struct ldn_codec_ctx *ctx, const float *v, size_t n, size_t ms,
+                            size_t kp, uint32_t *thr)
+{
+    uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, ms * sizeof *keys);
+    if (!keys)
+        return LDN_ERR_NOMEM;
+    struct ldn_rng *rng = ldn__codec_rng(ctx);
+    for (size_t j = 0; j < ms; j++)
+        keys[j] = key_of(absbits(v[ldn_rng_below(rng, n)]), (uint32_t)j);
+    *thr = (uint32_t)(select_desc(keys, ms, kp - 1, ldn__codec_pivot_rng(ctx)) >> 32);
+    return 0;
+}
+
 int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int64_t k,
                        uint32_t *idx)
 {
     if (check_nk(n, k))
         return LDN_ERR_ARG;
-    size_t un = (size_t)n, uk = (size_t)(k < n ? k : n);
-    size_t ms = un / LDN_CODEC_SAMPLE_DIV;
-    if (ms < LDN_CODEC_SAMPLE_MIN)
-        ms = LDN_CODEC_SAMPLE_MIN;
+    size_t un = (size_t)n, uk = (size_t)(k < n ? k : n), ms = sample_size(un);
     if (uk == 0 || 2 * ms >= un || uk > un / 8)
         return topk_sub(ctx, v, NULL, un, uk, idx);
     /* One pass instead of a histogram over everything: a sample gives a threshold that about
      * 1.5k elements pass; if at least k (and at most the buffer) do, the exact top-k of those
      * candidates is the exact top-k of v (every other element is below them all); otherwise
      * the histogram method over everything. */
-    uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, ms * sizeof *keys);
     size_t cap = 4 * uk + 64;
     uint32_t *cand = ldn__codec_scratch(ctx, LDN__CODEC_CAND, cap * sizeof *cand);
-    if (!keys || !cand)
+    if (!cand)
         return LDN_ERR_NOMEM;
-    struct ldn_rng *rng = ldn__codec_rng(ctx);
-    for (size_t j = 0; j < ms; j++)
-        keys[j] = key_of(absbits(v[ldn_rng_below(rng, un)]), (uint32_t)j);
     size_t kp = (3 * uk * ms + un) / (2 * un) + 1;
-    if (kp > ms)
-        kp = ms;
-    uint32_t thr = (uint32_t)(select_desc(keys, ms, kp - 1, ldn__codec_pivot_rng(ctx)) >> 32);
+    uint32_t thr;
+    if (sample_threshold(ctx, v, un, ms, kp > ms ? ms : kp, &thr))
+        return LDN_ERR_NOMEM;
     size_t c = 0;
     for (size_t i = 0; i < un; i++) {
         uint32_t ab = absbits(v[i]);
@@ -156,24 +171,14 @@ int64_t ldn_codec_threshold(struct ldn_codec_ctx *ctx, const float *v, int64_t n
 {
     if (check_nk(n, k))
         return LDN_ERR_ARG;
-    size_t un = (size_t)n, uk = (size_t)(k < n ? k : n);
-    size_t ms = un / LDN_CODEC_SAMPLE_DIV;
-    if (ms < LDN_CODEC_SAMPLE_MIN)
-        ms = LDN_CODEC_SAMPLE_MIN;
+    size_t un = (size_t)n, uk = (size_t)(k < n ? k : n), ms = sample_size(un);
     if (uk == 0 || 2 * ms >= un)
         return topk_sub(ctx, v, NULL, un, uk, idx);
-
     /* Threshold: the top-k' magnitude of a sample of ms elements (with replacement). */
-    uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, ms * sizeof *keys);
-    if (!keys)
-        return LDN_ERR_NOMEM;
-    struct ldn_rng *rng = ldn__codec_rng(ctx);
-    for (size_t j = 0; j < ms; j++)
-        keys[j] = key_of(absbits(v[ldn_rng_below(rng, un)]), (uint32_t)j);
     size_t kp = (uk * ms + un / 2) / un;
-    if (kp < 1)
-        kp = 1;
-    uint32_t thr = (uint32_t)(select_desc(keys, ms, kp - 1, ldn__codec_pivot_rng(ctx)) >> 32);
+    uint32_t thr;
+    if (sample_threshold(ctx, v, un, ms, kp < 1 ? 1 : kp, &thr))
+        return LDN_ERR_NOMEM;
 
     size_t c = 0;
     for (size_t i = 0; i < un; i++)
