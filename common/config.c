@@ -29,10 +29,10 @@
 /* ---------------------------------------------------------------------------------------------
  * Schema */
 
-enum sect { S_RUN, S_DATA, S_MODEL, S_TASKS, S_TRAIN, S_PS, S_COMPRESS, N_SECT };
-static const char *const SECT_NAMES[N_SECT] = {"run",   "data", "model",   "tasks",
-                                               "train", "ps",   "compress"};
-#define ROOT_KEYS "run, data, model, tasks, train, ps, compress"
+enum sect { S_RUN, S_DATA, S_MODEL, S_TASKS, S_TRAIN, S_PS, S_COMPRESS, S_CHECKPOINT, N_SECT };
+static const char *const SECT_NAMES[N_SECT] = {"run",   "data", "model",    "tasks",
+                                               "train", "ps",   "compress", "checkpoint"};
+#define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint"
 
 enum ktype { T_STR, T_INT, T_I64, T_U64, T_DBL, T_BOOL, T_ENUM, T_LIST };
 enum { LO_EXCL = 1, HI_EXCL = 2, NO_HI = 4, REQUIRED = 8 };
@@ -119,6 +119,12 @@ static const struct key_def KEYS[] = {
     NUM(S_COMPRESS, "warmup_epochs", T_DBL, C(compress.warmup_epochs), NO_HI, 0, 0, "0"),
     NUM(S_COMPRESS, "momentum_correction", T_BOOL, C(compress.momentum_correction), 0, 0, 0,
         "false"),
+    NUM(S_CHECKPOINT, "every_steps", T_I64, C(ckpt.every_steps), NO_HI, 0, 0, "0"),
+    NUM(S_CHECKPOINT, "every_minutes", T_DBL, C(ckpt.every_minutes), NO_HI, 0, 0, "0"),
+    NUM(S_CHECKPOINT, "keep_last", T_INT, C(ckpt.keep_last), 0, 1, 1000000, "3"),
+    NUM(S_CHECKPOINT, "final", T_BOOL, C(ckpt.final), 0, 0, 0, "true"),
+    STR(S_CHECKPOINT, "dir", C(ckpt.dir), LDN_PATH_MAX, 0, NULL),
+    NUM(S_CHECKPOINT, "timeout", T_DBL, C(ckpt.timeout_s), LO_EXCL | NO_HI, 0, 0, "600"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
 
@@ -625,6 +631,11 @@ static int finish(struct ctx *c)
     }
     if (!cfg->run_dir[0] && !join_path(cfg->run_dir, "runs", cfg->run_name))
         return fail_at(c, NULL, "run.dir", "default path is too long"); /* cannot happen */
+    if (!cfg->ckpt.dir[0] && !join_path(cfg->ckpt.dir, cfg->run_dir, "checkpoints"))
+        return fail_at(c, NULL, "checkpoint.dir",
+                       "default path (run.dir/checkpoints) is longer "
+                       "than %d characters",
+                       LDN_PATH_MAX - 1);
     for (int t = 0; t < cfg->n_tasks; t++) {
         struct ldn_task_config *tk = &cfg->tasks[t];
         char rel[LDN_PATH_MAX];
@@ -1027,6 +1038,7 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     apply_defaults(S_TRAIN, cfg);
     apply_defaults(S_PS, cfg);
     apply_defaults(S_COMPRESS, cfg);
+    apply_defaults(S_CHECKPOINT, cfg);
     root = yaml_document_get_root_node(&c->doc); /* overrides may have moved the nodes */
     if ((rc = walk_root(c, root)) < 0 || (rc = finish(c)) < 0)
         return rc;

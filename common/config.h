@@ -72,6 +72,16 @@ struct ldn_compress_config {
                                  (train.momentum) and mask it where sent; servers apply plain SGD */
 };
 
+/* checkpoint: when and where distributed runs write HDF5 checkpoints (docs/checkpoint.md). */
+struct ldn_ckpt_config {
+    int64_t every_steps;    /* checkpoint.every_steps: 0 = not by steps (default 0) */
+    double every_minutes;   /* checkpoint.every_minutes: 0 = not by time (default 0) */
+    int keep_last;          /* checkpoint.keep_last >= 1: older ones are deleted (default 3) */
+    bool final;             /* checkpoint.final: one at the end of training (default true) */
+    char dir[LDN_PATH_MAX]; /* checkpoint.dir (default <run.dir>/checkpoints) */
+    double timeout_s;       /* checkpoint.timeout: seconds one write may take (default 600) */
+};
+
 struct ldn_config {
     char source[LDN_PATH_MAX]; /* the file it was read from */
 
@@ -116,6 +126,7 @@ struct ldn_config {
                                          one line per served pull (default false) */
 
     struct ldn_compress_config compress;
+    struct ldn_ckpt_config ckpt;
 
     char *resolved_yaml; /* the resolved config as YAML text (owned) */
 };

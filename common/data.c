@@ -8,6 +8,7 @@
 
 #include "data_priv.h"
 #include "fs.h"
+#include "h5util.h"
 #include "status.h"
 
 #include <errno.h>
@@ -26,197 +27,31 @@
 /* Target size of one chunk of a compressed uint8 x dataset. */
 #define CHUNK_BYTES (1 << 20)
 
-/* ---------------------------------------------------------------- HDF5 error helpers */
-
-void ldn__h5_quiet(struct ldn__h5quiet *q)
-{
-    q->fn = NULL;
-    q->data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-void ldn__h5_restore(const struct ldn__h5quiet *q)
-{
-    H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
-}
-
-struct errwalk {
-    char *buf;
-    size_t len;
-};
-
-static herr_t errwalk_cb(unsigned n, const H5E_error2_t *e, void *ud)
-{
-    struct errwalk *w = ud;
-    if (n == 0 && e->desc)
-        snprintf(w->buf, w->len, "%s", e->desc);
-    return 0;
-}
-
-const char *ldn__h5_errmsg(char *buf, size_t len)
-{
-    struct errwalk w = {buf, len};
-    if (len == 0)
-        return buf;
-    buf[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, errwalk_cb, &w);
-    for (char *p = buf; *p; p++) /* some HDF5 messages contain newlines */
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    return buf;
-}
-
 /* "data <path>: <what>: <innermost HDF5 message>" (the last part only when there is one). */
 static int h5fail(char *err, size_t errlen, int status, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 static int h5fail(char *err, size_t errlen, int status, const char *path, const char *fmt, ...)
 {
-    char what[256], h5msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    int rc = ldn_h5_vfail(err, errlen, status, "data", path, fmt, ap);
     va_end(ap);
-    ldn__h5_errmsg(h5msg, sizeof h5msg);
-    if (h5msg[0])
-        return ldn_fail(err, errlen, status, "data %s: %s: %s", path, what, h5msg);
-    return ldn_fail(err, errlen, status, "data %s: %s", path, what);
+    return rc;
 }
 
-static void close_id(hid_t *id, herr_t (*fn)(hid_t))
-{
-    if (*id >= 0)
-        fn(*id);
-    *id = H5I_INVALID_HID;
-}
+#define close_id ldn_h5_close
 
-/* ---------------------------------------------------------------- attributes (read) */
-
-/* Open scalar (or one-element) attribute `name` of obj. Returns the attribute id, 0 when it
- * does not exist (*missing set), or -1 with err filled. */
-static hid_t open_attr(hid_t obj, const char *name, const char *path, int *missing, char *err,
-                       size_t errlen)
-{
-    *missing = 0;
-    htri_t ex = H5Aexists(obj, name);
-    if (ex < 0) {
-        h5fail(err, errlen, LDN_ERR_IO, path, "attribute %s", name);
-        return -1;
-    }
-    if (ex == 0) {
-        *missing = 1;
-        return 0;
-    }
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) {
-        h5fail(err, errlen, LDN_ERR_IO, path, "attribute %s", name);
-        return -1;
-    }
-    hid_t sp = H5Aget_space(a);
-    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    close_id(&sp, H5Sclose);
-    if (np != 1) {
-        H5Aclose(a);
-        ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: attribute %s must hold one value", path,
-                 name);
-        return -1;
-    }
-    return a;
-}
-
-/* Read string attribute `name` (fixed or variable length) into a new string (*out, owned
- * by the caller). Returns 0, 1 when missing, or a negative status. */
 static int read_attr_str(hid_t obj, const char *name, const char *path, char **out, char *err,
                          size_t errlen)
 {
-    int missing, rc = LDN_ERR_FORMAT;
-    *out = NULL;
-    hid_t a = open_attr(obj, name, path, &missing, err, errlen);
-    if (a < 0)
-        return LDN_ERR_FORMAT;
-    if (missing)
-        return 1;
-    hid_t ft = H5Aget_type(a), mt = H5I_INVALID_HID;
-    if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
-        ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: attribute %s is not a string", path, name);
-        goto done;
-    }
-    mt = H5Tcopy(H5T_C_S1);
-    if (mt < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) {
-        h5fail(err, errlen, LDN_ERR_INTERNAL, path, "attribute %s", name);
-        goto done;
-    }
-    htri_t vlen = H5Tis_variable_str(ft);
-    if (vlen > 0) {
-        char *s = NULL;
-        if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0) {
-            h5fail(err, errlen, LDN_ERR_IO, path, "read attribute %s", name);
-            goto done;
-        }
-        *out = strdup(s ? s : "");
-        H5free_memory(s);
-    } else {
-        size_t sz = H5Tget_size(ft);
-        char *s = sz > 0 && sz < (1u << 20) ? calloc(1, sz + 1) : NULL;
-        if (!s) {
-            ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: attribute %s: bad string size %zu",
-                     path, name, sz);
-            goto done;
-        }
-        if (H5Tset_size(mt, sz + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-            H5Aread(a, mt, s) < 0) {
-            free(s);
-            h5fail(err, errlen, LDN_ERR_IO, path, "read attribute %s", name);
-            goto done;
-        }
-        s[sz] = '\0';
-        *out = s;
-    }
-    if (!*out) {
-        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "data %s: out of memory", path);
-        goto done;
-    }
-    rc = 0;
-done:
-    close_id(&mt, H5Tclose);
-    close_id(&ft, H5Tclose);
-    H5Aclose(a);
-    return rc;
+    return ldn_h5_attr_str(obj, name, "data", path, out, err, errlen);
 }
 
-/* Read numeric attribute `name` as double (integer_only: must be an integer type). Returns 0,
- * 1 when missing, or a negative status. */
 static int read_attr_num(hid_t obj, const char *name, int integer_only, const char *path,
                          double *out, char *err, size_t errlen)
 {
-    int missing, rc = LDN_ERR_FORMAT;
-    hid_t a = open_attr(obj, name, path, &missing, err, errlen);
-    if (a < 0)
-        return LDN_ERR_FORMAT;
-    if (missing)
-        return 1;
-    hid_t ft = H5Aget_type(a);
-    H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
-    if (cls != H5T_INTEGER && (integer_only || cls != H5T_FLOAT)) {
-        ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: attribute %s must be %s", path, name,
-                 integer_only ? "an integer" : "a number");
-    } else if (cls == H5T_INTEGER) {
-        long long v = 0;
-        if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
-            h5fail(err, errlen, LDN_ERR_IO, path, "read attribute %s", name);
-        else {
-            *out = (double)v;
-            rc = 0;
-        }
-    } else if (H5Aread(a, H5T_NATIVE_DOUBLE, out) < 0) {
-        h5fail(err, errlen, LDN_ERR_IO, path, "read attribute %s", name);
-    } else {
-        rc = 0;
-    }
-    close_id(&ft, H5Tclose);
-    H5Aclose(a);
-    return rc;
+    return ldn_h5_attr_num(obj, name, integer_only, "data", path, out, err, errlen);
 }
 
 /* Read an integer attribute that must lie in [lo, INT_MAX]. */
@@ -512,8 +347,8 @@ struct ldn_dataset *ldn_dataset_load(const char *path, const char *split, int sh
                  nshards);
         return NULL;
     }
-    struct ldn__h5quiet q;
-    ldn__h5_quiet(&q);
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
     struct task_file tf;
     struct split_info si = {H5I_INVALID_HID, H5I_INVALID_HID, 0, 0};
     struct ldn_dataset *ds = NULL;
@@ -573,7 +408,7 @@ out:
     split_close(&si);
     if (tf.f >= 0)
         task_close(&tf);
-    ldn__h5_restore(&q);
+    ldn_h5_restore(&q);
     if (rc < 0)
         ldn_dataset_destroy(&ds);
     return ds;
@@ -594,8 +429,8 @@ int ldn_dataset_probe(const char *path, char *task, size_t tasklen, int *num_cla
 {
     if (!path)
         return ldn_fail(err, errlen, LDN_ERR_ARG, "data: probe: path is NULL");
-    struct ldn__h5quiet q;
-    ldn__h5_quiet(&q);
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
     struct task_file tf;
     struct split_info tr = {H5I_INVALID_HID, H5I_INVALID_HID, 0, 0}, te = tr;
     int rc = task_open(path, &tf, err, errlen);
@@ -625,37 +460,14 @@ int ldn_dataset_probe(const char *path, char *task, size_t tasklen, int *num_cla
     split_close(&te);
     if (tf.f >= 0)
         task_close(&tf);
-    ldn__h5_restore(&q);
+    ldn_h5_restore(&q);
     return rc;
 }
 
 /* ---------------------------------------------------------------- writing a task file */
 
-static int write_attr_str(hid_t obj, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
-    herr_t rc = -1;
-    if (t >= 0 && sp >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 &&
-        H5Tset_strpad(t, H5T_STR_NULLTERM) >= 0 &&
-        (a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0)
-        rc = H5Awrite(a, t, value);
-    close_id(&a, H5Aclose);
-    close_id(&sp, H5Sclose);
-    close_id(&t, H5Tclose);
-    return rc < 0 ? -1 : 0;
-}
-
-static int write_attr_scalar(hid_t obj, const char *name, hid_t filetype, hid_t memtype,
-                             const void *value)
-{
-    hid_t sp = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
-    herr_t rc = -1;
-    if (sp >= 0 && (a = H5Acreate2(obj, name, filetype, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0)
-        rc = H5Awrite(a, memtype, value);
-    close_id(&a, H5Aclose);
-    close_id(&sp, H5Sclose);
-    return rc < 0 ? -1 : 0;
-}
+#define write_attr_str ldn_h5_write_attr_str
+#define write_attr_scalar ldn_h5_write_attr_scalar
 
 /* Write a dataset [rows] or [rows, cols] (cols 0 means 1-D); compress uint8 data. */
 static int write_dset(hid_t g, const char *name, hid_t filetype, hid_t memtype, int64_t rows,

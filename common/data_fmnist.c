@@ -186,8 +186,8 @@ int ldn_data_build_fmnist(const char *src_dir, const char *out_dir, uint64_t see
     for (int64_t i = 0; i < m; i++)
         test_index[i] = (int32_t)i;
 
-    struct ldn__h5quiet q;
-    ldn__h5_quiet(&q);
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
     struct ldn__stage st;
     rc = ldn__stage_init(&st, out_dir, err, errlen);
     int64_t first = 0;
@@ -210,7 +210,7 @@ int ldn_data_build_fmnist(const char *src_dir, const char *out_dir, uint64_t see
     if (rc == 0)
         rc = ldn__stage_commit(&st, err, errlen);
     ldn__stage_deinit(&st);
-    ldn__h5_restore(&q);
+    ldn_h5_restore(&q);
 out_free:
     free(perm);
     free(test_index);

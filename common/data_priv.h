@@ -5,6 +5,8 @@
 #define LDN_DATA_PRIV_H
 
 #include <hdf5.h>
+
+#include "h5util.h"
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,15 +54,5 @@ const char *ldn__stage_add(struct ldn__stage *s, const char *name, char *err, si
 int ldn__stage_commit(struct ldn__stage *s, char *err, size_t errlen);
 /* Delete any remaining temporaries and free s (safe after commit or a failed init). */
 void ldn__stage_deinit(struct ldn__stage *s);
-
-/* Save the current HDF5 automatic error handler and silence it; restore it afterwards. */
-struct ldn__h5quiet {
-    H5E_auto2_t fn;
-    void *data;
-};
-void ldn__h5_quiet(struct ldn__h5quiet *q);
-void ldn__h5_restore(const struct ldn__h5quiet *q);
-/* The innermost message on HDF5's default error stack ("" when empty), copied to buf. */
-const char *ldn__h5_errmsg(char *buf, size_t len);
 
 #endif

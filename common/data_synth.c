@@ -350,8 +350,8 @@ int ldn_data_build_synth(const char *out_dir, const struct ldn_synth_opts *o, ch
     int width = 3; /* task000 ... task999, then as many digits as needed (<= 7) */
     for (int t = o->tasks - 1; t >= 1000 && width < 7; t /= 10)
         width++;
-    struct ldn__h5quiet q;
-    ldn__h5_quiet(&q);
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
     struct ldn__stage st;
     rc = ldn__stage_init(&st, out_dir, err, errlen);
     for (int t = 0; t < o->tasks && rc == 0; t++) {
@@ -386,7 +386,7 @@ int ldn_data_build_synth(const char *out_dir, const struct ldn_synth_opts *o, ch
     if (rc == 0)
         LDN_DEBUG("data synth: wrote %d tasks to %s", o->tasks, out_dir);
     ldn__stage_deinit(&st);
-    ldn__h5_restore(&q);
+    ldn_h5_restore(&q);
     bufs_free(&bf);
     return rc;
 }

@@ -197,7 +197,7 @@ static void test_errors_keys(void)
                "sampling_alpha, log_every, eval_every, threads)");
     EXPECT_ERR(MINIMAL "trian:\n  epochs: 3\n",
                "config t.yaml:7:1: trian: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress)");
+               "model, tasks, train, ps, compress, checkpoint)");
     EXPECT_ERR(MINIMAL "    wieght: 2\n",
                "config t.yaml:7:5: tasks.category.wieght: unknown key (allowed in "
                "tasks.category: file, weight, workers, head)");
@@ -423,7 +423,7 @@ static void test_overrides(void)
                     "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads)");
     EXPECT_OVER_ERR(MINIMAL, "trian.lr=1",
                     "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "
-                    "run, data, model, tasks, train, ps, compress)");
+                    "run, data, model, tasks, train, ps, compress, checkpoint)");
     EXPECT_OVER_ERR(MINIMAL "  group:\n", "tasks.x.weight=2",
                     "config override 'tasks.x.weight=2': unknown task 'x' (tasks: category, "
                     "group)");
