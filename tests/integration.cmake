@@ -22,6 +22,9 @@ foreach(t bsp_matches_local ssp_async shapes kill_worker compressed)
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
                        ENVIRONMENT "${LDN_MPI_ENV}")
 endforeach()
+add_test(NAME mpi_ckpt_collective COMMAND mpiexec -np 3 $<TARGET_FILE:ckpt_collective>)
+set_tests_properties(mpi_ckpt_collective PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
+                     ENVIRONMENT "${LDN_MPI_ENV}")
 add_test(NAME mpi_server_fuzz COMMAND mpiexec -np 2 $<TARGET_FILE:server_fuzz>)
 set_tests_properties(mpi_server_fuzz PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "${LDN_MPI_ENV}")

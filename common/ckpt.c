@@ -1,0 +1,826 @@
+/* HDF5 checkpoints (ckpt.h, docs/checkpoint.md). */
+#define _POSIX_C_SOURCE 200809L
+#include "ckpt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "h5util.h"
+#include "log.h"
+#include "status.h"
+
+#define CHUNK_BYTES (1 << 20) /* target size of one dataset chunk */
+#define KIND "checkpoint"
+
+/* ---------------------------------------------------------------- item lists */
+
+void ldn_ckpt_items_free(struct ldn_ckpt_items *l)
+{
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int push_item(struct ldn_ckpt_items *l, const struct ldn_ckpt_item *it)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 32;
+        struct ldn_ckpt_item *v = realloc(l->v, sizeof *v * (size_t)cap);
+        if (!v)
+            return LDN_ERR_NOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *it;
+    return 0;
+}
+
+/* it->name = "<prefix>/<layer>/<tensor>" */
+static int set_name(struct ldn_ckpt_item *it, const char *prefix, int layer, const char *tensor)
+{
+    int n = snprintf(it->name, sizeof it->name, "%s/%d/%s", prefix, layer, tensor);
+    return n > 0 && (size_t)n < sizeof it->name ? 0 : LDN_ERR_ARG;
+}
+
+int ldn_ckpt_add(struct ldn_ckpt_items *l, const char *name, int type, int ndim, int64_t d0,
+                 int64_t d1, const void *src)
+{
+    struct ldn_ckpt_item it = {.type = type,
+                               .ndim = ndim,
+                               .dims = {d0, ndim == 2 ? d1 : 1},
+                               .row0 = 0,
+                               .rows = d0,
+                               .src = src,
+                               .stride = ndim == 2 ? d1 : 1};
+    if (strlen(name) >= sizeof it.name || name[0] != '/')
+        return LDN_ERR_ARG;
+    strcpy(it.name, name);
+    return push_item(l, &it);
+}
+
+int ldn_ckpt_add_net(struct ldn_ckpt_items *l, const struct ldn_net *net, const char *prefix,
+                     const float *base, int64_t lo, int64_t hi)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct ldn_layer *ly = &net->layers[i];
+        int64_t a = ly->offset > lo ? ly->offset : lo;
+        int64_t b = ly->offset + ly->n_params < hi ? ly->offset + ly->n_params : hi;
+        if (a >= b)
+            continue;
+        int64_t r0 = (a - ly->offset) / ly->row_len, rows = (b - a) / ly->row_len;
+        struct ldn_ckpt_item w = {.type = LDN_CKPT_F32,
+                                  .ndim = 2,
+                                  .dims = {ly->out_dim, ly->in_dim},
+                                  .row0 = r0,
+                                  .rows = rows,
+                                  .src = base + (a - lo),
+                                  .stride = ly->row_len};
+        struct ldn_ckpt_item bias = w;
+        bias.ndim = 1;
+        bias.dims[1] = 1;
+        bias.src = base + (a - lo) + ly->in_dim;
+        int rc;
+        if ((rc = set_name(&w, prefix, i, "weight")) || (rc = set_name(&bias, prefix, i, "bias")) ||
+            (rc = push_item(l, &w)) || (rc = push_item(l, &bias)))
+            return rc;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* What every rank learns about every dataset. */
+struct desc {
+    char name[LDN_CKPT_NAME_MAX];
+    int32_t type, ndim;
+    int64_t dims[2];
+};
+
+static hid_t file_type(int type)
+{
+    return type == LDN_CKPT_F32   ? H5T_IEEE_F32LE
+           : type == LDN_CKPT_I64 ? H5T_STD_I64LE
+                                  : H5T_STD_U64LE;
+}
+
+static hid_t mem_type(int type)
+{
+    return type == LDN_CKPT_F32   ? H5T_NATIVE_FLOAT
+           : type == LDN_CKPT_I64 ? H5T_NATIVE_INT64
+                                  : H5T_NATIVE_UINT64;
+}
+
+static int desc_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct desc *)a)->name, ((const struct desc *)b)->name);
+}
+
+/* Every rank's datasets, sorted by name, each once (same result on every rank). */
+static int gather_descs(MPI_Comm comm, const struct ldn_ckpt_items *mine, struct desc **out,
+                        int *n_out, char *err, size_t errlen)
+{
+    int size = 1;
+    if (comm != MPI_COMM_NULL)
+        MPI_Comm_size(comm, &size);
+    struct desc *own = calloc((size_t)mine->n + 1, sizeof *own);
+    int *counts = calloc((size_t)size, sizeof *counts), *displs = calloc((size_t)size, sizeof(int));
+    if (!own || !counts || !displs) {
+        free(own);
+        free(counts);
+        free(displs);
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
+    }
+    for (int i = 0; i < mine->n; i++) {
+        memcpy(own[i].name, mine->v[i].name, sizeof own[i].name);
+        own[i].type = mine->v[i].type;
+        own[i].ndim = mine->v[i].ndim;
+        own[i].dims[0] = mine->v[i].dims[0];
+        own[i].dims[1] = mine->v[i].ndim == 2 ? mine->v[i].dims[1] : 1;
+    }
+    int bytes = (int)sizeof(struct desc) * mine->n, total = bytes;
+    struct desc *all = own;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Allgather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, comm);
+        total = 0;
+        for (int r = 0; r < size; r++) {
+            displs[r] = total;
+            total += counts[r];
+        }
+        all = malloc((size_t)total + 1);
+        if (all)
+            MPI_Allgatherv(own, bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, comm);
+        free(own);
+    }
+    free(counts);
+    free(displs);
+    if (!all)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
+    int n = total / (int)sizeof(struct desc), u = 0;
+    qsort(all, (size_t)n, sizeof *all, desc_cmp);
+    for (int i = 0; i < n; i++) {
+        if (u > 0 && strcmp(all[u - 1].name, all[i].name) == 0) {
+            if (all[u - 1].type != all[i].type || all[u - 1].ndim != all[i].ndim ||
+                all[u - 1].dims[0] != all[i].dims[0] || all[u - 1].dims[1] != all[i].dims[1]) {
+                free(all);
+                return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                                "checkpoint: ranks disagree on the shape of %s", all[i].name);
+            }
+            continue;
+        }
+        all[u++] = all[i];
+    }
+    *out = all;
+    *n_out = u;
+    return 0;
+}
+
+/* Chunked, Fletcher-32, no fill: every byte is written once. */
+static hid_t make_dcpl(const struct desc *d, int parallel)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl < 0)
+        return -1;
+    H5Pset_obj_track_times(dcpl, 0);
+    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    if (d->dims[0] == 0 || d->dims[1] == 0)
+        return dcpl;
+    hsize_t chunk[2];
+    if (d->ndim == 2) {
+        int64_t rows = CHUNK_BYTES / 4 / d->dims[1];
+        if (rows < 1)
+            rows = 1;
+        chunk[0] = (hsize_t)(rows < d->dims[0] ? rows : d->dims[0]);
+        chunk[1] = (hsize_t)d->dims[1];
+    } else {
+        int64_t n = CHUNK_BYTES / 8;
+        chunk[0] = (hsize_t)(n < d->dims[0] ? n : d->dims[0]);
+    }
+    if (H5Pset_chunk(dcpl, d->ndim, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 ||
+        (parallel && H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0)) {
+        H5Pclose(dcpl);
+        return -1;
+    }
+    return dcpl;
+}
+
+/* This rank's selection of d: the item's rows, or nothing. */
+static int select_rows(const struct desc *d, const struct ldn_ckpt_item *it, hid_t fsp, hid_t *msp)
+{
+    if (!it || it->rows == 0) {
+        hsize_t one = 1;
+        *msp = H5Screate_simple(1, &one, NULL);
+        return *msp < 0 || H5Sselect_none(*msp) < 0 || H5Sselect_none(fsp) < 0 ? -1 : 0;
+    }
+    hsize_t start[2] = {(hsize_t)it->row0, 0}, count[2] = {(hsize_t)it->rows, (hsize_t)d->dims[1]};
+    if (H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0)
+        return -1;
+    if (d->ndim == 2) { /* memory: [rows, stride], the first dims[1] columns */
+        hsize_t mdims[2] = {(hsize_t)it->rows, (hsize_t)it->stride}, z[2] = {0, 0};
+        *msp = H5Screate_simple(2, mdims, NULL);
+        return *msp < 0 || H5Sselect_hyperslab(*msp, H5S_SELECT_SET, z, NULL, count, NULL) < 0 ? -1
+                                                                                               : 0;
+    }
+    /* 1-D: one element every `stride` */
+    hsize_t mdim = (hsize_t)((it->rows - 1) * it->stride + 1), z = 0, st = (hsize_t)it->stride,
+            cnt = (hsize_t)it->rows;
+    *msp = H5Screate_simple(1, &mdim, NULL);
+    return *msp < 0 || H5Sselect_hyperslab(*msp, H5S_SELECT_SET, &z, &st, &cnt, NULL) < 0 ? -1 : 0;
+}
+
+static int write_dataset(hid_t f, hid_t lcpl, hid_t dxpl, const struct desc *d,
+                         const struct ldn_ckpt_item *it, int parallel, const char *path, char *err,
+                         size_t errlen)
+{
+    hsize_t dims[2] = {(hsize_t)d->dims[0], (hsize_t)d->dims[1]};
+    hid_t fsp = H5Screate_simple(d->ndim, dims, NULL), msp = H5I_INVALID_HID;
+    hid_t dcpl = make_dcpl(d, parallel), ds = H5I_INVALID_HID;
+    int rc = 0;
+    if (fsp < 0 || dcpl < 0 ||
+        (ds = H5Dcreate2(f, d->name, file_type(d->type), fsp, lcpl, dcpl, H5P_DEFAULT)) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, path, "create %s", d->name);
+    else if (select_rows(d, it, fsp, &msp) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, path, "select rows of %s", d->name);
+    else if (H5Dwrite(ds, mem_type(d->type), msp, fsp, dxpl, it && it->rows ? it->src : NULL) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, path, "write %s", d->name);
+    ldn_h5_close(&msp, H5Sclose);
+    ldn_h5_close(&ds, H5Dclose);
+    ldn_h5_close(&dcpl, H5Pclose);
+    ldn_h5_close(&fsp, H5Sclose);
+    return rc;
+}
+
+static int write_root_attrs(hid_t f, const struct ldn_ckpt_meta *m, const char *metrics,
+                            const char *created)
+{
+    int32_t version = LDN_CKPT_FORMAT_VERSION, servers = m->n_servers, workers = m->n_workers,
+            features = m->features, round = 0;
+    double epoch = m->steps_per_epoch > 0 ? (double)m->step / (double)m->steps_per_epoch : 0;
+    int rc = 0;
+    rc |= ldn_h5_write_attr_str(f, "format", LDN_CKPT_FORMAT);
+    rc |= ldn_h5_write_attr_scalar(f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, &version);
+    rc |= ldn_h5_write_attr_scalar(f, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step);
+    rc |= ldn_h5_write_attr_scalar(f, "epoch", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &epoch);
+    rc |= ldn_h5_write_attr_scalar(f, "round", H5T_STD_I32LE, H5T_NATIVE_INT32, &round);
+    rc |= ldn_h5_write_attr_scalar(f, "steps_per_epoch", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                   &m->steps_per_epoch);
+    rc |= ldn_h5_write_attr_scalar(f, "total_steps", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                   &m->total_steps);
+    rc |= ldn_h5_write_attr_scalar(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed);
+    rc |= ldn_h5_write_attr_scalar(f, "servers", H5T_STD_I32LE, H5T_NATIVE_INT32, &servers);
+    rc |= ldn_h5_write_attr_scalar(f, "workers", H5T_STD_I32LE, H5T_NATIVE_INT32, &workers);
+    rc |= ldn_h5_write_attr_scalar(f, "features", H5T_STD_I32LE, H5T_NATIVE_INT32, &features);
+    rc |= ldn_h5_write_attr_str(f, "config", m->config);
+    rc |= ldn_h5_write_attr_str(f, "metrics", metrics);
+    rc |= ldn_h5_write_attr_str(f, "created", created);
+    rc |= ldn_h5_write_attr_str(f, "ladon_version", LDN_VERSION);
+    return rc ? -1 : 0;
+}
+
+/* A string from rank 0 (*s replaced on the others; the caller frees *owned). */
+static int bcast_str(MPI_Comm comm, int rank, const char **s, char **owned)
+{
+    long long n = rank == 0 ? (long long)strlen(*s) + 1 : 0;
+    MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, comm);
+    char *buf = malloc((size_t)n);
+    if (!buf)
+        return LDN_ERR_NOMEM; /* n is the same everywhere: MPI_Abort is the caller's */
+    if (rank == 0)
+        memcpy(buf, *s, (size_t)n);
+    MPI_Bcast(buf, (int)n, MPI_CHAR, 0, comm);
+    *s = *owned = buf;
+    return 0;
+}
+
+static int step_of_name(const char *name, long long *step)
+{
+    int len = 0;
+    if (sscanf(name, "step-%lld.h5%n", step, &len) == 1 && name[len] == '\0')
+        return 1;
+    return 0;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Rank 0 before a write: the directory exists, leftovers of interrupted writes are gone. */
+static int prepare_dir(const char *dir, char *err, size_t errlen)
+{
+    int rc = ldn_mkdir_p(dir, err, errlen);
+    if (rc)
+        return rc;
+    DIR *d = opendir(dir);
+    if (!d)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint dir %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        long long s;
+        if (n > 7 && strcmp(e->d_name + n - 7, ".h5.tmp") == 0 &&
+            strncmp(e->d_name, "step-", 5) == 0 && sscanf(e->d_name, "step-%lld", &s) == 1) {
+            char p[LDN_PATH_MAX + 300];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            LDN_WARN("checkpoint: removing %s, left by an interrupted write", p);
+            unlink(p);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Rank 0 after a complete close: fsync, rename into place, point `latest`, prune. */
+static int commit(const char *dir, const char *tmp, const char *final, int keep_last, char *err,
+                  size_t errlen)
+{
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint %s: fsync: %s", tmp, strerror(e));
+    }
+    close(fd);
+    if (rename(tmp, final) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint: rename %s -> %s: %s", tmp, final,
+                        strerror(errno));
+    if ((fd = open(dir, O_RDONLY)) >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    const char *base = strrchr(final, '/') ? strrchr(final, '/') + 1 : final;
+    char latest[LDN_PATH_MAX + 16], text[LDN_PATH_MAX];
+    snprintf(latest, sizeof latest, "%s/latest", dir);
+    int n = snprintf(text, sizeof text, "%s\n", base);
+    int rc = ldn_write_file_atomic(latest, text, (size_t)n, err, errlen);
+    if (rc)
+        return rc;
+    /* keep the newest keep_last */
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    long long *steps = NULL;
+    int ns = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long s;
+        if (!step_of_name(e->d_name, &s))
+            continue;
+        if (ns == cap) {
+            cap = cap ? 2 * cap : 16;
+            long long *v = realloc(steps, sizeof *v * (size_t)cap);
+            if (!v)
+                break;
+            steps = v;
+        }
+        steps[ns++] = s;
+    }
+    closedir(d);
+    if (steps)
+        qsort(steps, (size_t)ns, sizeof *steps, cmp_ll);
+    for (int i = 0; i + keep_last < ns; i++) {
+        char p[LDN_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/step-%010lld.h5", dir, steps[i]);
+        if (strcmp(p, final) != 0 && unlink(p) == 0)
+            LDN_INFO("checkpoint: removed %s (checkpoint.keep_last = %d)", p, keep_last);
+    }
+    free(steps);
+    return 0;
+}
+
+void ldn_ckpt_fault(const char *where, int rank, int64_t step)
+{
+    const char *f = getenv("LDN_FAULT");
+    if (!f)
+        return;
+    char what[64];
+    int r;
+    long long s;
+    if (sscanf(f, "%63[^:]:%d:%lld", what, &r, &s) == 3 && strcmp(what, where) == 0 && r == rank &&
+        s == step) {
+        LDN_WARN("LDN_FAULT=%s: rank %d kills itself at step %lld", f, rank, s);
+        raise(SIGKILL);
+    }
+}
+
+int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *meta,
+                   const struct ldn_ckpt_items *mine, int keep_last, char *path_out,
+                   size_t path_len, char *err, size_t errlen)
+{
+    const int parallel = comm != MPI_COMM_NULL;
+    int rank = 0;
+    if (parallel)
+        MPI_Comm_rank(comm, &rank);
+    char tmp[LDN_PATH_MAX + 48], final[LDN_PATH_MAX + 40];
+    snprintf(final, sizeof final, "%s/step-%010lld.h5", dir, (long long)meta->step);
+    snprintf(tmp, sizeof tmp, "%s.tmp", final);
+    if (strlen(final) >= path_len || strlen(final) >= LDN_PATH_MAX)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path %s is too long", final);
+
+    /* 1. the directory (rank 0), the dataset list and the root attributes (everyone) */
+    int rc = rank == 0 ? prepare_dir(dir, err, errlen) : 0, any = rc;
+    if (parallel)
+        MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MIN, comm);
+    if (any)
+        return rc ? rc
+                  : ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint: rank 0 failed to prepare %s",
+                             dir);
+    struct desc *ds = NULL;
+    int nd = 0;
+    if ((rc = gather_descs(comm, mine, &ds, &nd, err, errlen)))
+        return rc;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    const char *metrics = meta->metrics ? meta->metrics : "", *created = stamp;
+    char *own_metrics = NULL, *own_created = NULL;
+    if (parallel && (bcast_str(comm, rank, &metrics, &own_metrics) ||
+                     bcast_str(comm, rank, &created, &own_created))) {
+        free(ds);
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
+    }
+
+    /* 2. the file, collectively */
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER), f = H5I_INVALID_HID;
+    if (fapl < 0 || lcpl < 0 || dxpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, tmp, "property lists");
+    if (rc == 0 && parallel &&
+        (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
+         H5Pset_all_coll_metadata_ops(fapl, 1) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0 ||
+         H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0))
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, tmp, "MPI-IO properties");
+    if (rc == 0 && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "create");
+    if (rc == 0 && write_root_attrs(f, meta, metrics, created) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "root attributes");
+    /* Every rank goes through every dataset (the calls are collective) even after a failure
+     * of its own, so that no rank waits for one that gave up. */
+    for (int i = 0; i < nd && f >= 0; i++) {
+        const struct ldn_ckpt_item *it = NULL;
+        for (int k = 0; k < mine->n && !it; k++)
+            if (strcmp(mine->v[k].name, ds[i].name) == 0)
+                it = &mine->v[k];
+        char why[LDN_ERRLEN];
+        int r = write_dataset(f, lcpl, dxpl, &ds[i], it, parallel, tmp, why, sizeof why);
+        if (r && rc == 0) {
+            rc = r;
+            snprintf(err, errlen, "%s", why);
+        }
+    }
+    ldn_ckpt_fault("kill-in-ckpt", rank, meta->step);
+    if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "close");
+    ldn_h5_close(&dxpl, H5Pclose);
+    ldn_h5_close(&lcpl, H5Pclose);
+    ldn_h5_close(&fapl, H5Pclose);
+    ldn_h5_restore(&q);
+    free(ds);
+    free(own_metrics);
+    free(own_created);
+
+    /* 3. rank 0 puts it in place once every rank has succeeded */
+    any = rc;
+    if (parallel)
+        MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MIN, comm);
+    if (any == 0 && rank == 0)
+        rc = commit(dir, tmp, final, keep_last, err, errlen);
+    else if (any != 0 && rank == 0)
+        unlink(tmp);
+    int fin = rc ? rc : any;
+    if (parallel)
+        MPI_Bcast(&fin, 1, MPI_INT, 0, comm);
+    if (fin == 0) {
+        snprintf(path_out, path_len, "%s", final);
+        ldn_ckpt_fault("kill-after-ckpt", rank, meta->step);
+        return 0;
+    }
+    if (rc == 0)
+        rc =
+            ldn_fail(err, errlen, fin,
+                     "checkpoint %s: another rank failed to write its part (see its message)", tmp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+void ldn_ckpt_close(struct ldn_ckpt *ck)
+{
+    ldn_h5_close(&ck->f, H5Fclose);
+    free(ck->config);
+    free(ck->metrics);
+    free(ck->created);
+    free(ck->ladon_version);
+    ck->config = ck->metrics = ck->created = ck->ladon_version = NULL;
+}
+
+static int need_num(struct ldn_ckpt *ck, const char *name, double lo, double *v, char *err,
+                    size_t errlen)
+{
+    int rc = ldn_h5_attr_num(ck->f, name, 0, KIND, ck->path, v, err, errlen);
+    if (rc == 1)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: root attribute %s is missing",
+                        ck->path, name);
+    if (rc == 0 && !(*v >= lo))
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint %s: root attribute %s must be >= %g, got %g", ck->path, name,
+                        lo, *v);
+    return rc;
+}
+
+static int need_str(struct ldn_ckpt *ck, const char *name, char **out, char *err, size_t errlen)
+{
+    int rc = ldn_h5_attr_str(ck->f, name, KIND, ck->path, out, err, errlen);
+    if (rc == 1)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: root attribute %s is missing",
+                        ck->path, name);
+    return rc;
+}
+
+int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errlen)
+{
+    memset(ck, 0, sizeof *ck);
+    ck->f = H5I_INVALID_HID;
+    if (strlen(path) >= sizeof ck->path)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path is too long: %s", path);
+    strcpy(ck->path, path);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint %s: cannot open: %s", path,
+                        strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint %s: not a regular file", path);
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    int rc = 0;
+    char *format = NULL;
+    double v[8];
+    if ((ck->f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, path,
+                         "cannot open as HDF5 (damaged or truncated?)");
+        goto done;
+    }
+    rc = ldn_h5_attr_str(ck->f, "format", KIND, path, &format, err, errlen);
+    if (rc == 1 || (rc == 0 && strcmp(format, LDN_CKPT_FORMAT) != 0)) {
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                      "checkpoint %s: not a ladon checkpoint (format attribute %s)", path,
+                      rc == 1 ? "missing" : "differs");
+        goto done;
+    }
+    if (rc || (rc = need_num(ck, "format_version", 1, &v[0], err, errlen)))
+        goto done;
+    if (v[0] != LDN_CKPT_FORMAT_VERSION) {
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                      "checkpoint %s: format_version %g, this ladon reads version %d", path, v[0],
+                      LDN_CKPT_FORMAT_VERSION);
+        goto done;
+    }
+    ck->format_version = (int)v[0];
+    if ((rc = need_num(ck, "step", 0, &v[1], err, errlen)) ||
+        (rc = need_num(ck, "steps_per_epoch", 1, &v[2], err, errlen)) ||
+        (rc = need_num(ck, "total_steps", 0, &v[3], err, errlen)) ||
+        (rc = need_num(ck, "servers", 1, &v[4], err, errlen)) ||
+        (rc = need_num(ck, "workers", 0, &v[5], err, errlen)) ||
+        (rc = need_num(ck, "features", 1, &v[6], err, errlen)) ||
+        (rc = need_num(ck, "seed", 0, &v[7], err, errlen)) ||
+        (rc = need_str(ck, "config", &ck->config, err, errlen)) ||
+        (rc = need_str(ck, "metrics", &ck->metrics, err, errlen)) ||
+        (rc = need_str(ck, "created", &ck->created, err, errlen)) ||
+        (rc = need_str(ck, "ladon_version", &ck->ladon_version, err, errlen)))
+        goto done;
+    ck->step = (int64_t)v[1];
+    ck->steps_per_epoch = (int64_t)v[2];
+    ck->total_steps = (int64_t)v[3];
+    ck->n_servers = (int)v[4];
+    ck->n_workers = (int)v[5];
+    ck->features = (int)v[6];
+    ck->epoch = (double)ck->step / (double)ck->steps_per_epoch;
+    { /* the seed is read exactly (a double cannot hold every uint64) */
+        hid_t a = H5Aopen(ck->f, "seed", H5P_DEFAULT);
+        if (a < 0 || H5Aread(a, H5T_NATIVE_UINT64, &ck->seed) < 0)
+            rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, path, "read attribute seed");
+        ldn_h5_close(&a, H5Aclose);
+    }
+done:
+    free(format);
+    ldn_h5_restore(&q);
+    if (rc)
+        ldn_ckpt_close(ck);
+    return rc;
+}
+
+int ldn_ckpt_has(const struct ldn_ckpt *ck, const char *name)
+{
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    /* every link on the way must exist */
+    char part[LDN_CKPT_NAME_MAX];
+    int ok = 1;
+    for (const char *p = strchr(name + 1, '/');; p = strchr(p + 1, '/')) {
+        size_t n = p ? (size_t)(p - name) : strlen(name);
+        if (n >= sizeof part) {
+            ok = 0;
+            break;
+        }
+        memcpy(part, name, n);
+        part[n] = '\0';
+        if (H5Lexists(ck->f, part, H5P_DEFAULT) <= 0) {
+            ok = 0;
+            break;
+        }
+        if (!p)
+            break;
+    }
+    if (ok) {
+        H5O_info_t info;
+        ok = H5Oget_info_by_name(ck->f, name, &info, H5P_DEFAULT) >= 0 &&
+             info.type == H5O_TYPE_DATASET;
+    }
+    ldn_h5_restore(&q);
+    return ok;
+}
+
+static hid_t open_dataset(const struct ldn_ckpt *ck, const char *name, char *err, size_t errlen)
+{
+    if (!ldn_ckpt_has(ck, name)) {
+        ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: dataset %s is missing", ck->path,
+                 name);
+        return -1;
+    }
+    hid_t d = H5Dopen2(ck->f, name, H5P_DEFAULT);
+    if (d < 0)
+        ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path, "open %s", name);
+    return d;
+}
+
+int ldn_ckpt_shape(const struct ldn_ckpt *ck, const char *name, int *ndim, int64_t dims[2],
+                   char *err, size_t errlen)
+{
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    hid_t d = open_dataset(ck, name, err, errlen), sp = d >= 0 ? H5Dget_space(d) : -1;
+    int rc = d < 0 ? LDN_ERR_FORMAT : 0;
+    hsize_t hd[2] = {0, 1};
+    int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (rc == 0 && (nd < 1 || nd > 2 || H5Sget_simple_extent_dims(sp, hd, NULL) < 0))
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s: expected 1 or 2 dimensions",
+                      ck->path, name);
+    if (rc == 0) {
+        *ndim = nd;
+        dims[0] = (int64_t)hd[0];
+        dims[1] = nd == 2 ? (int64_t)hd[1] : 1;
+    }
+    ldn_h5_close(&sp, H5Sclose);
+    ldn_h5_close(&d, H5Dclose);
+    ldn_h5_restore(&q);
+    return rc;
+}
+
+static const char *type_name(int type)
+{
+    return type == LDN_CKPT_F32 ? "float32" : type == LDN_CKPT_I64 ? "int64" : "uint64";
+}
+
+static void dims_str(char *buf, size_t len, int ndim, const int64_t d[2])
+{
+    if (ndim == 2)
+        snprintf(buf, len, "[%lld, %lld]", (long long)d[0], (long long)d[1]);
+    else
+        snprintf(buf, len, "[%lld]", (long long)d[0]);
+}
+
+int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
+                  const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
+                  char *err, size_t errlen)
+{
+    int nd;
+    int64_t got[2];
+    int rc = ldn_ckpt_shape(ck, name, &nd, got, err, errlen);
+    if (rc)
+        return rc;
+    int64_t want1 = ndim == 2 ? dims[1] : 1;
+    if (nd != ndim || got[0] != dims[0] || got[1] != want1) {
+        char a[64], b[64];
+        int64_t w[2] = {dims[0], want1};
+        dims_str(a, sizeof a, nd, got);
+        dims_str(b, sizeof b, ndim, w);
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s has shape %s, expected %s",
+                        ck->path, name, a, b);
+    }
+    if (row0 < 0 || rows < 0 || row0 + rows > dims[0])
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint %s: rows [%lld, %lld) outside %s",
+                        ck->path, (long long)row0, (long long)(row0 + rows), name);
+    if (rows == 0)
+        return 0;
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    hid_t d = open_dataset(ck, name, err, errlen), ft = d >= 0 ? H5Dget_type(d) : -1;
+    hid_t fsp = d >= 0 ? H5Dget_space(d) : -1, msp = H5I_INVALID_HID;
+    rc = d < 0 ? LDN_ERR_FORMAT : 0;
+    if (rc == 0) {
+        H5T_class_t cls = H5Tget_class(ft);
+        int ok = type == LDN_CKPT_F32
+                     ? cls == H5T_FLOAT && H5Tget_size(ft) == 4
+                     : cls == H5T_INTEGER && H5Tget_size(ft) == 8 &&
+                           H5Tget_sign(ft) == (type == LDN_CKPT_I64 ? H5T_SGN_2 : H5T_SGN_NONE);
+        if (!ok)
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s is not %s", ck->path,
+                          name, type_name(type));
+    }
+    if (rc == 0) {
+        struct ldn_ckpt_item it = {.ndim = ndim, .row0 = row0, .rows = rows, .stride = stride};
+        struct desc de = {.ndim = ndim, .dims = {dims[0], want1}};
+        if (select_rows(&de, &it, fsp, &msp) < 0)
+            rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, ck->path, "select %s", name);
+    }
+    if (rc == 0 && H5Dread(d, mem_type(type), msp, fsp, H5P_DEFAULT, dst) < 0) {
+        char h5[256];
+        ldn_h5_errmsg(h5, sizeof h5);
+        if (strstr(h5, "Fletcher32") || strstr(h5, "checksum"))
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                          "checkpoint %s: %s: checksum mismatch (Fletcher-32): the file is "
+                          "damaged",
+                          ck->path, name);
+        else
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                          "checkpoint %s: read %s failed (damaged or truncated file?): %s",
+                          ck->path, name, h5[0] ? h5 : "HDF5 error");
+    }
+    ldn_h5_close(&msp, H5Sclose);
+    ldn_h5_close(&fsp, H5Sclose);
+    ldn_h5_close(&ft, H5Tclose);
+    ldn_h5_close(&d, H5Dclose);
+    ldn_h5_restore(&q);
+    return rc;
+}
+
+int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_net *net, const char *prefix,
+                      float *base, int64_t lo, int64_t hi, char *err, size_t errlen)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct ldn_layer *ly = &net->layers[i];
+        int64_t a = ly->offset > lo ? ly->offset : lo;
+        int64_t b = ly->offset + ly->n_params < hi ? ly->offset + ly->n_params : hi;
+        if (a >= b)
+            continue;
+        int64_t r0 = (a - ly->offset) / ly->row_len, rows = (b - a) / ly->row_len;
+        char name[LDN_CKPT_NAME_MAX];
+        int64_t dw[2] = {ly->out_dim, ly->in_dim}, db[2] = {ly->out_dim, 1};
+        int rc;
+        snprintf(name, sizeof name, "%s/%d/weight", prefix, i);
+        if ((rc = ldn_ckpt_read(ck, name, LDN_CKPT_F32, 2, dw, r0, rows, base + (a - lo),
+                                ly->row_len, err, errlen)))
+            return rc;
+        snprintf(name, sizeof name, "%s/%d/bias", prefix, i);
+        if ((rc = ldn_ckpt_read(ck, name, LDN_CKPT_F32, 1, db, r0, rows,
+                                base + (a - lo) + ly->in_dim, ly->row_len, err, errlen)))
+            return rc;
+    }
+    return 0;
+}
+
+int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen, char *err,
+                     size_t errlen)
+{
+    char d[LDN_PATH_MAX];
+    struct stat st;
+    if (strcmp(arg, "latest") == 0)
+        snprintf(d, sizeof d, "%s", dir);
+    else if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(d, sizeof d, "%s", arg);
+    else {
+        if (strlen(arg) >= outlen)
+            return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path is too long: %s", arg);
+        snprintf(out, outlen, "%s", arg);
+        return 0;
+    }
+    char lp[LDN_PATH_MAX + 16], name[LDN_PATH_MAX];
+    snprintf(lp, sizeof lp, "%s/latest", d);
+    FILE *f = fopen(lp, "r");
+    if (!f)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint: %s: %s (no checkpoint written yet?)",
+                        lp, strerror(errno));
+    int ok = fgets(name, sizeof name, f) != NULL;
+    fclose(f);
+    name[strcspn(name, "\r\n")] = '\0';
+    long long s;
+    if (!ok || !step_of_name(name, &s))
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint: %s does not name a checkpoint file (step-N.h5)", lp);
+    int n = snprintf(out, outlen, "%s/%s", d, name);
+    if (n < 0 || (size_t)n >= outlen)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path is too long: %s/%s", d, name);
+    return 0;
+}
