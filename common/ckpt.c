@@ -53,11 +53,17 @@ static int set_name(struct ldn_ckpt_item *it, const char *prefix, int layer, con
 int ldn_ckpt_add(struct ldn_ckpt_items *l, const char *name, int type, int ndim, int64_t d0,
                  int64_t d1, const void *src)
 {
+    return ldn_ckpt_add_rows(l, name, type, ndim, d0, d1, 0, d0, src);
+}
+
+int ldn_ckpt_add_rows(struct ldn_ckpt_items *l, const char *name, int type, int ndim, int64_t d0,
+                      int64_t d1, int64_t row0, int64_t rows, const void *src)
+{
     struct ldn_ckpt_item it = {.type = type,
                                .ndim = ndim,
                                .dims = {d0, ndim == 2 ? d1 : 1},
-                               .row0 = 0,
-                               .rows = d0,
+                               .row0 = row0,
+                               .rows = rows,
                                .src = src,
                                .stride = ndim == 2 ? d1 : 1};
     if (strlen(name) >= sizeof it.name || name[0] != '/')

@@ -48,6 +48,9 @@ void ldn_ckpt_items_free(struct ldn_ckpt_items *l);
 /* Append a whole dataset held here (contiguous rows). Returns 0 or LDN_ERR_NOMEM/ARG. */
 int ldn_ckpt_add(struct ldn_ckpt_items *l, const char *name, int type, int ndim, int64_t d0,
                  int64_t d1, const void *src);
+/* Append rows [row0, row0 + rows) of a dataset [d0, d1] (contiguous in src). */
+int ldn_ckpt_add_rows(struct ldn_ckpt_items *l, const char *name, int type, int ndim, int64_t d0,
+                      int64_t d1, int64_t row0, int64_t rows, const void *src);
 /* Append the rows of a network's parameter-shaped vector held here: base[0] is key lo and
  * keys [lo, hi) are whole rows. Every layer i with rows in range gives <prefix>/<i>/weight
  * [out, in] and <prefix>/<i>/bias [out] (key layout [out, in + 1], docs/checkpoint.md). */
@@ -106,6 +109,21 @@ int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_net *net, cons
  * (its latest) or a file. Returns 0 with the path in out, or a negative status with err. */
 int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen, char *err,
                      size_t errlen);
+
+struct ldn_job;
+
+/* A distributed job's checkpoint of `step` (ckpt_job.c): every rank calls it with its items
+ * (the coordinator passes the last evaluation as metrics); written to checkpoint.dir with
+ * checkpoint.keep_last, under a watchdog of checkpoint.timeout seconds. */
+int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metrics,
+                       const struct ldn_ckpt_items *items, char *path, size_t path_len, char *err,
+                       size_t errlen);
+
+/* Can a job of cfg (features inputs, n_workers workers, total_steps steps) resume from ck?
+ * Returns 0, or LDN_ERR_CONFIG with one line naming the first difference (model shape,
+ * tasks, optimizer state, codec, workers) in err. */
+int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
+                   int n_workers, int64_t total_steps, char *err, size_t errlen);
 
 /* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
  * kills itself with SIGKILL after writing its data, before the file is closed; with

@@ -17,6 +17,11 @@ struct ldn_codec_ctx {
     size_t cap[LDN__CODEC_NSLOTS];
 };
 
+struct ldn_rng *ldn_codec_ctx_rng(struct ldn_codec_ctx *ctx)
+{
+    return &ctx->rng;
+}
+
 struct ldn_codec_ctx *ldn_codec_ctx_new(uint64_t seed)
 {
     struct ldn_codec_ctx *ctx = calloc(1, sizeof *ctx);

@@ -69,6 +69,8 @@ struct ldn_codec_desc {
 struct ldn_codec_ctx *ldn_codec_ctx_new(uint64_t seed);
 /* Free the context and its buffers and set *ctx to NULL; accepts NULL and *ctx == NULL. */
 void ldn_codec_ctx_destroy(struct ldn_codec_ctx **ctx);
+/* The context's random stream (threshold sample, QSGD rounding): saved in checkpoints. */
+struct ldn_rng *ldn_codec_ctx_rng(struct ldn_codec_ctx *ctx);
 
 /* --- descriptor --- */
 

@@ -48,7 +48,8 @@ enum ldn_control {
     LDN_CTL_PING = 0,  /* liveness only */
     LDN_CTL_TRAIN = 1, /* vals[1] = first step, vals[2] = end step (exclusive) */
     LDN_CTL_EVAL = 2,  /* vals[1] = step */
-    LDN_CTL_STOP = 3   /* finish: answer DONE (servers with their stats) and exit */
+    LDN_CTL_STOP = 3,  /* finish: answer DONE (servers with their stats) and exit */
+    LDN_CTL_CKPT = 4   /* vals[1] = step: join the collective checkpoint write of that step */
 };
 
 /* REPORT kinds (vals[0]); the layouts are in docs/wire.md. */

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* Distributed start-up and role dispatch. */
 #include "dist.h"
 
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "ckpt.h"
 #include "config.h"
 #include "coordinator.h"
 #include "data.h"
@@ -141,10 +143,20 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
                                 .clock_log = clock_log,
                                 .chunks = job->chunks,
                                 .n_chunks = job->n_chunks};
+    o.job = job;
     struct ldn_server *s = ldn_server_new(&o, err, errlen);
     free(workers);
     free(group_size);
-    int rc = s ? ldn_server_run(s, router, err, errlen) : LDN_ERR_NOMEM;
+    int rc = s ? 0 : LDN_ERR_NOMEM;
+    if (rc == 0 && job->resume_path) {
+        struct ldn_ckpt ck;
+        if ((rc = ldn_ckpt_open(job->resume_path, &ck, err, errlen)) == 0) {
+            rc = ldn_server_resume(s, &ck, err, errlen);
+            ldn_ckpt_close(&ck);
+        }
+    }
+    if (rc == 0)
+        rc = ldn_server_run(s, router, err, errlen);
     ldn_server_destroy(&s);
     if (clock_log)
         fclose(clock_log);
@@ -174,7 +186,22 @@ static int run_coordinator(const struct ldn_job *job, void *router, char *err, s
     return rc;
 }
 
-int ldn_dist_main(const char *config_path, int n_over, char *const *over)
+/* Rank 0: the checkpoint `arg` names, checked against the job. 0 or an error in err. */
+static int check_resume(const char *arg, const struct ldn_job *job, char *path, size_t len,
+                        int64_t *step, char *err, size_t errlen)
+{
+    int rc = ldn_ckpt_resolve(arg, job->cfg->ckpt.dir, path, len, err, errlen);
+    struct ldn_ckpt ck;
+    if (rc == 0 && (rc = ldn_ckpt_open(path, &ck, err, errlen)) == 0) {
+        rc = ldn_ckpt_check(&ck, job->cfg, job->features, job->plan->n_workers, job->total_steps,
+                            err, errlen);
+        *step = ck.step;
+        ldn_ckpt_close(&ck);
+    }
+    return rc;
+}
+
+int ldn_dist_main(const char *config_path, int n_over, char *const *over, const char *resume)
 {
     MPI_Init(NULL, NULL);
     int rank, world;
@@ -285,6 +312,31 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
                           .trunk_params = trunk->n_params};
     job.steps_per_epoch = ldn_plan_steps_per_epoch(plan, cfg, d.n_train);
     job.total_steps = job.steps_per_epoch * cfg->epochs;
+    job.trunk = trunk;
+    char *resume_path = NULL;
+    if (resume) { /* rank 0 checks the checkpoint against the job, everyone learns the path */
+        char path[LDN_PATH_MAX + 64] = "";
+        st = rank == 0
+                 ? check_resume(resume, &job, path, sizeof path, &job.resume_step, err, sizeof err)
+                 : 0;
+        if (agree(st, err)) {
+            ldn_net_destroy(&trunk);
+            free(ranges);
+            free(chunks);
+            ldn_plan_destroy(&plan);
+            ldn_config_destroy(&cfg);
+            MPI_Finalize();
+            return 1;
+        }
+        resume_path = bcast_text(rank == 0 ? path : NULL);
+        if (rank == 0 && !(resume_path = strdup(path)))
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        MPI_Bcast(&job.resume_step, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+        job.resume_path = resume_path;
+        if (rank == 0)
+            LDN_INFO("resuming from %s (step %lld of %lld)", resume_path,
+                     (long long)job.resume_step, (long long)job.total_steps);
+    }
     job.zctx = zmq_ctx_new();
     void *router = NULL;
     char mine[LDN_NET_ENDPOINT_MAX] = "";
@@ -344,6 +396,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over)
     zmq_ctx_term(job.zctx);
     MPI_Barrier(MPI_COMM_WORLD);
     free(eps);
+    free(resume_path);
     free(ranges);
     free(chunks);
     ldn_net_destroy(&trunk);

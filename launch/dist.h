@@ -3,7 +3,8 @@
 #ifndef LDN_DIST_H
 #define LDN_DIST_H
 
-/* `ladon train CONFIG [overrides]` on every rank. Returns the process exit code. */
-int ldn_dist_main(const char *config_path, int n_over, char *const *over);
+/* `ladon train CONFIG [overrides] [--resume [PATH|latest]]` on every rank; resume is NULL
+ * for a fresh run. Returns the process exit code. */
+int ldn_dist_main(const char *config_path, int n_over, char *const *over, const char *resume);
 
 #endif

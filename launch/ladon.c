@@ -1,5 +1,6 @@
 /* The ladon executable: command-line entry and dispatch.
  *
+ *   mpirun -np N ladon train CONFIG [key=value ...] [--resume [PATH|latest]]
  *   ladon train --local CONFIG [key=value ...]
  *   ladon config show CONFIG [key=value ...]
  *   ladon data fmnist OUT_DIR [--src DIR] [--seed N]
@@ -25,9 +26,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ladon <command> ...\n"
-            "  mpirun -np N ladon train CONFIG [key=value ...]\n"
+            "  mpirun -np N ladon train CONFIG [key=value ...] [--resume [PATH|latest]]\n"
             "        distributed training: rank 0 coordinator, ranks 1..ps.servers parameter\n"
-            "        servers, the rest workers in task groups (launch/ladon-run counts N)\n"
+            "        servers, the rest workers in task groups (launch/ladon-run counts N);\n"
+            "        --resume continues from a checkpoint (default: checkpoint.dir/latest)\n"
             "  ladon train --local CONFIG [key=value ...]   train every task in this process\n"
             "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"
             "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
@@ -86,30 +88,57 @@ static int cmd_config(int argc, char **argv)
 
 static int cmd_train(int argc, char **argv)
 {
-    int local = 0, i = 0;
-    for (; i < argc && argv[i][0] == '-'; i++) {
+    /* options may come before or after CONFIG; `--resume` takes an optional value (a path or
+     * "latest"; anything with '=' is an override) */
+    int local = 0, n = 0;
+    const char *resume = NULL;
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return fail("out of memory");
+    for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--local"))
             local = 1;
-        else {
+        else if (!strcmp(argv[i], "--resume")) {
+            resume = "latest";
+            if (i + 1 < argc && argv[i + 1][0] != '-' && !strchr(argv[i + 1], '=') && n > 0)
+                resume = argv[++i];
+        } else if (!strncmp(argv[i], "--resume=", 9))
+            resume = argv[i] + 9;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "ladon train: unknown option '%s'\n", argv[i]);
+            free(rest);
             return 2;
-        }
+        } else
+            rest[n++] = argv[i];
     }
-    if (i >= argc) {
+    if (n < 1) {
+        free(rest);
         usage(stderr);
         return 2;
     }
-    if (!local)
-        return ldn_dist_main(argv[i], argc - i - 1, argv + i + 1);
+    if (local && resume) {
+        free(rest);
+        fprintf(stderr, "ladon train: --resume is for distributed runs (mpirun ... ladon train); "
+                        "the local trainer writes no checkpoints\n");
+        return 2;
+    }
+    if (!local) {
+        int rc = ldn_dist_main(rest[0], n - 1, rest + 1, resume);
+        free(rest);
+        return rc;
+    }
     char err[LDN_ERRLEN];
-    struct ldn_config *cfg = ldn_config_load(argv[i], argc - i - 1, argv + i + 1, err, sizeof err);
-    if (!cfg)
+    struct ldn_config *cfg = ldn_config_load(rest[0], n - 1, rest + 1, err, sizeof err);
+    if (!cfg) {
+        free(rest);
         return fail(err);
+    }
     ldn_log_set_role("local", -1, NULL);
     LDN_INFO("config %s (run %s, seed %llu)", cfg->source, cfg->run_name,
              (unsigned long long)cfg->seed);
     int rc = ldn_train_local(cfg, err, sizeof err);
     ldn_config_destroy(&cfg);
+    free(rest);
     return rc == 0 ? 0 : fail(err);
 }
 

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "fs.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,6 +55,9 @@ struct coord {
     FILE *metrics;
     int tty;
     const char *phase;
+    char *last_metrics; /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
+    double last_ckpt_time;
+    int64_t last_ckpt_step;
 };
 
 static const char *task_of_rank(const struct coord *c, int rank)
@@ -311,12 +316,20 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
         ldn_lr_at(&cfg->lr, cfg->optim.lr, step - 1, c->job->total_steps, c->job->steps_per_epoch);
     char buf[4096];
     int off = snprintf(buf, sizeof buf, "eval epoch %.2f step %lld:", epoch, (long long)step);
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = open_memstream(&text, &text_len);
+    if (!mem)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int t = 0; t < cfg->n_tasks; t++) {
         const struct task_acc *e = &c->eval_acc[t], *a = &c->train_acc[t];
-        if (e->seen != c->job->n_test[t])
+        if (e->seen != c->job->n_test[t]) {
+            fclose(mem);
+            free(text);
             return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
                             "eval of task %s covered %lld of %lld test rows", cfg->tasks[t].name,
                             (long long)e->seen, (long long)c->job->n_test[t]);
+        }
         struct ldn_eval_record rec = {
             .task = cfg->tasks[t].name,
             .step = step,
@@ -333,15 +346,50 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
             .pull_bytes_per_step = c->worker_steps > 0 ? c->bytes_pull / c->worker_steps : 0,
             .dense_bytes_per_step = c->worker_steps > 0 ? c->bytes_dense / c->worker_steps : 0,
             .residual_norm = mean_residual(c)};
-        if (ldn_metrics_write(c->metrics, &rec) != 0)
+        ldn_metrics_write(mem, &rec);
+        if (ldn_metrics_write(c->metrics, &rec) != 0) {
+            fclose(mem);
+            free(text);
             return ldn_fail(err, errlen, LDN_ERR_IO, "metrics: write to %s/metrics.jsonl failed",
                             cfg->run_dir);
+        }
         if (off < (int)sizeof buf - 64)
             off += snprintf(buf + off, sizeof buf - (size_t)off, " %s acc %.2f%% (loss %.4f)",
                             cfg->tasks[t].name, 100.0 * rec.accuracy, rec.loss);
     }
     memset(c->train_acc, 0, sizeof *c->train_acc * (size_t)cfg->n_tasks);
     LDN_INFO("%s", buf);
+    if (fclose(mem) == 0) {
+        free(c->last_metrics);
+        c->last_metrics = text;
+    } else
+        free(text);
+    return 0;
+}
+
+/* Every rank joins the collective write of a checkpoint of `step` (docs/checkpoint.md). */
+static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t errlen)
+{
+    c->phase = "checkpoint";
+    double t0 = ldn_now();
+    for (int r = 1; r < c->job->world; r++) {
+        int rc = send_control(c, r, LDN_CTL_CKPT, (double)step, 0, err, errlen);
+        if (rc)
+            return rc;
+    }
+    struct ldn_ckpt_items none = {0};
+    char path[LDN_PATH_MAX + 64];
+    int rc = ldn_job_checkpoint(c->job, step, c->last_metrics ? c->last_metrics : "", &none, path,
+                                sizeof path, err, errlen);
+    if (rc)
+        return rc;
+    double dt = ldn_now() - t0;
+    struct stat st;
+    double mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+    LDN_INFO("checkpoint step %lld: %s (%.1f MB in %.2f s, %.0f MB/s)", (long long)step, path, mb,
+             dt, dt > 0 ? mb / dt : 0);
+    c->last_ckpt_time = ldn_now();
+    c->last_ckpt_step = step;
     return 0;
 }
 
@@ -537,7 +585,7 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     if (rc == 0 && !(rc = ldn_mkdir_p(cfg->run_dir, err, errlen)) &&
         !(rc = ldn_write_file_atomic(path, cfg->resolved_yaml, strlen(cfg->resolved_yaml), err,
                                      errlen)) &&
-        !(c.metrics = ldn_metrics_open(cfg->run_dir, 0, err, errlen)))
+        !(c.metrics = ldn_metrics_open(cfg->run_dir, job->resume_path != NULL, err, errlen)))
         rc = LDN_ERR_IO;
     c.t_start = ldn_now();
     if (rc == 0)
@@ -549,13 +597,30 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     int64_t eval_period = (int64_t)llround(cfg->eval_every * (double)job->steps_per_epoch);
     if (eval_period < 1)
         eval_period = 1;
-    for (int64_t from = 0; rc == 0 && from < job->total_steps;) {
+    const struct ldn_ckpt_config *ck = &cfg->ckpt;
+    /* with checkpoint.every_minutes, phases end at least every log_every steps so that the
+     * clock is looked at */
+    int64_t look = ck->every_minutes > 0 ? (cfg->log_every > 0 ? cfg->log_every : eval_period) : 0;
+    int64_t from = job->resume_path ? job->resume_step : 0;
+    c.last_ckpt_step = from;
+    c.last_ckpt_time = ldn_now();
+    while (rc == 0 && from < job->total_steps) {
         int64_t to = (from / eval_period + 1) * eval_period;
+        if (ck->every_steps > 0 && (from / ck->every_steps + 1) * ck->every_steps < to)
+            to = (from / ck->every_steps + 1) * ck->every_steps;
+        if (look > 0 && (from / look + 1) * look < to)
+            to = (from / look + 1) * look;
         if (to > job->total_steps)
             to = job->total_steps;
         rc = phase_train(&c, from, to, err, errlen);
-        if (rc == 0)
+        if (rc == 0 && (to % eval_period == 0 || to == job->total_steps))
             rc = phase_eval(&c, to, err, errlen);
+        int want =
+            (ck->every_steps > 0 && to % ck->every_steps == 0) ||
+            (ck->every_minutes > 0 && ldn_now() - c.last_ckpt_time >= 60 * ck->every_minutes) ||
+            (ck->final && to == job->total_steps);
+        if (rc == 0 && want && to != c.last_ckpt_step)
+            rc = phase_checkpoint(&c, to, err, errlen);
         from = to;
     }
     if (rc == 0)
@@ -575,5 +640,6 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     free(c.train_acc);
     free(c.eval_acc);
     free(c.residual_sum);
+    free(c.last_metrics);
     return rc;
 }

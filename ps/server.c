@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt.h"
 #include "fs.h"
 #include "log.h"
 #include "optim.h"
@@ -48,6 +49,9 @@ struct ldn_server {
     int has_desc;
     struct ldn_codec_ctx *codec;
     struct ldn_server_stats st;
+    int first_chunk;      /* index of chunks[0] in the job's chunk table */
+    int n_chunks_total;   /* chunks of the whole job */
+    int64_t ckpt_pending; /* step of a checkpoint to join once the state is complete, or -1 */
 };
 
 static int worker_index(const struct ldn_server *s, int rank)
@@ -115,8 +119,13 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
             if (!(s->pending[w] = malloc(sizeof(float) * (size_t)s->n)))
                 goto nomem;
     int c = 0;
+    s->first_chunk = -1;
+    s->n_chunks_total = o->n_chunks;
+    s->ckpt_pending = -1;
     for (int k = 0; k < o->n_chunks; k++)
         if (o->chunks[k].lo >= o->lo && o->chunks[k].hi <= o->hi) {
+            if (s->first_chunk < 0)
+                s->first_chunk = k;
             s->chunks[c] = o->chunks[k];
             s->chunks[c].lo -= o->lo;
             s->chunks[c].hi -= o->lo;
@@ -565,6 +574,10 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
         }
         if (kind == LDN_CTL_PING)
             return 0;
+        if (kind == LDN_CTL_CKPT && h->nvals >= 2 && s->o.job && h->vals[1] >= 0) {
+            s->ckpt_pending = (int64_t)h->vals[1]; /* joined once the step is complete */
+            return 0;
+        }
         return reject(s, sock, m, LDN_ERR_FORMAT, "unknown control command");
     }
     if (h->op == LDN_OP_STATS && from_coord) {
@@ -610,11 +623,82 @@ static void missing_workers(const struct ldn_server *s, char *buf, size_t len)
     }
 }
 
+/* The checkpoint asked for can be written once every push of the steps before it is in:
+ * under bsp the step is complete, under ssp/async every worker's clock has reached it. */
+static int ckpt_ready(const struct ldn_server *s)
+{
+    if (s->ckpt_pending < 0)
+        return 0;
+    if (s->cfg->consistency == LDN_BSP)
+        return s->step >= s->ckpt_pending && s->n_pending == 0;
+    return min_clock(s) >= s->ckpt_pending;
+}
+
+static int checkpoint(struct ldn_server *s, char *err, size_t errlen)
+{
+    const struct ldn_net *trunk = s->o.job->trunk;
+    const int64_t lo = s->o.lo, hi = s->o.hi;
+    struct ldn_ckpt_items it = {0};
+    int rc = ldn_ckpt_add_net(&it, trunk, "/trunk", s->params, lo, hi);
+    if (rc == 0 && s->opt->m)
+        rc = ldn_ckpt_add_net(&it, trunk, "/optimizer/m/trunk", s->opt->m, lo, hi);
+    if (rc == 0 && s->opt->v)
+        rc = ldn_ckpt_add_net(&it, trunk, "/optimizer/v/trunk", s->opt->v, lo, hi);
+    if (rc == 0)
+        rc = ldn_ckpt_add_rows(&it, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, s->n_chunks_total,
+                               1, s->first_chunk, s->C, s->version);
+    char path[LDN_PATH_MAX + 64];
+    if (rc)
+        rc = ldn_fail(err, errlen, rc, "ps %d: checkpoint items: out of memory", s->o.rank);
+    else
+        rc = ldn_job_checkpoint(s->o.job, s->ckpt_pending, NULL, &it, path, sizeof path, err,
+                                errlen);
+    ldn_ckpt_items_free(&it);
+    s->ckpt_pending = -1;
+    return rc;
+}
+
+int ldn_server_resume(struct ldn_server *s, const struct ldn_ckpt *ck, char *err, size_t errlen)
+{
+    const struct ldn_net *trunk = s->o.job->trunk;
+    const int64_t lo = s->o.lo, hi = s->o.hi;
+    int rc = ldn_ckpt_read_net(ck, trunk, "/trunk", s->params, lo, hi, err, errlen);
+    if (rc == 0 && s->opt->m)
+        rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/m/trunk", s->opt->m, lo, hi, err, errlen);
+    if (rc == 0 && s->opt->v)
+        rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/v/trunk", s->opt->v, lo, hi, err, errlen);
+    if (rc)
+        return rc;
+    int nd;
+    int64_t dims[2];
+    /* Updates per chunk: kept when the chunk table is the same (same ps.servers and
+     * ps.chunk_kb), else every chunk counts the checkpoint's steps (exact under bsp). */
+    if (ldn_ckpt_shape(ck, "/optimizer/trunk_updates", &nd, dims, NULL, 0) == 0 && nd == 1 &&
+        dims[0] == s->n_chunks_total && ck->n_servers == s->cfg->servers) {
+        if ((rc = ldn_ckpt_read(ck, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, dims,
+                                s->first_chunk, s->C, s->version, 1, err, errlen)))
+            return rc;
+    } else {
+        for (int k = 0; k < s->C; k++)
+            s->version[k] = ck->step;
+    }
+    s->step = ck->step;
+    for (int w = 0; w < s->W; w++)
+        s->clock[w] = ck->step;
+    return 0;
+}
+
 int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen)
 {
     const double timeout = s->cfg->timeout_s;
     double last = ldn_now();
     for (;;) {
+        if (ckpt_ready(s)) {
+            int rc = checkpoint(s, err, errlen);
+            if (rc)
+                return rc;
+            last = ldn_now();
+        }
         struct ldn_msg m;
         char why[LDN_ERRLEN];
         int rc = ldn_net_recv(sock, 1, &m, 500, why, sizeof why);

@@ -15,6 +15,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "job.h"
 #include "net.h"
 #include "plan.h"
 
@@ -30,6 +31,7 @@ struct ldn_server_opts {
     FILE *clock_log;                /* optional: one line per served pull (see docs/wire.md) */
     const struct ldn_chunk *chunks; /* the job's chunk table (all servers), borrowed */
     int n_chunks;
+    const struct ldn_job *job; /* for checkpoints (NULL: none, e.g. in tests) */
 };
 
 struct ldn_server_stats {
@@ -55,6 +57,12 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m);
  * message at all, or pushes of an open step missing) ends with LDN_ERR_TIMEOUT and err
  * naming what was awaited. */
 int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen);
+
+struct ldn_ckpt;
+/* Continue from a checkpoint (before ldn_server_run): this server's rows of the trunk and of
+ * the optimizer state, the update counts, and every worker's clock at the checkpoint's step.
+ * Returns 0 or a negative status with err naming the checkpoint and what is wrong. */
+int ldn_server_resume(struct ldn_server *s, const struct ldn_ckpt *ck, char *err, size_t errlen);
 
 void ldn_server_get_stats(const struct ldn_server *s, struct ldn_server_stats *st);
 /* The server's current weights for [lo, hi) (borrowed). */

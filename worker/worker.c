@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ckpt.h"
 #include "codec.h"
 #include "data.h"
 #include "fs.h"
@@ -24,7 +25,8 @@
 #define HEARTBEAT_S 1.0
 
 struct wtask {
-    int t; /* task index in the config */
+    int t;                 /* task index in the config */
+    int64_t ckpt_state[2]; /* batcher pos, passes, as a checkpoint stores them */
     struct ldn_dataset *train, *test;
     struct ldn_batcher batcher;
     struct ldn_optim *head_opt;
@@ -440,6 +442,135 @@ static int evaluate(struct worker *w, int64_t step, char *err, size_t errlen)
     return 0;
 }
 
+/* Checkpoint datasets of this worker: its group's heads and head optimizer state (the group's
+ * first rank writes them: they are identical in the group), and its own error-feedback
+ * residual, momentum-correction velocity, codec random stream and batch order per task. */
+static int ckpt_items(struct worker *w, struct ldn_ckpt_items *it)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    const int r = w->job->rank;
+    const int64_t n = w->model->trunk->n_params;
+    int rc = 0;
+    for (int i = 0; i < w->n && rc == 0; i++) {
+        struct wtask *wt = &w->tasks[i];
+        const char *tn = w->cfg->tasks[wt->t].name;
+        const struct ldn_net *head = w->model->heads[wt->t];
+        struct ldn_optim *o = wt->head_opt;
+        if (w->grank == 0) {
+            snprintf(name, sizeof name, "/heads/%s", tn);
+            rc |= ldn_ckpt_add_net(it, head, name, head->params, 0, head->n_params);
+            snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
+            rc |= o->m ? ldn_ckpt_add_net(it, head, name, o->m, 0, head->n_params) : 0;
+            snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
+            rc |= o->v ? ldn_ckpt_add_net(it, head, name, o->v, 0, head->n_params) : 0;
+            snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
+            rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 1, 1, &o->t);
+        }
+        wt->ckpt_state[0] = wt->batcher.pos;
+        wt->ckpt_state[1] = wt->batcher.passes;
+        snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", r, tn);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, wt->batcher.n, 1, wt->batcher.perm);
+        snprintf(name, sizeof name, "/workers/%d/batch/%s/state", r, tn);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 2, 1, wt->ckpt_state);
+        snprintf(name, sizeof name, "/workers/%d/batch/%s/rng", r, tn);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_U64, 1, 4, 1, wt->batcher.rng.s);
+    }
+    if (w->kv->residual) {
+        snprintf(name, sizeof name, "/workers/%d/residual", r);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_F32, 1, n, 1, w->kv->residual);
+    }
+    if (w->kv->velocity) {
+        snprintf(name, sizeof name, "/workers/%d/velocity", r);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_F32, 1, n, 1, w->kv->velocity);
+    }
+    if (w->kv->codec) {
+        snprintf(name, sizeof name, "/workers/%d/codec_rng", r);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_U64, 1, 4, 1, ldn_codec_ctx_rng(w->kv->codec)->s);
+    }
+    return rc;
+}
+
+static int checkpoint(struct worker *w, int64_t step, char *err, size_t errlen)
+{
+    struct ldn_ckpt_items it = {0};
+    char path[LDN_PATH_MAX + 64];
+    int rc = ckpt_items(w, &it);
+    if (rc)
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: checkpoint items: out of memory",
+                      w->job->rank);
+    else
+        rc = ldn_job_checkpoint(w->job, step, NULL, &it, path, sizeof path, err, errlen);
+    ldn_ckpt_items_free(&it);
+    w->last_sent = 0; /* a heartbeat right after */
+    return rc;
+}
+
+/* Read the state ckpt_items wrote (every rank of a group reads its group's heads). */
+static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t errlen)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    const int r = w->job->rank;
+    const int64_t n = w->model->trunk->n_params, d4[2] = {4, 1}, d2[2] = {2, 1}, d1[2] = {1, 1},
+                  dn[2] = {n, 1};
+    int rc = 0;
+    for (int i = 0; i < w->n && rc == 0; i++) {
+        struct wtask *wt = &w->tasks[i];
+        const char *tn = w->cfg->tasks[wt->t].name;
+        struct ldn_net *head = w->model->heads[wt->t];
+        struct ldn_optim *o = wt->head_opt;
+        struct ldn_batcher *b = &wt->batcher;
+        const int64_t dp[2] = {b->n, 1};
+        snprintf(name, sizeof name, "/heads/%s", tn);
+        rc = ldn_ckpt_read_net(ck, head, name, head->params, 0, head->n_params, err, errlen);
+        snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
+        if (rc == 0 && o->m)
+            rc = ldn_ckpt_read_net(ck, head, name, o->m, 0, head->n_params, err, errlen);
+        snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
+        if (rc == 0 && o->v)
+            rc = ldn_ckpt_read_net(ck, head, name, o->v, 0, head->n_params, err, errlen);
+        snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &o->t, 1, err, errlen);
+        snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", r, tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dp, 0, b->n, b->perm, 1, err, errlen);
+        snprintf(name, sizeof name, "/workers/%d/batch/%s/state", r, tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d2, 0, 2, wt->ckpt_state, 1, err, errlen);
+        snprintf(name, sizeof name, "/workers/%d/batch/%s/rng", r, tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_U64, 1, d4, 0, 4, b->rng.s, 1, err, errlen);
+        if (rc == 0) {
+            int64_t pos = wt->ckpt_state[0], passes = wt->ckpt_state[1];
+            for (int64_t k = 0; k < b->n && rc == 0; k++)
+                if (b->perm[k] < 0 || b->perm[k] >= b->n)
+                    rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                                  "checkpoint %s: %s holds row %lld outside [0, %lld)", ck->path,
+                                  name, (long long)b->perm[k], (long long)b->n);
+            if (rc == 0 && (pos < 0 || pos > b->n || passes < 0))
+                rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                              "checkpoint %s: batch position %lld of task %s outside [0, %lld]",
+                              ck->path, (long long)pos, tn, (long long)b->n);
+            b->pos = pos;
+            b->passes = passes;
+        }
+    }
+    if (rc == 0 && w->kv->residual) {
+        snprintf(name, sizeof name, "/workers/%d/residual", r);
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_F32, 1, dn, 0, n, w->kv->residual, 1, err, errlen);
+    }
+    if (rc == 0 && w->kv->velocity) {
+        snprintf(name, sizeof name, "/workers/%d/velocity", r);
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_F32, 1, dn, 0, n, w->kv->velocity, 1, err, errlen);
+    }
+    if (rc == 0 && w->kv->codec) {
+        snprintf(name, sizeof name, "/workers/%d/codec_rng", r);
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_U64, 1, d4, 0, 4, ldn_codec_ctx_rng(w->kv->codec)->s,
+                           1, err, errlen);
+    }
+    return rc;
+}
+
 static int send_done(struct worker *w, int64_t step, char *err, size_t errlen)
 {
     struct ldn_wire_hdr h;
@@ -455,9 +586,17 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
     MPI_Comm_size(group_comm, &w.gsize);
     MPI_Comm_rank(group_comm, &w.grank);
     int rc = setup(&w, err, errlen);
+    const int64_t start = job->resume_path ? job->resume_step : 0;
+    if (rc == 0 && job->resume_path) {
+        struct ldn_ckpt ck;
+        if ((rc = ldn_ckpt_open(job->resume_path, &ck, err, errlen)) == 0) {
+            rc = resume(&w, &ck, err, errlen);
+            ldn_ckpt_close(&ck);
+        }
+    }
     if (rc == 0)
-        rc = ldn_kv_pull(w.kv, 0, w.model->trunk->params, err, errlen); /* initial weights */
-    w.have_clock = 0;
+        rc = ldn_kv_pull(w.kv, start, w.model->trunk->params, err, errlen); /* initial weights */
+    w.have_clock = start;
     while (rc == 0) {
         struct ldn_msg m;
         char why[LDN_ERRLEN];
@@ -486,6 +625,8 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
             rc = evaluate(&w, (int64_t)m.hdr.vals[1], err, errlen);
             if (rc == 0)
                 rc = send_done(&w, (int64_t)m.hdr.vals[1], err, errlen);
+        } else if (kind == LDN_CTL_CKPT && m.hdr.nvals >= 2) {
+            rc = checkpoint(&w, (int64_t)m.hdr.vals[1], err, errlen);
         } else if (kind == LDN_CTL_STOP) {
             rc = send_done(&w, m.hdr.step, err, errlen);
             break;

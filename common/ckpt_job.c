@@ -1,0 +1,131 @@
+/* Checkpoints of a distributed job: the collective write every role calls, and the check that
+ * a config can resume from a checkpoint (ckpt.h, docs/checkpoint.md). */
+#include <stdio.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "job.h"
+#include "log.h"
+#include "status.h"
+#include "watchdog.h"
+
+int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metrics,
+                       const struct ldn_ckpt_items *items, char *path, size_t path_len, char *err,
+                       size_t errlen)
+{
+    const struct ldn_config *cfg = job->cfg;
+    struct ldn_ckpt_meta meta = {.step = step,
+                                 .steps_per_epoch = job->steps_per_epoch,
+                                 .total_steps = job->total_steps,
+                                 .n_servers = job->plan->n_servers,
+                                 .n_workers = job->plan->n_workers,
+                                 .features = job->features,
+                                 .seed = cfg->seed,
+                                 .config = cfg->resolved_yaml,
+                                 .metrics = metrics ? metrics : ""};
+    char what[LDN_PATH_MAX + 96];
+    snprintf(what, sizeof what,
+             "the collective write of checkpoint step %lld into %s (every rank "
+             "takes part; checkpoint.timeout)",
+             (long long)step, cfg->ckpt.dir);
+    ldn_watchdog_arm(what, cfg->ckpt.timeout_s);
+    int rc = ldn_ckpt_write(MPI_COMM_WORLD, cfg->ckpt.dir, &meta, items, cfg->ckpt.keep_last, path,
+                            path_len, err, errlen);
+    ldn_watchdog_disarm();
+    return rc;
+}
+
+static void widths(char *buf, size_t len, const int *w, int n)
+{
+    size_t off = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? ", " : "", w[i]);
+    if (off < len)
+        snprintf(buf + off, len - off, "]");
+}
+
+#define DIFF(...) ldn_fail(err, errlen, LDN_ERR_CONFIG, __VA_ARGS__)
+
+static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
+                   const struct ldn_config *cfg, int features, int n_workers, char *err,
+                   size_t errlen)
+{
+    const char *p = ck->path;
+    char a[256], b[256];
+    if (ck->features != features)
+        return DIFF("checkpoint %s does not match: %d input features in the checkpoint, %d in "
+                    "the data",
+                    p, ck->features, features);
+    if (old->n_trunk != cfg->n_trunk ||
+        memcmp(old->trunk, cfg->trunk, sizeof(int) * (size_t)cfg->n_trunk) != 0) {
+        widths(a, sizeof a, old->trunk, old->n_trunk);
+        widths(b, sizeof b, cfg->trunk, cfg->n_trunk);
+        return DIFF("checkpoint %s does not match: model.trunk is %s in the checkpoint, %s in "
+                    "the config",
+                    p, a, b);
+    }
+    if (old->activation != cfg->activation)
+        return DIFF("checkpoint %s does not match: model.activation is %s in the checkpoint, %s "
+                    "in the config",
+                    p, ldn_activation_name(old->activation), ldn_activation_name(cfg->activation));
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        const struct ldn_task_config *tk = &cfg->tasks[t];
+        int o = ldn_config_task_index(old, tk->name);
+        if (o < 0)
+            return DIFF("checkpoint %s does not match: task %s is not in the checkpoint", p,
+                        tk->name);
+        if (old->tasks[o].n_head != tk->n_head ||
+            memcmp(old->tasks[o].head, tk->head, sizeof(int) * (size_t)tk->n_head) != 0) {
+            widths(a, sizeof a, old->tasks[o].head, old->tasks[o].n_head);
+            widths(b, sizeof b, tk->head, tk->n_head);
+            return DIFF("checkpoint %s does not match: tasks.%s.head is %s in the checkpoint, %s "
+                        "in the config",
+                        p, tk->name, a, b);
+        }
+    }
+    if (old->n_tasks != cfg->n_tasks)
+        return DIFF("checkpoint %s does not match: %d tasks in the checkpoint, %d in the config", p,
+                    old->n_tasks, cfg->n_tasks);
+    if (old->optim.kind != cfg->optim.kind)
+        return DIFF("checkpoint %s does not match: train.optimizer is %s in the checkpoint, %s in "
+                    "the config",
+                    p, ldn_optim_name(old->optim.kind), ldn_optim_name(cfg->optim.kind));
+    if ((old->optim.momentum > 0) != (cfg->optim.momentum > 0))
+        return DIFF("checkpoint %s does not match: train.momentum is %g in the checkpoint, %g in "
+                    "the config (the momentum buffers exist in only one of them)",
+                    p, old->optim.momentum, cfg->optim.momentum);
+    const struct ldn_compress_config *x = &old->compress, *y = &cfg->compress;
+    if (x->codec != y->codec || x->quant != y->quant || x->error_feedback != y->error_feedback ||
+        x->momentum_correction != y->momentum_correction)
+        return DIFF("checkpoint %s does not match: the compress section differs (codec, quant, "
+                    "error_feedback or momentum_correction: the workers' residuals belong to "
+                    "the checkpoint's)",
+                    p);
+    if (ck->n_workers != n_workers)
+        return DIFF("checkpoint %s does not match: it holds the state of %d workers, this job has "
+                    "%d (start with the same number of worker ranks)",
+                    p, ck->n_workers, n_workers);
+    return 0;
+}
+
+int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
+                   int n_workers, int64_t total_steps, char *err, size_t errlen)
+{
+    char why[LDN_ERRLEN];
+    struct ldn_config *old =
+        ldn_config_parse(ck->config, strlen(ck->config), ck->path, 0, NULL, why, sizeof why);
+    if (!old)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
+    int rc = compare(ck, old, cfg, features, n_workers, err, errlen);
+    if (rc == 0 && ck->step >= total_steps)
+        rc = DIFF("checkpoint %s is at step %lld and this config trains %lld steps: nothing left "
+                  "to train (raise train.epochs)",
+                  ck->path, (long long)ck->step, (long long)total_steps);
+    if (rc == 0 && old->seed != cfg->seed)
+        LDN_WARN("checkpoint %s was written with run.seed %llu, the config has %llu: task "
+                 "sampling continues from the new seed",
+                 ck->path, (unsigned long long)old->seed, (unsigned long long)cfg->seed);
+    ldn_config_destroy(&old);
+    return rc;
+}
