@@ -20,7 +20,11 @@
 #include "plan.h"
 #include "server.h"
 #include "status.h"
+#include "watchdog.h"
 #include "worker.h"
+
+/* Seconds the start-up collectives may take before the config (and ps.timeout) is known. */
+#define START_UP_S 300.0
 
 /* Rank 0 decided status (0 or an error message); everyone learns it. Returns the status. */
 static int agree(int status, const char *msg)
@@ -150,10 +154,16 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
     int rc = s ? 0 : LDN_ERR_NOMEM;
     if (rc == 0 && job->resume_path) {
         struct ldn_ckpt ck;
+        double t0 = ldn_now();
         if ((rc = ldn_ckpt_open(job->resume_path, &ck, err, errlen)) == 0) {
             rc = ldn_server_resume(s, &ck, err, errlen);
             ldn_ckpt_close(&ck);
         }
+        double dt = ldn_now() - t0, mb = 4e-6 * (double)(r->hi - r->lo);
+        if (rc == 0)
+            LDN_INFO("ps %d: loaded its %.1f MB of the trunk (and optimizer state) from the "
+                     "checkpoint in %.2f s",
+                     job->rank, mb, dt);
     }
     if (rc == 0)
         rc = ldn_server_run(s, router, err, errlen);
@@ -209,6 +219,11 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     ldn_log_set_role(rank == 0 ? "coord" : "rank", rank, NULL);
     char err[LDN_ERRLEN] = "";
+    /* The start-up collectives have no timeout of their own: a rank that hangs before them
+     * would hang the job. START_UP_S until the config is known, then ps.timeout. */
+    ldn_watchdog_arm("the job's start-up collectives (config, data sizes, endpoints: every rank "
+                     "takes part)",
+                     START_UP_S);
 
     /* 1. Config: rank 0 reads and validates, everyone parses the resolved text. */
     struct ldn_config *cfg = NULL;
@@ -227,6 +242,10 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
     }
+
+    ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
+                     "takes part; ps.timeout)",
+                     cfg->timeout_s > START_UP_S ? cfg->timeout_s : START_UP_S);
 
     /* 2. Data sizes, probed by rank 0. */
     struct data_info d = {calloc((size_t)cfg->n_tasks, sizeof(int64_t)),
@@ -377,6 +396,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
                  (unsigned long long)cfg->seed, job.coord_endpoint);
         log_plan(&job, imbalance);
     }
+    ldn_watchdog_disarm();
     int rc;
     if (role == LDN_ROLE_COORD)
         rc = run_coordinator(&job, router, err, sizeof err);
@@ -394,7 +414,9 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     if (router)
         zmq_close(router);
     zmq_ctx_term(job.zctx);
+    ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", cfg->timeout_s);
     MPI_Barrier(MPI_COMM_WORLD);
+    ldn_watchdog_disarm();
     free(eps);
     free(resume_path);
     free(ranges);
