@@ -31,7 +31,7 @@ static void *watch(void *arg)
             clock_gettime(CLOCK_REALTIME, &now);
             if (now.tv_sec > deadline.tv_sec ||
                 (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
-                LDN_ERROR("waited %.0f s for %s; ending this process so that the job stops "
+                LDN_ERROR("waited %.3g s for %s; ending this process so that the job stops "
                           "(a peer is hung or gone)",
                           armed_for, what_buf);
                 fflush(stderr);

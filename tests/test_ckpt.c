@@ -1,0 +1,242 @@
+/* Checkpoint files without MPI (the serial path of the same writer): round trip of strided
+ * network rows and whole datasets, latest and keep_last, every kind of damage refused with a
+ * message naming it; and the watchdog ending a process that waits too long. */
+#define _POSIX_C_SOURCE 200809L
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "cu_main.h"
+#include "nn.h"
+#include "rng.h"
+#include "status.h"
+#include "watchdog.h"
+
+static char g_dir[256];
+static char g_err[LDN_ERRLEN];
+
+static struct ldn_net *make_net(void)
+{
+    int widths[2] = {40, 7};
+    struct ldn_net *net = ldn_net_new_mlp(13, widths, 2, 0, LDN_ACT_RELU, 1);
+    struct ldn_rng r;
+    ldn_rng_init(&r, 5, 1);
+    ldn_net_init(net, &r);
+    for (int64_t i = 0; i < net->n_params; i++)
+        net->params[i] += (float)ldn_rng_uniform(&r);
+    return net;
+}
+
+/* Write a checkpoint of `step` with the net's rows [lo, hi) and a u64 dataset. */
+static int write_one(struct ldn_net *net, int64_t step, int keep, char *path, size_t len)
+{
+    static uint64_t state[4] = {1, 2, 3, UINT64_MAX};
+    struct ldn_ckpt_items it = {0};
+    CU_ASSERT_EQUAL_FATAL(ldn_ckpt_add_net(&it, net, "/trunk", net->params, 0, net->n_params), 0);
+    CU_ASSERT_EQUAL_FATAL(ldn_ckpt_add(&it, "/workers/3/rng", LDN_CKPT_U64, 1, 4, 1, state), 0);
+    struct ldn_ckpt_meta m = {.step = step,
+                              .steps_per_epoch = 10,
+                              .total_steps = 50,
+                              .n_servers = 1,
+                              .n_workers = 1,
+                              .features = 13,
+                              .seed = UINT64_MAX - 1,
+                              .config = "model: {trunk: [40, 7]}\n",
+                              .metrics = ""};
+    int rc = ldn_ckpt_write(MPI_COMM_NULL, g_dir, &m, &it, keep, path, len, g_err, sizeof g_err);
+    ldn_ckpt_items_free(&it);
+    return rc;
+}
+
+static void test_round_trip(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/ldn-test-ckpt-%d", (int)getpid());
+    struct ldn_net *net = make_net();
+    char path[1200];
+    for (int s = 1; s <= 4; s++)
+        CU_ASSERT_EQUAL_FATAL(write_one(net, s * 5, 2, path, sizeof path), 0);
+    char p[1200], latest[1200];
+    CU_ASSERT_EQUAL(ldn_ckpt_resolve("latest", g_dir, latest, sizeof latest, g_err, sizeof g_err),
+                    0);
+    CU_ASSERT_STRING_EQUAL(latest, path);
+    CU_ASSERT_EQUAL(ldn_ckpt_resolve(g_dir, "/nonexistent", p, sizeof p, g_err, sizeof g_err), 0);
+    CU_ASSERT_STRING_EQUAL(p, path);
+    snprintf(p, sizeof p, "%s/step-0000000010.h5", g_dir);
+    CU_ASSERT(access(p, F_OK) != 0); /* keep_last 2: 15 and 20 remain */
+    snprintf(p, sizeof p, "%s/step-0000000015.h5", g_dir);
+    CU_ASSERT(access(p, F_OK) == 0);
+
+    struct ldn_ckpt ck;
+    CU_ASSERT_EQUAL_FATAL(ldn_ckpt_open(path, &ck, g_err, sizeof g_err), 0);
+    CU_ASSERT_EQUAL(ck.step, 20);
+    CU_ASSERT_EQUAL(ck.seed, UINT64_MAX - 1);
+    CU_ASSERT_EQUAL(ck.features, 13);
+    CU_ASSERT_STRING_EQUAL(ck.config, "model: {trunk: [40, 7]}\n");
+    float *back = calloc((size_t)net->n_params, sizeof *back);
+    CU_ASSERT_EQUAL(
+        ldn_ckpt_read_net(&ck, net, "/trunk", back, 0, net->n_params, g_err, sizeof g_err), 0);
+    CU_ASSERT(memcmp(back, net->params, sizeof *back * (size_t)net->n_params) == 0);
+    /* rows of the second layer only, as a server holding that range reads them */
+    const struct ldn_layer *l1 = &net->layers[1];
+    memset(back, 0, sizeof *back * (size_t)net->n_params);
+    int64_t lo = l1->offset + 2 * l1->row_len, hi = l1->offset + 5 * l1->row_len;
+    CU_ASSERT_EQUAL(ldn_ckpt_read_net(&ck, net, "/trunk", back, lo, hi, g_err, sizeof g_err), 0);
+    CU_ASSERT(memcmp(back, net->params + lo, sizeof *back * (size_t)(hi - lo)) == 0);
+    /* the weight dataset is [out, in] without the bias column */
+    int nd;
+    int64_t dims[2];
+    CU_ASSERT_EQUAL(ldn_ckpt_shape(&ck, "/trunk/1/weight", &nd, dims, g_err, sizeof g_err), 0);
+    CU_ASSERT(nd == 2 && dims[0] == 7 && dims[1] == 40);
+    uint64_t st[4], d4[2] = {4, 1};
+    CU_ASSERT_EQUAL(ldn_ckpt_read(&ck, "/workers/3/rng", LDN_CKPT_U64, 1, (const int64_t *)d4, 0, 4,
+                                  st, 1, g_err, sizeof g_err),
+                    0);
+    CU_ASSERT(st[3] == UINT64_MAX && st[0] == 1);
+    /* wrong type, wrong shape, missing */
+    CU_ASSERT_EQUAL(ldn_ckpt_read(&ck, "/workers/3/rng", LDN_CKPT_I64, 1, (const int64_t *)d4, 0, 4,
+                                  st, 1, g_err, sizeof g_err),
+                    LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "/workers/3/rng is not int64"));
+    int64_t d5[2] = {5, 1};
+    CU_ASSERT_EQUAL(
+        ldn_ckpt_read(&ck, "/workers/3/rng", LDN_CKPT_U64, 1, d5, 0, 4, st, 1, g_err, sizeof g_err),
+        LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "has shape [4], expected [5]"));
+    CU_ASSERT_EQUAL(ldn_ckpt_read(&ck, "/workers/9/rng", LDN_CKPT_U64, 1, (const int64_t *)d4, 0, 4,
+                                  st, 1, g_err, sizeof g_err),
+                    LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "dataset /workers/9/rng is missing"));
+    CU_ASSERT_FALSE(ldn_ckpt_has(&ck, "/trunk/1"));
+    CU_ASSERT_TRUE(ldn_ckpt_has(&ck, "/trunk/1/bias"));
+    ldn_ckpt_close(&ck);
+    free(back);
+    ldn_net_destroy(&net);
+}
+
+static void copy_file(const char *from, const char *to, long keep_bytes)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    CU_ASSERT_FATAL(a && b);
+    char buf[4096];
+    long total = 0;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) {
+        if (keep_bytes >= 0 && total + (long)n > keep_bytes)
+            n = (size_t)(keep_bytes - total);
+        fwrite(buf, 1, n, b);
+        total += (long)n;
+        if (keep_bytes >= 0 && total >= keep_bytes)
+            break;
+    }
+    fclose(a);
+    fclose(b);
+}
+
+static void test_damage(void)
+{
+    char latest[1200], bad[1300];
+    CU_ASSERT_EQUAL_FATAL(
+        ldn_ckpt_resolve("latest", g_dir, latest, sizeof latest, g_err, sizeof g_err), 0);
+    struct ldn_ckpt ck;
+    /* truncated */
+    snprintf(bad, sizeof bad, "%s/trunc.bin", g_dir);
+    copy_file(latest, bad, 3000);
+    CU_ASSERT_EQUAL(ldn_ckpt_open(bad, &ck, g_err, sizeof g_err), LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "cannot open as HDF5"));
+    /* a flipped bit inside the first chunk of /trunk/0/weight */
+    snprintf(bad, sizeof bad, "%s/flip.bin", g_dir);
+    copy_file(latest, bad, -1);
+    haddr_t addr = 0;
+    {
+        hid_t f = H5Fopen(bad, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "/trunk/0/weight", 0);
+        hsize_t off[2];
+        unsigned mask;
+        hsize_t size;
+        hid_t sp = H5Dget_space(d);
+        CU_ASSERT_FATAL(H5Dget_chunk_info(d, sp, 0, off, &mask, &addr, &size) >= 0);
+        H5Sclose(sp);
+        H5Dclose(d);
+        H5Fclose(f);
+    }
+    FILE *fp = fopen(bad, "r+b");
+    fseek(fp, (long)addr + 17, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, (long)addr + 17, SEEK_SET);
+    fputc(c ^ 0x04, fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL_FATAL(ldn_ckpt_open(bad, &ck, g_err, sizeof g_err), 0);
+    int widths[2] = {40, 7};
+    struct ldn_net *net = ldn_net_new_mlp(13, widths, 2, 0, LDN_ACT_RELU, 1);
+    CU_ASSERT_EQUAL(
+        ldn_ckpt_read_net(&ck, net, "/trunk", net->params, 0, net->n_params, g_err, sizeof g_err),
+        LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "/trunk/0/weight: checksum mismatch (Fletcher-32)"));
+    ldn_ckpt_close(&ck);
+    ldn_net_destroy(&net);
+    /* another format version */
+    snprintf(bad, sizeof bad, "%s/v2.bin", g_dir);
+    copy_file(latest, bad, -1);
+    {
+        hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT), a = H5Aopen(f, "format_version", 0);
+        int v = 2;
+        CU_ASSERT(H5Awrite(a, H5T_NATIVE_INT, &v) >= 0);
+        H5Aclose(a);
+        H5Fclose(f);
+    }
+    CU_ASSERT_EQUAL(ldn_ckpt_open(bad, &ck, g_err, sizeof g_err), LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "format_version 2, this ladon reads version 1"));
+    /* not a checkpoint at all */
+    snprintf(bad, sizeof bad, "%s/text.bin", g_dir);
+    fp = fopen(bad, "w");
+    fputs("hello\n", fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL(ldn_ckpt_open(bad, &ck, g_err, sizeof g_err), LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "file signature not found"));
+    CU_ASSERT_EQUAL(ldn_ckpt_open("/nonexistent/x.h5", &ck, g_err, sizeof g_err), LDN_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "No such file"));
+    /* a latest pointer naming something else */
+    char lp[1300];
+    snprintf(lp, sizeof lp, "%s/latest", g_dir);
+    fp = fopen(lp, "w");
+    fputs("../../etc/passwd\n", fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL(ldn_ckpt_resolve("latest", g_dir, latest, sizeof latest, g_err, sizeof g_err),
+                    LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "does not name a checkpoint file"));
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static void test_watchdog(void)
+{
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        ldn_watchdog_arm("nothing in particular", 0.2);
+        sleep(5);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    /* disarmed in time: no exit */
+    CU_ASSERT_EQUAL(ldn_watchdog_arm("a short wait", 0.3), 0);
+    struct timespec a = {0, 100000000}, b = {0, 400000000};
+    nanosleep(&a, NULL);
+    ldn_watchdog_disarm();
+    nanosleep(&b, NULL);
+    CU_PASS("still running");
+}
+
+static const struct ldn_cu_test TESTS[] = {{"round trip, latest, keep_last", test_round_trip},
+                                           {"damaged files", test_damage},
+                                           {"watchdog", test_watchdog},
+                                           {NULL, NULL}};
+
+LDN_CU_MAIN("ckpt", TESTS)
