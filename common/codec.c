@@ -80,6 +80,7 @@ const char *ldn_codec_kind_name(int kind)
     case LDN_CODEC_TOPK: return "topk";
     case LDN_CODEC_RANDOMK: return "randomk";
     case LDN_CODEC_THRESHOLD: return "threshold";
+    case LDN_CODEC_SPARSE: return "sparse";
     default: return "unknown";
     }
 }
@@ -103,7 +104,7 @@ static int chunked(enum ldn_codec_quant q)
 
 int ldn_codec_desc_check(const struct ldn_codec_desc *d, char *err, size_t errlen)
 {
-    if ((unsigned)d->kind > LDN_CODEC_THRESHOLD)
+    if ((unsigned)d->kind > LDN_CODEC_SPARSE)
         return ldn_fail(err, errlen, LDN_ERR_ARG, "codec descriptor: unknown kind %d",
                         (int)d->kind);
     if ((unsigned)d->quant > LDN_QUANT_QSGD)
@@ -156,7 +157,7 @@ int64_t ldn_codec_desc_k(const struct ldn_codec_desc *d, int64_t n)
 {
     if (n <= 0)
         return 0;
-    if (d->kind == LDN_CODEC_DENSE)
+    if (d->kind == LDN_CODEC_DENSE || d->kind == LDN_CODEC_SPARSE)
         return n;
     int64_t k = (int64_t)(((uint64_t)n * d->ratio_ppm + 999999) / 1000000);
     return k < 1 ? 1 : k > n ? n : k;
@@ -171,7 +172,9 @@ int64_t ldn_codec_max_count(const struct ldn_codec_desc *d, int64_t n)
 size_t ldn_codec_max_bytes(const struct ldn_codec_desc *d, int64_t n)
 {
     size_t ib =
-        d->kind == LDN_CODEC_TOPK || d->kind == LDN_CODEC_THRESHOLD ? ((size_t)n + 7) / 8 : 0;
+        d->kind == LDN_CODEC_TOPK || d->kind == LDN_CODEC_THRESHOLD || d->kind == LDN_CODEC_SPARSE
+            ? ((size_t)n + 7) / 8
+            : 0;
     return LDN_CODEC_HEADER_BYTES + ib + ldn_codec_quant_bytes(d, ldn_codec_max_count(d, n));
 }
 
@@ -276,6 +279,9 @@ int ldn_codec_compress(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d
     int rc = ldn_codec_desc_check(d, err, errlen);
     if (rc)
         return rc;
+    if (d->kind == LDN_CODEC_SPARSE)
+        return ldn_fail(err, errlen, LDN_ERR_ARG,
+                        "codec compress: sparse takes an explicit selection (ldn_codec_encode)");
     if (n < 0 || n > LDN_CODEC_MAX_N)
         return ldn_fail(err, errlen, LDN_ERR_ARG, "codec compress: n=%lld out of range",
                         (long long)n);
@@ -429,7 +435,9 @@ int ldn_codec_decode(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d, 
                         "codec payload: index format %u is not valid for codec %s", fmt,
                         ldn_codec_kind_name(d->kind));
     int64_t k = ldn_codec_desc_k(d, n);
-    int64_t lo = d->kind == LDN_CODEC_THRESHOLD ? (7 * k + 9) / 10 : k;
+    int64_t lo = d->kind == LDN_CODEC_THRESHOLD ? (7 * k + 9) / 10
+                 : d->kind == LDN_CODEC_SPARSE  ? 0
+                                                : k;
     int64_t hi = ldn_codec_max_count(d, n);
     if (count < lo || count > hi)
         return ldn_fail(

@@ -21,10 +21,11 @@ struct ldn_codec_ctx;
 
 /* Which elements are sent. */
 enum ldn_codec_kind {
-    LDN_CODEC_DENSE = 0,    /* every element, no indices on the wire */
-    LDN_CODEC_TOPK = 1,     /* exactly k elements of largest magnitude */
-    LDN_CODEC_RANDOMK = 2,  /* k elements drawn from (seed, step); indices do not travel */
-    LDN_CODEC_THRESHOLD = 3 /* DGC sampled threshold: between 0.7k and 1.3k largest elements */
+    LDN_CODEC_DENSE = 0,     /* every element, no indices on the wire */
+    LDN_CODEC_TOPK = 1,      /* exactly k elements of largest magnitude */
+    LDN_CODEC_RANDOMK = 2,   /* k elements drawn from (seed, step); indices do not travel */
+    LDN_CODEC_THRESHOLD = 3, /* DGC sampled threshold: between 0.7k and 1.3k largest elements */
+    LDN_CODEC_SPARSE = 4     /* any 0..n elements the sender chose (pull deltas); indices travel */
 };
 
 /* How the selected values are coded. */

@@ -44,6 +44,7 @@ static const char *const SAMPLING_NAMES[] = {"power", "round_robin", NULL};
 static const char *const CONS_NAMES[] = {"bsp", "ssp", "async", NULL};
 static const char *const CODEC_NAMES[] = {"dense", "topk", "randomk", "threshold", NULL};
 static const char *const QUANT_NAMES[] = {"fp32", "fp16", "int8", "sign", "qsgd", NULL};
+static const char *const DOWNLINK_NAMES[] = {"dense", "delta", NULL};
 
 _Static_assert(sizeof(enum ldn_optim_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ldn_consistency) == sizeof(int), "enums are stored as int");
@@ -119,6 +120,8 @@ static const struct key_def KEYS[] = {
     NUM(S_COMPRESS, "warmup_epochs", T_DBL, C(compress.warmup_epochs), NO_HI, 0, 0, "0"),
     NUM(S_COMPRESS, "momentum_correction", T_BOOL, C(compress.momentum_correction), 0, 0, 0,
         "false"),
+    ENUM(S_COMPRESS, "downlink", C(compress.downlink), DOWNLINK_NAMES, "dense"),
+    ENUM(S_COMPRESS, "downlink_quant", C(compress.downlink_quant), QUANT_NAMES, "fp32"),
     NUM(S_CHECKPOINT, "every_steps", T_I64, C(ckpt.every_steps), NO_HI, 0, 0, "0"),
     NUM(S_CHECKPOINT, "every_minutes", T_DBL, C(ckpt.every_minutes), NO_HI, 0, 0, "0"),
     NUM(S_CHECKPOINT, "keep_last", T_INT, C(ckpt.keep_last), 0, 1, 1000000, "3"),
@@ -127,6 +130,7 @@ static const struct key_def KEYS[] = {
     NUM(S_CHECKPOINT, "timeout", T_DBL, C(ckpt.timeout_s), LO_EXCL | NO_HI, 0, 0, "600"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
+#define LDN_QUANT_INT8_ID 2 /* index of "int8" in QUANT_NAMES */
 
 static int find_key(enum sect s, const char *key, size_t len)
 {
@@ -612,6 +616,12 @@ static int finish(struct ctx *c)
     if (cfg->optim.nesterov && cfg->optim.momentum == 0)
         return fail_at(c, c->where[nest], "train.nesterov",
                        "true needs train.momentum > 0, got momentum 0");
+    if (cfg->compress.downlink_quant > LDN_QUANT_INT8_ID) {
+        int k = find_key(S_COMPRESS, "downlink_quant", 14);
+        return fail_at(c, c->where[k], "compress.downlink_quant",
+                       "must be fp32, fp16 or int8 (pulls are not sign- or qsgd-coded), got %s",
+                       QUANT_NAMES[cfg->compress.downlink_quant]);
+    }
     if (!cfg->run_name[0]) {
         const char *b = strrchr(cfg->source, '/');
         b = b ? b + 1 : cfg->source;

@@ -70,6 +70,10 @@ struct ldn_compress_config {
                                  0.25 by x0.25 per epoch to `ratio` over this many epochs */
     bool momentum_correction; /* compress.momentum_correction: DGC; workers keep the momentum
                                  (train.momentum) and mask it where sent; servers apply plain SGD */
+    int downlink;             /* compress.downlink: dense | delta (pulls send what changed since the
+                                 worker's last pull, dense when that is smaller) */
+    int downlink_quant;       /* compress.downlink_quant: fp32 (changed values, exact) | fp16 | int8
+                                 (quantized deltas; what is lost is sent later) */
 };
 
 /* checkpoint: when and where distributed runs write HDF5 checkpoints (docs/checkpoint.md). */

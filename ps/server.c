@@ -52,6 +52,17 @@ struct ldn_server {
     int first_chunk;      /* index of chunks[0] in the job's chunk table */
     int n_chunks_total;   /* chunks of the whole job */
     int64_t ckpt_pending; /* step of a checkpoint to join once the state is complete, or -1 */
+    /* compress.downlink = delta: a pull sends what changed since that worker's last pull */
+    int delta;
+    struct ldn_codec_desc ddesc; /* sparse, compress.downlink_quant */
+    uint64_t ddesc_words[LDN_CODEC_DESC_WORDS];
+    struct ldn_codec_ctx *dctx;
+    float *held;    /* [W][n]: what each worker holds of the range (valid where held_ok) */
+    char *held_ok;  /* [W][C] */
+    uint32_t *didx; /* scratch for one chunk: changed indices, values, dequantized values */
+    float *dvals, *ddeq;
+    uint8_t *dout;
+    size_t dcap;
 };
 
 static int worker_index(const struct ldn_server *s, int rank)
@@ -143,6 +154,30 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->has_desc = ldn_codec_desc_from_config(&o->cfg->compress, o->cfg->seed, &s->desc);
     if (s->has_desc && !(s->codec = ldn_codec_ctx_new(s->desc.seed)))
         goto nomem;
+    if (o->cfg->compress.downlink == 1) {
+        s->delta = 1;
+        s->ddesc = (struct ldn_codec_desc){.kind = LDN_CODEC_SPARSE,
+                                           .quant = o->cfg->compress.downlink_quant,
+                                           .ratio_ppm = 1000000,
+                                           .chunk = (uint32_t)o->cfg->compress.chunk,
+                                           .levels = (uint32_t)o->cfg->compress.levels,
+                                           .seed = o->cfg->seed};
+        ldn_codec_desc_pack(&s->ddesc, s->ddesc_words);
+        int64_t most = 0;
+        for (int k = 0; k < s->C; k++)
+            if (s->chunks[k].hi - s->chunks[k].lo > most)
+                most = s->chunks[k].hi - s->chunks[k].lo;
+        s->dcap = ldn_codec_max_bytes(&s->ddesc, most);
+        s->held = malloc(sizeof(float) * (size_t)s->n * W);
+        s->held_ok = calloc(W * C, 1);
+        s->didx = malloc(sizeof *s->didx * (size_t)most);
+        s->dvals = malloc(sizeof(float) * (size_t)most);
+        s->ddeq = malloc(sizeof(float) * (size_t)most);
+        s->dout = malloc(s->dcap);
+        s->dctx = ldn_codec_ctx_new(o->cfg->seed ^ 0x646f776e6c696e6bULL);
+        if (!s->held || !s->held_ok || !s->didx || !s->dvals || !s->ddeq || !s->dout || !s->dctx)
+            goto nomem;
+    }
     return s;
 nomem:
     ldn_server_destroy(&s);
@@ -187,6 +222,13 @@ void ldn_server_destroy(struct ldn_server **ps)
     free(s->scale);
     free(s->waiting);
     ldn_codec_ctx_destroy(&s->codec);
+    ldn_codec_ctx_destroy(&s->dctx);
+    free(s->held);
+    free(s->held_ok);
+    free(s->didx);
+    free(s->dvals);
+    free(s->ddeq);
+    free(s->dout);
     free(s);
     *ps = NULL;
 }
@@ -214,10 +256,67 @@ static double lr_for(const struct ldn_server *s, int64_t step)
     return ldn_lr_at(&s->cfg->lr, s->cfg->optim.lr, step, s->o.total_steps, s->o.steps_per_epoch);
 }
 
-/* Send chunk k (current weights) to ident; version = what the header reports. */
-static int send_chunk(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int k,
-                      int64_t version)
+/* compress.downlink = delta: chunk k for worker w as what changed since w's last pull (fp32:
+ * the new values of the changed keys, which the worker stores; fp16/int8: quantized
+ * differences, which it adds, and what rounding lost is in the next difference). Returns 1
+ * when sent, 0 when dense is smaller (or w holds nothing yet), negative on a send failure. */
+static int send_delta(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int k,
+                      int64_t version, int w)
 {
+    const struct ldn_chunk *c = &s->chunks[k];
+    const int64_t n = c->hi - c->lo;
+    char *ok = &s->held_ok[(size_t)w * (size_t)s->C + (size_t)k];
+    float *held = s->held + (size_t)w * (size_t)s->n + c->lo;
+    const float *p = s->params + c->lo;
+    if (!*ok)
+        return 0;
+    const int exact = s->ddesc.quant == LDN_QUANT_FP32;
+    int64_t m = 0;
+    const uint32_t *pb = (const uint32_t *)(const void *)p, *hb = (const uint32_t *)(void *)held;
+    for (int64_t i = 0; i < n; i++) {
+        if (pb[i] == hb[i]) /* bitwise: -0.0 and 0.0 differ, and the copy must be exact */
+            continue;
+        s->didx[m] = (uint32_t)i;
+        s->dvals[m++] = exact ? p[i] : p[i] - held[i];
+    }
+    size_t len = 0;
+    char err[LDN_ERRLEN];
+    if (ldn_codec_encode(&s->ddesc, n, s->didx, m, s->dvals, NULL, s->dout, s->dcap, &len, s->ddeq,
+                         err, sizeof err) != 0 ||
+        len >= (size_t)n * sizeof(float))
+        return 0; /* dense is smaller (or a delta does not code: send the weights) */
+    struct ldn_wire_hdr h;
+    ldn_wire_hdr_init(&h, LDN_OP_PARAMS, s->o.rank);
+    h.step = version;
+    h.lo = (uint64_t)(s->o.lo + c->lo);
+    h.hi = (uint64_t)(s->o.lo + c->hi);
+    h.codec = LDN_CODEC_PACKED;
+    h.ncdesc = LDN_CODEC_DESC_WORDS;
+    memcpy(h.cdesc, s->ddesc_words, sizeof h.cdesc);
+    h.nframes = 1;
+    h.lens[0] = len;
+    const void *frames[1] = {s->dout};
+    long sent = ldn_net_send(sock, ident, ident_len, &h, frames, err, sizeof err);
+    if (sent < 0) {
+        LDN_ERROR("%s", err);
+        return (int)sent;
+    }
+    s->st.bytes_out += sent;
+    for (int64_t j = 0; j < m; j++) /* what the worker has now */
+        held[s->didx[j]] = exact ? s->dvals[j] : held[s->didx[j]] + s->ddeq[j];
+    return 1;
+}
+
+/* Send chunk k (current weights) to ident; version = what the header reports; w is the
+ * worker index (-1: the coordinator). */
+static int send_chunk(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int k,
+                      int64_t version, int w)
+{
+    if (s->delta && w >= 0) {
+        int rc = send_delta(s, sock, ident, ident_len, k, version, w);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
     const struct ldn_chunk *c = &s->chunks[k];
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, LDN_OP_PARAMS, s->o.rank);
@@ -237,6 +336,11 @@ static int send_chunk(struct ldn_server *s, void *sock, const char *ident, size_
         return (int)sent;
     }
     s->st.bytes_out += sent;
+    if (s->delta && w >= 0) {
+        memcpy(s->held + (size_t)w * (size_t)s->n + c->lo, s->params + c->lo,
+               sizeof(float) * (size_t)(c->hi - c->lo));
+        s->held_ok[(size_t)w * (size_t)s->C + (size_t)k] = 1;
+    }
     return 0;
 }
 
@@ -269,8 +373,8 @@ static int serve_waiting(struct ldn_server *s, void *sock)
         for (int k = 0; k < s->C; k++) {
             if (sent[k] || (bsp && s->version[k] < p->clock))
                 continue;
-            int rc =
-                send_chunk(s, sock, p->ident, p->ident_len, k, bsp ? s->version[k] : min_clock(s));
+            int rc = send_chunk(s, sock, p->ident, p->ident_len, k,
+                                bsp ? s->version[k] : min_clock(s), w);
             if (rc < 0)
                 return rc;
             sent[k] = 1;
@@ -588,7 +692,7 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
         /* the coordinator reads the current weights (final weights, checkpoints) */
         ldn_msg_close(m);
         for (int k = 0; k < s->C; k++) {
-            int rc = send_chunk(s, sock, m->ident, m->ident_len, k, s->version[k]);
+            int rc = send_chunk(s, sock, m->ident, m->ident_len, k, s->version[k], -1);
             if (rc)
                 return rc;
         }

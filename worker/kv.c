@@ -62,6 +62,7 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     free(kv->server_ranks);
     free(kv->got);
     ldn_codec_ctx_destroy(&kv->codec);
+    ldn_codec_ctx_destroy(&kv->dctx);
     free(kv->residual);
     free(kv->velocity);
     free(kv->packed);
@@ -227,6 +228,41 @@ int ldn_kv_pull_begin(struct ldn_kv *kv, int64_t clock, char *err, size_t errlen
     return LDN_OK;
 }
 
+/* A pull answer coded as a delta (compress.downlink = delta, docs/wire.md): validate the
+ * whole payload, then store the new values (fp32) or add the differences (fp16, int8) into
+ * the chunk's weights. */
+static int apply_delta(struct ldn_kv *kv, int s, int k, const struct ldn_msg *m, float *dst,
+                       char *err, size_t errlen)
+{
+    struct ldn_codec_desc d;
+    char why[LDN_ERRLEN];
+    const int64_t n = kv->chunks[k].hi - kv->chunks[k].lo;
+    if (m->hdr.ncdesc != LDN_CODEC_DESC_WORDS ||
+        ldn_codec_desc_unpack(m->hdr.cdesc, &d, why, sizeof why) != 0 ||
+        d.kind != LDN_CODEC_SPARSE || d.quant > LDN_QUANT_INT8)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "worker %d: server rank %d sent a pull answer with a codec other than a "
+                        "sparse fp32/fp16/int8 delta",
+                        kv->rank, kv->server_ranks[s]);
+    if (!kv->dctx && !(kv->dctx = ldn_codec_ctx_new(0)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
+    const uint32_t *idx;
+    const float *vals;
+    int64_t count;
+    int rc = ldn_codec_decode(kv->dctx, &d, 0, zmq_msg_data((zmq_msg_t *)&m->frames[0]),
+                              m->hdr.lens[0], n, &idx, &vals, &count, why, sizeof why);
+    if (rc)
+        return ldn_fail(err, errlen, rc, "worker %d: pull answer from server rank %d: %s", kv->rank,
+                        kv->server_ranks[s], why);
+    if (d.quant == LDN_QUANT_FP32)
+        for (int64_t j = 0; j < count; j++)
+            dst[idx[j]] = vals[j];
+    else
+        for (int64_t j = 0; j < count; j++)
+            dst[idx[j]] += vals[j];
+    return 0;
+}
+
 /* Take one answer from server s: a chunk of the open pull, or an error. */
 static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errlen)
 {
@@ -246,9 +282,11 @@ static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errle
     }
     int k =
         m.hdr.lo <= INT64_MAX ? ldn_chunk_find(kv->chunks, kv->n_chunks, (int64_t)m.hdr.lo) : -1;
+    const int packed = m.hdr.codec == LDN_CODEC_PACKED;
     if (m.hdr.op != LDN_OP_PARAMS || k < 0 || kv->chunks[k].server != s || kv->got[k] ||
         m.hdr.hi != (uint64_t)kv->chunks[k].hi || m.nframes != 1 ||
-        m.hdr.lens[0] != (uint64_t)(kv->chunks[k].hi - kv->chunks[k].lo) * sizeof(float)) {
+        (!packed &&
+         m.hdr.lens[0] != (uint64_t)(kv->chunks[k].hi - kv->chunks[k].lo) * sizeof(float))) {
         ldn_msg_close(&m);
         return ldn_fail(err, errlen, LDN_ERR_FORMAT,
                         "worker %d: unexpected %s [%llu, %llu) from server rank %d while pulling "
@@ -257,7 +295,13 @@ static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errle
                         (unsigned long long)m.hdr.hi, kv->server_ranks[s],
                         (long long)kv->pull_clock);
     }
-    memcpy(params + kv->chunks[k].lo, zmq_msg_data(&m.frames[0]), m.hdr.lens[0]);
+    if (packed) {
+        if ((rc = apply_delta(kv, s, k, &m, params + kv->chunks[k].lo, err, errlen))) {
+            ldn_msg_close(&m);
+            return rc;
+        }
+    } else
+        memcpy(params + kv->chunks[k].lo, zmq_msg_data(&m.frames[0]), m.hdr.lens[0]);
     if (m.hdr.step < kv->last_version)
         kv->last_version = m.hdr.step;
     ldn_msg_close(&m);

@@ -39,7 +39,8 @@ struct ldn_kv {
     float *residual; /* [trunk keys], error feedback; NULL without */
     float *velocity; /* [trunk keys], DGC momentum correction; NULL without */
     float momentum;
-    uint8_t *packed; /* one encoded chunk */
+    struct ldn_codec_ctx *dctx; /* decodes pull deltas (compress.downlink = delta) */
+    uint8_t *packed;            /* one encoded chunk */
     size_t packed_cap;
     void *idle_ud;
 };

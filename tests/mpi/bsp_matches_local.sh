@@ -30,4 +30,10 @@ run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=1 \
   run.dir="$tmp/packed" 2>"$tmp/logp" || { cat "$tmp/logp"; fail "packed dist run"; }
 "$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/packed/trunk.f32" 1e-5 ||
   fail "trunk through the codec path differs from the local trainer"
+# Delta pulls (compress.downlink=delta, fp32) send changed values only when that is smaller
+# and the worker's copy stays exact.
+run_mpi 4 "$LADON" train "$tmp/c.yaml" ps.servers=2 compress.downlink=delta \
+  run.dir="$tmp/delta" 2>"$tmp/logd" || { cat "$tmp/logd"; fail "delta-pull dist run"; }
+"$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/delta/trunk.f32" 0 ||
+  fail "trunk with delta pulls differs from the local trainer"
 echo "bsp matches local: ok"

@@ -50,4 +50,27 @@ for t in task000 task001; do
   echo "$t: momentum correction $a"
   awk -v a="$a" 'BEGIN { exit !(a > 0.6) }' || fail "momentum correction: $t accuracy $a"
 done
+# Sparse pulls (compress.downlink=delta): with momentum correction the servers change only
+# the keys pushed, so pulls carry the changed values; fp32 deltas are exact, so the run is
+# the same run as with dense pulls, evaluation for evaluation.
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/down" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.momentum_correction=true \
+  compress.downlink=delta 2>"$tmp/log" || { cat "$tmp/log"; fail "delta-downlink run"; }
+pull() { sed -n 's/.*"pull_bytes_per_step":\([0-9.]*\).*/\1/p' "$1/metrics.jsonl" | tail -n 1; }
+acc_lines() { grep -o '"task":"[^"]*","step":[0-9]*,"epoch":[0-9.]*,"loss":[0-9.]*,"accuracy":[0-9.]*' "$1/metrics.jsonl"; }
+diff <(acc_lines "$tmp/mc") <(acc_lines "$tmp/down") || fail "fp32 delta pulls changed the run"
+pm=$(pull "$tmp/mc") pdl=$(pull "$tmp/down")
+echo "pull bytes per step: dense $pm, delta $pdl"
+awk -v d="$pm" -v t="$pdl" 'BEGIN { exit !(t > 0 && d / t > 5) }' ||
+  fail "delta pulls carried $pdl bytes per step against $pm dense (want 5x fewer)"
+# int8 deltas: what rounding loses is sent with the next pull; training still works.
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/down8" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.momentum_correction=true \
+  compress.downlink=delta compress.downlink_quant=int8 2>"$tmp/log" ||
+  { cat "$tmp/log"; fail "int8 delta-downlink run"; }
+for t in task000 task001; do
+  a=$(last_acc "$tmp/down8" $t) b=$(last_acc "$tmp/mc" $t)
+  echo "$t: int8 delta pulls $a (dense pulls $b)"
+  awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > 0.6 && a > b - 0.03) }' || fail "int8 delta pulls: $t accuracy $a"
+done
 echo "compressed pushes: ok"
