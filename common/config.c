@@ -120,6 +120,8 @@ static const struct key_def KEYS[] = {
     NUM(S_COMPRESS, "warmup_epochs", T_DBL, C(compress.warmup_epochs), NO_HI, 0, 0, "0"),
     NUM(S_COMPRESS, "momentum_correction", T_BOOL, C(compress.momentum_correction), 0, 0, 0,
         "false"),
+    NUM(S_COMPRESS, "min_elements", T_I64, C(compress.min_elements), NO_HI, 0, 0, "0"),
+    NUM(S_COMPRESS, "clip_norm", T_DBL, C(compress.clip_norm), NO_HI, 0, 0, "0"),
     ENUM(S_COMPRESS, "downlink", C(compress.downlink), DOWNLINK_NAMES, "dense"),
     ENUM(S_COMPRESS, "downlink_quant", C(compress.downlink_quant), QUANT_NAMES, "fp32"),
     NUM(S_CHECKPOINT, "every_steps", T_I64, C(ckpt.every_steps), NO_HI, 0, 0, "0"),

@@ -70,6 +70,10 @@ struct ldn_compress_config {
                                  0.25 by x0.25 per epoch to `ratio` over this many epochs */
     bool momentum_correction; /* compress.momentum_correction: DGC; workers keep the momentum
                                  (train.momentum) and mask it where sent; servers apply plain SGD */
+    int64_t min_elements;     /* compress.min_elements: chunks with fewer keys are pushed dense
+                                 (with the residual folded in), default 0 */
+    double clip_norm;         /* compress.clip_norm: DGC local gradient clipping, 0 = off; each
+                                 chunk of n keys is clipped to clip_norm * sqrt(n / trunk keys) */
     int downlink;             /* compress.downlink: dense | delta (pulls send what changed since the
                                  worker's last pull, dense when that is smaller) */
     int downlink_quant;       /* compress.downlink_quant: fp32 (changed values, exact) | fp16 | int8

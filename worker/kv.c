@@ -1,6 +1,7 @@
 /* Worker-side push/pull client. */
 #include "kv.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     free(kv->got);
     ldn_codec_ctx_destroy(&kv->codec);
     ldn_codec_ctx_destroy(&kv->dctx);
+    free(kv->scratch);
     free(kv->residual);
     free(kv->velocity);
     free(kv->packed);
@@ -110,6 +112,22 @@ int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int64_t tr
     return LDN_OK;
 }
 
+int ldn_kv_set_push_options(struct ldn_kv *kv, int64_t min_elements, double clip_norm,
+                            int64_t trunk_keys, char *err, size_t errlen)
+{
+    kv->min_elements = min_elements;
+    kv->clip_norm = clip_norm;
+    kv->trunk_keys = trunk_keys;
+    int64_t most = 0;
+    for (int k = 0; k < kv->n_chunks; k++)
+        if (kv->chunks[k].hi - kv->chunks[k].lo > most)
+            most = kv->chunks[k].hi - kv->chunks[k].lo;
+    free(kv->scratch);
+    if (!(kv->scratch = malloc(sizeof(float) * (size_t)(most > 0 ? most : 1))))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
+    return LDN_OK;
+}
+
 /* The header of a push of chunk c with one payload frame of `bytes`. */
 static void push_header(struct ldn_wire_hdr *h, const struct ldn_kv *kv, const struct ldn_chunk *c,
                         int64_t step, enum ldn_codec_id codec, uint64_t bytes)
@@ -131,11 +149,37 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
     const int64_t n = c->hi - c->lo;
     const uint64_t cstep = ldn_wire_codec_step(step, (uint64_t)c->lo);
     const float *g = grad + c->lo;
+    if (kv->clip_norm > 0 && kv->scratch) { /* DGC local gradient clipping, per chunk */
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++)
+            ss += (double)g[i] * g[i];
+        double bound = kv->clip_norm * sqrt((double)n / (double)kv->trunk_keys);
+        if (ss > bound * bound) {
+            float f = (float)(bound / sqrt(ss));
+            for (int64_t i = 0; i < n; i++)
+                kv->scratch[i] = g[i] * f;
+            g = kv->scratch;
+        }
+    }
     if (kv->velocity) { /* DGC momentum correction: compress the velocity */
         float *u = kv->velocity + c->lo;
         for (int64_t i = 0; i < n; i++)
             u[i] = kv->momentum * u[i] + g[i];
         g = u;
+    }
+    if (n < kv->min_elements && kv->scratch) { /* small: dense, with everything kept folded in */
+        float *acc = kv->scratch, *r = kv->residual ? kv->residual + c->lo : NULL;
+        for (int64_t i = 0; i < n; i++) {
+            acc[i] = g[i] + (r ? r[i] : 0.0f);
+            if (r)
+                r[i] = 0.0f;
+        }
+        if (kv->velocity) /* everything was sent: momentum factor masking clears it all */
+            memset(kv->velocity + c->lo, 0, sizeof(float) * (size_t)n);
+        struct ldn_wire_hdr h;
+        push_header(&h, kv, c, step, LDN_CODEC_DENSE_F32, (uint64_t)n * sizeof(float));
+        const void *frames[1] = {acc};
+        return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
     }
     int rc = ldn_codec_compress(kv->codec, &kv->desc, cstep, g,
                                 kv->residual ? kv->residual + c->lo : NULL, n, kv->packed,

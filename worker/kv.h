@@ -39,6 +39,10 @@ struct ldn_kv {
     float *residual; /* [trunk keys], error feedback; NULL without */
     float *velocity; /* [trunk keys], DGC momentum correction; NULL without */
     float momentum;
+    int64_t min_elements; /* chunks smaller than this go dense */
+    double clip_norm;     /* local gradient clipping bound over the whole trunk, 0 = off */
+    int64_t trunk_keys;
+    float *scratch;             /* one chunk: clipped gradient, dense accumulation */
     struct ldn_codec_ctx *dctx; /* decodes pull deltas (compress.downlink = delta) */
     uint8_t *packed;            /* one encoded chunk */
     size_t packed_cap;
@@ -65,6 +69,12 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
  * quantizer with a ratio up to biggest->ratio_ppm. Returns 0 or a negative status with err. */
 int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *biggest, int ef,
                      int64_t trunk_keys, char *err, size_t errlen);
+/* Chunks of fewer than min_elements keys are pushed dense (residual and velocity folded in and
+ * cleared); clip_norm > 0 clips each chunk's gradient of n keys to clip_norm * sqrt(n /
+ * trunk_keys) before it enters the velocity or the residual (DGC local gradient clipping, per
+ * chunk since chunks leave before the whole gradient exists). Returns 0 or NOMEM. */
+int ldn_kv_set_push_options(struct ldn_kv *kv, int64_t min_elements, double clip_norm,
+                            int64_t trunk_keys, char *err, size_t errlen);
 /* DGC momentum correction: keep a velocity u = momentum * u + g per key, compress u (plus
  * the residual) instead of g, and zero u where an element was sent. Returns 0 or NOMEM. */
 int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int64_t trunk_keys, char *err,

@@ -209,6 +209,9 @@ static int setup(struct worker *w, char *err, size_t errlen)
         if (ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err,
                              errlen))
             return LDN_ERR_CONFIG;
+        if (ldn_kv_set_push_options(w->kv, cfg->compress.min_elements, cfg->compress.clip_norm,
+                                    trunk->n_params, err, errlen))
+            return LDN_ERR_NOMEM;
         if (cfg->compress.momentum_correction &&
             ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum, trunk->n_params, err,
                                            errlen))

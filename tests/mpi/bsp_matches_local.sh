@@ -30,6 +30,11 @@ run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=1 \
   run.dir="$tmp/packed" 2>"$tmp/logp" || { cat "$tmp/logp"; fail "packed dist run"; }
 "$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/packed/trunk.f32" 1e-5 ||
   fail "trunk through the codec path differs from the local trainer"
+# Chunks under compress.min_elements are pushed dense inside a compressed job: still exact.
+run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=0.5 \
+  compress.min_elements=100000000 run.dir="$tmp/small" 2>"$tmp/logs" || { cat "$tmp/logs"; fail "min_elements run"; }
+"$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/small/trunk.f32" 0 ||
+  fail "trunk with every chunk below compress.min_elements differs from the local trainer"
 # Delta pulls (compress.downlink=delta, fp32) send changed values only when that is smaller
 # and the worker's copy stays exact.
 run_mpi 4 "$LADON" train "$tmp/c.yaml" ps.servers=2 compress.downlink=delta \

@@ -73,4 +73,27 @@ for t in task000 task001; do
   echo "$t: int8 delta pulls $a (dense pulls $b)"
   awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > 0.6 && a > b - 0.03) }' || fail "int8 delta pulls: $t accuracy $a"
 done
+# DGC local gradient clipping: a bound never reached changes nothing; a tight one changes the
+# run and it still trains.
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/clipwide" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.momentum_correction=true \
+  compress.clip_norm=1e9 2>"$tmp/log" || { cat "$tmp/log"; fail "clip run (wide)"; }
+diff <(acc_lines "$tmp/mc") <(acc_lines "$tmp/clipwide") || fail "an unreached clip bound changed the run"
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/clip" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.momentum_correction=true \
+  compress.clip_norm=0.2 2>"$tmp/log" || { cat "$tmp/log"; fail "clip run"; }
+! diff -q <(acc_lines "$tmp/mc") <(acc_lines "$tmp/clip") >/dev/null || fail "clip_norm=0.2 changed nothing"
+for t in task000 task001; do
+  a=$(last_acc "$tmp/clip" $t)
+  echo "$t: clipped to 0.2: $a"
+  awk -v a="$a" 'BEGIN { exit !(a > 0.6) }' || fail "clipped run: $t accuracy $a"
+done
+# Small chunks stay dense (compress.min_elements): with every chunk below the bound the pushes
+# are dense fp32 frames again.
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/small" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.min_elements=100000000 2>"$tmp/log" ||
+  { cat "$tmp/log"; fail "min_elements run"; }
+ps=$(push "$tmp/small")
+echo "push bytes per step with every chunk below min_elements: $ps (dense $pd)"
+awk -v d="$pd" -v t="$ps" 'BEGIN { exit !(t > 0.95 * d) }' || fail "min_elements: pushes were not dense"
 echo "compressed pushes: ok"
