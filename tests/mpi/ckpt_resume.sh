@@ -93,4 +93,22 @@ expect_refused "no checkpoint" "no checkpoint written yet" --resume latest
 echo "junk" >"$tmp/junk.h5"
 expect_refused "not HDF5" "checkpoint $tmp/junk.h5: cannot open as HDF5" --resume "$tmp/junk.h5"
 [ "$before" = "$(md5sum "$tmp"/full/checkpoints/* | md5sum)" ] || fail "the checkpoint directory changed"
+# 4. by time, and under ssp/async (servers join once every worker's pushes up to the step
+#    are in): the runs finish, checkpoints appear, a resume completes.
+run_mpi $np "$LADON" train "$tmp/c.yaml" run.dir="$tmp/time" checkpoint.every_steps=0 \
+  checkpoint.every_minutes=0.00001 checkpoint.keep_last=100 train.log_every=20 2>"$tmp/time.log" ||
+  { cat "$tmp/time.log"; fail "every_minutes run"; }
+n=$(ls "$tmp/time/checkpoints" | grep -c '^step-.*\.h5$')
+[ "$n" -ge 4 ] || fail "checkpoint.every_minutes: only $n checkpoints"
+for mode in ssp async; do
+  LDN_FAULT=kill-after-ckpt:0:40 run_mpi $np -x LDN_FAULT "$LADON" train "$tmp/c.yaml" \
+    run.dir="$tmp/$mode" ps.consistency=$mode >"$tmp/$mode.log" 2>&1 && fail "$mode run was not killed"
+  run_mpi $np "$LADON" train "$tmp/c.yaml" run.dir="$tmp/$mode" ps.consistency=$mode --resume \
+    2>"$tmp/$mode.log" || { cat "$tmp/$mode.log"; fail "$mode resume"; }
+  grep -q "resuming from .*step-0000000040.h5" "$tmp/$mode.log" || fail "$mode: no resume from step 40"
+  for t in task000 task001 task002; do
+    a=$(last_acc "$tmp/$mode" $t)
+    awk -v a="$a" 'BEGIN { exit !(a > 0.5) }' || fail "$mode resumed: $t accuracy $a"
+  done
+done
 echo "checkpoints and exact resume: ok"
