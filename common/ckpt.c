@@ -72,16 +72,28 @@ int ldn_ckpt_add_rows(struct ldn_ckpt_items *l, const char *name, int type, int 
     return push_item(l, &it);
 }
 
+/* The whole rows of layer ly inside keys [lo, hi): first key *a, first row *r0, *rows rows.
+ * Returns 0 when there are none. */
+static int layer_rows(const struct ldn_layer *ly, int64_t lo, int64_t hi, int64_t *a, int64_t *r0,
+                      int64_t *rows)
+{
+    *a = ly->offset > lo ? ly->offset : lo;
+    int64_t b = ly->offset + ly->n_params < hi ? ly->offset + ly->n_params : hi;
+    if (*a >= b)
+        return 0;
+    *r0 = (*a - ly->offset) / ly->row_len;
+    *rows = (b - *a) / ly->row_len;
+    return 1;
+}
+
 int ldn_ckpt_add_net(struct ldn_ckpt_items *l, const struct ldn_net *net, const char *prefix,
                      const float *base, int64_t lo, int64_t hi)
 {
     for (int i = 0; i < net->n_layers; i++) {
         const struct ldn_layer *ly = &net->layers[i];
-        int64_t a = ly->offset > lo ? ly->offset : lo;
-        int64_t b = ly->offset + ly->n_params < hi ? ly->offset + ly->n_params : hi;
-        if (a >= b)
+        int64_t a, r0, rows;
+        if (!layer_rows(ly, lo, hi, &a, &r0, &rows))
             continue;
-        int64_t r0 = (a - ly->offset) / ly->row_len, rows = (b - a) / ly->row_len;
         struct ldn_ckpt_item w = {.type = LDN_CKPT_F32,
                                   .ndim = 2,
                                   .dims = {ly->out_dim, ly->in_dim},
@@ -777,11 +789,9 @@ int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_net *net, cons
 {
     for (int i = 0; i < net->n_layers; i++) {
         const struct ldn_layer *ly = &net->layers[i];
-        int64_t a = ly->offset > lo ? ly->offset : lo;
-        int64_t b = ly->offset + ly->n_params < hi ? ly->offset + ly->n_params : hi;
-        if (a >= b)
+        int64_t a, r0, rows;
+        if (!layer_rows(ly, lo, hi, &a, &r0, &rows))
             continue;
-        int64_t r0 = (a - ly->offset) / ly->row_len, rows = (b - a) / ly->row_len;
         char name[LDN_CKPT_NAME_MAX];
         int64_t dw[2] = {ly->out_dim, ly->in_dim}, db[2] = {ly->out_dim, 1};
         int rc;

@@ -196,6 +196,23 @@ static int run_coordinator(const struct ldn_job *job, void *router, char *err, s
     return rc;
 }
 
+/* Start-up failed on some rank (rank 0 has said why): free what was built, end MPI, exit 1. */
+static int give_up(struct ldn_net **trunk, struct ldn_range *ranges, struct ldn_chunk *chunks,
+                   struct ldn_plan **plan, struct ldn_config **cfg, struct data_info *d)
+{
+    ldn_net_destroy(trunk);
+    free(ranges);
+    free(chunks);
+    ldn_plan_destroy(plan);
+    ldn_config_destroy(cfg);
+    free(d->n_train);
+    free(d->n_test);
+    free(d->classes);
+    ldn_watchdog_disarm();
+    MPI_Finalize();
+    return 1;
+}
+
 /* Rank 0: the checkpoint `arg` names, checked against the job. 0 or an error in err. */
 static int check_resume(const char *arg, const struct ldn_job *job, char *path, size_t len,
                         int64_t *step, char *err, size_t errlen)
@@ -254,11 +271,8 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     if (!d.n_train || !d.n_test || !d.classes)
         MPI_Abort(MPI_COMM_WORLD, 1);
     int st = rank == 0 ? probe_data(cfg, &d, err, sizeof err) : 0;
-    if (agree(st, err)) {
-        ldn_config_destroy(&cfg);
-        MPI_Finalize();
-        return 1;
-    }
+    if (agree(st, err))
+        return give_up(NULL, NULL, NULL, NULL, &cfg, &d);
     MPI_Bcast(d.n_train, cfg->n_tasks, MPI_INT64_T, 0, MPI_COMM_WORLD);
     MPI_Bcast(d.n_test, cfg->n_tasks, MPI_INT64_T, 0, MPI_COMM_WORLD);
     MPI_Bcast(d.classes, cfg->n_tasks, MPI_INT, 0, MPI_COMM_WORLD);
@@ -293,15 +307,8 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
         fprintf(stderr, "ladon rank %d: %s\n", rank, err);
     if (any_bad && !bad)
         snprintf(err, sizeof err, "another rank failed to set up (its message is above)");
-    if (agree(any_bad, err)) {
-        ldn_net_destroy(&trunk);
-        free(ranges);
-        free(chunks);
-        ldn_plan_destroy(&plan);
-        ldn_config_destroy(&cfg);
-        MPI_Finalize();
-        return 1;
-    }
+    if (agree(any_bad, err))
+        return give_up(&trunk, ranges, chunks, &plan, &cfg, &d);
     enum ldn_role role = ldn_plan_role(plan, rank);
     if (role == LDN_ROLE_SERVER) {
         ldn_log_set_role("ps", rank, NULL);
@@ -338,15 +345,8 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
         st = rank == 0
                  ? check_resume(resume, &job, path, sizeof path, &job.resume_step, err, sizeof err)
                  : 0;
-        if (agree(st, err)) {
-            ldn_net_destroy(&trunk);
-            free(ranges);
-            free(chunks);
-            ldn_plan_destroy(&plan);
-            ldn_config_destroy(&cfg);
-            MPI_Finalize();
-            return 1;
-        }
+        if (agree(st, err))
+            return give_up(&trunk, ranges, chunks, &plan, &cfg, &d);
         resume_path = bcast_text(rank == 0 ? path : NULL);
         if (rank == 0 && !(resume_path = strdup(path)))
             MPI_Abort(MPI_COMM_WORLD, 1);

@@ -256,6 +256,20 @@ static double lr_for(const struct ldn_server *s, int64_t step)
     return ldn_lr_at(&s->cfg->lr, s->cfg->optim.lr, step, s->o.total_steps, s->o.steps_per_epoch);
 }
 
+/* The header of a pull answer for chunk c: one frame of `bytes`. */
+static void params_header(const struct ldn_server *s, struct ldn_wire_hdr *h,
+                          const struct ldn_chunk *c, int64_t version, enum ldn_codec_id codec,
+                          uint64_t bytes)
+{
+    ldn_wire_hdr_init(h, LDN_OP_PARAMS, s->o.rank);
+    h->step = version;
+    h->lo = (uint64_t)(s->o.lo + c->lo);
+    h->hi = (uint64_t)(s->o.lo + c->hi);
+    h->codec = codec;
+    h->nframes = 1;
+    h->lens[0] = bytes;
+}
+
 /* compress.downlink = delta: chunk k for worker w as what changed since w's last pull (fp32:
  * the new values of the changed keys, which the worker stores; fp16/int8: quantized
  * differences, which it adds, and what rounding lost is in the next difference). Returns 1
@@ -286,15 +300,9 @@ static int send_delta(struct ldn_server *s, void *sock, const char *ident, size_
         len >= (size_t)n * sizeof(float))
         return 0; /* dense is smaller (or a delta does not code: send the weights) */
     struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_PARAMS, s->o.rank);
-    h.step = version;
-    h.lo = (uint64_t)(s->o.lo + c->lo);
-    h.hi = (uint64_t)(s->o.lo + c->hi);
-    h.codec = LDN_CODEC_PACKED;
+    params_header(s, &h, c, version, LDN_CODEC_PACKED, len);
     h.ncdesc = LDN_CODEC_DESC_WORDS;
     memcpy(h.cdesc, s->ddesc_words, sizeof h.cdesc);
-    h.nframes = 1;
-    h.lens[0] = len;
     const void *frames[1] = {s->dout};
     long sent = ldn_net_send(sock, ident, ident_len, &h, frames, err, sizeof err);
     if (sent < 0) {
@@ -319,13 +327,8 @@ static int send_chunk(struct ldn_server *s, void *sock, const char *ident, size_
     }
     const struct ldn_chunk *c = &s->chunks[k];
     struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_PARAMS, s->o.rank);
-    h.step = version;
-    h.lo = (uint64_t)(s->o.lo + c->lo);
-    h.hi = (uint64_t)(s->o.lo + c->hi);
-    h.codec = LDN_CODEC_DENSE_F32;
-    h.nframes = 1;
-    h.lens[0] = (uint64_t)(c->hi - c->lo) * sizeof(float);
+    params_header(s, &h, c, version, LDN_CODEC_DENSE_F32,
+                  (uint64_t)(c->hi - c->lo) * sizeof(float));
     const void *frames[1] = {s->params + c->lo};
     char err[LDN_ERRLEN];
     /* No copy: the chunk is not updated again before ZeroMQ is done with it (before_update). */
