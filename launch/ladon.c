@@ -6,6 +6,9 @@
  *   ladon data fmnist OUT_DIR [--src DIR] [--seed N]
  *   ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]
  *                            [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]
+ *   ladon inspect CKPT [--json]
+ *   ladon eval CKPT [--data DIR] [--task T]
+ *   ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]
  */
 #include <errno.h>
 #include <malloc.h>
@@ -18,6 +21,7 @@
 #include "dist.h"
 #include "log.h"
 #include "status.h"
+#include "tools.h"
 #include "trainer.h"
 
 #define FMNIST_DEFAULT_SRC "/usr/share/datasets/fashion-mnist"
@@ -37,6 +41,14 @@ static void usage(FILE *f)
             "  ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]\n"
             "        [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]\n"
             "        generate related synthetic tasks\n"
+            "  ladon inspect CKPT [--json]\n"
+            "        verify every checksum of a checkpoint and summarise it (CKPT: a file, a\n"
+            "        checkpoint directory or a run directory: its latest checkpoint)\n"
+            "  ladon eval CKPT [--data DIR] [--task T]\n"
+            "        test accuracy and loss of every task (or T) with the checkpoint's weights\n"
+            "  ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n"
+            "        class probabilities of head T for every row of INPUT (a task file's split\n"
+            "        or any file with a 2-D dataset x) into OUTPUT (/probs, /pred)\n"
             "  ladon version\n"
             "Config keys and overrides: docs/config.md\n",
             FMNIST_DEFAULT_SRC);
@@ -229,6 +241,12 @@ int main(int argc, char **argv)
         return cmd_config(argc - 2, argv + 2);
     if (!strcmp(cmd, "data"))
         return cmd_data(argc - 2, argv + 2);
+    if (!strcmp(cmd, "inspect"))
+        return ldn_tool_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval"))
+        return ldn_tool_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "predict"))
+        return ldn_tool_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("ladon %s\n", LDN_VERSION);
         return 0;

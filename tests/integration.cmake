@@ -34,3 +34,13 @@ add_test(NAME mpi_cluster COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/cluster.sh
          $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
 set_tests_properties(mpi_cluster PROPERTIES LABELS "mpi;cluster" TIMEOUT 600 RUN_SERIAL TRUE
                      SKIP_RETURN_CODE 77 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+
+# Checkpoint tools (inspect, eval, predict) and reading checkpoints from Python: each trains
+# a short distributed run for its checkpoints; they need python3-h5py and python3-numpy.
+foreach(t cli/ckpt_tools interop/ckpt_h5py)
+  get_filename_component(name ${t} NAME)
+  add_test(NAME cli_${name} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${t}.sh
+           $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli_${name} PROPERTIES LABELS "cli;mpi" TIMEOUT 300 RUN_SERIAL TRUE
+                       ENVIRONMENT "${LDN_MPI_ENV}")
+endforeach()

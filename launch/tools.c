@@ -1,0 +1,1146 @@
+/* Checkpoint tools: inspect, eval, predict (tools.h, docs/checkpoint-tools.md). */
+#define _POSIX_C_SOURCE 200809L
+#include "tools.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "config.h"
+#include "data.h"
+#include "h5util.h"
+#include "model.h"
+#include "status.h"
+
+#define KIND "checkpoint"
+#define VERIFY_BLOCK_BYTES (4 << 20) /* inspect reads datasets in blocks of rows of this size */
+#define MAX_ROW_BYTES (1 << 30)      /* larger rows are a damaged shape, not a real one */
+#define MAX_CLASSES 1000000
+#define EVAL_MIN_BATCH 1024 /* the workers' evaluation batch (worker/worker.c) */
+
+/* ---------------------------------------------------------------- the model of a checkpoint */
+
+/* A checkpoint with the model it holds: the stored config, the classes of each head, the
+ * trunk and heads with the checkpoint's weights. */
+struct loaded {
+    struct ldn_ckpt ck;
+    struct ldn_config *cfg;
+    int *classes; /* classes[t] for task t of cfg */
+    struct ldn_model *model;
+};
+
+static void loaded_init(struct loaded *L)
+{
+    memset(L, 0, sizeof *L);
+    L->ck.f = H5I_INVALID_HID;
+}
+
+static void loaded_deinit(struct loaded *L)
+{
+    ldn_model_destroy(&L->model);
+    free(L->classes);
+    ldn_config_destroy(&L->cfg);
+    ldn_ckpt_close(&L->ck);
+    loaded_init(L);
+}
+
+/* Open the checkpoint `arg` names: a file, a checkpoint directory (its `latest`) or a run
+ * directory (its checkpoints/latest). Returns 0 or a negative status with err. */
+static int open_ckpt(const char *arg, struct ldn_ckpt *ck, char *err, size_t errlen)
+{
+    char path[LDN_PATH_MAX], sub[LDN_PATH_MAX + 32], lp[LDN_PATH_MAX + 32];
+    const char *a = arg;
+    struct stat st;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(lp, sizeof lp, "%s/latest", arg);
+        snprintf(sub, sizeof sub, "%s/checkpoints", arg);
+        if (stat(lp, &st) != 0 && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            a = sub;
+    }
+    int rc = ldn_ckpt_resolve(a, a, path, sizeof path, err, errlen);
+    return rc ? rc : ldn_ckpt_open(path, ck, err, errlen);
+}
+
+/* The stored config, parsed. */
+static int parse_config(const struct ldn_ckpt *ck, struct ldn_config **cfg, char *err,
+                        size_t errlen)
+{
+    char why[LDN_ERRLEN];
+    *cfg = ldn_config_parse(ck->config, strlen(ck->config), ck->path, 0, NULL, why, sizeof why);
+    if (!*cfg)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
+    return 0;
+}
+
+/* Classes of task t's head: the rows of its output layer's weight. */
+static int head_classes(const struct ldn_ckpt *ck, const struct ldn_task_config *tk, int *classes,
+                        char *err, size_t errlen)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    int nd, rc;
+    int64_t dims[2];
+    snprintf(name, sizeof name, "/heads/%s/%d/weight", tk->name, tk->n_head);
+    if ((rc = ldn_ckpt_shape(ck, name, &nd, dims, err, errlen)))
+        return rc;
+    if (nd != 2 || dims[0] < 1 || dims[0] > MAX_CLASSES)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint %s: %s is not a [classes, inputs] matrix of 1..%d classes",
+                        ck->path, name, MAX_CLASSES);
+    *classes = (int)dims[0];
+    return 0;
+}
+
+/* Open the checkpoint `arg`, rebuild its model from the stored config (activations for
+ * max_batch rows) and load the trunk and every head. Shapes and types are checked against
+ * the config, and the checksum of every chunk read is verified. On failure L is left empty
+ * (loaded_deinit is still safe). */
+static int load_model(const char *arg, int max_batch, struct loaded *L, char *err, size_t errlen)
+{
+    loaded_init(L);
+    int rc = open_ckpt(arg, &L->ck, err, errlen);
+    if (rc == 0)
+        rc = parse_config(&L->ck, &L->cfg, err, errlen);
+    if (rc == 0 && !(L->classes = calloc((size_t)L->cfg->n_tasks, sizeof *L->classes)))
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++)
+        rc = head_classes(&L->ck, &L->cfg->tasks[t], &L->classes[t], err, errlen);
+    if (rc == 0) {
+        if (max_batch < L->cfg->batch_size)
+            max_batch = L->cfg->batch_size;
+        L->model = ldn_model_new(L->cfg, L->ck.features, L->classes, max_batch, err, errlen);
+        if (!L->model)
+            rc = LDN_ERR_NOMEM;
+    }
+    if (rc == 0) {
+        struct ldn_net *trunk = L->model->trunk;
+        rc = ldn_ckpt_read_net(&L->ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err,
+                               errlen);
+    }
+    for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++) {
+        struct ldn_net *h = L->model->heads[t];
+        char prefix[LDN_CKPT_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "/heads/%s", L->cfg->tasks[t].name);
+        rc = ldn_ckpt_read_net(&L->ck, h, prefix, h->params, 0, h->n_params, err, errlen);
+    }
+    if (rc)
+        loaded_deinit(L);
+    return rc;
+}
+
+/* "a, b, c": the task names of cfg, for messages. */
+static void task_list(const struct ldn_config *cfg, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < cfg->n_tasks && off + 1 < len; t++) {
+        int n = snprintf(buf + off, len - off, "%s%s", t ? ", " : "", cfg->tasks[t].name);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+static int find_task(const struct loaded *L, const char *task, char *err, size_t errlen)
+{
+    int t = ldn_config_task_index(L->cfg, task);
+    if (t < 0) {
+        char names[256];
+        task_list(L->cfg, names, sizeof names);
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint %s has no task '%s' (tasks: %s)",
+                        L->ck.path, task, names);
+    }
+    return t;
+}
+
+/* ---------------------------------------------------------------- verifying every dataset */
+
+struct verify {
+    char **names; /* every dataset, "/a/b" */
+    int n, cap;
+    int nomem;
+    int64_t values, nonfinite;
+    char first_nonfinite[LDN_CKPT_NAME_MAX];
+};
+
+static void verify_free(struct verify *v)
+{
+    for (int i = 0; i < v->n; i++)
+        free(v->names[i]);
+    free(v->names);
+    memset(v, 0, sizeof *v);
+}
+
+static herr_t visit_cb(hid_t obj, const char *name, const H5O_info_t *info, void *ud)
+{
+    (void)obj;
+    struct verify *v = ud;
+    if (info->type != H5O_TYPE_DATASET)
+        return 0;
+    if (v->n == v->cap) {
+        int cap = v->cap ? 2 * v->cap : 64;
+        char **p = realloc(v->names, sizeof *p * (size_t)cap);
+        if (!p) {
+            v->nomem = 1;
+            return -1;
+        }
+        v->names = p;
+        v->cap = cap;
+    }
+    size_t len = strlen(name);
+    char *s = malloc(len + 2);
+    if (!s) {
+        v->nomem = 1;
+        return -1;
+    }
+    s[0] = '/';
+    memcpy(s + 1, name, len + 1);
+    v->names[v->n++] = s;
+    return 0;
+}
+
+/* The one-line message for a failed H5Dread of dataset `name`. */
+static int read_failure(const char *kind, const char *path, const char *name, char *err,
+                        size_t errlen)
+{
+    char h5[256];
+    ldn_h5_errmsg(h5, sizeof h5);
+    if (strstr(h5, "Fletcher32") || strstr(h5, "checksum"))
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "%s %s: %s: checksum mismatch (Fletcher-32): the file is damaged", kind,
+                        path, name);
+    return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                    "%s %s: read %s failed (damaged or truncated file?): %s", kind, path, name,
+                    h5[0] ? h5 : "HDF5 error");
+}
+
+/* Read every element of dataset `name` in blocks of rows (HDF5 verifies each chunk's
+ * checksum); count the values and the non-finite floats. */
+static int verify_dataset(const struct ldn_ckpt *ck, const char *name, struct verify *v, char *err,
+                          size_t errlen)
+{
+    hid_t d = H5Dopen2(ck->f, name, H5P_DEFAULT);
+    if (d < 0)
+        return ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path, "open %s", name);
+    hid_t ft = H5Dget_type(d), fsp = H5Dget_space(d), mt = H5I_INVALID_HID, msp = H5I_INVALID_HID;
+    void *buf = NULL;
+    int rc = 0, nd = fsp >= 0 ? H5Sget_simple_extent_ndims(fsp) : -1;
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+    if (ft < 0 || fsp < 0 || nd < 0 || H5Sget_simple_extent_dims(fsp, dims, NULL) < 0) {
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path, "%s: type or shape", name);
+        goto done;
+    }
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                      "checkpoint %s: %s is not numeric (a checkpoint holds only numbers)",
+                      ck->path, name);
+        goto done;
+    }
+    if ((mt = H5Tget_native_type(ft, H5T_DIR_ASCEND)) < 0) {
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path, "%s: type", name);
+        goto done;
+    }
+    size_t es = H5Tget_size(mt);
+    int is_f32 = cls == H5T_FLOAT && es == sizeof(float);
+    int is_f64 = cls == H5T_FLOAT && es == sizeof(double);
+    hsize_t rows = nd == 0 ? 1 : dims[0], row = 1;
+    for (int i = 1; i < nd; i++) {
+        if (dims[i] && row > (hsize_t)MAX_ROW_BYTES / dims[i]) {
+            row = (hsize_t)MAX_ROW_BYTES + 1;
+            break;
+        }
+        row *= dims[i];
+    }
+    if (row * es > (hsize_t)MAX_ROW_BYTES) {
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s has an implausible shape",
+                      ck->path, name);
+        goto done;
+    }
+    if (rows == 0 || row == 0)
+        goto done;
+    hsize_t block = VERIFY_BLOCK_BYTES / (row * es);
+    if (block < 1)
+        block = 1;
+    if (block > rows)
+        block = rows;
+    if (!(buf = malloc((size_t)(block * row * es)))) {
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint %s: %s: out of memory", ck->path,
+                      name);
+        goto done;
+    }
+    for (hsize_t r0 = 0; r0 < rows && rc == 0; r0 += block) {
+        hsize_t start[H5S_MAX_RANK] = {0}, count[H5S_MAX_RANK];
+        hsize_t n = rows - r0 < block ? rows - r0 : block;
+        for (int i = 0; i < nd; i++)
+            count[i] = dims[i];
+        start[0] = r0;
+        count[0] = n;
+        hsize_t elems = n * row;
+        if (nd > 0 && H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0) {
+            rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, ck->path, "select %s", name);
+            break;
+        }
+        ldn_h5_close(&msp, H5Sclose);
+        msp = nd > 0 ? H5Screate_simple(nd, count, NULL) : H5Screate(H5S_SCALAR);
+        if (msp < 0 || H5Dread(d, mt, msp, fsp, H5P_DEFAULT, buf) < 0) {
+            rc = read_failure(KIND, ck->path, name, err, errlen);
+            break;
+        }
+        int64_t bad = 0;
+        if (is_f32)
+            for (hsize_t i = 0; i < elems; i++)
+                bad += !isfinite(((const float *)buf)[i]);
+        else if (is_f64)
+            for (hsize_t i = 0; i < elems; i++)
+                bad += !isfinite(((const double *)buf)[i]);
+        if (bad && !v->nonfinite)
+            snprintf(v->first_nonfinite, sizeof v->first_nonfinite, "%s", name);
+        v->nonfinite += bad;
+        v->values += (int64_t)elems;
+    }
+done:
+    free(buf);
+    ldn_h5_close(&msp, H5Sclose);
+    ldn_h5_close(&mt, H5Tclose);
+    ldn_h5_close(&fsp, H5Sclose);
+    ldn_h5_close(&ft, H5Tclose);
+    ldn_h5_close(&d, H5Dclose);
+    return rc;
+}
+
+/* Walk the whole file and read every dataset. Returns 0 or the first damage found. */
+static int verify_file(const struct ldn_ckpt *ck, struct verify *v, char *err, size_t errlen)
+{
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    int rc = 0;
+#if H5_VERSION_GE(1, 12, 0)
+    herr_t w = H5Ovisit3(ck->f, H5_INDEX_NAME, H5_ITER_INC, visit_cb, v, H5O_INFO_BASIC);
+#else
+    herr_t w = H5Ovisit(ck->f, H5_INDEX_NAME, H5_ITER_INC, visit_cb, v);
+#endif
+    if (v->nomem)
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint %s: out of memory", ck->path);
+    else if (w < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path,
+                         "cannot walk its objects (damaged file?)");
+    for (int i = 0; i < v->n && rc == 0; i++)
+        rc = verify_dataset(ck, v->names[i], v, err, errlen);
+    ldn_h5_restore(&q);
+    return rc;
+}
+
+static int has_prefix(const struct verify *v, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (int i = 0; i < v->n; i++)
+        if (strncmp(v->names[i], prefix, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Workers with state in the file, and of them how many hold `what` (e.g. "/residual"). */
+static int workers_with(const struct verify *v, const char *what)
+{
+    int count = 0, last = -1;
+    for (int i = 0; i < v->n; i++) {
+        int r, len = 0;
+        if (sscanf(v->names[i], "/workers/%d%n", &r, &len) != 1 || r == last)
+            continue;
+        if (what && strncmp(v->names[i] + len, what, strlen(what)) != 0)
+            continue;
+        /* names are sorted by HDF5's name index: one rank's datasets are adjacent */
+        last = r;
+        count++;
+    }
+    return count;
+}
+
+/* The state that goes with the model must be complete where it exists: each network's
+ * optimizer moments (all layers, the model's shapes) and each worker's batch order. */
+static int check_state(const struct loaded *L, const struct verify *v, char *err, size_t errlen)
+{
+    const char *moments[2] = {"m", "v"};
+    char prefix[LDN_CKPT_NAME_MAX], probe[LDN_CKPT_NAME_MAX + 2];
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        for (int t = -1; t < L->cfg->n_tasks && rc == 0; t++) {
+            struct ldn_net *net = t < 0 ? L->model->trunk : L->model->heads[t];
+            if (t < 0)
+                snprintf(prefix, sizeof prefix, "/optimizer/%s/trunk", moments[k]);
+            else
+                snprintf(prefix, sizeof prefix, "/optimizer/%s/heads/%s", moments[k],
+                         L->cfg->tasks[t].name);
+            snprintf(probe, sizeof probe, "%s/", prefix);
+            if (has_prefix(v, probe)) /* the net's gradient buffer is free scratch here */
+                rc = ldn_ckpt_read_net(&L->ck, net, prefix, net->own_grads, 0, net->n_params, err,
+                                       errlen);
+        }
+    }
+    for (int i = 0; i < v->n && rc == 0; i++) {
+        const char *b = strstr(v->names[i], "/batch/");
+        if (strncmp(v->names[i], "/workers/", 9) != 0 || !b)
+            continue;
+        const char *slash = strrchr(v->names[i], '/');
+        int dir = (int)(slash - v->names[i]);
+        const char *parts[3] = {"perm", "state", "rng"};
+        for (int k = 0; k < 3 && rc == 0; k++) {
+            snprintf(probe, sizeof probe, "%.*s/%s", dir, v->names[i], parts[k]);
+            if (!ldn_ckpt_has(&L->ck, probe))
+                rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                              "checkpoint %s: dataset %s is missing (worker state incomplete)",
+                              L->ck.path, probe);
+        }
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the metrics attribute */
+
+struct metric {
+    char task[LDN_NAME_MAX];
+    double step, epoch, loss, accuracy, test_rows;
+};
+
+/* The number after "key": in one JSON line (NAN when absent). */
+static double json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        return NAN;
+    char *end;
+    double x = strtod(p + strlen(pat), &end);
+    return end == p + strlen(pat) ? NAN : x;
+}
+
+/* Parse the metrics attribute (one JSON object per line and task) minimally: the fields the
+ * summary prints. Returns the number of lines parsed into out (at most max). */
+static int parse_metrics(const char *text, struct metric *out, int max)
+{
+    int n = 0;
+    for (const char *p = text; *p && n < max;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char line[2048];
+        if (len > 0 && len < sizeof line) {
+            memcpy(line, p, len);
+            line[len] = '\0';
+            const char *t = strstr(line, "\"task\":\"");
+            if (t) {
+                struct metric *m = &out[n];
+                t += 8;
+                size_t tl = strcspn(t, "\"");
+                if (tl >= sizeof m->task)
+                    tl = sizeof m->task - 1;
+                memcpy(m->task, t, tl);
+                m->task[tl] = '\0';
+                m->step = json_num(line, "step");
+                m->epoch = json_num(line, "epoch");
+                m->loss = json_num(line, "loss");
+                m->accuracy = json_num(line, "accuracy");
+                m->test_rows = json_num(line, "test_rows");
+                n++;
+            }
+        }
+        p += len + (e ? 1 : 0);
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- printing helpers */
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *grouped(char *buf, size_t len, int64_t v)
+{
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "%lld", (long long)(v < 0 ? -v : v)), o = 0;
+    if (v < 0 && (size_t)o + 1 < len)
+        buf[o++] = '-';
+    for (int i = 0; i < n && (size_t)o + 1 < len; i++) {
+        if (i > 0 && (n - i) % 3 == 0 && (size_t)o + 2 < len)
+            buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *human_bytes(char *buf, size_t len, double b)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+    return buf;
+}
+
+static void print_layer(FILE *f, const struct ldn_layer *ly)
+{
+    fprintf(f, "weight [%d, %d]  bias [%d]", ly->out_dim, ly->in_dim, ly->out_dim);
+}
+
+/* ---------------------------------------------------------------- inspect */
+
+struct summary {
+    const struct loaded *L;
+    const struct verify *v;
+    int64_t size, trunk_params, head_params;
+    int opt_m, opt_v, opt_t, opt_updates;
+    int workers, w_residual, w_velocity, w_codec, w_batch;
+    struct metric *metrics;
+    int n_metrics;
+};
+
+static void print_text(const struct summary *s)
+{
+    const struct ldn_ckpt *ck = &s->L->ck;
+    const struct ldn_config *cfg = s->L->cfg;
+    const struct ldn_model *m = s->L->model;
+    char a[64], b[64];
+    printf("checkpoint   %s\n", ck->path);
+    printf("size         %s bytes (%s)\n", grouped(a, sizeof a, s->size),
+           human_bytes(b, sizeof b, (double)s->size));
+    printf("format       %s version %d, written by ladon %s at %s\n", LDN_CKPT_FORMAT,
+           ck->format_version, ck->ladon_version, ck->created);
+    printf("step         %lld of %lld (epoch %.2f, %lld steps per epoch)\n", (long long)ck->step,
+           (long long)ck->total_steps, ck->epoch, (long long)ck->steps_per_epoch);
+    printf("seed         %llu\n", (unsigned long long)ck->seed);
+    printf("job          %d servers, %d workers, %d input features\n", ck->n_servers, ck->n_workers,
+           ck->features);
+    printf("trunk        %d layers, %s, %s parameters\n", m->trunk->n_layers,
+           ldn_activation_name(cfg->activation), grouped(a, sizeof a, s->trunk_params));
+    for (int i = 0; i < m->trunk->n_layers; i++) {
+        printf("  %-10d ", i);
+        print_layer(stdout, &m->trunk->layers[i]);
+        printf("\n");
+    }
+    printf("heads        %d tasks, %s parameters\n", cfg->n_tasks,
+           grouped(a, sizeof a, s->head_params));
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        const struct ldn_net *h = m->heads[t];
+        for (int i = 0; i < h->n_layers; i++) {
+            if (i == 0)
+                printf("  %-10s %3d classes  ", cfg->tasks[t].name, s->L->classes[t]);
+            else
+                printf("  %-10s %3s          ", "", "");
+            print_layer(stdout, &h->layers[i]);
+            printf("\n");
+        }
+    }
+    int64_t total = s->trunk_params + s->head_params;
+    printf("parameters   %s (%s as float32)\n", grouped(a, sizeof a, total),
+           human_bytes(b, sizeof b, 4.0 * (double)total));
+    const char *opt[4] = {
+        s->opt_m ? "m (momentum / first moment)" : NULL, s->opt_v ? "v (second moment)" : NULL,
+        s->opt_t ? "t (head step counts)" : NULL, s->opt_updates ? "trunk update counts" : NULL};
+    printf("optimizer    ");
+    int any = 0;
+    for (int i = 0; i < 4; i++)
+        if (opt[i])
+            printf("%s%s", any++ ? ", " : "", opt[i]);
+    printf("%s\n", any ? "" : "none");
+    if (s->workers)
+        printf("worker state %d workers: batch order %d, residual %d, velocity %d, codec rng %d\n",
+               s->workers, s->w_batch, s->w_residual, s->w_velocity, s->w_codec);
+    else
+        printf("worker state none\n");
+    if (s->n_metrics == 0)
+        printf("last eval    none\n");
+    for (int i = 0; i < s->n_metrics; i++) {
+        const struct metric *e = &s->metrics[i];
+        if (i == 0)
+            printf("last eval    step %.0f (epoch %.2f)\n", e->step, e->epoch);
+        printf("  %-10s accuracy %.6f  loss %.6g  (%.0f test rows)\n", e->task, e->accuracy,
+               e->loss, e->test_rows);
+    }
+    printf("verified     %d datasets, %s values: every checksum matches\n", s->v->n,
+           grouped(a, sizeof a, s->v->values));
+    if (s->v->nonfinite)
+        printf("warning      %s non-finite values (NaN or infinity), the first in %s\n",
+               grouped(a, sizeof a, s->v->nonfinite), s->v->first_nonfinite);
+}
+
+static void json_shape(FILE *f, const struct ldn_layer *ly)
+{
+    fprintf(f, "{\"weight\":[%d,%d],\"bias\":[%d]}", ly->out_dim, ly->in_dim, ly->out_dim);
+}
+
+static void json_num_or_null(FILE *f, const char *key, double x, int comma)
+{
+    fprintf(f, comma ? ",\"%s\":" : "\"%s\":", key);
+    if (isfinite(x))
+        fprintf(f, "%.17g", x);
+    else
+        fputs("null", f);
+}
+
+static void print_json(const struct summary *s)
+{
+    const struct ldn_ckpt *ck = &s->L->ck;
+    const struct ldn_config *cfg = s->L->cfg;
+    const struct ldn_model *m = s->L->model;
+    FILE *f = stdout;
+    fputs("{\"path\":", f);
+    json_string(f, ck->path);
+    fprintf(f, ",\"size\":%lld,\"format\":\"%s\",\"format_version\":%d,\"ladon_version\":",
+            (long long)s->size, LDN_CKPT_FORMAT, ck->format_version);
+    json_string(f, ck->ladon_version);
+    fputs(",\"created\":", f);
+    json_string(f, ck->created);
+    fprintf(f,
+            ",\"step\":%lld,\"total_steps\":%lld,\"steps_per_epoch\":%lld,\"epoch\":%.17g"
+            ",\"seed\":%llu,\"servers\":%d,\"workers\":%d,\"features\":%d,\"activation\":\"%s\"",
+            (long long)ck->step, (long long)ck->total_steps, (long long)ck->steps_per_epoch,
+            ck->epoch, (unsigned long long)ck->seed, ck->n_servers, ck->n_workers, ck->features,
+            ldn_activation_name(cfg->activation));
+    fputs(",\"trunk\":[", f);
+    for (int i = 0; i < m->trunk->n_layers; i++) {
+        fputs(i ? "," : "", f);
+        json_shape(f, &m->trunk->layers[i]);
+    }
+    fputs("],\"heads\":[", f);
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        fputs(t ? ",{\"task\":" : "{\"task\":", f);
+        json_string(f, cfg->tasks[t].name);
+        fprintf(f, ",\"classes\":%d,\"layers\":[", s->L->classes[t]);
+        for (int i = 0; i < m->heads[t]->n_layers; i++) {
+            fputs(i ? "," : "", f);
+            json_shape(f, &m->heads[t]->layers[i]);
+        }
+        fputs("]}", f);
+    }
+    int64_t total = s->trunk_params + s->head_params;
+    fprintf(f,
+            "],\"parameters\":{\"trunk\":%lld,\"heads\":%lld,\"total\":%lld,\"bytes\":%lld}"
+            ",\"optimizer\":{\"m\":%s,\"v\":%s,\"t\":%s,\"trunk_updates\":%s}"
+            ",\"worker_state\":{\"workers\":%d,\"batch\":%d,\"residual\":%d,\"velocity\":%d,"
+            "\"codec_rng\":%d}",
+            (long long)s->trunk_params, (long long)s->head_params, (long long)total,
+            (long long)(4 * total), s->opt_m ? "true" : "false", s->opt_v ? "true" : "false",
+            s->opt_t ? "true" : "false", s->opt_updates ? "true" : "false", s->workers, s->w_batch,
+            s->w_residual, s->w_velocity, s->w_codec);
+    fputs(",\"metrics\":[", f);
+    for (int i = 0; i < s->n_metrics; i++) {
+        const struct metric *e = &s->metrics[i];
+        fputs(i ? ",{\"task\":" : "{\"task\":", f);
+        json_string(f, e->task);
+        json_num_or_null(f, "step", e->step, 1);
+        json_num_or_null(f, "epoch", e->epoch, 1);
+        json_num_or_null(f, "accuracy", e->accuracy, 1);
+        json_num_or_null(f, "loss", e->loss, 1);
+        json_num_or_null(f, "test_rows", e->test_rows, 1);
+        fputs("}", f);
+    }
+    fprintf(f, "],\"verified\":{\"datasets\":%d,\"values\":%lld,\"nonfinite\":%lld}}\n", s->v->n,
+            (long long)s->v->values, (long long)s->v->nonfinite);
+}
+
+int ldn_tool_inspect(int argc, char **argv)
+{
+    const char *arg = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "ladon inspect: unknown option '%s'\n", argv[i]);
+            return 2;
+        } else if (!arg)
+            arg = argv[i];
+        else {
+            fprintf(stderr, "ladon inspect: one checkpoint at a time ('%s' is extra)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!arg) {
+        fprintf(stderr, "usage: ladon inspect CKPT [--json]\n");
+        return 2;
+    }
+    char err[LDN_ERRLEN];
+    struct loaded L;
+    struct verify v = {0};
+    struct summary s = {.L = &L, .v = &v};
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    loaded_init(&L);
+    /* every dataset first (the checksums), then the model's shapes against the config */
+    int rc = open_ckpt(arg, &L.ck, err, sizeof err);
+    if (rc == 0)
+        rc = verify_file(&L.ck, &v, err, sizeof err);
+    if (rc == 0) {
+        char path[LDN_PATH_MAX];
+        snprintf(path, sizeof path, "%s", L.ck.path);
+        ldn_ckpt_close(&L.ck);
+        rc = load_model(path, 1, &L, err, sizeof err);
+    } else {
+        ldn_ckpt_close(&L.ck);
+        loaded_init(&L);
+    }
+    if (rc == 0)
+        rc = check_state(&L, &v, err, sizeof err);
+    if (rc == 0) {
+        struct stat st;
+        s.size = stat(L.ck.path, &st) == 0 ? (int64_t)st.st_size : -1;
+        s.trunk_params = L.model->trunk->n_params;
+        for (int t = 0; t < L.cfg->n_tasks; t++)
+            s.head_params += L.model->heads[t]->n_params;
+        s.opt_m = has_prefix(&v, "/optimizer/m/");
+        s.opt_v = has_prefix(&v, "/optimizer/v/");
+        s.opt_t = has_prefix(&v, "/optimizer/t/");
+        s.opt_updates = has_prefix(&v, "/optimizer/trunk_updates");
+        s.workers = workers_with(&v, NULL);
+        s.w_batch = workers_with(&v, "/batch/");
+        s.w_residual = workers_with(&v, "/residual");
+        s.w_velocity = workers_with(&v, "/velocity");
+        s.w_codec = workers_with(&v, "/codec_rng");
+        int max = L.cfg->n_tasks + 1;
+        s.metrics = calloc((size_t)max, sizeof *s.metrics);
+        if (!s.metrics)
+            rc = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory");
+        else
+            s.n_metrics = parse_metrics(L.ck.metrics, s.metrics, max);
+    }
+    if (rc == 0) {
+        if (json)
+            print_json(&s);
+        else
+            print_text(&s);
+    }
+    free(s.metrics);
+    verify_free(&v);
+    loaded_deinit(&L);
+    ldn_h5_restore(&q);
+    if (rc) {
+        fprintf(stderr, "ladon inspect: %s\n", err);
+        return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------- eval */
+
+int ldn_tool_eval(int argc, char **argv)
+{
+    const char *arg = NULL, *data = NULL, *task = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (!strcmp(argv[i], "--task") && i + 1 < argc)
+            task = argv[++i];
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "ladon eval: unknown option or missing value '%s'\n", argv[i]);
+            return 2;
+        } else if (!arg)
+            arg = argv[i];
+        else {
+            fprintf(stderr, "ladon eval: one checkpoint at a time ('%s' is extra)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!arg) {
+        fprintf(stderr, "usage: ladon eval CKPT [--data DIR] [--task T]\n");
+        return 2;
+    }
+    char err[LDN_ERRLEN];
+    struct loaded L;
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    int rc = load_model(arg, EVAL_MIN_BATCH, &L, err, sizeof err), only = -1;
+    if (rc == 0 && task && (only = find_task(&L, task, err, sizeof err)) < 0)
+        rc = only;
+    /* every task file is checked before anything is printed */
+    int n = rc == 0 ? L.cfg->n_tasks : 0;
+    struct ldn_dataset **sets = n ? calloc((size_t)n, sizeof *sets) : NULL;
+    if (rc == 0 && !sets)
+        rc = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory");
+    for (int t = 0; rc == 0 && t < n; t++) {
+        if (only >= 0 && t != only)
+            continue;
+        const struct ldn_task_config *tk = &L.cfg->tasks[t];
+        char file[LDN_PATH_MAX + LDN_NAME_MAX + 8], name[64];
+        if (data)
+            snprintf(file, sizeof file, "%s/%s.h5", data, tk->name);
+        else
+            snprintf(file, sizeof file, "%s", tk->file);
+        int classes, features;
+        int64_t n_train, n_test;
+        if ((rc = ldn_dataset_probe(file, name, sizeof name, &classes, &features, &n_train, &n_test,
+                                    err, sizeof err)))
+            break;
+        if (features != L.ck.features) {
+            rc = ldn_fail(err, sizeof err, LDN_ERR_FORMAT,
+                          "data %s: %d features, the model of checkpoint %s takes %d", file,
+                          features, L.ck.path, L.ck.features);
+            break;
+        }
+        if (classes != L.classes[t]) {
+            rc = ldn_fail(err, sizeof err, LDN_ERR_FORMAT,
+                          "data %s: %d classes, head %s of checkpoint %s has %d", file, classes,
+                          tk->name, L.ck.path, L.classes[t]);
+            break;
+        }
+        if (strcmp(name, tk->name) != 0)
+            fprintf(stderr, "ladon eval: warning: %s holds task '%s', evaluated as task '%s'\n",
+                    file, name, tk->name);
+        if (!(sets[t] = ldn_dataset_load(file, "test", 0, 1, err, sizeof err)))
+            rc = LDN_ERR_FORMAT;
+    }
+    if (rc == 0) {
+        printf("checkpoint %s: step %lld of %lld, epoch %.2f\n", L.ck.path, (long long)L.ck.step,
+               (long long)L.ck.total_steps, L.ck.epoch);
+        printf("%-16s %10s %10s %12s\n", "task", "test rows", "accuracy", "loss");
+        for (int t = 0; t < n; t++) {
+            if (!sets[t])
+                continue;
+            double loss, acc;
+            ldn_model_evaluate(L.model, t, sets[t]->x, sets[t]->y, sets[t]->n, &loss, &acc);
+            printf("%-16s %10lld %10.6f %12.6g\n", L.cfg->tasks[t].name, (long long)sets[t]->n, acc,
+                   loss);
+        }
+    }
+    for (int t = 0; t < n && sets; t++)
+        ldn_dataset_destroy(&sets[t]);
+    free(sets);
+    loaded_deinit(&L);
+    ldn_h5_restore(&q);
+    if (rc) {
+        fprintf(stderr, "ladon eval: %s\n", err);
+        return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------- predict */
+
+/* The rows to predict: a task file's split, or the /x of any HDF5 file. */
+struct input {
+    struct ldn_dataset *ds; /* a task file's split (x and y), or NULL */
+    float *x;               /* [n, features] model inputs (ds->x or owned) */
+    int64_t n;
+    int features;
+    int is_task;
+};
+
+static void input_deinit(struct input *in)
+{
+    if (in->ds)
+        ldn_dataset_destroy(&in->ds);
+    else
+        free(in->x);
+    memset(in, 0, sizeof *in);
+}
+
+/* /x of a file that is not a task file: 2-D, integer or float, times the root attribute
+ * x_scale (default 1). */
+static int read_plain_x(hid_t f, const char *path, struct input *in, char *err, size_t errlen)
+{
+    const char *K = "input";
+    double scale = 1.0;
+    int rc = ldn_h5_attr_num(f, "x_scale", 0, K, path, &scale, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!(isfinite(scale) && scale > 0))
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "input %s: root attribute x_scale must be finite and > 0, got %g", path,
+                        scale);
+    if (H5Lexists(f, "x", H5P_DEFAULT) <= 0)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "input %s: neither a ladon task file nor a file with a 2-D dataset x",
+                        path);
+    hid_t d = H5Dopen2(f, "x", H5P_DEFAULT), ft = d >= 0 ? H5Dget_type(d) : -1;
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    hsize_t dims[2] = {0, 0};
+    H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+    rc = 0;
+    if (d < 0 || ft < 0 || sp < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, K, path, "open x");
+    else if (H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0)
+        rc =
+            ldn_fail(err, errlen, LDN_ERR_FORMAT, "input %s: x must be 2-D [rows, features]", path);
+    else if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "input %s: x must be uint8 or float32", path);
+    else if (dims[0] == 0)
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "input %s: x has no rows", path);
+    else if (dims[1] != (hsize_t)in->features)
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                      "input %s: x has %llu features (columns), the model takes %d", path,
+                      (unsigned long long)dims[1], in->features);
+    else if (dims[0] > (hsize_t)(SIZE_MAX / sizeof(float) / dims[1]) ||
+             !(in->x = malloc(sizeof(float) * (size_t)(dims[0] * dims[1]))))
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "input %s: out of memory for x [%llu, %llu]",
+                      path, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, in->x) < 0)
+        rc = read_failure(K, path, "x", err, errlen);
+    if (rc == 0) {
+        in->n = (int64_t)dims[0];
+        int64_t total = in->n * in->features;
+        for (int64_t i = 0; i < total; i++) {
+            in->x[i] = (float)(in->x[i] * scale);
+            if (!isfinite(in->x[i])) {
+                rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                              "input %s: x[%lld, %lld] is not finite (after x_scale)", path,
+                              (long long)(i / in->features), (long long)(i % in->features));
+                break;
+            }
+        }
+    }
+    ldn_h5_close(&sp, H5Sclose);
+    ldn_h5_close(&ft, H5Tclose);
+    ldn_h5_close(&d, H5Dclose);
+    return rc;
+}
+
+/* Read the input: a ladon task file (its `split`, through ldn_dataset_load) or any HDF5 file
+ * with /x. in->features is the model's; a different count is an error. */
+static int read_input(const char *path, const char *split, struct input *in, char *err,
+                      size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "input %s: cannot open: %s", path,
+                        strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "input %s: not a regular file", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, "input", path, "cannot open as HDF5");
+    char *format = NULL;
+    int rc = ldn_h5_attr_str(f, "format", "input", path, &format, err, errlen);
+    if (rc < 0) {
+        H5Fclose(f);
+        return rc;
+    }
+    in->is_task = rc == 0 && strcmp(format, LDN_DATA_FORMAT) == 0;
+    free(format);
+    if (!in->is_task) {
+        rc = read_plain_x(f, path, in, err, errlen);
+        H5Fclose(f);
+        return rc;
+    }
+    H5Fclose(f);
+    char task[64];
+    int classes, features;
+    int64_t n_train, n_test;
+    if ((rc = ldn_dataset_probe(path, task, sizeof task, &classes, &features, &n_train, &n_test,
+                                err, errlen)))
+        return rc;
+    if (features != in->features)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "input %s: %d features, the model takes %d",
+                        path, features, in->features);
+    if (!(in->ds = ldn_dataset_load(path, split, 0, 1, err, errlen)))
+        return LDN_ERR_FORMAT;
+    in->x = in->ds->x;
+    in->n = in->ds->n;
+    return 0;
+}
+
+/* Softmax of each row of z [n, c] into p; argmax (the first largest logit) into pred. */
+static void softmax_rows(const float *z, int n, int c, float *p, int32_t *pred)
+{
+    for (int i = 0; i < n; i++) {
+        const float *r = z + (int64_t)i * c;
+        int best = 0;
+        for (int j = 1; j < c; j++)
+            if (r[j] > r[best])
+                best = j;
+        double sum = 0;
+        for (int j = 0; j < c; j++)
+            sum += exp((double)r[j] - (double)r[best]);
+        for (int j = 0; j < c; j++)
+            p[(int64_t)i * c + j] = (float)(exp((double)r[j] - (double)r[best]) / sum);
+        pred[i] = best;
+    }
+}
+
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (strcmp(a, b) == 0)
+        return 1;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* Write /probs, /pred and the attributes to OUT.tmp.<pid>, fsync, rename over OUT. */
+static int write_output(const char *out, const struct loaded *L, const char *task,
+                        const char *input, const char *split, const float *probs,
+                        const int32_t *pred, int64_t n, int c, char *err, size_t errlen)
+{
+    const char *K = "output";
+    char tmp[LDN_PATH_MAX + 32];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid()) >= (int)sizeof tmp)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "output path is too long: %s", out);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return ldn_h5_fail(err, errlen, LDN_ERR_IO, K, out, "cannot create %s", tmp);
+    hsize_t dp[2] = {(hsize_t)n, (hsize_t)c}, dn = (hsize_t)n;
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), sp = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    int rc = dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0 ? -1 : 0;
+    if (rc == 0 &&
+        ((sp = H5Screate_simple(2, dp, NULL)) < 0 ||
+         (d = H5Dcreate2(f, "probs", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
+         H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, probs) < 0))
+        rc = -1;
+    ldn_h5_close(&d, H5Dclose);
+    ldn_h5_close(&sp, H5Sclose);
+    if (rc == 0 &&
+        ((sp = H5Screate_simple(1, &dn, NULL)) < 0 ||
+         (d = H5Dcreate2(f, "pred", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
+         H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, pred) < 0))
+        rc = -1;
+    ldn_h5_close(&d, H5Dclose);
+    ldn_h5_close(&sp, H5Sclose);
+    ldn_h5_close(&dcpl, H5Pclose);
+    int32_t classes = c;
+    if (rc == 0 &&
+        (ldn_h5_write_attr_str(f, "task", task) < 0 ||
+         ldn_h5_write_attr_str(f, "checkpoint", L->ck.path) < 0 ||
+         ldn_h5_write_attr_scalar(f, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &L->ck.step) < 0 ||
+         ldn_h5_write_attr_scalar(f, "classes", H5T_STD_I32LE, H5T_NATIVE_INT32, &classes) < 0 ||
+         ldn_h5_write_attr_str(f, "input", input) < 0 ||
+         ldn_h5_write_attr_str(f, "split", split) < 0))
+        rc = -1;
+    if (rc)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, K, out, "write %s", tmp);
+    if (H5Fclose(f) < 0 && rc == 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, K, out, "close %s", tmp);
+    if (rc == 0) {
+        int fd = open(tmp, O_RDONLY);
+        if (fd < 0 || fsync(fd) != 0)
+            rc = ldn_fail(err, errlen, LDN_ERR_IO, "output %s: fsync %s: %s", out, tmp,
+                          strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc == 0 && rename(tmp, out) != 0)
+        rc = ldn_fail(err, errlen, LDN_ERR_IO, "output %s: rename from %s: %s", out, tmp,
+                      strerror(errno));
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+int ldn_tool_predict(int argc, char **argv)
+{
+    const char *arg = NULL, *task = NULL, *input = NULL, *output = NULL, *split = "test";
+    int split_given = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--task") && i + 1 < argc)
+            task = argv[++i];
+        else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
+            split = argv[++i];
+            split_given = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "ladon predict: unknown option or missing value '%s'\n", argv[i]);
+            return 2;
+        } else if (!arg)
+            arg = argv[i];
+        else if (!input)
+            input = argv[i];
+        else if (!output)
+            output = argv[i];
+        else {
+            fprintf(stderr, "ladon predict: too many arguments ('%s' is extra)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!arg || !task || !input || !output) {
+        fprintf(stderr,
+                "usage: ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n");
+        return 2;
+    }
+    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
+        fprintf(stderr, "ladon predict: --split must be test or train, got '%s'\n", split);
+        return 2;
+    }
+    if (same_file(input, output)) {
+        fprintf(stderr, "ladon predict: output %s is the input file: refusing to overwrite it\n",
+                output);
+        return 1;
+    }
+    char err[LDN_ERRLEN];
+    struct loaded L;
+    struct input in = {0};
+    float *probs = NULL;
+    int32_t *pred = NULL;
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    int rc = load_model(arg, EVAL_MIN_BATCH, &L, err, sizeof err), t = -1;
+    if (rc == 0 && (t = find_task(&L, task, err, sizeof err)) < 0)
+        rc = t;
+    if (rc == 0 && same_file(L.ck.path, output))
+        rc = ldn_fail(err, sizeof err, LDN_ERR_ARG,
+                      "output %s is the checkpoint: refusing to overwrite it", output);
+    if (rc == 0) {
+        in.features = L.ck.features;
+        rc = read_input(input, split, &in, err, sizeof err);
+        if (rc == 0 && !in.is_task && split_given)
+            fprintf(stderr, "ladon predict: note: %s is not a task file; --split is ignored\n",
+                    input);
+    }
+    int c = rc == 0 ? L.classes[t] : 0;
+    if (rc == 0 && (!(probs = malloc(sizeof(float) * (size_t)in.n * (size_t)c)) ||
+                    !(pred = malloc(sizeof(int32_t) * (size_t)in.n))))
+        rc = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory for %lld x %d probabilities",
+                      (long long)in.n, c);
+    int64_t correct = 0;
+    if (rc == 0) {
+        int mb = L.model->trunk->max_batch;
+        for (int64_t i = 0; i < in.n; i += mb) {
+            int b = (int)(in.n - i < mb ? in.n - i : mb);
+            const float *z = ldn_model_forward(L.model, t, in.x + i * in.features, b);
+            softmax_rows(z, b, c, probs + i * c, pred + i);
+        }
+        if (in.is_task && in.ds->num_classes == c)
+            for (int64_t i = 0; i < in.n; i++)
+                correct += pred[i] == in.ds->y[i];
+        rc = write_output(output, &L, task, input, in.is_task ? split : "", probs, pred, in.n, c,
+                          err, sizeof err);
+    }
+    if (rc == 0) {
+        printf("%s: %lld rows of %s%s%s, task %s, %d classes, checkpoint step %lld", output,
+               (long long)in.n, input, in.is_task ? " split " : "", in.is_task ? split : "", task,
+               c, (long long)L.ck.step);
+        if (in.is_task && in.ds->num_classes == c)
+            printf("; accuracy %.6f", (double)correct / (double)in.n);
+        printf("\n");
+    }
+    free(probs);
+    free(pred);
+    input_deinit(&in);
+    loaded_deinit(&L);
+    ldn_h5_restore(&q);
+    if (rc) {
+        fprintf(stderr, "ladon predict: %s\n", err);
+        return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
