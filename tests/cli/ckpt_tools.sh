@@ -6,11 +6,7 @@
 # task, OUTPUT == INPUT, other feature counts) are one line and a non-zero exit, never a crash.
 # Args: ladon binary, source dir, build dir. Needs python3 with h5py and numpy.
 source "$(dirname "$0")/../mpi/lib.sh"
-PY=""
-for p in python3 /usr/bin/python3; do
-  if "$p" -c 'import h5py, numpy' 2>/dev/null; then PY=$p; break; fi
-done
-[ -n "$PY" ] || fail "needs python3 with h5py and numpy (launch/setup-deps installs them)"
+need_h5py
 
 synth "$tmp/data" 3 1500
 cat >"$tmp/c.yaml" <<YAML

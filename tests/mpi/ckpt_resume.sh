@@ -79,8 +79,9 @@ expect_refused() { # expect_refused WHAT PATTERN ARGS...: the resume fails with 
 head -c $(($(stat -c %s "$ck") / 2)) "$ck" >"$tmp/trunc.h5"
 expect_refused truncated "checkpoint $tmp/trunc.h5: cannot open as HDF5" --resume "$tmp/trunc.h5"
 cp "$ck" "$tmp/flip.h5"
-off=$(/usr/bin/python3 -c "import h5py,sys; print(h5py.File(sys.argv[1],'r')['/trunk/0/weight'].id.get_chunk_info(0).byte_offset + 100)" "$tmp/flip.h5")
-/usr/bin/python3 -c "
+need_h5py
+off=$("$PY" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r')['/trunk/0/weight'].id.get_chunk_info(0).byte_offset + 100)" "$tmp/flip.h5")
+"$PY" -c "
 import sys
 f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x10]))" \
   "$tmp/flip.h5" "$off"

@@ -28,3 +28,12 @@ last_acc() {
 }
 
 fail() { echo "FAIL: $*"; exit 1; }
+
+# need_h5py: $PY = a python3 that imports h5py and numpy (the PATH one may be a pyenv shim)
+need_h5py() {
+  PY=""
+  for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import h5py, numpy' 2>/dev/null; then PY=$p; break; fi
+  done
+  [ -n "$PY" ] || fail "needs python3 with h5py and numpy (launch/setup-deps installs them)"
+}
