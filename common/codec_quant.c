@@ -68,6 +68,81 @@ float ldn_codec_f16_to_f32(uint16_t h)
     return u2f(sign | ((e + 112) << 23) | (m << 13));
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LDN_HAVE_F16C_PATH 1
+
+/* x86 F16C: 8 values per instruction, round to nearest even like ldn_codec_f32_to_f16. Blocks
+ * of 8 whose values are all finite and below 65520 in magnitude (which would round to
+ * infinity, where the scalar code clamps) only; returns how many values were done, the rest
+ * (and any block with such a value, and everything after it) is left to the scalar loop. */
+__attribute__((target("avx,f16c"))) static int64_t fp16_f16c(const float *x, int64_t m,
+                                                             uint8_t *out, float *deq)
+{
+    const __m256 lim = _mm256_set1_ps(65520.0f),
+                 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    int64_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 ok = _mm256_cmp_ps(_mm256_and_ps(v, absmask), lim, _CMP_LT_OQ); /* false for NaN */
+        if (_mm256_movemask_ps(ok) != 0xff)
+            break;
+        __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(void *)(out + 2 * i), h); /* little-endian halves */
+        _mm256_storeu_ps(deq + i, _mm256_cvtph_ps(h));
+    }
+    return i;
+}
+
+/* Decoding: blocks of 8 halves none of which is infinite or NaN (those are left to the
+ * scalar loop, which rejects them). */
+__attribute__((target("avx,f16c"))) static int64_t fp16_f16c_decode(const uint8_t *in, int64_t m,
+                                                                    float *out)
+{
+    const __m128i expo = _mm_set1_epi16(0x7c00);
+    int64_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(in + 2 * i));
+        if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, expo), expo)) != 0)
+            break;
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+    }
+    return i;
+}
+
+static int have_f16c(void)
+{
+    static int have = -1; /* the same answer whichever thread computes it first */
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    }
+    return have;
+}
+
+static int64_t fp16_fast(const float *x, int64_t m, uint8_t *out, float *deq)
+{
+    return have_f16c() ? fp16_f16c(x, m, out, deq) : 0;
+}
+
+static int64_t fp16_fast_decode(const uint8_t *in, int64_t m, float *out)
+{
+    return have_f16c() ? fp16_f16c_decode(in, m, out) : 0;
+}
+#else
+static int64_t fp16_fast(const float *x, int64_t m, uint8_t *out, float *deq)
+{
+    (void)x, (void)m, (void)out, (void)deq;
+    return 0;
+}
+
+static int64_t fp16_fast_decode(const uint8_t *in, int64_t m, float *out)
+{
+    (void)in, (void)m, (void)out;
+    return 0;
+}
+#endif
+
 static size_t nchunks(const struct ldn_codec_desc *d, int64_t m)
 {
     return d->chunk ? (size_t)((m + d->chunk - 1) / d->chunk) : 0;
@@ -199,7 +274,7 @@ int ldn_codec_quantize(const struct ldn_codec_desc *d, struct ldn_rng *rng, cons
         }
         return 0;
     case LDN_QUANT_FP16:
-        for (int64_t i = 0; i < m; i++) {
+        for (int64_t i = fp16_fast(x, m, out, deq); i < m; i++) {
             if (!isfinite(x[i]))
                 return ldn_fail(err, errlen, LDN_ERR_ARG,
                                 "codec quantize: value %lld is not finite", (long long)i);
@@ -247,7 +322,7 @@ int ldn_codec_dequantize(const struct ldn_codec_desc *d, const uint8_t *in, int6
         }
         return 0;
     case LDN_QUANT_FP16:
-        for (size_t i = 0; i < um; i++) {
+        for (size_t i = (size_t)fp16_fast_decode(in, m, out); i < um; i++) {
             uint16_t h = (uint16_t)(in[2 * i] | in[2 * i + 1] << 8);
             if ((h & 0x7c00u) == 0x7c00u)
                 return ldn_fail(err, errlen, LDN_ERR_FORMAT,

@@ -771,7 +771,52 @@ static void test_fuzz(void)
     ldn_codec_ctx_destroy(&rx);
 }
 
+/* The vectorised fp16 path (F16C where the CPU has it) codes exactly like the scalar
+ * conversion: random magnitudes over the whole half range, subnormals, zeros of both signs,
+ * the clamp region near 65504..65520 and beyond, in blocks that mix them. */
+static void test_fp16_vector_matches_scalar(void)
+{
+    enum { N = 1 << 16 };
+    float *x = malloc(sizeof(float) * N), *deq = malloc(sizeof(float) * N);
+    uint8_t *out = malloc(2 * N);
+    struct ldn_rng r;
+    ldn_rng_init(&r, 77, 1);
+    for (int i = 0; i < N; i++) {
+        double e = -30.0 + 47.0 * ldn_rng_uniform(&r); /* 2^-30 .. 2^17 */
+        x[i] = (float)(pow(2.0, e) * (ldn_rng_uniform(&r) < 0.5 ? -1 : 1));
+    }
+    const float special[] = {0.0f,     -0.0f,    65504.0f, 65519.0f, 65520.0f, -65520.0f,      1e9f,
+                             5.96e-8f, 2.98e-8f, 2.99e-8f, 6.1e-5f,  -6.1e-5f, 1.0f + 0x1p-11f};
+    for (size_t k = 0; k < LDN_ARRAY_LEN(special); k++)
+        x[1000 + 37 * k] = special[k];
+    struct ldn_codec_desc d = desc(LDN_CODEC_DENSE, LDN_QUANT_FP16, 1000000);
+    char err[LDN_ERRLEN];
+    CU_ASSERT_EQUAL_FATAL(ldn_codec_quantize(&d, NULL, x, N, out, deq, err, sizeof err), 0);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        uint16_t want = ldn_codec_f32_to_f16(x[i]),
+                 got = (uint16_t)(out[2 * i] | out[2 * i + 1] << 8);
+        float wd = ldn_codec_f16_to_f32(want);
+        if (got != want || memcmp(&wd, &deq[i], sizeof wd) != 0)
+            bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* and back: the decoder gives the scalar conversion of every code */
+    float *back = malloc(sizeof(float) * N);
+    CU_ASSERT_EQUAL_FATAL(ldn_codec_dequantize(&d, out, N, back, err, sizeof err), 0);
+    CU_ASSERT(memcmp(back, deq, sizeof(float) * N) == 0);
+    out[2 * 4001 + 1] = 0x7c; /* an infinity inside a vector block is still refused */
+    out[2 * 4001] = 0;
+    CU_ASSERT_EQUAL(ldn_codec_dequantize(&d, out, N, back, err, sizeof err), LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "fp16 value 4001 is not finite"));
+    free(back);
+    free(x);
+    free(deq);
+    free(out);
+}
+
 static const struct ldn_cu_test TESTS[] = {
+    {"fp16 vector path equals scalar", test_fp16_vector_matches_scalar},
     {"exact top-k equals sorting", test_topk_exact},
     {"sampled threshold within tolerance", test_threshold_tolerance},
     {"random-k shared by sender and receiver", test_randomk},
