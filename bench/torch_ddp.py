@@ -5,9 +5,17 @@ Fashion-MNIST `category` task of ladon's HDF5 file, each process on its shard, o
 each. Prints 'summary {json}' from rank 0 with the aggregate samples/s over all processes.
 
   bench/torch_ddp.py --data data/fmnist --procs 2 --epochs 3 [--master 127.0.0.1]
+
+Multi-host (bench/cluster_bandwidth.sh): one process per host with --rank R --procs N
+--master ADDR (GLOO_SOCKET_IFNAME picks the interface). --eval-every E evaluates on the test
+split every E epochs (steps rounded as ladon's train.eval_every) and prints 'eval {json}' rows
+with the training time so far (evaluation excluded, as in ladon's samples_per_s) and the wall
+time since the start; --steps-per-epoch caps an epoch like ladon's train.steps_per_epoch;
+--lr-schedule cosine and --warmup-steps follow ladon's schedule (common/optim.c ldn_lr_at).
 """
 import argparse
 import json
+import math
 import os
 import time
 
@@ -18,7 +26,19 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
+def lr_at(args, step, total):
+    """ladon's ldn_lr_at for the schedules used here (constant, cosine; linear warm-up)."""
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    if args.lr_schedule == "cosine":
+        span = total - args.warmup_steps
+        progress = min(1.0, (step - args.warmup_steps) / span) if span > 0 else 1.0
+        return 0.5 * args.lr * (1.0 + math.cos(math.pi * progress))
+    return args.lr
+
+
 def run(rank, args):
+    t_start = time.perf_counter()
     torch.set_num_threads(1)
     os.environ.setdefault("MASTER_ADDR", args.master)
     os.environ.setdefault("MASTER_PORT", str(args.port))
@@ -48,26 +68,49 @@ def run(rank, args):
     opt = torch.optim.SGD(ddp.parameters(), lr=args.lr, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     # The same number of steps as ladon's groups: ceil(N / (batch * procs)) per epoch.
-    steps = (n + args.batch * args.procs - 1) // (args.batch * args.procs) * args.epochs
+    per_epoch = args.steps_per_epoch or (n + args.batch * args.procs - 1) // (args.batch * args.procs)
+    steps = per_epoch * args.epochs
+    eval_period = max(1, round(args.eval_every * per_epoch)) if args.eval_every > 0 else steps
+    params = sum(p.numel() for p in model.parameters())
     g = torch.Generator().manual_seed(args.seed + rank)
     perm, pos = torch.randperm(len(y), generator=g), 0
+
+    def evaluate():
+        with torch.no_grad():
+            return float((model(xt).argmax(1) == yt).float().mean())
+
     dist.barrier()
     t0 = time.perf_counter()
-    for _ in range(steps):
+    train_s, acc = 0.0, float("nan")
+    for step in range(steps):
         if pos + args.batch > len(perm):
             perm, pos = torch.randperm(len(y), generator=g), 0
         idx = perm[pos:pos + args.batch]
         pos += args.batch
+        for group in opt.param_groups:
+            group["lr"] = lr_at(args, step, steps)
         opt.zero_grad(set_to_none=True)
         loss_fn(ddp(x[idx]), y[idx]).backward()
         opt.step()
-    dist.barrier()
-    dt = time.perf_counter() - t0
+        if (step + 1) % eval_period == 0 or step + 1 == steps:
+            dist.barrier()  # every rank has finished the step: the training clock stops here
+            train_s += time.perf_counter() - t0
+            if rank == 0:
+                acc = evaluate()
+                print("eval " + json.dumps({
+                    "step": step + 1, "epoch": (step + 1) / per_epoch, "accuracy": acc,
+                    "train_s": train_s, "elapsed_s": time.perf_counter() - t_start,
+                    "samples_per_s": (step + 1) * args.batch * args.procs / train_s}), flush=True)
+            dist.barrier()
+            t0 = time.perf_counter()
+    dt = train_s
     if rank == 0:
-        with torch.no_grad():
-            acc = float((model(xt).argmax(1) == yt).float().mean())
+        # A ring allreduce sends (and receives) 2 (N-1)/N of the gradient per process.
+        ring = 2.0 * (args.procs - 1) / args.procs * 4 * params
         print("summary " + json.dumps({"samples_per_s": steps * args.batch * args.procs / dt,
-                                       "steps": steps, "time_s": dt, "accuracy": acc}), flush=True)
+                                       "steps": steps, "time_s": dt, "accuracy": acc,
+                                       "params": params, "allreduce_bytes_per_step": ring}),
+              flush=True)
     dist.destroy_process_group()
 
 
@@ -79,6 +122,10 @@ def main():
     ap.add_argument("--rank", type=int, default=-1, help="run one rank (multi-host); default: spawn all")
     ap.add_argument("--trunk", default="256,256")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--steps-per-epoch", type=int, default=0, help="0: ceil(N / (batch * procs))")
+    ap.add_argument("--eval-every", type=float, default=0, help="epochs between evaluations; 0: at the end")
+    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    ap.add_argument("--warmup-steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=1)
