@@ -187,9 +187,10 @@ static int gather_descs(MPI_Comm comm, const struct ldn_ckpt_items *mine, struct
         if (u > 0 && strcmp(all[u - 1].name, all[i].name) == 0) {
             if (all[u - 1].type != all[i].type || all[u - 1].ndim != all[i].ndim ||
                 all[u - 1].dims[0] != all[i].dims[0] || all[u - 1].dims[1] != all[i].dims[1]) {
+                ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                         "checkpoint: ranks disagree on the shape of %s", all[i].name);
                 free(all);
-                return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
-                                "checkpoint: ranks disagree on the shape of %s", all[i].name);
+                return LDN_ERR_INTERNAL;
             }
             continue;
         }
