@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Where bandwidth is scarce: ladon dense, ladon with compressed pushes (top-k 1% + int8 + error
-# feedback + DGC momentum correction) and PyTorch DistributedDataParallel (gloo) on the emulated
+# feedback + DGC momentum correction), the same with sparse pull deltas (compress.downlink=delta)
+# and PyTorch DistributedDataParallel (gloo) on the emulated
 # 4-host cluster of ../shared/cluster (netns-cluster: one network namespace per host, every
 # host's outgoing link shaped with tc), first at 1 Gbit/s, then at 100 Mbit/s.
 #
@@ -43,6 +44,7 @@ common=(ps.servers=$servers tasks.category.workers=$workers train.batch_size=$ba
         train.eval_every=$eval_every train.lr_schedule=cosine train.log_every=0 ps.timeout=120)
 compressed=(compress.codec=topk compress.ratio=0.01 compress.quant=int8
             compress.error_feedback=true compress.momentum_correction=true)
+delta=("${compressed[@]}" compress.downlink=delta) # and pulls as sparse fp32 deltas
 out=bench/out/cb
 rm -rf "$out" && mkdir -p "$out"
 res=$out/results.txt # rate system rep samples/s accuracy t_target push pull wire_per_host cpu_busy steps
@@ -151,6 +153,7 @@ for rate in 1gbit 100mbit; do
     echo "== $rate run $rep/$n ($ep epochs)" >&2
     ladon_run dense $rate "$rep" "$ep"
     ladon_run compressed $rate "$rep" "$ep" "${compressed[@]}"
+    ladon_run delta $rate "$rep" "$ep" "${delta[@]}"
     ddp_run $rate "$rep" "$ep"
     tail -n 3 "$res" >&2
   done
@@ -169,8 +172,9 @@ for rate in 1gbit 100mbit; do
   [ $rate = 1gbit ] && ep=$epochs || ep=$slow_epochs
   [ "$(cnt $rate ddp)" -gt 0 ] || continue
   d_sps=$(col $rate ddp 4) d_acc=$(col $rate ddp 5) d_tt=$(col $rate ddp 6)
-  for s in dense compressed ddp; do
+  for s in dense compressed delta ddp; do
     case $s in dense) label="ladon dense";; compressed) label="ladon top-k 1% int8 EF+MC";;
+               delta) label="ladon top-k 1% int8 EF+MC, delta pulls";;
                ddp) label="PyTorch DDP (gloo)";; esac
     sps=$(col $rate $s 4) acc=$(col $rate $s 5) tt=$(col $rate $s 6)
     awk -v r="$rate" -v l="$label" -v n="$(cnt $rate $s)" -v ep="$ep" -v v="$sps" -v d="$d_sps" \
