@@ -481,6 +481,7 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
          H5Pset_all_coll_metadata_ops(fapl, 1) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0 ||
          H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0))
         rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, tmp, "MPI-IO properties");
+    double t_open = ldn_now();
     if (rc == 0 && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "create");
     if (rc == 0 && write_root_attrs(f, meta, metrics, created) < 0)
@@ -499,6 +500,7 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
             snprintf(err, errlen, "%s", why);
         }
     }
+    double t_data = ldn_now();
     ldn_ckpt_fault("kill-in-ckpt", rank, meta->step);
     if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "close");
@@ -514,8 +516,13 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
     any = rc;
     if (parallel)
         MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MIN, comm);
+    double t_close = ldn_now();
     if (any == 0 && rank == 0)
         rc = commit(dir, tmp, final, keep_last, err, errlen);
+    if (rank == 0)
+        LDN_DEBUG("checkpoint %s: create + %d datasets %.3f s, close %.3f s, commit (fsync, "
+                  "rename, latest) %.3f s",
+                  final, nd, t_data - t_open, t_close - t_data, ldn_now() - t_close);
     else if (any != 0 && rank == 0)
         unlink(tmp);
     int fin = rc ? rc : any;
