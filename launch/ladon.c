@@ -34,7 +34,8 @@ static void usage(FILE *f)
             "        distributed training: rank 0 coordinator, ranks 1..ps.servers parameter\n"
             "        servers, the rest workers in task groups (launch/ladon-run counts N);\n"
             "        --resume continues from a checkpoint (default: checkpoint.dir/latest)\n"
-            "  ladon train --local CONFIG [key=value ...]   train every task in this process\n"
+            "  ladon train --local CONFIG [key=value ...] [--resume [PATH|latest]]\n"
+            "        train every task in this process (checkpoints like distributed runs)\n"
             "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"
             "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
             "        build the Fashion-MNIST multi-task benchmark (default --src %s)\n"
@@ -128,12 +129,6 @@ static int cmd_train(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (local && resume) {
-        free(rest);
-        fprintf(stderr, "ladon train: --resume is for distributed runs (mpirun ... ladon train); "
-                        "the local trainer writes no checkpoints\n");
-        return 2;
-    }
     if (!local) {
         int rc = ldn_dist_main(rest[0], n - 1, rest + 1, resume);
         free(rest);
@@ -148,7 +143,7 @@ static int cmd_train(int argc, char **argv)
     ldn_log_set_role("local", -1, NULL);
     LDN_INFO("config %s (run %s, seed %llu)", cfg->source, cfg->run_name,
              (unsigned long long)cfg->seed);
-    int rc = ldn_train_local(cfg, err, sizeof err);
+    int rc = ldn_train_local(cfg, resume, err, sizeof err);
     ldn_config_destroy(&cfg);
     free(rest);
     return rc == 0 ? 0 : fail(err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt.h"
 #include "data.h"
 #include "fs.h"
 #include "log.h"
@@ -17,6 +18,7 @@
 #include "status.h"
 
 struct task_state {
+    int64_t ckpt_state[2]; /* batcher pos, passes, as a checkpoint stores them */
     struct ldn_dataset *train, *test;
     struct ldn_batcher batcher;
     struct ldn_optim *head_opt;
@@ -145,6 +147,137 @@ static void reset_stats(struct local_run *r)
     }
 }
 
+/* The checkpoint datasets of a local run: the layout of a distributed run with one server
+ * holding the whole trunk and one worker (rank 0) hosting every task. */
+static int ckpt_items(struct local_run *r, struct ldn_ckpt_items *it)
+{
+    const struct ldn_net *trunk = r->model->trunk;
+    struct ldn_optim *o = r->trunk_opt;
+    char name[LDN_CKPT_NAME_MAX];
+    int rc = ldn_ckpt_add_net(it, trunk, "/trunk", trunk->params, 0, trunk->n_params);
+    rc |= o->m ? ldn_ckpt_add_net(it, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params) : 0;
+    rc |= o->v ? ldn_ckpt_add_net(it, trunk, "/optimizer/v/trunk", o->v, 0, trunk->n_params) : 0;
+    rc |= ldn_ckpt_add(it, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, 1, 1, &o->t);
+    for (int t = 0; t < r->n_tasks; t++) {
+        struct task_state *ts = &r->tasks[t];
+        const char *tn = r->cfg->tasks[t].name;
+        const struct ldn_net *head = r->model->heads[t];
+        struct ldn_optim *ho = ts->head_opt;
+        snprintf(name, sizeof name, "/heads/%s", tn);
+        rc |= ldn_ckpt_add_net(it, head, name, head->params, 0, head->n_params);
+        snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
+        rc |= ho->m ? ldn_ckpt_add_net(it, head, name, ho->m, 0, head->n_params) : 0;
+        snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
+        rc |= ho->v ? ldn_ckpt_add_net(it, head, name, ho->v, 0, head->n_params) : 0;
+        snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 1, 1, &ho->t);
+        ts->ckpt_state[0] = ts->batcher.pos;
+        ts->ckpt_state[1] = ts->batcher.passes;
+        snprintf(name, sizeof name, "/workers/0/batch/%s/perm", tn);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, ts->batcher.n, 1, ts->batcher.perm);
+        snprintf(name, sizeof name, "/workers/0/batch/%s/state", tn);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 2, 1, ts->ckpt_state);
+        snprintf(name, sizeof name, "/workers/0/batch/%s/rng", tn);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_U64, 1, 4, 1, ts->batcher.rng.s);
+    }
+    return rc;
+}
+
+static int checkpoint(struct local_run *r, int64_t step, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = r->cfg;
+    struct ldn_ckpt_items it = {0};
+    char path[LDN_PATH_MAX + 64];
+    struct ldn_ckpt_meta meta = {.step = step,
+                                 .steps_per_epoch = r->sched.steps_per_epoch,
+                                 .total_steps = r->sched.total_steps,
+                                 .n_servers = 1,
+                                 .n_workers = 1,
+                                 .features = r->model->features,
+                                 .seed = cfg->seed,
+                                 .config = cfg->resolved_yaml,
+                                 .metrics = ""};
+    double t0 = ldn_now();
+    int rc = ckpt_items(r, &it);
+    if (rc)
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint items: out of memory");
+    else
+        rc = ldn_ckpt_write(MPI_COMM_NULL, cfg->ckpt.dir, &meta, &it, cfg->ckpt.keep_last, path,
+                            sizeof path, err, errlen);
+    ldn_ckpt_items_free(&it);
+    if (rc == 0)
+        LDN_INFO("checkpoint step %lld: %s (%.2f s)", (long long)step, path, ldn_now() - t0);
+    return rc;
+}
+
+/* Continue from the checkpoint at path (checked against the config by the caller). */
+static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err, size_t errlen)
+{
+    const struct ldn_net *trunk = r->model->trunk;
+    struct ldn_optim *o = r->trunk_opt;
+    char name[LDN_CKPT_NAME_MAX];
+    const int64_t d1[2] = {1, 1}, d2[2] = {2, 1}, d4[2] = {4, 1};
+    int rc = ldn_ckpt_read_net(ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err, errlen);
+    if (rc == 0 && o->m)
+        rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params, err,
+                               errlen);
+    if (rc == 0 && o->v)
+        rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/v/trunk", o->v, 0, trunk->n_params, err,
+                               errlen);
+    /* a distributed checkpoint counts updates per chunk: its steps are the count */
+    o->t = ck->step;
+    int nd;
+    int64_t dims[2];
+    if (rc == 0 && ldn_ckpt_shape(ck, "/optimizer/trunk_updates", &nd, dims, NULL, 0) == 0 &&
+        nd == 1 && dims[0] == 1)
+        rc = ldn_ckpt_read(ck, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, d1, 0, 1, &o->t, 1, err,
+                           errlen);
+    for (int t = 0; t < r->n_tasks && rc == 0; t++) {
+        struct task_state *ts = &r->tasks[t];
+        const char *tn = r->cfg->tasks[t].name;
+        struct ldn_net *head = r->model->heads[t];
+        struct ldn_optim *ho = ts->head_opt;
+        struct ldn_batcher *b = &ts->batcher;
+        const int64_t dp[2] = {b->n, 1};
+        snprintf(name, sizeof name, "/heads/%s", tn);
+        rc = ldn_ckpt_read_net(ck, head, name, head->params, 0, head->n_params, err, errlen);
+        snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
+        if (rc == 0 && ho->m)
+            rc = ldn_ckpt_read_net(ck, head, name, ho->m, 0, head->n_params, err, errlen);
+        snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
+        if (rc == 0 && ho->v)
+            rc = ldn_ckpt_read_net(ck, head, name, ho->v, 0, head->n_params, err, errlen);
+        snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &ho->t, 1, err, errlen);
+        snprintf(name, sizeof name, "/workers/0/batch/%s/perm", tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dp, 0, b->n, b->perm, 1, err, errlen);
+        snprintf(name, sizeof name, "/workers/0/batch/%s/state", tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d2, 0, 2, ts->ckpt_state, 1, err, errlen);
+        snprintf(name, sizeof name, "/workers/0/batch/%s/rng", tn);
+        if (rc == 0)
+            rc = ldn_ckpt_read(ck, name, LDN_CKPT_U64, 1, d4, 0, 4, b->rng.s, 1, err, errlen);
+        if (rc == 0) {
+            for (int64_t k = 0; k < b->n && rc == 0; k++)
+                if (b->perm[k] < 0 || b->perm[k] >= b->n)
+                    rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                                  "checkpoint %s: /workers/0/batch/%s/perm holds row %lld outside "
+                                  "[0, %lld)",
+                                  ck->path, tn, (long long)b->perm[k], (long long)b->n);
+            if (rc == 0 &&
+                (ts->ckpt_state[0] < 0 || ts->ckpt_state[0] > b->n || ts->ckpt_state[1] < 0))
+                rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                              "checkpoint %s: batch position of task %s outside [0, %lld]",
+                              ck->path, tn, (long long)b->n);
+            b->pos = ts->ckpt_state[0];
+            b->passes = ts->ckpt_state[1];
+        }
+    }
+    return rc;
+}
+
 /* One training step on task t: batch, forward, loss, backward, update head and trunk. */
 static void train_step(struct local_run *r, int t, double lr)
 {
@@ -161,7 +294,7 @@ static void train_step(struct local_run *r, int t, double lr)
     ts->seen += b;
 }
 
-int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
+int ldn_train_local(const struct ldn_config *cfg, const char *resume, char *err, size_t errlen)
 {
     struct local_run r = {.cfg = cfg, .n_tasks = cfg->n_tasks};
     int rc;
@@ -216,6 +349,23 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
         goto out;
     }
 
+    int64_t start = 0;
+    if (resume) {
+        char ckpath[LDN_PATH_MAX + 64];
+        struct ldn_ckpt ck;
+        if ((rc = ldn_ckpt_resolve(resume, cfg->ckpt.dir, ckpath, sizeof ckpath, err, errlen)) ||
+            (rc = ldn_ckpt_open(ckpath, &ck, err, errlen)))
+            goto out;
+        rc = ldn_ckpt_check(&ck, cfg, r.model->features, 1, r.sched.total_steps, err, errlen);
+        if (rc == 0)
+            rc = resume_from(&r, &ck, err, errlen);
+        start = ck.step;
+        ldn_ckpt_close(&ck);
+        if (rc)
+            goto out;
+        LDN_INFO("resuming from %s (step %lld of %lld)", ckpath, (long long)start,
+                 (long long)r.sched.total_steps);
+    }
     if ((rc = ldn_mkdir_p(cfg->run_dir, err, errlen)) != 0)
         goto out;
     char path[LDN_PATH_MAX + 32];
@@ -223,7 +373,7 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
     if ((rc = ldn_write_file_atomic(path, cfg->resolved_yaml, strlen(cfg->resolved_yaml), err,
                                     errlen)) != 0)
         goto out;
-    if (!(r.metrics = ldn_metrics_open(cfg->run_dir, 0, err, errlen))) {
+    if (!(r.metrics = ldn_metrics_open(cfg->run_dir, resume != NULL, err, errlen))) {
         rc = LDN_ERR_IO;
         goto out;
     }
@@ -236,9 +386,13 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
     if (eval_period < 1)
         eval_period = 1;
     double t_start = ldn_now(), t_mark = t_start, train_time = 0.0;
+    double paused = 0.0; /* checkpoint time since the last mark: not training */
     int64_t samples_mark = 0, samples = 0;
     double lr = cfg->optim.lr;
-    for (int64_t step = 0; step < r.sched.total_steps; step++) {
+    const struct ldn_ckpt_config *ckc = &cfg->ckpt;
+    double last_ckpt = ldn_now();
+    int64_t last_ckpt_step = start;
+    for (int64_t step = start; step < r.sched.total_steps; step++) {
         int t = ldn_schedule_task(&r.sched, step);
         lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r.sched.total_steps, r.sched.steps_per_epoch);
         train_step(&r, t, lr);
@@ -248,8 +402,10 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
         bool do_log = cfg->log_every > 0 && done % cfg->log_every == 0;
         if (do_eval || do_log) {
             double now = ldn_now();
-            train_time += now - t_mark;
-            double sps = (double)(samples - samples_mark) / (now - t_mark);
+            double dt = now - t_mark - paused;
+            train_time += dt;
+            paused = 0.0;
+            double sps = (double)(samples - samples_mark) / dt;
             int epoch = (int)((step) / r.sched.steps_per_epoch) + 1;
             if (do_log)
                 progress_line(&r, epoch, done, sps, lr);
@@ -264,6 +420,17 @@ int ldn_train_local(const struct ldn_config *cfg, char *err, size_t errlen)
             }
             samples_mark = samples;
             t_mark = ldn_now();
+        }
+        int look = ckc->every_minutes > 0 && (do_log || do_eval);
+        if ((ckc->every_steps > 0 && done % ckc->every_steps == 0) ||
+            (look && ldn_now() - last_ckpt >= 60 * ckc->every_minutes) ||
+            (ckc->final && done == r.sched.total_steps)) {
+            double t0 = ldn_now();
+            if (done != last_ckpt_step && (rc = checkpoint(&r, done, err, errlen)) != 0)
+                goto out;
+            last_ckpt = ldn_now();
+            last_ckpt_step = done;
+            paused += last_ckpt - t0;
         }
     }
     snprintf(path, sizeof path, "%s/trunk.f32", cfg->run_dir);

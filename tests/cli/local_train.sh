@@ -34,4 +34,19 @@ done
 strip() { sed 's/"samples_per_s":[^,]*,//; s/"elapsed_s":[^}]*//' "$1"; }
 diff <(strip "$tmp/run/metrics.jsonl") <(strip "$tmp/run2/metrics.jsonl") >/dev/null ||
   { echo "same seed gave different metrics"; exit 1; }
+# Checkpoints: a run killed right after its checkpoint at step 100 and resumed ends with the
+# same final trunk and checkpoint state as the uninterrupted run.
+test -s "$tmp/run/checkpoints/latest" || { echo "no final checkpoint"; exit 1; }
+final=$(cat "$tmp/run/checkpoints/latest")
+LDN_FAULT=kill-after-ckpt:0:100 "$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/run3" \
+  checkpoint.every_steps=100 2>/dev/null && { echo "the faulted run was not killed"; exit 1; }
+[ "$(cat "$tmp/run3/checkpoints/latest")" = step-0000000100.h5 ] || { echo "latest is not step 100"; exit 1; }
+"$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/run3" checkpoint.every_steps=100 --resume \
+  2>"$tmp/log3" || { cat "$tmp/log3"; exit 1; }
+grep -q "resuming from .*step-0000000100.h5" "$tmp/log3" || { echo "no resume line"; exit 1; }
+cmp "$tmp/run/trunk.f32" "$tmp/run3/trunk.f32" || { echo "resumed trunk differs"; exit 1; }
+for g in /trunk /heads /optimizer /workers; do
+  h5diff -d 0 "$tmp/run/checkpoints/$final" "$tmp/run3/checkpoints/$final" $g $g >/dev/null ||
+    { echo "resumed $g differs"; exit 1; }
+done
 echo "local training: ok"
