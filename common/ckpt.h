@@ -125,6 +125,20 @@ int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metr
 int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
                    int n_workers, int64_t total_steps, char *err, size_t errlen);
 
+struct ldn_optim;
+struct ldn_batcher;
+
+/* A task's part of a checkpoint as a worker holds it: with `head_too`, /heads/<task> and its
+ * optimizer state (/optimizer/{m,v,t}/heads/<task>); always the batch order of that task's
+ * shard under /workers/<rank>/batch/<task>/{perm,state,rng}. state[2] receives the batcher's
+ * position and passes and must live until the write. */
+int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
+                      const struct ldn_net *head, struct ldn_optim *opt,
+                      const struct ldn_batcher *b, int64_t state[2], int head_too);
+/* Read back what ldn_ckpt_add_task wrote (the head always), checking the batch order. */
+int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
+                       struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen);
+
 /* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
  * kills itself with SIGKILL after writing its data, before the file is closed; with
  * LDN_FAULT=kill-after-ckpt:RANK:STEP, after the checkpoint is in place. */

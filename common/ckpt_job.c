@@ -6,6 +6,8 @@
 #include "ckpt.h"
 #include "job.h"
 #include "log.h"
+#include "optim.h"
+#include "schedule.h"
 #include "status.h"
 #include "watchdog.h"
 
@@ -127,5 +129,74 @@ int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int 
                  "sampling continues from the new seed",
                  ck->path, (unsigned long long)old->seed, (unsigned long long)cfg->seed);
     ldn_config_destroy(&old);
+    return rc;
+}
+
+int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
+                      const struct ldn_net *head, struct ldn_optim *opt,
+                      const struct ldn_batcher *b, int64_t state[2], int head_too)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    int rc = 0;
+    if (head_too) {
+        snprintf(name, sizeof name, "/heads/%s", task);
+        rc |= ldn_ckpt_add_net(it, head, name, head->params, 0, head->n_params);
+        snprintf(name, sizeof name, "/optimizer/m/heads/%s", task);
+        rc |= opt->m ? ldn_ckpt_add_net(it, head, name, opt->m, 0, head->n_params) : 0;
+        snprintf(name, sizeof name, "/optimizer/v/heads/%s", task);
+        rc |= opt->v ? ldn_ckpt_add_net(it, head, name, opt->v, 0, head->n_params) : 0;
+        snprintf(name, sizeof name, "/optimizer/t/heads/%s", task);
+        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 1, 1, &opt->t);
+    }
+    state[0] = b->pos;
+    state[1] = b->passes;
+    snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", rank, task);
+    rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, b->n, 1, b->perm);
+    snprintf(name, sizeof name, "/workers/%d/batch/%s/state", rank, task);
+    rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 2, 1, state);
+    snprintf(name, sizeof name, "/workers/%d/batch/%s/rng", rank, task);
+    rc |= ldn_ckpt_add(it, name, LDN_CKPT_U64, 1, 4, 1, b->rng.s);
+    return rc;
+}
+
+int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
+                       struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    const int64_t d1[2] = {1, 1}, d2[2] = {2, 1}, d4[2] = {4, 1}, dp[2] = {b->n, 1};
+    int64_t state[2] = {0, 0};
+    snprintf(name, sizeof name, "/heads/%s", task);
+    int rc = ldn_ckpt_read_net(ck, head, name, head->params, 0, head->n_params, err, errlen);
+    snprintf(name, sizeof name, "/optimizer/m/heads/%s", task);
+    if (rc == 0 && opt->m)
+        rc = ldn_ckpt_read_net(ck, head, name, opt->m, 0, head->n_params, err, errlen);
+    snprintf(name, sizeof name, "/optimizer/v/heads/%s", task);
+    if (rc == 0 && opt->v)
+        rc = ldn_ckpt_read_net(ck, head, name, opt->v, 0, head->n_params, err, errlen);
+    snprintf(name, sizeof name, "/optimizer/t/heads/%s", task);
+    if (rc == 0)
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &opt->t, 1, err, errlen);
+    snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", rank, task);
+    if (rc == 0)
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dp, 0, b->n, b->perm, 1, err, errlen);
+    for (int64_t k = 0; k < b->n && rc == 0; k++)
+        if (b->perm[k] < 0 || b->perm[k] >= b->n)
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                          "checkpoint %s: %s holds row %lld outside [0, %lld)", ck->path, name,
+                          (long long)b->perm[k], (long long)b->n);
+    snprintf(name, sizeof name, "/workers/%d/batch/%s/state", rank, task);
+    if (rc == 0)
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d2, 0, 2, state, 1, err, errlen);
+    if (rc == 0 && (state[0] < 0 || state[0] > b->n || state[1] < 0))
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                      "checkpoint %s: batch position %lld of task %s outside [0, %lld]", ck->path,
+                      (long long)state[0], task, (long long)b->n);
+    snprintf(name, sizeof name, "/workers/%d/batch/%s/rng", rank, task);
+    if (rc == 0)
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_U64, 1, d4, 0, 4, b->rng.s, 1, err, errlen);
+    if (rc == 0) {
+        b->pos = state[0];
+        b->passes = state[1];
+    }
     return rc;
 }

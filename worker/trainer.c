@@ -153,33 +153,14 @@ static int ckpt_items(struct local_run *r, struct ldn_ckpt_items *it)
 {
     const struct ldn_net *trunk = r->model->trunk;
     struct ldn_optim *o = r->trunk_opt;
-    char name[LDN_CKPT_NAME_MAX];
     int rc = ldn_ckpt_add_net(it, trunk, "/trunk", trunk->params, 0, trunk->n_params);
     rc |= o->m ? ldn_ckpt_add_net(it, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params) : 0;
     rc |= o->v ? ldn_ckpt_add_net(it, trunk, "/optimizer/v/trunk", o->v, 0, trunk->n_params) : 0;
     rc |= ldn_ckpt_add(it, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, 1, 1, &o->t);
-    for (int t = 0; t < r->n_tasks; t++) {
-        struct task_state *ts = &r->tasks[t];
-        const char *tn = r->cfg->tasks[t].name;
-        const struct ldn_net *head = r->model->heads[t];
-        struct ldn_optim *ho = ts->head_opt;
-        snprintf(name, sizeof name, "/heads/%s", tn);
-        rc |= ldn_ckpt_add_net(it, head, name, head->params, 0, head->n_params);
-        snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
-        rc |= ho->m ? ldn_ckpt_add_net(it, head, name, ho->m, 0, head->n_params) : 0;
-        snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
-        rc |= ho->v ? ldn_ckpt_add_net(it, head, name, ho->v, 0, head->n_params) : 0;
-        snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 1, 1, &ho->t);
-        ts->ckpt_state[0] = ts->batcher.pos;
-        ts->ckpt_state[1] = ts->batcher.passes;
-        snprintf(name, sizeof name, "/workers/0/batch/%s/perm", tn);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, ts->batcher.n, 1, ts->batcher.perm);
-        snprintf(name, sizeof name, "/workers/0/batch/%s/state", tn);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 2, 1, ts->ckpt_state);
-        snprintf(name, sizeof name, "/workers/0/batch/%s/rng", tn);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_U64, 1, 4, 1, ts->batcher.rng.s);
-    }
+    for (int t = 0; t < r->n_tasks; t++)
+        rc |= ldn_ckpt_add_task(it, 0, r->cfg->tasks[t].name, r->model->heads[t],
+                                r->tasks[t].head_opt, &r->tasks[t].batcher, r->tasks[t].ckpt_state,
+                                1);
     return rc;
 }
 
@@ -215,8 +196,7 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
 {
     const struct ldn_net *trunk = r->model->trunk;
     struct ldn_optim *o = r->trunk_opt;
-    char name[LDN_CKPT_NAME_MAX];
-    const int64_t d1[2] = {1, 1}, d2[2] = {2, 1}, d4[2] = {4, 1};
+    const int64_t d1[2] = {1, 1};
     int rc = ldn_ckpt_read_net(ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err, errlen);
     if (rc == 0 && o->m)
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params, err,
@@ -232,49 +212,9 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
         nd == 1 && dims[0] == 1)
         rc = ldn_ckpt_read(ck, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, d1, 0, 1, &o->t, 1, err,
                            errlen);
-    for (int t = 0; t < r->n_tasks && rc == 0; t++) {
-        struct task_state *ts = &r->tasks[t];
-        const char *tn = r->cfg->tasks[t].name;
-        struct ldn_net *head = r->model->heads[t];
-        struct ldn_optim *ho = ts->head_opt;
-        struct ldn_batcher *b = &ts->batcher;
-        const int64_t dp[2] = {b->n, 1};
-        snprintf(name, sizeof name, "/heads/%s", tn);
-        rc = ldn_ckpt_read_net(ck, head, name, head->params, 0, head->n_params, err, errlen);
-        snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
-        if (rc == 0 && ho->m)
-            rc = ldn_ckpt_read_net(ck, head, name, ho->m, 0, head->n_params, err, errlen);
-        snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
-        if (rc == 0 && ho->v)
-            rc = ldn_ckpt_read_net(ck, head, name, ho->v, 0, head->n_params, err, errlen);
-        snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &ho->t, 1, err, errlen);
-        snprintf(name, sizeof name, "/workers/0/batch/%s/perm", tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dp, 0, b->n, b->perm, 1, err, errlen);
-        snprintf(name, sizeof name, "/workers/0/batch/%s/state", tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d2, 0, 2, ts->ckpt_state, 1, err, errlen);
-        snprintf(name, sizeof name, "/workers/0/batch/%s/rng", tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_U64, 1, d4, 0, 4, b->rng.s, 1, err, errlen);
-        if (rc == 0) {
-            for (int64_t k = 0; k < b->n && rc == 0; k++)
-                if (b->perm[k] < 0 || b->perm[k] >= b->n)
-                    rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                                  "checkpoint %s: /workers/0/batch/%s/perm holds row %lld outside "
-                                  "[0, %lld)",
-                                  ck->path, tn, (long long)b->perm[k], (long long)b->n);
-            if (rc == 0 &&
-                (ts->ckpt_state[0] < 0 || ts->ckpt_state[0] > b->n || ts->ckpt_state[1] < 0))
-                rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                              "checkpoint %s: batch position of task %s outside [0, %lld]",
-                              ck->path, tn, (long long)b->n);
-            b->pos = ts->ckpt_state[0];
-            b->passes = ts->ckpt_state[1];
-        }
-    }
+    for (int t = 0; t < r->n_tasks && rc == 0; t++)
+        rc = ldn_ckpt_read_task(ck, 0, r->cfg->tasks[t].name, r->model->heads[t],
+                                r->tasks[t].head_opt, &r->tasks[t].batcher, err, errlen);
     return rc;
 }
 

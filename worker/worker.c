@@ -456,27 +456,8 @@ static int ckpt_items(struct worker *w, struct ldn_ckpt_items *it)
     int rc = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
-        const char *tn = w->cfg->tasks[wt->t].name;
-        const struct ldn_net *head = w->model->heads[wt->t];
-        struct ldn_optim *o = wt->head_opt;
-        if (w->grank == 0) {
-            snprintf(name, sizeof name, "/heads/%s", tn);
-            rc |= ldn_ckpt_add_net(it, head, name, head->params, 0, head->n_params);
-            snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
-            rc |= o->m ? ldn_ckpt_add_net(it, head, name, o->m, 0, head->n_params) : 0;
-            snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
-            rc |= o->v ? ldn_ckpt_add_net(it, head, name, o->v, 0, head->n_params) : 0;
-            snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
-            rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 1, 1, &o->t);
-        }
-        wt->ckpt_state[0] = wt->batcher.pos;
-        wt->ckpt_state[1] = wt->batcher.passes;
-        snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", r, tn);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, wt->batcher.n, 1, wt->batcher.perm);
-        snprintf(name, sizeof name, "/workers/%d/batch/%s/state", r, tn);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_I64, 1, 2, 1, wt->ckpt_state);
-        snprintf(name, sizeof name, "/workers/%d/batch/%s/rng", r, tn);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_U64, 1, 4, 1, wt->batcher.rng.s);
+        rc |= ldn_ckpt_add_task(it, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
+                                wt->head_opt, &wt->batcher, wt->ckpt_state, w->grank == 0);
     }
     if (w->kv->residual) {
         snprintf(name, sizeof name, "/workers/%d/residual", r);
@@ -513,50 +494,12 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
 {
     char name[LDN_CKPT_NAME_MAX];
     const int r = w->job->rank;
-    const int64_t n = w->model->trunk->n_params, d4[2] = {4, 1}, d2[2] = {2, 1}, d1[2] = {1, 1},
-                  dn[2] = {n, 1};
+    const int64_t n = w->model->trunk->n_params, d4[2] = {4, 1}, dn[2] = {n, 1};
     int rc = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
-        const char *tn = w->cfg->tasks[wt->t].name;
-        struct ldn_net *head = w->model->heads[wt->t];
-        struct ldn_optim *o = wt->head_opt;
-        struct ldn_batcher *b = &wt->batcher;
-        const int64_t dp[2] = {b->n, 1};
-        snprintf(name, sizeof name, "/heads/%s", tn);
-        rc = ldn_ckpt_read_net(ck, head, name, head->params, 0, head->n_params, err, errlen);
-        snprintf(name, sizeof name, "/optimizer/m/heads/%s", tn);
-        if (rc == 0 && o->m)
-            rc = ldn_ckpt_read_net(ck, head, name, o->m, 0, head->n_params, err, errlen);
-        snprintf(name, sizeof name, "/optimizer/v/heads/%s", tn);
-        if (rc == 0 && o->v)
-            rc = ldn_ckpt_read_net(ck, head, name, o->v, 0, head->n_params, err, errlen);
-        snprintf(name, sizeof name, "/optimizer/t/heads/%s", tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &o->t, 1, err, errlen);
-        snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", r, tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dp, 0, b->n, b->perm, 1, err, errlen);
-        snprintf(name, sizeof name, "/workers/%d/batch/%s/state", r, tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d2, 0, 2, wt->ckpt_state, 1, err, errlen);
-        snprintf(name, sizeof name, "/workers/%d/batch/%s/rng", r, tn);
-        if (rc == 0)
-            rc = ldn_ckpt_read(ck, name, LDN_CKPT_U64, 1, d4, 0, 4, b->rng.s, 1, err, errlen);
-        if (rc == 0) {
-            int64_t pos = wt->ckpt_state[0], passes = wt->ckpt_state[1];
-            for (int64_t k = 0; k < b->n && rc == 0; k++)
-                if (b->perm[k] < 0 || b->perm[k] >= b->n)
-                    rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                                  "checkpoint %s: %s holds row %lld outside [0, %lld)", ck->path,
-                                  name, (long long)b->perm[k], (long long)b->n);
-            if (rc == 0 && (pos < 0 || pos > b->n || passes < 0))
-                rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                              "checkpoint %s: batch position %lld of task %s outside [0, %lld]",
-                              ck->path, (long long)pos, tn, (long long)b->n);
-            b->pos = pos;
-            b->passes = passes;
-        }
+        rc = ldn_ckpt_read_task(ck, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
+                                wt->head_opt, &wt->batcher, err, errlen);
     }
     if (rc == 0 && w->kv->residual) {
         snprintf(name, sizeof name, "/workers/%d/residual", r);
