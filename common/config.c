@@ -45,6 +45,7 @@ static const char *const CONS_NAMES[] = {"bsp", "ssp", "async", NULL};
 static const char *const CODEC_NAMES[] = {"dense", "topk", "randomk", "threshold", NULL};
 static const char *const QUANT_NAMES[] = {"fp32", "fp16", "int8", "sign", "qsgd", NULL};
 static const char *const DOWNLINK_NAMES[] = {"dense", "delta", NULL};
+static const char *const SCOPE_NAMES[] = {"chunk", "global", NULL};
 
 _Static_assert(sizeof(enum ldn_optim_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ldn_consistency) == sizeof(int), "enums are stored as int");
@@ -120,6 +121,7 @@ static const struct key_def KEYS[] = {
     NUM(S_COMPRESS, "warmup_epochs", T_DBL, C(compress.warmup_epochs), NO_HI, 0, 0, "0"),
     NUM(S_COMPRESS, "momentum_correction", T_BOOL, C(compress.momentum_correction), 0, 0, 0,
         "false"),
+    ENUM(S_COMPRESS, "scope", C(compress.scope), SCOPE_NAMES, "chunk"),
     NUM(S_COMPRESS, "min_elements", T_I64, C(compress.min_elements), NO_HI, 0, 0, "0"),
     NUM(S_COMPRESS, "clip_norm", T_DBL, C(compress.clip_norm), NO_HI, 0, 0, "0"),
     ENUM(S_COMPRESS, "downlink", C(compress.downlink), DOWNLINK_NAMES, "dense"),
@@ -618,6 +620,13 @@ static int finish(struct ctx *c)
     if (cfg->optim.nesterov && cfg->optim.momentum == 0)
         return fail_at(c, c->where[nest], "train.nesterov",
                        "true needs train.momentum > 0, got momentum 0");
+    if (cfg->compress.scope == 1 && cfg->compress.codec != 1) {
+        int k = find_key(S_COMPRESS, "scope", 5);
+        return fail_at(c, c->where[k], "compress.scope",
+                       "global selects the top-k of the whole trunk: it needs compress.codec: "
+                       "topk, got %s",
+                       CODEC_NAMES[cfg->compress.codec]);
+    }
     if (cfg->compress.downlink_quant > LDN_QUANT_INT8_ID) {
         int k = find_key(S_COMPRESS, "downlink_quant", 14);
         return fail_at(c, c->where[k], "compress.downlink_quant",

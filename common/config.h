@@ -70,6 +70,8 @@ struct ldn_compress_config {
                                  0.25 by x0.25 per epoch to `ratio` over this many epochs */
     bool momentum_correction; /* compress.momentum_correction: DGC; workers keep the momentum
                                  (train.momentum) and mask it where sent; servers apply plain SGD */
+    int scope;                /* compress.scope: chunk (select within each pushed chunk) | global
+                                 (top-k over the whole trunk once backward is done) */
     int64_t min_elements;     /* compress.min_elements: chunks with fewer keys are pushed dense
                                  (with the residual folded in), default 0 */
     double clip_norm;         /* compress.clip_norm: DGC local gradient clipping, 0 = off; each

@@ -65,6 +65,11 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     ldn_codec_ctx_destroy(&kv->codec);
     ldn_codec_ctx_destroy(&kv->dctx);
     free(kv->scratch);
+    free(kv->gacc);
+    free(kv->gidx);
+    free(kv->glocal);
+    free(kv->gvals);
+    free(kv->gdeq);
     free(kv->residual);
     free(kv->velocity);
     free(kv->packed);
@@ -96,6 +101,19 @@ int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, 
     kv->packed = malloc(kv->packed_cap);
     kv->codec = ldn_codec_ctx_new(d->seed ^ (uint64_t)kv->rank);
     kv->residual = ef ? calloc((size_t)trunk_keys, sizeof(float)) : NULL;
+    kv->trunk_keys = trunk_keys;
+    if (d->kind == LDN_CODEC_SPARSE) { /* compress.scope = global */
+        if (!ef && !(kv->gacc = malloc(sizeof(float) * (size_t)trunk_keys)))
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
+        int64_t k = (int64_t)(((uint64_t)trunk_keys * d->ratio_ppm + 999999) / 1000000);
+        k = k < 1 ? 1 : k > trunk_keys ? trunk_keys : k;
+        kv->gidx = malloc(sizeof *kv->gidx * (size_t)k);
+        kv->glocal = malloc(sizeof *kv->glocal * (size_t)k);
+        kv->gvals = malloc(sizeof(float) * (size_t)k);
+        kv->gdeq = malloc(sizeof(float) * (size_t)k);
+        if (!kv->gidx || !kv->glocal || !kv->gvals || !kv->gdeq)
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
+    }
     if (!kv->packed || !kv->codec || (ef && !kv->residual))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory for the codec",
                         kv->rank);
@@ -141,13 +159,11 @@ static void push_header(struct ldn_wire_hdr *h, const struct ldn_kv *kv, const s
     h->lens[0] = bytes;
 }
 
-/* Compress chunk c of grad and send it as one packed push. */
-static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t step,
-                        const float *grad, char *err, size_t errlen)
+/* The values chunk c contributes to the step: its gradient, clipped (compress.clip_norm), and
+ * with momentum correction folded into the velocity, which is returned instead. */
+static const float *chunk_values(struct ldn_kv *kv, const struct ldn_chunk *c, const float *grad)
 {
-    size_t len = 0;
     const int64_t n = c->hi - c->lo;
-    const uint64_t cstep = ldn_wire_codec_step(step, (uint64_t)c->lo);
     const float *g = grad + c->lo;
     if (kv->clip_norm > 0 && kv->scratch) { /* DGC local gradient clipping, per chunk */
         double ss = 0;
@@ -167,6 +183,17 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
             u[i] = kv->momentum * u[i] + g[i];
         g = u;
     }
+    return g;
+}
+
+/* Compress chunk c of grad and send it as one packed push. */
+static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t step,
+                        const float *grad, char *err, size_t errlen)
+{
+    size_t len = 0;
+    const int64_t n = c->hi - c->lo;
+    const uint64_t cstep = ldn_wire_codec_step(step, (uint64_t)c->lo);
+    const float *g = chunk_values(kv, c, grad);
     if (n < kv->min_elements && kv->scratch) { /* small: dense, with everything kept folded in */
         float *acc = kv->scratch, *r = kv->residual ? kv->residual + c->lo : NULL;
         for (int64_t i = 0; i < n; i++) {
@@ -205,6 +232,68 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
     return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
 }
 
+/* compress.scope = global: chunks of the step accumulate (into the residual, or a scratch
+ * without error feedback) until the whole trunk is in; then the exact top-k over all of it is
+ * taken and every chunk is sent with the elements selected in it (sparse payloads, 0..n each). */
+static int push_global(struct ldn_kv *kv, int64_t step, const float *grad, int first, int last,
+                       char *err, size_t errlen)
+{
+    float *acc = kv->residual ? kv->residual : kv->gacc;
+    for (int k = first; k < last; k++) {
+        const struct ldn_chunk *c = &kv->chunks[k];
+        const float *g = chunk_values(kv, c, grad);
+        float *a = acc + c->lo;
+        if (kv->residual)
+            for (int64_t i = 0; i < c->hi - c->lo; i++)
+                a[i] += g[i];
+        else
+            memcpy(a, g, sizeof(float) * (size_t)(c->hi - c->lo));
+        kv->gkeys += c->hi - c->lo;
+    }
+    if (kv->gkeys < kv->trunk_keys)
+        return LDN_OK; /* the rest of the step's gradient is still being computed */
+    kv->gkeys = 0;
+    const int64_t n = kv->trunk_keys;
+    int64_t k = (int64_t)(((uint64_t)n * kv->desc.ratio_ppm + 999999) / 1000000);
+    k = k < 1 ? 1 : k > n ? n : k;
+    int64_t m = ldn_codec_topk(kv->codec, acc, n, k, kv->gidx);
+    if (m < 0)
+        return ldn_fail(err, errlen, (int)m, "worker %d: global top-k failed", kv->rank);
+    int64_t j = 0;
+    for (int ci = 0; ci < kv->n_chunks; ci++) {
+        const struct ldn_chunk *c = &kv->chunks[ci];
+        int64_t j0 = j;
+        while (j < m && (int64_t)kv->gidx[j] < c->hi) {
+            kv->glocal[j - j0] = kv->gidx[j] - (uint32_t)c->lo;
+            kv->gvals[j - j0] = acc[kv->gidx[j]];
+            j++;
+        }
+        size_t len = 0;
+        int rc = ldn_codec_encode(&kv->desc, c->hi - c->lo, kv->glocal, j - j0, kv->gvals,
+                                  ldn_codec_ctx_rng(kv->codec), kv->packed, kv->packed_cap, &len,
+                                  kv->gdeq, err, errlen);
+        if (rc)
+            return rc;
+        for (int64_t q = j0; q < j; q++) {
+            uint32_t i = kv->gidx[q];
+            if (kv->residual) /* error feedback keeps what rounding lost */
+                kv->residual[i] -= kv->gdeq[q - j0];
+            if (kv->velocity) /* momentum factor masking */
+                kv->velocity[i] = 0.0f;
+        }
+        struct ldn_wire_hdr h;
+        push_header(&h, kv, c, step, LDN_CODEC_PACKED, len);
+        h.ncdesc = LDN_CODEC_DESC_WORDS;
+        memcpy(h.cdesc, kv->cdesc, sizeof kv->cdesc);
+        const void *frames[1] = {kv->packed};
+        long sent = ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
+        if (sent < 0)
+            return (int)sent;
+        kv->bytes_push += sent;
+    }
+    return LDN_OK;
+}
+
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
                       atomic_int *inflight, char *err, size_t errlen)
 {
@@ -212,6 +301,14 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
     if (k < 0)
         return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: no chunk starts at key %lld",
                         kv->rank, (long long)lo);
+    if (kv->compressed && kv->desc.kind == LDN_CODEC_SPARSE) {
+        int last = k;
+        while (last < kv->n_chunks && kv->chunks[last].hi <= hi) {
+            kv->bytes_dense += (kv->chunks[last].hi - kv->chunks[last].lo) * (int64_t)sizeof(float);
+            last++;
+        }
+        return push_global(kv, step, grad, k, last, err, errlen);
+    }
     for (; k < kv->n_chunks && kv->chunks[k].hi <= hi; k++) {
         const struct ldn_chunk *c = &kv->chunks[k];
         kv->bytes_dense += (c->hi - c->lo) * (int64_t)sizeof(float);

@@ -42,7 +42,12 @@ struct ldn_kv {
     int64_t min_elements; /* chunks smaller than this go dense */
     double clip_norm;     /* local gradient clipping bound over the whole trunk, 0 = off */
     int64_t trunk_keys;
-    float *scratch;             /* one chunk: clipped gradient, dense accumulation */
+    float *scratch; /* one chunk: clipped gradient, dense accumulation */
+    /* compress.scope = global: the step's values gather here until the whole trunk is in */
+    int64_t gkeys;              /* keys of the open step accumulated so far */
+    float *gacc;                /* [trunk keys] without error feedback (else the residual) */
+    uint32_t *gidx, *glocal;    /* [k] selected keys, global and chunk-relative */
+    float *gvals, *gdeq;        /* [k] their values, and what the receiver will decode */
     struct ldn_codec_ctx *dctx; /* decodes pull deltas (compress.downlink = delta) */
     uint8_t *packed;            /* one encoded chunk */
     size_t packed_cap;

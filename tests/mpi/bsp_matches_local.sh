@@ -30,6 +30,12 @@ run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=1 \
   run.dir="$tmp/packed" 2>"$tmp/logp" || { cat "$tmp/logp"; fail "packed dist run"; }
 "$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/packed/trunk.f32" 1e-5 ||
   fail "trunk through the codec path differs from the local trainer"
+# Global selection (compress.scope=global) with nothing dropped: the whole trunk's top-k is
+# everything, sent chunk by chunk as sparse payloads, still exact.
+run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=1 compress.scope=global \
+  run.dir="$tmp/global" 2>"$tmp/logg" || { cat "$tmp/logg"; fail "global-scope run"; }
+"$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/global/trunk.f32" 0 ||
+  fail "trunk with global selection of everything differs from the local trainer"
 # Chunks under compress.min_elements are pushed dense inside a compressed job: still exact.
 run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=0.5 \
   compress.min_elements=100000000 run.dir="$tmp/small" 2>"$tmp/logs" || { cat "$tmp/logs"; fail "min_elements run"; }

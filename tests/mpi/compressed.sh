@@ -88,6 +88,18 @@ for t in task000 task001; do
   echo "$t: clipped to 0.2: $a"
   awk -v a="$a" 'BEGIN { exit !(a > 0.6) }' || fail "clipped run: $t accuracy $a"
 done
+# Global top-k (compress.scope=global): 1% of the whole trunk, wherever it is, same bytes.
+run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/global" compress.codec=topk \
+  compress.ratio=0.01 compress.quant=int8 compress.momentum_correction=true compress.scope=global \
+  2>"$tmp/log" || { cat "$tmp/log"; fail "global-scope run"; }
+pg=$(push "$tmp/global")
+echo "push bytes per step, global top-k 1%: $pg"
+awk -v d="$pd" -v t="$pg" 'BEGIN { exit !(t > 0 && d / t > 10) }' || fail "global top-k pushed $pg bytes"
+for t in task000 task001; do
+  a=$(last_acc "$tmp/global" $t)
+  echo "$t: global top-k $a"
+  awk -v a="$a" 'BEGIN { exit !(a > 0.6) }' || fail "global top-k: $t accuracy $a"
+done
 # Small chunks stay dense (compress.min_elements): with every chunk below the bound the pushes
 # are dense fp32 frames again.
 run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/small" compress.codec=topk \
