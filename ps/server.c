@@ -286,9 +286,8 @@ static int send_delta(struct ldn_server *s, void *sock, const char *ident, size_
         return 0;
     const int exact = s->ddesc.quant == LDN_QUANT_FP32;
     int64_t m = 0;
-    const uint32_t *pb = (const uint32_t *)(const void *)p, *hb = (const uint32_t *)(void *)held;
     for (int64_t i = 0; i < n; i++) {
-        if (pb[i] == hb[i]) /* bitwise: -0.0 and 0.0 differ, and the copy must be exact */
+        if (memcmp(&p[i], &held[i], sizeof(float)) == 0) /* bitwise: -0.0 and 0.0 differ */
             continue;
         s->didx[m] = (uint32_t)i;
         s->dvals[m++] = exact ? p[i] : p[i] - held[i];
