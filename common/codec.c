@@ -520,8 +520,9 @@ int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t see
     d->chunk = (uint32_t)c->chunk;
     d->levels = (uint32_t)c->levels;
     d->seed = seed;
-    if (c->scope == 1 && d->kind == LDN_CODEC_TOPK) /* global: sparse payloads per chunk, the */
-        d->kind = LDN_CODEC_SPARSE;                 /* ratio applies to the whole trunk */
+    if (c->scope == LDN_SCOPE_GLOBAL &&
+        d->kind == LDN_CODEC_TOPK)  /* global: sparse payloads per chunk, the */
+        d->kind = LDN_CODEC_SPARSE; /* ratio applies to the whole trunk */
     return !(d->kind == LDN_CODEC_DENSE && d->quant == LDN_QUANT_FP32);
 }
 

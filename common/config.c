@@ -8,6 +8,8 @@
 
 #include "config.h"
 
+#include "codec.h"
+
 #include "status.h"
 
 #include <errno.h>
@@ -134,7 +136,6 @@ static const struct key_def KEYS[] = {
     NUM(S_CHECKPOINT, "timeout", T_DBL, C(ckpt.timeout_s), LO_EXCL | NO_HI, 0, 0, "600"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
-#define LDN_QUANT_INT8_ID 2 /* index of "int8" in QUANT_NAMES */
 
 static int find_key(enum sect s, const char *key, size_t len)
 {
@@ -620,14 +621,14 @@ static int finish(struct ctx *c)
     if (cfg->optim.nesterov && cfg->optim.momentum == 0)
         return fail_at(c, c->where[nest], "train.nesterov",
                        "true needs train.momentum > 0, got momentum 0");
-    if (cfg->compress.scope == 1 && cfg->compress.codec != 1) {
+    if (cfg->compress.scope == LDN_SCOPE_GLOBAL && cfg->compress.codec != LDN_CODEC_TOPK) {
         int k = find_key(S_COMPRESS, "scope", 5);
         return fail_at(c, c->where[k], "compress.scope",
                        "global selects the top-k of the whole trunk: it needs compress.codec: "
                        "topk, got %s",
                        CODEC_NAMES[cfg->compress.codec]);
     }
-    if (cfg->compress.downlink_quant > LDN_QUANT_INT8_ID) {
+    if (cfg->compress.downlink_quant > LDN_QUANT_INT8) {
         int k = find_key(S_COMPRESS, "downlink_quant", 14);
         return fail_at(c, c->where[k], "compress.downlink_quant",
                        "must be fp32, fp16 or int8 (pulls are not sign- or qsgd-coded), got %s",

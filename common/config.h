@@ -30,6 +30,10 @@ enum ldn_lr_kind { LDN_LR_CONSTANT = 0, LDN_LR_STEP = 1, LDN_LR_COSINE = 2 };
  * 0 uniform), or round-robin over tasks. */
 enum ldn_sampling { LDN_SAMPLE_POWER = 0, LDN_SAMPLE_ROUND_ROBIN = 1 };
 enum ldn_consistency { LDN_BSP = 0, LDN_SSP = 1, LDN_ASYNC = 2 };
+/* compress.scope: select within each pushed chunk, or over the whole trunk */
+enum ldn_compress_scope { LDN_SCOPE_CHUNK = 0, LDN_SCOPE_GLOBAL = 1 };
+/* compress.downlink: dense pulls, or what changed since the worker's last pull */
+enum ldn_downlink { LDN_DOWNLINK_DENSE = 0, LDN_DOWNLINK_DELTA = 1 };
 
 struct ldn_task_config {
     char name[LDN_NAME_MAX];  /* key under `tasks:`; [A-Za-z0-9_-]+ */

@@ -154,7 +154,7 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->has_desc = ldn_codec_desc_from_config(&o->cfg->compress, o->cfg->seed, &s->desc);
     if (s->has_desc && !(s->codec = ldn_codec_ctx_new(s->desc.seed)))
         goto nomem;
-    if (o->cfg->compress.downlink == 1) {
+    if (o->cfg->compress.downlink == LDN_DOWNLINK_DELTA) {
         s->delta = 1;
         s->ddesc = (struct ldn_codec_desc){.kind = LDN_CODEC_SPARSE,
                                            .quant = o->cfg->compress.downlink_quant,

@@ -445,6 +445,29 @@ static int evaluate(struct worker *w, int64_t step, char *err, size_t errlen)
     return 0;
 }
 
+/* A worker's own state vectors in a checkpoint, /workers/<rank>/<what>. */
+struct wvec {
+    const char *what;
+    int type; /* enum ldn_ckpt_type */
+    int64_t n;
+    void *p;
+};
+
+/* The worker's vectors that exist in this job (error-feedback residual, momentum-correction
+ * velocity, codec random stream); returns how many were written into v[0..3). */
+static int worker_vectors(struct worker *w, struct wvec v[3])
+{
+    const int64_t n = w->model->trunk->n_params;
+    int k = 0;
+    if (w->kv->residual)
+        v[k++] = (struct wvec){"residual", LDN_CKPT_F32, n, w->kv->residual};
+    if (w->kv->velocity)
+        v[k++] = (struct wvec){"velocity", LDN_CKPT_F32, n, w->kv->velocity};
+    if (w->kv->codec)
+        v[k++] = (struct wvec){"codec_rng", LDN_CKPT_U64, 4, ldn_codec_ctx_rng(w->kv->codec)->s};
+    return k;
+}
+
 /* Checkpoint datasets of this worker: its group's heads and head optimizer state (the group's
  * first rank writes them: they are identical in the group), and its own error-feedback
  * residual, momentum-correction velocity, codec random stream and batch order per task. */
@@ -452,24 +475,17 @@ static int ckpt_items(struct worker *w, struct ldn_ckpt_items *it)
 {
     char name[LDN_CKPT_NAME_MAX];
     const int r = w->job->rank;
-    const int64_t n = w->model->trunk->n_params;
     int rc = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
         rc |= ldn_ckpt_add_task(it, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
                                 wt->head_opt, &wt->batcher, wt->ckpt_state, w->grank == 0);
     }
-    if (w->kv->residual) {
-        snprintf(name, sizeof name, "/workers/%d/residual", r);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_F32, 1, n, 1, w->kv->residual);
-    }
-    if (w->kv->velocity) {
-        snprintf(name, sizeof name, "/workers/%d/velocity", r);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_F32, 1, n, 1, w->kv->velocity);
-    }
-    if (w->kv->codec) {
-        snprintf(name, sizeof name, "/workers/%d/codec_rng", r);
-        rc |= ldn_ckpt_add(it, name, LDN_CKPT_U64, 1, 4, 1, ldn_codec_ctx_rng(w->kv->codec)->s);
+    struct wvec v[3];
+    int nv = worker_vectors(w, v);
+    for (int i = 0; i < nv; i++) {
+        snprintf(name, sizeof name, "/workers/%d/%s", r, v[i].what);
+        rc |= ldn_ckpt_add(it, name, v[i].type, 1, v[i].n, 1, v[i].p);
     }
     return rc;
 }
@@ -494,25 +510,18 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
 {
     char name[LDN_CKPT_NAME_MAX];
     const int r = w->job->rank;
-    const int64_t n = w->model->trunk->n_params, d4[2] = {4, 1}, dn[2] = {n, 1};
     int rc = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
         rc = ldn_ckpt_read_task(ck, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
                                 wt->head_opt, &wt->batcher, err, errlen);
     }
-    if (rc == 0 && w->kv->residual) {
-        snprintf(name, sizeof name, "/workers/%d/residual", r);
-        rc = ldn_ckpt_read(ck, name, LDN_CKPT_F32, 1, dn, 0, n, w->kv->residual, 1, err, errlen);
-    }
-    if (rc == 0 && w->kv->velocity) {
-        snprintf(name, sizeof name, "/workers/%d/velocity", r);
-        rc = ldn_ckpt_read(ck, name, LDN_CKPT_F32, 1, dn, 0, n, w->kv->velocity, 1, err, errlen);
-    }
-    if (rc == 0 && w->kv->codec) {
-        snprintf(name, sizeof name, "/workers/%d/codec_rng", r);
-        rc = ldn_ckpt_read(ck, name, LDN_CKPT_U64, 1, d4, 0, 4, ldn_codec_ctx_rng(w->kv->codec)->s,
-                           1, err, errlen);
+    struct wvec v[3];
+    int nv = worker_vectors(w, v);
+    for (int i = 0; i < nv && rc == 0; i++) {
+        const int64_t d[2] = {v[i].n, 1};
+        snprintf(name, sizeof name, "/workers/%d/%s", r, v[i].what);
+        rc = ldn_ckpt_read(ck, name, v[i].type, 1, d, 0, v[i].n, v[i].p, 1, err, errlen);
     }
     return rc;
 }
