@@ -1,6 +1,6 @@
 /* HDF5 checkpoints (ckpt.h, docs/checkpoint.md). */
 #define _POSIX_C_SOURCE 200809L
-#include "ckpt.h"
+#include "ckpt_priv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +18,6 @@
 #include "log.h"
 #include "status.h"
 
-#define CHUNK_BYTES (1 << 20) /* target size of one dataset chunk */
 #define KIND "checkpoint"
 
 /* ---------------------------------------------------------------- item lists */
@@ -115,13 +114,6 @@ int ldn_ckpt_add_net(struct ldn_ckpt_items *l, const struct ldn_net *net, const 
 
 /* ---------------------------------------------------------------- writing */
 
-/* What every rank learns about every dataset. */
-struct desc {
-    char name[LDN_CKPT_NAME_MAX];
-    int32_t type, ndim;
-    int64_t dims[2];
-};
-
 static hid_t file_type(int type)
 {
     return type == LDN_CKPT_F32   ? H5T_IEEE_F32LE
@@ -136,19 +128,52 @@ static hid_t mem_type(int type)
                                   : H5T_NATIVE_UINT64;
 }
 
-static int desc_cmp(const void *a, const void *b)
+static int part_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct desc *)a)->name, ((const struct desc *)b)->name);
+    const struct ckpt_part *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->row0 > y->row0) - (x->row0 < y->row0);
 }
 
-/* Every rank's datasets, sorted by name, each once (same result on every rank). */
-static int gather_descs(MPI_Comm comm, const struct ldn_ckpt_items *mine, struct desc **out,
-                        int *n_out, char *err, size_t errlen)
+/* The rows of dataset u are held exactly once: its parts, in row order, tile [0, dims[0]). */
+static int check_tiling(const struct ckpt_part *v, const struct ckpt_dset *u, char *err,
+                        size_t errlen)
 {
-    int size = 1;
-    if (comm != MPI_COMM_NULL)
+    int64_t next = 0;
+    for (int k = u->first; k < u->first + u->count; k++) {
+        const struct ckpt_part *p = &v[k];
+        if (p->rows == 0)
+            continue;
+        if (p->row0 > next)
+            return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                            "checkpoint: rows %lld..%lld of %s are held by no rank",
+                            (long long)next, (long long)p->row0 - 1, p->name);
+        if (p->row0 < next)
+            return ldn_fail(
+                err, errlen, LDN_ERR_INTERNAL,
+                "checkpoint: rows %lld..%lld of %s are held twice (rank %d and another)",
+                (long long)p->row0, (long long)next - 1, p->name, p->rank);
+        next = p->row0 + p->rows;
+    }
+    const struct ckpt_part *d = &v[u->first];
+    if (next != d->dims[0])
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                        "checkpoint: rows %lld..%lld of %s are held by no rank", (long long)next,
+                        (long long)d->dims[0] - 1, d->name);
+    return 0;
+}
+
+/* Every rank's parts of every dataset, sorted by name and first row (the same list on every
+ * rank), and the datasets as ranges of it, checked: one shape per dataset, rows held once. */
+static int gather_parts(MPI_Comm comm, const struct ldn_ckpt_items *mine, struct ckpt_part **out,
+                        struct ckpt_dset **dsets, int *nd_out, char *err, size_t errlen)
+{
+    int size = 1, me = 0;
+    if (comm != MPI_COMM_NULL) {
         MPI_Comm_size(comm, &size);
-    struct desc *own = calloc((size_t)mine->n + 1, sizeof *own);
+        MPI_Comm_rank(comm, &me);
+    }
+    struct ckpt_part *own = calloc((size_t)mine->n + 1, sizeof *own);
     int *counts = calloc((size_t)size, sizeof *counts), *displs = calloc((size_t)size, sizeof(int));
     if (!own || !counts || !displs) {
         free(own);
@@ -157,14 +182,18 @@ static int gather_descs(MPI_Comm comm, const struct ldn_ckpt_items *mine, struct
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
     }
     for (int i = 0; i < mine->n; i++) {
-        memcpy(own[i].name, mine->v[i].name, sizeof own[i].name);
-        own[i].type = mine->v[i].type;
-        own[i].ndim = mine->v[i].ndim;
-        own[i].dims[0] = mine->v[i].dims[0];
-        own[i].dims[1] = mine->v[i].ndim == 2 ? mine->v[i].dims[1] : 1;
+        const struct ldn_ckpt_item *it = &mine->v[i];
+        memcpy(own[i].name, it->name, sizeof own[i].name);
+        own[i].type = it->type;
+        own[i].ndim = it->ndim;
+        own[i].dims[0] = it->dims[0];
+        own[i].dims[1] = it->ndim == 2 ? it->dims[1] : 1;
+        own[i].row0 = it->row0;
+        own[i].rows = it->rows;
+        own[i].rank = me;
     }
-    int bytes = (int)sizeof(struct desc) * mine->n, total = bytes;
-    struct desc *all = own;
+    int bytes = (int)sizeof(struct ckpt_part) * mine->n, total = bytes;
+    struct ckpt_part *all = own;
     if (comm != MPI_COMM_NULL) {
         MPI_Allgather(&bytes, 1, MPI_INT, counts, 1, MPI_INT, comm);
         total = 0;
@@ -179,49 +208,52 @@ static int gather_descs(MPI_Comm comm, const struct ldn_ckpt_items *mine, struct
     }
     free(counts);
     free(displs);
-    if (!all)
+    int n = total / (int)sizeof(struct ckpt_part), nd = 0, rc = 0;
+    struct ckpt_dset *u = all ? calloc((size_t)n + 1, sizeof *u) : NULL;
+    if (!u) {
+        free(all);
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
-    int n = total / (int)sizeof(struct desc), u = 0;
-    qsort(all, (size_t)n, sizeof *all, desc_cmp);
-    for (int i = 0; i < n; i++) {
-        if (u > 0 && strcmp(all[u - 1].name, all[i].name) == 0) {
-            if (all[u - 1].type != all[i].type || all[u - 1].ndim != all[i].ndim ||
-                all[u - 1].dims[0] != all[i].dims[0] || all[u - 1].dims[1] != all[i].dims[1]) {
-                ldn_fail(err, errlen, LDN_ERR_INTERNAL,
-                         "checkpoint: ranks disagree on the shape of %s", all[i].name);
-                free(all);
-                return LDN_ERR_INTERNAL;
-            }
-            continue;
+    }
+    qsort(all, (size_t)n, sizeof *all, part_cmp);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const struct ckpt_part *a = &all[i], *d = nd ? &all[u[nd - 1].first] : NULL;
+        if (!d || strcmp(d->name, a->name) != 0) {
+            u[nd].first = i;
+            u[nd++].count = 1;
+        } else if (d->type != a->type || d->ndim != a->ndim || d->dims[0] != a->dims[0] ||
+                   d->dims[1] != a->dims[1]) {
+            rc = ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                          "checkpoint: ranks disagree on the shape of %s", a->name);
+        } else {
+            u[nd - 1].count++;
         }
-        all[u++] = all[i];
+    }
+    for (int i = 0; i < nd && rc == 0; i++)
+        rc = check_tiling(all, &u[i], err, errlen);
+    if (rc) {
+        free(all);
+        free(u);
+        return rc;
     }
     *out = all;
-    *n_out = u;
+    *dsets = u;
+    *nd_out = nd;
     return 0;
 }
 
-/* Chunked, Fletcher-32, no fill: every byte is written once. */
-static hid_t make_dcpl(const struct desc *d, int parallel)
+/* Chunked, Fletcher-32, no fill: every byte is written once. In parallel the chunks' space is
+ * allocated when the dataset is created, so that every rank knows where each chunk goes. */
+static hid_t make_dcpl(const struct ckpt_part *d, int parallel)
 {
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     if (dcpl < 0)
         return -1;
     H5Pset_obj_track_times(dcpl, 0);
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
-    if (d->dims[0] == 0 || d->dims[1] == 0)
+    int64_t len = ldn_ckpt_chunk_len(d);
+    if (len == 0)
         return dcpl;
-    hsize_t chunk[2];
-    if (d->ndim == 2) {
-        int64_t rows = CHUNK_BYTES / 4 / d->dims[1];
-        if (rows < 1)
-            rows = 1;
-        chunk[0] = (hsize_t)(rows < d->dims[0] ? rows : d->dims[0]);
-        chunk[1] = (hsize_t)d->dims[1];
-    } else {
-        int64_t n = CHUNK_BYTES / 8;
-        chunk[0] = (hsize_t)(n < d->dims[0] ? n : d->dims[0]);
-    }
+    hsize_t chunk[2] = {(hsize_t)len, (hsize_t)d->dims[1]};
     if (H5Pset_chunk(dcpl, d->ndim, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 ||
         (parallel && H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0)) {
         H5Pclose(dcpl);
@@ -231,7 +263,8 @@ static hid_t make_dcpl(const struct desc *d, int parallel)
 }
 
 /* This rank's selection of d: the item's rows, or nothing. */
-static int select_rows(const struct desc *d, const struct ldn_ckpt_item *it, hid_t fsp, hid_t *msp)
+static int select_rows(const struct ckpt_part *d, const struct ldn_ckpt_item *it, hid_t fsp,
+                       hid_t *msp)
 {
     if (!it || it->rows == 0) {
         hsize_t one = 1;
@@ -254,24 +287,31 @@ static int select_rows(const struct desc *d, const struct ldn_ckpt_item *it, hid
     return *msp < 0 || H5Sselect_hyperslab(*msp, H5S_SELECT_SET, &z, &st, &cnt, NULL) < 0 ? -1 : 0;
 }
 
-static int write_dataset(hid_t f, hid_t lcpl, hid_t dxpl, const struct desc *d,
-                         const struct ldn_ckpt_item *it, int parallel, const char *path, char *err,
-                         size_t errlen)
+static int create_dataset(hid_t f, hid_t lcpl, const struct ckpt_part *d, int parallel,
+                          const char *path, hid_t *ds, char *err, size_t errlen)
 {
     hsize_t dims[2] = {(hsize_t)d->dims[0], (hsize_t)d->dims[1]};
-    hid_t fsp = H5Screate_simple(d->ndim, dims, NULL), msp = H5I_INVALID_HID;
-    hid_t dcpl = make_dcpl(d, parallel), ds = H5I_INVALID_HID;
+    hid_t fsp = H5Screate_simple(d->ndim, dims, NULL), dcpl = make_dcpl(d, parallel);
     int rc = 0;
     if (fsp < 0 || dcpl < 0 ||
-        (ds = H5Dcreate2(f, d->name, file_type(d->type), fsp, lcpl, dcpl, H5P_DEFAULT)) < 0)
+        (*ds = H5Dcreate2(f, d->name, file_type(d->type), fsp, lcpl, dcpl, H5P_DEFAULT)) < 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, path, "create %s", d->name);
-    else if (select_rows(d, it, fsp, &msp) < 0)
+    ldn_h5_close(&dcpl, H5Pclose);
+    ldn_h5_close(&fsp, H5Sclose);
+    return rc;
+}
+
+/* Write this rank's rows of d through HDF5 (collectively in parallel: every rank calls). */
+static int write_rows(hid_t ds, hid_t dxpl, const struct ckpt_part *d,
+                      const struct ldn_ckpt_item *it, const char *path, char *err, size_t errlen)
+{
+    hid_t fsp = H5Dget_space(ds), msp = H5I_INVALID_HID;
+    int rc = 0;
+    if (fsp < 0 || select_rows(d, it, fsp, &msp) < 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, path, "select rows of %s", d->name);
     else if (H5Dwrite(ds, mem_type(d->type), msp, fsp, dxpl, it && it->rows ? it->src : NULL) < 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, path, "write %s", d->name);
     ldn_h5_close(&msp, H5Sclose);
-    ldn_h5_close(&ds, H5Dclose);
-    ldn_h5_close(&dcpl, H5Pclose);
     ldn_h5_close(&fsp, H5Sclose);
     return rc;
 }
@@ -431,6 +471,22 @@ void ldn_ckpt_fault(const char *where, int rank, int64_t step)
     }
 }
 
+/* Keep the first failure: rc, or r with why copied into err. */
+static int keep_first(int rc, int r, const char *why, char *err, size_t errlen)
+{
+    if (r && rc == 0)
+        snprintf(err, errlen, "%s", why);
+    return rc ? rc : r;
+}
+
+static int all_ok(MPI_Comm comm, int rc)
+{
+    int any = rc;
+    if (comm != MPI_COMM_NULL)
+        MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MIN, comm);
+    return any;
+}
+
 int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *meta,
                    const struct ldn_ckpt_items *mine, int keep_last, char *path_out,
                    size_t path_len, char *err, size_t errlen)
@@ -446,16 +502,15 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
         return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path %s is too long", final);
 
     /* 1. the directory (rank 0), the dataset list and the root attributes (everyone) */
-    int rc = rank == 0 ? prepare_dir(dir, err, errlen) : 0, any = rc;
-    if (parallel)
-        MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MIN, comm);
+    int rc = rank == 0 ? prepare_dir(dir, err, errlen) : 0, any = all_ok(comm, rc);
     if (any)
         return rc ? rc
                   : ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint: rank 0 failed to prepare %s",
                              dir);
-    struct desc *ds = NULL;
+    struct ckpt_part *parts = NULL;
+    struct ckpt_dset *dsets = NULL;
     int nd = 0;
-    if ((rc = gather_descs(comm, mine, &ds, &nd, err, errlen)))
+    if ((rc = gather_parts(comm, mine, &parts, &dsets, &nd, err, errlen)))
         return rc;
     char stamp[32];
     time_t now = time(NULL);
@@ -463,13 +518,19 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
     const char *metrics = meta->metrics ? meta->metrics : "", *created = stamp;
     char *own_metrics = NULL, *own_created = NULL;
-    if (parallel && (bcast_str(comm, rank, &metrics, &own_metrics) ||
-                     bcast_str(comm, rank, &created, &own_created))) {
-        free(ds);
+    hid_t *dsid = malloc(sizeof *dsid * ((size_t)nd + 1));
+    uint64_t **addr = calloc((size_t)nd + 1, sizeof *addr);
+    if (!dsid || !addr ||
+        (parallel && (bcast_str(comm, rank, &metrics, &own_metrics) ||
+                      bcast_str(comm, rank, &created, &own_created)))) {
+        free(parts);
+        free(dsets);
+        free(dsid);
+        free(addr);
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
     }
 
-    /* 2. the file, collectively */
+    /* 2. the file and its datasets, collectively */
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -487,44 +548,77 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
     if (rc == 0 && write_root_attrs(f, meta, metrics, created) < 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "root attributes");
     /* Every rank goes through every dataset (the calls are collective) even after a failure
-     * of its own, so that no rank waits for one that gave up. */
-    for (int i = 0; i < nd && f >= 0; i++) {
+     * of its own, so that no rank waits for one that gave up. In parallel the chunks are
+     * written by ladon (step 3) where HDF5 allocated them; when HDF5 did not lay them out as
+     * expected, everything goes through HDF5's collective filter path instead. */
+    int layout_bad = 0;
+    for (int i = 0; i < nd; i++) {
+        const struct ckpt_part *d = &parts[dsets[i].first];
+        char why[LDN_ERRLEN];
+        dsid[i] = H5I_INVALID_HID;
+        if (f < 0)
+            continue;
+        rc = keep_first(rc, create_dataset(f, lcpl, d, parallel, tmp, &dsid[i], why, sizeof why),
+                        why, err, errlen);
+        int64_t len = ldn_ckpt_chunk_len(d), nc = len ? (d->dims[0] + len - 1) / len : 0;
+        if (parallel && !(addr[i] = malloc(sizeof **addr * ((size_t)nc + 1))))
+            rc = rc ? rc : ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
+        if (parallel && dsid[i] >= 0 && addr[i])
+            layout_bad |= ldn_ckpt_chunk_addrs(dsid[i], d, addr[i]);
+    }
+    const int direct = parallel && !layout_bad && f >= 0;
+    if (parallel && layout_bad && rank == 0)
+        LDN_WARN("checkpoint %s: HDF5 did not allocate the chunks as expected; writing through "
+                 "HDF5's collective filter path (slower)",
+                 tmp);
+    for (int i = 0; i < nd && !direct && f >= 0; i++) {
+        const struct ckpt_part *d = &parts[dsets[i].first];
         const struct ldn_ckpt_item *it = NULL;
         for (int k = 0; k < mine->n && !it; k++)
-            if (strcmp(mine->v[k].name, ds[i].name) == 0)
+            if (strcmp(mine->v[k].name, d->name) == 0)
                 it = &mine->v[k];
         char why[LDN_ERRLEN];
-        int r = write_dataset(f, lcpl, dxpl, &ds[i], it, parallel, tmp, why, sizeof why);
-        if (r && rc == 0) {
-            rc = r;
-            snprintf(err, errlen, "%s", why);
-        }
+        if (dsid[i] >= 0)
+            rc = keep_first(rc, write_rows(dsid[i], dxpl, d, it, tmp, why, sizeof why), why, err,
+                            errlen);
     }
+    for (int i = 0; i < nd; i++)
+        ldn_h5_close(&dsid[i], H5Dclose);
     double t_data = ldn_now();
     ldn_ckpt_fault("kill-in-ckpt", rank, meta->step);
+    /* 3. the chunks, each written once by one rank where HDF5 allocated it, synced by every
+     * rank; before HDF5 closes the file, so that its close finds the data already on disk */
+    any = all_ok(comm, rc);
+    if (direct && any == 0)
+        rc = ldn_ckpt_write_chunks(comm, tmp, parts, dsets, nd, addr, mine, err, errlen);
+    double t_chunks = ldn_now();
     if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "close");
     ldn_h5_close(&dxpl, H5Pclose);
     ldn_h5_close(&lcpl, H5Pclose);
     ldn_h5_close(&fapl, H5Pclose);
     ldn_h5_restore(&q);
-    free(ds);
     free(own_metrics);
     free(own_created);
+    for (int i = 0; i < nd; i++)
+        free(addr[i]);
+    free(addr);
+    free(dsid);
+    free(parts);
+    free(dsets);
 
-    /* 3. rank 0 puts it in place once every rank has succeeded */
-    any = rc;
-    if (parallel)
-        MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MIN, comm);
+    /* 4. rank 0 puts it in place once every rank has succeeded */
+    any = all_ok(comm, rc);
     double t_close = ldn_now();
     if (any == 0 && rank == 0)
         rc = commit(dir, tmp, final, keep_last, err, errlen);
-    if (rank == 0)
-        LDN_DEBUG("checkpoint %s: create + %d datasets %.3f s, close %.3f s, commit (fsync, "
-                  "rename, latest) %.3f s",
-                  final, nd, t_data - t_open, t_close - t_data, ldn_now() - t_close);
     else if (any != 0 && rank == 0)
         unlink(tmp);
+    if (rank == 0)
+        LDN_DEBUG("checkpoint %s: create + %d datasets %.3f s, chunks written and synced %.3f s, "
+                  "close %.3f s, commit (fsync, rename, latest) %.3f s",
+                  final, nd, t_data - t_open, t_chunks - t_data, t_close - t_chunks,
+                  ldn_now() - t_close);
     int fin = rc ? rc : any;
     if (parallel)
         MPI_Bcast(&fin, 1, MPI_INT, 0, comm);
@@ -727,6 +821,77 @@ static void dims_str(char *buf, size_t len, int ndim, const int64_t d[2])
         snprintf(buf, len, "[%lld]", (long long)d[0]);
 }
 
+/* Rows [row0, row0 + rows) of dataset d straight from its chunks: each chunk read raw, its
+ * Fletcher-32 verified here and the rows copied out (what HDF5's filter path does, without its
+ * per-element machinery). Returns 0, 1 when d is not laid out for this (the caller reads
+ * through HDF5 instead), or a status with err set. */
+static int read_chunks(const struct ldn_ckpt *ck, const char *name, hid_t d, hid_t ft, int type,
+                       const struct ckpt_part *de, int64_t row0, int64_t rows, char *dst,
+                       int64_t stride, char *err, size_t errlen)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t cdims[2] = {0, 0};
+    unsigned flags = 0, cd[4];
+    size_t ncd = 4;
+    char fname[32];
+    int ok = dcpl >= 0 && H5Tequal(ft, mem_type(type)) > 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+             H5Pget_chunk(dcpl, de->ndim, cdims) == de->ndim && H5Pget_nfilters(dcpl) == 1 &&
+             H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, sizeof fname, fname, NULL) ==
+                 H5Z_FILTER_FLETCHER32 &&
+             (de->ndim == 1 || cdims[1] == (hsize_t)de->dims[1]) && cdims[0] > 0;
+    ldn_h5_close(&dcpl, H5Pclose);
+    if (!ok)
+        return 1;
+    const int64_t len = (int64_t)cdims[0], el = ldn_ckpt_elsize(type), rb = de->dims[1] * el;
+    const int64_t cbytes = len * rb;
+    unsigned char *buf = malloc((size_t)cbytes + 4);
+    if (!buf)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
+    int rc = 0;
+    for (int64_t c = row0 / len; rc == 0 && c * len < row0 + rows; c++) {
+        hsize_t off[2] = {(hsize_t)(c * len), 0}, size = 0;
+        uint32_t mask = 0;
+        if (H5Dget_chunk_storage_size(d, off, &size) < 0 || size != (hsize_t)cbytes + 4) {
+            rc = 1; /* not as written by ladon: let HDF5 read it (and name what is wrong) */
+            break;
+        }
+        if (H5Dread_chunk(d, H5P_DEFAULT, off, &mask, buf) < 0) {
+            char h5[256];
+            ldn_h5_errmsg(h5, sizeof h5);
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                          "checkpoint %s: read %s failed (damaged or truncated file?): %s",
+                          ck->path, name, h5[0] ? h5 : "HDF5 error");
+            break;
+        }
+        uint32_t want = (uint32_t)buf[cbytes] | (uint32_t)buf[cbytes + 1] << 8 |
+                        (uint32_t)buf[cbytes + 2] << 16 | (uint32_t)buf[cbytes + 3] << 24;
+        if (mask != 0) {
+            rc = 1;
+            break;
+        }
+        if (ldn_h5_fletcher32(buf, (size_t)cbytes) != want) {
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                          "checkpoint %s: %s: checksum mismatch (Fletcher-32) in rows %lld..%lld: "
+                          "the file is damaged",
+                          ck->path, name, (long long)(c * len),
+                          (long long)((c + 1) * len < de->dims[0] ? (c + 1) * len : de->dims[0]) -
+                              1);
+            break;
+        }
+        int64_t a = c * len > row0 ? c * len : row0;
+        int64_t b = (c + 1) * len < row0 + rows ? (c + 1) * len : row0 + rows;
+        const unsigned char *src = buf + (a - c * len) * rb;
+        char *out = dst + (a - row0) * stride * el;
+        if (stride * el == rb)
+            memcpy(out, src, (size_t)((b - a) * rb));
+        else
+            for (int64_t r = a; r < b; r++, src += rb, out += stride * el)
+                memcpy(out, src, (size_t)rb);
+    }
+    free(buf);
+    return rc;
+}
+
 int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
                   const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
                   char *err, size_t errlen)
@@ -765,13 +930,19 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
             rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s is not %s", ck->path,
                           name, type_name(type));
     }
+    int via_hdf5 = 0; /* the chunks are not as ladon writes them: HDF5 reads and checks */
     if (rc == 0) {
         struct ldn_ckpt_item it = {.ndim = ndim, .row0 = row0, .rows = rows, .stride = stride};
-        struct desc de = {.ndim = ndim, .dims = {dims[0], want1}};
-        if (select_rows(&de, &it, fsp, &msp) < 0)
-            rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, ck->path, "select %s", name);
+        struct ckpt_part de = {.type = type, .ndim = ndim, .dims = {dims[0], want1}};
+        rc = read_chunks(ck, name, d, ft, type, &de, row0, rows, dst, stride, err, errlen);
+        if (rc == 1) {
+            via_hdf5 = 1;
+            rc = select_rows(&de, &it, fsp, &msp) < 0
+                     ? ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, ck->path, "select %s", name)
+                     : 0;
+        }
     }
-    if (rc == 0 && H5Dread(d, mem_type(type), msp, fsp, H5P_DEFAULT, dst) < 0) {
+    if (rc == 0 && via_hdf5 && H5Dread(d, mem_type(type), msp, fsp, H5P_DEFAULT, dst) < 0) {
         char h5[256];
         ldn_h5_errmsg(h5, sizeof h5);
         if (strstr(h5, "Fletcher32") || strstr(h5, "checksum"))

@@ -7,6 +7,7 @@
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Save the current HDF5 automatic error handler and silence it; restore it afterwards. */
 struct ldn_h5quiet {
@@ -40,5 +41,9 @@ int ldn_h5_attr_num(hid_t obj, const char *name, int integer_only, const char *k
 int ldn_h5_write_attr_str(hid_t obj, const char *name, const char *value);
 int ldn_h5_write_attr_scalar(hid_t obj, const char *name, hid_t filetype, hid_t memtype,
                              const void *value);
+
+/* The Fletcher-32 checksum HDF5's filter (H5Pset_fletcher32) stores after a chunk's bytes
+ * (little-endian), for chunks that ladon checksums itself (docs/checkpoint.md). */
+uint32_t ldn_h5_fletcher32(const void *buf, size_t len);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "ckpt.h"
 #include "cu_main.h"
+#include "h5util.h"
 #include "nn.h"
 #include "rng.h"
 #include "status.h"
@@ -234,7 +235,58 @@ static void test_watchdog(void)
     CU_PASS("still running");
 }
 
-static const struct ldn_cu_test TESTS[] = {{"round trip, latest, keep_last", test_round_trip},
+/* ladon's Fletcher-32 (the parallel writer checksums chunks itself) against the checksum
+ * HDF5's filter stores: chunks of 1..4099 one-byte elements (odd lengths included) with
+ * random contents and with all bytes 0xff (the largest sums), read back raw. */
+static void test_fletcher32(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/fletcher.h5", g_dir);
+    const hsize_t lens[] = {1, 2, 3, 719, 720, 721, 1000, 4099};
+    struct ldn_rng r;
+    ldn_rng_init(&r, 9, 1);
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++)
+        for (int pattern = 0; pattern < 2; pattern++) {
+            hsize_t n = lens[k];
+            unsigned char *buf = malloc(n + 4), *raw = malloc(n + 4);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
+            for (hsize_t i = 0; i < n; i++)
+                buf[i] = pattern ? 0xff : (unsigned char)(ldn_rng_u64(&r) >> 56);
+            hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+            hid_t sp = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+            CU_ASSERT_FATAL(f >= 0 && sp >= 0 && dcpl >= 0);
+            CU_ASSERT_FATAL(H5Pset_chunk(dcpl, 1, &n) >= 0 && H5Pset_fletcher32(dcpl) >= 0);
+            hid_t ds = H5Dcreate2(f, "x", H5T_NATIVE_UCHAR, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            CU_ASSERT_FATAL(ds >= 0);
+            CU_ASSERT_FATAL(H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >=
+                            0);
+            H5Dclose(ds);
+            H5Fclose(f);
+            f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+            ds = H5Dopen2(f, "x", H5P_DEFAULT);
+            hsize_t off = 0, size = 0;
+            uint32_t mask = 1;
+            CU_ASSERT_FATAL(H5Dget_chunk_storage_size(ds, &off, &size) >= 0);
+            CU_ASSERT_EQUAL_FATAL(size, n + 4);
+            CU_ASSERT_FATAL(H5Dread_chunk(ds, H5P_DEFAULT, &off, &mask, raw) >= 0);
+            CU_ASSERT_EQUAL(mask, 0);
+            CU_ASSERT_EQUAL(memcmp(raw, buf, n), 0);
+            uint32_t want = (uint32_t)raw[n] | (uint32_t)raw[n + 1] << 8 |
+                            (uint32_t)raw[n + 2] << 16 | (uint32_t)raw[n + 3] << 24;
+            CU_ASSERT_EQUAL(ldn_h5_fletcher32(buf, n), want);
+            H5Dclose(ds);
+            H5Fclose(f);
+            H5Pclose(dcpl);
+            H5Sclose(sp);
+            free(buf);
+            free(raw);
+        }
+    unlink(path);
+}
+
+static const struct ldn_cu_test TESTS[] = {{"Fletcher-32 as HDF5 computes it", test_fletcher32},
+                                           {"round trip, latest, keep_last", test_round_trip},
                                            {"damaged files", test_damage},
                                            {"watchdog", test_watchdog},
                                            {NULL, NULL}};
