@@ -5,10 +5,11 @@
 # 4-host cluster of ../shared/cluster (netns-cluster: one network namespace per host, every
 # host's outgoing link shaped with tc), first at 1 Gbit/s, then at 100 Mbit/s.
 #
-# Same model, data, batch and steps for all: the MLP 784-256-256-10 on the Fashion-MNIST category
-# task (configs/bench-mlp.yaml), batch 128 per worker, SGD momentum 0.9, lr 0.05 with cosine
-# decay, 4 trainers (one per host, each on a contiguous quarter of the rows), ceil(N / (128 * 4))
-# = 79 steps per epoch, evaluation on the 10,000 test rows every 0.25 epoch.
+# Same model, data, batch and steps for all: by default the MLP 784-256-256-10 on the
+# Fashion-MNIST category task (configs/bench-mlp.yaml), batch 128 per worker, SGD momentum 0.9,
+# lr 0.05 with cosine decay, 4 trainers (one per host, each on a contiguous quarter of the
+# rows), ceil(N / (batch * 4)) steps per epoch (79), evaluation on the 10,000 test rows every
+# 0.25 epoch.
 #
 # Layout (9 ladon ranks, --map-by node over 4 hosts with 3 slots each): host 1 coordinator +
 # server 4 + worker 8, host 2 server 1 + worker 5, host 3 server 2 + worker 6, host 4 server 3 +
@@ -26,6 +27,8 @@
 #   REPEATS runs of each system at 1 Gbit/s (median), SLOW_REPEATS at 100 Mbit/s with
 #   SLOW_EPOCHS epochs (the same for every system); 0 skips that link rate. TARGET=0.85 sets the accuracy target.
 #   LDNC_CLUSTER=path/to/netns-cluster when the source tree is not beside ../shared.
+#   BATCH=128 (per trainer), TRUNK=256,256 (hidden widths) and LR=0.05 set the workload for
+#   every system; SYSTEMS="dense compressed delta ddp" picks which run.
 source "$(dirname "$0")/common.sh"
 reps=${1:-3}
 epochs=${2:-10}
@@ -37,10 +40,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 nc=${LDNC_CLUSTER:-$root/../shared/cluster/netns-cluster}
 [ -x "$nc" ] || { echo "no netns-cluster at $nc (set LDNC_CLUSTER)" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "the emulated cluster needs root" >&2; exit 2; }
-hosts=4 servers=4 workers=4 batch=128 eval_every=0.25
+hosts=4 servers=4 workers=4 batch=${BATCH:-128} trunk=${TRUNK:-256,256} lr=${LR:-0.05}
+eval_every=0.25 systems=${SYSTEMS:-dense compressed delta ddp}
 np=$((1 + servers + workers))
 cfg=configs/bench-mlp.yaml
 common=(ps.servers=$servers tasks.category.workers=$workers train.batch_size=$batch
+        "model.trunk=[$trunk]" train.lr="$lr"
         train.eval_every=$eval_every train.lr_schedule=cosine train.log_every=0 ps.timeout=120)
 compressed=(compress.codec=topk compress.ratio=0.01 compress.quant=int8
             compress.error_feedback=true compress.momentum_correction=true)
@@ -124,7 +129,7 @@ ddp_run() { # RATE REP EPOCHS
   for i in $(seq $hosts); do
     ip netns exec ldnc$i env GLOO_SOCKET_IFNAME=ldncc$i OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
       timeout 1800 $PY bench/torch_ddp.py --data data/fmnist --procs $hosts --rank $((i - 1)) \
-      --master 10.213.0.11 --port $ddp_port --epochs "$ep" --batch $batch \
+      --master 10.213.0.11 --port $ddp_port --epochs "$ep" --batch $batch --trunk "$trunk" --lr "$lr" \
       --eval-every $eval_every --lr-schedule cosine >"$dir.$i.log" 2>&1 &
     pids+=($!)
   done
@@ -151,10 +156,15 @@ for rate in 1gbit 100mbit; do
   [ "$n" -gt 0 ] || continue
   for rep in $(seq "$n"); do
     echo "== $rate run $rep/$n ($ep epochs)" >&2
-    ladon_run dense $rate "$rep" "$ep"
-    ladon_run compressed $rate "$rep" "$ep" "${compressed[@]}"
-    ladon_run delta $rate "$rep" "$ep" "${delta[@]}"
-    ddp_run $rate "$rep" "$ep"
+    for s in $systems; do
+      case $s in
+      dense) ladon_run dense $rate "$rep" "$ep" ;;
+      compressed) ladon_run compressed $rate "$rep" "$ep" "${compressed[@]}" ;;
+      delta) ladon_run delta $rate "$rep" "$ep" "${delta[@]}" ;;
+      ddp) ddp_run $rate "$rep" "$ep" ;;
+      *) echo "unknown system $s (dense compressed delta ddp)" >&2; exit 2 ;;
+      esac
+    done
     tail -n 3 "$res" >&2
   done
 done
@@ -172,7 +182,7 @@ for rate in 1gbit 100mbit; do
   [ $rate = 1gbit ] && ep=$epochs || ep=$slow_epochs
   [ "$(cnt $rate ddp)" -gt 0 ] || continue
   d_sps=$(col $rate ddp 4) d_acc=$(col $rate ddp 5) d_tt=$(col $rate ddp 6)
-  for s in dense compressed delta ddp; do
+  for s in $systems; do
     case $s in dense) label="ladon dense";; compressed) label="ladon top-k 1% int8 EF+MC";;
                delta) label="ladon top-k 1% int8 EF+MC, delta pulls";;
                ddp) label="PyTorch DDP (gloo)";; esac
@@ -185,6 +195,7 @@ for rate in 1gbit 100mbit; do
         r, l, n, ep, v, v / d, 100 * a, 100 * (a - da), tt, pu, pl, w, c }'
   done
 done
+printf '\n(trunk 784-%s-10, batch %d per trainer, lr %s)\n' "${trunk//,/-}" "$batch" "$lr"
 printf '\nall runs (rate system rep samples/s accuracy s-to-target push pull sent/host cpu%% steps):\n'
 cat "$res"
 printf '\nload before: %s\nload after:  %s\nwhole benchmark: %d s\n' "$load_before" "$load_after" "$t_all"

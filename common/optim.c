@@ -85,6 +85,22 @@ void ldn_optim_update(struct ldn_optim *o, float *params, const float *grad, int
         adam_step(o, params + lo, grad + lo, o->m + lo, o->v + lo, hi - lo, t, (float)lr);
 }
 
+bool ldn_optim_sparse_ok(const struct ldn_optim *o)
+{
+    return o->cfg.kind == LDN_OPTIM_SGD && o->cfg.momentum == 0.0 && o->cfg.weight_decay == 0.0;
+}
+
+void ldn_optim_update_keys(struct ldn_optim *o, float *params, const float *grad,
+                           const uint32_t *keys, int64_t m, double lr)
+{
+    LDN_ASSERT(ldn_optim_sparse_ok(o));
+    const float lrf = (float)lr, wd = (float)o->cfg.weight_decay; /* 0: as sgd_step computes */
+    for (int64_t j = 0; j < m; j++) {
+        const uint32_t i = keys[j];
+        params[i] -= lrf * (grad[i] + wd * params[i]);
+    }
+}
+
 void ldn_optim_step(struct ldn_optim *o, float *params, const float *grad, double lr)
 {
     o->t++;

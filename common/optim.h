@@ -23,6 +23,15 @@ struct ldn_optim {
 struct ldn_optim *ldn_optim_new(const struct ldn_optim_config *cfg, int64_t n);
 void ldn_optim_destroy(struct ldn_optim **o);
 
+/* True when the optimizer keeps no state per key and leaves a key with a zero gradient as it
+ * is (SGD without momentum or weight decay): updating only the keys that have a gradient is
+ * then the dense update. */
+bool ldn_optim_sparse_ok(const struct ldn_optim *o);
+/* That update on params[keys[j]] with grad[keys[j]], j < m, the same arithmetic per key as
+ * ldn_optim_update (only when ldn_optim_sparse_ok). */
+void ldn_optim_update_keys(struct ldn_optim *o, float *params, const float *grad,
+                           const uint32_t *keys, int64_t m, double lr);
+
 /* One step on params[0..n) with gradient grad at learning rate lr (o->t counts the steps). */
 void ldn_optim_step(struct ldn_optim *o, float *params, const float *grad, double lr);
 

@@ -63,6 +63,15 @@ struct ldn_server {
     float *dvals, *ddeq;
     uint8_t *dout;
     size_t dcap;
+    /* bsp with sparse pushes and an optimizer that leaves keys without a gradient as they are
+     * (ldn_optim_sparse_ok): work per step follows the keys pushed, not the keys held */
+    int sparse;
+    uint32_t **touch; /* [W][n]: chunk k's pushed keys (chunk-relative) from offset chunks[k].lo */
+    int64_t *ntouch;  /* [W*C] */
+    uint32_t *uni;    /* [n]: the union of a chunk's pushed keys (server-relative) */
+    uint8_t *mark;    /* [n]: in the union (all zero between applies) */
+    uint64_t *dirty;  /* [W][words]: exact delta pulls: keys changed since w's last pull */
+    int64_t words;
 };
 
 static int worker_index(const struct ldn_server *s, int rank)
@@ -154,6 +163,23 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->has_desc = ldn_codec_desc_from_config(&o->cfg->compress, o->cfg->seed, &s->desc);
     if (s->has_desc && !(s->codec = ldn_codec_ctx_new(s->desc.seed)))
         goto nomem;
+    s->sparse = o->cfg->consistency == LDN_BSP && s->has_desc && s->desc.kind != LDN_CODEC_DENSE &&
+                ldn_optim_sparse_ok(s->opt) &&
+                !getenv("LDN_PS_DENSE_APPLY"); /* test hook: the dense path, to compare */
+    if (s->sparse) { /* pending stays zero between steps: only pushed keys are written */
+        s->touch = calloc(W, sizeof *s->touch);
+        s->ntouch = calloc(W * C, sizeof *s->ntouch);
+        s->uni = malloc(sizeof *s->uni * (size_t)s->n);
+        s->mark = calloc((size_t)s->n, 1);
+        if (!s->touch || !s->ntouch || !s->uni || !s->mark)
+            goto nomem;
+        for (size_t w = 0; w < W; w++) {
+            free(s->pending[w]);
+            if (!(s->pending[w] = calloc((size_t)s->n, sizeof(float))) ||
+                !(s->touch[w] = malloc(sizeof(uint32_t) * (size_t)s->n)))
+                goto nomem;
+        }
+    }
     if (o->cfg->compress.downlink == LDN_DOWNLINK_DELTA) {
         s->delta = 1;
         s->ddesc = (struct ldn_codec_desc){.kind = LDN_CODEC_SPARSE,
@@ -177,6 +203,11 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
         s->dctx = ldn_codec_ctx_new(o->cfg->seed ^ 0x646f776e6c696e6bULL);
         if (!s->held || !s->held_ok || !s->didx || !s->dvals || !s->ddeq || !s->dout || !s->dctx)
             goto nomem;
+        if (s->sparse && s->ddesc.quant == LDN_QUANT_FP32) { /* exact deltas: track changes */
+            s->words = (s->n + 63) / 64;
+            if (!(s->dirty = calloc(W * (size_t)s->words, sizeof *s->dirty)))
+                goto nomem;
+        }
     }
     return s;
 nomem:
@@ -229,6 +260,14 @@ void ldn_server_destroy(struct ldn_server **ps)
     free(s->dvals);
     free(s->ddeq);
     free(s->dout);
+    if (s->touch)
+        for (int w = 0; w < s->W; w++)
+            free(s->touch[w]);
+    free(s->touch);
+    free(s->ntouch);
+    free(s->uni);
+    free(s->mark);
+    free(s->dirty);
     free(s);
     *ps = NULL;
 }
@@ -274,6 +313,59 @@ static void params_header(const struct ldn_server *s, struct ldn_wire_hdr *h,
  * the new values of the changed keys, which the worker stores; fp16/int8: quantized
  * differences, which it adds, and what rounding lost is in the next difference). Returns 1
  * when sent, 0 when dense is smaller (or w holds nothing yet), negative on a send failure. */
+/* Exact deltas with change tracking (s->dirty): bit i of worker w's map says key i changed
+ * since w's last pull. The bits of chunk c, as (index in word, bits of the chunk) per word. */
+static uint64_t chunk_bits(const struct ldn_chunk *c, int64_t word)
+{
+    int64_t base = word * 64;
+    uint64_t m = ~0ULL;
+    if (base < c->lo)
+        m &= ~0ULL << (c->lo - base);
+    if (c->hi - base < 64)
+        m &= ~(~0ULL << (c->hi - base));
+    return m;
+}
+
+/* The keys of chunk c marked for worker w whose weights differ from what w holds, into
+ * didx/dvals in ascending order; their marks are cleared. */
+static int64_t marked_changes(struct ldn_server *s, int w, const struct ldn_chunk *c,
+                              const float *p, const float *held)
+{
+    uint64_t *bits = s->dirty + (size_t)w * (size_t)s->words;
+    int64_t m = 0;
+    for (int64_t wd = c->lo / 64; wd * 64 < c->hi; wd++) {
+        uint64_t mine = bits[wd] & chunk_bits(c, wd);
+        bits[wd] &= ~mine;
+        while (mine) {
+            int64_t i = wd * 64 + __builtin_ctzll(mine) - c->lo; /* chunk-relative */
+            mine &= mine - 1;
+            if (memcmp(&p[i], &held[i], sizeof(float)) != 0) {
+                s->didx[m] = (uint32_t)i;
+                s->dvals[m++] = p[i];
+            }
+        }
+    }
+    return m;
+}
+
+/* Worker w now holds all of chunk c: no key of it is pending for w. */
+static void clear_marks(struct ldn_server *s, int w, const struct ldn_chunk *c)
+{
+    uint64_t *bits = s->dirty + (size_t)w * (size_t)s->words;
+    for (int64_t wd = c->lo / 64; wd * 64 < c->hi; wd++)
+        bits[wd] &= ~chunk_bits(c, wd);
+}
+
+/* Keys (server-relative) just changed: pending for every worker's next pull. */
+static void mark_changed(struct ldn_server *s, const uint32_t *keys, int64_t m)
+{
+    for (int w = 0; w < s->W; w++) {
+        uint64_t *bits = s->dirty + (size_t)w * (size_t)s->words;
+        for (int64_t j = 0; j < m; j++)
+            bits[keys[j] / 64] |= 1ULL << (keys[j] % 64);
+    }
+}
+
 static int send_delta(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int k,
                       int64_t version, int w)
 {
@@ -286,12 +378,15 @@ static int send_delta(struct ldn_server *s, void *sock, const char *ident, size_
         return 0;
     const int exact = s->ddesc.quant == LDN_QUANT_FP32;
     int64_t m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (memcmp(&p[i], &held[i], sizeof(float)) == 0) /* bitwise: -0.0 and 0.0 differ */
-            continue;
-        s->didx[m] = (uint32_t)i;
-        s->dvals[m++] = exact ? p[i] : p[i] - held[i];
-    }
+    if (s->dirty) /* only the keys changed since this worker's last pull can differ */
+        m = marked_changes(s, w, c, p, held);
+    else
+        for (int64_t i = 0; i < n; i++) {
+            if (memcmp(&p[i], &held[i], sizeof(float)) == 0) /* bitwise: -0.0 and 0.0 differ */
+                continue;
+            s->didx[m] = (uint32_t)i;
+            s->dvals[m++] = exact ? p[i] : p[i] - held[i];
+        }
     size_t len = 0;
     char err[LDN_ERRLEN];
     if (ldn_codec_encode(&s->ddesc, n, s->didx, m, s->dvals, NULL, s->dout, s->dcap, &len, s->ddeq,
@@ -342,6 +437,8 @@ static int send_chunk(struct ldn_server *s, void *sock, const char *ident, size_
         memcpy(s->held + (size_t)w * (size_t)s->n + c->lo, s->params + c->lo,
                sizeof(float) * (size_t)(c->hi - c->lo));
         s->held_ok[(size_t)w * (size_t)s->C + (size_t)k] = 1;
+        if (s->dirty)
+            clear_marks(s, w, c);
     }
     return 0;
 }
@@ -404,9 +501,56 @@ static int before_update(struct ldn_server *s, int k)
 
 /* bsp: every worker's chunk k of the open step is in: sum in worker-rank order, average,
  * apply; when it was the last chunk of the step, the step is complete. */
+static int finish_bsp_chunk(struct ldn_server *s, int k);
+
+/* apply_bsp_chunk for sparse pushes (s->sparse): the same sums and update, over the union
+ * of the keys pushed; pending is left zero again. */
+static void apply_sparse(struct ldn_server *s, const struct ldn_chunk *c, int k, double lr)
+{
+    int64_t m = 0;
+    for (int w = 0; w < s->W; w++) {
+        if (!s->pushed[w])
+            continue;
+        const float *g = s->pending[w], f = s->scale[w];
+        const uint32_t *t = s->touch[w] + c->lo;
+        const int64_t nt = s->ntouch[(size_t)w * (size_t)s->C + (size_t)k];
+        for (int64_t j = 0; j < nt; j++) {
+            const uint32_t i = (uint32_t)c->lo + t[j];
+            if (!s->mark[i]) {
+                s->mark[i] = 1;
+                s->uni[m++] = i;
+                s->acc[i] = f * g[i];
+            } else {
+                s->acc[i] += f * g[i];
+            }
+        }
+    }
+    ldn_optim_update_keys(s->opt, s->params, s->acc, s->uni, m, lr);
+    for (int w = 0; w < s->W; w++) {
+        if (!s->pushed[w])
+            continue;
+        float *g = s->pending[w];
+        const uint32_t *t = s->touch[w] + c->lo;
+        const int64_t nt = s->ntouch[(size_t)w * (size_t)s->C + (size_t)k];
+        for (int64_t j = 0; j < nt; j++)
+            g[c->lo + t[j]] = 0.0f;
+    }
+    for (int64_t j = 0; j < m; j++)
+        s->mark[s->uni[j]] = 0;
+    if (s->dirty)
+        mark_changed(s, s->uni, m);
+}
+
 static int apply_bsp_chunk(struct ldn_server *s, int k)
 {
     const struct ldn_chunk *c = &s->chunks[k];
+    if (s->sparse) {
+        int rc = before_update(s, k);
+        if (rc)
+            return rc;
+        apply_sparse(s, c, k, lr_for(s, s->step));
+        return finish_bsp_chunk(s, k);
+    }
     /* sum over groups of each group's mean, adding workers in rank order (reproducible) */
     int first = 1;
     for (int w = 0; w < s->W; w++) {
@@ -430,6 +574,12 @@ static int apply_bsp_chunk(struct ldn_server *s, int k)
     if (!first) /* a step where every group sat out changes nothing */
         ldn_optim_update(s->opt, s->params, grad, c->lo, c->hi, s->version[k] + 1,
                          lr_for(s, s->step));
+    return finish_bsp_chunk(s, k);
+}
+
+/* bsp: chunk k of the open step is applied; after the last chunk the step is complete. */
+static int finish_bsp_chunk(struct ldn_server *s, int k)
+{
     s->version[k]++;
     s->cnt[k] = 0;
     if (++s->applied_in_step == s->C) {
@@ -511,6 +661,59 @@ static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char 
     return k;
 }
 
+/* Sparse bsp (s->sparse): worker w's push of chunk k added into pending[w] (zero there
+ * before) and its keys listed in touch[w]; nothing is written unless all of it is valid.
+ * Returns 0, or -1 with why filled. */
+static int take_sparse(struct ldn_server *s, struct ldn_msg *m, int w, int k, char *why,
+                       size_t whylen)
+{
+    const struct ldn_chunk *c = &s->chunks[k];
+    const int64_t n = c->hi - c->lo;
+    float *g = s->pending[w] + c->lo;
+    uint32_t *t = s->touch[w] + c->lo;
+    int64_t *nt = &s->ntouch[(size_t)w * (size_t)s->C + (size_t)k];
+    if (m->hdr.codec != LDN_CODEC_PACKED) { /* a dense chunk (compress.min_elements) */
+        memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)n);
+        int64_t bad = first_non_finite(g, n);
+        if (bad >= 0) {
+            memset(g, 0, sizeof(float) * (size_t)n);
+            snprintf(why, whylen, "value at key %lld is not finite",
+                     (long long)(s->o.lo + c->lo + bad));
+            return -1;
+        }
+        for (int64_t i = 0; i < n; i++)
+            t[i] = (uint32_t)i;
+        *nt = n;
+        return 0;
+    }
+    struct ldn_codec_desc d; /* equal to the step's descriptor: checked in push_chunk */
+    ldn_codec_desc_unpack(m->hdr.cdesc, &d, NULL, 0);
+    const uint32_t *idx;
+    const float *vals;
+    int64_t cnt = 0;
+    char cwhy[LDN_ERRLEN];
+    if (ldn_codec_decode(s->codec, &d,
+                         ldn_wire_codec_step(m->hdr.step, (uint64_t)(s->o.lo + c->lo)),
+                         zmq_msg_data(&m->frames[0]), zmq_msg_size(&m->frames[0]), n, &idx, &vals,
+                         &cnt, cwhy, sizeof cwhy)) {
+        snprintf(why, whylen, "payload of [%lld, %lld): %.150s", (long long)(s->o.lo + c->lo),
+                 (long long)(s->o.lo + c->hi), cwhy);
+        return -1;
+    }
+    int64_t bad = first_non_finite(vals, cnt);
+    if (bad >= 0) {
+        snprintf(why, whylen, "value at key %lld is not finite",
+                 (long long)(s->o.lo + c->lo + idx[bad]));
+        return -1;
+    }
+    for (int64_t j = 0; j < cnt; j++) {
+        g[idx[j]] += vals[j];
+        t[j] = idx[j];
+    }
+    *nt = cnt;
+    return 0;
+}
+
 static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
     char why[200];
@@ -531,7 +734,10 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     int rc;
     float *g = (bsp ? s->pending[w] : s->acc) + c->lo;
     const int64_t len = c->hi - c->lo;
-    if (m->hdr.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
+    if (s->sparse) {
+        if (take_sparse(s, m, w, k, why, sizeof why))
+            return reject(s, sock, m, LDN_ERR_FORMAT, why);
+    } else if (m->hdr.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
         memset(g, 0, sizeof(float) * (size_t)len);
         char cwhy[LDN_ERRLEN];
         struct ldn_codec_desc d; /* equal to the step's descriptor: checked in push_chunk */
@@ -547,7 +753,7 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
         }
     } else
         memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)len);
-    int64_t bad_at = first_non_finite(g, len);
+    int64_t bad_at = s->sparse ? -1 : first_non_finite(g, len);
     if (bad_at >= 0) {
         snprintf(why, sizeof why, "value at key %lld is not finite",
                  (long long)(s->o.lo + c->lo + bad_at));

@@ -93,4 +93,17 @@ train_as small compress.codec=topk compress.ratio=0.01 compress.quant=int8 \
 ps=$(push "$tmp/small")
 echo "push bytes per step with every chunk below min_elements: $ps (dense $pd)"
 awk -v d="$pd" -v t="$ps" 'BEGIN { exit !(t > 0.95 * d) }' || fail "min_elements: pushes were not dense"
+# The servers' sparse apply (bsp, sparse pushes, plain SGD: only the keys pushed are summed,
+# updated and offered to delta pulls) is the dense apply key for key: the same run on the
+# dense path (test hook LDN_PS_DENSE_APPLY) ends with the same weights, bit for bit. Some
+# chunks dense (min_elements), delta pulls: every branch of the sparse path is in.
+SP=("${MC[@]}" compress.min_elements=5000 compress.downlink=delta checkpoint.final=true)
+train_as sp "${SP[@]}"
+LDN_PS_DENSE_APPLY=1 run_mpi 5 -x LDN_PS_DENSE_APPLY "$LADON" train "$tmp/c.yaml" \
+  run.dir="$tmp/dn" "${SP[@]}" 2>"$tmp/log" || { cat "$tmp/log"; fail "dense-apply run"; }
+diff <(acc_lines "$tmp/sp") <(acc_lines "$tmp/dn") || fail "the sparse apply changed the run"
+a=$(ls "$tmp"/sp/checkpoints/step-*.h5) b=$(ls "$tmp"/dn/checkpoints/step-*.h5)
+for g in /trunk /workers; do
+  h5diff -d 0 "$a" "$b" $g $g || fail "sparse and dense apply: $g differs"
+done
 echo "compressed pushes: ok"
