@@ -142,8 +142,10 @@ int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int
      * 1.5k elements pass; if at least k (and at most the buffer) do, the exact top-k of those
      * candidates is the exact top-k of v (every other element is below them all); otherwise
      * the histogram method over everything. */
-    size_t cap = 4 * uk + 64;
-    uint32_t *cand = ldn__codec_scratch(ctx, LDN__CODEC_CAND, cap * sizeof *cand);
+    /* The scan writes every index and advances only past the ones that pass (no branch to
+     * mispredict), a block at a time, so the buffer needs a block of room beyond cap. */
+    const size_t cap = 4 * uk + 64, block = 1024;
+    uint32_t *cand = ldn__codec_scratch(ctx, LDN__CODEC_CAND, (cap + block) * sizeof *cand);
     if (!cand)
         return LDN_ERR_NOMEM;
     size_t kp = (3 * uk * ms + un) / (2 * un) + 1;
@@ -151,14 +153,15 @@ int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int
     if (sample_threshold(ctx, v, un, ms, kp > ms ? ms : kp, &thr))
         return LDN_ERR_NOMEM;
     size_t c = 0;
-    for (size_t i = 0; i < un; i++) {
-        uint32_t ab = absbits(v[i]);
-        if (ab >= thr) {
-            if (c == cap) {
-                c = 0; /* far too many: give up on the sample */
-                break;
-            }
-            cand[c++] = (uint32_t)i;
+    for (size_t b = 0; b < un; b += block) {
+        const size_t e = b + block < un ? b + block : un;
+        for (size_t i = b; i < e; i++) {
+            cand[c] = (uint32_t)i;
+            c += absbits(v[i]) >= thr;
+        }
+        if (c > cap) {
+            c = 0; /* far too many: give up on the sample */
+            break;
         }
     }
     if (c < uk)
