@@ -234,6 +234,13 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
      * default; letting every rank write its own part ("individual") halves the time of a
      * checkpoint on one host (bench/checkpoint.sh). A value set by the user wins. */
     setenv("OMPI_MCA_fcoll", "individual", 0);
+    /* MPI carries only start-up, checkpoints and task-group head sums; the ranks that wait
+     * in it share their host's cores with workers. Open MPI spins in every wait and yields
+     * the core only when it knows the host is oversubscribed; without that, a collective
+     * where ranks outnumber cores takes a scheduler time slice per hop (33 ms per barrier
+     * with 9 ranks on 2 cores, 0.25 ms when yielding; a checkpoint is dozens of collectives).
+     * Yield always; a value set by the user wins. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     MPI_Init(NULL, NULL);
     int rank, world;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
