@@ -44,7 +44,7 @@ static int64_t row_bytes(const struct ckpt_part *d)
 int ldn_ckpt_chunk_addrs(hid_t ds, const struct ckpt_part *d, uint64_t *addr)
 {
     int64_t len = ldn_ckpt_chunk_len(d), nc = n_chunks(d), want = len * row_bytes(d) + 4;
-    int bad = 0;
+    int bad = want > INT_MAX; /* one MPI write per chunk (rows of over 2 GB: HDF5's path) */
     for (int64_t c = 0; c < nc; c++) {
         hsize_t off[2] = {(hsize_t)(c * len), 0}, size = 0;
         unsigned mask = 1;
