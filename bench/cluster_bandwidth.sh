@@ -140,11 +140,12 @@ ddp_run() { # RATE REP EPOCHS
   local sum steps t_target
   sum=$(grep '^summary' "$dir.1.log")
   steps=$(json_field "$sum" steps)
-  t_target=$(grep '^eval' "$dir.1.log" | awk -v tg="$target" '
-    { match($0, /"accuracy": [0-9.]+/); a = substr($0, RSTART+12, RLENGTH-12);
+  # (awk reads the file itself: it stops at the first hit, which would cut a pipe short)
+  t_target=$(awk -v tg="$target" '/^eval/ {
+      match($0, /"accuracy": [0-9.]+/); a = substr($0, RSTART+12, RLENGTH-12);
       match($0, /"train_s": [0-9.]+/); t = substr($0, RSTART+11, RLENGTH-11);
       if (a + 0 >= tg) { printf "%.2f", t; found = 1; exit } }
-    END { if (!found) print "-" }')
+    END { if (!found) print "-" }' "$dir.1.log")
   local ar
   ar=$(json_field "$sum" allreduce_bytes_per_step)
   echo "$rate ddp $rep $(json_field "$sum" samples_per_s) $(json_field "$sum" accuracy) $t_target" \
