@@ -309,12 +309,8 @@ static void params_header(const struct ldn_server *s, struct ldn_wire_hdr *h,
     h->lens[0] = bytes;
 }
 
-/* compress.downlink = delta: chunk k for worker w as what changed since w's last pull (fp32:
- * the new values of the changed keys, which the worker stores; fp16/int8: quantized
- * differences, which it adds, and what rounding lost is in the next difference). Returns 1
- * when sent, 0 when dense is smaller (or w holds nothing yet), negative on a send failure. */
 /* Exact deltas with change tracking (s->dirty): bit i of worker w's map says key i changed
- * since w's last pull. The bits of chunk c, as (index in word, bits of the chunk) per word. */
+ * since w's last pull. The mask of chunk c's keys within bitmap word `word`. */
 static uint64_t chunk_bits(const struct ldn_chunk *c, int64_t word)
 {
     int64_t base = word * 64;
@@ -366,6 +362,10 @@ static void mark_changed(struct ldn_server *s, const uint32_t *keys, int64_t m)
     }
 }
 
+/* compress.downlink = delta: chunk k for worker w as what changed since w's last pull (fp32:
+ * the new values of the changed keys, which the worker stores; fp16/int8: quantized
+ * differences, which it adds, and what rounding lost is in the next difference). Returns 1
+ * when sent, 0 when dense is smaller (or w holds nothing yet), negative on a send failure. */
 static int send_delta(struct ldn_server *s, void *sock, const char *ident, size_t ident_len, int k,
                       int64_t version, int w)
 {
