@@ -123,6 +123,7 @@ static const struct key_def KEYS[] = {
     NUM(S_COMPRESS, "warmup_epochs", T_DBL, C(compress.warmup_epochs), NO_HI, 0, 0, "0"),
     NUM(S_COMPRESS, "momentum_correction", T_BOOL, C(compress.momentum_correction), 0, 0, 0,
         "false"),
+    NUM(S_COMPRESS, "momentum_masking", T_BOOL, C(compress.momentum_masking), 0, 0, 0, "true"),
     ENUM(S_COMPRESS, "scope", C(compress.scope), SCOPE_NAMES, "chunk"),
     NUM(S_COMPRESS, "min_elements", T_I64, C(compress.min_elements), NO_HI, 0, 0, "0"),
     NUM(S_COMPRESS, "clip_norm", T_DBL, C(compress.clip_norm), NO_HI, 0, 0, "0"),

@@ -74,6 +74,8 @@ struct ldn_compress_config {
                                  0.25 by x0.25 per epoch to `ratio` over this many epochs */
     bool momentum_correction; /* compress.momentum_correction: DGC; workers keep the momentum
                                  (train.momentum) and mask it where sent; servers apply plain SGD */
+    bool momentum_masking;    /* compress.momentum_masking: with momentum_correction, zero the
+                                 velocity where sent (DGC's momentum factor masking, default) */
     int scope;                /* compress.scope: chunk (select within each pushed chunk) | global
                                  (top-k over the whole trunk once backward is done) */
     int64_t min_elements;     /* compress.min_elements: chunks with fewer keys are pushed dense

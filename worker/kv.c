@@ -121,10 +121,11 @@ int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, 
     return LDN_OK;
 }
 
-int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int64_t trunk_keys, char *err,
-                                   size_t errlen)
+int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int masking,
+                                   int64_t trunk_keys, char *err, size_t errlen)
 {
     kv->momentum = momentum;
+    kv->masking = masking;
     if (!(kv->velocity = calloc((size_t)trunk_keys, sizeof(float))))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
     return LDN_OK;
@@ -201,7 +202,7 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
             if (r)
                 r[i] = 0.0f;
         }
-        if (kv->velocity) /* everything was sent: momentum factor masking clears it all */
+        if (kv->velocity && kv->masking) /* all sent: momentum factor masking clears it all */
             memset(kv->velocity + c->lo, 0, sizeof(float) * (size_t)n);
         struct ldn_wire_hdr h;
         push_header(&h, kv, c, step, LDN_CODEC_DENSE_F32, (uint64_t)n * sizeof(float));
@@ -213,7 +214,7 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
                                 kv->packed_cap, &len, err, errlen);
     if (rc)
         return rc;
-    if (kv->velocity && kv->desc.kind != LDN_CODEC_DENSE) { /* momentum factor masking */
+    if (kv->velocity && kv->masking && kv->desc.kind != LDN_CODEC_DENSE) { /* factor masking */
         const uint32_t *idx;
         const float *vals;
         int64_t count;
@@ -278,7 +279,7 @@ static int push_global(struct ldn_kv *kv, int64_t step, const float *grad, int f
             uint32_t i = kv->gidx[q];
             if (kv->residual) /* error feedback keeps what rounding lost */
                 kv->residual[i] -= kv->gdeq[q - j0];
-            if (kv->velocity) /* momentum factor masking */
+            if (kv->velocity && kv->masking) /* momentum factor masking */
                 kv->velocity[i] = 0.0f;
         }
         struct ldn_wire_hdr h;

@@ -73,6 +73,11 @@ for t in task000 task001; do
   echo "$t: int8 delta pulls $a (dense pulls $b)"
   awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > 0.6 && a > b - 0.03) }' || fail "int8 delta pulls: $t accuracy $a"
 done
+# Without momentum factor masking the velocity survives a send: another run, and it trains.
+train_as nomask "${MC[@]}" compress.momentum_masking=false
+! diff -q <(acc_lines "$tmp/mc") <(acc_lines "$tmp/nomask") >/dev/null ||
+  fail "momentum_masking=false changed nothing"
+trains nomask
 # DGC local gradient clipping: a bound never reached changes nothing; a tight one changes the
 # run and it still trains.
 train_as clipwide "${MC[@]}" compress.clip_norm=1e9
