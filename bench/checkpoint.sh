@@ -111,10 +111,10 @@ for S in "${servers[@]}"; do
   cat_s=$(secs "$t0" "$t1")
   rows+=("$(awk -v S="$S" -v p="$params" -v mb="$mb" -v wt="$wt" -v cp="$cp_s" -v cph="$cph_s" \
     -v rss="$rss" -v rt="$rt" -v cat="$cat_s" -v rs="$resume_s" 'BEGIN{
-      printf "| %d | %.1fM | %.0f | %.2f s, %.0f MB/s | %.2f s, %.0f MB/s | %.2f | %.2f s, %.0f MB/s (%d MB held) | %.2f | %.2f s, %.0f MB/s | %.0f MB/s | %.2f | %.1f s |",
-        S, p/1e6, mb, wt, mb/wt, cp, mb/cp, cp/wt, cph, mb/cph, rss, cph/wt, rt, mb/rt, mb/cat, cat/rt, rs}')")
+      printf "| %d | %.1fM | %.0f | %.2f s, %.0f MB/s | %.2f s, %.0f MB/s | %.2f | %.2f s, %.0f MB/s (%d MB held) | %.2f | %.2f s, %.0f MB/s | %.2f / %.2f | %.0f MB/s | %.1f s |",
+        S, p/1e6, mb, wt, mb/wt, cp, mb/cp, cp/wt, cph, mb/cph, rss, cph/wt, rt, mb/rt, cp/rt, cph/rt, mb/cat, rs}')")
 done
-printf '\n| servers | trunk params | checkpoint MB | ladon write | cp + fsync | ratio | cp + fsync, job memory held | ratio | ladon read (slowest server) | cat | read ratio | resume time |\n'
+printf '\n| servers | trunk params | checkpoint MB | ladon write | cp + fsync | ratio | cp + fsync, job memory held | ratio | ladon read (slowest server) | read ratio vs cp + fsync / held | cat | resume time |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 printf '%s\n' "${rows[@]}"
 echo "(read: each server reads its rows in parallel with the others, so MB/s is the whole file over the slowest server's time)"
