@@ -560,8 +560,7 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
             continue;
         rc = keep_first(rc, create_dataset(f, lcpl, d, parallel, tmp, &dsid[i], why, sizeof why),
                         why, err, errlen);
-        int64_t len = ldn_ckpt_chunk_len(d), nc = len ? (d->dims[0] + len - 1) / len : 0;
-        if (parallel && !(addr[i] = malloc(sizeof **addr * ((size_t)nc + 1))))
+        if (parallel && !(addr[i] = malloc(sizeof **addr * ((size_t)ldn_ckpt_n_chunks(d) + 1))))
             rc = rc ? rc : ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
         if (parallel && dsid[i] >= 0 && addr[i])
             layout_bad |= ldn_ckpt_chunk_addrs(dsid[i], d, addr[i]);
@@ -676,22 +675,13 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
     if (strlen(path) >= sizeof ck->path)
         return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path is too long: %s", path);
     strcpy(ck->path, path);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint %s: cannot open: %s", path,
-                        strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint %s: not a regular file", path);
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    int rc = 0;
     char *format = NULL;
     double v[8];
-    if ((ck->f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, path,
-                         "cannot open as HDF5 (damaged or truncated?)");
+    int rc = ldn_h5_open_ro(KIND, path, &ck->f, err, errlen);
+    if (rc)
         goto done;
-    }
     rc = ldn_h5_attr_str(ck->f, "format", KIND, path, &format, err, errlen);
     if (rc == 1 || (rc == 0 && strcmp(format, LDN_CKPT_FORMAT) != 0)) {
         rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
@@ -880,13 +870,8 @@ static int read_chunks(const struct ldn_ckpt *ck, const char *name, hid_t d, hid
         }
         int64_t a = c * len > row0 ? c * len : row0;
         int64_t b = (c + 1) * len < row0 + rows ? (c + 1) * len : row0 + rows;
-        const unsigned char *src = buf + (a - c * len) * rb;
-        char *out = dst + (a - row0) * stride * el;
-        if (stride * el == rb)
-            memcpy(out, src, (size_t)((b - a) * rb));
-        else
-            for (int64_t r = a; r < b; r++, src += rb, out += stride * el)
-                memcpy(out, src, (size_t)rb);
+        ldn_ckpt_copy_rows(dst + (a - row0) * stride * el, stride * el, buf + (a - c * len) * rb,
+                           rb, b - a, rb);
     }
     free(buf);
     return rc;

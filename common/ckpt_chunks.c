@@ -29,7 +29,7 @@ int64_t ldn_ckpt_chunk_len(const struct ckpt_part *d)
     return n < d->dims[0] ? n : d->dims[0];
 }
 
-static int64_t n_chunks(const struct ckpt_part *d)
+int64_t ldn_ckpt_n_chunks(const struct ckpt_part *d)
 {
     int64_t len = ldn_ckpt_chunk_len(d);
     return len ? (d->dims[0] + len - 1) / len : 0;
@@ -43,7 +43,7 @@ static int64_t row_bytes(const struct ckpt_part *d)
 
 int ldn_ckpt_chunk_addrs(hid_t ds, const struct ckpt_part *d, uint64_t *addr)
 {
-    int64_t len = ldn_ckpt_chunk_len(d), nc = n_chunks(d), want = len * row_bytes(d) + 4;
+    int64_t len = ldn_ckpt_chunk_len(d), nc = ldn_ckpt_n_chunks(d), want = len * row_bytes(d) + 4;
     int bad = want > INT_MAX; /* one MPI write per chunk (rows of over 2 GB: HDF5's path) */
     for (int64_t c = 0; c < nc; c++) {
         hsize_t off[2] = {(hsize_t)(c * len), 0}, size = 0;
@@ -58,17 +58,25 @@ int ldn_ckpt_chunk_addrs(hid_t ds, const struct ckpt_part *d, uint64_t *addr)
 }
 
 /* Copy rows [r0, r1) of my item into dst (rows packed: row_bytes each). */
+void ldn_ckpt_copy_rows(void *dst, int64_t dst_step, const void *src, int64_t src_step,
+                        int64_t rows, int64_t row_bytes)
+{
+    char *d = dst;
+    const char *s = src;
+    if (dst_step == row_bytes && src_step == row_bytes) {
+        memcpy(d, s, (size_t)(rows * row_bytes));
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++, d += dst_step, s += src_step)
+        memcpy(d, s, (size_t)row_bytes);
+}
+
 static void pack_rows(char *dst, const struct ckpt_part *d, const struct ldn_ckpt_item *it,
                       int64_t r0, int64_t r1)
 {
     const int64_t el = ldn_ckpt_elsize(d->type), rb = row_bytes(d);
-    const char *src = (const char *)it->src + (r0 - it->row0) * it->stride * el;
-    if (it->stride * el == rb) {
-        memcpy(dst, src, (size_t)((r1 - r0) * rb));
-        return;
-    }
-    for (int64_t r = r0; r < r1; r++, dst += rb, src += it->stride * el)
-        memcpy(dst, src, (size_t)rb);
+    ldn_ckpt_copy_rows(dst, rb, (const char *)it->src + (r0 - it->row0) * it->stride * el,
+                       it->stride * el, r1 - r0, rb);
 }
 
 static const struct ldn_ckpt_item *find_item(const struct ldn_ckpt_items *mine, const char *name)

@@ -29,6 +29,12 @@ struct ckpt_dset {
 int64_t ldn_ckpt_elsize(int type);
 /* Rows (2-D) or elements (1-D) per chunk of d; 0 for an empty dataset (no chunks). */
 int64_t ldn_ckpt_chunk_len(const struct ckpt_part *d);
+/* Copy `rows` rows of row_bytes each from src (rows src_step bytes apart) to dst (dst_step
+ * apart): one memcpy when both are packed. */
+void ldn_ckpt_copy_rows(void *dst, int64_t dst_step, const void *src, int64_t src_step,
+                        int64_t rows, int64_t row_bytes);
+/* Chunks of d (0 for an empty dataset). */
+int64_t ldn_ckpt_n_chunks(const struct ckpt_part *d);
 
 /* The file address of every chunk of dataset ds (described by d) into addr[], after it was
  * created with its space allocated: 0, or 1 when a chunk is not laid out as the direct write

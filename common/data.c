@@ -106,20 +106,9 @@ static int task_open(const char *path, struct task_file *tf, char *err, size_t e
     tf->path = path;
     tf->f = H5I_INVALID_HID;
 
-    /* The OS gives a better message than HDF5 for missing / unreadable paths. */
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return ldn_fail(err, errlen, LDN_ERR_IO, "data %s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    int isdir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
-    close(fd);
-    if (isdir)
-        return ldn_fail(err, errlen, LDN_ERR_IO, "data %s: cannot open: %s", path,
-                        strerror(EISDIR));
-
-    tf->f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (tf->f < 0)
-        return h5fail(err, errlen, LDN_ERR_FORMAT, path, "cannot open as HDF5");
+    int orc = ldn_h5_open_ro("data", path, &tf->f, err, errlen);
+    if (orc)
+        return orc;
 
     char *s = NULL;
     int rc = read_attr_str(tf->f, "format", path, &s, err, errlen);

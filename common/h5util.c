@@ -2,9 +2,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "h5util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "status.h"
 
@@ -262,4 +264,20 @@ uint32_t ldn_h5_fletcher32(const void *buf, size_t len)
     s1 = (s1 & 0xffff) + (s1 >> 16);
     s2 = (s2 & 0xffff) + (s2 >> 16);
     return s2 << 16 | s1;
+}
+
+int ldn_h5_open_ro(const char *kind, const char *path, hid_t *f, char *err, size_t errlen)
+{
+    struct stat st; /* the OS names a missing or unreadable path better than HDF5 */
+    *f = H5I_INVALID_HID;
+    if (stat(path, &st) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "%s %s: cannot open: %s", kind, path,
+                        strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "%s %s: cannot open: not a regular file", kind,
+                        path);
+    if ((*f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        return ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, kind, path,
+                           "cannot open as HDF5 (damaged or truncated?)");
+    return 0;
 }

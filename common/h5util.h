@@ -25,6 +25,11 @@ int ldn_h5_fail(char *err, size_t errlen, int status, const char *kind, const ch
 int ldn_h5_vfail(char *err, size_t errlen, int status, const char *kind, const char *path,
                  const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 
+/* Open an existing file read-only into *f. Errors: "<kind> <path>: cannot open: <why>" (the
+ * OS's reason, or "not a regular file"), or "<kind> <path>: cannot open as HDF5 (damaged or
+ * truncated?): <HDF5's>". Returns 0 or a status (HDF5's error printing is the caller's). */
+int ldn_h5_open_ro(const char *kind, const char *path, hid_t *f, char *err, size_t errlen);
+
 /* Close *id with fn when it is valid, and invalidate it. */
 void ldn_h5_close(hid_t *id, herr_t (*fn)(hid_t));
 

@@ -663,23 +663,49 @@ static void print_json(const struct summary *s)
             (long long)s->v->values, (long long)s->v->nonfinite);
 }
 
+/* A tool's option: `--name VALUE` into *value, or a flag (`--name`) setting *flag. */
+struct tool_opt {
+    const char *name;
+    const char **value;
+    int *flag;
+};
+
+/* The command line of tool `ladon TOOL`: the options, and up to n_pos positional arguments
+ * into pos[] (left as they were when not given). Returns 0, or 2 (the exit status) after one
+ * line naming the tool and the argument. */
+static int parse_args(const char *tool, int argc, char **argv, const struct tool_opt *opts,
+                      int n_opts, const char **pos, int n_pos)
+{
+    int np = 0;
+    for (int i = 0; i < argc; i++) {
+        const struct tool_opt *o = NULL;
+        for (int k = 0; k < n_opts && !o; k++)
+            if (!strcmp(argv[i], opts[k].name))
+                o = &opts[k];
+        if (o && o->flag)
+            *o->flag = 1;
+        else if (o && i + 1 < argc)
+            *o->value = argv[++i];
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "ladon %s: unknown option or missing value '%s'\n", tool, argv[i]);
+            return 2;
+        } else if (np < n_pos)
+            pos[np++] = argv[i];
+        else {
+            fprintf(stderr, "ladon %s: too many arguments ('%s' is extra)\n", tool, argv[i]);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 int ldn_tool_inspect(int argc, char **argv)
 {
     const char *arg = NULL;
     int json = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "ladon inspect: unknown option '%s'\n", argv[i]);
-            return 2;
-        } else if (!arg)
-            arg = argv[i];
-        else {
-            fprintf(stderr, "ladon inspect: one checkpoint at a time ('%s' is extra)\n", argv[i]);
-            return 2;
-        }
-    }
+    const struct tool_opt opts[] = {{"--json", NULL, &json}};
+    if (parse_args("inspect", argc, argv, opts, 1, &arg, 1))
+        return 2;
     if (!arg) {
         fprintf(stderr, "usage: ladon inspect CKPT [--json]\n");
         return 2;
@@ -750,21 +776,9 @@ int ldn_tool_inspect(int argc, char **argv)
 int ldn_tool_eval(int argc, char **argv)
 {
     const char *arg = NULL, *data = NULL, *task = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--data") && i + 1 < argc)
-            data = argv[++i];
-        else if (!strcmp(argv[i], "--task") && i + 1 < argc)
-            task = argv[++i];
-        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "ladon eval: unknown option or missing value '%s'\n", argv[i]);
-            return 2;
-        } else if (!arg)
-            arg = argv[i];
-        else {
-            fprintf(stderr, "ladon eval: one checkpoint at a time ('%s' is extra)\n", argv[i]);
-            return 2;
-        }
-    }
+    const struct tool_opt opts[] = {{"--data", &data, NULL}, {"--task", &task, NULL}};
+    if (parse_args("eval", argc, argv, opts, 2, &arg, 1))
+        return 2;
     if (!arg) {
         fprintf(stderr, "usage: ladon eval CKPT [--data DIR] [--task T]\n");
         return 2;
@@ -923,15 +937,10 @@ static int read_plain_x(hid_t f, const char *path, struct input *in, char *err, 
 static int read_input(const char *path, const char *split, struct input *in, char *err,
                       size_t errlen)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return ldn_fail(err, errlen, LDN_ERR_IO, "input %s: cannot open: %s", path,
-                        strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return ldn_fail(err, errlen, LDN_ERR_ARG, "input %s: not a regular file", path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
-        return ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, "input", path, "cannot open as HDF5");
+    hid_t f;
+    int orc = ldn_h5_open_ro("input", path, &f, err, errlen);
+    if (orc)
+        return orc;
     char *format = NULL;
     int rc = ldn_h5_attr_str(f, "format", "input", path, &format, err, errlen);
     if (rc < 0) {
@@ -1050,28 +1059,12 @@ static int write_output(const char *out, const struct loaded *L, const char *tas
 
 int ldn_tool_predict(int argc, char **argv)
 {
-    const char *arg = NULL, *task = NULL, *input = NULL, *output = NULL, *split = "test";
-    int split_given = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--task") && i + 1 < argc)
-            task = argv[++i];
-        else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
-            split = argv[++i];
-            split_given = 1;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "ladon predict: unknown option or missing value '%s'\n", argv[i]);
-            return 2;
-        } else if (!arg)
-            arg = argv[i];
-        else if (!input)
-            input = argv[i];
-        else if (!output)
-            output = argv[i];
-        else {
-            fprintf(stderr, "ladon predict: too many arguments ('%s' is extra)\n", argv[i]);
-            return 2;
-        }
-    }
+    const char *pos[3] = {NULL, NULL, NULL}, *task = NULL, *split_arg = NULL;
+    const struct tool_opt opts[] = {{"--task", &task, NULL}, {"--split", &split_arg, NULL}};
+    if (parse_args("predict", argc, argv, opts, 2, pos, 3))
+        return 2;
+    const char *arg = pos[0], *input = pos[1], *output = pos[2];
+    const char *split = split_arg ? split_arg : "test";
     if (!arg || !task || !input || !output) {
         fprintf(stderr,
                 "usage: ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n");
@@ -1102,7 +1095,7 @@ int ldn_tool_predict(int argc, char **argv)
     if (rc == 0) {
         in.features = L.ck.features;
         rc = read_input(input, split, &in, err, sizeof err);
-        if (rc == 0 && !in.is_task && split_given)
+        if (rc == 0 && !in.is_task && split_arg)
             fprintf(stderr, "ladon predict: note: %s is not a task file; --split is ignored\n",
                     input);
     }
