@@ -121,14 +121,29 @@ int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, 
     return LDN_OK;
 }
 
-int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int masking,
+/* The one-chunk scratch buffer (sized to the largest chunk), allocated once. */
+static int need_scratch(struct ldn_kv *kv, char *err, size_t errlen)
+{
+    if (kv->scratch)
+        return LDN_OK;
+    int64_t most = 0;
+    for (int k = 0; k < kv->n_chunks; k++)
+        if (kv->chunks[k].hi - kv->chunks[k].lo > most)
+            most = kv->chunks[k].hi - kv->chunks[k].lo;
+    if (!(kv->scratch = malloc(sizeof(float) * (size_t)(most > 0 ? most : 1))))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
+    return LDN_OK;
+}
+
+int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int nesterov, int masking,
                                    int64_t trunk_keys, char *err, size_t errlen)
 {
     kv->momentum = momentum;
+    kv->nesterov = nesterov;
     kv->masking = masking;
     if (!(kv->velocity = calloc((size_t)trunk_keys, sizeof(float))))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
-    return LDN_OK;
+    return nesterov ? need_scratch(kv, err, errlen) : LDN_OK;
 }
 
 int ldn_kv_set_push_options(struct ldn_kv *kv, int64_t min_elements, double clip_norm,
@@ -137,14 +152,7 @@ int ldn_kv_set_push_options(struct ldn_kv *kv, int64_t min_elements, double clip
     kv->min_elements = min_elements;
     kv->clip_norm = clip_norm;
     kv->trunk_keys = trunk_keys;
-    int64_t most = 0;
-    for (int k = 0; k < kv->n_chunks; k++)
-        if (kv->chunks[k].hi - kv->chunks[k].lo > most)
-            most = kv->chunks[k].hi - kv->chunks[k].lo;
-    free(kv->scratch);
-    if (!(kv->scratch = malloc(sizeof(float) * (size_t)(most > 0 ? most : 1))))
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
-    return LDN_OK;
+    return need_scratch(kv, err, errlen);
 }
 
 /* The header of a push of chunk c with one payload frame of `bytes`. */
@@ -161,7 +169,9 @@ static void push_header(struct ldn_wire_hdr *h, const struct ldn_kv *kv, const s
 }
 
 /* The values chunk c contributes to the step: its gradient, clipped (compress.clip_norm), and
- * with momentum correction folded into the velocity, which is returned instead. */
+ * with momentum correction folded into the velocity u, which is returned instead; with
+ * Nesterov momentum, g + momentum * u (DGC's Nesterov momentum correction, the increment
+ * dense Nesterov SGD would apply), in the scratch buffer. */
 static const float *chunk_values(struct ldn_kv *kv, const struct ldn_chunk *c, const float *grad)
 {
     const int64_t n = c->hi - c->lo;
@@ -182,7 +192,11 @@ static const float *chunk_values(struct ldn_kv *kv, const struct ldn_chunk *c, c
         float *u = kv->velocity + c->lo;
         for (int64_t i = 0; i < n; i++)
             u[i] = kv->momentum * u[i] + g[i];
-        g = u;
+        if (!kv->nesterov)
+            return u;
+        for (int64_t i = 0; i < n; i++) /* g may be the scratch itself: element for element */
+            kv->scratch[i] = g[i] + kv->momentum * u[i];
+        g = kv->scratch;
     }
     return g;
 }

@@ -39,6 +39,7 @@ struct ldn_kv {
     float *residual; /* [trunk keys], error feedback; NULL without */
     float *velocity; /* [trunk keys], DGC momentum correction; NULL without */
     float momentum;
+    int nesterov;         /* send g + momentum * u (DGC's Nesterov momentum correction) */
     int masking;          /* zero the velocity where sent (DGC momentum factor masking) */
     int64_t min_elements; /* chunks smaller than this go dense */
     double clip_norm;     /* local gradient clipping bound over the whole trunk, 0 = off */
@@ -82,8 +83,9 @@ int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *biggest, in
 int ldn_kv_set_push_options(struct ldn_kv *kv, int64_t min_elements, double clip_norm,
                             int64_t trunk_keys, char *err, size_t errlen);
 /* DGC momentum correction: keep a velocity u = momentum * u + g per key, compress u (plus
- * the residual) instead of g, and zero u where an element was sent. Returns 0 or NOMEM. */
-int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int masking,
+ * the residual) instead of g, or g + momentum * u with nesterov (train.nesterov), and with
+ * masking zero u where an element was sent. Returns 0 or NOMEM. */
+int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int nesterov, int masking,
                                    int64_t trunk_keys, char *err, size_t errlen);
 
 /* The descriptor for the next pushes (same kind and quantizer, ratio <= the biggest). */

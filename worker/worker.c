@@ -213,7 +213,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
                                     trunk->n_params, err, errlen))
             return LDN_ERR_NOMEM;
         if (cfg->compress.momentum_correction &&
-            ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum,
+            ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum, cfg->optim.nesterov,
                                            cfg->compress.momentum_masking, trunk->n_params, err,
                                            errlen))
             return LDN_ERR_NOMEM;

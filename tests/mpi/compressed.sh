@@ -78,6 +78,31 @@ train_as nomask "${MC[@]}" compress.momentum_masking=false
 ! diff -q <(acc_lines "$tmp/mc") <(acc_lines "$tmp/nomask") >/dev/null ||
   fail "momentum_masking=false changed nothing"
 trains nomask
+# Nesterov momentum correction (train.nesterov=true): the workers send g + momentum * u. With
+# every element sent in fp32 and no masking that is dense Nesterov SGD, the momentum kept per
+# worker instead of on the servers: the same weights but for float rounding, one epoch on.
+# Classical momentum correction, the same way, is dense classical momentum SGD, and the check
+# tells the two apart.
+ALL=(compress.codec=topk compress.ratio=1 compress.quant=fp32 compress.momentum_correction=true
+  compress.momentum_masking=false train.epochs=1 checkpoint.final=true)
+train_as nd1 train.nesterov=true train.epochs=1 checkpoint.final=true
+train_as cd1 train.epochs=1 checkpoint.final=true
+train_as nmc1 "${ALL[@]}" train.nesterov=true
+train_as cmc1 "${ALL[@]}"
+trunk_diff() { # trunk_diff A B: 0 when the trunks of runs A and B agree within 1e-4, 1 if not
+  local rc=0
+  h5diff -d 1e-4 "$(ls "$tmp/$1"/checkpoints/step-*.h5)" \
+    "$(ls "$tmp/$2"/checkpoints/step-*.h5)" /trunk /trunk >/dev/null || rc=$?
+  [ "$rc" -le 1 ] || fail "h5diff $1 $2: exit $rc"
+  return "$rc"
+}
+trunk_diff nd1 nmc1 || fail "Nesterov momentum correction at ratio 1 is not dense Nesterov SGD"
+trunk_diff cd1 cmc1 || fail "momentum correction at ratio 1 is not dense momentum SGD"
+! trunk_diff nd1 cmc1 || fail "classical and Nesterov momentum correction gave the same trunk"
+train_as nmc "${MC[@]}" train.nesterov=true
+! diff -q <(acc_lines "$tmp/mc") <(acc_lines "$tmp/nmc") >/dev/null ||
+  fail "train.nesterov=true changed nothing under momentum correction"
+trains nmc
 # DGC local gradient clipping: a bound never reached changes nothing; a tight one changes the
 # run and it still trains.
 train_as clipwide "${MC[@]}" compress.clip_norm=1e9
