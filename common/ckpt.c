@@ -762,6 +762,50 @@ int ldn_ckpt_has(const struct ldn_ckpt *ck, const char *name)
     return ok;
 }
 
+struct walk {
+    int (*fn)(const char *name, void *ud, char *err, size_t errlen);
+    void *ud;
+    const char *path;
+    char *err;
+    size_t errlen;
+    int rc;
+};
+
+static herr_t walk_cb(hid_t obj, const char *name, const H5O_info_t *info, void *ud)
+{
+    (void)obj;
+    struct walk *w = ud;
+    if (info->type != H5O_TYPE_DATASET || !w->fn)
+        return 0;
+    char full[LDN_CKPT_NAME_MAX];
+    if ((size_t)snprintf(full, sizeof full, "/%s", name) >= sizeof full)
+        w->rc = ldn_fail(w->err, w->errlen, LDN_ERR_FORMAT,
+                         "checkpoint %s: a dataset name is longer than %d bytes", w->path,
+                         LDN_CKPT_NAME_MAX - 1);
+    else
+        w->rc = w->fn(full, w->ud, w->err, w->errlen);
+    return w->rc ? -1 : 0;
+}
+
+int ldn_ckpt_walk(const struct ldn_ckpt *ck,
+                  int (*fn)(const char *name, void *ud, char *err, size_t errlen), void *ud,
+                  char *err, size_t errlen)
+{
+    struct walk w = {.fn = fn, .ud = ud, .path = ck->path, .err = err, .errlen = errlen};
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+#if H5_VERSION_GE(1, 12, 0)
+    herr_t v = H5Ovisit3(ck->f, H5_INDEX_NAME, H5_ITER_INC, walk_cb, &w, H5O_INFO_BASIC);
+#else
+    herr_t v = H5Ovisit(ck->f, H5_INDEX_NAME, H5_ITER_INC, walk_cb, &w);
+#endif
+    if (w.rc == 0 && v < 0)
+        w.rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path,
+                           "cannot walk its objects (damaged file?)");
+    ldn_h5_restore(&q);
+    return w.rc;
+}
+
 static hid_t open_dataset(const struct ldn_ckpt *ck, const char *name, char *err, size_t errlen)
 {
     if (!ldn_ckpt_has(ck, name)) {

@@ -92,6 +92,13 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
 void ldn_ckpt_close(struct ldn_ckpt *ck);
 /* 1 when dataset `name` exists, 0 otherwise. */
 int ldn_ckpt_has(const struct ldn_ckpt *ck, const char *name);
+/* Visit every object of the file, reading each object header (damaged metadata shows here),
+ * and call fn(name, ud) for each dataset ("/a/b"; fn may be NULL). fn returns 0 to go on or
+ * a negative status, which stops the walk and is returned (fn fills err). Returns 0, fn's
+ * status, or LDN_ERR_FORMAT: "cannot walk its objects (damaged file?)" with HDF5's reason. */
+int ldn_ckpt_walk(const struct ldn_ckpt *ck,
+                  int (*fn)(const char *name, void *ud, char *err, size_t errlen), void *ud,
+                  char *err, size_t errlen);
 /* Shape of dataset `name`: *ndim (1 or 2) and dims. 0 or a negative status with err. */
 int ldn_ckpt_shape(const struct ldn_ckpt *ck, const char *name, int *ndim, int64_t dims[2],
                    char *err, size_t errlen);
@@ -121,7 +128,8 @@ int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metr
 
 /* Can a job of cfg (features inputs, n_workers workers, total_steps steps) resume from ck?
  * Returns 0, or LDN_ERR_CONFIG with one line naming the first difference (model shape,
- * tasks, optimizer state, codec, workers) in err. */
+ * tasks, optimizer state, codec, workers) in err, or LDN_ERR_FORMAT when the file's objects
+ * cannot all be walked (damaged metadata) or a trunk or head layer is missing. */
 int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
                    int n_workers, int64_t total_steps, char *err, size_t errlen);
 

@@ -110,6 +110,28 @@ static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
     return 0;
 }
 
+/* Every trunk and head layer the job loads is in the file. */
+static int require_nets(const struct ldn_ckpt *ck, const struct ldn_config *cfg, char *err,
+                        size_t errlen)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    for (int t = -1; t < cfg->n_tasks; t++) {
+        int layers = t < 0 ? cfg->n_trunk : cfg->tasks[t].n_head + 1;
+        for (int l = 0; l < layers; l++)
+            for (int b = 0; b < 2; b++) {
+                if (t < 0)
+                    snprintf(name, sizeof name, "/trunk/%d/%s", l, b ? "bias" : "weight");
+                else
+                    snprintf(name, sizeof name, "/heads/%s/%d/%s", cfg->tasks[t].name, l,
+                             b ? "bias" : "weight");
+                if (!ldn_ckpt_has(ck, name))
+                    return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                                    "checkpoint %s: dataset %s is missing", ck->path, name);
+            }
+    }
+    return 0;
+}
+
 int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
                    int n_workers, int64_t total_steps, char *err, size_t errlen)
 {
@@ -120,6 +142,10 @@ int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int 
         return ldn_fail(err, errlen, LDN_ERR_FORMAT,
                         "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
     int rc = compare(ck, old, cfg, features, n_workers, err, errlen);
+    if (rc == 0) /* damaged metadata fails here, on rank 0, before any rank starts reading */
+        rc = ldn_ckpt_walk(ck, NULL, NULL, err, errlen);
+    if (rc == 0)
+        rc = require_nets(ck, cfg, err, errlen);
     if (rc == 0 && ck->step >= total_steps)
         rc = DIFF("checkpoint %s is at step %lld and this config trains %lld steps: nothing left "
                   "to train (raise train.epochs)",

@@ -166,7 +166,6 @@ static int find_task(const struct loaded *L, const char *task, char *err, size_t
 struct verify {
     char **names; /* every dataset, "/a/b" */
     int n, cap;
-    int nomem;
     int64_t values, nonfinite;
     char first_nonfinite[LDN_CKPT_NAME_MAX];
 };
@@ -179,31 +178,21 @@ static void verify_free(struct verify *v)
     memset(v, 0, sizeof *v);
 }
 
-static herr_t visit_cb(hid_t obj, const char *name, const H5O_info_t *info, void *ud)
+/* ldn_ckpt_walk: collect each dataset's name. */
+static int collect(const char *name, void *ud, char *err, size_t errlen)
 {
-    (void)obj;
     struct verify *v = ud;
-    if (info->type != H5O_TYPE_DATASET)
-        return 0;
     if (v->n == v->cap) {
         int cap = v->cap ? 2 * v->cap : 64;
         char **p = realloc(v->names, sizeof *p * (size_t)cap);
-        if (!p) {
-            v->nomem = 1;
-            return -1;
-        }
+        if (!p)
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
         v->names = p;
         v->cap = cap;
     }
-    size_t len = strlen(name);
-    char *s = malloc(len + 2);
-    if (!s) {
-        v->nomem = 1;
-        return -1;
-    }
-    s[0] = '/';
-    memcpy(s + 1, name, len + 1);
-    v->names[v->n++] = s;
+    if (!(v->names[v->n] = strdup(name)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    v->n++;
     return 0;
 }
 
@@ -320,19 +309,9 @@ done:
 /* Walk the whole file and read every dataset. Returns 0 or the first damage found. */
 static int verify_file(const struct ldn_ckpt *ck, struct verify *v, char *err, size_t errlen)
 {
+    int rc = ldn_ckpt_walk(ck, collect, v, err, errlen);
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    int rc = 0;
-#if H5_VERSION_GE(1, 12, 0)
-    herr_t w = H5Ovisit3(ck->f, H5_INDEX_NAME, H5_ITER_INC, visit_cb, v, H5O_INFO_BASIC);
-#else
-    herr_t w = H5Ovisit(ck->f, H5_INDEX_NAME, H5_ITER_INC, visit_cb, v);
-#endif
-    if (v->nomem)
-        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint %s: out of memory", ck->path);
-    else if (w < 0)
-        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path,
-                         "cannot walk its objects (damaged file?)");
     for (int i = 0; i < v->n && rc == 0; i++)
         rc = verify_dataset(ck, v->names[i], v, err, errlen);
     ldn_h5_restore(&q);

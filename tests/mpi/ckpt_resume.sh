@@ -86,6 +86,17 @@ import sys
 f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x10]))" \
   "$tmp/flip.h5" "$off"
 expect_refused bit-flip "/trunk/0/weight: checksum mismatch (Fletcher-32)" --resume "$tmp/flip.h5"
+# Damaged metadata (the version byte of group /trunk/1's object header): rank 0 walks the
+# file before the job starts and says so once, instead of each rank finding a "missing" layer.
+cp "$ck" "$tmp/hdr.h5"
+"$PY" -c "
+import h5py, sys
+a = h5py.h5o.get_info(h5py.File(sys.argv[1], 'r')['/trunk/1'].id).addr
+f = open(sys.argv[1], 'r+b'); f.seek(a); b = f.read(1); f.seek(a); f.write(bytes([b[0] ^ 0x40]))" \
+  "$tmp/hdr.h5"
+expect_refused metadata "checkpoint $tmp/hdr.h5: cannot walk its objects (damaged file?)" \
+  --resume "$tmp/hdr.h5"
+! grep -q "is missing" "$tmp/bad.log" || fail "metadata: a rank went on to read the damaged file"
 expect_refused "other trunk" "model.trunk is \[48, 32\] in the checkpoint, \[64, 32\] in the config" \
   'model.trunk=[64, 32]' --resume "$ck"
 expect_refused "other codec" "the compress section differs" compress.codec=dense --resume "$ck"
