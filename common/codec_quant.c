@@ -225,13 +225,18 @@ static int quant_sign(const struct ldn_codec_desc *d, const float *x, int64_t m,
 }
 
 /* QSGD: unit = ||x||_2 / s per chunk, l = floor(|x| / unit) + Bernoulli(frac), so that
- * E[l * unit] = |x|; code = sign * l in [-s, s]. */
+ * E[l * unit] = |x|; code = sign * l in [-s, s]. The Bernoulli draws compare a 24-bit uniform
+ * (two per 64-bit random word, drawn a block at a time) with frac: the probability is frac
+ * rounded up to a multiple of 2^-24, a bias below 6e-8 of a level. Branch-free, so the loop
+ * vectorizes: |x| <= norm keeps |x| / unit within a rounding of s, and truncation is floor. */
+#define QSGD_BLOCK 256
 static int quant_qsgd(const struct ldn_codec_desc *d, struct ldn_rng *rng, const float *x,
                       int64_t m, uint8_t *out, float *deq, char *err, size_t errlen)
 {
     size_t nch = nchunks(d, m);
     uint8_t *codes = out + 4 * nch;
-    int s = (int)d->levels;
+    const int s = (int)d->levels;
+    uint32_t rnd[QSGD_BLOCK];
     for (size_t c = 0; c < nch; c++) {
         size_t lo = c * d->chunk, hi = lo + d->chunk < (size_t)m ? lo + d->chunk : (size_t)m;
         double ss = 0;
@@ -241,20 +246,25 @@ static int quant_qsgd(const struct ldn_codec_desc *d, struct ldn_rng *rng, const
         if (!isfinite(norm))
             return not_finite(err, errlen, (long long)c);
         put_u32(out + 4 * c, f2u(norm));
-        float unit = norm / (float)s;
-        for (size_t i = lo; i < hi; i++) {
-            int l = 0;
-            if (unit > 0) {
-                float r = fabsf(x[i]) / unit, fl = floorf(r);
-                l = (int)fl;
-                if (ldn_rng_uniform(rng) < (double)(r - fl))
-                    l++;
-                if (l > s)
-                    l = s;
+        const float unit = norm / (float)s;
+        if (!(unit > 0)) { /* an all-zero chunk (or one whose unit underflows) */
+            memset(codes + lo, 0, hi - lo);
+            memset(deq + lo, 0, sizeof(float) * (hi - lo));
+            continue;
+        }
+        for (size_t b = lo; b < hi; b += QSGD_BLOCK) {
+            const size_t e = b + QSGD_BLOCK < hi ? b + QSGD_BLOCK : hi;
+            ldn_rng_fill_u32(rng, rnd, (int64_t)(e - b));
+            for (size_t i = b; i < e; i++) {
+                const float r = fabsf(x[i]) / unit;
+                int l = (int)r;
+                const float u = (float)(rnd[i - b] >> 8) * 0x1.0p-24f;
+                l += u < r - (float)l;
+                l = l > s ? s : l;
+                const int q = (f2u(x[i]) >> 31) ? -l : l;
+                codes[i] = (uint8_t)(int8_t)q;
+                deq[i] = (float)q * unit;
             }
-            int q = (f2u(x[i]) >> 31) ? -l : l;
-            codes[i] = (uint8_t)(int8_t)q;
-            deq[i] = (float)q * unit;
         }
     }
     return 0;

@@ -40,6 +40,18 @@ uint64_t ldn_rng_u64(struct ldn_rng *r)
     return result;
 }
 
+void ldn_rng_fill_u32(struct ldn_rng *r, uint32_t *out, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        uint64_t v = ldn_rng_u64(r);
+        out[i] = (uint32_t)v;
+        out[i + 1] = (uint32_t)(v >> 32);
+    }
+    if (i < n)
+        out[i] = (uint32_t)ldn_rng_u64(r);
+}
+
 double ldn_rng_uniform(struct ldn_rng *r)
 {
     return (double)(ldn_rng_u64(r) >> 11) * 0x1.0p-53;

@@ -15,6 +15,8 @@ struct ldn_rng {
 /* Initialise the stream `stream` of seed `seed`. */
 void ldn_rng_init(struct ldn_rng *r, uint64_t seed, uint64_t stream);
 uint64_t ldn_rng_u64(struct ldn_rng *r);
+/* n uniform 32-bit words, two from each 64-bit output (low half first). */
+void ldn_rng_fill_u32(struct ldn_rng *r, uint32_t *out, int64_t n);
 /* Uniform in [0, 1) with 53 bits. */
 double ldn_rng_uniform(struct ldn_rng *r);
 /* Uniform integer in [0, n), unbiased; n >= 1. */

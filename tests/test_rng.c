@@ -46,6 +46,23 @@ static void test_distributions(void)
         CU_ASSERT(fabs((double)counts[k] - n / 7.0) < 5.0 * sqrt(n / 7.0));
 }
 
+/* fill_u32 is the 64-bit stream cut in halves, low half first; an odd count uses one more. */
+static void test_fill_u32(void)
+{
+    struct ldn_rng a, b;
+    ldn_rng_init(&a, 9, 1);
+    b = a;
+    uint32_t w[7];
+    ldn_rng_fill_u32(&a, w, 7);
+    for (int i = 0; i < 7; i += 2) {
+        uint64_t v = ldn_rng_u64(&b);
+        CU_ASSERT_EQUAL(w[i], (uint32_t)v);
+        if (i + 1 < 7)
+            CU_ASSERT_EQUAL(w[i + 1], (uint32_t)(v >> 32));
+    }
+    CU_ASSERT_EQUAL(ldn_rng_u64(&a), ldn_rng_u64(&b));
+}
+
 static void test_shuffle_is_permutation(void)
 {
     struct ldn_rng r;
@@ -125,6 +142,7 @@ static void test_batcher_covers_each_pass(void)
 static const struct ldn_cu_test TESTS[] = {
     {"reproducible, independent streams", test_reproducible_streams},
     {"distributions", test_distributions},
+    {"fill_u32 halves the 64-bit stream", test_fill_u32},
     {"shuffle is a permutation", test_shuffle_is_permutation},
     {"schedule proportions", test_schedule_proportions},
     {"batcher covers each pass", test_batcher_covers_each_pass},
