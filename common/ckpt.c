@@ -1022,9 +1022,15 @@ int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen,
     struct stat st;
     if (strcmp(arg, "latest") == 0)
         snprintf(d, sizeof d, "%s", dir);
-    else if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(d, sizeof d, "%s", arg);
-    else {
+    else if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* a run directory (no latest of its own, a checkpoints/ inside) means its checkpoints */
+        char lp[LDN_PATH_MAX + 16];
+        snprintf(lp, sizeof lp, "%s/latest", arg);
+        int n = snprintf(d, sizeof d, "%s/checkpoints", arg);
+        if (n < 0 || (size_t)n >= sizeof d || stat(lp, &st) == 0 || stat(d, &st) != 0 ||
+            !S_ISDIR(st.st_mode))
+            snprintf(d, sizeof d, "%s", arg);
+    } else {
         if (strlen(arg) >= outlen)
             return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path is too long: %s", arg);
         snprintf(out, outlen, "%s", arg);

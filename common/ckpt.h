@@ -112,8 +112,9 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
 int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_net *net, const char *prefix,
                       float *base, int64_t lo, int64_t hi, char *err, size_t errlen);
 
-/* The checkpoint file `arg` names: "latest" (the file dir/latest points at), a directory
- * (its latest) or a file. Returns 0 with the path in out, or a negative status with err. */
+/* The checkpoint file `arg` names: "latest" (the file dir/latest points at), a checkpoint
+ * directory (its latest), a run directory (its checkpoints/latest, when it has no latest of
+ * its own) or a file. Returns 0 with the path in out, or a negative status with err. */
 int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen, char *err,
                      size_t errlen);
 

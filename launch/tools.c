@@ -56,16 +56,8 @@ static void loaded_deinit(struct loaded *L)
  * directory (its checkpoints/latest). Returns 0 or a negative status with err. */
 static int open_ckpt(const char *arg, struct ldn_ckpt *ck, char *err, size_t errlen)
 {
-    char path[LDN_PATH_MAX], sub[LDN_PATH_MAX + 32], lp[LDN_PATH_MAX + 32];
-    const char *a = arg;
-    struct stat st;
-    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(lp, sizeof lp, "%s/latest", arg);
-        snprintf(sub, sizeof sub, "%s/checkpoints", arg);
-        if (stat(lp, &st) != 0 && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            a = sub;
-    }
-    int rc = ldn_ckpt_resolve(a, a, path, sizeof path, err, errlen);
+    char path[LDN_PATH_MAX];
+    int rc = ldn_ckpt_resolve(arg, arg, path, sizeof path, err, errlen);
     return rc ? rc : ldn_ckpt_open(path, ck, err, errlen);
 }
 

@@ -67,6 +67,17 @@ static void test_round_trip(void)
     CU_ASSERT_STRING_EQUAL(latest, path);
     CU_ASSERT_EQUAL(ldn_ckpt_resolve(g_dir, "/nonexistent", p, sizeof p, g_err, sizeof g_err), 0);
     CU_ASSERT_STRING_EQUAL(p, path);
+    char run[64] = "/tmp/ldn-test-run-XXXXXX", sub[128]; /* a run directory: its checkpoints */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(run));
+    snprintf(sub, sizeof sub, "%s/checkpoints", run);
+    CU_ASSERT_EQUAL(ldn_ckpt_resolve(run, "/nonexistent", p, sizeof p, g_err, sizeof g_err),
+                    LDN_ERR_IO); /* neither latest nor checkpoints/ */
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "latest"));
+    CU_ASSERT_EQUAL_FATAL(symlink(g_dir, sub), 0);
+    CU_ASSERT_EQUAL(ldn_ckpt_resolve(run, "/nonexistent", p, sizeof p, g_err, sizeof g_err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p, "/checkpoints/step-0000000020.h5"));
+    unlink(sub);
+    rmdir(run);
     snprintf(p, sizeof p, "%s/step-0000000010.h5", g_dir);
     CU_ASSERT(access(p, F_OK) != 0); /* keep_last 2: 15 and 20 remain */
     snprintf(p, sizeof p, "%s/step-0000000015.h5", g_dir);
