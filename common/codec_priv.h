@@ -11,6 +11,7 @@
 enum ldn__codec_slot {
     LDN__CODEC_KEYS,
     LDN__CODEC_CAND,
+    LDN__CODEC_CKEYS,
     LDN__CODEC_IDX,
     LDN__CODEC_VALS,
     LDN__CODEC_DEQ,

@@ -103,6 +103,49 @@ static int64_t topk_sub(struct ldn_codec_ctx *ctx, const float *v, const uint32_
     return (int64_t)k;
 }
 
+/* Exact top-k of the unique keys[0..m) (key_of: magnitude bits above, complemented index
+ * below, in ascending index order), indices written ascending to out. The keys carry their
+ * magnitudes, so nothing is read from the vector again. */
+static int64_t topk_keys(struct ldn_codec_ctx *ctx, const uint64_t *keys, size_t m, size_t k,
+                         uint32_t *out)
+{
+    if (k >= m) {
+        for (size_t j = 0; j < m; j++)
+            out[j] = ~(uint32_t)keys[j];
+        return (int64_t)m;
+    }
+    if (k == 0)
+        return 0;
+    const int shift = 32 + HIST_SHIFT;
+    uint32_t *hist = ldn__codec_hist(ctx);
+    memset(hist, 0, HIST_BUCKETS * sizeof *hist);
+    for (size_t j = 0; j < m; j++)
+        hist[keys[j] >> shift]++;
+    size_t above = 0;
+    uint32_t b = HIST_BUCKETS - 1;
+    while (above + hist[b] < k)
+        above += hist[b--];
+    size_t r = k - above, inb = hist[b];
+    uint64_t thr = (uint64_t)b << shift; /* the whole bucket */
+    if (r < inb) {
+        uint64_t *in = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, inb * sizeof *in);
+        if (!in)
+            return LDN_ERR_NOMEM;
+        size_t c = 0;
+        for (size_t j = 0; j < m; j++)
+            if ((keys[j] >> shift) == b)
+                in[c++] = keys[j];
+        thr = select_desc(in, inb, r - 1, ldn__codec_pivot_rng(ctx));
+    }
+    size_t c = 0;
+    for (size_t j = 0; j < m; j++) {
+        out[c] = ~(uint32_t)keys[j];
+        c += keys[j] >= thr;
+    }
+    LDN_ASSERT(c == k);
+    return (int64_t)k;
+}
+
 static int check_nk(int64_t n, int64_t k)
 {
     return n < 0 || n > LDN_CODEC_MAX_N || k < 0 ? LDN_ERR_ARG : 0;
@@ -115,8 +158,10 @@ static size_t sample_size(size_t n)
     return ms < LDN_CODEC_SAMPLE_MIN ? LDN_CODEC_SAMPLE_MIN : ms;
 }
 
-/* The rank-kp (1-based, descending) magnitude bits of ms elements of v[0..n) drawn with
- * replacement, into *thr. Returns 0 or LDN_ERR_NOMEM. */
+/* The rank-kp (1-based, descending) magnitude bits of a stratified sample of ms elements of
+ * v[0..n) (one uniform draw in each of ms equal strata), into *thr. The draws ascend, so the
+ * reads stream through v instead of missing the cache one by one; ms <= n. Returns 0 or
+ * LDN_ERR_NOMEM. */
 static int sample_threshold(struct ldn_codec_ctx *ctx, const float *v, size_t n, size_t ms,
                             size_t kp, uint32_t *thr)
 {
@@ -124,8 +169,10 @@ static int sample_threshold(struct ldn_codec_ctx *ctx, const float *v, size_t n,
     if (!keys)
         return LDN_ERR_NOMEM;
     struct ldn_rng *rng = ldn__codec_rng(ctx);
-    for (size_t j = 0; j < ms; j++)
-        keys[j] = key_of(absbits(v[ldn_rng_below(rng, n)]), (uint32_t)j);
+    for (size_t j = 0; j < ms; j++) {
+        size_t lo = j * n / ms, hi = (j + 1) * n / ms; /* hi > lo since ms <= n */
+        keys[j] = key_of(absbits(v[lo + ldn_rng_below(rng, hi - lo)]), (uint32_t)j);
+    }
     *thr = (uint32_t)(select_desc(keys, ms, kp - 1, ldn__codec_pivot_rng(ctx)) >> 32);
     return 0;
 }
@@ -166,7 +213,14 @@ int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int
     }
     if (c < uk)
         return topk_sub(ctx, v, NULL, un, uk, idx);
-    return topk_sub(ctx, v, cand, c, uk, idx);
+    /* One gather from v makes the candidates' keys; the exact selection among them then
+     * never goes back to v (a cache miss per candidate and pass on large vectors). */
+    uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_CKEYS, c * sizeof *keys);
+    if (!keys)
+        return LDN_ERR_NOMEM;
+    for (size_t j = 0; j < c; j++)
+        keys[j] = key_of(absbits(v[cand[j]]), cand[j]);
+    return topk_keys(ctx, keys, c, uk, idx);
 }
 
 int64_t ldn_codec_threshold(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int64_t k,
