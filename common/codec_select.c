@@ -137,11 +137,10 @@ static int64_t topk_keys(struct ldn_codec_ctx *ctx, const uint64_t *keys, size_t
                 in[c++] = keys[j];
         thr = select_desc(in, inb, r - 1, ldn__codec_pivot_rng(ctx));
     }
-    size_t c = 0;
-    for (size_t j = 0; j < m; j++) {
-        out[c] = ~(uint32_t)keys[j];
-        c += keys[j] >= thr;
-    }
+    size_t c = 0; /* out holds exactly k: no branch-free write past the last one */
+    for (size_t j = 0; j < m; j++)
+        if (keys[j] >= thr)
+            out[c++] = ~(uint32_t)keys[j];
     LDN_ASSERT(c == k);
     return (int64_t)k;
 }
