@@ -134,6 +134,17 @@ int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metr
 int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
                    int n_workers, int64_t total_steps, char *err, size_t errlen);
 
+/* Per-worker compression state (bits): a codec (and its random stream), an error-feedback
+ * residual, a momentum-correction velocity (the servers then keep no momentum buffer). */
+enum { LDN_CKPT_CODEC = 1, LDN_CKPT_RESIDUAL = 2, LDN_CKPT_VELOCITY = 4 };
+/* The state a job of cfg keeps per worker (the bits above; 0 for plain dense pushes). */
+int ldn_ckpt_compress_state(const struct ldn_config *cfg);
+/* The same for the job that wrote ck (from its stored config). 0 or FORMAT with err. */
+int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, int *state, char *err, size_t errlen);
+/* Does a residual written with ckpt_state carry over to a job with job_state? Only when both
+ * keep one and both or neither use momentum correction (the residual's units differ). */
+int ldn_ckpt_keeps_residual(int ckpt_state, int job_state);
+
 struct ldn_optim;
 struct ldn_batcher;
 

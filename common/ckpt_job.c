@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "codec.h"
 #include "job.h"
 #include "log.h"
 #include "optim.h"
@@ -96,17 +97,79 @@ static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
         return DIFF("checkpoint %s does not match: train.momentum is %g in the checkpoint, %g in "
                     "the config (the momentum buffers exist in only one of them)",
                     p, old->optim.momentum, cfg->optim.momentum);
-    const struct ldn_compress_config *x = &old->compress, *y = &cfg->compress;
-    if (x->codec != y->codec || x->quant != y->quant || x->error_feedback != y->error_feedback ||
-        x->momentum_correction != y->momentum_correction)
-        return DIFF("checkpoint %s does not match: the compress section differs (codec, quant, "
-                    "error_feedback or momentum_correction: the workers' residuals belong to "
-                    "the checkpoint's)",
-                    p);
     if (ck->n_workers != n_workers)
         return DIFF("checkpoint %s does not match: it holds the state of %d workers, this job has "
                     "%d (start with the same number of worker ranks)",
                     p, ck->n_workers, n_workers);
+    return 0;
+}
+
+/* The per-worker compression state a job of c keeps: LDN_CKPT_RESIDUAL (error feedback),
+ * LDN_CKPT_VELOCITY (DGC momentum correction; the servers then keep no momentum). */
+static int compress_state(const struct ldn_config *c)
+{
+    struct ldn_codec_desc d;
+    if (!ldn_codec_desc_from_config(&c->compress, c->seed, &d))
+        return 0;
+    return LDN_CKPT_CODEC | (c->compress.error_feedback ? LDN_CKPT_RESIDUAL : 0) |
+           (c->compress.momentum_correction && c->optim.kind == LDN_OPTIM_SGD ? LDN_CKPT_VELOCITY
+                                                                              : 0);
+}
+
+int ldn_ckpt_keeps_residual(int ckpt_state, int job_state)
+{
+    return (ckpt_state & LDN_CKPT_RESIDUAL) && (job_state & LDN_CKPT_RESIDUAL) &&
+           (ckpt_state & LDN_CKPT_VELOCITY) == (job_state & LDN_CKPT_VELOCITY);
+}
+
+/* The compress section may change on resume: what carries over, and what does not (one
+ * warning). */
+static void compress_change(const struct ldn_ckpt *ck, const struct ldn_config *old,
+                            const struct ldn_config *cfg)
+{
+    const struct ldn_compress_config *x = &old->compress, *y = &cfg->compress;
+    int a = compress_state(old), b = compress_state(cfg);
+    if (x->codec == y->codec && x->quant == y->quant && a == b)
+        return;
+    char what[512];
+    size_t off = 0;
+#define SAY(...)                                                                                   \
+    off += (size_t)snprintf(what + off, off < sizeof what ? sizeof what - off : 0, __VA_ARGS__)
+    if ((a & LDN_CKPT_RESIDUAL) && !ldn_ckpt_keeps_residual(a, b))
+        SAY("; the workers' error-feedback residuals (what they had not sent yet) are dropped");
+    if ((b & LDN_CKPT_RESIDUAL) && !ldn_ckpt_keeps_residual(a, b))
+        SAY("; the workers' residuals start at zero");
+    if ((a & LDN_CKPT_VELOCITY) && !(b & LDN_CKPT_VELOCITY) && cfg->optim.momentum > 0)
+        SAY("; the momentum moves from the workers' velocities (dropped) to the servers, where "
+            "it starts at zero");
+    if (!(a & LDN_CKPT_VELOCITY) && (b & LDN_CKPT_VELOCITY) && cfg->optim.momentum > 0)
+        SAY("; the momentum moves from the servers (their buffers are not read) to the "
+            "workers' velocities, which start at zero");
+#undef SAY
+    LDN_WARN("checkpoint %s was written with compress %s/%s%s%s, this job has %s/%s%s%s%s%s",
+             ck->path, ldn_codec_kind_name(x->codec), ldn_codec_quant_name(x->quant),
+             a & LDN_CKPT_RESIDUAL ? " + error feedback" : "",
+             a & LDN_CKPT_VELOCITY ? " + momentum correction" : "", ldn_codec_kind_name(y->codec),
+             ldn_codec_quant_name(y->quant), b & LDN_CKPT_RESIDUAL ? " + error feedback" : "",
+             b & LDN_CKPT_VELOCITY ? " + momentum correction" : "",
+             off ? ":" : ": the workers' state carries over", off ? what + 1 : "");
+}
+
+int ldn_ckpt_compress_state(const struct ldn_config *cfg)
+{
+    return compress_state(cfg);
+}
+
+int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, int *state, char *err, size_t errlen)
+{
+    char why[LDN_ERRLEN];
+    struct ldn_config *old =
+        ldn_config_parse(ck->config, strlen(ck->config), ck->path, 0, NULL, why, sizeof why);
+    if (!old)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
+    *state = compress_state(old);
+    ldn_config_destroy(&old);
     return 0;
 }
 
@@ -150,6 +213,8 @@ int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int 
         rc = DIFF("checkpoint %s is at step %lld and this config trains %lld steps: nothing left "
                   "to train (raise train.epochs)",
                   ck->path, (long long)ck->step, (long long)total_steps);
+    if (rc == 0)
+        compress_change(ck, old, cfg);
     if (rc == 0 && old->seed != cfg->seed)
         LDN_WARN("checkpoint %s was written with run.seed %llu, the config has %llu: task "
                  "sampling continues from the new seed",

@@ -974,8 +974,12 @@ int ldn_server_resume(struct ldn_server *s, const struct ldn_ckpt *ck, char *err
 {
     const struct ldn_net *trunk = s->o.job->trunk;
     const int64_t lo = s->o.lo, hi = s->o.hi;
-    int rc = ldn_ckpt_read_net(ck, trunk, "/trunk", s->params, lo, hi, err, errlen);
-    if (rc == 0 && s->opt->m)
+    int had = 0;
+    int rc = ldn_ckpt_stored_state(ck, &had, err, errlen);
+    if (rc == 0)
+        rc = ldn_ckpt_read_net(ck, trunk, "/trunk", s->params, lo, hi, err, errlen);
+    /* Servers of a job with momentum correction kept no momentum: this job's starts at zero. */
+    if (rc == 0 && s->opt->m && !(had & LDN_CKPT_VELOCITY))
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/m/trunk", s->opt->m, lo, hi, err, errlen);
     if (rc == 0 && s->opt->v)
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/v/trunk", s->opt->v, lo, hi, err, errlen);

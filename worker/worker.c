@@ -517,10 +517,20 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
         rc = ldn_ckpt_read_task(ck, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
                                 wt->head_opt, &wt->batcher, err, errlen);
     }
+    /* The compress section may have changed (rank 0 has said what carries over): read what
+     * both jobs keep; the rest starts afresh. */
+    int had = 0;
+    if (rc == 0)
+        rc = ldn_ckpt_stored_state(ck, &had, err, errlen);
+    const int has = ldn_ckpt_compress_state(w->cfg);
     struct wvec v[3];
     int nv = worker_vectors(w, v);
     for (int i = 0; i < nv && rc == 0; i++) {
         const int64_t d[2] = {v[i].n, 1};
+        if (v[i].p == w->kv->residual   ? !ldn_ckpt_keeps_residual(had, has)
+            : v[i].p == w->kv->velocity ? !(had & LDN_CKPT_VELOCITY)
+                                        : !(had & LDN_CKPT_CODEC))
+            continue;
         snprintf(name, sizeof name, "/workers/%d/%s", r, v[i].what);
         rc = ldn_ckpt_read(ck, name, v[i].type, 1, d, 0, v[i].n, v[i].p, 1, err, errlen);
     }

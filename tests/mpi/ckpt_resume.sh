@@ -6,7 +6,8 @@
 #  2. a server killed while a checkpoint is being written leaves `latest` at the previous
 #     checkpoint, which resumes to the same bit-identical result;
 #  3. truncated, bit-flipped and mismatched checkpoints are refused with one clear message,
-#     and nothing in the checkpoint directory changes.
+#     another compress section is taken with a warning saying what carries over, and nothing
+#     in the checkpoint directory changes.
 source "$(dirname "$0")/lib.sh"
 synth "$tmp/data" 3 1500
 cat >"$tmp/c.yaml" <<YAML
@@ -99,7 +100,22 @@ expect_refused metadata "checkpoint $tmp/hdr.h5: cannot walk its objects (damage
 ! grep -q "is missing" "$tmp/bad.log" || fail "metadata: a rank went on to read the damaged file"
 expect_refused "other trunk" "model.trunk is \[48, 32\] in the checkpoint, \[64, 32\] in the config" \
   'model.trunk=[64, 32]' --resume "$ck"
-expect_refused "other codec" "the compress section differs" compress.codec=dense --resume "$ck"
+# The compress section may change: what both settings keep carries over, the rest starts
+# afresh, and rank 0 says which.
+resumes() { # resumes WHAT PATTERN ARGS...: the resume completes and its log has PATTERN
+  local what=$1 pat=$2
+  shift 2
+  rm -rf "$tmp/other"
+  run_mpi $np "$LADON" train "$tmp/c.yaml" run.dir="$tmp/other" "$@" >"$tmp/other.log" 2>&1 ||
+    { cat "$tmp/other.log"; fail "$what: resume failed"; }
+  grep -q -- "$pat" "$tmp/other.log" || { cat "$tmp/other.log"; fail "$what: no '$pat'"; }
+  grep -m1 -- "$pat" "$tmp/other.log" | sed "s|^|  $what: |"
+  [ "$(cat "$tmp/other/checkpoints/latest")" = "$final" ] || fail "$what: did not train to the end"
+}
+resumes "to dense" "this job has dense/fp32: the workers' error-feedback residuals (what they had not sent yet) are dropped" \
+  compress.codec=dense compress.quant=fp32 --resume "$ck"
+resumes "to sign" "this job has topk/sign + error feedback: the workers' state carries over" \
+  compress.quant=sign --resume "$ck"
 expect_refused "nothing left" "nothing left to train" --resume "$tmp/full/checkpoints/$final"
 expect_refused "no checkpoint" "no checkpoint written yet" --resume latest
 echo "junk" >"$tmp/junk.h5"

@@ -99,6 +99,16 @@ trunk_diff() { # trunk_diff A B: 0 when the trunks of runs A and B agree within 
 trunk_diff nd1 nmc1 || fail "Nesterov momentum correction at ratio 1 is not dense Nesterov SGD"
 trunk_diff cd1 cmc1 || fail "momentum correction at ratio 1 is not dense momentum SGD"
 ! trunk_diff nd1 cmc1 || fail "classical and Nesterov momentum correction gave the same trunk"
+# Momentum correction switched on and off on resume: the momentum moves between the servers
+# and the workers (docs/checkpoint.md), said once, and the runs go on to the end.
+train_as onmc "${MC[@]}" train.epochs=2 --resume "$tmp/cd1"
+grep -q "the momentum moves from the servers (their buffers are not read) to the workers'" \
+  "$tmp/log" || { cat "$tmp/log"; fail "switching momentum correction on: no warning"; }
+train_as offmc train.epochs=2 --resume "$tmp/cmc1"
+grep -q "the momentum moves from the workers' velocities (dropped) to the servers" "$tmp/log" ||
+  { cat "$tmp/log"; fail "switching momentum correction off: no warning"; }
+trains onmc
+trains offmc
 train_as nmc "${MC[@]}" train.nesterov=true
 ! diff -q <(acc_lines "$tmp/mc") <(acc_lines "$tmp/nmc") >/dev/null ||
   fail "train.nesterov=true changed nothing under momentum correction"

@@ -14,13 +14,14 @@ YAML
 start=$(date +%s)
 run_mpi 4 "$LADON" train "$tmp/c.yaml" >"$tmp/out" 2>&1 &
 job=$!
-# Wait for training to be under way, then kill the process of world rank 3 (a worker).
+# Wait for training to be under way, then kill the process of world rank 3 (a worker) of this
+# job (its command line names this test's config: other jobs may be running).
 victim=""
 for _ in $(seq 100); do
   if grep -q "samples/s" "$tmp/out" 2>/dev/null; then
     for p in /proc/[0-9]*; do {
       if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=3" &&
-        grep -q ladon "$p/cmdline" 2>/dev/null; then
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$tmp/c.yaml"; then
         victim=${p#/proc/}
       fi
     } 2>/dev/null; done
