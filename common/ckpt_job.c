@@ -104,8 +104,9 @@ static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
     return 0;
 }
 
-/* The per-worker compression state a job of c keeps: LDN_CKPT_RESIDUAL (error feedback),
- * LDN_CKPT_VELOCITY (DGC momentum correction; the servers then keep no momentum). */
+/* The per-worker compression state a job of c keeps: LDN_CKPT_CODEC (compressed pushes, a
+ * codec random stream), LDN_CKPT_RESIDUAL (error feedback), LDN_CKPT_VELOCITY (DGC momentum
+ * correction; the servers then keep no momentum). */
 static int compress_state(const struct ldn_config *c)
 {
     struct ldn_codec_desc d;
@@ -160,14 +161,23 @@ int ldn_ckpt_compress_state(const struct ldn_config *cfg)
     return compress_state(cfg);
 }
 
-int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, int *state, char *err, size_t errlen)
+/* The config the checkpoint's job ran with, or NULL with err filled. */
+static struct ldn_config *stored_config(const struct ldn_ckpt *ck, char *err, size_t errlen)
 {
     char why[LDN_ERRLEN];
     struct ldn_config *old =
         ldn_config_parse(ck->config, strlen(ck->config), ck->path, 0, NULL, why, sizeof why);
     if (!old)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                        "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
+        ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                 "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
+    return old;
+}
+
+int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, int *state, char *err, size_t errlen)
+{
+    struct ldn_config *old = stored_config(ck, err, errlen);
+    if (!old)
+        return LDN_ERR_FORMAT;
     *state = compress_state(old);
     ldn_config_destroy(&old);
     return 0;
@@ -198,12 +208,9 @@ static int require_nets(const struct ldn_ckpt *ck, const struct ldn_config *cfg,
 int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
                    int n_workers, int64_t total_steps, char *err, size_t errlen)
 {
-    char why[LDN_ERRLEN];
-    struct ldn_config *old =
-        ldn_config_parse(ck->config, strlen(ck->config), ck->path, 0, NULL, why, sizeof why);
+    struct ldn_config *old = stored_config(ck, err, errlen);
     if (!old)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                        "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
+        return LDN_ERR_FORMAT;
     int rc = compare(ck, old, cfg, features, n_workers, err, errlen);
     if (rc == 0) /* damaged metadata fails here, on rank 0, before any rank starts reading */
         rc = ldn_ckpt_walk(ck, NULL, NULL, err, errlen);
