@@ -148,6 +148,12 @@ int ldn_ckpt_keeps_residual(int ckpt_state, int job_state);
 struct ldn_optim;
 struct ldn_batcher;
 
+/* Where in ck the worker_index-th worker of a job (0-based among the worker ranks) finds its
+ * own state (/workers/<rank>/...): worker ranks follow the coordinator and the servers, so the
+ * rank is 1 + the checkpoint's servers + worker_index, whatever ps.servers is now; a local
+ * trainer's checkpoint keeps its one worker's state at rank 0. task is one of its tasks. */
+int ldn_ckpt_worker_source(const struct ldn_ckpt *ck, int worker_index, const char *task);
+
 /* A task's part of a checkpoint as a worker holds it: with `head_too`, /heads/<task> and its
  * optimizer state (/optimizer/{m,v,t}/heads/<task>); always the batch order of that task's
  * shard under /workers/<rank>/batch/<task>/{perm,state,rng}. state[2] receives the batcher's

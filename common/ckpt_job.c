@@ -257,6 +257,17 @@ int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
     return rc;
 }
 
+int ldn_ckpt_worker_source(const struct ldn_ckpt *ck, int worker_index, const char *task)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    const int r = 1 + ck->n_servers + worker_index;
+    snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", r, task);
+    if (ldn_ckpt_has(ck, name) || worker_index != 0 || ck->n_workers != 1)
+        return r;
+    snprintf(name, sizeof name, "/workers/0/batch/%s/perm", task);
+    return ldn_ckpt_has(ck, name) ? 0 : r;
+}
+
 int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
                        struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen)
 {

@@ -212,8 +212,10 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
         nd == 1 && dims[0] == 1)
         rc = ldn_ckpt_read(ck, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, d1, 0, 1, &o->t, 1, err,
                            errlen);
+    /* the one worker's state: rank 0 here, after the coordinator and servers in a job's */
+    const int src = r->n_tasks ? ldn_ckpt_worker_source(ck, 0, r->cfg->tasks[0].name) : 0;
     for (int t = 0; t < r->n_tasks && rc == 0; t++)
-        rc = ldn_ckpt_read_task(ck, 0, r->cfg->tasks[t].name, r->model->heads[t],
+        rc = ldn_ckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
                                 r->tasks[t].head_opt, &r->tasks[t].batcher, err, errlen);
     return rc;
 }

@@ -510,7 +510,9 @@ static int checkpoint(struct worker *w, int64_t step, char *err, size_t errlen)
 static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t errlen)
 {
     char name[LDN_CKPT_NAME_MAX];
-    const int r = w->job->rank;
+    /* this worker's state in the checkpoint: by its place among the workers, not its rank */
+    const int r = ldn_ckpt_worker_source(ck, w->job->rank - 1 - w->job->plan->n_servers,
+                                         w->cfg->tasks[w->tasks[0].t].name);
     int rc = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
@@ -519,8 +521,8 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
     }
     /* The compress section may have changed (rank 0 has said what carries over): read what
      * both jobs keep; the rest starts afresh. */
-    int had = 0;
-    if (rc == 0)
+    int had = 0; /* a local trainer's checkpoint (rank 0) has no compression state */
+    if (rc == 0 && r != 0)
         rc = ldn_ckpt_stored_state(ck, &had, err, errlen);
     const int has = ldn_ckpt_compress_state(w->cfg);
     struct wvec v[3];

@@ -24,6 +24,22 @@ for servers in 1 2; do
   diff <(strip "$tmp/local/metrics.jsonl") <(strip "$tmp/dist$servers/metrics.jsonl") ||
     fail "metrics with $servers server(s) differ from the local trainer"
 done
+# Checkpoints cross between the two: the local trainer's checkpoint of step 60 resumes under
+# mpirun with 2 servers, and a 1-server job's resumes locally; both end where the
+# uninterrupted run does (a worker's state is found by its place among the workers, not by
+# its rank, so another ps.servers resumes too).
+"$LADON" train --local "$tmp/c.yaml" run.dir="$tmp/lck" checkpoint.every_steps=60 \
+  checkpoint.keep_last=100 2>"$tmp/logl" || { cat "$tmp/logl"; fail "local run with checkpoints"; }
+run_mpi 4 "$LADON" train "$tmp/c.yaml" ps.servers=2 run.dir="$tmp/l2d" \
+  --resume "$tmp/lck/checkpoints/step-0000000060.h5" 2>"$tmp/logr" || { cat "$tmp/logr"; fail "local checkpoint resumed under mpirun"; }
+"$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/l2d/trunk.f32" 1e-5 ||
+  fail "a local checkpoint resumed under mpirun ends elsewhere"
+run_mpi 3 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/dck" checkpoint.every_steps=60 \
+  checkpoint.keep_last=100 2>"$tmp/logd" || { cat "$tmp/logd"; fail "dist run with checkpoints"; }
+"$LADON" train --local "$tmp/c.yaml" run.dir="$tmp/d2l" \
+  --resume "$tmp/dck/checkpoints/step-0000000060.h5" 2>"$tmp/logr" || { cat "$tmp/logr"; fail "job checkpoint resumed locally"; }
+"$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/d2l/trunk.f32" 1e-5 ||
+  fail "a job's checkpoint resumed by the local trainer ends elsewhere"
 # The compressed path with nothing dropped (top-k of everything, fp32, error feedback) is
 # still exact: encode, decode and the residual round trip without rounding.
 run_mpi 3 "$LADON" train "$tmp/c.yaml" compress.codec=topk compress.ratio=1 \
