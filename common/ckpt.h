@@ -129,8 +129,9 @@ int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metr
 
 /* Can a job of cfg (features inputs, n_workers workers, total_steps steps) resume from ck?
  * Returns 0, or LDN_ERR_CONFIG with one line naming the first difference (model shape,
- * tasks, optimizer state, codec, workers) in err, or LDN_ERR_FORMAT when the file's objects
- * cannot all be walked (damaged metadata) or a trunk or head layer is missing. */
+ * tasks, optimizer) in err, or LDN_ERR_FORMAT when the file's objects cannot all be walked
+ * (damaged metadata) or a trunk or head layer is missing. Another worker layout or compress
+ * section is one warning saying what carries over. */
 int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
                    int n_workers, int64_t total_steps, char *err, size_t errlen);
 
@@ -139,8 +140,11 @@ int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int 
 enum { LDN_CKPT_CODEC = 1, LDN_CKPT_RESIDUAL = 2, LDN_CKPT_VELOCITY = 4 };
 /* The state a job of cfg keeps per worker (the bits above; 0 for plain dense pushes). */
 int ldn_ckpt_compress_state(const struct ldn_config *cfg);
-/* The same for the job that wrote ck (from its stored config). 0 or FORMAT with err. */
-int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, int *state, char *err, size_t errlen);
+/* The same for the job that wrote ck (from its stored config), and whether its workers line
+ * up with those of a job of cfg with n_workers workers (*same: same count, same
+ * tasks.*.workers; otherwise no worker state carries over). 0 or FORMAT with err. */
+int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int n_workers,
+                          int *state, int *same, char *err, size_t errlen);
 /* Does a residual written with ckpt_state carry over to a job with job_state? Only when both
  * keep one and both or neither use momentum correction (the residual's units differ). */
 int ldn_ckpt_keeps_residual(int ckpt_state, int job_state);
@@ -164,6 +168,10 @@ int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
 /* Read back what ldn_ckpt_add_task wrote (the head always), checking the batch order. */
 int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
                        struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen);
+/* Only the task's head and head optimizer state (another worker layout: the batch order of a
+ * shard that no longer exists is not read). */
+int ldn_ckpt_read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_net *head,
+                       struct ldn_optim *opt, char *err, size_t errlen);
 
 /* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
  * kills itself with SIGKILL after writing its data, before the file is closed; with

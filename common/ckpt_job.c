@@ -50,8 +50,7 @@ static void widths(char *buf, size_t len, const int *w, int n)
 #define DIFF(...) ldn_fail(err, errlen, LDN_ERR_CONFIG, __VA_ARGS__)
 
 static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
-                   const struct ldn_config *cfg, int features, int n_workers, char *err,
-                   size_t errlen)
+                   const struct ldn_config *cfg, int features, char *err, size_t errlen)
 {
     const char *p = ck->path;
     char a[256], b[256];
@@ -97,10 +96,6 @@ static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
         return DIFF("checkpoint %s does not match: train.momentum is %g in the checkpoint, %g in "
                     "the config (the momentum buffers exist in only one of them)",
                     p, old->optim.momentum, cfg->optim.momentum);
-    if (ck->n_workers != n_workers)
-        return DIFF("checkpoint %s does not match: it holds the state of %d workers, this job has "
-                    "%d (start with the same number of worker ranks)",
-                    p, ck->n_workers, n_workers);
     return 0;
 }
 
@@ -161,6 +156,22 @@ int ldn_ckpt_compress_state(const struct ldn_config *cfg)
     return compress_state(cfg);
 }
 
+/* Do the checkpoint's workers (old's tasks, n_old of them) line up with a job of cfg with
+ * n_workers workers? Same count and the same tasks.*.workers: the same plan, worker for
+ * worker. */
+static int same_workers(const struct ldn_config *old, int n_old, const struct ldn_config *cfg,
+                        int n_workers)
+{
+    if (n_old != n_workers)
+        return 0;
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        int o = ldn_config_task_index(old, cfg->tasks[t].name);
+        if (o < 0 || old->tasks[o].workers != cfg->tasks[t].workers)
+            return 0;
+    }
+    return 1;
+}
+
 /* The config the checkpoint's job ran with, or NULL with err filled. */
 static struct ldn_config *stored_config(const struct ldn_ckpt *ck, char *err, size_t errlen)
 {
@@ -173,12 +184,14 @@ static struct ldn_config *stored_config(const struct ldn_ckpt *ck, char *err, si
     return old;
 }
 
-int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, int *state, char *err, size_t errlen)
+int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int n_workers,
+                          int *state, int *same, char *err, size_t errlen)
 {
     struct ldn_config *old = stored_config(ck, err, errlen);
     if (!old)
         return LDN_ERR_FORMAT;
     *state = compress_state(old);
+    *same = same_workers(old, ck->n_workers, cfg, n_workers);
     ldn_config_destroy(&old);
     return 0;
 }
@@ -211,7 +224,7 @@ int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int 
     struct ldn_config *old = stored_config(ck, err, errlen);
     if (!old)
         return LDN_ERR_FORMAT;
-    int rc = compare(ck, old, cfg, features, n_workers, err, errlen);
+    int rc = compare(ck, old, cfg, features, err, errlen);
     if (rc == 0) /* damaged metadata fails here, on rank 0, before any rank starts reading */
         rc = ldn_ckpt_walk(ck, NULL, NULL, err, errlen);
     if (rc == 0)
@@ -220,7 +233,13 @@ int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int 
         rc = DIFF("checkpoint %s is at step %lld and this config trains %lld steps: nothing left "
                   "to train (raise train.epochs)",
                   ck->path, (long long)ck->step, (long long)total_steps);
-    if (rc == 0)
+    if (rc == 0 && !same_workers(old, ck->n_workers, cfg, n_workers))
+        LDN_WARN("checkpoint %s holds the state of %d workers, this job has %d (or the tasks' "
+                 "workers differ): the trunk, the heads and the optimizer state carry over; every "
+                 "worker starts a new pass over its data shard, and what the workers kept for "
+                 "compressed pushes (residuals, velocities) starts at zero",
+                 ck->path, ck->n_workers, n_workers);
+    else if (rc == 0)
         compress_change(ck, old, cfg);
     if (rc == 0 && old->seed != cfg->seed)
         LDN_WARN("checkpoint %s was written with run.seed %llu, the config has %llu: task "
@@ -268,26 +287,15 @@ int ldn_ckpt_worker_source(const struct ldn_ckpt *ck, int worker_index, const ch
     return ldn_ckpt_has(ck, name) ? 0 : r;
 }
 
-int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
-                       struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen)
+/* This rank's batch order of task from the checkpoint, checked. */
+static int read_batch(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_batcher *b,
+                      char *err, size_t errlen)
 {
     char name[LDN_CKPT_NAME_MAX];
-    const int64_t d1[2] = {1, 1}, d2[2] = {2, 1}, d4[2] = {4, 1}, dp[2] = {b->n, 1};
+    const int64_t d2[2] = {2, 1}, d4[2] = {4, 1}, dp[2] = {b->n, 1};
     int64_t state[2] = {0, 0};
-    snprintf(name, sizeof name, "/heads/%s", task);
-    int rc = ldn_ckpt_read_net(ck, head, name, head->params, 0, head->n_params, err, errlen);
-    snprintf(name, sizeof name, "/optimizer/m/heads/%s", task);
-    if (rc == 0 && opt->m)
-        rc = ldn_ckpt_read_net(ck, head, name, opt->m, 0, head->n_params, err, errlen);
-    snprintf(name, sizeof name, "/optimizer/v/heads/%s", task);
-    if (rc == 0 && opt->v)
-        rc = ldn_ckpt_read_net(ck, head, name, opt->v, 0, head->n_params, err, errlen);
-    snprintf(name, sizeof name, "/optimizer/t/heads/%s", task);
-    if (rc == 0)
-        rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &opt->t, 1, err, errlen);
     snprintf(name, sizeof name, "/workers/%d/batch/%s/perm", rank, task);
-    if (rc == 0)
-        rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dp, 0, b->n, b->perm, 1, err, errlen);
+    int rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dp, 0, b->n, b->perm, 1, err, errlen);
     for (int64_t k = 0; k < b->n && rc == 0; k++)
         if (b->perm[k] < 0 || b->perm[k] >= b->n)
             rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
@@ -308,4 +316,30 @@ int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, st
         b->passes = state[1];
     }
     return rc;
+}
+
+int ldn_ckpt_read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_net *head,
+                       struct ldn_optim *opt, char *err, size_t errlen)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    const int64_t d1[2] = {1, 1};
+    snprintf(name, sizeof name, "/heads/%s", task);
+    int rc = ldn_ckpt_read_net(ck, head, name, head->params, 0, head->n_params, err, errlen);
+    snprintf(name, sizeof name, "/optimizer/m/heads/%s", task);
+    if (rc == 0 && opt->m)
+        rc = ldn_ckpt_read_net(ck, head, name, opt->m, 0, head->n_params, err, errlen);
+    snprintf(name, sizeof name, "/optimizer/v/heads/%s", task);
+    if (rc == 0 && opt->v)
+        rc = ldn_ckpt_read_net(ck, head, name, opt->v, 0, head->n_params, err, errlen);
+    snprintf(name, sizeof name, "/optimizer/t/heads/%s", task);
+    if (rc == 0)
+        rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &opt->t, 1, err, errlen);
+    return rc;
+}
+
+int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
+                       struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen)
+{
+    int rc = ldn_ckpt_read_head(ck, task, head, opt, err, errlen);
+    return rc ? rc : read_batch(ck, rank, task, b, err, errlen);
 }

@@ -974,8 +974,8 @@ int ldn_server_resume(struct ldn_server *s, const struct ldn_ckpt *ck, char *err
 {
     const struct ldn_net *trunk = s->o.job->trunk;
     const int64_t lo = s->o.lo, hi = s->o.hi;
-    int had = 0;
-    int rc = ldn_ckpt_stored_state(ck, &had, err, errlen);
+    int had = 0, same = 0;
+    int rc = ldn_ckpt_stored_state(ck, s->cfg, s->W, &had, &same, err, errlen);
     if (rc == 0)
         rc = ldn_ckpt_read_net(ck, trunk, "/trunk", s->params, lo, hi, err, errlen);
     /* Servers of a job with momentum correction kept no momentum: this job's starts at zero. */

@@ -197,8 +197,12 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
     const struct ldn_net *trunk = r->model->trunk;
     struct ldn_optim *o = r->trunk_opt;
     const int64_t d1[2] = {1, 1};
-    int rc = ldn_ckpt_read_net(ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err, errlen);
-    if (rc == 0 && o->m)
+    int had = 0, same = 1; /* the writer's compress state, and whether its one worker lines up */
+    int rc = ldn_ckpt_stored_state(ck, r->cfg, 1, &had, &same, err, errlen);
+    if (rc == 0)
+        rc = ldn_ckpt_read_net(ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err, errlen);
+    /* a job with momentum correction kept the momentum on its workers: it starts at zero */
+    if (rc == 0 && o->m && !(had & LDN_CKPT_VELOCITY))
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params, err,
                                errlen);
     if (rc == 0 && o->v)
@@ -212,11 +216,14 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
         nd == 1 && dims[0] == 1)
         rc = ldn_ckpt_read(ck, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, d1, 0, 1, &o->t, 1, err,
                            errlen);
-    /* the one worker's state: rank 0 here, after the coordinator and servers in a job's */
+    /* the one worker's state: rank 0 here, after the coordinator and servers in a job's; a
+     * job with more workers leaves only its heads (every task starts a new pass) */
     const int src = r->n_tasks ? ldn_ckpt_worker_source(ck, 0, r->cfg->tasks[0].name) : 0;
     for (int t = 0; t < r->n_tasks && rc == 0; t++)
-        rc = ldn_ckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
-                                r->tasks[t].head_opt, &r->tasks[t].batcher, err, errlen);
+        rc = same ? ldn_ckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
+                                       r->tasks[t].head_opt, &r->tasks[t].batcher, err, errlen)
+                  : ldn_ckpt_read_head(ck, r->cfg->tasks[t].name, r->model->heads[t],
+                                       r->tasks[t].head_opt, err, errlen);
     return rc;
 }
 

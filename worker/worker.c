@@ -513,17 +513,20 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
     /* this worker's state in the checkpoint: by its place among the workers, not its rank */
     const int r = ldn_ckpt_worker_source(ck, w->job->rank - 1 - w->job->plan->n_servers,
                                          w->cfg->tasks[w->tasks[0].t].name);
-    int rc = 0;
+    /* Another worker layout (count or tasks.*.workers) or compress section: rank 0 has said
+     * what carries over; read what both jobs keep, the rest starts afresh. A local trainer's
+     * checkpoint (rank 0) has no compression state. */
+    int had = 0, same = 1;
+    int rc = ldn_ckpt_stored_state(ck, w->cfg, w->job->plan->n_workers, &had, &same, err, errlen);
+    if (r == 0 || !same)
+        had = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
-        rc = ldn_ckpt_read_task(ck, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
-                                wt->head_opt, &wt->batcher, err, errlen);
+        const char *task = w->cfg->tasks[wt->t].name;
+        struct ldn_net *head = w->model->heads[wt->t];
+        rc = same ? ldn_ckpt_read_task(ck, r, task, head, wt->head_opt, &wt->batcher, err, errlen)
+                  : ldn_ckpt_read_head(ck, task, head, wt->head_opt, err, errlen);
     }
-    /* The compress section may have changed (rank 0 has said what carries over): read what
-     * both jobs keep; the rest starts afresh. */
-    int had = 0; /* a local trainer's checkpoint (rank 0) has no compression state */
-    if (rc == 0 && r != 0)
-        rc = ldn_ckpt_stored_state(ck, &had, err, errlen);
     const int has = ldn_ckpt_compress_state(w->cfg);
     struct wvec v[3];
     int nv = worker_vectors(w, v);

@@ -106,7 +106,7 @@ resumes() { # resumes WHAT PATTERN ARGS...: the resume completes and its log has
   local what=$1 pat=$2
   shift 2
   rm -rf "$tmp/other"
-  run_mpi $np "$LADON" train "$tmp/c.yaml" run.dir="$tmp/other" "$@" >"$tmp/other.log" 2>&1 ||
+  run_mpi "${NP:-$np}" "$LADON" train "$tmp/c.yaml" run.dir="$tmp/other" "$@" >"$tmp/other.log" 2>&1 ||
     { cat "$tmp/other.log"; fail "$what: resume failed"; }
   grep -q -- "$pat" "$tmp/other.log" || { cat "$tmp/other.log"; fail "$what: no '$pat'"; }
   grep -m1 -- "$pat" "$tmp/other.log" | sed "s|^|  $what: |"
@@ -116,6 +116,10 @@ resumes "to dense" "this job has dense/fp32: the workers' error-feedback residua
   compress.codec=dense compress.quant=fp32 --resume "$ck"
 resumes "to sign" "this job has topk/sign + error feedback: the workers' state carries over" \
   compress.quant=sign --resume "$ck"
+# Another worker layout (3 workers instead of 4): the model and optimizer carry over, the
+# workers start new passes over their shards.
+NP=6 resumes "3 workers" "holds the state of 4 workers, this job has 3" \
+  tasks.task000.workers=1 --resume "$ck"
 expect_refused "nothing left" "nothing left to train" --resume "$tmp/full/checkpoints/$final"
 expect_refused "no checkpoint" "no checkpoint written yet" --resume latest
 echo "junk" >"$tmp/junk.h5"
