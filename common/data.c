@@ -178,7 +178,11 @@ static hid_t open_dset(const struct task_file *tf, const char *split, const char
     htri_t ex = H5Lexists(tf->f, split, H5P_DEFAULT);
     if (ex > 0)
         ex = H5Lexists(tf->f, p, H5P_DEFAULT);
-    if (ex <= 0) {
+    if (ex < 0) { /* the lookup itself failed: the group's index is damaged */
+        h5fail(err, errlen, LDN_ERR_FORMAT, tf->path, "/%s: cannot look it up (damaged file?)", p);
+        return -1;
+    }
+    if (ex == 0) {
         ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: /%s: dataset missing", tf->path, p);
         return -1;
     }
