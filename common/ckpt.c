@@ -731,35 +731,44 @@ done:
     return rc;
 }
 
-int ldn_ckpt_has(const struct ldn_ckpt *ck, const char *name)
+/* 1 when dataset `name` exists, 0 when some link on the way or the dataset is absent, -1 when
+ * a lookup fails (a damaged group index; HDF5's reason stays on its error stack). */
+static int lookup(const struct ldn_ckpt *ck, const char *name)
 {
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    /* every link on the way must exist */
     char part[LDN_CKPT_NAME_MAX];
-    int ok = 1;
+    int found = 1;
     for (const char *p = strchr(name + 1, '/');; p = strchr(p + 1, '/')) {
         size_t n = p ? (size_t)(p - name) : strlen(name);
         if (n >= sizeof part) {
-            ok = 0;
+            found = 0;
             break;
         }
         memcpy(part, name, n);
         part[n] = '\0';
-        if (H5Lexists(ck->f, part, H5P_DEFAULT) <= 0) {
-            ok = 0;
+        htri_t ex = H5Lexists(ck->f, part, H5P_DEFAULT);
+        if (ex <= 0) {
+            found = ex < 0 ? -1 : 0;
             break;
         }
         if (!p)
             break;
     }
-    if (ok) {
+    if (found > 0) {
         H5O_info_t info;
-        ok = H5Oget_info_by_name(ck->f, name, &info, H5P_DEFAULT) >= 0 &&
-             info.type == H5O_TYPE_DATASET;
+        if (H5Oget_info_by_name(ck->f, name, &info, H5P_DEFAULT) < 0)
+            found = -1;
+        else
+            found = info.type == H5O_TYPE_DATASET;
     }
     ldn_h5_restore(&q);
-    return ok;
+    return found;
+}
+
+int ldn_ckpt_has(const struct ldn_ckpt *ck, const char *name)
+{
+    return lookup(ck, name) > 0;
 }
 
 struct walk {
@@ -808,7 +817,13 @@ int ldn_ckpt_walk(const struct ldn_ckpt *ck,
 
 static hid_t open_dataset(const struct ldn_ckpt *ck, const char *name, char *err, size_t errlen)
 {
-    if (!ldn_ckpt_has(ck, name)) {
+    int found = lookup(ck, name);
+    if (found < 0) {
+        ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path,
+                    "cannot look up %s (damaged file?)", name);
+        return -1;
+    }
+    if (!found) {
         ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: dataset %s is missing", ck->path,
                  name);
         return -1;

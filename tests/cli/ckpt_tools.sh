@@ -131,6 +131,16 @@ with open(sys.argv[1], "r+b") as f:
     f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x10]))
 PY
 all_tools "/trunk/0/weight: checksum mismatch" "$tmp/flip.h5"
+# Damaged metadata (the version byte of group /trunk/1's object header): every tool says the
+# file is damaged, none that a layer is missing.
+cp "$good" "$tmp/hdr.h5"
+"$PY" - "$tmp/hdr.h5" <<'PY'
+import sys, h5py
+a = h5py.h5o.get_info(h5py.File(sys.argv[1], "r")["/trunk/1"].id).addr
+with open(sys.argv[1], "r+b") as f:
+    f.seek(a); b = f.read(1); f.seek(a); f.write(bytes([b[0] ^ 0x40]))
+PY
+all_tools "(damaged file?): bad object header version number" "$tmp/hdr.h5"
 echo "not a checkpoint" >"$tmp/text.h5"
 all_tools "cannot open as HDF5" "$tmp/text.h5"
 all_tools "cannot open: No such file" "$tmp/missing.h5"
