@@ -165,13 +165,11 @@ int ldn_ckpt_worker_source(const struct ldn_ckpt *ck, int worker_index, const ch
 int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
                       const struct ldn_net *head, struct ldn_optim *opt,
                       const struct ldn_batcher *b, int64_t state[2], int head_too);
-/* Read back what ldn_ckpt_add_task wrote (the head always), checking the batch order. */
+/* Read back what ldn_ckpt_add_task wrote: the head and its optimizer state always, and
+ * rank's batch order (checked) into b unless b is NULL (another worker layout: the order of a
+ * shard that no longer exists is not read). */
 int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
                        struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen);
-/* Only the task's head and head optimizer state (another worker layout: the batch order of a
- * shard that no longer exists is not read). */
-int ldn_ckpt_read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_net *head,
-                       struct ldn_optim *opt, char *err, size_t errlen);
 
 /* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
  * kills itself with SIGKILL after writing its data, before the file is closed; with

@@ -102,7 +102,7 @@ static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
 /* The per-worker compression state a job of c keeps: LDN_CKPT_CODEC (compressed pushes, a
  * codec random stream), LDN_CKPT_RESIDUAL (error feedback), LDN_CKPT_VELOCITY (DGC momentum
  * correction; the servers then keep no momentum). */
-static int compress_state(const struct ldn_config *c)
+int ldn_ckpt_compress_state(const struct ldn_config *c)
 {
     struct ldn_codec_desc d;
     if (!ldn_codec_desc_from_config(&c->compress, c->seed, &d))
@@ -124,7 +124,7 @@ static void compress_change(const struct ldn_ckpt *ck, const struct ldn_config *
                             const struct ldn_config *cfg)
 {
     const struct ldn_compress_config *x = &old->compress, *y = &cfg->compress;
-    int a = compress_state(old), b = compress_state(cfg);
+    int a = ldn_ckpt_compress_state(old), b = ldn_ckpt_compress_state(cfg);
     if (x->codec == y->codec && x->quant == y->quant && a == b)
         return;
     char what[512];
@@ -149,11 +149,6 @@ static void compress_change(const struct ldn_ckpt *ck, const struct ldn_config *
              ldn_codec_quant_name(y->quant), b & LDN_CKPT_RESIDUAL ? " + error feedback" : "",
              b & LDN_CKPT_VELOCITY ? " + momentum correction" : "",
              off ? ":" : ": the workers' state carries over", off ? what + 1 : "");
-}
-
-int ldn_ckpt_compress_state(const struct ldn_config *cfg)
-{
-    return compress_state(cfg);
 }
 
 /* Do the checkpoint's workers (old's tasks, n_old of them) line up with a job of cfg with
@@ -190,7 +185,7 @@ int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, const struct ldn_config *cf
     struct ldn_config *old = stored_config(ck, err, errlen);
     if (!old)
         return LDN_ERR_FORMAT;
-    *state = compress_state(old);
+    *state = ldn_ckpt_compress_state(old);
     *same = same_workers(old, ck->n_workers, cfg, n_workers);
     ldn_config_destroy(&old);
     return 0;
@@ -318,8 +313,9 @@ static int read_batch(const struct ldn_ckpt *ck, int rank, const char *task, str
     return rc;
 }
 
-int ldn_ckpt_read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_net *head,
-                       struct ldn_optim *opt, char *err, size_t errlen)
+/* The task's head and head optimizer state. */
+static int read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_net *head,
+                     struct ldn_optim *opt, char *err, size_t errlen)
 {
     char name[LDN_CKPT_NAME_MAX];
     const int64_t d1[2] = {1, 1};
@@ -340,6 +336,6 @@ int ldn_ckpt_read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_n
 int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
                        struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen)
 {
-    int rc = ldn_ckpt_read_head(ck, task, head, opt, err, errlen);
-    return rc ? rc : read_batch(ck, rank, task, b, err, errlen);
+    int rc = read_head(ck, task, head, opt, err, errlen);
+    return rc || !b ? rc : read_batch(ck, rank, task, b, err, errlen);
 }

@@ -55,6 +55,19 @@ static uint64_t select_desc(uint64_t *a, size_t m, size_t p, struct ldn_rng *rng
     return a[lo];
 }
 
+/* The histogram bucket that holds the k-th largest (k >= 1, counted from the top bucket), its
+ * rank r (1-based) inside the bucket and the bucket's count inb. */
+static uint32_t kth_bucket(const uint32_t *hist, size_t k, size_t *r, size_t *inb)
+{
+    size_t above = 0;
+    uint32_t b = HIST_BUCKETS - 1;
+    while (above + hist[b] < k)
+        above += hist[b--];
+    *r = k - above;
+    *inb = hist[b];
+    return b;
+}
+
 /* Exact top-k over the elements sub[0..m) of v (sub NULL: 0..m), written ascending to out. */
 static int64_t topk_sub(struct ldn_codec_ctx *ctx, const float *v, const uint32_t *sub, size_t m,
                         size_t k, uint32_t *out)
@@ -75,11 +88,8 @@ static int64_t topk_sub(struct ldn_codec_ctx *ctx, const float *v, const uint32_
         for (size_t j = 0; j < m; j++)
             hist[absbits(v[j]) >> HIST_SHIFT]++;
     }
-    size_t above = 0;
-    uint32_t b = HIST_BUCKETS - 1;
-    while (above + hist[b] < k)
-        above += hist[b--];
-    size_t r = k - above, inb = hist[b];
+    size_t r, inb;
+    const uint32_t b = kth_bucket(hist, k, &r, &inb);
     uint64_t thr = 0; /* composite key threshold inside bucket b; 0 takes the whole bucket */
     if (r < inb) {
         uint64_t *keys = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, inb * sizeof *keys);
@@ -121,11 +131,8 @@ static int64_t topk_keys(struct ldn_codec_ctx *ctx, const uint64_t *keys, size_t
     memset(hist, 0, HIST_BUCKETS * sizeof *hist);
     for (size_t j = 0; j < m; j++)
         hist[keys[j] >> shift]++;
-    size_t above = 0;
-    uint32_t b = HIST_BUCKETS - 1;
-    while (above + hist[b] < k)
-        above += hist[b--];
-    size_t r = k - above, inb = hist[b];
+    size_t r, inb;
+    const uint32_t b = kth_bucket(hist, k, &r, &inb);
     uint64_t thr = (uint64_t)b << shift; /* the whole bucket */
     if (r < inb) {
         uint64_t *in = ldn__codec_scratch(ctx, LDN__CODEC_KEYS, inb * sizeof *in);

@@ -499,9 +499,21 @@ static int before_update(struct ldn_server *s, int k)
     return LDN_ERR_TIMEOUT;
 }
 
-/* bsp: every worker's chunk k of the open step is in: sum in worker-rank order, average,
- * apply; when it was the last chunk of the step, the step is complete. */
-static int finish_bsp_chunk(struct ldn_server *s, int k);
+/* bsp: chunk k of the open step is applied; after the last chunk the step is complete. */
+static int finish_bsp_chunk(struct ldn_server *s, int k)
+{
+    s->version[k]++;
+    s->cnt[k] = 0;
+    if (++s->applied_in_step == s->C) {
+        s->applied_in_step = 0;
+        s->n_pending = 0;
+        s->step++;
+        s->st.steps_applied++;
+        memset(s->got, 0, (size_t)s->W * (size_t)s->C);
+        memset(s->pushed, 0, (size_t)s->W);
+    }
+    return 0;
+}
 
 /* apply_bsp_chunk for sparse pushes (s->sparse): the same sums and update, over the union
  * of the keys pushed; pending is left zero again. */
@@ -541,6 +553,8 @@ static void apply_sparse(struct ldn_server *s, const struct ldn_chunk *c, int k,
         mark_changed(s, s->uni, m);
 }
 
+/* bsp: every worker's chunk k of the open step is in: sum in worker-rank order, average,
+ * apply; when it was the last chunk of the step, the step is complete. */
 static int apply_bsp_chunk(struct ldn_server *s, int k)
 {
     const struct ldn_chunk *c = &s->chunks[k];
@@ -575,22 +589,6 @@ static int apply_bsp_chunk(struct ldn_server *s, int k)
         ldn_optim_update(s->opt, s->params, grad, c->lo, c->hi, s->version[k] + 1,
                          lr_for(s, s->step));
     return finish_bsp_chunk(s, k);
-}
-
-/* bsp: chunk k of the open step is applied; after the last chunk the step is complete. */
-static int finish_bsp_chunk(struct ldn_server *s, int k)
-{
-    s->version[k]++;
-    s->cnt[k] = 0;
-    if (++s->applied_in_step == s->C) {
-        s->applied_in_step = 0;
-        s->n_pending = 0;
-        s->step++;
-        s->st.steps_applied++;
-        memset(s->got, 0, (size_t)s->W * (size_t)s->C);
-        memset(s->pushed, 0, (size_t)s->W);
-    }
-    return 0;
 }
 
 /* Index of the first NaN or infinity in x[0..n), or -1. The fast pass relies on x * 0 being
@@ -661,6 +659,32 @@ static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char 
     return k;
 }
 
+/* "value at key K is not finite" for chunk c's element i into why; returns -1. */
+static int not_finite_at(const struct ldn_server *s, const struct ldn_chunk *c, int64_t i,
+                         char *why, size_t whylen)
+{
+    snprintf(why, whylen, "value at key %lld is not finite", (long long)(s->o.lo + c->lo + i));
+    return -1;
+}
+
+/* What decoding push m of chunk c needs: its descriptor into *d (equal to the step's, checked
+ * in push_chunk) and the codec step (random-k's shared seed) as the return value. */
+static uint64_t push_codec(const struct ldn_server *s, const struct ldn_msg *m,
+                           const struct ldn_chunk *c, struct ldn_codec_desc *d)
+{
+    ldn_codec_desc_unpack(m->hdr.cdesc, d, NULL, 0); /* equal to the step's: push_chunk */
+    return ldn_wire_codec_step(m->hdr.step, (uint64_t)(s->o.lo + c->lo));
+}
+
+/* "payload of [lo, hi): <the codec's reason>" into why; returns -1. */
+static int bad_payload(const struct ldn_server *s, const struct ldn_chunk *c, const char *cwhy,
+                       char *why, size_t whylen)
+{
+    snprintf(why, whylen, "payload of [%lld, %lld): %.150s", (long long)(s->o.lo + c->lo),
+             (long long)(s->o.lo + c->hi), cwhy);
+    return -1;
+}
+
 /* Sparse bsp (s->sparse): worker w's push of chunk k added into pending[w] (zero there
  * before) and its keys listed in touch[w]; nothing is written unless all of it is valid.
  * Returns 0, or -1 with why filled. */
@@ -677,35 +701,25 @@ static int take_sparse(struct ldn_server *s, struct ldn_msg *m, int w, int k, ch
         int64_t bad = first_non_finite(g, n);
         if (bad >= 0) {
             memset(g, 0, sizeof(float) * (size_t)n);
-            snprintf(why, whylen, "value at key %lld is not finite",
-                     (long long)(s->o.lo + c->lo + bad));
-            return -1;
+            return not_finite_at(s, c, bad, why, whylen);
         }
         for (int64_t i = 0; i < n; i++)
             t[i] = (uint32_t)i;
         *nt = n;
         return 0;
     }
-    struct ldn_codec_desc d; /* equal to the step's descriptor: checked in push_chunk */
-    ldn_codec_desc_unpack(m->hdr.cdesc, &d, NULL, 0);
+    struct ldn_codec_desc d;
+    const uint64_t cstep = push_codec(s, m, c, &d);
     const uint32_t *idx;
     const float *vals;
     int64_t cnt = 0;
     char cwhy[LDN_ERRLEN];
-    if (ldn_codec_decode(s->codec, &d,
-                         ldn_wire_codec_step(m->hdr.step, (uint64_t)(s->o.lo + c->lo)),
-                         zmq_msg_data(&m->frames[0]), zmq_msg_size(&m->frames[0]), n, &idx, &vals,
-                         &cnt, cwhy, sizeof cwhy)) {
-        snprintf(why, whylen, "payload of [%lld, %lld): %.150s", (long long)(s->o.lo + c->lo),
-                 (long long)(s->o.lo + c->hi), cwhy);
-        return -1;
-    }
+    if (ldn_codec_decode(s->codec, &d, cstep, zmq_msg_data(&m->frames[0]),
+                         zmq_msg_size(&m->frames[0]), n, &idx, &vals, &cnt, cwhy, sizeof cwhy))
+        return bad_payload(s, c, cwhy, why, whylen);
     int64_t bad = first_non_finite(vals, cnt);
-    if (bad >= 0) {
-        snprintf(why, whylen, "value at key %lld is not finite",
-                 (long long)(s->o.lo + c->lo + idx[bad]));
-        return -1;
-    }
+    if (bad >= 0)
+        return not_finite_at(s, c, idx[bad], why, whylen);
     for (int64_t j = 0; j < cnt; j++) {
         g[idx[j]] += vals[j];
         t[j] = idx[j];
@@ -740,23 +754,19 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     } else if (m->hdr.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
         memset(g, 0, sizeof(float) * (size_t)len);
         char cwhy[LDN_ERRLEN];
-        struct ldn_codec_desc d; /* equal to the step's descriptor: checked in push_chunk */
-        ldn_codec_desc_unpack(m->hdr.cdesc, &d, NULL, 0);
-        rc = ldn_codec_decode_add(s->codec, &d,
-                                  ldn_wire_codec_step(m->hdr.step, (uint64_t)(s->o.lo + c->lo)),
-                                  zmq_msg_data(&m->frames[0]), zmq_msg_size(&m->frames[0]), len,
-                                  1.0f, g, cwhy, sizeof cwhy);
+        struct ldn_codec_desc d;
+        const uint64_t cstep = push_codec(s, m, c, &d);
+        rc = ldn_codec_decode_add(s->codec, &d, cstep, zmq_msg_data(&m->frames[0]),
+                                  zmq_msg_size(&m->frames[0]), len, 1.0f, g, cwhy, sizeof cwhy);
         if (rc) {
-            snprintf(why, sizeof why, "payload of [%lld, %lld): %.150s",
-                     (long long)(s->o.lo + c->lo), (long long)(s->o.lo + c->hi), cwhy);
+            bad_payload(s, c, cwhy, why, sizeof why);
             return reject(s, sock, m, LDN_ERR_FORMAT, why);
         }
     } else
         memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)len);
     int64_t bad_at = s->sparse ? -1 : first_non_finite(g, len);
     if (bad_at >= 0) {
-        snprintf(why, sizeof why, "value at key %lld is not finite",
-                 (long long)(s->o.lo + c->lo + bad_at));
+        not_finite_at(s, c, bad_at, why, sizeof why);
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
     ldn_msg_close(m);

@@ -220,10 +220,9 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
      * job with more workers leaves only its heads (every task starts a new pass) */
     const int src = r->n_tasks ? ldn_ckpt_worker_source(ck, 0, r->cfg->tasks[0].name) : 0;
     for (int t = 0; t < r->n_tasks && rc == 0; t++)
-        rc = same ? ldn_ckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
-                                       r->tasks[t].head_opt, &r->tasks[t].batcher, err, errlen)
-                  : ldn_ckpt_read_head(ck, r->cfg->tasks[t].name, r->model->heads[t],
-                                       r->tasks[t].head_opt, err, errlen);
+        rc = ldn_ckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
+                                r->tasks[t].head_opt, same ? &r->tasks[t].batcher : NULL, err,
+                                errlen);
     return rc;
 }
 

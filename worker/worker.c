@@ -524,8 +524,8 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
         struct wtask *wt = &w->tasks[i];
         const char *task = w->cfg->tasks[wt->t].name;
         struct ldn_net *head = w->model->heads[wt->t];
-        rc = same ? ldn_ckpt_read_task(ck, r, task, head, wt->head_opt, &wt->batcher, err, errlen)
-                  : ldn_ckpt_read_head(ck, task, head, wt->head_opt, err, errlen);
+        rc = ldn_ckpt_read_task(ck, r, task, head, wt->head_opt, same ? &wt->batcher : NULL, err,
+                                errlen);
     }
     const int has = ldn_ckpt_compress_state(w->cfg);
     struct wvec v[3];
