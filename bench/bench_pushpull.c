@@ -14,8 +14,10 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "config.h"
 #include "fs.h"
+#include "keyspace.h"
 #include "kv.h"
 #include "net.h"
 #include "nn.h"
@@ -39,8 +41,7 @@ static double raw_zmq(void *ctx, int rank, int S, int W, size_t bytes, int iters
     char ep[LDN_NET_ENDPOINT_MAX] = "";
     void *sock = NULL;
     if (rank < S) {
-        sock = zmq_socket(ctx, ZMQ_PULL);
-        ldn_net_setup(sock, NULL, NULL, 0);
+        sock = ldn_net_socket(ctx, ZMQ_PULL, NULL, NULL, 0);
         if (ldn_net_bind(sock, "127.0.0.1", ep, sizeof ep, NULL, 0))
             die("bind", "raw pull");
     }
@@ -57,9 +58,9 @@ static double raw_zmq(void *ctx, int rank, int S, int W, size_t bytes, int iters
         for (long i = 0; i < total; i++) {
             zmq_msg_recv(&m, sock, 0);
             if (i == 0)
-                t0 = ldn_now();
+                t0 = ldn_clock_now();
         }
-        double dt = ldn_now() - t0;
+        double dt = ldn_clock_now() - t0;
         zmq_msg_close(&m);
         /* the first message's bytes are not inside the timed window */
         rate = (double)(total - 1) * (double)bytes / dt;
@@ -68,8 +69,7 @@ static double raw_zmq(void *ctx, int rank, int S, int W, size_t bytes, int iters
         char *buf = malloc(bytes);
         memset(buf, 1, bytes);
         for (int s = 0; s < S; s++) {
-            socks[s] = zmq_socket(ctx, ZMQ_PUSH);
-            ldn_net_setup(socks[s], NULL, NULL, 0);
+            socks[s] = ldn_net_socket(ctx, ZMQ_PUSH, NULL, NULL, 0);
             zmq_connect(socks[s], eps[s]);
         }
         MPI_Barrier(MPI_COMM_WORLD);
@@ -119,14 +119,14 @@ int main(int argc, char **argv)
     int rows = (int)(bytes / 1024);
     if (rows < S)
         rows = S;
-    struct ldn_net *trunk = ldn_net_new_mlp(255, &rows, 1, 0, LDN_ACT_RELU, 1);
+    struct ldn_nn *trunk = ldn_nn_new_mlp(255, &rows, 1, 0, LDN_ACT_RELU, 1);
     struct ldn_range *ranges = malloc(sizeof *ranges * (size_t)S);
     double imb;
-    if (!trunk || !ranges || ldn_partition_trunk(trunk, S, ranges, &imb, err, sizeof err))
+    if (!trunk || !ranges || ldn_keyspace_partition(trunk, S, ranges, &imb, err, sizeof err))
         die("partition", err);
     struct ldn_chunk *chunks = NULL;
-    int n_chunks =
-        ldn_chunks_build(trunk, ranges, S, (int64_t)cfg->chunk_kb * 1024, &chunks, err, sizeof err);
+    int n_chunks = ldn_keyspace_chunks(trunk, ranges, S, (int64_t)cfg->chunk_kb * 1024, &chunks,
+                                       err, sizeof err);
     if (n_chunks < 0)
         die("chunks", err);
     const size_t payload = sizeof(float) * (size_t)trunk->n_params;
@@ -148,8 +148,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < W; i++)
         workers[i] = 1 + S + i;
     if (rank < S) {
-        router = zmq_socket(ctx, ZMQ_ROUTER);
-        ldn_net_setup(router, NULL, NULL, 0);
+        router = ldn_net_socket(ctx, ZMQ_ROUTER, NULL, NULL, 0);
         if (ldn_net_bind(router, "127.0.0.1", ep, sizeof ep, err, sizeof err))
             die("bind", err);
         struct ldn_server_opts o = {.rank = 1 + rank,
@@ -187,20 +186,19 @@ int main(int argc, char **argv)
         double t0 = 0;
         for (int i = 0; i <= iters; i++) {
             if (i == 1)
-                t0 = ldn_now(); /* the first step warms up connections and buffers */
+                t0 = ldn_clock_now(); /* the first step warms up connections and buffers */
             if (ldn_kv_pull_begin(kv, i + 1, err, sizeof err) ||
                 ldn_kv_push_range(kv, i, grad, 0, trunk->n_params, NULL, err, sizeof err) ||
                 ldn_kv_pull_end(kv, trunk->params, err, sizeof err))
                 die("push/pull", err);
         }
-        rate = 2.0 * (double)payload * iters / (ldn_now() - t0);
+        rate = 2.0 * (double)payload * iters / (ldn_clock_now() - t0);
         free(grad);
         ldn_kv_destroy(&kv);
         MPI_Barrier(wcomm); /* every worker finished */
         if (rank == S) {    /* stop the servers, as the coordinator would */
             for (int s = 0; s < S; s++) {
-                void *c = zmq_socket(ctx, ZMQ_DEALER);
-                ldn_net_setup(c, "c0", NULL, 0);
+                void *c = ldn_net_socket(ctx, ZMQ_DEALER, "c0", NULL, 0);
                 zmq_connect(c, eps[s]);
                 struct ldn_wire_hdr h;
                 ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
@@ -228,7 +226,7 @@ int main(int argc, char **argv)
     free(workers);
     free(chunks);
     free(ranges);
-    ldn_net_destroy(&trunk);
+    ldn_nn_destroy(&trunk);
     ldn_config_destroy(&cfg);
     MPI_Finalize();
     return 0;

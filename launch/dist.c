@@ -9,11 +9,14 @@
 #include <zmq.h>
 
 #include "ckpt.h"
+#include "clock.h"
 #include "config.h"
 #include "coordinator.h"
 #include "data.h"
 #include "fs.h"
 #include "job.h"
+#include "jobckpt.h"
+#include "keyspace.h"
 #include "log.h"
 #include "model.h"
 #include "net.h"
@@ -106,7 +109,7 @@ static void log_plan(const struct ldn_job *job, double imbalance)
              cfg->chunk_kb);
 }
 
-static int run_server(const struct ldn_job *job, void *router, const struct ldn_net *trunk,
+static int run_server(const struct ldn_job *job, void *router, const struct ldn_nn *trunk,
                       char *err, size_t errlen)
 {
     const struct ldn_plan *p = job->plan;
@@ -154,12 +157,12 @@ static int run_server(const struct ldn_job *job, void *router, const struct ldn_
     int rc = s ? 0 : LDN_ERR_NOMEM;
     if (rc == 0 && job->resume_path) {
         struct ldn_ckpt ck;
-        double t0 = ldn_now();
+        double t0 = ldn_clock_now();
         if ((rc = ldn_ckpt_open(job->resume_path, &ck, err, errlen)) == 0) {
             rc = ldn_server_resume(s, &ck, err, errlen);
             ldn_ckpt_close(&ck);
         }
-        double dt = ldn_now() - t0, mb = 4e-6 * (double)(r->hi - r->lo);
+        double dt = ldn_clock_now() - t0, mb = 4e-6 * (double)(r->hi - r->lo);
         if (rc == 0)
             LDN_INFO("ps %d: loaded its %.1f MB of the trunk (and optimizer state) from the "
                      "checkpoint in %.2f s",
@@ -180,27 +183,25 @@ static int run_coordinator(const struct ldn_job *job, void *router, char *err, s
     if (!socks)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int s = 0; s < S && rc == 0; s++) {
-        socks[s] = zmq_socket(job->zctx, ZMQ_DEALER);
-        if (!socks[s] || (rc = ldn_net_setup(socks[s], "c0", err, errlen)))
-            rc = rc ? rc : LDN_ERR_IO;
-        else if (zmq_connect(socks[s], job->server_endpoints[s]) != 0)
-            rc = ldn_fail(err, errlen, LDN_ERR_IO, "connect to server rank %d at %s: %s", 1 + s,
-                          job->server_endpoints[s], zmq_strerror(zmq_errno()));
+        char peer[32];
+        snprintf(peer, sizeof peer, "server rank %d", 1 + s);
+        if (!(socks[s] =
+                  ldn_net_connect(job->zctx, "c0", job->server_endpoints[s], peer, err, errlen)))
+            rc = LDN_ERR_IO;
     }
     if (rc == 0)
         rc = ldn_coord_run(job, router, socks, err, errlen);
     for (int s = 0; s < S; s++)
-        if (socks[s])
-            zmq_close(socks[s]);
+        ldn_net_close(&socks[s]);
     free(socks);
     return rc;
 }
 
 /* Start-up failed on some rank (rank 0 has said why): free what was built, end MPI, exit 1. */
-static int give_up(struct ldn_net **trunk, struct ldn_range *ranges, struct ldn_chunk *chunks,
+static int give_up(struct ldn_nn **trunk, struct ldn_range *ranges, struct ldn_chunk *chunks,
                    struct ldn_plan **plan, struct ldn_config **cfg, struct data_info *d)
 {
-    ldn_net_destroy(trunk);
+    ldn_nn_destroy(trunk);
     free(ranges);
     free(chunks);
     ldn_plan_destroy(plan);
@@ -220,8 +221,8 @@ static int check_resume(const char *arg, const struct ldn_job *job, char *path, 
     int rc = ldn_ckpt_resolve(arg, job->cfg->ckpt.dir, path, len, err, errlen);
     struct ldn_ckpt ck;
     if (rc == 0 && (rc = ldn_ckpt_open(path, &ck, err, errlen)) == 0) {
-        rc = ldn_ckpt_check(&ck, job->cfg, job->features, job->plan->n_workers, job->total_steps,
-                            err, errlen);
+        rc = ldn_jobckpt_check(&ck, job->cfg, job->features, job->plan->n_workers, job->total_steps,
+                               err, errlen);
         *step = ck.step;
         ldn_ckpt_close(&ck);
     }
@@ -291,22 +292,22 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
 
     /* 3. Plan and key ranges (every rank computes the same). */
     struct ldn_plan *plan = ldn_plan_new(cfg, d.n_train, world, err, sizeof err);
-    struct ldn_net *trunk = NULL;
+    struct ldn_nn *trunk = NULL;
     struct ldn_range *ranges = NULL;
     struct ldn_chunk *chunks = NULL;
     int n_chunks = 0;
     double imbalance = 0;
     st = plan ? 0 : 1;
     if (st == 0) {
-        trunk = ldn_net_new_mlp(d.features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, 1);
+        trunk = ldn_nn_new_mlp(d.features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, 1);
         ranges = malloc(sizeof *ranges * (size_t)cfg->servers);
         if (!trunk || !ranges)
             st = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory for the trunk");
         else
-            st = ldn_partition_trunk(trunk, cfg->servers, ranges, &imbalance, err, sizeof err);
+            st = ldn_keyspace_partition(trunk, cfg->servers, ranges, &imbalance, err, sizeof err);
         if (st == 0) {
-            n_chunks = ldn_chunks_build(trunk, ranges, cfg->servers, (int64_t)cfg->chunk_kb * 1024,
-                                        &chunks, err, sizeof err);
+            n_chunks = ldn_keyspace_chunks(trunk, ranges, cfg->servers,
+                                           (int64_t)cfg->chunk_kb * 1024, &chunks, err, sizeof err);
             st = n_chunks < 0 ? n_chunks : 0;
         }
     }
@@ -325,7 +326,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
         ldn_log_set_role("ps", rank, NULL);
         struct ldn_rng r;
         ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
-        ldn_net_init(trunk, &r);
+        ldn_nn_init(trunk, &r);
     } else if (role == LDN_ROLE_WORKER) {
         const struct ldn_group *g = &plan->groups[plan->group_of_rank[rank]];
         char extra[80];
@@ -371,17 +372,9 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     void *router = NULL;
     char mine[LDN_NET_ENDPOINT_MAX] = "";
     st = job.zctx ? 0 : ldn_fail(err, sizeof err, LDN_ERR_IO, "zmq_ctx_new failed");
-    if (st == 0 && role != LDN_ROLE_WORKER) {
-        char ip[64];
-        router = zmq_socket(job.zctx, ZMQ_ROUTER);
-        int on = 1;
-        if (!router)
-            st = ldn_fail(err, sizeof err, LDN_ERR_IO, "zmq_socket: %s", zmq_strerror(zmq_errno()));
-        else if (!(st = ldn_net_setup(router, NULL, err, sizeof err)) &&
-                 zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &on, sizeof on) == 0 &&
-                 !(st = ldn_net_local_address(cfg->iface, ip, sizeof ip, err, sizeof err)))
-            st = ldn_net_bind(router, ip, mine, sizeof mine, err, sizeof err);
-    }
+    if (st == 0 && role != LDN_ROLE_WORKER &&
+        !(router = ldn_net_listen(job.zctx, cfg->iface, mine, sizeof mine, err, sizeof err)))
+        st = LDN_ERR_IO;
     int any = st != 0, fail_any = 0;
     MPI_Allreduce(&any, &fail_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (fail_any) {
@@ -422,8 +415,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     }
     if (group != MPI_COMM_NULL)
         MPI_Comm_free(&group);
-    if (router)
-        zmq_close(router);
+    ldn_net_close(&router);
     zmq_ctx_term(job.zctx);
     ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", cfg->timeout_s);
     MPI_Barrier(MPI_COMM_WORLD);
@@ -432,7 +424,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     free(resume_path);
     free(ranges);
     free(chunks);
-    ldn_net_destroy(&trunk);
+    ldn_nn_destroy(&trunk);
     ldn_plan_destroy(&plan);
     free(d.n_train);
     free(d.n_test);

@@ -1,4 +1,4 @@
-/* Checkpoint tools: inspect, eval, predict (tools.h, docs/checkpoint-tools.md). */
+/* Checkpoint tools: inspect, eval, predict (tools.h, docs/checkpoint.md, "Tools"). */
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
 
@@ -113,12 +113,12 @@ static int load_model(const char *arg, int max_batch, struct loaded *L, char *er
             rc = LDN_ERR_NOMEM;
     }
     if (rc == 0) {
-        struct ldn_net *trunk = L->model->trunk;
+        struct ldn_nn *trunk = L->model->trunk;
         rc = ldn_ckpt_read_net(&L->ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err,
                                errlen);
     }
     for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++) {
-        struct ldn_net *h = L->model->heads[t];
+        struct ldn_nn *h = L->model->heads[t];
         char prefix[LDN_CKPT_NAME_MAX];
         snprintf(prefix, sizeof prefix, "/heads/%s", L->cfg->tasks[t].name);
         rc = ldn_ckpt_read_net(&L->ck, h, prefix, h->params, 0, h->n_params, err, errlen);
@@ -345,7 +345,7 @@ static int check_state(const struct loaded *L, const struct verify *v, char *err
     int rc = 0;
     for (int k = 0; k < 2 && rc == 0; k++) {
         for (int t = -1; t < L->cfg->n_tasks && rc == 0; t++) {
-            struct ldn_net *net = t < 0 ? L->model->trunk : L->model->heads[t];
+            struct ldn_nn *net = t < 0 ? L->model->trunk : L->model->heads[t];
             if (t < 0)
                 snprintf(prefix, sizeof prefix, "/optimizer/%s/trunk", moments[k]);
             else
@@ -516,7 +516,7 @@ static void print_text(const struct summary *s)
     printf("heads        %d tasks, %s parameters\n", cfg->n_tasks,
            grouped(a, sizeof a, s->head_params));
     for (int t = 0; t < cfg->n_tasks; t++) {
-        const struct ldn_net *h = m->heads[t];
+        const struct ldn_nn *h = m->heads[t];
         for (int i = 0; i < h->n_layers; i++) {
             if (i == 0)
                 printf("  %-10s %3d classes  ", cfg->tasks[t].name, s->L->classes[t]);

@@ -1,5 +1,5 @@
 /* Checkpoint tools of the ladon executable: `ladon inspect`, `ladon eval` and `ladon predict`
- * (docs/checkpoint-tools.md). They read checkpoints with the serial HDF5 driver and never
+ * (docs/checkpoint.md, "Tools"). They read checkpoints with the serial HDF5 driver and never
  * start MPI. Each takes the arguments after its command name and returns the process exit
  * code: 0, 1 for a bad input (one line on stderr naming the file and what is wrong), 2 for a
  * usage error. */

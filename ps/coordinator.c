@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "clock.h"
 #include "fs.h"
+#include "jobckpt.h"
+#include "keyspace.h"
 #include "log.h"
 #include "metrics.h"
 #include "optim.h"
@@ -101,7 +104,7 @@ static int send_all_workers(struct coord *c, int kind, double a, double b, char 
 
 static int ping(struct coord *c, char *err, size_t errlen)
 {
-    double now = ldn_now();
+    double now = ldn_clock_now();
     if (now - c->last_ping < PING_S)
         return 0;
     c->last_ping = now;
@@ -132,7 +135,7 @@ static void bar(struct coord *c, int64_t step, double sps)
 
 static void print_mark(struct coord *c, struct mark *m)
 {
-    double now = ldn_now();
+    double now = ldn_clock_now();
     double dt = now - c->mark_time;
     int64_t steps = m->step - c->mark_step;
     double sps = dt > 0 ? (double)m->samples / dt : 0;
@@ -227,7 +230,7 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
     char *done = calloc((size_t)c->job->world, 1);
     if (!done)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    double now = ldn_now();
+    double now = ldn_clock_now();
     for (int r = 1 + p->n_servers; r < c->job->world; r++)
         c->last_seen[r] = now;
     int rc = 0;
@@ -235,7 +238,7 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
         struct ldn_msg m;
         char why[LDN_ERRLEN];
         int r = ldn_net_recv(c->router, 1, &m, 200, why, sizeof why);
-        now = ldn_now();
+        now = ldn_clock_now();
         if (r == 0) {
             ldn_msg_close(&m);
             const struct ldn_wire_hdr *h = &m.hdr;
@@ -281,13 +284,13 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
 static int phase_train(struct coord *c, int64_t from, int64_t to, char *err, size_t errlen)
 {
     c->phase = "train";
-    double t0 = ldn_now();
+    double t0 = ldn_clock_now();
     c->mark_time = t0;
     c->mark_step = from;
     int rc = send_all_workers(c, LDN_CTL_TRAIN, (double)from, (double)to, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
-    c->train_time += ldn_now() - t0;
+    c->train_time += ldn_clock_now() - t0;
     c->worker_steps += (double)(to - from) * c->W;
     return rc;
 }
@@ -341,7 +344,7 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
             .train_accuracy = a->seen ? (double)a->correct / (double)a->seen : NAN,
             .samples_per_s = c->train_time > 0 ? (double)c->samples / c->train_time : 0,
             .lr = lr,
-            .elapsed_s = ldn_now() - c->t_start,
+            .elapsed_s = ldn_clock_now() - c->t_start,
             .push_bytes_per_step = c->worker_steps > 0 ? c->bytes_push / c->worker_steps : 0,
             .pull_bytes_per_step = c->worker_steps > 0 ? c->bytes_pull / c->worker_steps : 0,
             .dense_bytes_per_step = c->worker_steps > 0 ? c->bytes_dense / c->worker_steps : 0,
@@ -371,7 +374,7 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
 static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t errlen)
 {
     c->phase = "checkpoint";
-    double t0 = ldn_now();
+    double t0 = ldn_clock_now();
     for (int r = 1; r < c->job->world; r++) {
         int rc = send_control(c, r, LDN_CTL_CKPT, (double)step, 0, err, errlen);
         if (rc)
@@ -379,16 +382,16 @@ static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t err
     }
     struct ldn_ckpt_items none = {0};
     char path[LDN_PATH_MAX + 64];
-    int rc = ldn_job_checkpoint(c->job, step, c->last_metrics ? c->last_metrics : "", &none, path,
-                                sizeof path, err, errlen);
+    int rc = ldn_jobckpt_write(c->job, step, c->last_metrics ? c->last_metrics : "", &none, path,
+                               sizeof path, err, errlen);
     if (rc)
         return rc;
-    double dt = ldn_now() - t0;
+    double dt = ldn_clock_now() - t0;
     struct stat st;
     double mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
     LDN_INFO("checkpoint step %lld: %s (%.1f MB in %.2f s, %.0f MB/s)", (long long)step, path, mb,
              dt, dt > 0 ? mb / dt : 0);
-    c->last_ckpt_time = ldn_now();
+    c->last_ckpt_time = ldn_clock_now();
     c->last_ckpt_step = step;
     return 0;
 }
@@ -415,14 +418,15 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
         int left = 0;
         for (int k = 0; k < c->job->n_chunks; k++)
             left += c->job->chunks[k].server == s;
-        double deadline = ldn_now() + c->cfg->timeout_s;
+        double deadline = ldn_clock_now() + c->cfg->timeout_s;
         while (left > 0) {
             struct ldn_msg m;
             char why[LDN_ERRLEN];
             int got = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
             if (got == 0) {
                 int k = m.hdr.op == LDN_OP_PARAMS && m.hdr.lo <= INT64_MAX
-                            ? ldn_chunk_find(c->job->chunks, c->job->n_chunks, (int64_t)m.hdr.lo)
+                            ? ldn_keyspace_find_chunk(c->job->chunks, c->job->n_chunks,
+                                                      (int64_t)m.hdr.lo)
                             : -1;
                 if (k >= 0 && c->job->chunks[k].server == s && m.nframes == 1 &&
                     m.hdr.lens[0] ==
@@ -432,7 +436,7 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
                 }
                 ldn_msg_close(&m);
             }
-            if (left > 0 && ldn_now() > deadline) {
+            if (left > 0 && ldn_clock_now() > deadline) {
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                               "waited %.0f s for the weights of server rank %d (ps.timeout)",
                               c->cfg->timeout_s, 1 + s);
@@ -464,7 +468,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
     for (int s = 0; s < S && rc == 0; s++) {
         if ((rc = send_control(c, 1 + s, LDN_CTL_STOP, 0, 0, err, errlen)))
             break;
-        double deadline = ldn_now() + c->cfg->timeout_s;
+        double deadline = ldn_clock_now() + c->cfg->timeout_s;
         for (;;) {
             struct ldn_msg m;
             char why[LDN_ERRLEN];
@@ -479,7 +483,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                 }
                 continue;
             }
-            if (ldn_now() > deadline) {
+            if (ldn_clock_now() > deadline) {
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                               "server rank %d did not confirm the stop within %.0f s", 1 + s,
                               c->cfg->timeout_s);
@@ -498,7 +502,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
 static int wait_hello(struct coord *c, char *err, size_t errlen)
 {
     int left = c->W;
-    double deadline = ldn_now() + c->cfg->timeout_s;
+    double deadline = ldn_clock_now() + c->cfg->timeout_s;
     char *seen = calloc((size_t)c->job->world, 1);
     if (!seen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
@@ -519,7 +523,7 @@ static int wait_hello(struct coord *c, char *err, size_t errlen)
                 return ldn_fail(err, errlen, LDN_ERR_PEER, "rank %d reported: %s", f, m.hdr.msg);
             }
         }
-        if (ldn_now() > deadline) {
+        if (ldn_clock_now() > deadline) {
             int missing = -1;
             for (int w = 1 + c->job->plan->n_servers; w < c->job->world && missing < 0; w++)
                 if (!seen[w])
@@ -587,7 +591,7 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
                                      errlen)) &&
         !(c.metrics = ldn_metrics_open(cfg->run_dir, job->resume_path != NULL, err, errlen)))
         rc = LDN_ERR_IO;
-    c.t_start = ldn_now();
+    c.t_start = ldn_clock_now();
     if (rc == 0)
         rc = wait_hello(&c, err, errlen);
     if (rc == 0)
@@ -603,7 +607,7 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     int64_t look = ck->every_minutes > 0 ? (cfg->log_every > 0 ? cfg->log_every : eval_period) : 0;
     int64_t from = job->resume_path ? job->resume_step : 0;
     c.last_ckpt_step = from;
-    c.last_ckpt_time = ldn_now();
+    c.last_ckpt_time = ldn_clock_now();
     while (rc == 0 && from < job->total_steps) {
         int64_t to = (from / eval_period + 1) * eval_period;
         if (ck->every_steps > 0 && (from / ck->every_steps + 1) * ck->every_steps < to)
@@ -615,10 +619,10 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
         rc = phase_train(&c, from, to, err, errlen);
         if (rc == 0 && (to % eval_period == 0 || to == job->total_steps))
             rc = phase_eval(&c, to, err, errlen);
-        int want =
-            (ck->every_steps > 0 && to % ck->every_steps == 0) ||
-            (ck->every_minutes > 0 && ldn_now() - c.last_ckpt_time >= 60 * ck->every_minutes) ||
-            (ck->final && to == job->total_steps);
+        int want = (ck->every_steps > 0 && to % ck->every_steps == 0) ||
+                   (ck->every_minutes > 0 &&
+                    ldn_clock_now() - c.last_ckpt_time >= 60 * ck->every_minutes) ||
+                   (ck->final && to == job->total_steps);
         if (rc == 0 && want && to != c.last_ckpt_step)
             rc = phase_checkpoint(&c, to, err, errlen);
         from = to;
@@ -628,7 +632,7 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     if (rc == 0)
         LDN_INFO("done: %lld steps, %.0f samples/s, %.1f s in all, metrics in %s/metrics.jsonl",
                  (long long)job->total_steps, c.train_time > 0 ? c.samples / c.train_time : 0,
-                 ldn_now() - c.t_start, cfg->run_dir);
+                 ldn_clock_now() - c.t_start, cfg->run_dir);
     if (c.tty) {
         ldn_log_set_sink(NULL, NULL);
         fputs("\n", stdout);

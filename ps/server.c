@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "clock.h"
 #include "fs.h"
+#include "jobckpt.h"
 #include "log.h"
 #include "optim.h"
 #include "status.h"
@@ -110,9 +112,7 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->params = malloc(sizeof(float) * (size_t)s->n);
     s->acc = malloc(sizeof(float) * (size_t)s->n);
     struct ldn_optim_config oc = o->cfg->optim;
-    struct ldn_codec_desc cd;
-    if (o->cfg->compress.momentum_correction && oc.kind == LDN_OPTIM_SGD &&
-        ldn_codec_desc_from_config(&o->cfg->compress, o->cfg->seed, &cd)) {
+    if (ldn_codec_momentum_on_workers(&o->cfg->compress)) {
         oc.momentum = 0.0; /* the workers keep the momentum (DGC momentum correction) */
         oc.nesterov = false;
     }
@@ -640,7 +640,7 @@ static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char 
     }
     int k = -1;
     if (h->lo >= (uint64_t)s->o.lo && h->lo < (uint64_t)s->o.hi)
-        k = ldn_chunk_find(s->chunks, s->C, (int64_t)h->lo - s->o.lo);
+        k = ldn_keyspace_find_chunk(s->chunks, s->C, (int64_t)h->lo - s->o.lo);
     if (k < 0 || h->hi != (uint64_t)(s->o.lo + s->chunks[k].hi)) {
         snprintf(why, len,
                  "key range [%llu, %llu) is not a chunk of this server's range [%lld, %lld)",
@@ -782,7 +782,7 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     }
     if (bsp) {
         if (s->n_pending++ == 0)
-            s->pending_since = ldn_now();
+            s->pending_since = ldn_clock_now();
         if (++s->cnt[k] == s->W && (rc = apply_bsp_chunk(s, k)))
             return rc;
     } else {
@@ -828,7 +828,7 @@ static int handle_clock(struct ldn_server *s, void *sock, struct ldn_msg *m, int
     if (bsp) {
         char *got = s->got + (size_t)w * (size_t)s->C;
         if (s->n_pending++ == 0)
-            s->pending_since = ldn_now();
+            s->pending_since = ldn_clock_now();
         for (int k = 0; k < s->C; k++) {
             got[k] = 1;
             int rc;
@@ -958,7 +958,7 @@ static int ckpt_ready(const struct ldn_server *s)
 
 static int checkpoint(struct ldn_server *s, char *err, size_t errlen)
 {
-    const struct ldn_net *trunk = s->o.job->trunk;
+    const struct ldn_nn *trunk = s->o.job->trunk;
     const int64_t lo = s->o.lo, hi = s->o.hi;
     struct ldn_ckpt_items it = {0};
     int rc = ldn_ckpt_add_net(&it, trunk, "/trunk", s->params, lo, hi);
@@ -973,8 +973,8 @@ static int checkpoint(struct ldn_server *s, char *err, size_t errlen)
     if (rc)
         rc = ldn_fail(err, errlen, rc, "ps %d: checkpoint items: out of memory", s->o.rank);
     else
-        rc = ldn_job_checkpoint(s->o.job, s->ckpt_pending, NULL, &it, path, sizeof path, err,
-                                errlen);
+        rc =
+            ldn_jobckpt_write(s->o.job, s->ckpt_pending, NULL, &it, path, sizeof path, err, errlen);
     ldn_ckpt_items_free(&it);
     s->ckpt_pending = -1;
     return rc;
@@ -982,14 +982,14 @@ static int checkpoint(struct ldn_server *s, char *err, size_t errlen)
 
 int ldn_server_resume(struct ldn_server *s, const struct ldn_ckpt *ck, char *err, size_t errlen)
 {
-    const struct ldn_net *trunk = s->o.job->trunk;
+    const struct ldn_nn *trunk = s->o.job->trunk;
     const int64_t lo = s->o.lo, hi = s->o.hi;
     int had = 0, same = 0;
-    int rc = ldn_ckpt_stored_state(ck, s->cfg, s->W, &had, &same, err, errlen);
+    int rc = ldn_jobckpt_stored_state(ck, s->cfg, s->W, &had, &same, err, errlen);
     if (rc == 0)
         rc = ldn_ckpt_read_net(ck, trunk, "/trunk", s->params, lo, hi, err, errlen);
     /* Servers of a job with momentum correction kept no momentum: this job's starts at zero. */
-    if (rc == 0 && s->opt->m && !(had & LDN_CKPT_VELOCITY))
+    if (rc == 0 && s->opt->m && !(had & LDN_JOBCKPT_VELOCITY))
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/m/trunk", s->opt->m, lo, hi, err, errlen);
     if (rc == 0 && s->opt->v)
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/v/trunk", s->opt->v, lo, hi, err, errlen);
@@ -1017,18 +1017,18 @@ int ldn_server_resume(struct ldn_server *s, const struct ldn_ckpt *ck, char *err
 int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen)
 {
     const double timeout = s->cfg->timeout_s;
-    double last = ldn_now();
+    double last = ldn_clock_now();
     for (;;) {
         if (ckpt_ready(s)) {
             int rc = checkpoint(s, err, errlen);
             if (rc)
                 return rc;
-            last = ldn_now();
+            last = ldn_clock_now();
         }
         struct ldn_msg m;
         char why[LDN_ERRLEN];
         int rc = ldn_net_recv(sock, 1, &m, 500, why, sizeof why);
-        double now = ldn_now();
+        double now = ldn_clock_now();
         if (rc == LDN_ERR_TIMEOUT) {
             if (s->n_pending > 0 && now - s->pending_since > timeout) {
                 char missing[256];

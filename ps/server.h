@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "config.h"
 #include "job.h"
+#include "keyspace.h"
 #include "net.h"
 #include "plan.h"
 

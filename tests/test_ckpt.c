@@ -21,20 +21,20 @@
 static char g_dir[256];
 static char g_err[LDN_ERRLEN];
 
-static struct ldn_net *make_net(void)
+static struct ldn_nn *make_net(void)
 {
     int widths[2] = {40, 7};
-    struct ldn_net *net = ldn_net_new_mlp(13, widths, 2, 0, LDN_ACT_RELU, 1);
+    struct ldn_nn *net = ldn_nn_new_mlp(13, widths, 2, 0, LDN_ACT_RELU, 1);
     struct ldn_rng r;
     ldn_rng_init(&r, 5, 1);
-    ldn_net_init(net, &r);
+    ldn_nn_init(net, &r);
     for (int64_t i = 0; i < net->n_params; i++)
         net->params[i] += (float)ldn_rng_uniform(&r);
     return net;
 }
 
 /* Write a checkpoint of `step` with the net's rows [lo, hi) and a u64 dataset. */
-static int write_one(struct ldn_net *net, int64_t step, int keep, char *path, size_t len)
+static int write_one(struct ldn_nn *net, int64_t step, int keep, char *path, size_t len)
 {
     static uint64_t state[4] = {1, 2, 3, UINT64_MAX};
     struct ldn_ckpt_items it = {0};
@@ -57,7 +57,7 @@ static int write_one(struct ldn_net *net, int64_t step, int keep, char *path, si
 static void test_round_trip(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/ldn-test-ckpt-%d", (int)getpid());
-    struct ldn_net *net = make_net();
+    struct ldn_nn *net = make_net();
     char path[1200];
     for (int s = 1; s <= 4; s++)
         CU_ASSERT_EQUAL_FATAL(write_one(net, s * 5, 2, path, sizeof path), 0);
@@ -127,7 +127,7 @@ static void test_round_trip(void)
     CU_ASSERT_TRUE(ldn_ckpt_has(&ck, "/trunk/1/bias"));
     ldn_ckpt_close(&ck);
     free(back);
-    ldn_net_destroy(&net);
+    ldn_nn_destroy(&net);
 }
 
 static void copy_file(const char *from, const char *to, long keep_bytes)
@@ -183,13 +183,13 @@ static void test_damage(void)
     fclose(fp);
     CU_ASSERT_EQUAL_FATAL(ldn_ckpt_open(bad, &ck, g_err, sizeof g_err), 0);
     int widths[2] = {40, 7};
-    struct ldn_net *net = ldn_net_new_mlp(13, widths, 2, 0, LDN_ACT_RELU, 1);
+    struct ldn_nn *net = ldn_nn_new_mlp(13, widths, 2, 0, LDN_ACT_RELU, 1);
     CU_ASSERT_EQUAL(
         ldn_ckpt_read_net(&ck, net, "/trunk", net->params, 0, net->n_params, g_err, sizeof g_err),
         LDN_ERR_FORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(g_err, "/trunk/0/weight: checksum mismatch (Fletcher-32)"));
     ldn_ckpt_close(&ck);
-    ldn_net_destroy(&net);
+    ldn_nn_destroy(&net);
     /* another format version */
     snprintf(bad, sizeof bad, "%s/v2.bin", g_dir);
     copy_file(latest, bad, -1);

@@ -455,6 +455,17 @@ static void test_overrides(void)
     EXPECT_OVER_ERR(MINIMAL "train:\n  momentum: 0\n", "train.nesterov=true",
                     "config override 'train.nesterov=true': train.nesterov: true needs "
                     "train.momentum > 0, got momentum 0");
+    /* momentum correction keeps an SGD velocity on the workers: refused with any other
+     * optimizer, wherever either key was set */
+    EXPECT_OVER_ERR(MINIMAL "compress:\n  codec: topk\n  momentum_correction: true\n",
+                    "train.optimizer=adam",
+                    "config t.yaml:9:24: compress.momentum_correction: true needs "
+                    "train.optimizer: sgd (the workers keep an SGD velocity and the servers apply "
+                    "plain SGD), got optimizer adam");
+    EXPECT_OVER_ERR(MINIMAL "train:\n  optimizer: adamw\n", "compress.momentum_correction=true",
+                    "config override 'compress.momentum_correction=true': "
+                    "compress.momentum_correction: true needs train.optimizer: sgd (the workers "
+                    "keep an SGD velocity and the servers apply plain SGD), got optimizer adamw");
     EXPECT_OVER_ERR(MINIMAL, "tasks.category.head=&a [*a]",
                     "config override 'tasks.category.head=&a [*a]': tasks.category.head: each "
                     "entry must be an integer in [1, 1000000], got a list");

@@ -31,7 +31,7 @@ static void fill_normal(float *x, int64_t n, struct ldn_rng *r, double std)
 
 /* Compare analytic gradients of net (params and input) with central differences.
  * Returns the worst relative error max|a-n| / max(|a|,|n|, 1e-2). */
-static double check_net(struct ldn_net *net, int batch, uint64_t seed, float h)
+static double check_net(struct ldn_nn *net, int batch, uint64_t seed, float h)
 {
     struct ldn_rng r;
     ldn_rng_init(&r, seed, 7);
@@ -41,12 +41,12 @@ static double check_net(struct ldn_net *net, int batch, uint64_t seed, float h)
           *dout = malloc(sizeof(float) * (size_t)nout);
     fill_normal(x, nin, &r, 1.0);
     fill_normal(target, nout, &r, 1.0);
-    ldn_net_init(net, &r);
+    ldn_nn_init(net, &r);
     for (int64_t i = 0; i < net->n_params; i++) /* biases non-zero too */
         net->params[i] += (float)(0.1 * ldn_rng_normal(&r));
-    const float *out = ldn_net_forward(net, x, batch);
+    const float *out = ldn_nn_forward(net, x, batch);
     half_sq(out, target, nout, dout);
-    ldn_net_backward(net, x, dout, dx, batch);
+    ldn_nn_backward(net, x, dout, dx, batch);
     float *g = malloc(sizeof(float) * (size_t)net->n_params);
     memcpy(g, net->grads, sizeof(float) * (size_t)net->n_params);
 
@@ -54,9 +54,9 @@ static double check_net(struct ldn_net *net, int batch, uint64_t seed, float h)
     for (int64_t i = 0; i < net->n_params; i++) {
         float keep = net->params[i];
         net->params[i] = keep + h;
-        double lp = half_sq(ldn_net_forward(net, x, batch), target, nout, NULL);
+        double lp = half_sq(ldn_nn_forward(net, x, batch), target, nout, NULL);
         net->params[i] = keep - h;
-        double lm = half_sq(ldn_net_forward(net, x, batch), target, nout, NULL);
+        double lm = half_sq(ldn_nn_forward(net, x, batch), target, nout, NULL);
         net->params[i] = keep;
         double num = (lp - lm) / (2.0 * h);
         double den = fmax(fmax(fabs(num), fabs(g[i])), 1e-1);
@@ -65,9 +65,9 @@ static double check_net(struct ldn_net *net, int batch, uint64_t seed, float h)
     for (int64_t i = 0; i < nin; i++) {
         float keep = x[i];
         x[i] = keep + h;
-        double lp = half_sq(ldn_net_forward(net, x, batch), target, nout, NULL);
+        double lp = half_sq(ldn_nn_forward(net, x, batch), target, nout, NULL);
         x[i] = keep - h;
-        double lm = half_sq(ldn_net_forward(net, x, batch), target, nout, NULL);
+        double lm = half_sq(ldn_nn_forward(net, x, batch), target, nout, NULL);
         x[i] = keep;
         double num = (lp - lm) / (2.0 * h);
         double den = fmax(fmax(fabs(num), fabs(dx[i])), 1e-1);
@@ -84,64 +84,64 @@ static double check_net(struct ldn_net *net, int batch, uint64_t seed, float h)
 static void test_dense_tanh_gradients(void)
 {
     int widths[] = {7, 5};
-    struct ldn_net *net = ldn_net_new_mlp(6, widths, 2, 3, LDN_ACT_TANH, 4);
+    struct ldn_nn *net = ldn_nn_new_mlp(6, widths, 2, 3, LDN_ACT_TANH, 4);
     CU_ASSERT_PTR_NOT_NULL_FATAL(net);
     CU_ASSERT_EQUAL(net->n_params, 6 * 7 + 7 + 7 * 5 + 5 + 5 * 3 + 3);
     double worst = check_net(net, 4, 11, 1e-2f);
     CU_ASSERT(worst < 5e-3);
-    ldn_net_destroy(&net);
+    ldn_nn_destroy(&net);
     CU_ASSERT_PTR_NULL(net);
 }
 
 static void test_dense_relu_gradients(void)
 {
     int widths[] = {9, 8};
-    struct ldn_net *net = ldn_net_new_mlp(5, widths, 2, 4, LDN_ACT_RELU, 3);
+    struct ldn_nn *net = ldn_nn_new_mlp(5, widths, 2, 4, LDN_ACT_RELU, 3);
     CU_ASSERT_PTR_NOT_NULL_FATAL(net);
     /* A small step keeps finite differences off the ReLU corners; float noise needs the
      * looser bound. */
     double worst = check_net(net, 3, 14, 1e-3f);
     CU_ASSERT(worst < 2e-2);
-    ldn_net_destroy(&net);
+    ldn_nn_destroy(&net);
 }
 
 static void test_trunk_without_output_layer(void)
 {
     int widths[] = {4, 3};
-    struct ldn_net *net = ldn_net_new_mlp(5, widths, 2, 0, LDN_ACT_TANH, 2);
+    struct ldn_nn *net = ldn_nn_new_mlp(5, widths, 2, 0, LDN_ACT_TANH, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(net);
     CU_ASSERT_EQUAL(net->n_layers, 2);
     CU_ASSERT_EQUAL(net->out_dim, 3);
     CU_ASSERT_EQUAL(net->layers[1].act, LDN_ACT_TANH);
     CU_ASSERT(check_net(net, 2, 13, 1e-2f) < 5e-3);
-    ldn_net_destroy(&net);
-    ldn_net_destroy(&net); /* destroy of NULL is a no-op */
+    ldn_nn_destroy(&net);
+    ldn_nn_destroy(&net); /* destroy of NULL is a no-op */
 }
 
 static void test_dense_forward_values(void)
 {
     /* 2 inputs -> 2 outputs, no activation: y = W x + b computed by hand. */
-    struct ldn_net *net = ldn_net_new_mlp(2, NULL, 0, 2, LDN_ACT_RELU, 2);
+    struct ldn_nn *net = ldn_nn_new_mlp(2, NULL, 0, 2, LDN_ACT_RELU, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(net);
     float p[] = {1, 2, 0.5f, 3, 4, -0.5f}; /* rows (w, b): W = [[1,2],[3,4]], b = [0.5,-0.5] */
     memcpy(net->params, p, sizeof p);
     float x[] = {1, -1, 2, 0.5f};
-    const float *y = ldn_net_forward(net, x, 2);
+    const float *y = ldn_nn_forward(net, x, 2);
     CU_ASSERT_DOUBLE_EQUAL(y[0], -0.5, 1e-6);
     CU_ASSERT_DOUBLE_EQUAL(y[1], -1.5, 1e-6);
     CU_ASSERT_DOUBLE_EQUAL(y[2], 3.5, 1e-6);
     CU_ASSERT_DOUBLE_EQUAL(y[3], 7.5, 1e-6);
-    ldn_net_destroy(&net);
+    ldn_nn_destroy(&net);
 }
 
 static void test_he_init(void)
 {
     int widths[] = {400};
-    struct ldn_net *net = ldn_net_new_mlp(800, widths, 1, 0, LDN_ACT_RELU, 1);
+    struct ldn_nn *net = ldn_nn_new_mlp(800, widths, 1, 0, LDN_ACT_RELU, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(net);
     struct ldn_rng r;
     ldn_rng_init(&r, 3, 0);
-    ldn_net_init(net, &r);
+    ldn_nn_init(net, &r);
     double s = 0, s2 = 0;
     int64_t n = 800 * 400;
     for (int64_t i = 0; i < n; i++) {
@@ -163,7 +163,7 @@ static void test_he_init(void)
     }
     var = s2 / cnt - (s / cnt) * (s / cnt);
     CU_ASSERT_DOUBLE_EQUAL(var, 2.0 / 800, 0.02 * 2.0 / 800);
-    ldn_net_destroy(&net);
+    ldn_nn_destroy(&net);
 }
 
 /* Model: trunk + two heads, gradient of the cross-entropy through head and trunk. */
@@ -194,7 +194,7 @@ static void test_model_gradients(void)
         const float *z = ldn_model_forward(m, t, x, 5);
         ldn_loss_xent(z, y, 5, classes[t], 1.0f, dz, NULL);
         ldn_model_backward(m, t, x, dz, 5);
-        struct ldn_net *nets[2] = {m->trunk, m->heads[t]};
+        struct ldn_nn *nets[2] = {m->trunk, m->heads[t]};
         double worst = 0.0;
         for (int k = 0; k < 2; k++) {
             float *g = malloc(sizeof(float) * (size_t)nets[k]->n_params);
@@ -246,37 +246,37 @@ static void on_forward(void *ud, int layer, int r0, int r1)
 static void test_gradient_blocks(void)
 {
     int widths[] = {9, 7};
-    struct ldn_net *a = ldn_net_new_mlp(5, widths, 2, 3, LDN_ACT_RELU, 4);
-    struct ldn_net *b = ldn_net_new_mlp(5, widths, 2, 3, LDN_ACT_RELU, 4);
+    struct ldn_nn *a = ldn_nn_new_mlp(5, widths, 2, 3, LDN_ACT_RELU, 4);
+    struct ldn_nn *b = ldn_nn_new_mlp(5, widths, 2, 3, LDN_ACT_RELU, 4);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     struct ldn_rng r;
     ldn_rng_init(&r, 1, 0);
-    ldn_net_init(a, &r);
+    ldn_nn_init(a, &r);
     memcpy(b->params, a->params, sizeof(float) * (size_t)a->n_params);
     float x[4 * 5], da[4 * 3], db[4 * 3];
     fill_normal(x, 20, &r, 1.0);
     fill_normal(da, 12, &r, 1.0);
     memcpy(db, da, sizeof da);
     int blocks[3] = {2, 3, 1};
-    ldn_net_set_blocks(b, blocks);
-    ldn_net_set_grad_hook(b, on_rows, NULL);
-    ldn_net_set_forward_hook(b, on_forward, NULL);
-    ldn_net_forward(a, x, 4);
-    ldn_net_forward(b, x, 4);
+    ldn_nn_set_blocks(b, blocks);
+    ldn_nn_set_grad_hook(b, on_rows, NULL);
+    ldn_nn_set_forward_hook(b, on_forward, NULL);
+    ldn_nn_forward(a, x, 4);
+    ldn_nn_forward(b, x, 4);
     CU_ASSERT_EQUAL(forward_rows[0], 9);
     CU_ASSERT_EQUAL(forward_rows[1], 7);
     CU_ASSERT_EQUAL(forward_rows[2], 3);
     CU_ASSERT(memcmp(a->acts[2], b->acts[2], sizeof(float) * 4 * 3) == 0); /* same output */
-    ldn_net_backward(a, x, da, NULL, 4);
-    ldn_net_backward(b, x, db, NULL, 4);
+    ldn_nn_backward(a, x, da, NULL, 4);
+    ldn_nn_backward(b, x, db, NULL, 4);
     CU_ASSERT(memcmp(a->grads, b->grads, sizeof(float) * (size_t)a->n_params) == 0);
     CU_ASSERT_EQUAL(hook_rows[0], 9);
     CU_ASSERT_EQUAL(hook_rows[1], 7);
     CU_ASSERT_EQUAL(hook_rows[2], 3);
     CU_ASSERT_EQUAL(hook_calls, 5 + 3 + 3);
-    ldn_net_destroy(&a);
-    ldn_net_destroy(&b);
+    ldn_nn_destroy(&a);
+    ldn_nn_destroy(&b);
 }
 
 static const struct ldn_cu_test TESTS[] = {

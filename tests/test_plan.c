@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cu_main.h"
+#include "keyspace.h"
 #include "nn.h"
 #include "plan.h"
 #include "status.h"
@@ -108,13 +109,13 @@ static void test_rank_count_errors(void)
 static void test_partition_and_chunks(void)
 {
     int widths[] = {100, 50};
-    struct ldn_net *trunk = ldn_net_new_mlp(30, widths, 2, 0, LDN_ACT_RELU, 1);
+    struct ldn_nn *trunk = ldn_nn_new_mlp(30, widths, 2, 0, LDN_ACT_RELU, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(trunk);
     for (int S = 1; S <= 5; S++) {
         struct ldn_range r[5];
         double imb = -1;
         char err[256];
-        CU_ASSERT_EQUAL_FATAL(ldn_partition_trunk(trunk, S, r, &imb, err, sizeof err), 0);
+        CU_ASSERT_EQUAL_FATAL(ldn_keyspace_partition(trunk, S, r, &imb, err, sizeof err), 0);
         CU_ASSERT_EQUAL(r[0].lo, 0);
         CU_ASSERT_EQUAL(r[S - 1].hi, trunk->n_params);
         for (int s = 0; s < S; s++) {
@@ -132,7 +133,7 @@ static void test_partition_and_chunks(void)
         }
         CU_ASSERT(imb >= 0 && imb < 0.15); /* rows of 31 or 101 keys: near even */
         struct ldn_chunk *ch = NULL;
-        int n = ldn_chunks_build(trunk, r, S, 2048, &ch, err, sizeof err);
+        int n = ldn_keyspace_chunks(trunk, r, S, 2048, &ch, err, sizeof err);
         CU_ASSERT_FATAL(n > 0);
         int64_t next = 0;
         for (int k = 0; k < n; k++) { /* tile the key space, inside one server and one layer */
@@ -143,18 +144,18 @@ static void test_partition_and_chunks(void)
             CU_ASSERT_EQUAL(ch[k].lo, ly->offset + (int64_t)ch[k].row_lo * ly->row_len);
             CU_ASSERT_EQUAL(ch[k].hi, ly->offset + (int64_t)ch[k].row_hi * ly->row_len);
             CU_ASSERT(ch[k].hi - ch[k].lo <= 2048 / 4 + ly->row_len);
-            CU_ASSERT_EQUAL(ldn_chunk_find(ch, n, ch[k].lo), k);
+            CU_ASSERT_EQUAL(ldn_keyspace_find_chunk(ch, n, ch[k].lo), k);
         }
         CU_ASSERT_EQUAL(next, trunk->n_params);
-        CU_ASSERT_EQUAL(ldn_chunk_find(ch, n, 1), -1);
+        CU_ASSERT_EQUAL(ldn_keyspace_find_chunk(ch, n, 1), -1);
         free(ch);
     }
     struct ldn_range r[200];
     double imb;
     char err[256] = "";
-    CU_ASSERT_EQUAL(ldn_partition_trunk(trunk, 151, r, &imb, err, sizeof err), LDN_ERR_CONFIG);
+    CU_ASSERT_EQUAL(ldn_keyspace_partition(trunk, 151, r, &imb, err, sizeof err), LDN_ERR_CONFIG);
     CU_ASSERT(strstr(err, "150 rows") != NULL);
-    ldn_net_destroy(&trunk);
+    ldn_nn_destroy(&trunk);
 }
 
 static const struct ldn_cu_test TESTS[] = {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "status.h"
 
@@ -33,14 +34,10 @@ struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n_servers,
     snprintf(ident, sizeof ident, "w%d", rank);
     for (int s = 0; s < n_servers; s++) {
         kv->server_ranks[s] = 1 + s;
-        kv->socks[s] = zmq_socket(zctx, ZMQ_DEALER);
-        if (!kv->socks[s] || ldn_net_setup(kv->socks[s], ident, err, errlen) != 0)
+        char peer[32];
+        snprintf(peer, sizeof peer, "server rank %d", 1 + s);
+        if (!(kv->socks[s] = ldn_net_connect(zctx, ident, endpoints[s], peer, err, errlen)))
             goto fail;
-        if (zmq_connect(kv->socks[s], endpoints[s]) != 0) {
-            ldn_fail(err, errlen, LDN_ERR_IO, "worker %d: connect to server rank %d at %s: %s",
-                     rank, 1 + s, endpoints[s], zmq_strerror(zmq_errno()));
-            goto fail;
-        }
     }
     return kv;
 nomem:
@@ -57,8 +54,7 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     struct ldn_kv *kv = *pkv;
     if (kv->socks)
         for (int s = 0; s < kv->n_servers; s++)
-            if (kv->socks[s])
-                zmq_close(kv->socks[s]);
+            ldn_net_close(&kv->socks[s]);
     free(kv->socks);
     free(kv->server_ranks);
     free(kv->got);
@@ -312,7 +308,7 @@ static int push_global(struct ldn_kv *kv, int64_t step, const float *grad, int f
 int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_t lo, int64_t hi,
                       atomic_int *inflight, char *err, size_t errlen)
 {
-    int k = ldn_chunk_find(kv->chunks, kv->n_chunks, lo);
+    int k = ldn_keyspace_find_chunk(kv->chunks, kv->n_chunks, lo);
     if (k < 0)
         return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: no chunk starts at key %lld",
                         kv->rank, (long long)lo);
@@ -436,8 +432,9 @@ static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errle
         return ldn_fail(err, errlen, LDN_ERR_PEER, "worker %d: server rank %d: %s", kv->rank,
                         kv->server_ranks[s], m.hdr.msg);
     }
-    int k =
-        m.hdr.lo <= INT64_MAX ? ldn_chunk_find(kv->chunks, kv->n_chunks, (int64_t)m.hdr.lo) : -1;
+    int k = m.hdr.lo <= INT64_MAX
+                ? ldn_keyspace_find_chunk(kv->chunks, kv->n_chunks, (int64_t)m.hdr.lo)
+                : -1;
     const int packed = m.hdr.codec == LDN_CODEC_PACKED;
     if (m.hdr.op != LDN_OP_PARAMS || k < 0 || kv->chunks[k].server != s || kv->got[k] ||
         m.hdr.hi != (uint64_t)kv->chunks[k].hi || m.nframes != 1 ||
@@ -490,14 +487,14 @@ static int receive_until(struct ldn_kv *kv, const struct want *wt, float *params
         return ldn_fail(err, errlen, LDN_ERR_ARG, "more than %d servers", MAXS);
     for (int s = 0; s < n; s++)
         items[s] = (zmq_pollitem_t){kv->socks[s], 0, ZMQ_POLLIN, 0};
-    double deadline = ldn_now() + kv->timeout_s;
+    double deadline = ldn_clock_now() + kv->timeout_s;
     while (!wanted_in(kv, wt)) {
-        double wait = deadline - ldn_now();
+        double wait = deadline - ldn_clock_now();
         int pr = wait > 0 ? zmq_poll(items, n, wait > 1.0 ? 1000 : (long)(wait * 1000) + 1) : 0;
         if (pr < 0)
             return ldn_fail(err, errlen, LDN_ERR_IO, "worker %d: zmq_poll: %s", kv->rank,
                             zmq_strerror(zmq_errno()));
-        if (pr == 0 && ldn_now() < deadline) { /* a quiet second: still alive */
+        if (pr == 0 && ldn_clock_now() < deadline) { /* a quiet second: still alive */
             if (kv->idle)
                 kv->idle(kv->idle_ud);
             continue;
@@ -518,8 +515,8 @@ static int receive_until(struct ldn_kv *kv, const struct want *wt, float *params
                 int before = kv->pull_left, rc = take(kv, s, params, err, errlen);
                 if (rc)
                     return rc;
-                deadline = ldn_now() + kv->timeout_s; /* the timeout is between answers */
-                if (kv->pull_left == before)          /* nothing more queued on this socket */
+                deadline = ldn_clock_now() + kv->timeout_s; /* the timeout is between answers */
+                if (kv->pull_left == before)                /* nothing more queued on this socket */
                     break;
             }
     }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "keyspace.h"
 #include "net.h"
 #include "plan.h"
 

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "clock.h"
 #include "data.h"
 #include "fs.h"
+#include "jobckpt.h"
 #include "log.h"
 #include "loss.h"
 #include "metrics.h"
@@ -151,16 +153,16 @@ static void reset_stats(struct local_run *r)
  * holding the whole trunk and one worker (rank 0) hosting every task. */
 static int ckpt_items(struct local_run *r, struct ldn_ckpt_items *it)
 {
-    const struct ldn_net *trunk = r->model->trunk;
+    const struct ldn_nn *trunk = r->model->trunk;
     struct ldn_optim *o = r->trunk_opt;
     int rc = ldn_ckpt_add_net(it, trunk, "/trunk", trunk->params, 0, trunk->n_params);
     rc |= o->m ? ldn_ckpt_add_net(it, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params) : 0;
     rc |= o->v ? ldn_ckpt_add_net(it, trunk, "/optimizer/v/trunk", o->v, 0, trunk->n_params) : 0;
     rc |= ldn_ckpt_add(it, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, 1, 1, &o->t);
     for (int t = 0; t < r->n_tasks; t++)
-        rc |= ldn_ckpt_add_task(it, 0, r->cfg->tasks[t].name, r->model->heads[t],
-                                r->tasks[t].head_opt, &r->tasks[t].batcher, r->tasks[t].ckpt_state,
-                                1);
+        rc |= ldn_jobckpt_add_task(it, 0, r->cfg->tasks[t].name, r->model->heads[t],
+                                   r->tasks[t].head_opt, &r->tasks[t].batcher,
+                                   r->tasks[t].ckpt_state, 1);
     return rc;
 }
 
@@ -178,7 +180,7 @@ static int checkpoint(struct local_run *r, int64_t step, char *err, size_t errle
                                  .seed = cfg->seed,
                                  .config = cfg->resolved_yaml,
                                  .metrics = ""};
-    double t0 = ldn_now();
+    double t0 = ldn_clock_now();
     int rc = ckpt_items(r, &it);
     if (rc)
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint items: out of memory");
@@ -187,22 +189,22 @@ static int checkpoint(struct local_run *r, int64_t step, char *err, size_t errle
                             sizeof path, err, errlen);
     ldn_ckpt_items_free(&it);
     if (rc == 0)
-        LDN_INFO("checkpoint step %lld: %s (%.2f s)", (long long)step, path, ldn_now() - t0);
+        LDN_INFO("checkpoint step %lld: %s (%.2f s)", (long long)step, path, ldn_clock_now() - t0);
     return rc;
 }
 
 /* Continue from the checkpoint at path (checked against the config by the caller). */
 static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err, size_t errlen)
 {
-    const struct ldn_net *trunk = r->model->trunk;
+    const struct ldn_nn *trunk = r->model->trunk;
     struct ldn_optim *o = r->trunk_opt;
     const int64_t d1[2] = {1, 1};
     int had = 0, same = 1; /* the writer's compress state, and whether its one worker lines up */
-    int rc = ldn_ckpt_stored_state(ck, r->cfg, 1, &had, &same, err, errlen);
+    int rc = ldn_jobckpt_stored_state(ck, r->cfg, 1, &had, &same, err, errlen);
     if (rc == 0)
         rc = ldn_ckpt_read_net(ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err, errlen);
     /* a job with momentum correction kept the momentum on its workers: it starts at zero */
-    if (rc == 0 && o->m && !(had & LDN_CKPT_VELOCITY))
+    if (rc == 0 && o->m && !(had & LDN_JOBCKPT_VELOCITY))
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params, err,
                                errlen);
     if (rc == 0 && o->v)
@@ -218,11 +220,11 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
                            errlen);
     /* the one worker's state: rank 0 here, after the coordinator and servers in a job's; a
      * job with more workers leaves only its heads (every task starts a new pass) */
-    const int src = r->n_tasks ? ldn_ckpt_worker_source(ck, 0, r->cfg->tasks[0].name) : 0;
+    const int src = r->n_tasks ? ldn_jobckpt_worker_source(ck, 0, r->cfg->tasks[0].name) : 0;
     for (int t = 0; t < r->n_tasks && rc == 0; t++)
-        rc = ldn_ckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
-                                r->tasks[t].head_opt, same ? &r->tasks[t].batcher : NULL, err,
-                                errlen);
+        rc = ldn_jobckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
+                                   r->tasks[t].head_opt, same ? &r->tasks[t].batcher : NULL, err,
+                                   errlen);
     return rc;
 }
 
@@ -232,9 +234,9 @@ static void train_step(struct local_run *r, int t, double lr)
     struct task_state *ts = &r->tasks[t];
     int b = ldn_batcher_next(&ts->batcher, r->cfg->batch_size, r->idx);
     int64_t ok = 0;
-    double loss = ldn_model_train_batch(r->model, t, ts->train, r->idx, b,
+    double loss = ldn_model_train_batch(r->model, t, ts->train->x, ts->train->y, r->idx, b,
                                         (float)r->cfg->tasks[t].weight, &r->buf, &ok);
-    struct ldn_net *head = r->model->heads[t], *trunk = r->model->trunk;
+    struct ldn_nn *head = r->model->heads[t], *trunk = r->model->trunk;
     ldn_optim_step(ts->head_opt, head->params, head->grads, lr);
     ldn_optim_step(r->trunk_opt, trunk->params, trunk->grads, lr);
     ts->loss_sum += loss * b;
@@ -304,7 +306,7 @@ int ldn_train_local(const struct ldn_config *cfg, const char *resume, char *err,
         if ((rc = ldn_ckpt_resolve(resume, cfg->ckpt.dir, ckpath, sizeof ckpath, err, errlen)) ||
             (rc = ldn_ckpt_open(ckpath, &ck, err, errlen)))
             goto out;
-        rc = ldn_ckpt_check(&ck, cfg, r.model->features, 1, r.sched.total_steps, err, errlen);
+        rc = ldn_jobckpt_check(&ck, cfg, r.model->features, 1, r.sched.total_steps, err, errlen);
         if (rc == 0)
             rc = resume_from(&r, &ck, err, errlen);
         start = ck.step;
@@ -333,12 +335,12 @@ int ldn_train_local(const struct ldn_config *cfg, const char *resume, char *err,
     int64_t eval_period = (int64_t)llround(cfg->eval_every * (double)r.sched.steps_per_epoch);
     if (eval_period < 1)
         eval_period = 1;
-    double t_start = ldn_now(), t_mark = t_start, train_time = 0.0;
+    double t_start = ldn_clock_now(), t_mark = t_start, train_time = 0.0;
     double paused = 0.0; /* checkpoint time since the last mark: not training */
     int64_t samples_mark = 0, samples = 0;
     double lr = cfg->optim.lr;
     const struct ldn_ckpt_config *ckc = &cfg->ckpt;
-    double last_ckpt = ldn_now();
+    double last_ckpt = ldn_clock_now();
     int64_t last_ckpt_step = start;
     for (int64_t step = start; step < r.sched.total_steps; step++) {
         int t = ldn_schedule_task(&r.sched, step);
@@ -349,7 +351,7 @@ int ldn_train_local(const struct ldn_config *cfg, const char *resume, char *err,
         bool do_eval = done % eval_period == 0 || done == r.sched.total_steps;
         bool do_log = cfg->log_every > 0 && done % cfg->log_every == 0;
         if (do_eval || do_log) {
-            double now = ldn_now();
+            double now = ldn_clock_now();
             double dt = now - t_mark - paused;
             train_time += dt;
             paused = 0.0;
@@ -367,16 +369,16 @@ int ldn_train_local(const struct ldn_config *cfg, const char *resume, char *err,
                 reset_stats(&r);
             }
             samples_mark = samples;
-            t_mark = ldn_now();
+            t_mark = ldn_clock_now();
         }
         int look = ckc->every_minutes > 0 && (do_log || do_eval);
         if ((ckc->every_steps > 0 && done % ckc->every_steps == 0) ||
-            (look && ldn_now() - last_ckpt >= 60 * ckc->every_minutes) ||
+            (look && ldn_clock_now() - last_ckpt >= 60 * ckc->every_minutes) ||
             (ckc->final && done == r.sched.total_steps)) {
-            double t0 = ldn_now();
+            double t0 = ldn_clock_now();
             if (done != last_ckpt_step && (rc = checkpoint(&r, done, err, errlen)) != 0)
                 goto out;
-            last_ckpt = ldn_now();
+            last_ckpt = ldn_clock_now();
             last_ckpt_step = done;
             paused += last_ckpt - t0;
         }
@@ -387,7 +389,8 @@ int ldn_train_local(const struct ldn_config *cfg, const char *resume, char *err,
                                     errlen)) != 0)
         goto out;
     LDN_INFO("done: %lld steps, %.0f samples/s (training only), %.1f s in all",
-             (long long)r.sched.total_steps, (double)samples / train_time, ldn_now() - t_start);
+             (long long)r.sched.total_steps, (double)samples / train_time,
+             ldn_clock_now() - t_start);
     rc = LDN_OK;
 out:
     run_free(&r);

@@ -11,9 +11,11 @@
 #include <time.h>
 
 #include "ckpt.h"
+#include "clock.h"
 #include "codec.h"
 #include "data.h"
 #include "fs.h"
+#include "jobckpt.h"
 #include "kv.h"
 #include "log.h"
 #include "model.h"
@@ -84,14 +86,13 @@ static void worker_free(struct worker *w)
             ldn_net_wait_sent(&w->inflight[i], w->cfg->timeout_s);
     ldn_kv_destroy(&w->kv);
     free(w->grad_buf[1]);
-    if (w->coord)
-        zmq_close(w->coord);
+    ldn_net_close(&w->coord);
 }
 
 static int send_coord(struct worker *w, struct ldn_wire_hdr *h, char *err, size_t errlen)
 {
     long rc = ldn_net_send(w->coord, NULL, 0, h, NULL, err, errlen);
-    w->last_sent = ldn_now();
+    w->last_sent = ldn_clock_now();
     return rc < 0 ? (int)rc : 0;
 }
 
@@ -107,7 +108,7 @@ static void idle_heartbeat(void *ud)
 
 static int heartbeat(struct worker *w, char *err, size_t errlen)
 {
-    if (ldn_now() - w->last_sent < HEARTBEAT_S)
+    if (ldn_clock_now() - w->last_sent < HEARTBEAT_S)
         return 0;
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, LDN_OP_STATS, w->job->rank);
@@ -119,11 +120,11 @@ static int heartbeat(struct worker *w, char *err, size_t errlen)
 static void need_rows(void *ud, int l, int r0, int r1)
 {
     struct worker *w = ud;
-    double t0 = ldn_now();
+    double t0 = ldn_clock_now();
     if (w->push_rc == 0)
         w->push_rc = ldn_kv_wait_rows(w->kv, l, r0, r1, w->model->trunk->params, w->push_err,
                                       sizeof w->push_err);
-    w->wait_s += ldn_now() - t0;
+    w->wait_s += ldn_clock_now() - t0;
 }
 
 /* Backward hook: rows [r0, r1) of trunk layer l have their final gradient: push them. */
@@ -202,7 +203,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
                        job->ranges, job->chunks, job->n_chunks, cfg->timeout_s, err, errlen);
     if (!w->kv)
         return LDN_ERR_IO;
-    struct ldn_net *trunk = w->model->trunk;
+    struct ldn_nn *trunk = w->model->trunk;
     struct ldn_codec_desc desc; /* the warm-up's first epoch sends the most */
     if (ldn_codec_desc_from_config(&cfg->compress, cfg->seed, &desc)) {
         ldn_codec_desc_at(&cfg->compress, cfg->seed, 0, job->steps_per_epoch, &desc);
@@ -212,7 +213,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
         if (ldn_kv_set_push_options(w->kv, cfg->compress.min_elements, cfg->compress.clip_norm,
                                     trunk->n_params, err, errlen))
             return LDN_ERR_NOMEM;
-        if (cfg->compress.momentum_correction &&
+        if (ldn_codec_momentum_on_workers(&cfg->compress) &&
             ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum, cfg->optim.nesterov,
                                            cfg->compress.momentum_masking, trunk->n_params, err,
                                            errlen))
@@ -224,16 +225,13 @@ static int setup(struct worker *w, char *err, size_t errlen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     w->kv->idle = idle_heartbeat;
     w->kv->idle_ud = w;
-    ldn_net_set_grad_hook(trunk, push_block, w);
-    ldn_net_set_forward_hook(trunk, need_rows, w);
+    ldn_nn_set_grad_hook(trunk, push_block, w);
+    ldn_nn_set_forward_hook(trunk, need_rows, w);
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", job->rank);
-    w->coord = zmq_socket(job->zctx, ZMQ_DEALER);
-    if (!w->coord || ldn_net_setup(w->coord, ident, err, errlen))
+    if (!(w->coord = ldn_net_connect(job->zctx, ident, job->coord_endpoint, "the coordinator", err,
+                                     errlen)))
         return LDN_ERR_IO;
-    if (zmq_connect(w->coord, job->coord_endpoint) != 0)
-        return ldn_fail(err, errlen, LDN_ERR_IO, "connect to the coordinator at %s: %s",
-                        job->coord_endpoint, zmq_strerror(zmq_errno()));
     struct ldn_wire_hdr h;
     ldn_wire_hdr_init(&h, LDN_OP_HELLO, job->rank);
     return send_coord(w, &h, err, errlen);
@@ -244,7 +242,7 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
 {
     if (w->gsize == 1)
         return 0;
-    struct ldn_net *head = w->model->heads[t];
+    struct ldn_nn *head = w->model->heads[t];
     /* Non-blocking, polled with a deadline: a stuck group member is reported by name instead
      * of hanging this rank inside MPI; short sleeps once it takes long keep the core free. */
     for (int64_t off = 0; off < head->n_params; off += INT_MAX) { /* MPI counts are int */
@@ -254,13 +252,13 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
                            &req) != MPI_SUCCESS)
             return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "MPI_Iallreduce of head '%s' failed",
                             w->cfg->tasks[t].name);
-        double start = ldn_now();
+        double start = ldn_clock_now();
         int done = 0;
         while (!done) {
             MPI_Test(&req, &done, MPI_STATUS_IGNORE);
             if (done)
                 break;
-            double waited = ldn_now() - start;
+            double waited = ldn_clock_now() - start;
             if (waited > w->cfg->timeout_s)
                 return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                                 "worker %d: waited %.0f s for the head gradients of task %s from "
@@ -343,14 +341,14 @@ static int report(struct worker *w, int64_t step, char *err, size_t errlen)
 static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t errlen)
 {
     const struct ldn_config *cfg = w->cfg;
-    struct ldn_net *trunk = w->model->trunk;
+    struct ldn_nn *trunk = w->model->trunk;
     int rc = 0;
     if (w->have_clock != from && (rc = ldn_kv_pull_begin(w->kv, from, err, errlen)))
         return rc;
     const int group = w->job->plan->group_of_rank[w->job->rank];
     const double prob = ldn_plan_group_prob(w->job->plan, cfg, w->job->n_train, group);
     for (int64_t step = from; step < to; step++) {
-        double t0 = ldn_now(), wait_before = w->wait_s;
+        double t0 = ldn_clock_now(), wait_before = w->wait_s;
         if (!ldn_plan_group_trains(prob, cfg->seed, group, step)) {
             /* The group sits this step out: complete the pull, ask for the next, say so. */
             if ((rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)) ||
@@ -358,7 +356,7 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
                 (rc = ldn_kv_clock(w->kv, step, err, errlen)))
                 return rc;
             w->have_clock = step;
-            w->wait_s += ldn_now() - t0;
+            w->wait_s += ldn_clock_now() - t0;
             if ((rc = report(w, step, err, errlen)))
                 return rc;
             continue;
@@ -368,11 +366,12 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         int b = ldn_batcher_next(&wt->batcher, cfg->batch_size, w->idx);
         /* Forward: the hook waits for each trunk layer of the pull of clock `step`. */
         w->step = step;
-        const float *z = ldn_model_forward_rows(w->model, t, wt->train, w->idx, b, &w->buf);
-        double tw = ldn_now();
+        const float *z =
+            ldn_model_forward_rows(w->model, t, wt->train->x, wt->train->y, w->idx, b, &w->buf);
+        double tw = ldn_clock_now();
         if (!w->push_rc && (rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)))
             return rc;
-        w->wait_s += ldn_now() - tw;
+        w->wait_s += ldn_clock_now() - tw;
         if (w->push_rc)
             return ldn_fail(err, errlen, w->push_rc, "%s", w->push_err);
         w->have_clock = step;
@@ -388,7 +387,7 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
                             "worker %d: ZeroMQ did not finish sending step %lld's gradients "
                             "within %.0f s (ps.timeout)",
                             w->job->rank, (long long)(step - 2), cfg->timeout_s);
-        ldn_net_use_grads(trunk, w->grad_buf[step & 1]);
+        ldn_nn_use_grads(trunk, w->grad_buf[step & 1]);
         if (w->kv->compressed) {
             struct ldn_codec_desc d;
             ldn_codec_desc_at(&cfg->compress, cfg->seed, step, w->job->steps_per_epoch, &d);
@@ -406,16 +405,16 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
             ldn_lr_at(&cfg->lr, cfg->optim.lr, step, w->job->total_steps, w->job->steps_per_epoch);
         if ((rc = average_head(w, t, err, errlen)))
             return rc;
-        struct ldn_net *head = w->model->heads[t];
+        struct ldn_nn *head = w->model->heads[t];
         ldn_optim_step(wt->head_opt, head->params, head->grads, lr);
-        w->compute_s += ldn_now() - t0 - (w->wait_s - wait_before);
+        w->compute_s += ldn_clock_now() - t0 - (w->wait_s - wait_before);
         if ((rc = report(w, step, err, errlen)))
             return rc;
     }
-    double t1 = ldn_now();
+    double t1 = ldn_clock_now();
     if ((rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)))
         return rc;
-    w->wait_s += ldn_now() - t1;
+    w->wait_s += ldn_clock_now() - t1;
     w->have_clock = to;
     if (cfg->log_every > 0 && to % cfg->log_every == 0)
         return 0; /* the last step's report went out in the loop */
@@ -479,8 +478,8 @@ static int ckpt_items(struct worker *w, struct ldn_ckpt_items *it)
     int rc = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
-        rc |= ldn_ckpt_add_task(it, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
-                                wt->head_opt, &wt->batcher, wt->ckpt_state, w->grank == 0);
+        rc |= ldn_jobckpt_add_task(it, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
+                                   wt->head_opt, &wt->batcher, wt->ckpt_state, w->grank == 0);
     }
     struct wvec v[3];
     int nv = worker_vectors(w, v);
@@ -500,7 +499,7 @@ static int checkpoint(struct worker *w, int64_t step, char *err, size_t errlen)
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: checkpoint items: out of memory",
                       w->job->rank);
     else
-        rc = ldn_job_checkpoint(w->job, step, NULL, &it, path, sizeof path, err, errlen);
+        rc = ldn_jobckpt_write(w->job, step, NULL, &it, path, sizeof path, err, errlen);
     ldn_ckpt_items_free(&it);
     w->last_sent = 0; /* a heartbeat right after */
     return rc;
@@ -511,30 +510,31 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
 {
     char name[LDN_CKPT_NAME_MAX];
     /* this worker's state in the checkpoint: by its place among the workers, not its rank */
-    const int r = ldn_ckpt_worker_source(ck, w->job->rank - 1 - w->job->plan->n_servers,
-                                         w->cfg->tasks[w->tasks[0].t].name);
+    const int r = ldn_jobckpt_worker_source(ck, w->job->rank - 1 - w->job->plan->n_servers,
+                                            w->cfg->tasks[w->tasks[0].t].name);
     /* Another worker layout (count or tasks.*.workers) or compress section: rank 0 has said
      * what carries over; read what both jobs keep, the rest starts afresh. A local trainer's
      * checkpoint (rank 0) has no compression state. */
     int had = 0, same = 1;
-    int rc = ldn_ckpt_stored_state(ck, w->cfg, w->job->plan->n_workers, &had, &same, err, errlen);
+    int rc =
+        ldn_jobckpt_stored_state(ck, w->cfg, w->job->plan->n_workers, &had, &same, err, errlen);
     if (r == 0 || !same)
         had = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
         struct wtask *wt = &w->tasks[i];
         const char *task = w->cfg->tasks[wt->t].name;
-        struct ldn_net *head = w->model->heads[wt->t];
-        rc = ldn_ckpt_read_task(ck, r, task, head, wt->head_opt, same ? &wt->batcher : NULL, err,
-                                errlen);
+        struct ldn_nn *head = w->model->heads[wt->t];
+        rc = ldn_jobckpt_read_task(ck, r, task, head, wt->head_opt, same ? &wt->batcher : NULL, err,
+                                   errlen);
     }
-    const int has = ldn_ckpt_compress_state(w->cfg);
+    const int has = ldn_jobckpt_compress_state(w->cfg);
     struct wvec v[3];
     int nv = worker_vectors(w, v);
     for (int i = 0; i < nv && rc == 0; i++) {
         const int64_t d[2] = {v[i].n, 1};
-        if (v[i].p == w->kv->residual   ? !ldn_ckpt_keeps_residual(had, has)
-            : v[i].p == w->kv->velocity ? !(had & LDN_CKPT_VELOCITY)
-                                        : !(had & LDN_CKPT_CODEC))
+        if (v[i].p == w->kv->residual   ? !ldn_jobckpt_keeps_residual(had, has)
+            : v[i].p == w->kv->velocity ? !(had & LDN_JOBCKPT_VELOCITY)
+                                        : !(had & LDN_JOBCKPT_CODEC))
             continue;
         snprintf(name, sizeof name, "/workers/%d/%s", r, v[i].what);
         rc = ldn_ckpt_read(ck, name, v[i].type, 1, d, 0, v[i].n, v[i].p, 1, err, errlen);

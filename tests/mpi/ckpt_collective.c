@@ -38,12 +38,12 @@ int main(void)
     MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
 
     int widths[2] = {300, 70};
-    struct ldn_net *net = ldn_net_new_mlp(33, widths, 2, 0, LDN_ACT_RELU, 1);
-    struct ldn_net *head = ldn_net_new_mlp(70, NULL, 0, 5, LDN_ACT_RELU, 1);
+    struct ldn_nn *net = ldn_nn_new_mlp(33, widths, 2, 0, LDN_ACT_RELU, 1);
+    struct ldn_nn *head = ldn_nn_new_mlp(70, NULL, 0, 5, LDN_ACT_RELU, 1);
     struct ldn_rng r;
     ldn_rng_init(&r, 7, 1);
-    ldn_net_init(net, &r);
-    ldn_net_init(head, &r);
+    ldn_nn_init(net, &r);
+    ldn_nn_init(head, &r);
     for (int64_t i = 0; i < net->n_params; i++) /* non-zero biases too */
         net->params[i] += (float)(ldn_rng_uniform(&r) - 0.5);
     /* rank k holds whole rows [k*N/size, (k+1)*N/size) of the key space, cut at row ends */
@@ -126,8 +126,8 @@ int main(void)
             fprintf(stderr, "could not remove %s\n", dir);
     }
     ldn_ckpt_items_free(&items);
-    ldn_net_destroy(&net);
-    ldn_net_destroy(&head);
+    ldn_nn_destroy(&net);
+    ldn_nn_destroy(&head);
     int all = 0;
     MPI_Allreduce(&fails, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0)

@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "keyspace.h"
 #include "net.h"
 #include "server.h"
 #include "status.h"
@@ -105,9 +106,8 @@ static void pull(void *sock, int64_t clock, float *out)
 static int client(const char *endpoint)
 {
     void *ctx = zmq_ctx_new();
-    void *w = zmq_socket(ctx, ZMQ_DEALER), *c = zmq_socket(ctx, ZMQ_DEALER);
-    ldn_net_setup(w, "w5", NULL, 0);
-    ldn_net_setup(c, "c0", NULL, 0);
+    void *w = ldn_net_socket(ctx, ZMQ_DEALER, "w5", NULL, 0);
+    void *c = ldn_net_socket(ctx, ZMQ_DEALER, "c0", NULL, 0);
     zmq_connect(w, endpoint);
     zmq_connect(c, endpoint);
     static float before[N], after[N], grad[N];
@@ -385,8 +385,7 @@ int main(void)
                                     .n_chunks = 1};
         struct ldn_server *s = cfg ? ldn_server_new(&o, err, sizeof err) : NULL;
         void *ctx = zmq_ctx_new();
-        void *router = zmq_socket(ctx, ZMQ_ROUTER);
-        ldn_net_setup(router, NULL, NULL, 0);
+        void *router = ldn_net_socket(ctx, ZMQ_ROUTER, NULL, NULL, 0);
         if (!s || ldn_net_bind(router, "127.0.0.1", endpoint, sizeof endpoint, err, sizeof err))
             fprintf(stderr, "server set-up: %s\n", err);
         MPI_Send(endpoint, sizeof endpoint, MPI_CHAR, 0, 0, MPI_COMM_WORLD);

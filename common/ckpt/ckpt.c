@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "h5util.h"
 #include "log.h"
@@ -85,7 +86,7 @@ static int layer_rows(const struct ldn_layer *ly, int64_t lo, int64_t hi, int64_
     return 1;
 }
 
-int ldn_ckpt_add_net(struct ldn_ckpt_items *l, const struct ldn_net *net, const char *prefix,
+int ldn_ckpt_add_net(struct ldn_ckpt_items *l, const struct ldn_nn *net, const char *prefix,
                      const float *base, int64_t lo, int64_t hi)
 {
     for (int i = 0; i < net->n_layers; i++) {
@@ -542,7 +543,7 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
          H5Pset_all_coll_metadata_ops(fapl, 1) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0 ||
          H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0))
         rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, tmp, "MPI-IO properties");
-    double t_open = ldn_now();
+    double t_open = ldn_clock_now();
     if (rc == 0 && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "create");
     if (rc == 0 && write_root_attrs(f, meta, metrics, created) < 0)
@@ -583,14 +584,14 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
     }
     for (int i = 0; i < nd; i++)
         ldn_h5_close(&dsid[i], H5Dclose);
-    double t_data = ldn_now();
+    double t_data = ldn_clock_now();
     ldn_ckpt_fault("kill-in-ckpt", rank, meta->step);
     /* 3. the chunks, each written once by one rank where HDF5 allocated it, synced by every
      * rank; before HDF5 closes the file, so that its close finds the data already on disk */
     any = all_ok(comm, rc);
     if (direct && any == 0)
         rc = ldn_ckpt_write_chunks(comm, tmp, parts, dsets, nd, addr, mine, err, errlen);
-    double t_chunks = ldn_now();
+    double t_chunks = ldn_clock_now();
     if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
         rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "close");
     ldn_h5_close(&dxpl, H5Pclose);
@@ -608,7 +609,7 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
 
     /* 4. rank 0 puts it in place once every rank has succeeded */
     any = all_ok(comm, rc);
-    double t_close = ldn_now();
+    double t_close = ldn_clock_now();
     if (any == 0 && rank == 0)
         rc = commit(dir, tmp, final, keep_last, err, errlen);
     else if (any != 0 && rank == 0)
@@ -617,7 +618,7 @@ int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *m
         LDN_DEBUG("checkpoint %s: create + %d datasets %.3f s, chunks written and synced %.3f s, "
                   "close %.3f s, commit (fsync, rename, latest) %.3f s",
                   final, nd, t_data - t_open, t_chunks - t_data, t_close - t_chunks,
-                  ldn_now() - t_close);
+                  ldn_clock_now() - t_close);
     int fin = rc ? rc : any;
     if (parallel)
         MPI_Bcast(&fin, 1, MPI_INT, 0, comm);
@@ -1007,7 +1008,7 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
     return rc;
 }
 
-int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_net *net, const char *prefix,
+int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_nn *net, const char *prefix,
                       float *base, int64_t lo, int64_t hi, char *err, size_t errlen)
 {
     for (int i = 0; i < net->n_layers; i++) {

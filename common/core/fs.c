@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "bounds.h"
 #include "status.h"
 
 int ldn_mkdir_p(const char *path, char *err, size_t errlen)
@@ -68,11 +68,4 @@ int ldn_write_file_atomic(const char *path, const void *data, size_t len, char *
         return ldn_fail(err, errlen, LDN_ERR_IO, "rename %s -> %s: %s", tmp, path, strerror(e));
     }
     return LDN_OK;
-}
-
-double ldn_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -88,6 +88,11 @@ struct ldn_compress_config;
  * pushes are compressed, 0 for plain dense fp32 (d is still filled). */
 int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t seed,
                                struct ldn_codec_desc *d);
+/* Where the momentum lives, decided once for servers, workers and checkpoints: 1 when the
+ * pushes are compressed with compress.momentum_correction (DGC: the workers keep a velocity,
+ * the servers apply plain SGD), 0 when the servers' optimizer keeps it. The config refuses
+ * momentum correction with any optimizer but sgd. */
+int ldn_codec_momentum_on_workers(const struct ldn_compress_config *c);
 
 /* The descriptor in force at global step `step` (epochs of steps_per_epoch steps): during
  * compress.warmup_epochs the sparse ratio is max(ratio, 0.25^(epoch + 1)) (DGC warm-up:

@@ -137,12 +137,12 @@ static void set_tensor(struct ldn_tensor *t, const char *name, int ndim, int64_t
     t->offset = offset;
 }
 
-struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_dim,
-                                enum ldn_activation act, int max_batch)
+struct ldn_nn *ldn_nn_new_mlp(int in_dim, const int *widths, int n, int out_dim,
+                              enum ldn_activation act, int max_batch)
 {
     if (in_dim < 1 || n < 0 || max_batch < 1 || (n == 0 && out_dim < 1))
         return NULL;
-    struct ldn_net *net = calloc(1, sizeof *net);
+    struct ldn_nn *net = calloc(1, sizeof *net);
     if (!net)
         return NULL;
     net->n_layers = n + (out_dim > 0 ? 1 : 0);
@@ -209,15 +209,15 @@ struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_di
     }
     return net;
 fail:
-    ldn_net_destroy(&net);
+    ldn_nn_destroy(&net);
     return NULL;
 }
 
-void ldn_net_destroy(struct ldn_net **pnet)
+void ldn_nn_destroy(struct ldn_nn **pnet)
 {
     if (!pnet || !*pnet)
         return;
-    struct ldn_net *net = *pnet;
+    struct ldn_nn *net = *pnet;
     if (net->acts)
         for (int i = 0; i < net->n_layers; i++)
             free(net->acts[i]);
@@ -237,7 +237,7 @@ void ldn_net_destroy(struct ldn_net **pnet)
     *pnet = NULL;
 }
 
-void ldn_net_use_grads(struct ldn_net *net, float *grads)
+void ldn_nn_use_grads(struct ldn_nn *net, float *grads)
 {
     net->grads = grads ? grads : net->own_grads;
     for (int i = 0; i < net->n_layers; i++) {
@@ -247,7 +247,7 @@ void ldn_net_use_grads(struct ldn_net *net, float *grads)
     }
 }
 
-void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud)
+void ldn_nn_set_forward_hook(struct ldn_nn *net, ldn_weights_needed_fn *fn, void *ud)
 {
     for (int i = 0; i < net->n_layers; i++) {
         net->layers[i].weights_needed = fn;
@@ -255,7 +255,7 @@ void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, vo
     }
 }
 
-void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud)
+void ldn_nn_set_grad_hook(struct ldn_nn *net, ldn_grad_ready_fn *fn, void *ud)
 {
     for (int i = 0; i < net->n_layers; i++) {
         net->layers[i].grad_ready = fn;
@@ -263,19 +263,19 @@ void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud)
     }
 }
 
-void ldn_net_set_blocks(struct ldn_net *net, const int *block_rows)
+void ldn_nn_set_blocks(struct ldn_nn *net, const int *block_rows)
 {
     for (int i = 0; i < net->n_layers; i++)
         net->layers[i].block_rows = block_rows ? block_rows[i] : 0;
 }
 
-void ldn_net_init(struct ldn_net *net, struct ldn_rng *r)
+void ldn_nn_init(struct ldn_nn *net, struct ldn_rng *r)
 {
     for (int i = 0; i < net->n_layers; i++)
         net->layers[i].ops->init(&net->layers[i], r);
 }
 
-const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch)
+const float *ldn_nn_forward(struct ldn_nn *net, const float *in, int batch)
 {
     LDN_ASSERT(batch >= 1 && batch <= net->max_batch);
     const float *x = in;
@@ -287,7 +287,7 @@ const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch)
     return x;
 }
 
-void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch)
+void ldn_nn_backward(struct ldn_nn *net, const float *in, float *dout, float *din, int batch)
 {
     LDN_ASSERT(batch >= 1 && batch <= net->max_batch);
     /* Pass 1, top down: every layer's delta (dL/d pre-activation), kept per layer. */
@@ -305,4 +305,14 @@ void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *
         struct ldn_layer *l = &net->layers[i];
         l->ops->backward_params(l, i > 0 ? net->acts[i - 1] : in, net->dz[i], batch);
     }
+}
+
+int ldn_nn_block_rows(const struct ldn_layer *l, int64_t chunk_bytes)
+{
+    int64_t row_bytes = l->row_len * (int64_t)sizeof(float);
+    int64_t rows = chunk_bytes / row_bytes;
+    if (rows < 1)
+        rows = 1;
+    int64_t blocks = (l->out_dim + rows - 1) / rows;
+    return (int)((l->out_dim + blocks - 1) / blocks); /* equal blocks, none tiny */
 }

@@ -76,7 +76,7 @@ struct ldn_layer {
 };
 
 /* A feed-forward stack of layers with its parameters, gradients and activations. */
-struct ldn_net {
+struct ldn_nn {
     int n_layers;
     struct ldn_layer *layers;
     int64_t n_params;
@@ -93,38 +93,41 @@ struct ldn_net {
 /* A dense-layer stack in_dim -> widths[0] -> ... -> widths[n-1] -> out_dim with `act` after
  * every hidden layer; out_dim <= 0 means no output layer (the last width is the output and
  * gets the activation too: a trunk). Returns NULL on allocation failure or bad sizes. */
-struct ldn_net *ldn_net_new_mlp(int in_dim, const int *widths, int n, int out_dim,
-                                enum ldn_activation act, int max_batch);
-void ldn_net_destroy(struct ldn_net **net);
+struct ldn_nn *ldn_nn_new_mlp(int in_dim, const int *widths, int n, int out_dim,
+                              enum ldn_activation act, int max_batch);
+void ldn_nn_destroy(struct ldn_nn **net);
 
 /* He-normal weights (std sqrt(2/fan_in)), zero biases, drawn from r. */
-void ldn_net_init(struct ldn_net *net, struct ldn_rng *r);
+void ldn_nn_init(struct ldn_nn *net, struct ldn_rng *r);
 /* Forward a batch (batch <= max_batch); returns the last layer's output (net->acts[n-1]). */
-const float *ldn_net_forward(struct ldn_net *net, const float *in, int batch);
+const float *ldn_nn_forward(struct ldn_nn *net, const float *in, int batch);
 /* Backward from dout = dL/doutput (overwritten, and used until return); fills net->grads
  * and, if din != NULL, dL/din [batch, in_dim]. Deltas go top down first, then weight
- * gradients bottom up (first layer first). Must follow ldn_net_forward on the same `in`. */
-void ldn_net_backward(struct ldn_net *net, const float *in, float *dout, float *din, int batch);
+ * gradients bottom up (first layer first). Must follow ldn_nn_forward on the same `in`. */
+void ldn_nn_backward(struct ldn_nn *net, const float *in, float *dout, float *din, int batch);
 
 /* Call fn(ud, i, r0, r1) before forward reads rows [r0, r1) of layer i, block by block
- * (ldn_net_set_blocks). NULL to stop. */
-void ldn_net_set_forward_hook(struct ldn_net *net, ldn_weights_needed_fn *fn, void *ud);
+ * (ldn_nn_set_blocks). NULL to stop. */
+void ldn_nn_set_forward_hook(struct ldn_nn *net, ldn_weights_needed_fn *fn, void *ud);
 
 /* Make the next backward passes write their parameter gradients into grads[n_params]
  * (borrowed; NULL returns to the net's own buffer). Lets a caller alternate two buffers
  * while one is still being sent. */
-void ldn_net_use_grads(struct ldn_net *net, float *grads);
+void ldn_nn_use_grads(struct ldn_nn *net, float *grads);
 
 /* Compute layer i in blocks of block_rows[i] output rows (NULL or 0: whole layers), forward
  * and backward. Results depend on the blocking (BLAS sums in another order), so every
  * trainer that must agree bit for bit uses the same blocks (ldn_model_new sets them). */
-void ldn_net_set_blocks(struct ldn_net *net, const int *block_rows);
+void ldn_nn_set_blocks(struct ldn_nn *net, const int *block_rows);
 
 /* Report parameter gradients block by block during backward: fn (NULL to stop) is called
  * once per block of each layer, as soon as its gradient is final. */
-void ldn_net_set_grad_hook(struct ldn_net *net, ldn_grad_ready_fn *fn, void *ud);
+void ldn_nn_set_grad_hook(struct ldn_nn *net, ldn_grad_ready_fn *fn, void *ud);
 
 /* Dense layer ops (exposed for tests and future layer kinds that wrap it). */
 extern const struct ldn_layer_ops ldn_dense_ops;
+
+/* Rows per backward block of a layer for a chunk size in bytes (>= 1). */
+int ldn_nn_block_rows(const struct ldn_layer *l, int64_t chunk_bytes);
 
 #endif

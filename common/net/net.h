@@ -30,11 +30,28 @@ struct ldn_msg {
  * status with err. */
 int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, size_t errlen);
 
+/* The socket factory: every socket of the job is made here, so that what every socket needs
+ * (limits, linger, and later authentication) is set in one place. A socket of `type` (ZMQ_DEALER,
+ * ZMQ_ROUTER, ...) with linger 2 s, high-water marks off and, when ident != NULL, that routing
+ * identity; a ROUTER reports unroutable sends (ZMQ_ROUTER_MANDATORY). Returns the socket
+ * (close it with ldn_net_close) or NULL with err. */
+void *ldn_net_socket(void *zctx, int type, const char *ident, char *err, size_t errlen);
+
+/* A ROUTER bound to tcp://ip:* of interface iface (ldn_net_local_address); the actual
+ * endpoint (tcp://ip:port) goes to endpoint. Returns the socket or NULL with err. */
+void *ldn_net_listen(void *zctx, const char *iface, char *endpoint, size_t len, char *err,
+                     size_t errlen);
+
+/* A DEALER with identity ident connected to endpoint; `peer` names the other end in errors
+ * ("server rank 2"). Returns the socket or NULL with err. */
+void *ldn_net_connect(void *zctx, const char *ident, const char *endpoint, const char *peer,
+                      char *err, size_t errlen);
+
 /* Bind sock to tcp://ip:* and return the actual endpoint (tcp://ip:port) in endpoint. */
 int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *err, size_t errlen);
 
-/* Common socket options: linger 2 s, high-water marks off, identity when ident != NULL. */
-int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen);
+/* Close *sock (NULL accepted) and set it to NULL. */
+void ldn_net_close(void **sock);
 
 /* Send header + frames (lengths from h->lens, count h->nframes), prefixed by a routing
  * identity when ident != NULL (ROUTER sockets). Returns bytes sent or negative status. */

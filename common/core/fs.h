@@ -11,7 +11,4 @@ int ldn_mkdir_p(const char *path, char *err, size_t errlen);
  * On failure the old file (if any) is untouched. Returns 0 or LDN_ERR_IO with err. */
 int ldn_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
-/* Monotonic clock in seconds. */
-double ldn_now(void);
-
 #endif

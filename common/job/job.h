@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "keyspace.h"
 #include "net.h"
 #include "nn.h"
 #include "plan.h"
@@ -25,7 +26,7 @@ struct ldn_job {
     const struct ldn_chunk *chunks;                 /* chunk table, key order */
     int n_chunks;
     int64_t trunk_params;
-    const struct ldn_net *trunk; /* the trunk's layer geometry (key layout of every range) */
+    const struct ldn_nn *trunk; /* the trunk's layer geometry (key layout of every range) */
     /* ladon train --resume: the checkpoint every role loads its state from (NULL: fresh) */
     const char *resume_path;
     int64_t resume_step;

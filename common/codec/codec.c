@@ -509,6 +509,18 @@ int ldn_codec_decode_add(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc 
     return 0;
 }
 
+_Static_assert((int)LDN_COMPRESS_DENSE == (int)LDN_CODEC_DENSE &&
+                   (int)LDN_COMPRESS_TOPK == (int)LDN_CODEC_TOPK &&
+                   (int)LDN_COMPRESS_RANDOMK == (int)LDN_CODEC_RANDOMK &&
+                   (int)LDN_COMPRESS_THRESHOLD == (int)LDN_CODEC_THRESHOLD,
+               "compress.codec values are codec kinds");
+_Static_assert((int)LDN_COMPRESS_FP32 == (int)LDN_QUANT_FP32 &&
+                   (int)LDN_COMPRESS_FP16 == (int)LDN_QUANT_FP16 &&
+                   (int)LDN_COMPRESS_INT8 == (int)LDN_QUANT_INT8 &&
+                   (int)LDN_COMPRESS_SIGN == (int)LDN_QUANT_SIGN &&
+                   (int)LDN_COMPRESS_QSGD == (int)LDN_QUANT_QSGD,
+               "compress.quant values are codec quantizers");
+
 int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t seed,
                                struct ldn_codec_desc *d)
 {
@@ -524,6 +536,12 @@ int ldn_codec_desc_from_config(const struct ldn_compress_config *c, uint64_t see
         d->kind == LDN_CODEC_TOPK)  /* global: sparse payloads per chunk, the */
         d->kind = LDN_CODEC_SPARSE; /* ratio applies to the whole trunk */
     return !(d->kind == LDN_CODEC_DENSE && d->quant == LDN_QUANT_FP32);
+}
+
+int ldn_codec_momentum_on_workers(const struct ldn_compress_config *c)
+{
+    struct ldn_codec_desc d;
+    return c->momentum_correction && ldn_codec_desc_from_config(c, 0, &d);
 }
 
 void ldn_codec_desc_at(const struct ldn_compress_config *c, uint64_t seed, int64_t step,

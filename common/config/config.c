@@ -8,8 +8,6 @@
 
 #include "config.h"
 
-#include "codec.h"
-
 #include "status.h"
 
 #include <errno.h>
@@ -622,14 +620,21 @@ static int finish(struct ctx *c)
     if (cfg->optim.nesterov && cfg->optim.momentum == 0)
         return fail_at(c, c->where[nest], "train.nesterov",
                        "true needs train.momentum > 0, got momentum 0");
-    if (cfg->compress.scope == LDN_SCOPE_GLOBAL && cfg->compress.codec != LDN_CODEC_TOPK) {
+    if (cfg->compress.scope == LDN_SCOPE_GLOBAL && cfg->compress.codec != LDN_COMPRESS_TOPK) {
         int k = find_key(S_COMPRESS, "scope", 5);
         return fail_at(c, c->where[k], "compress.scope",
                        "global selects the top-k of the whole trunk: it needs compress.codec: "
                        "topk, got %s",
                        CODEC_NAMES[cfg->compress.codec]);
     }
-    if (cfg->compress.downlink_quant > LDN_QUANT_INT8) {
+    if (cfg->compress.momentum_correction && cfg->optim.kind != LDN_OPTIM_SGD) {
+        int k = find_key(S_COMPRESS, "momentum_correction", 19);
+        return fail_at(c, c->where[k], "compress.momentum_correction",
+                       "true needs train.optimizer: sgd (the workers keep an SGD velocity and the "
+                       "servers apply plain SGD), got optimizer %s",
+                       OPTIM_NAMES[cfg->optim.kind]);
+    }
+    if (cfg->compress.downlink_quant > LDN_COMPRESS_INT8) {
         int k = find_key(S_COMPRESS, "downlink_quant", 14);
         return fail_at(c, c->where[k], "compress.downlink_quant",
                        "must be fp32, fp16 or int8 (pulls are not sign- or qsgd-coded), got %s",

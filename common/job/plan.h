@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "nn.h"
 
 enum ldn_role { LDN_ROLE_COORD = 0, LDN_ROLE_SERVER = 1, LDN_ROLE_WORKER = 2 };
 
@@ -56,37 +55,5 @@ double ldn_plan_group_prob(const struct ldn_plan *p, const struct ldn_config *cf
  * seed, the step and g alone, so every worker of the group agrees. A group that sits a step
  * out tells the servers so (a CLOCK message). */
 int ldn_plan_group_trains(double prob, uint64_t seed, int g, int64_t step);
-
-/* A contiguous key range [lo, hi) of the flattened trunk. */
-struct ldn_range {
-    int64_t lo, hi;
-};
-
-/* Split the trunk's keys over n servers on whole-row boundaries, balanced by bytes.
- * out[n] receives the ranges; *imbalance = max range / mean range - 1. Returns 0, or
- * LDN_ERR_CONFIG with err when the trunk has fewer rows than servers. */
-int ldn_partition_trunk(const struct ldn_net *trunk, int n, struct ldn_range *out,
-                        double *imbalance, char *err, size_t errlen);
-
-/* A chunk: the unit of one push or pull message. Each trunk layer is cut into blocks of
- * about ps.chunk_kb (whole rows, blocks of equal size), and each block at server boundaries;
- * chunks are in key order, and both ends of the wire compute the same table. */
-struct ldn_chunk {
-    int64_t lo, hi;     /* keys [lo, hi) */
-    int server;         /* index 0..S-1 of the server holding it */
-    int layer;          /* trunk layer */
-    int row_lo, row_hi; /* rows of that layer */
-};
-
-/* Rows per backward block of a layer for a chunk size in bytes (>= 1). */
-int ldn_chunk_block_rows(const struct ldn_layer *l, int64_t chunk_bytes);
-
-/* Build the chunk table of trunk over the S server ranges; *out is allocated (free()).
- * Returns the number of chunks, or a negative status with err. */
-int ldn_chunks_build(const struct ldn_net *trunk, const struct ldn_range *ranges, int S,
-                     int64_t chunk_bytes, struct ldn_chunk **out, char *err, size_t errlen);
-
-/* Index of the chunk that starts at key lo, or -1 (binary search). */
-int ldn_chunk_find(const struct ldn_chunk *chunks, int n, int64_t lo);
 
 #endif

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "config.h"
+#include "bounds.h"
 #include "status.h"
 
 FILE *ldn_metrics_open(const char *run_dir, int append, char *err, size_t errlen)

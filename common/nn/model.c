@@ -4,9 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data.h"
 #include "loss.h"
-#include "plan.h"
 #include "rng.h"
 #include "status.h"
 
@@ -18,29 +16,29 @@ struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, cons
         goto nomem;
     m->features = features;
     m->n_heads = cfg->n_tasks;
-    m->trunk = ldn_net_new_mlp(features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, max_batch);
+    m->trunk = ldn_nn_new_mlp(features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, max_batch);
     m->heads = calloc((size_t)cfg->n_tasks, sizeof *m->heads);
     m->classes = calloc((size_t)cfg->n_tasks, sizeof *m->classes);
     if (!m->trunk || !m->heads || !m->classes)
         goto nomem;
     struct ldn_rng r;
     ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
-    ldn_net_init(m->trunk, &r);
+    ldn_nn_init(m->trunk, &r);
     /* The trunk computes in the blocks its pushes and pulls travel in (ps.chunk_kb), in every
      * trainer, so local and distributed runs do the same arithmetic. */
     int blocks[LDN_MAX_LAYERS];
     for (int l = 0; l < m->trunk->n_layers && l < LDN_MAX_LAYERS; l++)
-        blocks[l] = ldn_chunk_block_rows(&m->trunk->layers[l], (int64_t)cfg->chunk_kb * 1024);
-    ldn_net_set_blocks(m->trunk, blocks);
+        blocks[l] = ldn_nn_block_rows(&m->trunk->layers[l], (int64_t)cfg->chunk_kb * 1024);
+    ldn_nn_set_blocks(m->trunk, blocks);
     for (int t = 0; t < cfg->n_tasks; t++) {
         const struct ldn_task_config *tc = &cfg->tasks[t];
         m->classes[t] = classes[t];
-        m->heads[t] = ldn_net_new_mlp(m->trunk->out_dim, tc->head, tc->n_head, classes[t],
-                                      cfg->activation, max_batch);
+        m->heads[t] = ldn_nn_new_mlp(m->trunk->out_dim, tc->head, tc->n_head, classes[t],
+                                     cfg->activation, max_batch);
         if (!m->heads[t])
             goto nomem;
         ldn_rng_init(&r, cfg->seed, LDN_STREAM_HEAD_INIT + (uint64_t)t);
-        ldn_net_init(m->heads[t], &r);
+        ldn_nn_init(m->heads[t], &r);
     }
     return m;
 nomem:
@@ -55,10 +53,10 @@ void ldn_model_destroy(struct ldn_model **pm)
     if (!pm || !*pm)
         return;
     struct ldn_model *m = *pm;
-    ldn_net_destroy(&m->trunk);
+    ldn_nn_destroy(&m->trunk);
     if (m->heads)
         for (int t = 0; t < m->n_heads; t++)
-            ldn_net_destroy(&m->heads[t]);
+            ldn_nn_destroy(&m->heads[t]);
     free(m->heads);
     free(m->classes);
     free(m);
@@ -67,17 +65,17 @@ void ldn_model_destroy(struct ldn_model **pm)
 
 const float *ldn_model_forward(struct ldn_model *m, int t, const float *x, int batch)
 {
-    const float *h = ldn_net_forward(m->trunk, x, batch);
-    return ldn_net_forward(m->heads[t], h, batch);
+    const float *h = ldn_nn_forward(m->trunk, x, batch);
+    return ldn_nn_forward(m->heads[t], h, batch);
 }
 
 void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogits, int batch)
 {
-    struct ldn_net *trunk = m->trunk;
+    struct ldn_nn *trunk = m->trunk;
     const float *h = trunk->acts[trunk->n_layers - 1];
     float *dh = trunk->dbuf[trunk->n_layers]; /* dL/d(trunk output) */
-    ldn_net_backward(m->heads[t], h, dlogits, dh, batch);
-    ldn_net_backward(trunk, x, dh, NULL, batch);
+    ldn_nn_backward(m->heads[t], h, dlogits, dh, batch);
+    ldn_nn_backward(trunk, x, dh, NULL, batch);
 }
 
 void ldn_model_evaluate(struct ldn_model *m, int t, const float *x, const int32_t *y, int64_t n,
@@ -119,14 +117,14 @@ void ldn_batch_buf_deinit(struct ldn_batch_buf *b)
     b->y = NULL;
 }
 
-const float *ldn_model_forward_rows(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+const float *ldn_model_forward_rows(struct ldn_model *m, int t, const float *x, const int32_t *y,
                                     const int64_t *idx, int n, struct ldn_batch_buf *buf)
 {
     const int f = m->features;
-    LDN_ASSERT(n <= buf->max_batch && ds->features == f);
+    LDN_ASSERT(n <= buf->max_batch);
     for (int i = 0; i < n; i++) {
-        memcpy(buf->x + (int64_t)i * f, ds->x + idx[i] * f, sizeof(float) * (size_t)f);
-        buf->y[i] = ds->y[idx[i]];
+        memcpy(buf->x + (int64_t)i * f, x + idx[i] * f, sizeof(float) * (size_t)f);
+        buf->y[i] = y[idx[i]];
     }
     return ldn_model_forward(m, t, buf->x, n);
 }
@@ -139,10 +137,10 @@ double ldn_model_loss_backward(struct ldn_model *m, int t, const float *z, int n
     return loss;
 }
 
-double ldn_model_train_batch(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+double ldn_model_train_batch(struct ldn_model *m, int t, const float *x, const int32_t *y,
                              const int64_t *idx, int n, float weight, struct ldn_batch_buf *buf,
                              int64_t *correct)
 {
-    const float *z = ldn_model_forward_rows(m, t, ds, idx, n, buf);
+    const float *z = ldn_model_forward_rows(m, t, x, y, idx, n, buf);
     return ldn_model_loss_backward(m, t, z, n, weight, buf, correct);
 }

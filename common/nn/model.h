@@ -1,7 +1,7 @@
 /* The multi-task model: one shared trunk and one head per task.
  *
  * The trunk maps the input features to its last hidden width (with the activation after
- * every layer); head t maps that to task t's classes. Each is a struct ldn_net with its own
+ * every layer); head t maps that to task t's classes. Each is a struct ldn_nn with its own
  * flat parameter vector: the trunk's vector is the parameter servers' key space (layer
  * order, weight then bias, row-major [out, in]). Initial weights come from the seed alone,
  * so every rank builds the same model. */
@@ -17,10 +17,10 @@
 
 struct ldn_model {
     int features;
-    struct ldn_net *trunk;
+    struct ldn_nn *trunk;
     int n_heads;
-    struct ldn_net **heads; /* heads[t] for task t of the config */
-    int *classes;           /* classes[t] */
+    struct ldn_nn **heads; /* heads[t] for task t of the config */
+    int *classes;          /* classes[t] */
 };
 
 /* Build trunk and heads from cfg for `features` inputs and classes[t] outputs per task, with
@@ -46,11 +46,9 @@ struct ldn_batch_buf {
 int ldn_batch_buf_init(struct ldn_batch_buf *b, int max_batch, int features, int max_classes);
 void ldn_batch_buf_deinit(struct ldn_batch_buf *b);
 
-struct ldn_dataset;
-
-/* Gather rows idx[0..n) of ds into buf and forward them through the trunk and head t;
- * returns the logits [n, classes[t]]. */
-const float *ldn_model_forward_rows(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+/* Gather rows idx[0..n) of x [rows, features] and their labels y into buf and forward them through
+ * the trunk and head t; returns the logits [n, classes[t]]. */
+const float *ldn_model_forward_rows(struct ldn_model *m, int t, const float *x, const int32_t *y,
                                     const int64_t *idx, int n, struct ldn_batch_buf *buf);
 /* After ldn_model_forward_rows: cross-entropy of logits z against buf's labels scaled by
  * weight, and backward (gradients in m->trunk->grads and m->heads[t]->grads). Returns the
@@ -58,11 +56,11 @@ const float *ldn_model_forward_rows(struct ldn_model *m, int t, const struct ldn
 double ldn_model_loss_backward(struct ldn_model *m, int t, const float *z, int n, float weight,
                                struct ldn_batch_buf *buf, int64_t *correct);
 
-/* One training batch of task t: gather rows idx[0..n) of ds (a training split), forward,
+/* One training batch of task t: gather rows idx[0..n) of x and y (a training split), forward,
  * cross-entropy scaled by weight, backward. Leaves the gradients in m->trunk->grads and
  * m->heads[t]->grads (no optimizer step); returns the batch mean loss, *correct the rows
  * predicted right. */
-double ldn_model_train_batch(struct ldn_model *m, int t, const struct ldn_dataset *ds,
+double ldn_model_train_batch(struct ldn_model *m, int t, const float *x, const int32_t *y,
                              const int64_t *idx, int n, float weight, struct ldn_batch_buf *buf,
                              int64_t *correct);
 

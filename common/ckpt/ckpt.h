@@ -54,7 +54,7 @@ int ldn_ckpt_add_rows(struct ldn_ckpt_items *l, const char *name, int type, int 
 /* Append the rows of a network's parameter-shaped vector held here: base[0] is key lo and
  * keys [lo, hi) are whole rows. Every layer i with rows in range gives <prefix>/<i>/weight
  * [out, in] and <prefix>/<i>/bias [out] (key layout [out, in + 1], docs/checkpoint.md). */
-int ldn_ckpt_add_net(struct ldn_ckpt_items *l, const struct ldn_net *net, const char *prefix,
+int ldn_ckpt_add_net(struct ldn_ckpt_items *l, const struct ldn_nn *net, const char *prefix,
                      const float *base, int64_t lo, int64_t hi);
 
 /* Root attributes. */
@@ -109,7 +109,7 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
                   char *err, size_t errlen);
 /* Read the rows of keys [lo, hi) of a network's parameter-shaped vector (the inverse of
  * ldn_ckpt_add_net) into base (base[0] = key lo). */
-int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_net *net, const char *prefix,
+int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_nn *net, const char *prefix,
                       float *base, int64_t lo, int64_t hi, char *err, size_t errlen);
 
 /* The checkpoint file `arg` names: "latest" (the file dir/latest points at), a checkpoint
@@ -117,59 +117,6 @@ int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_net *net, cons
  * its own) or a file. Returns 0 with the path in out, or a negative status with err. */
 int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen, char *err,
                      size_t errlen);
-
-struct ldn_job;
-
-/* A distributed job's checkpoint of `step` (ckpt_job.c): every rank calls it with its items
- * (the coordinator passes the last evaluation as metrics); written to checkpoint.dir with
- * checkpoint.keep_last, under a watchdog of checkpoint.timeout seconds. */
-int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metrics,
-                       const struct ldn_ckpt_items *items, char *path, size_t path_len, char *err,
-                       size_t errlen);
-
-/* Can a job of cfg (features inputs, n_workers workers, total_steps steps) resume from ck?
- * Returns 0, or LDN_ERR_CONFIG with one line naming the first difference (model shape,
- * tasks, optimizer) in err, or LDN_ERR_FORMAT when the file's objects cannot all be walked
- * (damaged metadata) or a trunk or head layer is missing. Another worker layout or compress
- * section is one warning saying what carries over. */
-int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
-                   int n_workers, int64_t total_steps, char *err, size_t errlen);
-
-/* Per-worker compression state (bits): a codec (and its random stream), an error-feedback
- * residual, a momentum-correction velocity (the servers then keep no momentum buffer). */
-enum { LDN_CKPT_CODEC = 1, LDN_CKPT_RESIDUAL = 2, LDN_CKPT_VELOCITY = 4 };
-/* The state a job of cfg keeps per worker (the bits above; 0 for plain dense pushes). */
-int ldn_ckpt_compress_state(const struct ldn_config *cfg);
-/* The same for the job that wrote ck (from its stored config), and whether its workers line
- * up with those of a job of cfg with n_workers workers (*same: same count, same
- * tasks.*.workers; otherwise no worker state carries over). 0 or FORMAT with err. */
-int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int n_workers,
-                          int *state, int *same, char *err, size_t errlen);
-/* Does a residual written with ckpt_state carry over to a job with job_state? Only when both
- * keep one and both or neither use momentum correction (the residual's units differ). */
-int ldn_ckpt_keeps_residual(int ckpt_state, int job_state);
-
-struct ldn_optim;
-struct ldn_batcher;
-
-/* Where in ck the worker_index-th worker of a job (0-based among the worker ranks) finds its
- * own state (/workers/<rank>/...): worker ranks follow the coordinator and the servers, so the
- * rank is 1 + the checkpoint's servers + worker_index, whatever ps.servers is now; a local
- * trainer's checkpoint keeps its one worker's state at rank 0. task is one of its tasks. */
-int ldn_ckpt_worker_source(const struct ldn_ckpt *ck, int worker_index, const char *task);
-
-/* A task's part of a checkpoint as a worker holds it: with `head_too`, /heads/<task> and its
- * optimizer state (/optimizer/{m,v,t}/heads/<task>); always the batch order of that task's
- * shard under /workers/<rank>/batch/<task>/{perm,state,rng}. state[2] receives the batcher's
- * position and passes and must live until the write. */
-int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
-                      const struct ldn_net *head, struct ldn_optim *opt,
-                      const struct ldn_batcher *b, int64_t state[2], int head_too);
-/* Read back what ldn_ckpt_add_task wrote: the head and its optimizer state always, and
- * rank's batch order (checked) into b unless b is NULL (another worker layout: the order of a
- * shard that no longer exists is not read). */
-int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
-                       struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen);
 
 /* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
  * kills itself with SIGKILL after writing its data, before the file is closed; with

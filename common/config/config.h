@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
+
 #define LDN_MAX_LAYERS 16
 #define LDN_MAX_TASKS 1024
-#define LDN_NAME_MAX 64
-#define LDN_PATH_MAX 1024
 
 enum ldn_activation {
     LDN_ACT_NONE = -1,
@@ -31,6 +31,21 @@ enum ldn_lr_kind { LDN_LR_CONSTANT = 0, LDN_LR_STEP = 1, LDN_LR_COSINE = 2 };
 enum ldn_sampling { LDN_SAMPLE_POWER = 0, LDN_SAMPLE_ROUND_ROBIN = 1 };
 enum ldn_consistency { LDN_BSP = 0, LDN_SSP = 1, LDN_ASYNC = 2 };
 /* compress.scope: select within each pushed chunk, or over the whole trunk */
+/* compress.codec and compress.quant values; common/codec's enum ldn_codec_kind and
+ * enum ldn_codec_quant use the same numbers (codec.c checks it at compile time). */
+enum ldn_compress_codec {
+    LDN_COMPRESS_DENSE = 0,
+    LDN_COMPRESS_TOPK = 1,
+    LDN_COMPRESS_RANDOMK = 2,
+    LDN_COMPRESS_THRESHOLD = 3
+};
+enum ldn_compress_quant {
+    LDN_COMPRESS_FP32 = 0,
+    LDN_COMPRESS_FP16 = 1,
+    LDN_COMPRESS_INT8 = 2,
+    LDN_COMPRESS_SIGN = 3,
+    LDN_COMPRESS_QSGD = 4
+};
 enum ldn_compress_scope { LDN_SCOPE_CHUNK = 0, LDN_SCOPE_GLOBAL = 1 };
 /* compress.downlink: dense pulls, or what changed since the worker's last pull */
 enum ldn_downlink { LDN_DOWNLINK_DENSE = 0, LDN_DOWNLINK_DELTA = 1 };

@@ -1,9 +1,10 @@
-/* Checkpoints of a distributed job: the collective write every role calls, and the check that
- * a config can resume from a checkpoint (ckpt.h, docs/checkpoint.md). */
+/* Checkpoints of a job: the collective write every role calls, and the check that a config can
+ * resume from a checkpoint (docs/checkpoint.md). */
+#include "jobckpt.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "ckpt.h"
 #include "codec.h"
 #include "job.h"
 #include "log.h"
@@ -12,9 +13,9 @@
 #include "status.h"
 #include "watchdog.h"
 
-int ldn_job_checkpoint(const struct ldn_job *job, int64_t step, const char *metrics,
-                       const struct ldn_ckpt_items *items, char *path, size_t path_len, char *err,
-                       size_t errlen)
+int ldn_jobckpt_write(const struct ldn_job *job, int64_t step, const char *metrics,
+                      const struct ldn_ckpt_items *items, char *path, size_t path_len, char *err,
+                      size_t errlen)
 {
     const struct ldn_config *cfg = job->cfg;
     struct ldn_ckpt_meta meta = {.step = step,
@@ -99,23 +100,22 @@ static int compare(const struct ldn_ckpt *ck, const struct ldn_config *old,
     return 0;
 }
 
-/* The per-worker compression state a job of c keeps: LDN_CKPT_CODEC (compressed pushes, a
- * codec random stream), LDN_CKPT_RESIDUAL (error feedback), LDN_CKPT_VELOCITY (DGC momentum
+/* The per-worker compression state a job of c keeps: LDN_JOBCKPT_CODEC (compressed pushes, a
+ * codec random stream), LDN_JOBCKPT_RESIDUAL (error feedback), LDN_JOBCKPT_VELOCITY (DGC momentum
  * correction; the servers then keep no momentum). */
-int ldn_ckpt_compress_state(const struct ldn_config *c)
+int ldn_jobckpt_compress_state(const struct ldn_config *c)
 {
     struct ldn_codec_desc d;
     if (!ldn_codec_desc_from_config(&c->compress, c->seed, &d))
         return 0;
-    return LDN_CKPT_CODEC | (c->compress.error_feedback ? LDN_CKPT_RESIDUAL : 0) |
-           (c->compress.momentum_correction && c->optim.kind == LDN_OPTIM_SGD ? LDN_CKPT_VELOCITY
-                                                                              : 0);
+    return LDN_JOBCKPT_CODEC | (c->compress.error_feedback ? LDN_JOBCKPT_RESIDUAL : 0) |
+           (ldn_codec_momentum_on_workers(&c->compress) ? LDN_JOBCKPT_VELOCITY : 0);
 }
 
-int ldn_ckpt_keeps_residual(int ckpt_state, int job_state)
+int ldn_jobckpt_keeps_residual(int ckpt_state, int job_state)
 {
-    return (ckpt_state & LDN_CKPT_RESIDUAL) && (job_state & LDN_CKPT_RESIDUAL) &&
-           (ckpt_state & LDN_CKPT_VELOCITY) == (job_state & LDN_CKPT_VELOCITY);
+    return (ckpt_state & LDN_JOBCKPT_RESIDUAL) && (job_state & LDN_JOBCKPT_RESIDUAL) &&
+           (ckpt_state & LDN_JOBCKPT_VELOCITY) == (job_state & LDN_JOBCKPT_VELOCITY);
 }
 
 /* The compress section may change on resume: what carries over, and what does not (one
@@ -124,30 +124,31 @@ static void compress_change(const struct ldn_ckpt *ck, const struct ldn_config *
                             const struct ldn_config *cfg)
 {
     const struct ldn_compress_config *x = &old->compress, *y = &cfg->compress;
-    int a = ldn_ckpt_compress_state(old), b = ldn_ckpt_compress_state(cfg);
+    int a = ldn_jobckpt_compress_state(old), b = ldn_jobckpt_compress_state(cfg);
     if (x->codec == y->codec && x->quant == y->quant && a == b)
         return;
     char what[512];
     size_t off = 0;
 #define SAY(...)                                                                                   \
     off += (size_t)snprintf(what + off, off < sizeof what ? sizeof what - off : 0, __VA_ARGS__)
-    if ((a & LDN_CKPT_RESIDUAL) && !ldn_ckpt_keeps_residual(a, b))
+    if ((a & LDN_JOBCKPT_RESIDUAL) && !ldn_jobckpt_keeps_residual(a, b))
         SAY("; the workers' error-feedback residuals (what they had not sent yet) are dropped");
-    if ((b & LDN_CKPT_RESIDUAL) && !ldn_ckpt_keeps_residual(a, b))
+    if ((b & LDN_JOBCKPT_RESIDUAL) && !ldn_jobckpt_keeps_residual(a, b))
         SAY("; the workers' residuals start at zero");
-    if ((a & LDN_CKPT_VELOCITY) && !(b & LDN_CKPT_VELOCITY) && cfg->optim.momentum > 0)
+    if ((a & LDN_JOBCKPT_VELOCITY) && !(b & LDN_JOBCKPT_VELOCITY) && cfg->optim.momentum > 0)
         SAY("; the momentum moves from the workers' velocities (dropped) to the servers, where "
             "it starts at zero");
-    if (!(a & LDN_CKPT_VELOCITY) && (b & LDN_CKPT_VELOCITY) && cfg->optim.momentum > 0)
+    if (!(a & LDN_JOBCKPT_VELOCITY) && (b & LDN_JOBCKPT_VELOCITY) && cfg->optim.momentum > 0)
         SAY("; the momentum moves from the servers (their buffers are not read) to the "
             "workers' velocities, which start at zero");
 #undef SAY
     LDN_WARN("checkpoint %s was written with compress %s/%s%s%s, this job has %s/%s%s%s%s%s",
              ck->path, ldn_codec_kind_name(x->codec), ldn_codec_quant_name(x->quant),
-             a & LDN_CKPT_RESIDUAL ? " + error feedback" : "",
-             a & LDN_CKPT_VELOCITY ? " + momentum correction" : "", ldn_codec_kind_name(y->codec),
-             ldn_codec_quant_name(y->quant), b & LDN_CKPT_RESIDUAL ? " + error feedback" : "",
-             b & LDN_CKPT_VELOCITY ? " + momentum correction" : "",
+             a & LDN_JOBCKPT_RESIDUAL ? " + error feedback" : "",
+             a & LDN_JOBCKPT_VELOCITY ? " + momentum correction" : "",
+             ldn_codec_kind_name(y->codec), ldn_codec_quant_name(y->quant),
+             b & LDN_JOBCKPT_RESIDUAL ? " + error feedback" : "",
+             b & LDN_JOBCKPT_VELOCITY ? " + momentum correction" : "",
              off ? ":" : ": the workers' state carries over", off ? what + 1 : "");
 }
 
@@ -179,13 +180,13 @@ static struct ldn_config *stored_config(const struct ldn_ckpt *ck, char *err, si
     return old;
 }
 
-int ldn_ckpt_stored_state(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int n_workers,
-                          int *state, int *same, char *err, size_t errlen)
+int ldn_jobckpt_stored_state(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int n_workers,
+                             int *state, int *same, char *err, size_t errlen)
 {
     struct ldn_config *old = stored_config(ck, err, errlen);
     if (!old)
         return LDN_ERR_FORMAT;
-    *state = ldn_ckpt_compress_state(old);
+    *state = ldn_jobckpt_compress_state(old);
     *same = same_workers(old, ck->n_workers, cfg, n_workers);
     ldn_config_destroy(&old);
     return 0;
@@ -213,8 +214,8 @@ static int require_nets(const struct ldn_ckpt *ck, const struct ldn_config *cfg,
     return 0;
 }
 
-int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
-                   int n_workers, int64_t total_steps, char *err, size_t errlen)
+int ldn_jobckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int features,
+                      int n_workers, int64_t total_steps, char *err, size_t errlen)
 {
     struct ldn_config *old = stored_config(ck, err, errlen);
     if (!old)
@@ -244,9 +245,9 @@ int ldn_ckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, int 
     return rc;
 }
 
-int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
-                      const struct ldn_net *head, struct ldn_optim *opt,
-                      const struct ldn_batcher *b, int64_t state[2], int head_too)
+int ldn_jobckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
+                         const struct ldn_nn *head, struct ldn_optim *opt,
+                         const struct ldn_batcher *b, int64_t state[2], int head_too)
 {
     char name[LDN_CKPT_NAME_MAX];
     int rc = 0;
@@ -271,7 +272,7 @@ int ldn_ckpt_add_task(struct ldn_ckpt_items *it, int rank, const char *task,
     return rc;
 }
 
-int ldn_ckpt_worker_source(const struct ldn_ckpt *ck, int worker_index, const char *task)
+int ldn_jobckpt_worker_source(const struct ldn_ckpt *ck, int worker_index, const char *task)
 {
     char name[LDN_CKPT_NAME_MAX];
     const int r = 1 + ck->n_servers + worker_index;
@@ -314,7 +315,7 @@ static int read_batch(const struct ldn_ckpt *ck, int rank, const char *task, str
 }
 
 /* The task's head and head optimizer state. */
-static int read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_net *head,
+static int read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_nn *head,
                      struct ldn_optim *opt, char *err, size_t errlen)
 {
     char name[LDN_CKPT_NAME_MAX];
@@ -333,8 +334,9 @@ static int read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_net
     return rc;
 }
 
-int ldn_ckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task, struct ldn_net *head,
-                       struct ldn_optim *opt, struct ldn_batcher *b, char *err, size_t errlen)
+int ldn_jobckpt_read_task(const struct ldn_ckpt *ck, int rank, const char *task,
+                          struct ldn_nn *head, struct ldn_optim *opt, struct ldn_batcher *b,
+                          char *err, size_t errlen)
 {
     int rc = read_head(ck, task, head, opt, err, errlen);
     return rc || !b ? rc : read_batch(ck, rank, task, b, err, errlen);

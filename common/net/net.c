@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "status.h"
 
@@ -53,17 +54,62 @@ int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *e
     return LDN_OK;
 }
 
-int ldn_net_setup(void *sock, const char *ident, char *err, size_t errlen)
+/* Options every socket gets. */
+static int setup(void *sock, int type, const char *ident, char *err, size_t errlen)
 {
     /* A short linger: the last messages (done, counters) still go out after close, and a
      * dead peer cannot hold the process at exit for long. */
-    int zero = 0, linger = 2000;
+    int zero = 0, one = 1, linger = 2000;
     if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
-        (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0))
+        (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0) ||
+        (type == ZMQ_ROUTER && zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0))
         return ldn_fail(err, errlen, LDN_ERR_IO, "zmq_setsockopt: %s", zmq_strerror(errno));
     return LDN_OK;
+}
+
+void *ldn_net_socket(void *zctx, int type, const char *ident, char *err, size_t errlen)
+{
+    void *sock = zmq_socket(zctx, type);
+    if (!sock) {
+        ldn_fail(err, errlen, LDN_ERR_IO, "zmq_socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    if (setup(sock, type, ident, err, errlen) != 0)
+        ldn_net_close(&sock);
+    return sock;
+}
+
+void *ldn_net_listen(void *zctx, const char *iface, char *endpoint, size_t len, char *err,
+                     size_t errlen)
+{
+    char ip[64];
+    void *sock = ldn_net_socket(zctx, ZMQ_ROUTER, NULL, err, errlen);
+    if (sock && (ldn_net_local_address(iface, ip, sizeof ip, err, errlen) != 0 ||
+                 ldn_net_bind(sock, ip, endpoint, len, err, errlen) != 0))
+        ldn_net_close(&sock);
+    return sock;
+}
+
+void *ldn_net_connect(void *zctx, const char *ident, const char *endpoint, const char *peer,
+                      char *err, size_t errlen)
+{
+    void *sock = ldn_net_socket(zctx, ZMQ_DEALER, ident, err, errlen);
+    if (sock && zmq_connect(sock, endpoint) != 0) {
+        ldn_fail(err, errlen, LDN_ERR_IO, "%s: connect to %s at %s: %s", ident ? ident : "-", peer,
+                 endpoint, zmq_strerror(errno));
+        ldn_net_close(&sock);
+    }
+    return sock;
+}
+
+void ldn_net_close(void **sock)
+{
+    if (sock && *sock) {
+        zmq_close(*sock);
+        *sock = NULL;
+    }
 }
 
 static void release_frame(void *data, void *hint)
@@ -133,9 +179,9 @@ int ldn_net_wait_sent(atomic_int *inflight, double timeout_s)
     if (atomic_load_explicit(inflight, memory_order_acquire) == 0)
         return LDN_OK;
     struct timespec ts = {0, 20000}; /* 20 us */
-    double deadline = ldn_now() + timeout_s;
+    double deadline = ldn_clock_now() + timeout_s;
     while (atomic_load_explicit(inflight, memory_order_acquire) != 0) {
-        if (ldn_now() > deadline)
+        if (ldn_clock_now() > deadline)
             return LDN_ERR_TIMEOUT;
         nanosleep(&ts, NULL);
     }
