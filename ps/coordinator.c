@@ -11,12 +11,13 @@
 
 #include "ckpt.h"
 #include "clock.h"
-#include "fs.h"
 #include "jobckpt.h"
 #include "keyspace.h"
 #include "log.h"
 #include "metrics.h"
 #include "optim.h"
+#include "phases.h"
+#include "rundir.h"
 #include "status.h"
 
 #define PING_S 1.0
@@ -59,8 +60,6 @@ struct coord {
     int tty;
     const char *phase;
     char *last_metrics; /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
-    double last_ckpt_time;
-    int64_t last_ckpt_step;
 };
 
 static const char *task_of_rank(const struct coord *c, int rank)
@@ -391,8 +390,6 @@ static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t err
     double mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
     LDN_INFO("checkpoint step %lld: %s (%.1f MB in %.2f s, %.0f MB/s)", (long long)step, path, mb,
              dt, dt > 0 ? mb / dt : 0);
-    c->last_ckpt_time = ldn_clock_now();
-    c->last_ckpt_step = step;
     return 0;
 }
 
@@ -444,10 +441,8 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
             }
         }
     }
-    char path[LDN_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/trunk.f32", c->cfg->run_dir);
     if (rc == 0)
-        rc = ldn_write_file_atomic(path, trunk, bytes, err, errlen);
+        rc = ldn_rundir_write_trunk(c->cfg, trunk, c->job->trunk_params, err, errlen);
     free(trunk);
     return rc;
 }
@@ -560,6 +555,44 @@ static int stdout_is_terminal(void)
     return isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
 }
 
+/* The phase list's handlers (phases.h): each sends its command to the roles and waits. */
+static int on_train(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    return phase_train(ud, ph->from, ph->to, err, errlen);
+}
+
+static int on_eval(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    return phase_eval(ud, ph->to, err, errlen);
+}
+
+static int on_ckpt(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    return phase_checkpoint(ud, ph->to, err, errlen);
+}
+
+static int on_stop(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    (void)ph;
+    return phase_stop(ud, err, errlen);
+}
+
+static void coord_free(struct coord *c)
+{
+    if (c->tty) {
+        ldn_log_set_sink(NULL, NULL);
+        fputs("\n", stdout);
+    }
+    if (c->metrics)
+        fclose(c->metrics);
+    free(c->last_seen);
+    free(c->last_step);
+    free(c->train_acc);
+    free(c->eval_acc);
+    free(c->residual_sum);
+    free(c->last_metrics);
+}
+
 int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char *err, size_t errlen)
 {
     const struct ldn_config *cfg = job->cfg;
@@ -584,12 +617,7 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
         c.ring[i].step = -1;
     if (c.tty)
         ldn_log_set_sink(log_over_bar, NULL);
-    char path[LDN_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/config.yaml", cfg->run_dir);
-    if (rc == 0 && !(rc = ldn_mkdir_p(cfg->run_dir, err, errlen)) &&
-        !(rc = ldn_write_file_atomic(path, cfg->resolved_yaml, strlen(cfg->resolved_yaml), err,
-                                     errlen)) &&
-        !(c.metrics = ldn_metrics_open(cfg->run_dir, job->resume_path != NULL, err, errlen)))
+    if (rc == 0 && !(c.metrics = ldn_rundir_start(cfg, job->resume_path != NULL, err, errlen)))
         rc = LDN_ERR_IO;
     c.t_start = ldn_clock_now();
     if (rc == 0)
@@ -598,52 +626,21 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
         LDN_INFO("all %d workers checked in; %lld steps per epoch, %d epochs, %s", c.W,
                  (long long)job->steps_per_epoch, cfg->epochs,
                  ldn_consistency_name(cfg->consistency));
-    int64_t eval_period = (int64_t)llround(cfg->eval_every * (double)job->steps_per_epoch);
-    if (eval_period < 1)
-        eval_period = 1;
-    const struct ldn_ckpt_config *ck = &cfg->ckpt;
-    /* with checkpoint.every_minutes, phases end at least every log_every steps so that the
-     * clock is looked at */
-    int64_t look = ck->every_minutes > 0 ? (cfg->log_every > 0 ? cfg->log_every : eval_period) : 0;
-    int64_t from = job->resume_path ? job->resume_step : 0;
-    c.last_ckpt_step = from;
-    c.last_ckpt_time = ldn_clock_now();
-    while (rc == 0 && from < job->total_steps) {
-        int64_t to = (from / eval_period + 1) * eval_period;
-        if (ck->every_steps > 0 && (from / ck->every_steps + 1) * ck->every_steps < to)
-            to = (from / ck->every_steps + 1) * ck->every_steps;
-        if (look > 0 && (from / look + 1) * look < to)
-            to = (from / look + 1) * look;
-        if (to > job->total_steps)
-            to = job->total_steps;
-        rc = phase_train(&c, from, to, err, errlen);
-        if (rc == 0 && (to % eval_period == 0 || to == job->total_steps))
-            rc = phase_eval(&c, to, err, errlen);
-        int want = (ck->every_steps > 0 && to % ck->every_steps == 0) ||
-                   (ck->every_minutes > 0 &&
-                    ldn_clock_now() - c.last_ckpt_time >= 60 * ck->every_minutes) ||
-                   (ck->final && to == job->total_steps);
-        if (rc == 0 && want && to != c.last_ckpt_step)
-            rc = phase_checkpoint(&c, to, err, errlen);
-        from = to;
-    }
+    struct ldn_phases phases = {0};
     if (rc == 0)
-        rc = phase_stop(&c, err, errlen);
+        rc = ldn_phases_build(cfg, job->steps_per_epoch, job->total_steps,
+                              job->resume_path ? job->resume_step : 0, &phases, err, errlen);
+    static const struct ldn_phase_ops ops = {.fn = {[LDN_PHASE_TRAIN] = on_train,
+                                                    [LDN_PHASE_EVAL] = on_eval,
+                                                    [LDN_PHASE_CKPT] = on_ckpt,
+                                                    [LDN_PHASE_STOP] = on_stop}};
+    if (rc == 0)
+        rc = ldn_phases_run(&phases, &ops, &c, cfg->ckpt.every_minutes, err, errlen);
+    ldn_phases_deinit(&phases);
     if (rc == 0)
         LDN_INFO("done: %lld steps, %.0f samples/s, %.1f s in all, metrics in %s/metrics.jsonl",
                  (long long)job->total_steps, c.train_time > 0 ? c.samples / c.train_time : 0,
                  ldn_clock_now() - c.t_start, cfg->run_dir);
-    if (c.tty) {
-        ldn_log_set_sink(NULL, NULL);
-        fputs("\n", stdout);
-    }
-    if (c.metrics)
-        fclose(c.metrics);
-    free(c.last_seen);
-    free(c.last_step);
-    free(c.train_acc);
-    free(c.eval_acc);
-    free(c.residual_sum);
-    free(c.last_metrics);
+    coord_free(&c);
     return rc;
 }

@@ -9,13 +9,14 @@
 #include "ckpt.h"
 #include "clock.h"
 #include "data.h"
-#include "fs.h"
 #include "jobckpt.h"
 #include "log.h"
 #include "loss.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
+#include "phases.h"
+#include "rundir.h"
 #include "schedule.h"
 #include "status.h"
 
@@ -40,6 +41,11 @@ struct local_run {
     FILE *metrics;
     struct ldn_batch_buf buf;
     int64_t *idx;
+    const struct ldn_phases *phases;
+    /* throughput: training time excludes evaluations and checkpoints */
+    double t_start, t_mark, train_time, paused;
+    int64_t samples, samples_mark;
+    double lr; /* of the last step trained */
 };
 
 static void run_free(struct local_run *r)
@@ -244,155 +250,171 @@ static void train_step(struct local_run *r, int t, double lr)
     ts->seen += b;
 }
 
-int ldn_train_local(const struct ldn_config *cfg, const char *resume, char *err, size_t errlen)
+/* Set up the run: data, schedule, model, optimizers, buffers. */
+static int prepare(struct local_run *r, char *err, size_t errlen)
 {
-    struct local_run r = {.cfg = cfg, .n_tasks = cfg->n_tasks};
-    int rc;
-    openblas_set_num_threads(cfg->threads);
-    r.tasks = calloc((size_t)cfg->n_tasks, sizeof *r.tasks);
-    if (!r.tasks) {
-        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = load_tasks(&r, err, errlen)) != 0)
-        goto out;
-
+    const struct ldn_config *cfg = r->cfg;
+    r->tasks = calloc((size_t)cfg->n_tasks, sizeof *r->tasks);
+    if (!r->tasks)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    int rc = load_tasks(r, err, errlen);
+    if (rc)
+        return rc;
     int64_t *n_train = malloc(sizeof(int64_t) * (size_t)cfg->n_tasks);
     int *classes = malloc(sizeof(int) * (size_t)cfg->n_tasks);
     if (!n_train || !classes) {
         free(n_train);
         free(classes);
-        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-        goto out;
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     }
     for (int t = 0; t < cfg->n_tasks; t++) {
-        n_train[t] = r.tasks[t].train->n;
-        classes[t] = r.tasks[t].train->num_classes;
+        n_train[t] = r->tasks[t].train->n;
+        classes[t] = r->tasks[t].train->num_classes;
     }
-    rc = ldn_schedule_init(&r.sched, cfg, n_train, err, errlen);
+    rc = ldn_schedule_init(&r->sched, cfg, n_train, err, errlen);
     int max_batch = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
-    if (rc == 0) {
-        r.model = ldn_model_new(cfg, r.tasks[0].train->features, classes, max_batch, err, errlen);
-        if (!r.model)
-            rc = LDN_ERR_NOMEM;
-    }
+    if (rc == 0 && !(r->model = ldn_model_new(cfg, r->tasks[0].train->features, classes, max_batch,
+                                              err, errlen)))
+        rc = LDN_ERR_NOMEM;
     free(n_train);
     free(classes);
-    if (rc != 0)
-        goto out;
-
-    r.trunk_opt = ldn_optim_new(&cfg->optim, r.model->trunk->n_params);
+    if (rc)
+        return rc;
+    r->trunk_opt = ldn_optim_new(&cfg->optim, r->model->trunk->n_params);
     int max_classes = 1;
     for (int t = 0; t < cfg->n_tasks; t++) {
-        r.tasks[t].head_opt = ldn_optim_new(&cfg->optim, r.model->heads[t]->n_params);
-        if (!r.tasks[t].head_opt) {
-            rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        if (r.model->classes[t] > max_classes)
-            max_classes = r.model->classes[t];
+        if (!(r->tasks[t].head_opt = ldn_optim_new(&cfg->optim, r->model->heads[t]->n_params)))
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        if (r->model->classes[t] > max_classes)
+            max_classes = r->model->classes[t];
     }
-    r.idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
-    if (!r.trunk_opt || !r.idx ||
-        ldn_batch_buf_init(&r.buf, cfg->batch_size, r.model->features, max_classes) != 0) {
-        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    r->idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
+    if (!r->trunk_opt || !r->idx ||
+        ldn_batch_buf_init(&r->buf, cfg->batch_size, r->model->features, max_classes) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    return LDN_OK;
+}
 
-    int64_t start = 0;
-    if (resume) {
-        char ckpath[LDN_PATH_MAX + 64];
-        struct ldn_ckpt ck;
-        if ((rc = ldn_ckpt_resolve(resume, cfg->ckpt.dir, ckpath, sizeof ckpath, err, errlen)) ||
-            (rc = ldn_ckpt_open(ckpath, &ck, err, errlen)))
-            goto out;
-        rc = ldn_jobckpt_check(&ck, cfg, r.model->features, 1, r.sched.total_steps, err, errlen);
-        if (rc == 0)
-            rc = resume_from(&r, &ck, err, errlen);
-        start = ck.step;
-        ldn_ckpt_close(&ck);
-        if (rc)
-            goto out;
-        LDN_INFO("resuming from %s (step %lld of %lld)", ckpath, (long long)start,
-                 (long long)r.sched.total_steps);
-    }
-    if ((rc = ldn_mkdir_p(cfg->run_dir, err, errlen)) != 0)
-        goto out;
-    char path[LDN_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/config.yaml", cfg->run_dir);
-    if ((rc = ldn_write_file_atomic(path, cfg->resolved_yaml, strlen(cfg->resolved_yaml), err,
-                                    errlen)) != 0)
-        goto out;
-    if (!(r.metrics = ldn_metrics_open(cfg->run_dir, resume != NULL, err, errlen))) {
-        rc = LDN_ERR_IO;
-        goto out;
-    }
-    LDN_INFO("local training: %d tasks, trunk %lld parameters, %lld steps per epoch, %d epochs, "
-             "run dir %s",
-             cfg->n_tasks, (long long)r.model->trunk->n_params, (long long)r.sched.steps_per_epoch,
-             cfg->epochs, cfg->run_dir);
+/* Continue from the checkpoint `resume` names: *start receives its step. */
+static int resume(struct local_run *r, const char *arg, int64_t *start, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = r->cfg;
+    char ckpath[LDN_PATH_MAX + 64];
+    struct ldn_ckpt ck;
+    int rc;
+    if ((rc = ldn_ckpt_resolve(arg, cfg->ckpt.dir, ckpath, sizeof ckpath, err, errlen)) ||
+        (rc = ldn_ckpt_open(ckpath, &ck, err, errlen)))
+        return rc;
+    rc = ldn_jobckpt_check(&ck, cfg, r->model->features, 1, r->sched.total_steps, err, errlen);
+    if (rc == 0)
+        rc = resume_from(r, &ck, err, errlen);
+    *start = ck.step;
+    ldn_ckpt_close(&ck);
+    if (rc == 0)
+        LDN_INFO("resuming from %s (step %lld of %lld)", ckpath, (long long)*start,
+                 (long long)r->sched.total_steps);
+    return rc;
+}
 
-    int64_t eval_period = (int64_t)llround(cfg->eval_every * (double)r.sched.steps_per_epoch);
-    if (eval_period < 1)
-        eval_period = 1;
-    double t_start = ldn_clock_now(), t_mark = t_start, train_time = 0.0;
-    double paused = 0.0; /* checkpoint time since the last mark: not training */
-    int64_t samples_mark = 0, samples = 0;
-    double lr = cfg->optim.lr;
-    const struct ldn_ckpt_config *ckc = &cfg->ckpt;
-    double last_ckpt = ldn_clock_now();
-    int64_t last_ckpt_step = start;
-    for (int64_t step = start; step < r.sched.total_steps; step++) {
-        int t = ldn_schedule_task(&r.sched, step);
-        lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r.sched.total_steps, r.sched.steps_per_epoch);
-        train_step(&r, t, lr);
-        samples += cfg->batch_size < r.tasks[t].train->n ? cfg->batch_size : r.tasks[t].train->n;
-        int64_t done = step + 1;
-        bool do_eval = done % eval_period == 0 || done == r.sched.total_steps;
-        bool do_log = cfg->log_every > 0 && done % cfg->log_every == 0;
-        if (do_eval || do_log) {
-            double now = ldn_clock_now();
-            double dt = now - t_mark - paused;
-            train_time += dt;
-            paused = 0.0;
-            double sps = (double)(samples - samples_mark) / dt;
-            int epoch = (int)((step) / r.sched.steps_per_epoch) + 1;
+/* Training time and samples since the last mark (a progress line or an evaluation). */
+static double take_mark(struct local_run *r)
+{
+    double dt = ldn_clock_now() - r->t_mark - r->paused;
+    r->train_time += dt;
+    r->paused = 0.0;
+    double sps = (double)(r->samples - r->samples_mark) / dt;
+    r->samples_mark = r->samples;
+    r->t_mark = ldn_clock_now();
+    return sps;
+}
+
+/* TRAIN phase: steps [from, to), a progress line every train.log_every steps. */
+static int phase_train(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    struct local_run *r = ud;
+    const struct ldn_config *cfg = r->cfg;
+    (void)err;
+    (void)errlen;
+    for (int64_t step = ph->from; step < ph->to; step++) {
+        int t = ldn_schedule_task(&r->sched, step);
+        r->lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r->sched.total_steps,
+                          r->sched.steps_per_epoch);
+        train_step(r, t, r->lr);
+        r->samples +=
+            cfg->batch_size < r->tasks[t].train->n ? cfg->batch_size : r->tasks[t].train->n;
+        const int64_t done = step + 1;
+        const int do_log = cfg->log_every > 0 && done % cfg->log_every == 0;
+        if (do_log || done % r->phases->eval_period == 0 || done == r->sched.total_steps) {
+            double sps = take_mark(r);
             if (do_log)
-                progress_line(&r, epoch, done, sps, lr);
-            if (do_eval) {
-                double overall = (double)samples / train_time;
-                if ((rc = evaluate(&r, done, overall, lr, now - t_start)) != 0) {
-                    ldn_fail(err, errlen, rc, "metrics: write to %s/metrics.jsonl failed",
-                             cfg->run_dir);
-                    goto out;
-                }
-                reset_stats(&r);
-            }
-            samples_mark = samples;
-            t_mark = ldn_clock_now();
-        }
-        int look = ckc->every_minutes > 0 && (do_log || do_eval);
-        if ((ckc->every_steps > 0 && done % ckc->every_steps == 0) ||
-            (look && ldn_clock_now() - last_ckpt >= 60 * ckc->every_minutes) ||
-            (ckc->final && done == r.sched.total_steps)) {
-            double t0 = ldn_clock_now();
-            if (done != last_ckpt_step && (rc = checkpoint(&r, done, err, errlen)) != 0)
-                goto out;
-            last_ckpt = ldn_clock_now();
-            last_ckpt_step = done;
-            paused += last_ckpt - t0;
+                progress_line(r, (int)(step / r->sched.steps_per_epoch) + 1, done, sps, r->lr);
         }
     }
-    snprintf(path, sizeof path, "%s/trunk.f32", cfg->run_dir);
-    if ((rc = ldn_write_file_atomic(path, r.model->trunk->params,
-                                    sizeof(float) * (size_t)r.model->trunk->n_params, err,
-                                    errlen)) != 0)
-        goto out;
-    LDN_INFO("done: %lld steps, %.0f samples/s (training only), %.1f s in all",
-             (long long)r.sched.total_steps, (double)samples / train_time,
-             ldn_clock_now() - t_start);
-    rc = LDN_OK;
-out:
+    return LDN_OK;
+}
+
+static int phase_eval(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    struct local_run *r = ud;
+    double now = ldn_clock_now();
+    if (evaluate(r, ph->to, (double)r->samples / r->train_time, r->lr, now - r->t_start) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_IO, "metrics: write to %s/metrics.jsonl failed",
+                        r->cfg->run_dir);
+    reset_stats(r);
+    r->t_mark = ldn_clock_now();
+    return LDN_OK;
+}
+
+static int phase_ckpt(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    struct local_run *r = ud;
+    double t0 = ldn_clock_now();
+    int rc = checkpoint(r, ph->to, err, errlen);
+    r->paused += ldn_clock_now() - t0;
+    return rc;
+}
+
+static int phase_stop(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    struct local_run *r = ud;
+    (void)ph;
+    int rc = ldn_rundir_write_trunk(r->cfg, r->model->trunk->params, r->model->trunk->n_params, err,
+                                    errlen);
+    if (rc == 0)
+        LDN_INFO("done: %lld steps, %.0f samples/s (training only), %.1f s in all",
+                 (long long)r->sched.total_steps, (double)r->samples / r->train_time,
+                 ldn_clock_now() - r->t_start);
+    return rc;
+}
+
+int ldn_train_local(const struct ldn_config *cfg, const char *resume_arg, char *err, size_t errlen)
+{
+    struct local_run r = {.cfg = cfg, .n_tasks = cfg->n_tasks, .lr = cfg->optim.lr};
+    struct ldn_phases phases = {0};
+    openblas_set_num_threads(cfg->threads);
+    int64_t start = 0;
+    int rc = prepare(&r, err, errlen);
+    if (rc == 0 && resume_arg)
+        rc = resume(&r, resume_arg, &start, err, errlen);
+    if (rc == 0 && !(r.metrics = ldn_rundir_start(cfg, resume_arg != NULL, err, errlen)))
+        rc = LDN_ERR_IO;
+    if (rc == 0)
+        rc = ldn_phases_build(cfg, r.sched.steps_per_epoch, r.sched.total_steps, start, &phases,
+                              err, errlen);
+    if (rc == 0) {
+        LDN_INFO("local training: %d tasks, trunk %lld parameters, %lld steps per epoch, %d "
+                 "epochs, run dir %s",
+                 cfg->n_tasks, (long long)r.model->trunk->n_params,
+                 (long long)r.sched.steps_per_epoch, cfg->epochs, cfg->run_dir);
+        static const struct ldn_phase_ops ops = {.fn = {[LDN_PHASE_TRAIN] = phase_train,
+                                                        [LDN_PHASE_EVAL] = phase_eval,
+                                                        [LDN_PHASE_CKPT] = phase_ckpt,
+                                                        [LDN_PHASE_STOP] = phase_stop}};
+        r.phases = &phases;
+        r.t_start = r.t_mark = ldn_clock_now();
+        rc = ldn_phases_run(&phases, &ops, &r, cfg->ckpt.every_minutes, err, errlen);
+    }
+    ldn_phases_deinit(&phases);
     run_free(&r);
     return rc;
 }
