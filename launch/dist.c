@@ -197,23 +197,6 @@ static int run_coordinator(const struct ldn_job *job, void *router, char *err, s
     return rc;
 }
 
-/* Start-up failed on some rank (rank 0 has said why): free what was built, end MPI, exit 1. */
-static int give_up(struct ldn_nn **trunk, struct ldn_range *ranges, struct ldn_chunk *chunks,
-                   struct ldn_plan **plan, struct ldn_config **cfg, struct data_info *d)
-{
-    ldn_nn_destroy(trunk);
-    free(ranges);
-    free(chunks);
-    ldn_plan_destroy(plan);
-    ldn_config_destroy(cfg);
-    free(d->n_train);
-    free(d->n_test);
-    free(d->classes);
-    ldn_watchdog_disarm();
-    MPI_Finalize();
-    return 1;
-}
-
 /* Rank 0: the checkpoint `arg` names, checked against the job. 0 or an error in err. */
 static int check_resume(const char *arg, const struct ldn_job *job, char *path, size_t len,
                         int64_t *step, char *err, size_t errlen)
@@ -227,6 +210,216 @@ static int check_resume(const char *arg, const struct ldn_job *job, char *path, 
         ldn_ckpt_close(&ck);
     }
     return rc;
+}
+
+/* What start-up builds on every rank, torn down by dist_free. */
+struct dist {
+    int rank, world;
+    struct ldn_config *cfg;
+    struct data_info d;
+    struct ldn_plan *plan;     /* roles and task groups */
+    struct ldn_keyspace *keys; /* the trunk's key layout: rebuilt per plan */
+    struct ldn_job job;        /* what the roles borrow */
+    char *resume_path;
+    char (*eps)[LDN_NET_ENDPOINT_MAX]; /* [world] */
+    void *router;                      /* coordinator and servers */
+    MPI_Comm group;                    /* workers: their task group */
+    enum ldn_role role;
+};
+
+static void dist_free(struct dist *x)
+{
+    if (x->group != MPI_COMM_NULL)
+        MPI_Comm_free(&x->group);
+    ldn_net_close(&x->router);
+    if (x->job.zctx)
+        zmq_ctx_term(x->job.zctx);
+    free(x->eps);
+    free(x->resume_path);
+    ldn_keyspace_destroy(&x->keys);
+    ldn_plan_destroy(&x->plan);
+    free(x->d.n_train);
+    free(x->d.n_test);
+    free(x->d.classes);
+    ldn_config_destroy(&x->cfg);
+}
+
+/* Start-up failed on some rank (rank 0 has said why): free what was built, end MPI, exit 1. */
+static int give_up(struct dist *x)
+{
+    dist_free(x);
+    ldn_watchdog_disarm();
+    MPI_Finalize();
+    return 1;
+}
+
+/* 1. Config: rank 0 reads and validates, everyone parses the resolved text. 0 or 1 (said). */
+static int start_config(struct dist *x, const char *path, int n_over, char *const *over)
+{
+    char err[LDN_ERRLEN] = "";
+    if (x->rank == 0)
+        x->cfg = ldn_config_load(path, n_over, over, err, sizeof err);
+    if (agree(x->cfg || x->rank != 0 ? 0 : 1, err))
+        return 1;
+    char *text = bcast_text(x->rank == 0 ? x->cfg->resolved_yaml : NULL);
+    if (x->rank != 0) {
+        x->cfg = ldn_config_parse(text, strlen(text), path, 0, NULL, err, sizeof err);
+        free(text);
+        if (!x->cfg) {
+            fprintf(stderr, "ladon rank %d: resolved config did not parse: %s\n", x->rank, err);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+    return 0;
+}
+
+/* 2. Data sizes, probed by rank 0 and broadcast. 0 or 1 (said). */
+static int start_data(struct dist *x)
+{
+    const int n = x->cfg->n_tasks;
+    char err[LDN_ERRLEN] = "";
+    struct data_info *d = &x->d;
+    d->n_train = calloc((size_t)n, sizeof(int64_t));
+    d->n_test = calloc((size_t)n, sizeof(int64_t));
+    d->classes = calloc((size_t)n, sizeof(int));
+    if (!d->n_train || !d->n_test || !d->classes)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    if (agree(x->rank == 0 ? probe_data(x->cfg, d, err, sizeof err) : 0, err))
+        return 1;
+    MPI_Bcast(d->n_train, n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(d->n_test, n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(d->classes, n, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&d->features, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return 0;
+}
+
+/* Per-plan set-up: the trunk's key layout for trunk widths[0..n) (ranges, chunk table),
+ * filled into the job every role borrows; servers initialise the trunk from the seed. Every
+ * rank computes the same. Returns 0 or a negative status with err (this rank only). */
+static int setup_keys(struct dist *x, const int *widths, int n, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = x->cfg;
+    ldn_keyspace_destroy(&x->keys);
+    x->keys = ldn_keyspace_new(x->d.features, widths, n, cfg->activation, cfg->servers,
+                               (int64_t)cfg->chunk_kb * 1024, err, errlen);
+    if (!x->keys)
+        return LDN_ERR_CONFIG;
+    if (x->role == LDN_ROLE_SERVER) {
+        struct ldn_rng r;
+        ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
+        ldn_nn_init(x->keys->trunk, &r);
+    }
+    x->job.trunk = x->keys->trunk;
+    x->job.trunk_params = x->keys->trunk->n_params;
+    x->job.ranges = x->keys->ranges;
+    x->job.chunks = x->keys->chunks;
+    x->job.n_chunks = x->keys->n_chunks;
+    return LDN_OK;
+}
+
+/* 3. Roles and task groups, and the first plan's key layout. 0 or 1 (said). */
+static int start_plan(struct dist *x)
+{
+    const struct ldn_config *cfg = x->cfg;
+    char err[LDN_ERRLEN] = "";
+    x->plan = ldn_plan_new(cfg, x->d.n_train, x->world, err, sizeof err);
+    struct ldn_job *job = &x->job;
+    *job = (struct ldn_job){.cfg = cfg,
+                            .plan = x->plan,
+                            .rank = x->rank,
+                            .world = x->world,
+                            .features = x->d.features,
+                            .n_train = x->d.n_train,
+                            .n_test = x->d.n_test,
+                            .classes = x->d.classes};
+    int st = x->plan ? 0 : 1;
+    if (st == 0) {
+        x->role = ldn_plan_role(x->plan, x->rank);
+        st = setup_keys(x, cfg->trunk, cfg->n_trunk, err, sizeof err);
+    }
+    if (st == 0 && x->rank == 0) /* before any role starts writing into it */
+        st = ldn_mkdir_p(cfg->run_dir, err, sizeof err);
+    int bad = st != 0, any_bad = 0; /* every rank built its plan and tables */
+    MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad && x->rank != 0)
+        fprintf(stderr, "ladon rank %d: %s\n", x->rank, err);
+    if (any_bad && !bad)
+        snprintf(err, sizeof err, "another rank failed to set up (its message is above)");
+    if (agree(any_bad, err))
+        return 1;
+    job->steps_per_epoch = ldn_plan_steps_per_epoch(x->plan, cfg, x->d.n_train);
+    job->total_steps = job->steps_per_epoch * cfg->epochs;
+    if (x->role == LDN_ROLE_SERVER)
+        ldn_log_set_role("ps", x->rank, NULL);
+    else if (x->role == LDN_ROLE_WORKER) {
+        const struct ldn_group *g = &x->plan->groups[x->plan->group_of_rank[x->rank]];
+        char extra[80];
+        snprintf(extra, sizeof extra, "task=%s%s", cfg->tasks[g->tasks[0]].name,
+                 g->n_tasks > 1 ? ",..." : "");
+        ldn_log_set_role("w", x->rank, extra);
+    }
+    return 0;
+}
+
+/* --resume: rank 0 checks the checkpoint against the job, everyone learns the path. */
+static int start_resume(struct dist *x, const char *resume)
+{
+    char err[LDN_ERRLEN] = "", path[LDN_PATH_MAX + 64] = "";
+    struct ldn_job *job = &x->job;
+    int st = x->rank == 0
+                 ? check_resume(resume, job, path, sizeof path, &job->resume_step, err, sizeof err)
+                 : 0;
+    if (agree(st, err))
+        return 1;
+    x->resume_path = bcast_text(x->rank == 0 ? path : NULL);
+    if (x->rank == 0 && !(x->resume_path = strdup(path)))
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Bcast(&job->resume_step, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    job->resume_path = x->resume_path;
+    if (x->rank == 0)
+        LDN_INFO("resuming from %s (step %lld of %lld)", x->resume_path,
+                 (long long)job->resume_step, (long long)job->total_steps);
+    return 0;
+}
+
+/* 4. Endpoints: the coordinator and the servers bind, everyone learns the addresses; then the
+ * group communicators (collective over the world). */
+static void start_endpoints(struct dist *x)
+{
+    char err[LDN_ERRLEN] = "", mine[LDN_NET_ENDPOINT_MAX] = "";
+    struct ldn_job *job = &x->job;
+    job->zctx = zmq_ctx_new();
+    int st = job->zctx ? 0 : ldn_fail(err, sizeof err, LDN_ERR_IO, "zmq_ctx_new failed");
+    if (st == 0 && x->role != LDN_ROLE_WORKER &&
+        !(x->router = ldn_net_listen(job->zctx, x->cfg->iface, mine, sizeof mine, err, sizeof err)))
+        st = LDN_ERR_IO;
+    int any = st != 0, fail_any = 0;
+    MPI_Allreduce(&any, &fail_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (fail_any) {
+        if (st)
+            fprintf(stderr, "ladon rank %d: %s\n", x->rank, err);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (!(x->eps = calloc((size_t)x->world, sizeof *x->eps)))
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Allgather(mine, LDN_NET_ENDPOINT_MAX, MPI_CHAR, x->eps, LDN_NET_ENDPOINT_MAX, MPI_CHAR,
+                  MPI_COMM_WORLD);
+    memcpy(job->coord_endpoint, x->eps[0], LDN_NET_ENDPOINT_MAX);
+    job->server_endpoints = x->eps + 1;
+    x->group = MPI_COMM_NULL;
+    MPI_Comm_split(MPI_COMM_WORLD,
+                   x->role == LDN_ROLE_WORKER ? x->plan->group_of_rank[x->rank] : MPI_UNDEFINED,
+                   x->rank, &x->group);
+}
+
+/* Role dispatch: run this rank's role to the end. Returns 0 or a negative status with err. */
+static int run_role(struct dist *x, char *err, size_t errlen)
+{
+    if (x->role == LDN_ROLE_COORD)
+        return run_coordinator(&x->job, x->router, err, errlen);
+    if (x->role == LDN_ROLE_SERVER)
+        return run_server(&x->job, x->router, x->keys->trunk, err, errlen);
+    return ldn_worker_run(&x->job, x->group, err, errlen);
 }
 
 int ldn_dist_main(const char *config_path, int n_over, char *const *over, const char *resume)
@@ -243,193 +436,46 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
      * Yield always; a value set by the user wins. */
     setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     MPI_Init(NULL, NULL);
-    int rank, world;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    ldn_log_set_role(rank == 0 ? "coord" : "rank", rank, NULL);
-    char err[LDN_ERRLEN] = "";
+    struct dist x = {.group = MPI_COMM_NULL};
+    MPI_Comm_rank(MPI_COMM_WORLD, &x.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &x.world);
+    ldn_log_set_role(x.rank == 0 ? "coord" : "rank", x.rank, NULL);
     /* The start-up collectives have no timeout of their own: a rank that hangs before them
      * would hang the job. START_UP_S until the config is known, then ps.timeout. */
     ldn_watchdog_arm("the job's start-up collectives (config, data sizes, endpoints: every rank "
                      "takes part)",
                      START_UP_S);
-
-    /* 1. Config: rank 0 reads and validates, everyone parses the resolved text. */
-    struct ldn_config *cfg = NULL;
-    if (rank == 0)
-        cfg = ldn_config_load(config_path, n_over, over, err, sizeof err);
-    if (agree(cfg || rank != 0 ? 0 : 1, err)) {
-        MPI_Finalize();
-        return 1;
-    }
-    char *text = bcast_text(rank == 0 ? cfg->resolved_yaml : NULL);
-    if (rank != 0) {
-        cfg = ldn_config_parse(text, strlen(text), config_path, 0, NULL, err, sizeof err);
-        free(text);
-        if (!cfg) {
-            fprintf(stderr, "ladon rank %d: resolved config did not parse: %s\n", rank, err);
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        }
-    }
-
+    if (start_config(&x, config_path, n_over, over))
+        return give_up(&x);
+    const double timeout = x.cfg->timeout_s;
     ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
                      "takes part; ps.timeout)",
-                     cfg->timeout_s > START_UP_S ? cfg->timeout_s : START_UP_S);
-
-    /* 2. Data sizes, probed by rank 0. */
-    struct data_info d = {calloc((size_t)cfg->n_tasks, sizeof(int64_t)),
-                          calloc((size_t)cfg->n_tasks, sizeof(int64_t)),
-                          calloc((size_t)cfg->n_tasks, sizeof(int)), 0};
-    if (!d.n_train || !d.n_test || !d.classes)
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    int st = rank == 0 ? probe_data(cfg, &d, err, sizeof err) : 0;
-    if (agree(st, err))
-        return give_up(NULL, NULL, NULL, NULL, &cfg, &d);
-    MPI_Bcast(d.n_train, cfg->n_tasks, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    MPI_Bcast(d.n_test, cfg->n_tasks, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    MPI_Bcast(d.classes, cfg->n_tasks, MPI_INT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(&d.features, 1, MPI_INT, 0, MPI_COMM_WORLD);
-
-    /* 3. Plan and key ranges (every rank computes the same). */
-    struct ldn_plan *plan = ldn_plan_new(cfg, d.n_train, world, err, sizeof err);
-    struct ldn_nn *trunk = NULL;
-    struct ldn_range *ranges = NULL;
-    struct ldn_chunk *chunks = NULL;
-    int n_chunks = 0;
-    double imbalance = 0;
-    st = plan ? 0 : 1;
-    if (st == 0) {
-        trunk = ldn_nn_new_mlp(d.features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, 1);
-        ranges = malloc(sizeof *ranges * (size_t)cfg->servers);
-        if (!trunk || !ranges)
-            st = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory for the trunk");
-        else
-            st = ldn_keyspace_partition(trunk, cfg->servers, ranges, &imbalance, err, sizeof err);
-        if (st == 0) {
-            n_chunks = ldn_keyspace_chunks(trunk, ranges, cfg->servers,
-                                           (int64_t)cfg->chunk_kb * 1024, &chunks, err, sizeof err);
-            st = n_chunks < 0 ? n_chunks : 0;
-        }
-    }
-    if (st == 0 && rank == 0) /* before any role starts writing into it */
-        st = ldn_mkdir_p(cfg->run_dir, err, sizeof err);
-    int bad = st != 0, any_bad = 0; /* every rank built its plan and tables */
-    MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (bad && rank != 0)
-        fprintf(stderr, "ladon rank %d: %s\n", rank, err);
-    if (any_bad && !bad)
-        snprintf(err, sizeof err, "another rank failed to set up (its message is above)");
-    if (agree(any_bad, err))
-        return give_up(&trunk, ranges, chunks, &plan, &cfg, &d);
-    enum ldn_role role = ldn_plan_role(plan, rank);
-    if (role == LDN_ROLE_SERVER) {
-        ldn_log_set_role("ps", rank, NULL);
-        struct ldn_rng r;
-        ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
-        ldn_nn_init(trunk, &r);
-    } else if (role == LDN_ROLE_WORKER) {
-        const struct ldn_group *g = &plan->groups[plan->group_of_rank[rank]];
-        char extra[80];
-        snprintf(extra, sizeof extra, "task=%s%s", cfg->tasks[g->tasks[0]].name,
-                 g->n_tasks > 1 ? ",..." : "");
-        ldn_log_set_role("w", rank, extra);
-    }
-
-    /* 4. Endpoints: the coordinator and the servers bind, everyone learns the addresses. */
-    struct ldn_job job = {.cfg = cfg,
-                          .plan = plan,
-                          .rank = rank,
-                          .world = world,
-                          .features = d.features,
-                          .n_train = d.n_train,
-                          .n_test = d.n_test,
-                          .classes = d.classes,
-                          .ranges = ranges,
-                          .chunks = chunks,
-                          .n_chunks = n_chunks,
-                          .trunk_params = trunk->n_params};
-    job.steps_per_epoch = ldn_plan_steps_per_epoch(plan, cfg, d.n_train);
-    job.total_steps = job.steps_per_epoch * cfg->epochs;
-    job.trunk = trunk;
-    char *resume_path = NULL;
-    if (resume) { /* rank 0 checks the checkpoint against the job, everyone learns the path */
-        char path[LDN_PATH_MAX + 64] = "";
-        st = rank == 0
-                 ? check_resume(resume, &job, path, sizeof path, &job.resume_step, err, sizeof err)
-                 : 0;
-        if (agree(st, err))
-            return give_up(&trunk, ranges, chunks, &plan, &cfg, &d);
-        resume_path = bcast_text(rank == 0 ? path : NULL);
-        if (rank == 0 && !(resume_path = strdup(path)))
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        MPI_Bcast(&job.resume_step, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
-        job.resume_path = resume_path;
-        if (rank == 0)
-            LDN_INFO("resuming from %s (step %lld of %lld)", resume_path,
-                     (long long)job.resume_step, (long long)job.total_steps);
-    }
-    job.zctx = zmq_ctx_new();
-    void *router = NULL;
-    char mine[LDN_NET_ENDPOINT_MAX] = "";
-    st = job.zctx ? 0 : ldn_fail(err, sizeof err, LDN_ERR_IO, "zmq_ctx_new failed");
-    if (st == 0 && role != LDN_ROLE_WORKER &&
-        !(router = ldn_net_listen(job.zctx, cfg->iface, mine, sizeof mine, err, sizeof err)))
-        st = LDN_ERR_IO;
-    int any = st != 0, fail_any = 0;
-    MPI_Allreduce(&any, &fail_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (fail_any) {
-        if (st)
-            fprintf(stderr, "ladon rank %d: %s\n", rank, err);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    char(*eps)[LDN_NET_ENDPOINT_MAX] = calloc((size_t)world, sizeof *eps);
-    if (!eps)
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    MPI_Allgather(mine, LDN_NET_ENDPOINT_MAX, MPI_CHAR, eps, LDN_NET_ENDPOINT_MAX, MPI_CHAR,
-                  MPI_COMM_WORLD);
-    memcpy(job.coord_endpoint, eps[0], LDN_NET_ENDPOINT_MAX);
-    job.server_endpoints = eps + 1;
-
-    /* 5. Group communicators (collective over the world), then the role. */
-    MPI_Comm group = MPI_COMM_NULL;
-    MPI_Comm_split(MPI_COMM_WORLD,
-                   role == LDN_ROLE_WORKER ? plan->group_of_rank[rank] : MPI_UNDEFINED, rank,
-                   &group);
-    if (rank == 0) {
-        LDN_INFO("config %s (run %s, seed %llu), coordinator at %s", cfg->source, cfg->run_name,
-                 (unsigned long long)cfg->seed, job.coord_endpoint);
-        log_plan(&job, imbalance);
+                     timeout > START_UP_S ? timeout : START_UP_S);
+    if (start_data(&x) || start_plan(&x) || (resume && start_resume(&x, resume)))
+        return give_up(&x);
+    start_endpoints(&x);
+    if (x.rank == 0) {
+        LDN_INFO("config %s (run %s, seed %llu), coordinator at %s", x.cfg->source, x.cfg->run_name,
+                 (unsigned long long)x.cfg->seed, x.job.coord_endpoint);
+        log_plan(&x.job, x.keys->imbalance);
     }
     ldn_watchdog_disarm();
-    int rc;
-    if (role == LDN_ROLE_COORD)
-        rc = run_coordinator(&job, router, err, sizeof err);
-    else if (role == LDN_ROLE_SERVER)
-        rc = run_server(&job, router, trunk, err, sizeof err);
-    else
-        rc = ldn_worker_run(&job, group, err, sizeof err);
-    if (rc != 0) {
+    char err[LDN_ERRLEN] = "";
+    if (run_role(&x, err, sizeof err) != 0) {
         LDN_ERROR("%s", err);
         fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, 3);
     }
-    if (group != MPI_COMM_NULL)
-        MPI_Comm_free(&group);
-    ldn_net_close(&router);
-    zmq_ctx_term(job.zctx);
-    ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", cfg->timeout_s);
+    /* sockets and the ZeroMQ context go before the barrier: linger ends with them */
+    if (x.group != MPI_COMM_NULL)
+        MPI_Comm_free(&x.group);
+    ldn_net_close(&x.router);
+    zmq_ctx_term(x.job.zctx);
+    x.job.zctx = NULL;
+    ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", timeout);
     MPI_Barrier(MPI_COMM_WORLD);
     ldn_watchdog_disarm();
-    free(eps);
-    free(resume_path);
-    free(ranges);
-    free(chunks);
-    ldn_nn_destroy(&trunk);
-    ldn_plan_destroy(&plan);
-    free(d.n_train);
-    free(d.n_test);
-    free(d.classes);
-    ldn_config_destroy(&cfg);
+    dist_free(&x);
     MPI_Finalize();
     return 0;
 }

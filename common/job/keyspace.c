@@ -104,3 +104,36 @@ int ldn_keyspace_find_chunk(const struct ldn_chunk *chunks, int n, int64_t lo)
     }
     return -1;
 }
+
+struct ldn_keyspace *ldn_keyspace_new(int features, const int *widths, int n_widths,
+                                      enum ldn_activation act, int n_servers, int64_t chunk_bytes,
+                                      char *err, size_t errlen)
+{
+    struct ldn_keyspace *k = calloc(1, sizeof *k);
+    if (!k || !(k->trunk = ldn_nn_new_mlp(features, widths, n_widths, 0, act, 1)) ||
+        !(k->ranges = malloc(sizeof *k->ranges * (size_t)n_servers))) {
+        ldn_keyspace_destroy(&k);
+        ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory for the trunk");
+        return NULL;
+    }
+    k->n_servers = n_servers;
+    int rc = ldn_keyspace_partition(k->trunk, n_servers, k->ranges, &k->imbalance, err, errlen);
+    if (rc == 0)
+        rc = k->n_chunks = ldn_keyspace_chunks(k->trunk, k->ranges, n_servers, chunk_bytes,
+                                               &k->chunks, err, errlen);
+    if (rc < 0)
+        ldn_keyspace_destroy(&k);
+    return k;
+}
+
+void ldn_keyspace_destroy(struct ldn_keyspace **pk)
+{
+    if (!pk || !*pk)
+        return;
+    struct ldn_keyspace *k = *pk;
+    ldn_nn_destroy(&k->trunk);
+    free(k->ranges);
+    free(k->chunks);
+    free(k);
+    *pk = NULL;
+}

@@ -39,4 +39,25 @@ int ldn_keyspace_chunks(const struct ldn_nn *trunk, const struct ldn_range *rang
 /* Index of the chunk that starts at key lo, or -1 (binary search). */
 int ldn_keyspace_find_chunk(const struct ldn_chunk *chunks, int n, int64_t lo);
 
+/* A trunk's whole key layout for n_servers servers: its layer geometry (and a parameter vector,
+ * which servers initialise from the seed), the server ranges and the chunk table. A job builds
+ * one at start-up and a new one whenever the trunk changes shape between phases. */
+struct ldn_keyspace {
+    struct ldn_nn *trunk;
+    int n_servers;
+    struct ldn_range *ranges; /* [n_servers] */
+    struct ldn_chunk *chunks; /* [n_chunks], key order */
+    int n_chunks;
+    double imbalance; /* largest range / mean range - 1 */
+};
+
+/* The key layout of an MLP trunk features -> widths[0] -> ... -> widths[n_widths - 1] over
+ * n_servers servers in chunks of about chunk_bytes. Returns a new keyspace or NULL with err
+ * (out of memory, or fewer rows than servers). */
+struct ldn_keyspace *ldn_keyspace_new(int features, const int *widths, int n_widths,
+                                      enum ldn_activation act, int n_servers, int64_t chunk_bytes,
+                                      char *err, size_t errlen);
+/* Free k and set *k to NULL; accepts NULL. */
+void ldn_keyspace_destroy(struct ldn_keyspace **k);
+
 #endif
