@@ -11,12 +11,20 @@
 struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, const int *classes,
                                 int max_batch, char *err, size_t errlen)
 {
+    return ldn_model_new_trunk(cfg, cfg->trunk, cfg->n_trunk, features, classes, max_batch, err,
+                               errlen);
+}
+
+struct ldn_model *ldn_model_new_trunk(const struct ldn_config *cfg, const int *widths, int n_widths,
+                                      int features, const int *classes, int max_batch, char *err,
+                                      size_t errlen)
+{
     struct ldn_model *m = calloc(1, sizeof *m);
     if (!m)
         goto nomem;
     m->features = features;
     m->n_heads = cfg->n_tasks;
-    m->trunk = ldn_nn_new_mlp(features, cfg->trunk, cfg->n_trunk, 0, cfg->activation, max_batch);
+    m->trunk = ldn_nn_new_mlp(features, widths, n_widths, 0, cfg->activation, max_batch);
     m->heads = calloc((size_t)cfg->n_tasks, sizeof *m->heads);
     m->classes = calloc((size_t)cfg->n_tasks, sizeof *m->classes);
     if (!m->trunk || !m->heads || !m->classes)

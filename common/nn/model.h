@@ -27,6 +27,11 @@ struct ldn_model {
  * activations for up to max_batch rows, initialised from cfg->seed. NULL on error (err set). */
 struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, const int *classes,
                                 int max_batch, char *err, size_t errlen);
+/* The same with another trunk than model.trunk: hidden widths widths[0..n_widths) (a plan
+ * switch gives the trunk another shape; the heads follow its output width). */
+struct ldn_model *ldn_model_new_trunk(const struct ldn_config *cfg, const int *widths, int n_widths,
+                                      int features, const int *classes, int max_batch, char *err,
+                                      size_t errlen);
 void ldn_model_destroy(struct ldn_model **m);
 
 /* Forward a batch through the trunk and head t; returns the logits [batch, classes[t]]. */
