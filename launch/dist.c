@@ -317,6 +317,19 @@ static int setup_keys(struct dist *x, const int *widths, int n, char *err, size_
     return LDN_OK;
 }
 
+/* job->replan: the key layout of another trunk (a PLAN phase), logged like the first one. */
+static int replan(void *ud, const int *widths, int n, char *err, size_t errlen)
+{
+    struct dist *x = ud;
+    int rc = setup_keys(x, widths, n, err, errlen);
+    if (rc == 0 && x->role == LDN_ROLE_SERVER) {
+        const struct ldn_range *r = &x->keys->ranges[x->rank - 1];
+        LDN_INFO("ps %d: new plan: keys [%lld, %lld) of a %lld-parameter trunk", x->rank,
+                 (long long)r->lo, (long long)r->hi, (long long)x->keys->trunk->n_params);
+    }
+    return rc;
+}
+
 /* 3. Roles and task groups, and the first plan's key layout. 0 or 1 (said). */
 static int start_plan(struct dist *x)
 {
@@ -331,7 +344,9 @@ static int start_plan(struct dist *x)
                             .features = x->d.features,
                             .n_train = x->d.n_train,
                             .n_test = x->d.n_test,
-                            .classes = x->d.classes};
+                            .classes = x->d.classes,
+                            .replan = replan,
+                            .replan_ud = x};
     int st = x->plan ? 0 : 1;
     if (st == 0) {
         x->role = ldn_plan_role(x->plan, x->rank);

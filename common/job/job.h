@@ -1,5 +1,6 @@
 /* What every rank of a distributed job knows after start-up (launch/dist.c builds it):
- * the config, the plan, the data sizes, the endpoints and the trunk's key ranges. */
+ * the config, the plan, the data sizes, the endpoints and the trunk's key ranges (the last
+ * rebuilt by a PLAN phase, through `replan`). */
 #ifndef LDN_JOB_H
 #define LDN_JOB_H
 
@@ -27,6 +28,12 @@ struct ldn_job {
     int n_chunks;
     int64_t trunk_params;
     const struct ldn_nn *trunk; /* the trunk's layer geometry (key layout of every range) */
+    /* A PLAN phase: switch the trunk to hidden widths widths[0..n) on this rank (the fields
+     * trunk, trunk_params, ranges, chunks and n_chunks above are rebuilt; every role re-reads
+     * them afterwards and rebuilds its own trunk state). launch/dist.c provides it. Returns 0
+     * or a negative status with err. */
+    int (*replan)(void *ud, const int *widths, int n, char *err, size_t errlen);
+    void *replan_ud;
     /* ladon train --resume: the checkpoint every role loads its state from (NULL: fresh) */
     const char *resume_path;
     int64_t resume_step;
