@@ -200,10 +200,8 @@ int main(int argc, char **argv)
             for (int s = 0; s < S; s++) {
                 void *c = ldn_net_socket(ctx, ZMQ_DEALER, "c0", NULL, 0);
                 zmq_connect(c, eps[s]);
-                struct ldn_wire_hdr h;
-                ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
-                h.nvals = 1;
-                h.vals[0] = LDN_CTL_STOP;
+                struct ldn_wire_msg h;
+                ldn_wire_msg_init(&h, LDN_OP_STOP, 0);
                 ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
                 struct ldn_msg m;
                 if (ldn_net_recv(c, 0, &m, 10000, err, sizeof err) == 0)

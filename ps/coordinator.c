@@ -60,6 +60,7 @@ struct coord {
     int tty;
     const char *phase;
     char *last_metrics; /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
+    int64_t bad_messages; /* malformed or unexpected messages from workers, warned and dropped */
 };
 
 static const char *task_of_rank(const struct coord *c, int rank)
@@ -70,31 +71,25 @@ static const char *task_of_rank(const struct coord *c, int rank)
     return c->cfg->tasks[c->job->plan->groups[g].tasks[0]].name;
 }
 
-static int send_control(struct coord *c, int rank, int kind, double a, double b, char *err,
-                        size_t errlen)
+/* Send command h to rank `rank` (a server through its socket, a worker on the router). */
+static int send_to(struct coord *c, int rank, const struct ldn_wire_msg *h, char *err,
+                   size_t errlen)
 {
-    struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
-    h.vals[0] = kind;
-    h.vals[1] = a;
-    h.vals[2] = b;
-    h.nvals = 3;
-    h.step = (int64_t)a;
     long rc;
     if (rank <= c->job->plan->n_servers)
-        rc = ldn_net_send(c->servers[rank - 1], NULL, 0, &h, NULL, err, errlen);
+        rc = ldn_net_send(c->servers[rank - 1], NULL, 0, h, NULL, err, errlen);
     else {
         char ident[32];
         int n = snprintf(ident, sizeof ident, "w%d", rank);
-        rc = ldn_net_send(c->router, ident, (size_t)n, &h, NULL, err, errlen);
+        rc = ldn_net_send(c->router, ident, (size_t)n, h, NULL, err, errlen);
     }
     return rc < 0 ? (int)rc : 0;
 }
 
-static int send_all_workers(struct coord *c, int kind, double a, double b, char *err, size_t errlen)
+static int send_all_workers(struct coord *c, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
     for (int r = 1 + c->job->plan->n_servers; r < c->job->world; r++) {
-        int rc = send_control(c, r, kind, a, b, err, errlen);
+        int rc = send_to(c, r, h, err, errlen);
         if (rc)
             return rc;
     }
@@ -109,8 +104,10 @@ static int ping(struct coord *c, char *err, size_t errlen)
     c->last_ping = now;
     /* Best effort: a peer that already finished and closed its socket cannot be reached and
      * that is fine; liveness is judged by what arrives, not by what can be sent. */
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_PING, 0);
     for (int r = 1; r < c->job->world; r++)
-        send_control(c, r, LDN_CTL_PING, 0, 0, NULL, 0);
+        send_to(c, r, &h, NULL, 0);
     (void)err;
     (void)errlen;
     return 0;
@@ -166,18 +163,17 @@ static void print_mark(struct coord *c, struct mark *m)
     c->mark_step = m->step;
 }
 
-static void on_progress(struct coord *c, const struct ldn_wire_hdr *h)
+static void add_progress(struct coord *c, int from, const struct ldn_wire_progress *v)
 {
-    const double *v = h->vals;
-    int t = h->task;
-    int64_t step = (int64_t)v[1];
-    c->train_acc[t].seen += (int64_t)v[2];
-    c->train_acc[t].loss_sum += v[3];
-    c->train_acc[t].correct += (int64_t)v[4];
-    c->samples += (int64_t)v[2];
-    c->bytes_push += v[5];
-    c->bytes_pull += v[6];
-    c->bytes_dense += v[12];
+    int t = v->task;
+    int64_t step = v->step;
+    c->train_acc[t].seen += v->samples;
+    c->train_acc[t].loss_sum += v->loss_sum;
+    c->train_acc[t].correct += v->correct;
+    c->samples += v->samples;
+    c->bytes_push += (double)v->bytes_push;
+    c->bytes_pull += (double)v->bytes_pull;
+    c->bytes_dense += (double)v->bytes_dense;
     struct mark *m = &c->ring[(step / (c->cfg->log_every > 0 ? c->cfg->log_every : 1)) % RING];
     if (m->step != step) {
         if (m->count > 0) /* a lagging mark overwritten: print what it had */
@@ -186,15 +182,15 @@ static void on_progress(struct coord *c, const struct ldn_wire_hdr *h)
         m->step = step;
     }
     m->count++;
-    m->samples += (int64_t)v[2];
-    m->bytes_push += v[5];
-    m->bytes_pull += v[6];
-    m->staleness += v[7];
-    m->pulls += v[8];
-    m->compute_s += v[9];
-    m->wait_s += v[10];
-    if (v[11] > 0) /* workers with a residual report it in their first task's line */
-        c->residual_sum[h->from] = v[11];
+    m->samples += v->samples;
+    m->bytes_push += (double)v->bytes_push;
+    m->bytes_pull += (double)v->bytes_pull;
+    m->staleness += (double)v->staleness_sum;
+    m->pulls += (double)v->pulls;
+    m->compute_s += v->compute_s;
+    m->wait_s += v->wait_s;
+    if (v->residual_norm > 0) /* workers with a residual report it in their first task's line */
+        c->residual_sum[from] = v->residual_norm;
     if (m->count == c->H) {
         print_mark(c, m);
         m->count = 0;
@@ -202,81 +198,167 @@ static void on_progress(struct coord *c, const struct ldn_wire_hdr *h)
     }
 }
 
-/* Validate a report from a worker: known task hosted by the sender, enough values. */
-static int report_ok(const struct coord *c, const struct ldn_wire_hdr *h)
+/* Who has checked in (wait_hello) or finished the phase (wait_workers). */
+struct waiting {
+    char *seen; /* [world] */
+    int left;
+};
+
+/* Drop a message the coordinator cannot use: warned, counted, reported at the end. */
+static int unexpected(struct coord *c, const struct ldn_wire_msg *h, const char *why)
 {
-    if (h->from <= c->job->plan->n_servers || h->from >= c->job->world || h->nvals < 2)
+    c->bad_messages++;
+    LDN_WARN("coordinator: ignored %s from rank %d: %s", ldn_wire_op_name(h->op), h->from, why);
+    return 0;
+}
+
+static int from_worker(const struct coord *c, int from)
+{
+    return from > c->job->plan->n_servers && from < c->job->world;
+}
+
+/* A report of task `task` at `step` must come from a worker hosting that task. */
+static int report_ok(const struct coord *c, int from, int task, int64_t step)
+{
+    if (!from_worker(c, from) || task >= c->cfg->n_tasks || step > c->job->total_steps)
         return 0;
-    if (h->task < 0 || h->task >= c->cfg->n_tasks)
+    int g = c->job->plan->group_of_rank[from];
+    return g >= 0 && c->job->plan->group_of_task[task] == g;
+}
+
+/* Handlers of the dispatch tables: 0 to go on, negative (with err) to end the job. */
+static int on_progress(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h, char *err,
+                       size_t errlen)
+{
+    (void)wt;
+    (void)err;
+    (void)errlen;
+    const struct ldn_wire_progress *v = &h->progress;
+    if (!report_ok(c, h->from, v->task, v->step))
+        return unexpected(c, h, "task not hosted by the sender, or step past the end");
+    add_progress(c, h->from, v);
+    return 0;
+}
+
+static int on_eval_result(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h,
+                          char *err, size_t errlen)
+{
+    (void)wt;
+    (void)err;
+    (void)errlen;
+    const struct ldn_wire_eval_result *v = &h->eval_result;
+    if (!report_ok(c, h->from, v->task, v->step))
+        return unexpected(c, h, "task not hosted by the sender, or step past the end");
+    struct task_acc *a = &c->eval_acc[v->task];
+    a->loss_sum += v->loss_sum;
+    a->correct += v->correct;
+    a->seen += v->rows;
+    return 0;
+}
+
+/* hello in wait_hello, done in wait_workers: the sender has arrived (once). */
+static int on_arrived(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h, char *err,
+                      size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    if (!from_worker(c, h->from) || wt->seen[h->from])
+        return unexpected(c, h, "not a worker, or already counted");
+    wt->seen[h->from] = 1;
+    wt->left--;
+    return 0;
+}
+
+static int on_error(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h, char *err,
+                    size_t errlen)
+{
+    (void)c;
+    (void)wt;
+    return ldn_fail(err, errlen, LDN_ERR_PEER, "rank %d reported: %s", h->from, h->error.msg);
+}
+
+/* heartbeat, and a hello repeated after the check-in: liveness only (handle_router). */
+static int on_alive(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h, char *err,
+                    size_t errlen)
+{
+    (void)c;
+    (void)wt;
+    (void)h;
+    (void)err;
+    (void)errlen;
+    return 0;
+}
+
+typedef int (*coord_fn)(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h,
+                        char *err, size_t errlen);
+
+/* What the coordinator accepts from workers while they check in, and during a phase. */
+static const coord_fn HELLO_ROUTES[LDN_OP_COUNT_] = {
+    [LDN_OP_HELLO] = on_arrived,
+    [LDN_OP_HEARTBEAT] = on_alive,
+    [LDN_OP_ERROR] = on_error,
+};
+static const coord_fn PHASE_ROUTES[LDN_OP_COUNT_] = {
+    [LDN_OP_HELLO] = on_alive,       [LDN_OP_HEARTBEAT] = on_alive,
+    [LDN_OP_PROGRESS] = on_progress, [LDN_OP_EVAL_RESULT] = on_eval_result,
+    [LDN_OP_DONE] = on_arrived,      [LDN_OP_ERROR] = on_error,
+};
+
+/* Receive one message on the router (200 ms at most) and dispatch it by routes; a malformed
+ * one is warned about and counted, and one of another protocol version answered with an
+ * error. Returns 0 or the handler's failure. */
+static int handle_router(struct coord *c, struct waiting *wt, const coord_fn *routes, char *err,
+                         size_t errlen)
+{
+    struct ldn_msg m;
+    char why[LDN_ERRLEN];
+    int r = ldn_net_recv(c->router, 1, &m, 200, why, sizeof why);
+    if (r == LDN_ERR_TIMEOUT)
         return 0;
-    int g = c->job->plan->group_of_rank[h->from];
-    if (g < 0 || c->job->plan->group_of_task[h->task] != g)
+    if (r != 0) {
+        c->bad_messages++;
+        LDN_WARN("coordinator: bad message from '%s': %s", m.ident, why);
+        if (r == LDN_ERR_PEER)
+            ldn_net_reply_error(c->router, &m, 0, r, why);
         return 0;
-    for (uint32_t i = 0; i < h->nvals; i++) /* figures are counts and sums: finite, >= 0 */
-        if (!isfinite(h->vals[i]) || h->vals[i] < 0)
-            return 0;
-    if (h->vals[1] > (double)c->job->total_steps)
-        return 0;
-    int kind = (int)h->vals[0];
-    return (kind == LDN_REP_PROGRESS && h->nvals >= 13) || (kind == LDN_REP_EVAL && h->nvals >= 5);
+    }
+    ldn_msg_close(&m);
+    const struct ldn_wire_msg *h = &m.hdr;
+    if (from_worker(c, h->from)) {
+        c->last_seen[h->from] = ldn_clock_now();
+        int64_t step;
+        if (ldn_wire_msg_step(h, &step))
+            c->last_step[h->from] = step;
+    }
+    coord_fn fn = h->op < LDN_OP_COUNT_ ? routes[h->op] : NULL;
+    return fn ? fn(c, wt, h, err, errlen) : unexpected(c, h, "not expected now");
 }
 
 /* Wait until every worker has answered DONE for this phase, handling reports meanwhile. */
 static int wait_workers(struct coord *c, char *err, size_t errlen)
 {
     const struct ldn_plan *p = c->job->plan;
-    int left = c->W;
-    char *done = calloc((size_t)c->job->world, 1);
-    if (!done)
+    struct waiting wt = {calloc((size_t)c->job->world, 1), c->W};
+    if (!wt.seen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     double now = ldn_clock_now();
     for (int r = 1 + p->n_servers; r < c->job->world; r++)
         c->last_seen[r] = now;
     int rc = 0;
-    while (left > 0 && rc == 0) {
-        struct ldn_msg m;
-        char why[LDN_ERRLEN];
-        int r = ldn_net_recv(c->router, 1, &m, 200, why, sizeof why);
+    while (wt.left > 0 && rc == 0) {
+        rc = handle_router(c, &wt, PHASE_ROUTES, err, errlen);
         now = ldn_clock_now();
-        if (r == 0) {
-            ldn_msg_close(&m);
-            const struct ldn_wire_hdr *h = &m.hdr;
-            if (h->from > p->n_servers && h->from < c->job->world) {
-                c->last_seen[h->from] = now;
-                c->last_step[h->from] = h->step;
-            }
-            if (h->op == LDN_OP_REPORT && report_ok(c, h)) {
-                if ((int)h->vals[0] == LDN_REP_PROGRESS)
-                    on_progress(c, h);
-                else {
-                    struct task_acc *a = &c->eval_acc[h->task];
-                    a->loss_sum += h->vals[2];
-                    a->correct += (int64_t)h->vals[3];
-                    a->seen += (int64_t)h->vals[4];
-                }
-            } else if (h->op == LDN_OP_DONE && h->from > p->n_servers && h->from < c->job->world &&
-                       !done[h->from]) {
-                done[h->from] = 1;
-                left--;
-            } else if (h->op == LDN_OP_ERROR) {
-                rc = ldn_fail(err, errlen, LDN_ERR_PEER, "rank %d reported: %s", h->from, h->msg);
-            } else if (h->op != LDN_OP_STATS && h->op != LDN_OP_HELLO) {
-                LDN_WARN("coordinator: ignored %s from rank %d", ldn_wire_op_name(h->op), h->from);
-            }
-        } else if (r != LDN_ERR_TIMEOUT) {
-            LDN_WARN("coordinator: bad message from '%s': %s", m.ident, why);
-        }
         if (rc == 0)
             rc = ping(c, err, errlen);
         for (int w = 1 + p->n_servers; w < c->job->world && rc == 0; w++)
-            if (!done[w] && now - c->last_seen[w] > c->cfg->timeout_s)
+            if (!wt.seen[w] && now - c->last_seen[w] > c->cfg->timeout_s)
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                               "worker rank %d (task %s) sent nothing for %.0f s during the %s "
                               "phase (last step %lld): presumed dead (ps.timeout)",
                               w, task_of_rank(c, w), c->cfg->timeout_s, c->phase,
                               (long long)c->last_step[w]);
     }
-    free(done);
+    free(wt.seen);
     return rc;
 }
 
@@ -286,7 +368,11 @@ static int phase_train(struct coord *c, int64_t from, int64_t to, char *err, siz
     double t0 = ldn_clock_now();
     c->mark_time = t0;
     c->mark_step = from;
-    int rc = send_all_workers(c, LDN_CTL_TRAIN, (double)from, (double)to, err, errlen);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_TRAIN, 0);
+    h.train.from = from;
+    h.train.to = to;
+    int rc = send_all_workers(c, &h, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     c->train_time += ldn_clock_now() - t0;
@@ -308,7 +394,10 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
     c->phase = "eval";
     const struct ldn_config *cfg = c->cfg;
     memset(c->eval_acc, 0, sizeof *c->eval_acc * (size_t)cfg->n_tasks);
-    int rc = send_all_workers(c, LDN_CTL_EVAL, (double)step, 0, err, errlen);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_EVAL, 0);
+    h.eval.step = step;
+    int rc = send_all_workers(c, &h, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     if (rc)
@@ -374,8 +463,11 @@ static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t err
 {
     c->phase = "checkpoint";
     double t0 = ldn_clock_now();
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_CKPT, 0);
+    h.ckpt.step = step;
     for (int r = 1; r < c->job->world; r++) {
-        int rc = send_control(c, r, LDN_CTL_CKPT, (double)step, 0, err, errlen);
+        int rc = send_to(c, r, &h, err, errlen);
         if (rc)
             return rc;
     }
@@ -404,10 +496,10 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
     int rc = 0;
     for (int s = 0; s < S && rc == 0; s++) {
         const struct ldn_range *r = &c->job->ranges[s];
-        struct ldn_wire_hdr h;
-        ldn_wire_hdr_init(&h, LDN_OP_PULL, 0);
-        h.lo = (uint64_t)r->lo;
-        h.hi = (uint64_t)r->hi;
+        struct ldn_wire_msg h;
+        ldn_wire_msg_init(&h, LDN_OP_PULL, 0);
+        h.pull.lo = (uint64_t)r->lo;
+        h.pull.hi = (uint64_t)r->hi;
         if (ldn_net_send(c->servers[s], NULL, 0, &h, NULL, err, errlen) < 0) {
             rc = LDN_ERR_IO;
             break;
@@ -421,9 +513,9 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
             char why[LDN_ERRLEN];
             int got = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
             if (got == 0) {
-                int k = m.hdr.op == LDN_OP_PARAMS && m.hdr.lo <= INT64_MAX
+                int k = m.hdr.op == LDN_OP_PARAMS && m.hdr.params.lo <= INT64_MAX
                             ? ldn_keyspace_find_chunk(c->job->chunks, c->job->n_chunks,
-                                                      (int64_t)m.hdr.lo)
+                                                      (int64_t)m.hdr.params.lo)
                             : -1;
                 if (k >= 0 && c->job->chunks[k].server == s && m.nframes == 1 &&
                     m.hdr.lens[0] ==
@@ -451,7 +543,9 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
 static int phase_stop(struct coord *c, char *err, size_t errlen)
 {
     c->phase = "stop";
-    int rc = send_all_workers(c, LDN_CTL_STOP, 0, 0, err, errlen);
+    struct ldn_wire_msg stop;
+    ldn_wire_msg_init(&stop, LDN_OP_STOP, 0);
+    int rc = send_all_workers(c, &stop, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     if (rc == 0)
@@ -459,9 +553,9 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
     if (rc)
         return rc;
     const int S = c->job->plan->n_servers;
-    double bad = 0, applied = 0, max_stale = 0;
+    int64_t bad = 0, applied = 0, max_stale = 0;
     for (int s = 0; s < S && rc == 0; s++) {
-        if ((rc = send_control(c, 1 + s, LDN_CTL_STOP, 0, 0, err, errlen)))
+        if ((rc = send_to(c, 1 + s, &stop, err, errlen)))
             break;
         double deadline = ldn_clock_now() + c->cfg->timeout_s;
         for (;;) {
@@ -470,10 +564,11 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
             int r = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
             if (r == 0) {
                 ldn_msg_close(&m);
-                if (m.hdr.op == LDN_OP_DONE && m.hdr.nvals >= 7) {
-                    applied = m.hdr.vals[0];
-                    bad += m.hdr.vals[3];
-                    max_stale = fmax(max_stale, m.hdr.vals[6]);
+                if (m.hdr.op == LDN_OP_SERVER_STATS) { /* the answer to stop */
+                    const struct ldn_wire_server_stats *st = &m.hdr.server_stats;
+                    applied = st->steps_applied;
+                    bad += st->bad_messages;
+                    max_stale = st->max_staleness > max_stale ? st->max_staleness : max_stale;
                     break;
                 }
                 continue;
@@ -487,51 +582,36 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
         }
     }
     if (rc == 0)
-        LDN_INFO("servers: %.0f updates applied each, %.0f bad messages rejected, max staleness "
-                 "served %.0f",
-                 applied, bad, max_stale);
+        LDN_INFO("servers: %lld updates applied each, %lld bad messages rejected, max staleness "
+                 "served %lld; coordinator: %lld bad messages ignored",
+                 (long long)applied, (long long)bad, (long long)max_stale,
+                 (long long)c->bad_messages);
     return rc;
 }
 
 /* Wait for the HELLO of every worker (they connect after the endpoint exchange). */
 static int wait_hello(struct coord *c, char *err, size_t errlen)
 {
-    int left = c->W;
+    struct waiting wt = {calloc((size_t)c->job->world, 1), c->W};
     double deadline = ldn_clock_now() + c->cfg->timeout_s;
-    char *seen = calloc((size_t)c->job->world, 1);
-    if (!seen)
+    if (!wt.seen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    while (left > 0) {
-        struct ldn_msg m;
-        char why[LDN_ERRLEN];
-        int r = ldn_net_recv(c->router, 1, &m, 200, why, sizeof why);
+    int rc = 0;
+    while (wt.left > 0 && rc == 0) {
+        rc = handle_router(c, &wt, HELLO_ROUTES, err, errlen);
         ping(c, err, errlen); /* servers and early workers wait for the slow ones */
-        if (r == 0) {
-            ldn_msg_close(&m);
-            int f = m.hdr.from;
-            if (m.hdr.op == LDN_OP_HELLO && f > c->job->plan->n_servers && f < c->job->world &&
-                !seen[f]) {
-                seen[f] = 1;
-                left--;
-            } else if (m.hdr.op == LDN_OP_ERROR) {
-                free(seen);
-                return ldn_fail(err, errlen, LDN_ERR_PEER, "rank %d reported: %s", f, m.hdr.msg);
-            }
-        }
-        if (ldn_clock_now() > deadline) {
+        if (rc == 0 && ldn_clock_now() > deadline) {
             int missing = -1;
             for (int w = 1 + c->job->plan->n_servers; w < c->job->world && missing < 0; w++)
-                if (!seen[w])
+                if (!wt.seen[w])
                     missing = w;
-            free(seen);
-            return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                            "worker rank %d (task %s) did not check in within %.0f s "
-                            "(ps.timeout)",
-                            missing, task_of_rank(c, missing), c->cfg->timeout_s);
+            rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                          "worker rank %d (task %s) did not check in within %.0f s (ps.timeout)",
+                          missing, task_of_rank(c, missing), c->cfg->timeout_s);
         }
     }
-    free(seen);
-    return 0;
+    free(wt.seen);
+    return rc;
 }
 
 /* With the live bar on, log lines go to stdout too (under mpirun, stdout and stderr are

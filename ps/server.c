@@ -296,15 +296,15 @@ static double lr_for(const struct ldn_server *s, int64_t step)
 }
 
 /* The header of a pull answer for chunk c: one frame of `bytes`. */
-static void params_header(const struct ldn_server *s, struct ldn_wire_hdr *h,
+static void params_header(const struct ldn_server *s, struct ldn_wire_msg *h,
                           const struct ldn_chunk *c, int64_t version, enum ldn_codec_id codec,
                           uint64_t bytes)
 {
-    ldn_wire_hdr_init(h, LDN_OP_PARAMS, s->o.rank);
-    h->step = version;
-    h->lo = (uint64_t)(s->o.lo + c->lo);
-    h->hi = (uint64_t)(s->o.lo + c->hi);
-    h->codec = codec;
+    ldn_wire_msg_init(h, LDN_OP_PARAMS, s->o.rank);
+    h->params.step = version;
+    h->params.lo = (uint64_t)(s->o.lo + c->lo);
+    h->params.hi = (uint64_t)(s->o.lo + c->hi);
+    h->params.codec = codec;
     h->nframes = 1;
     h->lens[0] = bytes;
 }
@@ -393,10 +393,10 @@ static int send_delta(struct ldn_server *s, void *sock, const char *ident, size_
                          err, sizeof err) != 0 ||
         len >= (size_t)n * sizeof(float))
         return 0; /* dense is smaller (or a delta does not code: send the weights) */
-    struct ldn_wire_hdr h;
+    struct ldn_wire_msg h;
     params_header(s, &h, c, version, LDN_CODEC_PACKED, len);
-    h.ncdesc = LDN_CODEC_DESC_WORDS;
-    memcpy(h.cdesc, s->ddesc_words, sizeof h.cdesc);
+    h.params.ncdesc = LDN_CODEC_DESC_WORDS;
+    memcpy(h.params.cdesc, s->ddesc_words, sizeof h.params.cdesc);
     const void *frames[1] = {s->dout};
     long sent = ldn_net_send(sock, ident, ident_len, &h, frames, err, sizeof err);
     if (sent < 0) {
@@ -420,7 +420,7 @@ static int send_chunk(struct ldn_server *s, void *sock, const char *ident, size_
             return rc < 0 ? rc : 0;
     }
     const struct ldn_chunk *c = &s->chunks[k];
-    struct ldn_wire_hdr h;
+    struct ldn_wire_msg h;
     params_header(s, &h, c, version, LDN_CODEC_DENSE_F32,
                   (uint64_t)(c->hi - c->lo) * sizeof(float));
     const void *frames[1] = {s->params + c->lo};
@@ -610,8 +610,12 @@ static int reject(struct ldn_server *s, void *sock, struct ldn_msg *m, int statu
 {
     s->st.bad_messages++;
     char text[LDN_WIRE_MSG_MAX];
-    snprintf(text, sizeof text, "ps %d rejected %s from %d (step %lld): %s", s->o.rank,
-             ldn_wire_op_name(m->hdr.op), m->hdr.from, (long long)m->hdr.step, what);
+    int64_t step;
+    char at[40] = "";
+    if (ldn_wire_msg_step(&m->hdr, &step))
+        snprintf(at, sizeof at, " (step %lld)", (long long)step);
+    snprintf(text, sizeof text, "ps %d rejected %s from %d%s: %s", s->o.rank,
+             ldn_wire_op_name(m->hdr.op), m->hdr.from, at, what);
     LDN_WARN("%s", text);
     ldn_net_reply_error(sock, m, s->o.rank, status, text);
     ldn_msg_close(m);
@@ -621,7 +625,7 @@ static int reject(struct ldn_server *s, void *sock, struct ldn_msg *m, int statu
 /* The chunk a push addresses, or -1 with why filled. */
 static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char *why, size_t len)
 {
-    const struct ldn_wire_hdr *h = &m->hdr;
+    const struct ldn_wire_push *h = &m->hdr.push;
     if (h->codec == LDN_CODEC_PACKED) {
         uint64_t want[LDN_CODEC_DESC_WORDS];
         if (s->has_desc) { /* the job's codec as of this step (DGC warm-up changes the ratio) */
@@ -651,7 +655,7 @@ static int push_chunk(const struct ldn_server *s, const struct ldn_msg *m, char 
     uint64_t bytes = (uint64_t)(s->chunks[k].hi - s->chunks[k].lo) * sizeof(float);
     if (h->codec == LDN_CODEC_PACKED && m->nframes == 1)
         return k; /* its length is checked by the decoder */
-    if (m->nframes != 1 || h->lens[0] != bytes) {
+    if (m->nframes != 1 || m->hdr.lens[0] != bytes) {
         snprintf(why, len, "dense push of [%llu, %llu) needs 1 frame of %llu bytes",
                  (unsigned long long)h->lo, (unsigned long long)h->hi, (unsigned long long)bytes);
         return -1;
@@ -672,8 +676,8 @@ static int not_finite_at(const struct ldn_server *s, const struct ldn_chunk *c, 
 static uint64_t push_codec(const struct ldn_server *s, const struct ldn_msg *m,
                            const struct ldn_chunk *c, struct ldn_codec_desc *d)
 {
-    ldn_codec_desc_unpack(m->hdr.cdesc, d, NULL, 0); /* equal to the step's: push_chunk */
-    return ldn_wire_codec_step(m->hdr.step, (uint64_t)(s->o.lo + c->lo));
+    ldn_codec_desc_unpack(m->hdr.push.cdesc, d, NULL, 0); /* equal to the step's: push_chunk */
+    return ldn_wire_codec_step(m->hdr.push.step, (uint64_t)(s->o.lo + c->lo));
 }
 
 /* "payload of [lo, hi): <the codec's reason>" into why; returns -1. */
@@ -696,7 +700,7 @@ static int take_sparse(struct ldn_server *s, struct ldn_msg *m, int w, int k, ch
     float *g = s->pending[w] + c->lo;
     uint32_t *t = s->touch[w] + c->lo;
     int64_t *nt = &s->ntouch[(size_t)w * (size_t)s->C + (size_t)k];
-    if (m->hdr.codec != LDN_CODEC_PACKED) { /* a dense chunk (compress.min_elements) */
+    if (m->hdr.push.codec != LDN_CODEC_PACKED) { /* a dense chunk (compress.min_elements) */
         memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)n);
         int64_t bad = first_non_finite(g, n);
         if (bad >= 0) {
@@ -737,9 +741,9 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     const int bsp = s->cfg->consistency == LDN_BSP;
     char *got = s->got + (size_t)w * (size_t)s->C;
     int64_t expect = bsp ? s->step : s->clock[w];
-    if (m->hdr.step != expect || got[k]) {
+    if (m->hdr.push.step != expect || got[k]) {
         snprintf(why, sizeof why, "push for step %lld, expected step %lld%s",
-                 (long long)m->hdr.step, (long long)expect,
+                 (long long)m->hdr.push.step, (long long)expect,
                  got[k] ? " (this chunk was already pushed)" : "");
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
@@ -751,7 +755,7 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     if (s->sparse) {
         if (take_sparse(s, m, w, k, why, sizeof why))
             return reject(s, sock, m, LDN_ERR_FORMAT, why);
-    } else if (m->hdr.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
+    } else if (m->hdr.push.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
         memset(g, 0, sizeof(float) * (size_t)len);
         char cwhy[LDN_ERRLEN];
         struct ldn_codec_desc d;
@@ -792,7 +796,7 @@ static int handle_push(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
         if ((rc = before_update(s, k)))
             return rc;
         ldn_optim_update(s->opt, s->params, s->acc, c->lo, c->hi, s->version[k] + 1,
-                         lr_for(s, m->hdr.step));
+                         lr_for(s, m->hdr.push.step));
         s->version[k]++;
         if (k == 0)
             s->st.steps_applied++;
@@ -807,7 +811,8 @@ static int handle_clock(struct ldn_server *s, void *sock, struct ldn_msg *m, int
     char why[200];
     const int bsp = s->cfg->consistency == LDN_BSP;
     int64_t expect = bsp ? s->step : s->clock[w];
-    if (m->hdr.lo != (uint64_t)s->o.lo || m->hdr.hi != (uint64_t)s->o.hi || m->nframes != 0) {
+    const struct ldn_wire_clock *h = &m->hdr.clock;
+    if (h->lo != (uint64_t)s->o.lo || h->hi != (uint64_t)s->o.hi || m->nframes != 0) {
         snprintf(why, sizeof why,
                  "clock must name this server's range [%lld, %lld) and carry "
                  "no payload",
@@ -816,11 +821,11 @@ static int handle_clock(struct ldn_server *s, void *sock, struct ldn_msg *m, int
     }
     /* The worker's own clock must be at the step too: under bsp a worker that already pushed
      * (or clocked) this step has moved past it. */
-    if (m->hdr.step != expect || s->clock[w] != m->hdr.step || s->recv[w] != 0) {
+    if (h->step != expect || s->clock[w] != h->step || s->recv[w] != 0) {
         snprintf(why, sizeof why,
                  "clock for step %lld, expected step %lld from a worker that pushed nothing "
                  "for it (worker's clock %lld)",
-                 (long long)m->hdr.step, (long long)expect, (long long)s->clock[w]);
+                 (long long)h->step, (long long)expect, (long long)s->clock[w]);
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
     ldn_msg_close(m);
@@ -842,15 +847,16 @@ static int handle_clock(struct ldn_server *s, void *sock, struct ldn_msg *m, int
 static int handle_pull(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
     char why[200];
-    if (m->hdr.lo != (uint64_t)s->o.lo || m->hdr.hi != (uint64_t)s->o.hi) {
+    const struct ldn_wire_pull *h = &m->hdr.pull;
+    if (h->lo != (uint64_t)s->o.lo || h->hi != (uint64_t)s->o.hi) {
         snprintf(why, sizeof why, "pull of [%llu, %llu), this server holds [%lld, %lld)",
-                 (unsigned long long)m->hdr.lo, (unsigned long long)m->hdr.hi, (long long)s->o.lo,
+                 (unsigned long long)h->lo, (unsigned long long)h->hi, (long long)s->o.lo,
                  (long long)s->o.hi);
         return reject(s, sock, m, LDN_ERR_FORMAT, why);
     }
     if (m->nframes != 0)
         return reject(s, sock, m, LDN_ERR_FORMAT, "pull carries no payload frames");
-    int64_t c = m->hdr.step;
+    int64_t c = h->step;
     struct waiting_pull *p = &s->waiting[w];
     if (c < 0 || c > s->clock[w] + 1 || p->active) {
         snprintf(why, sizeof why, "pull at clock %lld, worker's clock is %lld%s", (long long)c,
@@ -867,67 +873,105 @@ static int handle_pull(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     return serve_waiting(s, sock);
 }
 
-static int send_counters(struct ldn_server *s, void *sock, struct ldn_msg *m, enum ldn_wire_op op)
+/* The counters, as the answer to stop and stats_request. */
+static int send_counters(struct ldn_server *s, void *sock, const struct ldn_msg *m)
 {
-    struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, op, s->o.rank);
-    h.step = s->step;
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_SERVER_STATS, s->o.rank);
     const struct ldn_server_stats *st = &s->st;
-    double v[] = {(double)st->steps_applied, (double)st->pushes,   (double)st->pulls,
-                  (double)st->bad_messages,  (double)st->bytes_in, (double)st->bytes_out,
-                  (double)st->max_staleness};
-    h.nvals = LDN_ARRAY_LEN(v);
-    memcpy(h.vals, v, sizeof v);
+    h.server_stats = (struct ldn_wire_server_stats){.steps_applied = st->steps_applied,
+                                                    .pushes = st->pushes,
+                                                    .pulls = st->pulls,
+                                                    .bad_messages = st->bad_messages,
+                                                    .bytes_in = st->bytes_in,
+                                                    .bytes_out = st->bytes_out,
+                                                    .max_staleness = st->max_staleness};
     return ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, NULL, 0) < 0 ? LDN_ERR_IO : 0;
 }
 
+/* Handlers of the dispatch table: w is the sender's worker index, -1 for the coordinator.
+ * Each closes m; returns 0 to go on, 1 to stop serving, negative on a send failure. */
+static int on_stop(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)w;
+    ldn_msg_close(m);
+    send_counters(s, sock, m);
+    return 1;
+}
+
+static int on_ping(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)s;
+    (void)sock;
+    (void)w;
+    ldn_msg_close(m);
+    return 0;
+}
+
+static int on_ckpt(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)w;
+    if (!s->o.job)
+        return reject(s, sock, m, LDN_ERR_FORMAT, "checkpoint asked of a server without a job");
+    ldn_msg_close(m);
+    s->ckpt_pending = m->hdr.ckpt.step; /* joined once the step is complete */
+    return 0;
+}
+
+static int on_stats_request(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)w;
+    ldn_msg_close(m);
+    return send_counters(s, sock, m);
+}
+
+static int on_pull(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    if (w >= 0)
+        return handle_pull(s, sock, m, w);
+    /* the coordinator reads the current weights (final weights, checkpoints) */
+    ldn_msg_close(m);
+    for (int k = 0; k < s->C; k++) {
+        int rc = send_chunk(s, sock, m->ident, m->ident_len, k, s->version[k], -1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+enum { BY_COORD = 1, BY_WORKER = 2 };
+
+/* What a server accepts: kind -> handler and who may send it. */
+static const struct route {
+    int (*fn)(struct ldn_server *s, void *sock, struct ldn_msg *m, int w);
+    int by;
+} ROUTES[LDN_OP_COUNT_] = {
+    [LDN_OP_PUSH] = {handle_push, BY_WORKER},
+    [LDN_OP_PULL] = {on_pull, BY_WORKER | BY_COORD},
+    [LDN_OP_CLOCK] = {handle_clock, BY_WORKER},
+    [LDN_OP_PING] = {on_ping, BY_COORD},
+    [LDN_OP_CKPT] = {on_ckpt, BY_COORD},
+    [LDN_OP_STOP] = {on_stop, BY_COORD},
+    [LDN_OP_STATS_REQUEST] = {on_stats_request, BY_COORD},
+};
+
 int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
 {
-    const struct ldn_wire_hdr *h = &m->hdr;
-    int from_coord = h->from == 0 && strcmp(m->ident, "c0") == 0;
-    if (h->op == LDN_OP_CONTROL) {
-        if (!from_coord)
-            return reject(s, sock, m, LDN_ERR_FORMAT, "control messages come from rank 0 only");
-        int kind = h->nvals ? (int)h->vals[0] : -1;
-        ldn_msg_close(m);
-        if (kind == LDN_CTL_STOP) {
-            send_counters(s, sock, m, LDN_OP_DONE);
-            return 1;
-        }
-        if (kind == LDN_CTL_PING)
-            return 0;
-        if (kind == LDN_CTL_CKPT && h->nvals >= 2 && s->o.job && h->vals[1] >= 0) {
-            s->ckpt_pending = (int64_t)h->vals[1]; /* joined once the step is complete */
-            return 0;
-        }
-        return reject(s, sock, m, LDN_ERR_FORMAT, "unknown control command");
-    }
-    if (h->op == LDN_OP_STATS && from_coord) {
-        ldn_msg_close(m);
-        return send_counters(s, sock, m, LDN_OP_STATS);
-    }
-    if (h->op == LDN_OP_PULL && from_coord) {
-        /* the coordinator reads the current weights (final weights, checkpoints) */
-        ldn_msg_close(m);
-        for (int k = 0; k < s->C; k++) {
-            int rc = send_chunk(s, sock, m->ident, m->ident_len, k, s->version[k], -1);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
+    const struct ldn_wire_msg *h = &m->hdr;
+    const struct route *r = h->op < LDN_OP_COUNT_ ? &ROUTES[h->op] : NULL;
+    if (!r || !r->fn)
+        return reject(s, sock, m, LDN_ERR_FORMAT, "unexpected op for a server");
+    if ((r->by & BY_COORD) && h->from == 0 && strcmp(m->ident, "c0") == 0)
+        return r->fn(s, sock, m, -1);
+    if (!(r->by & BY_WORKER))
+        return reject(s, sock, m, LDN_ERR_FORMAT,
+                      "commands come from the coordinator (rank 0) only");
     int w = worker_index(s, h->from);
     char ident[LDN_NET_IDENT_MAX];
     snprintf(ident, sizeof ident, "w%d", h->from);
     if (w < 0 || strcmp(ident, m->ident) != 0)
         return reject(s, sock, m, LDN_ERR_FORMAT, "sender is not a worker of this job");
-    if (h->op == LDN_OP_PUSH)
-        return handle_push(s, sock, m, w);
-    if (h->op == LDN_OP_PULL)
-        return handle_pull(s, sock, m, w);
-    if (h->op == LDN_OP_CLOCK)
-        return handle_clock(s, sock, m, w);
-    return reject(s, sock, m, LDN_ERR_FORMAT, "unexpected op for a server");
+    return r->fn(s, sock, m, w);
 }
 
 /* The workers whose chunks of the open bsp step are missing, as "3, 5". */

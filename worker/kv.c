@@ -152,14 +152,14 @@ int ldn_kv_set_push_options(struct ldn_kv *kv, int64_t min_elements, double clip
 }
 
 /* The header of a push of chunk c with one payload frame of `bytes`. */
-static void push_header(struct ldn_wire_hdr *h, const struct ldn_kv *kv, const struct ldn_chunk *c,
+static void push_header(struct ldn_wire_msg *h, const struct ldn_kv *kv, const struct ldn_chunk *c,
                         int64_t step, enum ldn_codec_id codec, uint64_t bytes)
 {
-    ldn_wire_hdr_init(h, LDN_OP_PUSH, kv->rank);
-    h->step = step;
-    h->lo = (uint64_t)c->lo;
-    h->hi = (uint64_t)c->hi;
-    h->codec = codec;
+    ldn_wire_msg_init(h, LDN_OP_PUSH, kv->rank);
+    h->push.step = step;
+    h->push.lo = (uint64_t)c->lo;
+    h->push.hi = (uint64_t)c->hi;
+    h->push.codec = codec;
     h->nframes = 1;
     h->lens[0] = bytes;
 }
@@ -214,7 +214,7 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
         }
         if (kv->velocity && kv->masking) /* all sent: momentum factor masking clears it all */
             memset(kv->velocity + c->lo, 0, sizeof(float) * (size_t)n);
-        struct ldn_wire_hdr h;
+        struct ldn_wire_msg h;
         push_header(&h, kv, c, step, LDN_CODEC_DENSE_F32, (uint64_t)n * sizeof(float));
         const void *frames[1] = {acc};
         return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
@@ -235,10 +235,10 @@ static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t st
         for (int64_t i = 0; i < count; i++)
             u[idx[i]] = 0.0f;
     }
-    struct ldn_wire_hdr h;
+    struct ldn_wire_msg h;
     push_header(&h, kv, c, step, LDN_CODEC_PACKED, len);
-    h.ncdesc = LDN_CODEC_DESC_WORDS;
-    memcpy(h.cdesc, kv->cdesc, sizeof kv->cdesc);
+    h.push.ncdesc = LDN_CODEC_DESC_WORDS;
+    memcpy(h.push.cdesc, kv->cdesc, sizeof kv->cdesc);
     const void *frames[1] = {kv->packed};
     return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
 }
@@ -292,10 +292,10 @@ static int push_global(struct ldn_kv *kv, int64_t step, const float *grad, int f
             if (kv->velocity && kv->masking) /* momentum factor masking */
                 kv->velocity[i] = 0.0f;
         }
-        struct ldn_wire_hdr h;
+        struct ldn_wire_msg h;
         push_header(&h, kv, c, step, LDN_CODEC_PACKED, len);
-        h.ncdesc = LDN_CODEC_DESC_WORDS;
-        memcpy(h.cdesc, kv->cdesc, sizeof kv->cdesc);
+        h.push.ncdesc = LDN_CODEC_DESC_WORDS;
+        memcpy(h.push.cdesc, kv->cdesc, sizeof kv->cdesc);
         const void *frames[1] = {kv->packed};
         long sent = ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
         if (sent < 0)
@@ -330,7 +330,7 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
             kv->bytes_push += sent;
             continue;
         }
-        struct ldn_wire_hdr h;
+        struct ldn_wire_msg h;
         push_header(&h, kv, c, step, LDN_CODEC_DENSE_F32,
                     (uint64_t)(c->hi - c->lo) * sizeof(float));
         const void *frames[1] = {grad + c->lo};
@@ -344,17 +344,18 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
     return LDN_OK;
 }
 
-/* A message with a header only, to every server, covering its range. */
+/* A pull or clock (a header only) to every server, covering its range. */
 static int to_every_server(struct ldn_kv *kv, enum ldn_wire_op op, int64_t step, char *err,
                            size_t errlen)
 {
     for (int s = 0; s < kv->n_servers; s++) {
-        struct ldn_wire_hdr h;
-        ldn_wire_hdr_init(&h, op, kv->rank);
-        h.step = step;
-        h.lo = (uint64_t)kv->ranges[s].lo;
-        h.hi = (uint64_t)kv->ranges[s].hi;
-        h.codec = LDN_CODEC_DENSE_F32;
+        struct ldn_wire_msg h;
+        ldn_wire_msg_init(&h, op, kv->rank);
+        const uint64_t lo = (uint64_t)kv->ranges[s].lo, hi = (uint64_t)kv->ranges[s].hi;
+        if (op == LDN_OP_PULL)
+            h.pull = (struct ldn_wire_pull){.step = step, .lo = lo, .hi = hi};
+        else
+            h.clock = (struct ldn_wire_clock){.step = step, .lo = lo, .hi = hi};
         long sent = ldn_net_send(kv->socks[s], NULL, 0, &h, NULL, err, errlen);
         if (sent < 0)
             return (int)sent;
@@ -389,8 +390,8 @@ static int apply_delta(struct ldn_kv *kv, int s, int k, const struct ldn_msg *m,
     struct ldn_codec_desc d;
     char why[LDN_ERRLEN];
     const int64_t n = kv->chunks[k].hi - kv->chunks[k].lo;
-    if (m->hdr.ncdesc != LDN_CODEC_DESC_WORDS ||
-        ldn_codec_desc_unpack(m->hdr.cdesc, &d, why, sizeof why) != 0 ||
+    if (m->hdr.params.ncdesc != LDN_CODEC_DESC_WORDS ||
+        ldn_codec_desc_unpack(m->hdr.params.cdesc, &d, why, sizeof why) != 0 ||
         d.kind != LDN_CODEC_SPARSE || d.quant > LDN_QUANT_INT8)
         return ldn_fail(err, errlen, LDN_ERR_FORMAT,
                         "worker %d: server rank %d sent a pull answer with a codec other than a "
@@ -430,23 +431,23 @@ static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errle
     if (m.hdr.op == LDN_OP_ERROR) {
         ldn_msg_close(&m);
         return ldn_fail(err, errlen, LDN_ERR_PEER, "worker %d: server rank %d: %s", kv->rank,
-                        kv->server_ranks[s], m.hdr.msg);
+                        kv->server_ranks[s], m.hdr.error.msg);
     }
-    int k = m.hdr.lo <= INT64_MAX
-                ? ldn_keyspace_find_chunk(kv->chunks, kv->n_chunks, (int64_t)m.hdr.lo)
+    const struct ldn_wire_params *h = &m.hdr.params;
+    int k = m.hdr.op == LDN_OP_PARAMS && h->lo <= INT64_MAX
+                ? ldn_keyspace_find_chunk(kv->chunks, kv->n_chunks, (int64_t)h->lo)
                 : -1;
-    const int packed = m.hdr.codec == LDN_CODEC_PACKED;
-    if (m.hdr.op != LDN_OP_PARAMS || k < 0 || kv->chunks[k].server != s || kv->got[k] ||
-        m.hdr.hi != (uint64_t)kv->chunks[k].hi || m.nframes != 1 ||
+    const int packed = h->codec == LDN_CODEC_PACKED;
+    if (k < 0 || kv->chunks[k].server != s || kv->got[k] || h->hi != (uint64_t)kv->chunks[k].hi ||
+        m.nframes != 1 ||
         (!packed &&
          m.hdr.lens[0] != (uint64_t)(kv->chunks[k].hi - kv->chunks[k].lo) * sizeof(float))) {
         ldn_msg_close(&m);
         return ldn_fail(err, errlen, LDN_ERR_FORMAT,
                         "worker %d: unexpected %s [%llu, %llu) from server rank %d while pulling "
                         "clock %lld",
-                        kv->rank, ldn_wire_op_name(m.hdr.op), (unsigned long long)m.hdr.lo,
-                        (unsigned long long)m.hdr.hi, kv->server_ranks[s],
-                        (long long)kv->pull_clock);
+                        kv->rank, ldn_wire_op_name(m.hdr.op), (unsigned long long)h->lo,
+                        (unsigned long long)h->hi, kv->server_ranks[s], (long long)kv->pull_clock);
     }
     if (packed) {
         if ((rc = apply_delta(kv, s, k, &m, params + kv->chunks[k].lo, err, errlen))) {
@@ -455,8 +456,8 @@ static int take(struct ldn_kv *kv, int s, float *params, char *err, size_t errle
         }
     } else
         memcpy(params + kv->chunks[k].lo, zmq_msg_data(&m.frames[0]), m.hdr.lens[0]);
-    if (m.hdr.step < kv->last_version)
-        kv->last_version = m.hdr.step;
+    if (h->step < kv->last_version)
+        kv->last_version = h->step;
     ldn_msg_close(&m);
     kv->got[k] = 1;
     kv->pull_left--;

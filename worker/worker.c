@@ -89,7 +89,7 @@ static void worker_free(struct worker *w)
     ldn_net_close(&w->coord);
 }
 
-static int send_coord(struct worker *w, struct ldn_wire_hdr *h, char *err, size_t errlen)
+static int send_coord(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
     long rc = ldn_net_send(w->coord, NULL, 0, h, NULL, err, errlen);
     w->last_sent = ldn_clock_now();
@@ -110,8 +110,9 @@ static int heartbeat(struct worker *w, char *err, size_t errlen)
 {
     if (ldn_clock_now() - w->last_sent < HEARTBEAT_S)
         return 0;
-    struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_STATS, w->job->rank);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_HEARTBEAT, w->job->rank);
+    h.heartbeat.step = w->step;
     return send_coord(w, &h, err, errlen);
 }
 
@@ -232,8 +233,8 @@ static int setup(struct worker *w, char *err, size_t errlen)
     if (!(w->coord = ldn_net_connect(job->zctx, ident, job->coord_endpoint, "the coordinator", err,
                                      errlen)))
         return LDN_ERR_IO;
-    struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_HELLO, job->rank);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_HELLO, job->rank);
     return send_coord(w, &h, err, errlen);
 }
 
@@ -293,26 +294,24 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
 {
     for (int i = 0; i < w->n; i++) {
         struct wtask *wt = &w->tasks[i];
-        struct ldn_wire_hdr h;
-        ldn_wire_hdr_init(&h, LDN_OP_REPORT, w->job->rank);
-        h.task = wt->t;
-        h.step = step;
-        int first = i == 0;
-        double v[] = {LDN_REP_PROGRESS,
-                      (double)step,
-                      (double)wt->seen,
-                      wt->loss_sum,
-                      (double)wt->correct,
-                      first ? (double)(w->kv->bytes_push - w->bytes_push_mark) : 0.0,
-                      first ? (double)(w->kv->bytes_pull - w->bytes_pull_mark) : 0.0,
-                      first ? (double)w->staleness_sum : 0.0,
-                      first ? (double)w->pulls : 0.0,
-                      first ? w->compute_s : 0.0,
-                      first ? w->wait_s : 0.0,
-                      first ? residual_norm(w) : 0.0,
-                      first ? (double)(w->kv->bytes_dense - w->bytes_dense_mark) : 0.0};
-        h.nvals = LDN_ARRAY_LEN(v);
-        memcpy(h.vals, v, sizeof v);
+        struct ldn_wire_msg h;
+        ldn_wire_msg_init(&h, LDN_OP_PROGRESS, w->job->rank);
+        struct ldn_wire_progress *v = &h.progress;
+        v->task = wt->t;
+        v->step = step;
+        v->samples = wt->seen;
+        v->loss_sum = wt->loss_sum;
+        v->correct = wt->correct;
+        if (i == 0) { /* the worker's figures, once */
+            v->bytes_push = w->kv->bytes_push - w->bytes_push_mark;
+            v->bytes_pull = w->kv->bytes_pull - w->bytes_pull_mark;
+            v->staleness_sum = w->staleness_sum;
+            v->pulls = w->pulls;
+            v->compute_s = w->compute_s;
+            v->wait_s = w->wait_s;
+            v->residual_norm = residual_norm(w);
+            v->bytes_dense = w->kv->bytes_dense - w->bytes_dense_mark;
+        }
         int rc = send_coord(w, &h, err, errlen);
         if (rc)
             return rc;
@@ -430,14 +429,13 @@ static int evaluate(struct worker *w, int64_t step, char *err, size_t errlen)
         if (rc)
             return rc;
         ldn_model_evaluate(w->model, wt->t, wt->test->x, wt->test->y, wt->test->n, &loss, &acc);
-        struct ldn_wire_hdr h;
-        ldn_wire_hdr_init(&h, LDN_OP_REPORT, w->job->rank);
-        h.task = wt->t;
-        h.step = step;
-        double v[] = {LDN_REP_EVAL, (double)step, loss * (double)wt->test->n,
-                      round(acc * (double)wt->test->n), (double)wt->test->n};
-        h.nvals = LDN_ARRAY_LEN(v);
-        memcpy(h.vals, v, sizeof v);
+        struct ldn_wire_msg h;
+        ldn_wire_msg_init(&h, LDN_OP_EVAL_RESULT, w->job->rank);
+        h.eval_result = (struct ldn_wire_eval_result){.task = wt->t,
+                                                      .step = step,
+                                                      .loss_sum = loss * (double)wt->test->n,
+                                                      .correct = llround(acc * (double)wt->test->n),
+                                                      .rows = wt->test->n};
         rc = send_coord(w, &h, err, errlen);
         if (rc)
             return rc;
@@ -544,11 +542,60 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
 
 static int send_done(struct worker *w, int64_t step, char *err, size_t errlen)
 {
-    struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_DONE, w->job->rank);
-    h.step = step;
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_DONE, w->job->rank);
+    h.done.step = step;
     return send_coord(w, &h, err, errlen);
 }
+
+/* Commands from the coordinator: 0 to wait for the next one, 1 to finish, negative (with err)
+ * on a failure. */
+static int cmd_train(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    int rc = train(w, h->train.from, h->train.to, err, errlen);
+    return rc ? rc : send_done(w, h->train.to, err, errlen);
+}
+
+static int cmd_eval(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    int rc = evaluate(w, h->eval.step, err, errlen);
+    return rc ? rc : send_done(w, h->eval.step, err, errlen);
+}
+
+static int cmd_ckpt(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    return checkpoint(w, h->ckpt.step, err, errlen);
+}
+
+static int cmd_stop(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    (void)h;
+    int rc = send_done(w, w->have_clock, err, errlen);
+    return rc ? rc : 1;
+}
+
+static int cmd_ping(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    (void)w;
+    (void)h;
+    (void)err;
+    (void)errlen;
+    return 0;
+}
+
+/* The coordinator rejected a message of this worker (another protocol version). */
+static int cmd_error(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    return ldn_fail(err, errlen, LDN_ERR_PEER, "worker %d: the coordinator answered: %s",
+                    w->job->rank, h->error.msg);
+}
+
+typedef int (*worker_cmd_fn)(struct worker *w, const struct ldn_wire_msg *h, char *err,
+                             size_t errlen);
+static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
+    [LDN_OP_PING] = cmd_ping, [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,
+    [LDN_OP_CKPT] = cmd_ckpt, [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
+};
 
 int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)
 {
@@ -585,21 +632,15 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
             break;
         }
         ldn_msg_close(&m);
-        if (m.hdr.op != LDN_OP_CONTROL || m.hdr.nvals < 1)
+        worker_cmd_fn fn = m.hdr.op < LDN_OP_COUNT_ ? COMMANDS[m.hdr.op] : NULL;
+        if (!fn) {
+            LDN_WARN("worker %d: ignored %s from the coordinator", job->rank,
+                     ldn_wire_op_name(m.hdr.op));
             continue;
-        int kind = (int)m.hdr.vals[0];
-        if (kind == LDN_CTL_TRAIN && m.hdr.nvals >= 3) {
-            rc = train(&w, (int64_t)m.hdr.vals[1], (int64_t)m.hdr.vals[2], err, errlen);
-            if (rc == 0)
-                rc = send_done(&w, (int64_t)m.hdr.vals[2], err, errlen);
-        } else if (kind == LDN_CTL_EVAL && m.hdr.nvals >= 2) {
-            rc = evaluate(&w, (int64_t)m.hdr.vals[1], err, errlen);
-            if (rc == 0)
-                rc = send_done(&w, (int64_t)m.hdr.vals[1], err, errlen);
-        } else if (kind == LDN_CTL_CKPT && m.hdr.nvals >= 2) {
-            rc = checkpoint(&w, (int64_t)m.hdr.vals[1], err, errlen);
-        } else if (kind == LDN_CTL_STOP) {
-            rc = send_done(&w, m.hdr.step, err, errlen);
+        }
+        rc = fn(&w, &m.hdr, err, errlen);
+        if (rc == 1) {
+            rc = 0;
             break;
         }
     }

@@ -121,7 +121,7 @@ static void release_frame(void *data, void *hint)
 /* Identity (if any), header, then the payload frames: copied when inflight is NULL, else
  * handed to ZeroMQ by reference with *inflight counting the frames it still holds. */
 static long send_parts(void *sock, const char *ident, size_t ident_len,
-                       const struct ldn_wire_hdr *h, const void *const *frames,
+                       const struct ldn_wire_msg *h, const void *const *frames,
                        atomic_int *inflight, char *err, size_t errlen)
 {
     char buf[LDN_WIRE_HDR_MAX];
@@ -162,13 +162,13 @@ fail:
                     zmq_strerror(errno));
 }
 
-long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_msg *h,
                   const void *const *frames, char *err, size_t errlen)
 {
     return send_parts(sock, ident, ident_len, h, frames, NULL, err, errlen);
 }
 
-long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_msg *h,
                      const void *const *frames, atomic_int *inflight, char *err, size_t errlen)
 {
     return send_parts(sock, ident, ident_len, h, frames, inflight, err, errlen);
@@ -291,10 +291,10 @@ void ldn_msg_close(struct ldn_msg *m)
 void ldn_net_reply_error(void *sock, const struct ldn_msg *m, int from, int status,
                          const char *text)
 {
-    struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_ERROR, from);
-    h.status = status;
-    h.step = m->hdr.step;
-    snprintf(h.msg, sizeof h.msg, "%s", text);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_ERROR, from);
+    h.error.status = status;
+    ldn_wire_msg_step(&m->hdr, &h.error.step);
+    snprintf(h.error.msg, sizeof h.error.msg, "%s", text);
     ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, NULL, 0);
 }

@@ -19,7 +19,7 @@
 struct ldn_msg {
     char ident[LDN_NET_IDENT_MAX];
     size_t ident_len;
-    struct ldn_wire_hdr hdr;
+    struct ldn_wire_msg hdr;
     int nframes;
     zmq_msg_t frames[LDN_WIRE_MAX_FRAMES];
     size_t bytes; /* total bytes received, all parts */
@@ -55,14 +55,14 @@ void ldn_net_close(void **sock);
 
 /* Send header + frames (lengths from h->lens, count h->nframes), prefixed by a routing
  * identity when ident != NULL (ROUTER sockets). Returns bytes sent or negative status. */
-long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_msg *h,
                   const void *const *frames, char *err, size_t errlen);
 
 /* As ldn_net_send, but the payload frames are not copied: ZeroMQ reads
  * them from the caller's memory later, from its I/O thread. *inflight is incremented per
  * frame here and decremented when ZeroMQ is done with it; the caller must not change the
  * frames until it is back to its earlier value (ldn_net_wait_sent). */
-long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_hdr *h,
+long ldn_net_send_zc(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_msg *h,
                      const void *const *frames, atomic_int *inflight, char *err, size_t errlen);
 
 /* Wait (sleeping in short steps, at most timeout_s) until *inflight is 0. Returns 0 or

@@ -1,27 +1,181 @@
-/* Wire header encoding with msgpack-c. */
+/* Wire header encoding with msgpack-c: one schema per message kind, walked by one generic
+ * encoder and decoder. */
 #define _POSIX_C_SOURCE 200809L
 #include "wire.h"
 
+#include <float.h>
+#include <inttypes.h>
 #include <msgpack.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "status.h"
 
-void ldn_wire_hdr_init(struct ldn_wire_hdr *h, enum ldn_wire_op op, int from)
+/* The C type of a field and the msgpack type it travels as. */
+enum ftype {
+    FT_U32, /* uint32_t, msgpack uint */
+    FT_I32, /* int32_t, msgpack int */
+    FT_U64, /* uint64_t, msgpack uint */
+    FT_I64, /* int64_t, msgpack int */
+    FT_F64, /* double, msgpack float (an int is accepted) */
+    FT_STR, /* char[cap], msgpack str of at most cap - 1 bytes */
+    FT_U64S /* uint64_t[cap] with a uint32_t count, msgpack array of uint */
+};
+
+/* One field of a kind: key, type, where it sits in struct ldn_wire_msg, whether a decoder
+ * insists on it, and its allowed range (integers and array elements: [imin, imax]; floats:
+ * [dmin, dmax], which also keeps NaN out). */
+struct field {
+    const char *key;
+    uint8_t klen;
+    uint8_t type; /* enum ftype */
+    bool required;
+    uint16_t off;       /* of the value */
+    uint16_t count_off; /* FT_U64S: of the uint32_t count */
+    uint16_t cap;       /* FT_U64S: most elements; FT_STR: buffer size */
+    int64_t imin;
+    uint64_t imax;
+    double dmin, dmax;
+};
+
+struct kind {
+    const char *name;
+    const struct field *fields;
+    int nfields;
+};
+
+#define OFF(member) ((uint16_t)offsetof(struct ldn_wire_msg, member))
+#define KEY(k) k, (uint8_t)(sizeof k - 1)
+#define INT(k, t, member, req, lo, hi)                                                             \
+    {                                                                                              \
+        KEY(k), t, req, OFF(member), 0, 0, lo, hi, 0, 0                                            \
+    }
+#define STEP(member) INT("step", FT_I64, member, true, 0, INT64_MAX)
+#define COUNT(k, member) INT(k, FT_I64, member, true, 0, INT64_MAX)
+#define KEYS(member) /* a key range [lo, hi) */                                                    \
+    INT("lo", FT_U64, member.lo, true, 0, UINT64_MAX),                                             \
+        INT("hi", FT_U64, member.hi, true, 0, UINT64_MAX)
+#define CODEC(member) /* codec id and (with codec 1) its descriptor words */                       \
+    INT("codec", FT_U32, member.codec, true, 0, LDN_CODEC_PACKED),                                 \
+    {                                                                                              \
+        KEY("cd"), FT_U64S, false, OFF(member.cdesc), OFF(member.ncdesc), LDN_WIRE_CDESC_WORDS, 0, \
+            UINT64_MAX, 0, 0                                                                       \
+    }
+#define REAL(k, member)                                                                            \
+    {                                                                                              \
+        KEY(k), FT_F64, true, OFF(member), 0, 0, 0, 0, 0, DBL_MAX                                  \
+    }
+
+/* The envelope, common to every kind. */
+static const struct field ENVELOPE[] = {
+    INT("v", FT_U32, version, true, 0, UINT32_MAX),
+    INT("op", FT_U32, op, true, 0, UINT32_MAX),
+    INT("from", FT_I32, from, true, INT32_MIN, INT32_MAX),
+    {KEY("lens"), FT_U64S, false, OFF(lens), OFF(nframes), LDN_WIRE_MAX_FRAMES, 0, UINT64_MAX, 0,
+     0},
+};
+
+static const struct field PUSH[] = {STEP(push.step), KEYS(push), CODEC(push)};
+static const struct field PARAMS[] = {STEP(params.step), KEYS(params), CODEC(params)};
+static const struct field PULL[] = {STEP(pull.step), KEYS(pull)};
+static const struct field CLOCK[] = {STEP(clock.step), KEYS(clock)};
+static const struct field TRAIN[] = {INT("from_step", FT_I64, train.from, true, 0, INT64_MAX),
+                                     INT("to_step", FT_I64, train.to, true, 0, INT64_MAX)};
+static const struct field EVAL[] = {STEP(eval.step)};
+static const struct field CKPT[] = {STEP(ckpt.step)};
+static const struct field HEARTBEAT[] = {STEP(heartbeat.step)};
+static const struct field DONE[] = {STEP(done.step)};
+static const struct field SERVER_STATS[] = {
+    COUNT("steps_applied", server_stats.steps_applied),
+    COUNT("pushes", server_stats.pushes),
+    COUNT("pulls", server_stats.pulls),
+    COUNT("bad_messages", server_stats.bad_messages),
+    COUNT("bytes_in", server_stats.bytes_in),
+    COUNT("bytes_out", server_stats.bytes_out),
+    COUNT("max_staleness", server_stats.max_staleness),
+};
+static const struct field PROGRESS[] = {
+    INT("task", FT_I32, progress.task, true, 0, INT32_MAX),
+    STEP(progress.step),
+    COUNT("samples", progress.samples),
+    REAL("loss_sum", progress.loss_sum),
+    COUNT("correct", progress.correct),
+    COUNT("bytes_push", progress.bytes_push),
+    COUNT("bytes_pull", progress.bytes_pull),
+    COUNT("staleness_sum", progress.staleness_sum),
+    COUNT("pulls", progress.pulls),
+    REAL("compute_s", progress.compute_s),
+    REAL("wait_s", progress.wait_s),
+    REAL("residual_norm", progress.residual_norm),
+    COUNT("bytes_dense", progress.bytes_dense),
+};
+static const struct field EVAL_RESULT[] = {
+    INT("task", FT_I32, eval_result.task, true, 0, INT32_MAX),
+    STEP(eval_result.step),
+    REAL("loss_sum", eval_result.loss_sum),
+    COUNT("correct", eval_result.correct),
+    COUNT("rows", eval_result.rows),
+};
+static const struct field ERROR_MSG[] = {
+    INT("status", FT_I32, error.status, true, INT32_MIN, INT32_MAX),
+    INT("step", FT_I64, error.step, false, INT64_MIN, INT64_MAX),
+    {KEY("msg"), FT_STR, true, OFF(error.msg), 0, LDN_WIRE_MSG_MAX, 0, 0, 0, 0},
+};
+
+#define KIND(op, name, f) [op] = {name, f, (int)LDN_ARRAY_LEN(f)}
+#define BARE(op, name) [op] = {name, NULL, 0}
+static const struct kind KINDS[LDN_OP_COUNT_] = {
+    BARE(LDN_OP_HELLO, "hello"),
+    KIND(LDN_OP_PUSH, "push", PUSH),
+    KIND(LDN_OP_PULL, "pull", PULL),
+    KIND(LDN_OP_PARAMS, "params", PARAMS),
+    KIND(LDN_OP_CLOCK, "clock", CLOCK),
+    BARE(LDN_OP_PING, "ping"),
+    KIND(LDN_OP_TRAIN, "train", TRAIN),
+    KIND(LDN_OP_EVAL, "eval", EVAL),
+    KIND(LDN_OP_CKPT, "ckpt", CKPT),
+    BARE(LDN_OP_STOP, "stop"),
+    KIND(LDN_OP_HEARTBEAT, "heartbeat", HEARTBEAT),
+    BARE(LDN_OP_STATS_REQUEST, "stats_request"),
+    KIND(LDN_OP_SERVER_STATS, "server_stats", SERVER_STATS),
+    KIND(LDN_OP_PROGRESS, "progress", PROGRESS),
+    KIND(LDN_OP_EVAL_RESULT, "eval_result", EVAL_RESULT),
+    KIND(LDN_OP_ERROR, "error", ERROR_MSG),
+    KIND(LDN_OP_DONE, "done", DONE),
+};
+
+static const struct kind *kind_of(uint32_t op)
 {
-    memset(h, 0, sizeof *h);
-    h->version = LDN_WIRE_VERSION;
-    h->op = op;
-    h->from = from;
-    h->task = -1;
+    return op < LDN_OP_COUNT_ && KINDS[op].name ? &KINDS[op] : NULL;
+}
+
+void ldn_wire_msg_init(struct ldn_wire_msg *m, enum ldn_wire_op op, int from)
+{
+    memset(m, 0, sizeof *m);
+    m->version = LDN_WIRE_VERSION;
+    m->op = op;
+    m->from = from;
 }
 
 const char *ldn_wire_op_name(uint32_t op)
 {
-    static const char *names[] = {"op?",     "hello", "push",   "pull",  "params", "clock",
-                                  "control", "stats", "report", "error", "done"};
-    return op <= LDN_OP_MAX_ ? names[op] : "op?";
+    const struct kind *k = kind_of(op);
+    return k ? k->name : "op?";
 }
+
+int ldn_wire_msg_step(const struct ldn_wire_msg *m, int64_t *step)
+{
+    const struct kind *k = kind_of(m->op);
+    for (int i = 0; k && i < k->nfields; i++)
+        if (k->fields[i].klen == 4 && !memcmp(k->fields[i].key, "step", 4)) {
+            memcpy(step, (const char *)m + k->fields[i].off, sizeof *step);
+            return 1;
+        }
+    *step = 0;
+    return 0;
+}
+
+/* ---- encoding ---- */
 
 /* A msgpack write target over a fixed buffer (no allocation on the hot path). */
 struct fixbuf {
@@ -39,206 +193,280 @@ static int fixbuf_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-static void pack_key(msgpack_packer *pk, const char *k)
+static uint32_t count_of(const struct ldn_wire_msg *m, const struct field *f)
 {
-    size_t n = strlen(k);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, k, n);
+    uint32_t n;
+    memcpy(&n, (const char *)m + f->count_off, sizeof n);
+    return n;
 }
 
-int ldn_wire_encode(const struct ldn_wire_hdr *h, char *buf, size_t cap)
+/* Fields written: all but empty optional arrays. */
+static int written(const struct ldn_wire_msg *m, const struct field *f)
 {
-    struct fixbuf f = {buf, 0, cap};
+    return f->type != FT_U64S || f->required || count_of(m, f) > 0;
+}
+
+/* Pack field f of m (key and value); nonzero on a write failure. */
+static int pack_field(msgpack_packer *pk, const struct ldn_wire_msg *m, const struct field *f)
+{
+    const char *p = (const char *)m + f->off;
+    int rc = msgpack_pack_str(pk, f->klen) | msgpack_pack_str_body(pk, f->key, f->klen);
+    uint32_t u32;
+    int32_t i32;
+    uint64_t u64;
+    int64_t i64;
+    double d;
+    switch (f->type) {
+    case FT_U32: memcpy(&u32, p, sizeof u32); return rc | msgpack_pack_uint32(pk, u32);
+    case FT_I32: memcpy(&i32, p, sizeof i32); return rc | msgpack_pack_int32(pk, i32);
+    case FT_U64: memcpy(&u64, p, sizeof u64); return rc | msgpack_pack_uint64(pk, u64);
+    case FT_I64: memcpy(&i64, p, sizeof i64); return rc | msgpack_pack_int64(pk, i64);
+    case FT_F64: memcpy(&d, p, sizeof d); return rc | msgpack_pack_double(pk, d);
+    case FT_STR: {
+        size_t n = strnlen(p, f->cap - 1u);
+        return rc | msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, p, n);
+    }
+    default: {
+        uint32_t n = count_of(m, f);
+        rc |= msgpack_pack_array(pk, n);
+        for (uint32_t i = 0; i < n; i++) {
+            memcpy(&u64, p + i * sizeof u64, sizeof u64);
+            rc |= msgpack_pack_uint64(pk, u64);
+        }
+        return rc;
+    }
+    }
+}
+
+static int fields_ok(const struct ldn_wire_msg *m, const struct field *f, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (f[i].type == FT_U64S && count_of(m, &f[i]) > f[i].cap)
+            return 0;
+    return 1;
+}
+
+int ldn_wire_encode(const struct ldn_wire_msg *m, char *buf, size_t cap)
+{
+    const struct kind *k = kind_of(m->op);
+    const int ne = (int)LDN_ARRAY_LEN(ENVELOPE);
+    if (!k || !fields_ok(m, ENVELOPE, ne) || !fields_ok(m, k->fields, k->nfields))
+        return LDN_ERR_ARG;
+    struct fixbuf fb = {buf, 0, cap};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &f, fixbuf_write);
-    LDN_ASSERT(h->nframes <= LDN_WIRE_MAX_FRAMES && h->nvals <= LDN_WIRE_MAX_VALS);
-    LDN_ASSERT(h->ncdesc <= LDN_WIRE_CDESC_WORDS);
-    size_t n =
-        9 + (h->nframes ? 1 : 0) + (h->nvals ? 1 : 0) + (h->msg[0] ? 1 : 0) + (h->ncdesc ? 1 : 0);
+    msgpack_packer_init(&pk, &fb, fixbuf_write);
+    size_t n = 0;
+    for (int i = 0; i < ne; i++)
+        n += (size_t)written(m, &ENVELOPE[i]);
+    for (int i = 0; i < k->nfields; i++)
+        n += (size_t)written(m, &k->fields[i]);
     int rc = msgpack_pack_map(&pk, n);
-    pack_key(&pk, "v");
-    rc |= msgpack_pack_uint32(&pk, h->version);
-    pack_key(&pk, "op");
-    rc |= msgpack_pack_uint32(&pk, h->op);
-    pack_key(&pk, "from");
-    rc |= msgpack_pack_int32(&pk, h->from);
-    pack_key(&pk, "task");
-    rc |= msgpack_pack_int32(&pk, h->task);
-    pack_key(&pk, "step");
-    rc |= msgpack_pack_int64(&pk, h->step);
-    pack_key(&pk, "lo");
-    rc |= msgpack_pack_uint64(&pk, h->lo);
-    pack_key(&pk, "hi");
-    rc |= msgpack_pack_uint64(&pk, h->hi);
-    pack_key(&pk, "codec");
-    rc |= msgpack_pack_uint32(&pk, h->codec);
-    pack_key(&pk, "st");
-    rc |= msgpack_pack_int32(&pk, h->status);
-    if (h->nframes) {
-        pack_key(&pk, "lens");
-        rc |= msgpack_pack_array(&pk, h->nframes);
-        for (uint32_t i = 0; i < h->nframes; i++)
-            rc |= msgpack_pack_uint64(&pk, h->lens[i]);
-    }
-    if (h->ncdesc) {
-        pack_key(&pk, "cd");
-        rc |= msgpack_pack_array(&pk, h->ncdesc);
-        for (uint32_t i = 0; i < h->ncdesc; i++)
-            rc |= msgpack_pack_uint64(&pk, h->cdesc[i]);
-    }
-    if (h->nvals) {
-        pack_key(&pk, "vals");
-        rc |= msgpack_pack_array(&pk, h->nvals);
-        for (uint32_t i = 0; i < h->nvals; i++)
-            rc |= msgpack_pack_double(&pk, h->vals[i]);
-    }
-    if (h->msg[0]) {
-        size_t m = strnlen(h->msg, sizeof h->msg);
-        pack_key(&pk, "msg");
-        rc |= msgpack_pack_str(&pk, m);
-        rc |= msgpack_pack_str_body(&pk, h->msg, m);
-    }
-    return rc ? LDN_ERR_INTERNAL : (int)f.len;
+    for (int i = 0; i < ne; i++)
+        if (written(m, &ENVELOPE[i]))
+            rc |= pack_field(&pk, m, &ENVELOPE[i]);
+    for (int i = 0; i < k->nfields; i++)
+        if (written(m, &k->fields[i]))
+            rc |= pack_field(&pk, m, &k->fields[i]);
+    return rc ? LDN_ERR_INTERNAL : (int)fb.len;
 }
 
-static int key_is(const msgpack_object *k, const char *s)
+/* ---- decoding ---- */
+
+static const char *type_name(const msgpack_object *o)
 {
-    size_t n = strlen(s);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && !memcmp(k->via.str.ptr, s, n);
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return "an unsigned integer";
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "a negative integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "a float";
+    case MSGPACK_OBJECT_STR: return "a string";
+    case MSGPACK_OBJECT_ARRAY: return "an array";
+    case MSGPACK_OBJECT_MAP: return "a map";
+    default: return "binary";
+    }
 }
 
-/* An integer object within [lo, hi] into *out; 0 or -1. */
-static int get_int(const msgpack_object *o, int64_t lo, uint64_t hi, int64_t *out, uint64_t *uout)
+static const char *want_name(const struct field *f)
+{
+    static const char *names[] = {"an unsigned integer",
+                                  "an integer",
+                                  "an unsigned integer",
+                                  "an integer",
+                                  "a number",
+                                  "a string",
+                                  "an array of unsigned integers"};
+    return names[f->type];
+}
+
+static int bad_type(const char *kind, const struct field *f, const msgpack_object *o, char *err,
+                    size_t errlen)
+{
+    return ldn_fail(err, errlen, LDN_ERR_FORMAT, "%s header: field '%s' is %s, expected %s", kind,
+                    f->key, type_name(o), want_name(f));
+}
+
+static int out_of_range(const char *kind, const struct field *f, char *err, size_t errlen)
+{
+    if (f->type == FT_F64)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "%s header: field '%s' out of range (allowed %g..%g, finite)", kind, f->key,
+                        f->dmin, f->dmax);
+    if (f->type == FT_STR || f->type == FT_U64S)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "%s header: field '%s' too long (at most %u %s)", kind, f->key,
+                        f->type == FT_STR ? f->cap - 1u : f->cap,
+                        f->type == FT_STR ? "bytes" : "elements");
+    return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                    "%s header: field '%s' out of range (allowed %" PRId64 "..%" PRIu64 ")", kind,
+                    f->key, f->imin, f->imax);
+}
+
+/* An integer object within [f->imin, f->imax] into *out (as raw 64 bits); 0, or 1 when it is
+ * not an integer, 2 when out of range. */
+static int get_int(const struct field *f, const msgpack_object *o, uint64_t *out)
 {
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o->via.u64 > hi)
-            return -1;
-        if (out)
-            *out = (int64_t)o->via.u64;
-        if (uout)
-            *uout = o->via.u64;
+        if (o->via.u64 > f->imax || (f->imin > 0 && o->via.u64 < (uint64_t)f->imin))
+            return 2;
+        *out = o->via.u64;
         return 0;
     }
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        if (o->via.i64 < lo || uout)
-            return -1;
-        *out = o->via.i64;
+        if (o->via.i64 < f->imin)
+            return 2;
+        *out = (uint64_t)o->via.i64;
         return 0;
     }
-    return -1;
+    return 1;
 }
 
-static int decode_map(const msgpack_object *root, struct ldn_wire_hdr *h, char *err, size_t errlen)
+/* Store the integer bits x into the field's C type. */
+static void put_int(const struct field *f, char *p, uint64_t x)
 {
-    if (root->type != MSGPACK_OBJECT_MAP)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header is not a msgpack map");
-    int have_version = 0;
-    for (uint32_t i = 0; i < root->via.map.size; i++) {
-        const msgpack_object *k = &root->via.map.ptr[i].key, *v = &root->via.map.ptr[i].val;
-        int64_t x = 0;
-        uint64_t u = 0;
-        const char *bad = NULL;
-        if (key_is(k, "v")) {
-            if (get_int(v, 0, UINT32_MAX, NULL, &u))
-                bad = "v";
-            h->version = (uint32_t)u;
-            have_version = 1;
-        } else if (key_is(k, "op")) {
-            if (get_int(v, 0, UINT32_MAX, NULL, &u))
-                bad = "op";
-            h->op = (uint32_t)u;
-        } else if (key_is(k, "from")) {
-            if (get_int(v, INT32_MIN, INT32_MAX, &x, NULL))
-                bad = "from";
-            h->from = (int32_t)x;
-        } else if (key_is(k, "task")) {
-            if (get_int(v, INT32_MIN, INT32_MAX, &x, NULL))
-                bad = "task";
-            h->task = (int32_t)x;
-        } else if (key_is(k, "step")) {
-            if (get_int(v, INT64_MIN, INT64_MAX, &x, NULL))
-                bad = "step";
-            h->step = x;
-        } else if (key_is(k, "lo")) {
-            if (get_int(v, 0, UINT64_MAX, NULL, &h->lo))
-                bad = "lo";
-        } else if (key_is(k, "hi")) {
-            if (get_int(v, 0, UINT64_MAX, NULL, &h->hi))
-                bad = "hi";
-        } else if (key_is(k, "codec")) {
-            if (get_int(v, 0, UINT32_MAX, NULL, &u))
-                bad = "codec";
-            h->codec = (uint32_t)u;
-        } else if (key_is(k, "st")) {
-            if (get_int(v, INT32_MIN, INT32_MAX, &x, NULL))
-                bad = "st";
-            h->status = (int32_t)x;
-        } else if (key_is(k, "lens")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > LDN_WIRE_MAX_FRAMES)
-                bad = "lens";
-            else {
-                h->nframes = v->via.array.size;
-                for (uint32_t j = 0; j < h->nframes && !bad; j++)
-                    if (get_int(&v->via.array.ptr[j], 0, UINT64_MAX, NULL, &h->lens[j]))
-                        bad = "lens";
-            }
-        } else if (key_is(k, "cd")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > LDN_WIRE_CDESC_WORDS)
-                bad = "cd";
-            else {
-                h->ncdesc = v->via.array.size;
-                for (uint32_t j = 0; j < h->ncdesc && !bad; j++)
-                    if (get_int(&v->via.array.ptr[j], 0, UINT64_MAX, NULL, &h->cdesc[j]))
-                        bad = "cd";
-            }
-        } else if (key_is(k, "vals")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > LDN_WIRE_MAX_VALS)
-                bad = "vals";
-            else {
-                h->nvals = v->via.array.size;
-                for (uint32_t j = 0; j < h->nvals && !bad; j++) {
-                    const msgpack_object *e = &v->via.array.ptr[j];
-                    if (e->type == MSGPACK_OBJECT_FLOAT64 || e->type == MSGPACK_OBJECT_FLOAT32)
-                        h->vals[j] = e->via.f64;
-                    else if (e->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        h->vals[j] = (double)e->via.u64;
-                    else if (e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-                        h->vals[j] = (double)e->via.i64;
-                    else
-                        bad = "vals";
-                }
-            }
-        } else if (key_is(k, "msg")) {
-            if (v->type != MSGPACK_OBJECT_STR)
-                bad = "msg";
-            else {
-                size_t m =
-                    v->via.str.size < sizeof h->msg - 1 ? v->via.str.size : sizeof h->msg - 1;
-                memcpy(h->msg, v->via.str.ptr, m);
-                h->msg[m] = '\0';
-            }
-        }
-        if (bad)
-            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                            "header field '%s' has a wrong type or "
-                            "an out-of-range value",
-                            bad);
+    uint32_t u32 = (uint32_t)x;
+    int32_t i32 = (int32_t)(int64_t)x;
+    if (f->type == FT_U32)
+        memcpy(p, &u32, sizeof u32);
+    else if (f->type == FT_I32)
+        memcpy(p, &i32, sizeof i32);
+    else
+        memcpy(p, &x, sizeof x);
+}
+
+/* Field f of kind `kind` from object o into m; 0 or LDN_ERR_FORMAT naming the field. */
+static int get_field(const char *kind, const struct field *f, const msgpack_object *o,
+                     struct ldn_wire_msg *m, char *err, size_t errlen)
+{
+    char *p = (char *)m + f->off;
+    uint64_t x = 0;
+    int r;
+    switch (f->type) {
+    case FT_F64: {
+        double d;
+        if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+            d = o->via.f64;
+        else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            d = (double)o->via.u64;
+        else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            d = (double)o->via.i64;
+        else
+            return bad_type(kind, f, o, err, errlen);
+        if (!(d >= f->dmin && d <= f->dmax))
+            return out_of_range(kind, f, err, errlen);
+        memcpy(p, &d, sizeof d);
+        return 0;
     }
-    if (!have_version)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header has no protocol version ('v')");
-    if (h->version != LDN_WIRE_VERSION)
-        return ldn_fail(err, errlen, LDN_ERR_PEER,
-                        "protocol version %u, this peer speaks version %d", h->version,
-                        LDN_WIRE_VERSION);
-    if (h->op == 0 || h->op > LDN_OP_MAX_)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "unknown op %u", h->op);
-    return LDN_OK;
+    case FT_STR:
+        if (o->type != MSGPACK_OBJECT_STR)
+            return bad_type(kind, f, o, err, errlen);
+        if (o->via.str.size > f->cap - 1u)
+            return out_of_range(kind, f, err, errlen);
+        memcpy(p, o->via.str.ptr, o->via.str.size);
+        p[o->via.str.size] = '\0';
+        return 0;
+    case FT_U64S:
+        if (o->type != MSGPACK_OBJECT_ARRAY)
+            return bad_type(kind, f, o, err, errlen);
+        if (o->via.array.size > f->cap) /* bounded before anything is stored */
+            return out_of_range(kind, f, err, errlen);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if ((r = get_int(f, &o->via.array.ptr[i], &x)))
+                return r == 1 ? bad_type(kind, f, &o->via.array.ptr[i], err, errlen)
+                              : out_of_range(kind, f, err, errlen);
+            memcpy(p + i * sizeof x, &x, sizeof x);
+        }
+        memcpy((char *)m + f->count_off, &o->via.array.size, sizeof(uint32_t));
+        return 0;
+    default:
+        if ((r = get_int(f, o, &x)))
+            return r == 1 ? bad_type(kind, f, o, err, errlen) : out_of_range(kind, f, err, errlen);
+        put_int(f, p, x);
+        return 0;
+    }
 }
 
-int ldn_wire_decode(const void *buf, size_t len, struct ldn_wire_hdr *h, char *err, size_t errlen)
+static int key_is(const msgpack_object *k, const struct field *f)
 {
-    memset(h, 0, sizeof *h);
-    h->task = -1;
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == f->klen &&
+           !memcmp(k->via.str.ptr, f->key, f->klen);
+}
+
+/* The value of field f in map o, or NULL (the last one wins when a key repeats). */
+static const msgpack_object *lookup(const msgpack_object *o, const struct field *f)
+{
+    const msgpack_object *v = NULL;
+    for (uint32_t i = 0; i < o->via.map.size; i++)
+        if (key_is(&o->via.map.ptr[i].key, f))
+            v = &o->via.map.ptr[i].val;
+    return v;
+}
+
+/* Every field of fields[0..n) from map o into m: present ones checked, required ones
+ * insisted on; other keys ignored. */
+static int get_fields(const char *kind, const struct field *fields, int n, const msgpack_object *o,
+                      struct ldn_wire_msg *m, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        const msgpack_object *v = lookup(o, &fields[i]);
+        if (!v && fields[i].required)
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "%s header: required field '%s' is missing", kind, fields[i].key);
+        int rc = v ? get_field(kind, &fields[i], v, m, err, errlen) : 0;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int decode_map(const msgpack_object *o, struct ldn_wire_msg *m, char *err, size_t errlen)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header is %s, not a msgpack map",
+                        type_name(o));
+    /* The version first: a peer of another version may lay out everything else differently. */
+    int rc = get_fields("message", ENVELOPE, 1, o, m, err, errlen);
+    if (rc)
+        return rc;
+    if (m->version != LDN_WIRE_VERSION)
+        return ldn_fail(err, errlen, LDN_ERR_PEER,
+                        "protocol version %" PRIu32 ", this peer speaks version %d", m->version,
+                        LDN_WIRE_VERSION);
+    if ((rc = get_fields("message", ENVELOPE + 1, 1, o, m, err, errlen)))
+        return rc;
+    const struct kind *k = kind_of(m->op);
+    if (!k)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "unknown op %" PRIu32, m->op);
+    if ((rc = get_fields(k->name, ENVELOPE + 2, (int)LDN_ARRAY_LEN(ENVELOPE) - 2, o, m, err,
+                         errlen)))
+        return rc;
+    return get_fields(k->name, k->fields, k->nfields, o, m, err, errlen);
+}
+
+int ldn_wire_decode(const void *buf, size_t len, struct ldn_wire_msg *m, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
     if (len == 0 || len > LDN_WIRE_HDR_MAX)
         return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header frame of %zu bytes (allowed 1..%d)",
                         len, LDN_WIRE_HDR_MAX);
@@ -247,13 +475,16 @@ int ldn_wire_decode(const void *buf, size_t len, struct ldn_wire_hdr *h, char *e
     size_t off = 0;
     int rc;
     msgpack_unpack_return r = msgpack_unpack_next(&up, buf, len, &off);
-    if (r != MSGPACK_UNPACK_SUCCESS)
+    if (r == MSGPACK_UNPACK_CONTINUE)
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                      "header is truncated (%zu bytes end inside the msgpack map)", len);
+    else if (r != MSGPACK_UNPACK_SUCCESS)
         rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "header is not valid msgpack");
     else if (off != len)
         rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "%zu trailing bytes after the header map",
                       len - off);
     else
-        rc = decode_map(&up.data, h, err, errlen);
+        rc = decode_map(&up.data, m, err, errlen);
     msgpack_unpacked_destroy(&up);
     return rc;
 }

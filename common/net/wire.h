@@ -1,38 +1,51 @@
-/* Wire format of the data plane and the control messages (docs/wire.md).
+/* Wire format of the data plane and the control messages, protocol version 2 (docs/wire.md).
  *
  * A message is a ZeroMQ multipart message: one msgpack-encoded header frame (a map) followed
  * by `nframes` raw little-endian payload frames whose byte lengths the header lists, so large
- * payloads travel without copies. Every header carries the protocol version; a peer with
- * another version gets an ERROR reply naming both versions. Decoding validates the header's
- * types and sizes; the receiver validates the meaning (ranges, steps, codec). */
+ * payloads travel without copies. The header is a common envelope (version "v", op, sender
+ * "from", frame lengths "lens") plus the named fields of the message's kind (op): each kind
+ * has one C struct below and one schema entry in wire.c (key, msgpack type, offset, required,
+ * allowed range) that the generic encoder and decoder walk. A peer with another version gets
+ * an ERROR reply naming both versions. Decoding validates types, ranges and sizes; the
+ * receiver validates the meaning (key ranges, steps, codec descriptors).
+ *
+ * Adding a kind: an op number, a struct in the union of struct ldn_wire_msg, one schema entry
+ * in wire.c. */
 #ifndef LDN_WIRE_H
 #define LDN_WIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define LDN_WIRE_VERSION 1
+#define LDN_WIRE_VERSION 2
 #define LDN_WIRE_MAX_FRAMES 4
-#define LDN_WIRE_MAX_VALS 32
 #define LDN_WIRE_MSG_MAX 256
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
 
+/* Message kinds; the op number travels as "op". Who sends what is in docs/wire.md. */
 enum ldn_wire_op {
-    LDN_OP_HELLO = 1,   /* worker -> coordinator: checked in (from) */
-    LDN_OP_PUSH = 2,    /* worker -> server: gradient for [lo, hi) at clock `step` */
-    LDN_OP_PULL = 3,    /* worker -> server: ask for [lo, hi) as of clock `step` */
-    LDN_OP_PARAMS = 4,  /* server -> worker: answer to PULL, weights [lo, hi) */
-    LDN_OP_CLOCK = 5,   /* worker -> server: finished clock `step` without a push */
-    LDN_OP_CONTROL = 6, /* coordinator -> any: phase command (kind in vals[0], see ps/) */
-    LDN_OP_STATS = 7,   /* any -> coordinator: counters (vals), or a request for them */
-    LDN_OP_REPORT = 8,  /* worker -> coordinator: training/eval figures (vals) */
-    LDN_OP_ERROR = 9,   /* any -> sender of a bad message: status + msg */
-    LDN_OP_DONE = 10,   /* any -> coordinator: phase finished (vals: figures) */
-    LDN_OP_MAX_ = 10
+    LDN_OP_HELLO = 1,          /* worker -> coordinator: checked in */
+    LDN_OP_PUSH = 2,           /* worker -> server: gradient of one chunk (push) */
+    LDN_OP_PULL = 3,           /* worker/coordinator -> server: ask for weights (pull) */
+    LDN_OP_PARAMS = 4,         /* server -> worker/coordinator: weights of one chunk (params) */
+    LDN_OP_CLOCK = 5,          /* worker -> server: sat a step out (clock) */
+    LDN_OP_PING = 6,           /* coordinator -> any: liveness only */
+    LDN_OP_TRAIN = 7,          /* coordinator -> worker: train steps [from, to) (train) */
+    LDN_OP_EVAL = 8,           /* coordinator -> worker: evaluate at step (eval) */
+    LDN_OP_CKPT = 9,           /* coordinator -> any: join the checkpoint of step (ckpt) */
+    LDN_OP_STOP = 10,          /* coordinator -> any: finish (workers: done, servers: stats) */
+    LDN_OP_HEARTBEAT = 11,     /* worker -> coordinator: alive at step (heartbeat) */
+    LDN_OP_STATS_REQUEST = 12, /* coordinator -> server: send your counters */
+    LDN_OP_SERVER_STATS = 13,  /* server -> coordinator: counters (server_stats) */
+    LDN_OP_PROGRESS = 14,      /* worker -> coordinator: training figures (progress) */
+    LDN_OP_EVAL_RESULT = 15,   /* worker -> coordinator: evaluation figures (eval_result) */
+    LDN_OP_ERROR = 16,         /* any -> sender of a bad message (error) */
+    LDN_OP_DONE = 17,          /* worker -> coordinator: phase finished (done) */
+    LDN_OP_COUNT_              /* one past the last op */
 };
 
-/* Payload codec of a push: raw float32, or a common/codec payload whose descriptor travels in
- * the header's "cd" words. */
+/* Payload codec of a push or params: raw float32, or a common/codec payload whose descriptor
+ * travels in "cd". */
 enum ldn_codec_id { LDN_CODEC_DENSE_F32 = 0, LDN_CODEC_PACKED = 1 };
 #define LDN_WIRE_CDESC_WORDS 3
 
@@ -43,55 +56,133 @@ static inline uint64_t ldn_wire_codec_step(int64_t step, uint64_t lo)
     return (uint64_t)step * 0x9e3779b97f4a7c15ull ^ lo;
 }
 
-/* CONTROL commands (vals[0]); the phase arguments follow in vals[1..]. */
-enum ldn_control {
-    LDN_CTL_PING = 0,  /* liveness only */
-    LDN_CTL_TRAIN = 1, /* vals[1] = first step, vals[2] = end step (exclusive) */
-    LDN_CTL_EVAL = 2,  /* vals[1] = step */
-    LDN_CTL_STOP = 3,  /* finish: answer DONE (servers with their stats) and exit */
-    LDN_CTL_CKPT = 4   /* vals[1] = step: join the collective checkpoint write of that step */
-};
-
-/* REPORT kinds (vals[0]); the layouts are in docs/wire.md. */
-enum ldn_report {
-    LDN_REP_PROGRESS = 0, /* [kind, step, samples, loss_sum, correct, bytes_push, bytes_pull,
-                             staleness_sum, pulls, compute_s, wait_s, residual_norm, bytes_dense]
-                             for task `task` */
-    LDN_REP_EVAL = 1      /* [kind, step, loss_sum, correct, rows] for task `task` */
-};
-
-struct ldn_wire_hdr {
-    uint32_t version; /* "v" */
-    uint32_t op;      /* "op" */
-    int32_t from;     /* "from": sender's MPI rank */
-    int32_t task;     /* "task": task index, -1 for none */
-    int64_t step;     /* "step": clock / global step */
-    uint64_t lo, hi;  /* "lo", "hi": key range [lo, hi) */
-    uint32_t codec;   /* "codec": enum ldn_codec_id */
-    uint32_t ncdesc;  /* "cd": codec descriptor words (LDN_CODEC_PACKED) */
+/* push: the gradient of chunk [lo, hi) at the worker's clock `step`. */
+struct ldn_wire_push {
+    int64_t step;    /* "step" */
+    uint64_t lo, hi; /* "lo", "hi": key range [lo, hi) */
+    uint32_t codec;  /* "codec": enum ldn_codec_id */
+    uint32_t ncdesc; /* "cd": codec descriptor words (with LDN_CODEC_PACKED) */
     uint64_t cdesc[LDN_WIRE_CDESC_WORDS];
+};
+
+/* params: the weights of chunk [lo, hi) as of version `step`. */
+struct ldn_wire_params {
+    int64_t step; /* "step": version served */
+    uint64_t lo, hi;
+    uint32_t codec;
+    uint32_t ncdesc;
+    uint64_t cdesc[LDN_WIRE_CDESC_WORDS];
+};
+
+/* pull: the weights of [lo, hi) after `step` updates. */
+struct ldn_wire_pull {
+    int64_t step; /* "step": clock wanted */
+    uint64_t lo, hi;
+};
+
+/* clock: the sender's group sits step `step` out. */
+struct ldn_wire_clock {
+    int64_t step;
+    uint64_t lo, hi;
+};
+
+/* train: steps [from, to). */
+struct ldn_wire_train {
+    int64_t from, to; /* "from_step", "to_step" */
+};
+
+struct ldn_wire_eval {
+    int64_t step;
+};
+
+struct ldn_wire_ckpt {
+    int64_t step;
+};
+
+struct ldn_wire_heartbeat {
+    int64_t step; /* the step the worker is at */
+};
+
+struct ldn_wire_done {
+    int64_t step; /* end of the phase */
+};
+
+/* server_stats: a server's counters (struct ldn_server_stats). */
+struct ldn_wire_server_stats {
+    int64_t steps_applied, pushes, pulls, bad_messages, bytes_in, bytes_out, max_staleness;
+};
+
+/* progress: training figures of task `task` since the worker's previous report; the byte and
+ * time figures only in the first task's report of a worker (0 in the others). */
+struct ldn_wire_progress {
+    int32_t task;
+    int64_t step, samples;
+    double loss_sum;
+    int64_t correct, bytes_push, bytes_pull, staleness_sum, pulls;
+    double compute_s, wait_s, residual_norm;
+    int64_t bytes_dense;
+};
+
+/* eval_result: evaluation of task `task` at `step` over the worker's test shard. */
+struct ldn_wire_eval_result {
+    int32_t task;
+    int64_t step;
+    double loss_sum;
+    int64_t correct, rows;
+};
+
+/* error: why the message at `step` (0 when it had none) was rejected. */
+struct ldn_wire_error {
+    int32_t status; /* negative enum ldn_status */
+    int64_t step;
+    char msg[LDN_WIRE_MSG_MAX]; /* "msg" */
+};
+
+/* A decoded or to-be-encoded header: the envelope and the fields of kind `op` (hello, ping,
+ * stop and stats_request have none). */
+struct ldn_wire_msg {
+    uint32_t version; /* "v" */
+    uint32_t op;      /* "op": enum ldn_wire_op */
+    int32_t from;     /* "from": sender's MPI rank */
     uint32_t nframes; /* number of payload frames ("lens" array length) */
     uint64_t lens[LDN_WIRE_MAX_FRAMES];
-    int32_t status;             /* "st": for ERROR */
-    char msg[LDN_WIRE_MSG_MAX]; /* "msg": for ERROR and REPORT labels */
-    uint32_t nvals;             /* "vals": small numeric payload */
-    double vals[LDN_WIRE_MAX_VALS];
+    union {
+        struct ldn_wire_push push;
+        struct ldn_wire_pull pull;
+        struct ldn_wire_params params;
+        struct ldn_wire_clock clock;
+        struct ldn_wire_train train;
+        struct ldn_wire_eval eval;
+        struct ldn_wire_ckpt ckpt;
+        struct ldn_wire_heartbeat heartbeat;
+        struct ldn_wire_server_stats server_stats;
+        struct ldn_wire_progress progress;
+        struct ldn_wire_eval_result eval_result;
+        struct ldn_wire_error error;
+        struct ldn_wire_done done;
+    };
 };
 
-/* Initialise h for op from rank `from` (version set, task -1, everything else 0). */
-void ldn_wire_hdr_init(struct ldn_wire_hdr *h, enum ldn_wire_op op, int from);
+/* Initialise m for op from rank `from`: version set, no frames, every field 0. */
+void ldn_wire_msg_init(struct ldn_wire_msg *m, enum ldn_wire_op op, int from);
 
-/* Encode h into buf (capacity cap >= LDN_WIRE_HDR_MAX); returns the length or a negative
- * status. */
-int ldn_wire_encode(const struct ldn_wire_hdr *h, char *buf, size_t cap);
+/* Encode m (its version as set, normally LDN_WIRE_VERSION) into buf of capacity cap (>=
+ * LDN_WIRE_HDR_MAX always suffices); no allocation. Returns the length, or LDN_ERR_ARG for an
+ * unknown op or a count over its bound, LDN_ERR_INTERNAL when buf is too small. */
+int ldn_wire_encode(const struct ldn_wire_msg *m, char *buf, size_t cap);
 
-/* Decode a header frame into h. Checks: a msgpack map, known keys of the right types and
- * ranges, version present; unknown keys are ignored (forward compatibility). A version
- * other than LDN_WIRE_VERSION is decoded but reported as LDN_ERR_PEER with err set, so the
- * receiver can answer with an ERROR naming both versions. Returns 0 or negative status. */
-int ldn_wire_decode(const void *buf, size_t len, struct ldn_wire_hdr *h, char *err, size_t errlen);
+/* Decode a header frame into m. Checks: a msgpack map with nothing after it, the version, a
+ * known op, every required field of the kind present with the right type and in range,
+ * counts within their bounds; unknown keys are ignored (forward compatibility within a
+ * version). Returns 0, LDN_ERR_FORMAT with err naming the field, or LDN_ERR_PEER when the
+ * version differs (err names both, for the ERROR reply). */
+int ldn_wire_decode(const void *buf, size_t len, struct ldn_wire_msg *m, char *err, size_t errlen);
 
 /* Name of an op ("push"), or "op?" for unknown values. */
 const char *ldn_wire_op_name(uint32_t op);
+
+/* The "step" field of m's kind into *step; returns 1, or 0 (and *step = 0) when the kind has
+ * none. */
+int ldn_wire_msg_step(const struct ldn_wire_msg *m, int64_t *step);
 
 #endif

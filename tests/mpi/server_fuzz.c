@@ -54,12 +54,12 @@ static void send_parts(void *sock, int n, const void *const *p, const size_t *le
         zmq_send(sock, p[i], len[i], i + 1 < n ? ZMQ_SNDMORE : 0);
 }
 
-static void push_hdr(struct ldn_wire_hdr *h, int64_t step, uint64_t lo, uint64_t hi, uint64_t bytes)
+static void push_hdr(struct ldn_wire_msg *h, int64_t step, uint64_t lo, uint64_t hi, uint64_t bytes)
 {
-    ldn_wire_hdr_init(h, LDN_OP_PUSH, WORKER);
-    h->step = step;
-    h->lo = lo;
-    h->hi = hi;
+    ldn_wire_msg_init(h, LDN_OP_PUSH, WORKER);
+    h->push.step = step;
+    h->push.lo = lo;
+    h->push.hi = hi;
     h->nframes = 1;
     h->lens[0] = bytes;
 }
@@ -78,17 +78,17 @@ static int expect_error(void *sock, const char *what)
     CHECK(m.hdr.op == LDN_OP_ERROR, "%s: answered %s instead of error", what,
           ldn_wire_op_name(m.hdr.op));
     if (m.hdr.op == LDN_OP_ERROR)
-        printf("  %-32s -> error: %s\n", what, m.hdr.msg);
+        printf("  %-32s -> error: %s\n", what, m.hdr.error.msg);
     return m.hdr.op == LDN_OP_ERROR;
 }
 
 static void pull(void *sock, int64_t clock, float *out)
 {
-    struct ldn_wire_hdr h;
-    ldn_wire_hdr_init(&h, LDN_OP_PULL, WORKER);
-    h.step = clock;
-    h.lo = 0;
-    h.hi = N;
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_PULL, WORKER);
+    h.pull.step = clock;
+    h.pull.lo = 0;
+    h.pull.hi = N;
     ldn_net_send(sock, NULL, 0, &h, NULL, NULL, 0);
     struct ldn_msg m;
     char err[LDN_ERRLEN];
@@ -117,7 +117,7 @@ static int client(const char *endpoint)
 
     int bad = 0;
     char buf[LDN_WIRE_HDR_MAX];
-    struct ldn_wire_hdr h;
+    struct ldn_wire_msg h;
     for (int i = 0; i < N; i++)
         grad[i] = 1.0f;
 
@@ -150,10 +150,24 @@ static int client(const char *endpoint)
         send_parts(w, 2, p, l);
         bad += expect_error(w, "protocol version 99");
     }
-    { /* unknown op */
-        push_hdr(&h, 0, 0, N, N * 4);
-        h.op = 77;
-        int n = ldn_wire_encode(&h, buf, sizeof buf);
+    { /* unknown op: a valid v2 envelope around op 77 (the encoder refuses unknown ops) */
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        const char *keys[] = {"v", "op", "from"};
+        const int vals[] = {LDN_WIRE_VERSION, 77, WORKER};
+        for (int i = 0; i < 3; i++) {
+            msgpack_pack_str_with_body(&pk, keys[i], strlen(keys[i]));
+            msgpack_pack_int(&pk, vals[i]);
+        }
+        msgpack_pack_str_with_body(&pk, "lens", 4);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_uint64(&pk, N * 4);
+        int n = (int)sb.size;
+        memcpy(buf, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
         const void *p[] = {buf, grad};
         size_t l[] = {(size_t)n, N * 4};
         send_parts(w, 2, p, l);
@@ -223,7 +237,7 @@ static int client(const char *endpoint)
     }
     { /* unknown codec */
         push_hdr(&h, 0, 0, N, N * 4);
-        h.codec = 42;
+        h.push.codec = 42;
         int n = ldn_wire_encode(&h, buf, sizeof buf);
         const void *p[] = {buf, grad};
         size_t l[] = {(size_t)n, N * 4};
@@ -231,9 +245,9 @@ static int client(const char *endpoint)
         bad += expect_error(w, "unknown codec");
     }
     { /* pull far ahead of the worker's clock */
-        ldn_wire_hdr_init(&h, LDN_OP_PULL, WORKER);
-        h.step = 100;
-        h.hi = N;
+        ldn_wire_msg_init(&h, LDN_OP_PULL, WORKER);
+        h.pull.step = 100;
+        h.pull.hi = N;
         int n = ldn_wire_encode(&h, buf, sizeof buf);
         const void *p[] = {buf};
         size_t l[] = {(size_t)n};
@@ -241,9 +255,7 @@ static int client(const char *endpoint)
         bad += expect_error(w, "pull from the future");
     }
     { /* control from a worker */
-        ldn_wire_hdr_init(&h, LDN_OP_CONTROL, WORKER);
-        h.nvals = 1;
-        h.vals[0] = LDN_CTL_STOP;
+        ldn_wire_msg_init(&h, LDN_OP_STOP, WORKER);
         int n = ldn_wire_encode(&h, buf, sizeof buf);
         const void *p[] = {buf};
         size_t l[] = {(size_t)n};
@@ -262,9 +274,9 @@ static int client(const char *endpoint)
         struct ldn_codec_desc d = fuzz_desc();
         d.ratio_ppm = 20000;
         push_hdr(&h, 0, 0, N, 16);
-        h.codec = LDN_CODEC_PACKED;
-        h.ncdesc = LDN_CODEC_DESC_WORDS;
-        ldn_codec_desc_pack(&d, h.cdesc);
+        h.push.codec = LDN_CODEC_PACKED;
+        h.push.ncdesc = LDN_CODEC_DESC_WORDS;
+        ldn_codec_desc_pack(&d, h.push.cdesc);
         int n = ldn_wire_encode(&h, buf, sizeof buf);
         const void *p[] = {buf, grad};
         size_t l[] = {(size_t)n, 16};
@@ -282,9 +294,9 @@ static int client(const char *endpoint)
               "compress: %s", cerr);
         ldn_codec_ctx_destroy(&cc);
         push_hdr(&h, 0, 0, N, plen - 3);
-        h.codec = LDN_CODEC_PACKED;
-        h.ncdesc = LDN_CODEC_DESC_WORDS;
-        ldn_codec_desc_pack(&d, h.cdesc);
+        h.push.codec = LDN_CODEC_PACKED;
+        h.push.ncdesc = LDN_CODEC_DESC_WORDS;
+        ldn_codec_desc_pack(&d, h.push.cdesc);
         int n = ldn_wire_encode(&h, buf, sizeof buf);
         const void *p[] = {buf, packed};
         size_t l[] = {(size_t)n, plen - 3};
@@ -307,12 +319,12 @@ static int client(const char *endpoint)
     /* CLOCK (a group sitting a step out): a stale one and a duplicate are rejected, a valid
      * one closes the step without changing the weights. */
     static float clocked[N];
-    ldn_wire_hdr_init(&h, LDN_OP_CLOCK, WORKER);
-    h.step = 0; /* already pushed */
-    h.hi = N;
+    ldn_wire_msg_init(&h, LDN_OP_CLOCK, WORKER);
+    h.clock.step = 0; /* already pushed */
+    h.clock.hi = N;
     ldn_net_send(w, NULL, 0, &h, NULL, NULL, 0);
     bad += expect_error(w, "clock for a pushed step");
-    h.step = 1;
+    h.clock.step = 1;
     ldn_net_send(w, NULL, 0, &h, NULL, NULL, 0); /* valid: step 1 closes with no gradient */
     ldn_net_send(w, NULL, 0, &h, NULL, NULL, 0); /* duplicate */
     bad += expect_error(w, "duplicate clock");
@@ -320,26 +332,25 @@ static int client(const char *endpoint)
     CHECK(memcmp(clocked, after, sizeof after) == 0, "a step of clocks only changed weights");
 
     /* Counters: every rejected message was counted. */
-    ldn_wire_hdr_init(&h, LDN_OP_STATS, 0);
+    ldn_wire_msg_init(&h, LDN_OP_STATS_REQUEST, 0);
     ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
     struct ldn_msg m;
     char err[LDN_ERRLEN];
     int rc = ldn_net_recv(c, 0, &m, 5000, err, sizeof err);
-    CHECK(rc == 0 && m.hdr.nvals >= 4, "stats answer");
+    CHECK(rc == 0 && m.hdr.op == LDN_OP_SERVER_STATS, "stats answer");
     if (rc == 0) {
         ldn_msg_close(&m);
-        printf("server counted %.0f bad messages, %.0f pushes, %.0f pulls\n", m.hdr.vals[3],
-               m.hdr.vals[1], m.hdr.vals[2]);
-        CHECK(m.hdr.vals[3] == bad, "server counted %.0f bad messages, sent %d", m.hdr.vals[3],
-              bad);
-        CHECK(m.hdr.vals[1] == 1, "pushes received: %.0f", m.hdr.vals[1]);
+        const struct ldn_wire_server_stats *st = &m.hdr.server_stats;
+        printf("server counted %lld bad messages, %lld pushes, %lld pulls\n",
+               (long long)st->bad_messages, (long long)st->pushes, (long long)st->pulls);
+        CHECK(st->bad_messages == bad, "server counted %lld bad messages, sent %d",
+              (long long)st->bad_messages, bad);
+        CHECK(st->pushes == 1, "pushes received: %lld", (long long)st->pushes);
     }
-    ldn_wire_hdr_init(&h, LDN_OP_CONTROL, 0);
-    h.nvals = 1;
-    h.vals[0] = LDN_CTL_STOP;
+    ldn_wire_msg_init(&h, LDN_OP_STOP, 0);
     ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
     rc = ldn_net_recv(c, 0, &m, 5000, err, sizeof err);
-    CHECK(rc == 0 && m.hdr.op == LDN_OP_DONE, "stop acknowledged");
+    CHECK(rc == 0 && m.hdr.op == LDN_OP_SERVER_STATS, "stop acknowledged with the counters");
     if (rc == 0)
         ldn_msg_close(&m);
     zmq_close(w);
