@@ -109,67 +109,97 @@ static void log_plan(const struct ldn_job *job, double imbalance)
              cfg->chunk_kb);
 }
 
-static int run_server(const struct ldn_job *job, void *router, const struct ldn_nn *trunk,
-                      char *err, size_t errlen)
+/* A server for this rank's range of the job's current key layout; NULL with err. */
+static struct ldn_server *new_server(const struct ldn_job *job, FILE *clock_log, char *err,
+                                     size_t errlen)
 {
     const struct ldn_plan *p = job->plan;
     int *workers = malloc(sizeof(int) * (size_t)p->n_workers);
-    if (!workers)
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     int *group_size = malloc(sizeof(int) * (size_t)p->n_workers);
-    if (!group_size) {
-        free(workers);
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    struct ldn_server *s = NULL;
+    if (!workers || !group_size)
+        ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    else {
+        for (int i = 0; i < p->n_workers; i++) {
+            workers[i] = 1 + p->n_servers + i;
+            group_size[i] = p->groups[p->group_of_rank[workers[i]]].n_ranks;
+        }
+        const struct ldn_range *r = &job->ranges[job->rank - 1];
+        struct ldn_server_opts o = {.rank = job->rank,
+                                    .lo = r->lo,
+                                    .hi = r->hi,
+                                    .init = job->trunk->params + r->lo,
+                                    .cfg = job->cfg,
+                                    .total_steps = job->total_steps,
+                                    .steps_per_epoch = job->steps_per_epoch,
+                                    .n_workers = p->n_workers,
+                                    .worker_ranks = workers,
+                                    .worker_group_size = group_size,
+                                    .clock_log = clock_log,
+                                    .chunks = job->chunks,
+                                    .n_chunks = job->n_chunks,
+                                    .job = job};
+        s = ldn_server_new(&o, err, errlen);
     }
-    for (int i = 0; i < p->n_workers; i++) {
-        workers[i] = 1 + p->n_servers + i;
-        group_size[i] = p->groups[p->group_of_rank[workers[i]]].n_ranks;
-    }
+    free(workers);
+    free(group_size);
+    return s;
+}
+
+static int resume_server(const struct ldn_job *job, struct ldn_server *s, char *err, size_t errlen)
+{
     const struct ldn_range *r = &job->ranges[job->rank - 1];
+    struct ldn_ckpt ck;
+    double t0 = ldn_clock_now();
+    int rc = ldn_ckpt_open(job->resume_path, &ck, err, errlen);
+    if (rc == 0) {
+        rc = ldn_server_resume(s, &ck, err, errlen);
+        ldn_ckpt_close(&ck);
+    }
+    if (rc == 0)
+        LDN_INFO("ps %d: loaded its %.1f MB of the trunk (and optimizer state) from the "
+                 "checkpoint in %.2f s",
+                 job->rank, 4e-6 * (double)(r->hi - r->lo), ldn_clock_now() - t0);
+    return rc;
+}
+
+/* A plan switch on a server: the new key layout, a fresh server at the plan's step, and done
+ * to the coordinator once it can serve. */
+static int replan_server(const struct ldn_job *job, void *router, struct ldn_server **s,
+                         FILE *clock_log, char *err, size_t errlen)
+{
+    const struct ldn_wire_plan p = *ldn_server_next_plan(*s);
+    int widths[LDN_WIRE_MAX_LAYERS];
+    for (uint32_t i = 0; i < p.n_trunk; i++)
+        widths[i] = (int)p.trunk[i];
+    ldn_server_destroy(s);
+    int rc = job->replan(job->replan_ud, widths, (int)p.n_trunk, err, errlen);
+    if (rc == 0 && !(*s = new_server(job, clock_log, err, errlen)))
+        rc = LDN_ERR_NOMEM;
+    if (rc)
+        return rc;
+    ldn_server_start_at(*s, p.step);
+    struct ldn_wire_msg done;
+    ldn_wire_msg_init(&done, LDN_OP_DONE, job->rank);
+    done.done.step = p.step;
+    return ldn_net_send(router, "c0", 2, &done, NULL, err, errlen) < 0 ? LDN_ERR_IO : 0;
+}
+
+static int run_server(const struct ldn_job *job, void *router, char *err, size_t errlen)
+{
     FILE *clock_log = NULL;
     if (job->cfg->record_clocks) {
         char path[LDN_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/clocks-ps%d.tsv", job->cfg->run_dir, job->rank);
-        clock_log = fopen(path, "w");
-        if (!clock_log) {
-            free(workers);
-            free(group_size);
+        if (!(clock_log = fopen(path, "w")))
             return ldn_fail(err, errlen, LDN_ERR_IO, "ps %d: cannot write %s", job->rank, path);
-        }
     }
-    struct ldn_server_opts o = {.rank = job->rank,
-                                .lo = r->lo,
-                                .hi = r->hi,
-                                .init = trunk->params + r->lo,
-                                .cfg = job->cfg,
-                                .total_steps = job->total_steps,
-                                .steps_per_epoch = job->steps_per_epoch,
-                                .n_workers = p->n_workers,
-                                .worker_ranks = workers,
-                                .worker_group_size = group_size,
-                                .clock_log = clock_log,
-                                .chunks = job->chunks,
-                                .n_chunks = job->n_chunks};
-    o.job = job;
-    struct ldn_server *s = ldn_server_new(&o, err, errlen);
-    free(workers);
-    free(group_size);
+    struct ldn_server *s = new_server(job, clock_log, err, errlen);
     int rc = s ? 0 : LDN_ERR_NOMEM;
-    if (rc == 0 && job->resume_path) {
-        struct ldn_ckpt ck;
-        double t0 = ldn_clock_now();
-        if ((rc = ldn_ckpt_open(job->resume_path, &ck, err, errlen)) == 0) {
-            rc = ldn_server_resume(s, &ck, err, errlen);
-            ldn_ckpt_close(&ck);
-        }
-        double dt = ldn_clock_now() - t0, mb = 4e-6 * (double)(r->hi - r->lo);
-        if (rc == 0)
-            LDN_INFO("ps %d: loaded its %.1f MB of the trunk (and optimizer state) from the "
-                     "checkpoint in %.2f s",
-                     job->rank, mb, dt);
-    }
-    if (rc == 0)
-        rc = ldn_server_run(s, router, err, errlen);
+    if (rc == 0 && job->resume_path)
+        rc = resume_server(job, s, err, errlen);
+    while (rc == 0 && (rc = ldn_server_run(s, router, err, errlen)) == 1)
+        rc = replan_server(job, router, &s, clock_log, err, errlen);
     ldn_server_destroy(&s);
     if (clock_log)
         fclose(clock_log);
@@ -433,7 +463,7 @@ static int run_role(struct dist *x, char *err, size_t errlen)
     if (x->role == LDN_ROLE_COORD)
         return run_coordinator(&x->job, x->router, err, errlen);
     if (x->role == LDN_ROLE_SERVER)
-        return run_server(&x->job, x->router, x->keys->trunk, err, errlen);
+        return run_server(&x->job, x->router, err, errlen);
     return ldn_worker_run(&x->job, x->group, err, errlen);
 }
 

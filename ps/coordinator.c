@@ -59,8 +59,10 @@ struct coord {
     FILE *metrics;
     int tty;
     const char *phase;
-    char *last_metrics; /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
+    char *last_metrics;   /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
     int64_t bad_messages; /* malformed or unexpected messages from workers, warned and dropped */
+    struct ldn_wire_plan plans[1]; /* the trunks PLAN phases switch to (phase arg) */
+    int n_plans;
 };
 
 static const char *task_of_rank(const struct coord *c, int rank)
@@ -635,6 +637,89 @@ static int stdout_is_terminal(void)
     return isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
 }
 
+/* Wait for server rank 1 + s to answer done for a plan switch. */
+static int wait_server_done(struct coord *c, int s, char *err, size_t errlen)
+{
+    double deadline = ldn_clock_now() + c->cfg->timeout_s;
+    while (ldn_clock_now() < deadline) {
+        struct ldn_msg m;
+        char why[LDN_ERRLEN];
+        if (ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why) != 0)
+            continue;
+        ldn_msg_close(&m);
+        if (m.hdr.op == LDN_OP_DONE)
+            return 0;
+        if (m.hdr.op == LDN_OP_ERROR)
+            return ldn_fail(err, errlen, LDN_ERR_PEER, "server rank %d: %s", 1 + s,
+                            m.hdr.error.msg);
+    }
+    return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                    "server rank %d did not confirm the plan switch within %.0f s (ps.timeout)",
+                    1 + s, c->cfg->timeout_s);
+}
+
+/* Switch every rank to another trunk: this rank's key layout, then every server (each
+ * rebuilds and answers done), then every worker (they pull the new trunk and answer done). */
+static int phase_plan(struct coord *c, int64_t step, const struct ldn_wire_plan *p, char *err,
+                      size_t errlen)
+{
+    c->phase = "plan";
+    int widths[LDN_WIRE_MAX_LAYERS];
+    for (uint32_t i = 0; i < p->n_trunk; i++)
+        widths[i] = (int)p->trunk[i];
+    int rc = c->job->replan(c->job->replan_ud, widths, (int)p->n_trunk, err, errlen);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_PLAN, 0);
+    h.plan = *p;
+    h.plan.step = step;
+    for (int s = 0; s < c->job->plan->n_servers && rc == 0; s++)
+        if ((rc = send_to(c, 1 + s, &h, err, errlen)) == 0)
+            rc = wait_server_done(c, s, err, errlen);
+    if (rc == 0)
+        rc = send_all_workers(c, &h, err, errlen);
+    if (rc == 0)
+        rc = wait_workers(c, err, errlen);
+    if (rc == 0)
+        LDN_INFO("plan switch at step %lld done: %lld trunk parameters over %d servers, %d chunks",
+                 (long long)step, (long long)c->job->trunk_params, c->job->plan->n_servers,
+                 c->job->n_chunks);
+    return rc;
+}
+
+/* Test hook LDN_TEST_REPLAN=STEP:W1,W2,...: a PLAN phase at STEP to a trunk of those widths
+ * (the distillation rounds of a later version schedule plan switches from the config). */
+static int test_replan(struct coord *c, struct ldn_phases *phases, char *err, size_t errlen)
+{
+    const char *e = getenv("LDN_TEST_REPLAN");
+    if (!e)
+        return 0;
+    struct ldn_wire_plan *p = &c->plans[0];
+    long long step = -1;
+    int used = 0;
+    char list[256] = "";
+    if (sscanf(e, "%lld:%n", &step, &used) != 1 || step < 0)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "LDN_TEST_REPLAN='%s': want STEP:W1,W2,...", e);
+    p->n_trunk = 0;
+    for (const char *q = e + used; *q && p->n_trunk < LDN_WIRE_MAX_LAYERS;) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (end == q || v < 1 || v > 1000000 || (*end && *end != ','))
+            return ldn_fail(err, errlen, LDN_ERR_ARG, "LDN_TEST_REPLAN='%s': bad width list", e);
+        size_t off = strlen(list);
+        snprintf(list + off, sizeof list - off, "%s%ld", p->n_trunk ? ", " : "", v);
+        p->trunk[p->n_trunk++] = (uint64_t)v;
+        q = *end ? end + 1 : end;
+    }
+    if (p->n_trunk == 0)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "LDN_TEST_REPLAN='%s': no widths", e);
+    c->n_plans = 1;
+    struct ldn_phase ph = {.kind = LDN_PHASE_PLAN, .to = step, .arg = 0};
+    int rc = ldn_phases_insert(phases, &ph, err, errlen);
+    if (rc == 0)
+        LDN_INFO("plan switch at step %lld: trunk [%s] (LDN_TEST_REPLAN)", step, list);
+    return rc;
+}
+
 /* The phase list's handlers (phases.h): each sends its command to the roles and waits. */
 static int on_train(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
 {
@@ -649,6 +734,12 @@ static int on_eval(void *ud, const struct ldn_phase *ph, char *err, size_t errle
 static int on_ckpt(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
 {
     return phase_checkpoint(ud, ph->to, err, errlen);
+}
+
+static int on_plan(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    struct coord *c = ud;
+    return phase_plan(c, ph->to, &c->plans[ph->arg], err, errlen);
 }
 
 static int on_stop(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
@@ -713,7 +804,10 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     static const struct ldn_phase_ops ops = {.fn = {[LDN_PHASE_TRAIN] = on_train,
                                                     [LDN_PHASE_EVAL] = on_eval,
                                                     [LDN_PHASE_CKPT] = on_ckpt,
+                                                    [LDN_PHASE_PLAN] = on_plan,
                                                     [LDN_PHASE_STOP] = on_stop}};
+    if (rc == 0)
+        rc = test_replan(&c, &phases, err, errlen);
     if (rc == 0)
         rc = ldn_phases_run(&phases, &ops, &c, cfg->ckpt.every_minutes, err, errlen);
     ldn_phases_deinit(&phases);

@@ -23,6 +23,7 @@ struct waiting_pull {
 
 struct ldn_server {
     struct ldn_server_opts o;
+    struct ldn_wire_plan next_plan; /* the plan message that ended ldn_server_run with 1 */
     const struct ldn_config *cfg;
     int64_t n;     /* keys held: [o.lo, o.hi) */
     float *params; /* [n] */
@@ -918,6 +919,34 @@ static int on_ckpt(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
     return 0;
 }
 
+/* plan: end the event loop; the caller rebuilds the server for the new trunk. Only between
+ * phases: nothing of a step may be open. */
+static int on_plan(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)w;
+    const struct ldn_wire_plan *p = &m->hdr.plan;
+    if (p->step != s->step || s->n_pending > 0 || p->n_trunk < 1)
+        return reject(s, sock, m, LDN_ERR_FORMAT,
+                      "a plan switch needs a trunk and no open step (at the server's step)");
+    ldn_msg_close(m);
+    s->next_plan = *p;
+    return 2;
+}
+
+void ldn_server_start_at(struct ldn_server *s, int64_t step)
+{
+    for (int k = 0; k < s->C; k++)
+        s->version[k] = step;
+    s->step = step;
+    for (int w = 0; w < s->W; w++)
+        s->clock[w] = step;
+}
+
+const struct ldn_wire_plan *ldn_server_next_plan(const struct ldn_server *s)
+{
+    return &s->next_plan;
+}
+
 static int on_stats_request(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
     (void)w;
@@ -953,6 +982,7 @@ static const struct route {
     [LDN_OP_CKPT] = {on_ckpt, BY_COORD},
     [LDN_OP_STOP] = {on_stop, BY_COORD},
     [LDN_OP_STATS_REQUEST] = {on_stats_request, BY_COORD},
+    [LDN_OP_PLAN] = {on_plan, BY_COORD},
 };
 
 int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
@@ -1101,7 +1131,7 @@ int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen)
         if (rc < 0)
             return ldn_fail(err, errlen, rc, "ps %d: %s", s->o.rank, why);
         rc = ldn_server_handle(s, sock, &m);
-        if (rc != 0)
-            return rc > 0 ? LDN_OK : ldn_fail(err, errlen, rc, "ps %d: send failed", s->o.rank);
+        if (rc != 0) /* 1: stop, 2: plan */
+            return rc > 0 ? rc - 1 : ldn_fail(err, errlen, rc, "ps %d: send failed", s->o.rank);
     }
 }

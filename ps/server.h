@@ -49,8 +49,8 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *opts, char *err,
 void ldn_server_destroy(struct ldn_server **s);
 
 /* Handle one received message (ownership of m's frames passes to the server). Returns 1
- * when a stop command arrived, 0 otherwise (bad messages included), negative on a socket
- * failure. */
+ * when a stop command arrived, 2 for a plan switch, 0 otherwise (bad messages included), negative
+ * on a socket failure. */
 int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m);
 
 /* Event loop on a ROUTER socket until stopped. `coord` is a DEALER connected to the
@@ -58,6 +58,12 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m);
  * message at all, or pushes of an open step missing) ends with LDN_ERR_TIMEOUT and err
  * naming what was awaited. */
 int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen);
+/* ldn_server_run returns 1 instead of 0 when a plan message ended it (between phases): the
+ * caller rebuilds the key layout (job->replan with these widths), makes a new server and
+ * starts it at the plan's step. The plan (borrowed, valid until destroy). */
+const struct ldn_wire_plan *ldn_server_next_plan(const struct ldn_server *s);
+/* Start a fresh server at global step `step` (a plan switch): every clock and chunk version. */
+void ldn_server_start_at(struct ldn_server *s, int64_t step);
 
 struct ldn_ckpt;
 /* Continue from a checkpoint (before ldn_server_run): this server's rows of the trunk and of

@@ -16,7 +16,7 @@ add_test(NAME cli_local_train COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/local_t
 set_tests_properties(cli_config cli_local_train PROPERTIES LABELS cli TIMEOUT 300
                      ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 
-foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume)
+foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan)
   add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE

@@ -66,6 +66,8 @@ struct worker {
     double compute_s, wait_s;
 };
 
+static void free_trunk(struct worker *w);
+
 static void worker_free(struct worker *w)
 {
     if (w->tasks)
@@ -77,15 +79,10 @@ static void worker_free(struct worker *w)
         }
     free(w->tasks);
     free(w->slot_of_task);
-    ldn_model_destroy(&w->model);
+    free_trunk(w);
     ldn_schedule_deinit(&w->sched);
     ldn_batch_buf_deinit(&w->buf);
     free(w->idx);
-    if (w->model) /* ZeroMQ may still read the gradient buffers */
-        for (int i = 0; i < 2; i++)
-            ldn_net_wait_sent(&w->inflight[i], w->cfg->timeout_s);
-    ldn_kv_destroy(&w->kv);
-    free(w->grad_buf[1]);
     ldn_net_close(&w->coord);
 }
 
@@ -141,6 +138,67 @@ static void push_block(void *ud, int l, int r0, int r1)
                                    &w->inflight[w->step & 1], w->push_err, sizeof w->push_err);
 }
 
+/* The worker's trunk state for the job's current key layout and a trunk of hidden widths
+ * widths[0..n_widths): model (trunk and heads, fresh from the seed), head optimizers, the
+ * push/pull client with its compression state, the second gradient buffer and the hooks. */
+static int setup_trunk(struct worker *w, const int *widths, int n_widths, char *err, size_t errlen)
+{
+    const struct ldn_job *job = w->job;
+    const struct ldn_config *cfg = w->cfg;
+    int max_batch = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
+    w->model = ldn_model_new_trunk(cfg, widths, n_widths, job->features, job->classes, max_batch,
+                                   err, errlen);
+    if (!w->model)
+        return LDN_ERR_NOMEM;
+    for (int i = 0; i < w->n; i++) { /* head optimizers sized now that the heads exist */
+        ldn_optim_destroy(&w->tasks[i].head_opt);
+        w->tasks[i].head_opt = ldn_optim_new(&cfg->optim, w->model->heads[w->tasks[i].t]->n_params);
+        if (!w->tasks[i].head_opt)
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    }
+    w->kv = ldn_kv_new(job->zctx, job->rank, job->plan->n_servers, job->server_endpoints,
+                       job->ranges, job->chunks, job->n_chunks, cfg->timeout_s, err, errlen);
+    if (!w->kv)
+        return LDN_ERR_IO;
+    struct ldn_nn *trunk = w->model->trunk;
+    struct ldn_codec_desc desc; /* the warm-up's first epoch sends the most */
+    if (ldn_codec_desc_from_config(&cfg->compress, cfg->seed, &desc)) {
+        ldn_codec_desc_at(&cfg->compress, cfg->seed, 0, job->steps_per_epoch, &desc);
+        if (ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err,
+                             errlen))
+            return LDN_ERR_CONFIG;
+        if (ldn_kv_set_push_options(w->kv, cfg->compress.min_elements, cfg->compress.clip_norm,
+                                    trunk->n_params, err, errlen))
+            return LDN_ERR_NOMEM;
+        if (ldn_codec_momentum_on_workers(&cfg->compress) &&
+            ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum, cfg->optim.nesterov,
+                                           cfg->compress.momentum_masking, trunk->n_params, err,
+                                           errlen))
+            return LDN_ERR_NOMEM;
+    }
+    /* Push each block of trunk gradient as soon as the backward pass has it. */
+    w->grad_buf[0] = trunk->grads;
+    if (!(w->grad_buf[1] = malloc(sizeof(float) * (size_t)trunk->n_params)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    w->kv->idle = idle_heartbeat;
+    w->kv->idle_ud = w;
+    ldn_nn_set_grad_hook(trunk, push_block, w);
+    ldn_nn_set_forward_hook(trunk, need_rows, w);
+    return LDN_OK;
+}
+
+/* Tear down what setup_trunk built (ZeroMQ may still read the gradient buffers: wait). */
+static void free_trunk(struct worker *w)
+{
+    if (w->model)
+        for (int i = 0; i < 2; i++)
+            ldn_net_wait_sent(&w->inflight[i], w->cfg->timeout_s);
+    ldn_model_destroy(&w->model);
+    ldn_kv_destroy(&w->kv);
+    free(w->grad_buf[1]);
+    w->grad_buf[1] = NULL;
+}
+
 static int setup(struct worker *w, char *err, size_t errlen)
 {
     const struct ldn_job *job = w->job;
@@ -186,48 +244,11 @@ static int setup(struct worker *w, char *err, size_t errlen)
     free(masked);
     if (rc)
         return rc;
-    int max_batch = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
-    w->model = ldn_model_new(cfg, job->features, job->classes, max_batch, err, errlen);
-    if (!w->model)
-        return LDN_ERR_NOMEM;
-    for (int i = 0; i < w->n; i++) { /* head optimizers sized now that the heads exist */
-        ldn_optim_destroy(&w->tasks[i].head_opt);
-        w->tasks[i].head_opt = ldn_optim_new(&cfg->optim, w->model->heads[w->tasks[i].t]->n_params);
-        if (!w->tasks[i].head_opt)
-            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    }
     w->idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
     if (!w->idx || ldn_batch_buf_init(&w->buf, cfg->batch_size, job->features, max_classes))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-
-    w->kv = ldn_kv_new(job->zctx, job->rank, job->plan->n_servers, job->server_endpoints,
-                       job->ranges, job->chunks, job->n_chunks, cfg->timeout_s, err, errlen);
-    if (!w->kv)
-        return LDN_ERR_IO;
-    struct ldn_nn *trunk = w->model->trunk;
-    struct ldn_codec_desc desc; /* the warm-up's first epoch sends the most */
-    if (ldn_codec_desc_from_config(&cfg->compress, cfg->seed, &desc)) {
-        ldn_codec_desc_at(&cfg->compress, cfg->seed, 0, job->steps_per_epoch, &desc);
-        if (ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err,
-                             errlen))
-            return LDN_ERR_CONFIG;
-        if (ldn_kv_set_push_options(w->kv, cfg->compress.min_elements, cfg->compress.clip_norm,
-                                    trunk->n_params, err, errlen))
-            return LDN_ERR_NOMEM;
-        if (ldn_codec_momentum_on_workers(&cfg->compress) &&
-            ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum, cfg->optim.nesterov,
-                                           cfg->compress.momentum_masking, trunk->n_params, err,
-                                           errlen))
-            return LDN_ERR_NOMEM;
-    }
-    /* Push each block of trunk gradient as soon as the backward pass has it. */
-    w->grad_buf[0] = trunk->grads;
-    if (!(w->grad_buf[1] = malloc(sizeof(float) * (size_t)trunk->n_params)))
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    w->kv->idle = idle_heartbeat;
-    w->kv->idle_ud = w;
-    ldn_nn_set_grad_hook(trunk, push_block, w);
-    ldn_nn_set_forward_hook(trunk, need_rows, w);
+    if ((rc = setup_trunk(w, cfg->trunk, cfg->n_trunk, err, errlen)))
+        return rc;
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", job->rank);
     if (!(w->coord = ldn_net_connect(job->zctx, ident, job->coord_endpoint, "the coordinator", err,
@@ -592,9 +613,29 @@ static int cmd_error(struct worker *w, const struct ldn_wire_msg *h, char *err, 
 
 typedef int (*worker_cmd_fn)(struct worker *w, const struct ldn_wire_msg *h, char *err,
                              size_t errlen);
+/* plan: another trunk from step `step` on: rebuild the key layout and the trunk state (fresh
+ * weights from the servers), then done. */
+static int cmd_plan(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    const struct ldn_wire_plan *p = &h->plan;
+    int widths[LDN_WIRE_MAX_LAYERS];
+    for (uint32_t i = 0; i < p->n_trunk; i++)
+        widths[i] = (int)p->trunk[i];
+    free_trunk(w);
+    int rc = w->job->replan(w->job->replan_ud, widths, (int)p->n_trunk, err, errlen);
+    if (rc == 0)
+        rc = setup_trunk(w, widths, (int)p->n_trunk, err, errlen);
+    w->bytes_push_mark = w->bytes_pull_mark = w->bytes_dense_mark = 0; /* a new client's counts */
+    if (rc == 0)
+        rc = ldn_kv_pull(w->kv, p->step, w->model->trunk->params, err, errlen);
+    w->have_clock = p->step;
+    return rc ? rc : send_done(w, p->step, err, errlen);
+}
+
 static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
-    [LDN_OP_PING] = cmd_ping, [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,
-    [LDN_OP_CKPT] = cmd_ckpt, [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
+    [LDN_OP_PLAN] = cmd_plan,   [LDN_OP_PING] = cmd_ping, [LDN_OP_TRAIN] = cmd_train,
+    [LDN_OP_EVAL] = cmd_eval,   [LDN_OP_CKPT] = cmd_ckpt, [LDN_OP_STOP] = cmd_stop,
+    [LDN_OP_ERROR] = cmd_error,
 };
 
 int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)

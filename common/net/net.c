@@ -64,7 +64,8 @@ static int setup(void *sock, int type, const char *ident, char *err, size_t errl
         zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
         (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0) ||
-        (type == ZMQ_ROUTER && zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0))
+        (type == ZMQ_ROUTER && zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) ||
+        (type == ZMQ_ROUTER && zmq_setsockopt(sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0))
         return ldn_fail(err, errlen, LDN_ERR_IO, "zmq_setsockopt: %s", zmq_strerror(errno));
     return LDN_OK;
 }

@@ -33,8 +33,10 @@ int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, si
 /* The socket factory: every socket of the job is made here, so that what every socket needs
  * (limits, linger, and later authentication) is set in one place. A socket of `type` (ZMQ_DEALER,
  * ZMQ_ROUTER, ...) with linger 2 s, high-water marks off and, when ident != NULL, that routing
- * identity; a ROUTER reports unroutable sends (ZMQ_ROUTER_MANDATORY). Returns the socket
- * (close it with ldn_net_close) or NULL with err. */
+ * identity; a ROUTER reports unroutable sends (ZMQ_ROUTER_MANDATORY) and hands a routing
+ * identity over to a newer connection that uses it (ZMQ_ROUTER_HANDOVER: a worker reconnects
+ * with new sockets after a plan switch while its old connection may still be closing). Returns the
+ * socket (close it with ldn_net_close) or NULL with err. */
 void *ldn_net_socket(void *zctx, int type, const char *ident, char *err, size_t errlen);
 
 /* A ROUTER bound to tcp://ip:* of interface iface (ldn_net_local_address); the actual

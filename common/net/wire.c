@@ -85,6 +85,11 @@ static const struct field EVAL[] = {STEP(eval.step)};
 static const struct field CKPT[] = {STEP(ckpt.step)};
 static const struct field HEARTBEAT[] = {STEP(heartbeat.step)};
 static const struct field DONE[] = {STEP(done.step)};
+static const struct field PLAN[] = {
+    STEP(plan.step),
+    {KEY("trunk"), FT_U64S, true, OFF(plan.trunk), OFF(plan.n_trunk), LDN_WIRE_MAX_LAYERS, 1,
+     1000000, 0, 0},
+};
 static const struct field SERVER_STATS[] = {
     COUNT("steps_applied", server_stats.steps_applied),
     COUNT("pushes", server_stats.pushes),
@@ -142,6 +147,7 @@ static const struct kind KINDS[LDN_OP_COUNT_] = {
     KIND(LDN_OP_EVAL_RESULT, "eval_result", EVAL_RESULT),
     KIND(LDN_OP_ERROR, "error", ERROR_MSG),
     KIND(LDN_OP_DONE, "done", DONE),
+    KIND(LDN_OP_PLAN, "plan", PLAN),
 };
 
 static const struct kind *kind_of(uint32_t op)

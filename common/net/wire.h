@@ -40,7 +40,8 @@ enum ldn_wire_op {
     LDN_OP_PROGRESS = 14,      /* worker -> coordinator: training figures (progress) */
     LDN_OP_EVAL_RESULT = 15,   /* worker -> coordinator: evaluation figures (eval_result) */
     LDN_OP_ERROR = 16,         /* any -> sender of a bad message (error) */
-    LDN_OP_DONE = 17,          /* worker -> coordinator: phase finished (done) */
+    LDN_OP_DONE = 17,          /* worker/server -> coordinator: phase finished (done) */
+    LDN_OP_PLAN = 18,          /* coordinator -> any: switch to another trunk (plan) */
     LDN_OP_COUNT_              /* one past the last op */
 };
 
@@ -107,6 +108,15 @@ struct ldn_wire_done {
     int64_t step; /* end of the phase */
 };
 
+/* plan: from step `step` on, the trunk has hidden widths trunk[0..n_trunk) (fresh weights
+ * from the seed); every rank rebuilds its key layout and trunk state, then answers done. */
+#define LDN_WIRE_MAX_LAYERS 16
+struct ldn_wire_plan {
+    int64_t step;
+    uint32_t n_trunk; /* "trunk": array of widths, 1..LDN_WIRE_MAX_LAYERS entries */
+    uint64_t trunk[LDN_WIRE_MAX_LAYERS];
+};
+
 /* server_stats: a server's counters (struct ldn_server_stats). */
 struct ldn_wire_server_stats {
     int64_t steps_applied, pushes, pulls, bad_messages, bytes_in, bytes_out, max_staleness;
@@ -160,6 +170,7 @@ struct ldn_wire_msg {
         struct ldn_wire_eval_result eval_result;
         struct ldn_wire_error error;
         struct ldn_wire_done done;
+        struct ldn_wire_plan plan;
     };
 };
 
