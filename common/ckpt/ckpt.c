@@ -488,150 +488,226 @@ static int all_ok(MPI_Comm comm, int rc)
     return any;
 }
 
-int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *meta,
-                   const struct ldn_ckpt_items *mine, int keep_last, char *path_out,
-                   size_t path_len, char *err, size_t errlen)
-{
-    const int parallel = comm != MPI_COMM_NULL;
-    int rank = 0;
-    if (parallel)
-        MPI_Comm_rank(comm, &rank);
+/* One checkpoint write in progress: what the steps of ldn_ckpt_write share. */
+struct ckpt_writer {
+    MPI_Comm comm;
+    int parallel, rank;
+    const struct ldn_ckpt_meta *meta;
+    const struct ldn_ckpt_items *mine;
     char tmp[LDN_PATH_MAX + 48], final[LDN_PATH_MAX + 40];
-    snprintf(final, sizeof final, "%s/step-%010lld.h5", dir, (long long)meta->step);
-    snprintf(tmp, sizeof tmp, "%s.tmp", final);
-    if (strlen(final) >= path_len || strlen(final) >= LDN_PATH_MAX)
-        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path %s is too long", final);
+    struct ckpt_part *parts; /* everyone's parts, by dataset (gather_parts) */
+    struct ckpt_dset *dsets;
+    int nd;
+    hid_t *dsid;     /* [nd] open datasets */
+    uint64_t **addr; /* [nd] chunk addresses (parallel) */
+    char stamp[32];
+    const char *metrics, *created; /* rank 0's, on every rank */
+    char *own_metrics, *own_created;
+    struct ldn_h5quiet q;
+    hid_t fapl, lcpl, dxpl, f;
+    double t_open, t_data, t_chunks, t_close;
+};
 
-    /* 1. the directory (rank 0), the dataset list and the root attributes (everyone) */
-    int rc = rank == 0 ? prepare_dir(dir, err, errlen) : 0, any = all_ok(comm, rc);
+static void writer_free(struct ckpt_writer *w)
+{
+    free(w->own_metrics);
+    free(w->own_created);
+    if (w->addr)
+        for (int i = 0; i < w->nd; i++)
+            free(w->addr[i]);
+    free(w->addr);
+    free(w->dsid);
+    free(w->parts);
+    free(w->dsets);
+    w->own_metrics = w->own_created = NULL;
+    w->addr = NULL;
+    w->dsid = NULL;
+    w->parts = NULL;
+    w->dsets = NULL;
+}
+
+/* Step 1: the directory (rank 0), the dataset list and the root attributes (everyone). */
+static int writer_begin(struct ckpt_writer *w, const char *dir, char *err, size_t errlen)
+{
+    int rc = w->rank == 0 ? prepare_dir(dir, err, errlen) : 0, any = all_ok(w->comm, rc);
     if (any)
         return rc ? rc
                   : ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint: rank 0 failed to prepare %s",
                              dir);
-    struct ckpt_part *parts = NULL;
-    struct ckpt_dset *dsets = NULL;
-    int nd = 0;
-    if ((rc = gather_parts(comm, mine, &parts, &dsets, &nd, err, errlen)))
+    if ((rc = gather_parts(w->comm, w->mine, &w->parts, &w->dsets, &w->nd, err, errlen)))
         return rc;
-    char stamp[32];
     time_t now = time(NULL);
     struct tm tm;
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-    const char *metrics = meta->metrics ? meta->metrics : "", *created = stamp;
-    char *own_metrics = NULL, *own_created = NULL;
-    hid_t *dsid = malloc(sizeof *dsid * ((size_t)nd + 1));
-    uint64_t **addr = calloc((size_t)nd + 1, sizeof *addr);
-    if (!dsid || !addr ||
-        (parallel && (bcast_str(comm, rank, &metrics, &own_metrics) ||
-                      bcast_str(comm, rank, &created, &own_created)))) {
-        free(parts);
-        free(dsets);
-        free(dsid);
-        free(addr);
+    strftime(w->stamp, sizeof w->stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    w->metrics = w->meta->metrics ? w->meta->metrics : "";
+    w->created = w->stamp;
+    w->dsid = malloc(sizeof *w->dsid * ((size_t)w->nd + 1));
+    w->addr = calloc((size_t)w->nd + 1, sizeof *w->addr);
+    if (!w->dsid || !w->addr ||
+        (w->parallel && (bcast_str(w->comm, w->rank, &w->metrics, &w->own_metrics) ||
+                         bcast_str(w->comm, w->rank, &w->created, &w->own_created)))) {
+        writer_free(w);
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
     }
+    return 0;
+}
 
-    /* 2. the file and its datasets, collectively */
-    struct ldn_h5quiet q;
-    ldn_h5_quiet(&q);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), lcpl = H5Pcreate(H5P_LINK_CREATE);
-    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER), f = H5I_INVALID_HID;
-    if (fapl < 0 || lcpl < 0 || dxpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0)
-        rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, tmp, "property lists");
-    if (rc == 0 && parallel &&
-        (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
-         H5Pset_all_coll_metadata_ops(fapl, 1) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0 ||
-         H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0))
-        rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, tmp, "MPI-IO properties");
-    double t_open = ldn_clock_now();
-    if (rc == 0 && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
-        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "create");
-    if (rc == 0 && write_root_attrs(f, meta, metrics, created) < 0)
-        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "root attributes");
-    /* Every rank goes through every dataset (the calls are collective) even after a failure
-     * of its own, so that no rank waits for one that gave up. In parallel the chunks are
-     * written by ladon (step 3) where HDF5 allocated them; when HDF5 did not lay them out as
-     * expected, everything goes through HDF5's collective filter path instead. */
-    int layout_bad = 0;
-    for (int i = 0; i < nd; i++) {
-        const struct ckpt_part *d = &parts[dsets[i].first];
+/* Step 2a: property lists, the file (collectively in parallel) and its root attributes. */
+static int writer_create_file(struct ckpt_writer *w, char *err, size_t errlen)
+{
+    int rc = 0;
+    w->fapl = H5Pcreate(H5P_FILE_ACCESS);
+    w->lcpl = H5Pcreate(H5P_LINK_CREATE);
+    w->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    w->f = H5I_INVALID_HID;
+    if (w->fapl < 0 || w->lcpl < 0 || w->dxpl < 0 ||
+        H5Pset_create_intermediate_group(w->lcpl, 1) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, w->tmp, "property lists");
+    if (rc == 0 && w->parallel &&
+        (H5Pset_fapl_mpio(w->fapl, w->comm, MPI_INFO_NULL) < 0 ||
+         H5Pset_all_coll_metadata_ops(w->fapl, 1) < 0 ||
+         H5Pset_coll_metadata_write(w->fapl, 1) < 0 ||
+         H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE) < 0))
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_INTERNAL, KIND, w->tmp, "MPI-IO properties");
+    w->t_open = ldn_clock_now();
+    if (rc == 0 && (w->f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, w->fapl)) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, w->tmp, "create");
+    if (rc == 0 && write_root_attrs(w->f, w->meta, w->metrics, w->created) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, w->tmp, "root attributes");
+    return rc;
+}
+
+/* Step 2b: every dataset, and in parallel where HDF5 allocated its chunks. Every rank goes
+ * through every dataset (the calls are collective) even after a failure of its own (rc), so
+ * that no rank waits for one that gave up. Returns the first failure; *layout_bad when the
+ * chunks are not laid out as ldn_ckpt_write_chunks expects. */
+static int writer_create_datasets(struct ckpt_writer *w, int rc, int *layout_bad, char *err,
+                                  size_t errlen)
+{
+    *layout_bad = 0;
+    for (int i = 0; i < w->nd; i++) {
+        const struct ckpt_part *d = &w->parts[w->dsets[i].first];
         char why[LDN_ERRLEN];
-        dsid[i] = H5I_INVALID_HID;
-        if (f < 0)
+        w->dsid[i] = H5I_INVALID_HID;
+        if (w->f < 0)
             continue;
-        rc = keep_first(rc, create_dataset(f, lcpl, d, parallel, tmp, &dsid[i], why, sizeof why),
-                        why, err, errlen);
-        if (parallel && !(addr[i] = malloc(sizeof **addr * ((size_t)ldn_ckpt_n_chunks(d) + 1))))
+        rc = keep_first(
+            rc, create_dataset(w->f, w->lcpl, d, w->parallel, w->tmp, &w->dsid[i], why, sizeof why),
+            why, err, errlen);
+        if (w->parallel &&
+            !(w->addr[i] = malloc(sizeof **w->addr * ((size_t)ldn_ckpt_n_chunks(d) + 1))))
             rc = rc ? rc : ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint: out of memory");
-        if (parallel && dsid[i] >= 0 && addr[i])
-            layout_bad |= ldn_ckpt_chunk_addrs(dsid[i], d, addr[i]);
+        if (w->parallel && w->dsid[i] >= 0 && w->addr[i])
+            *layout_bad |= ldn_ckpt_chunk_addrs(w->dsid[i], d, w->addr[i]);
     }
-    const int direct = parallel && !layout_bad && f >= 0;
-    if (parallel && layout_bad && rank == 0)
-        LDN_WARN("checkpoint %s: HDF5 did not allocate the chunks as expected; writing through "
-                 "HDF5's collective filter path (slower)",
-                 tmp);
-    for (int i = 0; i < nd && !direct && f >= 0; i++) {
-        const struct ckpt_part *d = &parts[dsets[i].first];
-        const struct ldn_ckpt_item *it = NULL;
-        for (int k = 0; k < mine->n && !it; k++)
-            if (strcmp(mine->v[k].name, d->name) == 0)
-                it = &mine->v[k];
-        char why[LDN_ERRLEN];
-        if (dsid[i] >= 0)
-            rc = keep_first(rc, write_rows(dsid[i], dxpl, d, it, tmp, why, sizeof why), why, err,
-                            errlen);
-    }
-    for (int i = 0; i < nd; i++)
-        ldn_h5_close(&dsid[i], H5Dclose);
-    double t_data = ldn_clock_now();
-    ldn_ckpt_fault("kill-in-ckpt", rank, meta->step);
-    /* 3. the chunks, each written once by one rank where HDF5 allocated it, synced by every
-     * rank; before HDF5 closes the file, so that its close finds the data already on disk */
-    any = all_ok(comm, rc);
-    if (direct && any == 0)
-        rc = ldn_ckpt_write_chunks(comm, tmp, parts, dsets, nd, addr, mine, err, errlen);
-    double t_chunks = ldn_clock_now();
-    if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
-        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, tmp, "close");
-    ldn_h5_close(&dxpl, H5Pclose);
-    ldn_h5_close(&lcpl, H5Pclose);
-    ldn_h5_close(&fapl, H5Pclose);
-    ldn_h5_restore(&q);
-    free(own_metrics);
-    free(own_created);
-    for (int i = 0; i < nd; i++)
-        free(addr[i]);
-    free(addr);
-    free(dsid);
-    free(parts);
-    free(dsets);
+    return rc;
+}
 
-    /* 4. rank 0 puts it in place once every rank has succeeded */
-    any = all_ok(comm, rc);
-    double t_close = ldn_clock_now();
-    if (any == 0 && rank == 0)
-        rc = commit(dir, tmp, final, keep_last, err, errlen);
-    else if (any != 0 && rank == 0)
-        unlink(tmp);
-    if (rank == 0)
+/* Step 2c, serial or when the layout is not the expected one: this rank's rows of every
+ * dataset through HDF5 (its collective filter path in parallel). Returns the first failure. */
+static int writer_write_rows(struct ckpt_writer *w, int rc, char *err, size_t errlen)
+{
+    for (int i = 0; i < w->nd && w->f >= 0; i++) {
+        const struct ckpt_part *d = &w->parts[w->dsets[i].first];
+        const struct ldn_ckpt_item *it = NULL;
+        for (int k = 0; k < w->mine->n && !it; k++)
+            if (strcmp(w->mine->v[k].name, d->name) == 0)
+                it = &w->mine->v[k];
+        char why[LDN_ERRLEN];
+        if (w->dsid[i] >= 0)
+            rc = keep_first(rc, write_rows(w->dsid[i], w->dxpl, d, it, w->tmp, why, sizeof why),
+                            why, err, errlen);
+    }
+    return rc;
+}
+
+/* After step 3: close the file and the property lists, free what the steps allocated. */
+static int writer_close(struct ckpt_writer *w, int rc, char *err, size_t errlen)
+{
+    if (w->f >= 0 && H5Fclose(w->f) < 0 && rc == 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_IO, KIND, w->tmp, "close");
+    ldn_h5_close(&w->dxpl, H5Pclose);
+    ldn_h5_close(&w->lcpl, H5Pclose);
+    ldn_h5_close(&w->fapl, H5Pclose);
+    ldn_h5_restore(&w->q);
+    writer_free(w);
+    return rc;
+}
+
+/* Step 4: rank 0 puts the file in place once every rank has succeeded (rc is this rank's
+ * result); everyone learns the outcome. */
+static int writer_commit(struct ckpt_writer *w, const char *dir, int rc, int keep_last,
+                         char *path_out, size_t path_len, char *err, size_t errlen)
+{
+    int any = all_ok(w->comm, rc);
+    w->t_close = ldn_clock_now();
+    if (any == 0 && w->rank == 0)
+        rc = commit(dir, w->tmp, w->final, keep_last, err, errlen);
+    else if (any != 0 && w->rank == 0)
+        unlink(w->tmp);
+    if (w->rank == 0)
         LDN_DEBUG("checkpoint %s: create + %d datasets %.3f s, chunks written and synced %.3f s, "
                   "close %.3f s, commit (fsync, rename, latest) %.3f s",
-                  final, nd, t_data - t_open, t_chunks - t_data, t_close - t_chunks,
-                  ldn_clock_now() - t_close);
+                  w->final, w->nd, w->t_data - w->t_open, w->t_chunks - w->t_data,
+                  w->t_close - w->t_chunks, ldn_clock_now() - w->t_close);
     int fin = rc ? rc : any;
-    if (parallel)
-        MPI_Bcast(&fin, 1, MPI_INT, 0, comm);
+    if (w->parallel)
+        MPI_Bcast(&fin, 1, MPI_INT, 0, w->comm);
     if (fin == 0) {
-        snprintf(path_out, path_len, "%s", final);
-        ldn_ckpt_fault("kill-after-ckpt", rank, meta->step);
+        snprintf(path_out, path_len, "%s", w->final);
+        ldn_ckpt_fault("kill-after-ckpt", w->rank, w->meta->step);
         return 0;
     }
     if (rc == 0)
-        rc =
-            ldn_fail(err, errlen, fin,
-                     "checkpoint %s: another rank failed to write its part (see its message)", tmp);
+        rc = ldn_fail(err, errlen, fin,
+                      "checkpoint %s: another rank failed to write its part (see its message)",
+                      w->tmp);
     return rc;
+}
+
+int ldn_ckpt_write(MPI_Comm comm, const char *dir, const struct ldn_ckpt_meta *meta,
+                   const struct ldn_ckpt_items *mine, int keep_last, char *path_out,
+                   size_t path_len, char *err, size_t errlen)
+{
+    struct ckpt_writer w = {
+        .comm = comm, .parallel = comm != MPI_COMM_NULL, .meta = meta, .mine = mine};
+    if (w.parallel)
+        MPI_Comm_rank(comm, &w.rank);
+    snprintf(w.final, sizeof w.final, "%s/step-%010lld.h5", dir, (long long)meta->step);
+    snprintf(w.tmp, sizeof w.tmp, "%s.tmp", w.final);
+    if (strlen(w.final) >= path_len || strlen(w.final) >= LDN_PATH_MAX)
+        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint path %s is too long", w.final);
+
+    /* 1. the directory, the dataset list and the root attributes */
+    int rc = writer_begin(&w, dir, err, errlen), layout_bad = 0;
+    if (rc)
+        return rc;
+    /* 2. the file and its datasets, collectively. In parallel the chunks are written by
+     * ladon (step 3) where HDF5 allocated them; when HDF5 did not lay them out as expected,
+     * everything goes through HDF5's collective filter path instead. */
+    ldn_h5_quiet(&w.q);
+    rc = writer_create_file(&w, err, errlen);
+    rc = writer_create_datasets(&w, rc, &layout_bad, err, errlen);
+    const int direct = w.parallel && !layout_bad && w.f >= 0;
+    if (w.parallel && layout_bad && w.rank == 0)
+        LDN_WARN("checkpoint %s: HDF5 did not allocate the chunks as expected; writing through "
+                 "HDF5's collective filter path (slower)",
+                 w.tmp);
+    if (!direct)
+        rc = writer_write_rows(&w, rc, err, errlen);
+    for (int i = 0; i < w.nd; i++)
+        ldn_h5_close(&w.dsid[i], H5Dclose);
+    w.t_data = ldn_clock_now();
+    ldn_ckpt_fault("kill-in-ckpt", w.rank, meta->step);
+    /* 3. the chunks, each written once by one rank where HDF5 allocated it, synced by every
+     * rank; before HDF5 closes the file, so that its close finds the data already on disk */
+    int any = all_ok(comm, rc); /* collective: every rank, direct or not */
+    if (direct && any == 0)
+        rc = ldn_ckpt_write_chunks(comm, w.tmp, w.parts, w.dsets, w.nd, w.addr, mine, err, errlen);
+    w.t_chunks = ldn_clock_now();
+    rc = writer_close(&w, rc, err, errlen);
+    /* 4. rank 0 puts it in place once every rank has succeeded */
+    return writer_commit(&w, dir, rc, keep_last, path_out, path_len, err, errlen);
 }
 
 /* ---------------------------------------------------------------- reading */

@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "bounds.h"
@@ -10,7 +11,10 @@
 FILE *ldn_metrics_open(const char *run_dir, int append, char *err, size_t errlen)
 {
     char path[LDN_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    if (snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir) >= (int)sizeof path) {
+        ldn_fail(err, errlen, LDN_ERR_ARG, "metrics: run directory %s is too long", run_dir);
+        return NULL;
+    }
     FILE *f = fopen(path, append ? "a" : "w");
     if (!f)
         ldn_fail(err, errlen, LDN_ERR_IO, "metrics %s: %s", path, strerror(errno));
@@ -32,19 +36,38 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* ,"key":v with `digits` decimals (%.Nf), or with 6 significant digits (%.6g) when digits < 0;
+ * null when v is NaN or infinite, which JSON has no numbers for. */
+static void json_num(FILE *f, const char *key, int digits, double v)
+{
+    fprintf(f, ",\"%s\":", key);
+    if (!isfinite(v))
+        fputs("null", f);
+    else if (digits < 0)
+        fprintf(f, "%.6g", v);
+    else
+        fprintf(f, "%.*f", digits, v);
+}
+
 int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r)
 {
     fputs("{\"task\":", f);
-    json_string(f, r->task);
-    fprintf(f,
-            ",\"step\":%lld,\"epoch\":%.4f,\"loss\":%.6g,\"accuracy\":%.6f,\"test_rows\":%lld"
-            ",\"train_loss\":%.6g,\"train_accuracy\":%.6f,\"samples_per_s\":%.1f,\"lr\":%.6g"
-            ",\"elapsed_s\":%.3f,\"push_bytes_per_step\":%.1f,\"pull_bytes_per_step\":%.1f"
-            ",\"compression_ratio\":%.2f,\"residual_norm\":%.6g}\n",
-            (long long)r->step, r->epoch, r->loss, r->accuracy, (long long)r->test_rows,
-            r->train_loss, r->train_accuracy, r->samples_per_s, r->lr, r->elapsed_s,
-            r->push_bytes_per_step, r->pull_bytes_per_step,
-            r->push_bytes_per_step > 0 ? r->dense_bytes_per_step / r->push_bytes_per_step : 1.0,
-            r->residual_norm);
+    json_string(f, r->task ? r->task : "");
+    fprintf(f, ",\"step\":%lld", (long long)r->step);
+    json_num(f, "epoch", 4, r->epoch);
+    json_num(f, "loss", -1, r->loss);
+    json_num(f, "accuracy", 6, r->accuracy);
+    fprintf(f, ",\"test_rows\":%lld", (long long)r->test_rows);
+    json_num(f, "train_loss", -1, r->train_loss);
+    json_num(f, "train_accuracy", 6, r->train_accuracy);
+    json_num(f, "samples_per_s", 1, r->samples_per_s);
+    json_num(f, "lr", -1, r->lr);
+    json_num(f, "elapsed_s", 3, r->elapsed_s);
+    json_num(f, "push_bytes_per_step", 1, r->push_bytes_per_step);
+    json_num(f, "pull_bytes_per_step", 1, r->pull_bytes_per_step);
+    json_num(f, "compression_ratio", 2,
+             r->push_bytes_per_step > 0 ? r->dense_bytes_per_step / r->push_bytes_per_step : 1.0);
+    json_num(f, "residual_norm", -1, r->residual_norm);
+    fputs("}\n", f);
     return fflush(f) == 0 && !ferror(f) ? LDN_OK : LDN_ERR_IO;
 }

@@ -1,4 +1,11 @@
-/* metrics.jsonl: one JSON object per evaluation per task, appended to the run directory. */
+/* metrics.jsonl: one JSON object per evaluation per task, appended to the run directory.
+ *
+ * Each line is {"task", "step", "epoch", "loss", "accuracy", "test_rows", "train_loss",
+ * "train_accuracy", "samples_per_s", "lr", "elapsed_s", "push_bytes_per_step",
+ * "pull_bytes_per_step", "compression_ratio", "residual_norm"} in that order: each field of
+ * struct ldn_eval_record under its own name, except dense_bytes_per_step, which is written as
+ * compression_ratio = dense_bytes_per_step / push_bytes_per_step (1 when nothing was pushed).
+ * A number that is NaN or infinite is written as null. */
 #ifndef LDN_METRICS_H
 #define LDN_METRICS_H
 
@@ -26,7 +33,8 @@ struct ldn_eval_record {
 /* Open RUN_DIR/metrics.jsonl for writing (truncating when fresh, appending when append != 0).
  * Returns NULL with err on failure. */
 FILE *ldn_metrics_open(const char *run_dir, int append, char *err, size_t errlen);
-/* Write one record as a JSON line and flush. Returns 0 or LDN_ERR_IO. */
+/* Write one record as a JSON line and flush (r->task is escaped; NULL is written as "").
+ * Returns 0 or LDN_ERR_IO. */
 int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r);
 
 #endif

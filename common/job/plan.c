@@ -8,12 +8,24 @@
 #include "rng.h"
 #include "status.h"
 
+/* Workers the tasks ask for by name (tasks.*.workers), and in *n_auto the tasks without a
+ * setting. */
+static int explicit_workers(const struct ldn_config *cfg, int *n_auto)
+{
+    int sum = 0, autos = 0;
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        sum += cfg->tasks[t].workers;
+        autos += cfg->tasks[t].workers == 0;
+    }
+    if (n_auto)
+        *n_auto = autos;
+    return sum;
+}
+
 int ldn_plan_min_world(const struct ldn_config *cfg)
 {
-    int explicit_workers = 0;
-    for (int t = 0; t < cfg->n_tasks; t++)
-        explicit_workers += cfg->tasks[t].workers;
-    return 1 + cfg->servers + (explicit_workers > 0 ? explicit_workers : 1);
+    int n = explicit_workers(cfg, NULL);
+    return 1 + cfg->servers + (n > 0 ? n : 1);
 }
 
 void ldn_plan_destroy(struct ldn_plan **pp)
@@ -80,94 +92,80 @@ static void auto_counts(const struct ldn_config *cfg, const int64_t *n_train, in
     free(rem);
 }
 
-struct ldn_plan *ldn_plan_new(const struct ldn_config *cfg, const int64_t *n_train, int world,
-                              char *err, size_t errlen)
+/* Enough worker ranks for the config? 0, or LDN_ERR_CONFIG with the ranks to run with. */
+static int check_world(const struct ldn_config *cfg, int world, char *err, size_t errlen)
 {
-    int S = cfg->servers, T = cfg->n_tasks;
-    int W = world - 1 - S;
-    int explicit_workers = 0, n_auto = 0;
-    for (int t = 0; t < T; t++) {
-        explicit_workers += cfg->tasks[t].workers;
-        n_auto += cfg->tasks[t].workers == 0;
-    }
-    if (W < 1) {
-        ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                 "%d ranks are too few: ladon needs 1 coordinator + %d servers (ps.servers) + at "
-                 "least 1 worker = %d ranks (launch/ladon-run counts them from the config)",
-                 world, S, ldn_plan_min_world(cfg));
-        return NULL;
-    }
-    if (explicit_workers > 0 && W < explicit_workers + n_auto) {
-        ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                 "%d worker ranks, but the tasks' workers settings need %d (+%d for tasks without "
-                 "a setting); run with %d ranks or lower tasks.*.workers",
-                 W, explicit_workers, n_auto, 1 + S + explicit_workers + n_auto);
-        return NULL;
-    }
-    struct ldn_plan *p = calloc(1, sizeof *p);
-    if (!p)
-        goto nomem;
-    p->world = world;
-    p->n_servers = S;
-    p->n_workers = W;
-    p->group_of_rank = malloc(sizeof(int) * (size_t)world);
-    p->group_of_task = malloc(sizeof(int) * (size_t)T);
-    if (!p->group_of_rank || !p->group_of_task)
-        goto nomem;
-    for (int r = 0; r < world; r++)
-        p->group_of_rank[r] = -1;
+    int S = cfg->servers, W = world - 1 - S, n_auto = 0;
+    int explicit = explicit_workers(cfg, &n_auto);
+    if (W < 1)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "%d ranks are too few: ladon needs 1 coordinator + %d servers (ps.servers) "
+                        "+ at least 1 worker = %d ranks (launch/ladon-run counts them from the "
+                        "config)",
+                        world, S, ldn_plan_min_world(cfg));
+    if (explicit > 0 && W < explicit + n_auto)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "%d worker ranks, but the tasks' workers settings need %d (+%d for tasks "
+                        "without a setting); run with %d ranks or lower tasks.*.workers",
+                        W, explicit, n_auto, 1 + S + explicit + n_auto);
+    return 0;
+}
 
-    if (W >= T) { /* one group per task */
-        int *cnt = calloc((size_t)T, sizeof *cnt);
-        p->groups = calloc((size_t)T, sizeof *p->groups);
-        if (!cnt || !p->groups) {
-            free(cnt);
-            goto nomem;
-        }
-        p->n_groups = T;
-        for (int t = 0; t < T; t++)
-            cnt[t] = cfg->tasks[t].workers;
-        auto_counts(cfg, n_train, W - explicit_workers, cnt);
-        int next = 1 + S;
-        for (int t = 0; t < T; t++) {
-            struct ldn_group *g = &p->groups[t];
-            g->n_tasks = 1;
-            g->n_ranks = cnt[t];
-            g->tasks = malloc(sizeof(int));
-            g->ranks = malloc(sizeof(int) * (size_t)cnt[t]);
-            if (!g->tasks || !g->ranks) {
-                free(cnt);
-                goto nomem;
-            }
-            g->tasks[0] = t;
-            p->group_of_task[t] = t;
-            for (int k = 0; k < cnt[t]; k++) {
-                g->ranks[k] = next;
-                p->group_of_rank[next++] = t;
-            }
-        }
+/* At least as many workers as tasks: one group per task, its worker count from the config or
+ * auto_counts, ranks handed out in task order. LDN_ERR_NOMEM (err untouched), or
+ * LDN_ERR_CONFIG when explicit counts leave workers idle. */
+static int groups_per_task(struct ldn_plan *p, const struct ldn_config *cfg, const int64_t *n_train,
+                           char *err, size_t errlen)
+{
+    const int S = p->n_servers, T = cfg->n_tasks, W = p->n_workers;
+    int *cnt = calloc((size_t)T, sizeof *cnt);
+    p->groups = calloc((size_t)T, sizeof *p->groups);
+    if (!cnt || !p->groups) {
         free(cnt);
-        /* Workers left over when every task has an explicit count stay idle: refuse. */
-        if (next != world) {
-            ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                     "%d worker ranks but tasks.*.workers add up to %d; run with %d ranks", W,
-                     next - 1 - S, next);
-            ldn_plan_destroy(&p);
-            return NULL;
-        }
-        return p;
+        return LDN_ERR_NOMEM;
     }
+    p->n_groups = T;
+    for (int t = 0; t < T; t++)
+        cnt[t] = cfg->tasks[t].workers;
+    auto_counts(cfg, n_train, W - explicit_workers(cfg, NULL), cnt);
+    int next = 1 + S;
+    for (int t = 0; t < T; t++) {
+        struct ldn_group *g = &p->groups[t];
+        g->n_tasks = 1;
+        g->n_ranks = cnt[t];
+        g->tasks = malloc(sizeof(int));
+        g->ranks = malloc(sizeof(int) * (size_t)cnt[t]);
+        if (!g->tasks || !g->ranks) {
+            free(cnt);
+            return LDN_ERR_NOMEM;
+        }
+        g->tasks[0] = t;
+        p->group_of_task[t] = t;
+        for (int k = 0; k < cnt[t]; k++) {
+            g->ranks[k] = next;
+            p->group_of_rank[next++] = t;
+        }
+    }
+    free(cnt);
+    /* Workers left over when every task has an explicit count stay idle: refuse. */
+    if (next != p->world)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "%d worker ranks but tasks.*.workers add up to %d; run with %d ranks", W,
+                        next - 1 - S, next);
+    return 0;
+}
 
-    /* Fewer workers than tasks: W groups of one worker, tasks placed largest first on the
-     * group with the fewest rows (LPT), then listed in task order inside each group. */
-    p->n_groups = W;
-    p->groups = calloc((size_t)W, sizeof *p->groups);
+/* Task t's group for W groups: tasks placed largest first on the group with the fewest rows
+ * (LPT) into p->group_of_task. LDN_ERR_NOMEM or 0. */
+static int place_tasks(struct ldn_plan *p, int T, const int64_t *n_train)
+{
+    const int W = p->n_workers;
     int64_t *load = calloc((size_t)W, sizeof *load);
     int *order = malloc(sizeof(int) * (size_t)T);
-    if (!p->groups || !load || !order) {
+    if (!load || !order) {
         free(load);
         free(order);
-        goto nomem;
+        return LDN_ERR_NOMEM;
     }
     for (int t = 0; t < T; t++)
         order[t] = t;
@@ -187,18 +185,60 @@ struct ldn_plan *ldn_plan_new(const struct ldn_config *cfg, const int64_t *n_tra
     }
     free(load);
     free(order);
+    return 0;
+}
+
+/* Fewer workers than tasks: W groups of one worker each, their tasks from place_tasks listed
+ * in task order. LDN_ERR_NOMEM or 0. */
+static int groups_per_worker(struct ldn_plan *p, const struct ldn_config *cfg,
+                             const int64_t *n_train)
+{
+    const int S = p->n_servers, T = cfg->n_tasks, W = p->n_workers;
+    p->n_groups = W;
+    p->groups = calloc((size_t)W, sizeof *p->groups);
+    if (!p->groups || place_tasks(p, T, n_train))
+        return LDN_ERR_NOMEM;
     for (int g = 0; g < W; g++) {
         struct ldn_group *gr = &p->groups[g];
         gr->n_ranks = 1;
         gr->ranks = malloc(sizeof(int));
         gr->tasks = malloc(sizeof(int) * (size_t)T);
         if (!gr->ranks || !gr->tasks)
-            goto nomem;
+            return LDN_ERR_NOMEM;
         gr->ranks[0] = 1 + S + g;
         p->group_of_rank[1 + S + g] = g;
         for (int t = 0; t < T; t++)
             if (p->group_of_task[t] == g)
                 gr->tasks[gr->n_tasks++] = t;
+    }
+    return 0;
+}
+
+struct ldn_plan *ldn_plan_new(const struct ldn_config *cfg, const int64_t *n_train, int world,
+                              char *err, size_t errlen)
+{
+    if (check_world(cfg, world, err, errlen))
+        return NULL;
+    const int S = cfg->servers, T = cfg->n_tasks, W = world - 1 - S;
+    struct ldn_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        goto nomem;
+    p->world = world;
+    p->n_servers = S;
+    p->n_workers = W;
+    p->group_of_rank = malloc(sizeof(int) * (size_t)world);
+    p->group_of_task = malloc(sizeof(int) * (size_t)T);
+    if (!p->group_of_rank || !p->group_of_task)
+        goto nomem;
+    for (int r = 0; r < world; r++)
+        p->group_of_rank[r] = -1;
+    int rc =
+        W >= T ? groups_per_task(p, cfg, n_train, err, errlen) : groups_per_worker(p, cfg, n_train);
+    if (rc == LDN_ERR_NOMEM)
+        goto nomem;
+    if (rc) {
+        ldn_plan_destroy(&p);
+        return NULL;
     }
     return p;
 nomem:
