@@ -1,5 +1,8 @@
 /* The worker's key-value client: pushes trunk-gradient chunks to and pulls trunk weights from
- * the parameter servers (ps-lite's KVWorker shape). One DEALER per server.
+ * the parameter servers (ps-lite's KVWorker shape). One DEALER per server. It is the transport
+ * only: what a compressed push carries is made by the worker's struct ldn_compressor
+ * (common/codec/compressor.h), which the client borrows; the client cuts pushes at chunk
+ * boundaries, frames them, decodes pull deltas and counts bytes.
  *
  * A step is: ldn_kv_pull_begin(clock + 1) (the request goes out first, so each server can
  * answer chunk by chunk as it applies them), ldn_kv_push_range() for each block of gradients
