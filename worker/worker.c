@@ -52,11 +52,12 @@ struct worker {
     struct ldn_batch_buf buf;
     int64_t *idx;
     struct ldn_kv *kv;
-    struct ldn_compressor *comp; /* compressed pushes: the kv borrows it; NULL when dense */
-    void *coord;                 /* DEALER to the coordinator */
-    double last_sent;            /* time of the last message to the coordinator */
-    int64_t step;                /* the step being trained (for the push hook) */
-    int64_t have_clock;          /* clock of the trunk weights held (complete pull) */
+    /* compressed pushes (kv borrows it); NULL when they are dense */
+    struct ldn_compressor *comp;
+    void *coord;        /* DEALER to the coordinator */
+    double last_sent;   /* time of the last message to the coordinator */
+    int64_t step;       /* the step being trained (for the push hook) */
+    int64_t have_clock; /* clock of the trunk weights held (complete pull) */
     /* Trunk gradients alternate between two buffers: ZeroMQ sends step s's from one (no
      * copy) while step s + 1 writes the other. */
     float *grad_buf[2];
@@ -456,9 +457,9 @@ struct wvec {
 static int worker_vectors(struct worker *w, struct wvec v[3])
 {
     const int64_t n = w->model->trunk->n_params;
-    int k = 0;
     if (!w->comp)
         return 0;
+    int k = 0;
     float *residual = ldn_compressor_residual(w->comp),
           *velocity = ldn_compressor_velocity(w->comp);
     if (residual)
