@@ -76,7 +76,7 @@ static void run_op(struct state *s, enum op op)
     switch (op) {
     case OP_ENCODE:
         if (ldn_codec_compress(s->tx, s->d, s->step, s->grad, s->residual, s->n, s->out, s->cap,
-                               &s->len, s->err, sizeof s->err))
+                               &s->len, NULL, NULL, s->err, sizeof s->err))
             die("compress", s->err);
         s->rx_step = s->step++;
         break;

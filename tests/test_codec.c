@@ -216,8 +216,8 @@ static void test_error_feedback(void)
                 grad[4] = -3e3f;
                 memcpy(old, res, n * sizeof *res);
                 size_t len = 0;
-                int rc = ldn_codec_compress(ctx, &d, step, grad, res, n, out, cap, &len, err,
-                                            sizeof err);
+                int rc = ldn_codec_compress(ctx, &d, step, grad, res, n, out, cap, &len, NULL, NULL,
+                                            err, sizeof err);
                 CU_ASSERT_EQUAL_FATAL(rc, 0);
                 memset(sent, 0, n * sizeof *sent);
                 rc = ldn_codec_decode_add(rx, &d, step, out, len, n, 1.0f, sent, err, sizeof err);
@@ -745,8 +745,9 @@ static void test_fuzz(void)
             d.chunk = 16;
             size_t cap = ldn_codec_max_bytes(&d, n) + 8, len = 0;
             uint8_t *out = malloc(cap), *bad = malloc(cap);
-            CU_ASSERT_EQUAL_FATAL(
-                ldn_codec_compress(tx, &d, 1, v, NULL, n, out, cap, &len, err, sizeof err), 0);
+            CU_ASSERT_EQUAL_FATAL(ldn_codec_compress(tx, &d, 1, v, NULL, n, out, cap, &len, NULL,
+                                                     NULL, err, sizeof err),
+                                  0);
             for (int it = 0; it < 2000; it++) {
                 memcpy(bad, out, len);
                 size_t blen = len;

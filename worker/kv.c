@@ -1,14 +1,36 @@
 /* Worker-side push/pull client. */
 #include "kv.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "codec.h"
+#include "compressor.h"
 #include "fs.h"
 #include "status.h"
+
+struct ldn_kv {
+    int rank;
+    int n_servers;
+    void **socks; /* DEALER per server */
+    const struct ldn_range *ranges;
+    const struct ldn_chunk *chunks;
+    int n_chunks;
+    int *server_ranks;
+    double timeout_s;
+    char *got;                      /* [n_chunks]: received in the open pull */
+    int pull_left;                  /* chunks of the open pull still to come */
+    int64_t pull_clock;             /* clock of the open pull, -1 when none */
+    int64_t bytes_push, bytes_pull; /* cumulative, all parts */
+    int64_t bytes_dense;            /* what the pushed chunks weigh as dense fp32 */
+    int64_t last_version;           /* min over chunks of the version served by the last pull */
+    void (*idle)(void *ud);         /* called about once a second while waiting (may be NULL) */
+    void *idle_ud;
+    struct ldn_compressor *comp; /* borrowed; NULL: dense fp32 pushes */
+    struct ldn_codec_ctx *dctx;  /* decodes pull deltas (compress.downlink = delta) */
+};
 
 struct ldn_kv *ldn_kv_new(void *zctx, int rank, int n_servers,
                           char (*endpoints)[LDN_NET_ENDPOINT_MAX], const struct ldn_range *ranges,
@@ -58,97 +80,49 @@ void ldn_kv_destroy(struct ldn_kv **pkv)
     free(kv->socks);
     free(kv->server_ranks);
     free(kv->got);
-    ldn_codec_ctx_destroy(&kv->codec);
     ldn_codec_ctx_destroy(&kv->dctx);
-    free(kv->scratch);
-    free(kv->gacc);
-    free(kv->gidx);
-    free(kv->glocal);
-    free(kv->gvals);
-    free(kv->gdeq);
-    free(kv->residual);
-    free(kv->velocity);
-    free(kv->packed);
     free(kv);
     *pkv = NULL;
 }
 
-void ldn_kv_use_desc(struct ldn_kv *kv, const struct ldn_codec_desc *d)
+int64_t ldn_kv_biggest_chunk(const struct ldn_kv *kv)
 {
-    LDN_ASSERT(d->ratio_ppm <= kv->max_ratio_ppm);
-    kv->desc = *d;
-    ldn_codec_desc_pack(d, kv->cdesc);
-}
-
-int ldn_kv_set_codec(struct ldn_kv *kv, const struct ldn_codec_desc *d, int ef, int64_t trunk_keys,
-                     char *err, size_t errlen)
-{
-    int rc = ldn_codec_desc_check(d, err, errlen);
-    if (rc)
-        return rc;
-    kv->desc = *d;
-    kv->max_ratio_ppm = d->ratio_ppm;
-    ldn_codec_desc_pack(d, kv->cdesc);
     int64_t biggest = 0;
     for (int k = 0; k < kv->n_chunks; k++)
         if (kv->chunks[k].hi - kv->chunks[k].lo > biggest)
             biggest = kv->chunks[k].hi - kv->chunks[k].lo;
-    kv->packed_cap = ldn_codec_max_bytes(d, biggest);
-    kv->packed = malloc(kv->packed_cap);
-    kv->codec = ldn_codec_ctx_new(d->seed ^ (uint64_t)kv->rank);
-    kv->residual = ef ? calloc((size_t)trunk_keys, sizeof(float)) : NULL;
-    kv->trunk_keys = trunk_keys;
-    if (d->kind == LDN_CODEC_SPARSE) { /* compress.scope = global */
-        if (!ef && !(kv->gacc = malloc(sizeof(float) * (size_t)trunk_keys)))
-            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
-        int64_t k = (int64_t)(((uint64_t)trunk_keys * d->ratio_ppm + 999999) / 1000000);
-        k = k < 1 ? 1 : k > trunk_keys ? trunk_keys : k;
-        kv->gidx = malloc(sizeof *kv->gidx * (size_t)k);
-        kv->glocal = malloc(sizeof *kv->glocal * (size_t)k);
-        kv->gvals = malloc(sizeof(float) * (size_t)k);
-        kv->gdeq = malloc(sizeof(float) * (size_t)k);
-        if (!kv->gidx || !kv->glocal || !kv->gvals || !kv->gdeq)
-            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
-    }
-    if (!kv->packed || !kv->codec || (ef && !kv->residual))
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory for the codec",
-                        kv->rank);
-    kv->compressed = 1;
-    return LDN_OK;
+    return biggest;
 }
 
-/* The one-chunk scratch buffer (sized to the largest chunk), allocated once. */
-static int need_scratch(struct ldn_kv *kv, char *err, size_t errlen)
+void ldn_kv_set_compressor(struct ldn_kv *kv, struct ldn_compressor *comp)
 {
-    if (kv->scratch)
-        return LDN_OK;
-    int64_t most = 0;
-    for (int k = 0; k < kv->n_chunks; k++)
-        if (kv->chunks[k].hi - kv->chunks[k].lo > most)
-            most = kv->chunks[k].hi - kv->chunks[k].lo;
-    if (!(kv->scratch = malloc(sizeof(float) * (size_t)(most > 0 ? most : 1))))
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
-    return LDN_OK;
+    kv->comp = comp;
 }
 
-int ldn_kv_set_momentum_correction(struct ldn_kv *kv, float momentum, int nesterov, int masking,
-                                   int64_t trunk_keys, char *err, size_t errlen)
+void ldn_kv_set_idle(struct ldn_kv *kv, void (*idle)(void *ud), void *ud)
 {
-    kv->momentum = momentum;
-    kv->nesterov = nesterov;
-    kv->masking = masking;
-    if (!(kv->velocity = calloc((size_t)trunk_keys, sizeof(float))))
-        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory", kv->rank);
-    return nesterov ? need_scratch(kv, err, errlen) : LDN_OK;
+    kv->idle = idle;
+    kv->idle_ud = ud;
 }
 
-int ldn_kv_set_push_options(struct ldn_kv *kv, int64_t min_elements, double clip_norm,
-                            int64_t trunk_keys, char *err, size_t errlen)
+int64_t ldn_kv_bytes_push(const struct ldn_kv *kv)
 {
-    kv->min_elements = min_elements;
-    kv->clip_norm = clip_norm;
-    kv->trunk_keys = trunk_keys;
-    return need_scratch(kv, err, errlen);
+    return kv->bytes_push;
+}
+
+int64_t ldn_kv_bytes_pull(const struct ldn_kv *kv)
+{
+    return kv->bytes_pull;
+}
+
+int64_t ldn_kv_bytes_dense(const struct ldn_kv *kv)
+{
+    return kv->bytes_dense;
+}
+
+int64_t ldn_kv_last_version(const struct ldn_kv *kv)
+{
+    return kv->last_version;
 }
 
 /* The header of a push of chunk c with one payload frame of `bytes`. */
@@ -164,140 +138,47 @@ static void push_header(struct ldn_wire_msg *h, const struct ldn_kv *kv, const s
     h->lens[0] = bytes;
 }
 
-/* The values chunk c contributes to the step: its gradient, clipped (compress.clip_norm), and
- * with momentum correction folded into the velocity u, which is returned instead; with
- * Nesterov momentum, g + momentum * u (DGC's Nesterov momentum correction, the increment
- * dense Nesterov SGD would apply), in the scratch buffer. */
-static const float *chunk_values(struct ldn_kv *kv, const struct ldn_chunk *c, const float *grad)
+/* Send what the compressor made of chunk c: dense fp32 values, or a payload for the
+ * descriptor in force. */
+static long send_compressed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t step,
+                            const struct ldn_compressed *out, char *err, size_t errlen)
 {
-    const int64_t n = c->hi - c->lo;
-    const float *g = grad + c->lo;
-    if (kv->clip_norm > 0 && kv->scratch) { /* DGC local gradient clipping, per chunk */
-        double ss = 0;
-        for (int64_t i = 0; i < n; i++)
-            ss += (double)g[i] * g[i];
-        double bound = kv->clip_norm * sqrt((double)n / (double)kv->trunk_keys);
-        if (ss > bound * bound) {
-            float f = (float)(bound / sqrt(ss));
-            for (int64_t i = 0; i < n; i++)
-                kv->scratch[i] = g[i] * f;
-            g = kv->scratch;
-        }
-    }
-    if (kv->velocity) { /* DGC momentum correction: compress the velocity */
-        float *u = kv->velocity + c->lo;
-        for (int64_t i = 0; i < n; i++)
-            u[i] = kv->momentum * u[i] + g[i];
-        if (!kv->nesterov)
-            return u;
-        for (int64_t i = 0; i < n; i++) /* g may be the scratch itself: element for element */
-            kv->scratch[i] = g[i] + kv->momentum * u[i];
-        g = kv->scratch;
-    }
-    return g;
-}
-
-/* Compress chunk c of grad and send it as one packed push. */
-static long push_packed(struct ldn_kv *kv, const struct ldn_chunk *c, int64_t step,
-                        const float *grad, char *err, size_t errlen)
-{
-    size_t len = 0;
-    const int64_t n = c->hi - c->lo;
-    const uint64_t cstep = ldn_wire_codec_step(step, (uint64_t)c->lo);
-    const float *g = chunk_values(kv, c, grad);
-    if (n < kv->min_elements && kv->scratch) { /* small: dense, with everything kept folded in */
-        float *acc = kv->scratch, *r = kv->residual ? kv->residual + c->lo : NULL;
-        for (int64_t i = 0; i < n; i++) {
-            acc[i] = g[i] + (r ? r[i] : 0.0f);
-            if (r)
-                r[i] = 0.0f;
-        }
-        if (kv->velocity && kv->masking) /* all sent: momentum factor masking clears it all */
-            memset(kv->velocity + c->lo, 0, sizeof(float) * (size_t)n);
-        struct ldn_wire_msg h;
-        push_header(&h, kv, c, step, LDN_CODEC_DENSE_F32, (uint64_t)n * sizeof(float));
-        const void *frames[1] = {acc};
+    struct ldn_wire_msg h;
+    if (out->dense) {
+        push_header(&h, kv, c, step, LDN_CODEC_DENSE_F32,
+                    (uint64_t)(c->hi - c->lo) * sizeof(float));
+        const void *frames[1] = {out->vals};
         return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
     }
-    int rc = ldn_codec_compress(kv->codec, &kv->desc, cstep, g,
-                                kv->residual ? kv->residual + c->lo : NULL, n, kv->packed,
-                                kv->packed_cap, &len, err, errlen);
-    if (rc)
-        return rc;
-    if (kv->velocity && kv->masking && kv->desc.kind != LDN_CODEC_DENSE) { /* factor masking */
-        const uint32_t *idx;
-        const float *vals;
-        int64_t count;
-        if ((rc = ldn_codec_decode(kv->codec, &kv->desc, cstep, kv->packed, len, n, &idx, &vals,
-                                   &count, err, errlen)))
-            return rc;
-        float *u = kv->velocity + c->lo;
-        for (int64_t i = 0; i < count; i++)
-            u[idx[i]] = 0.0f;
-    }
-    struct ldn_wire_msg h;
-    push_header(&h, kv, c, step, LDN_CODEC_PACKED, len);
+    push_header(&h, kv, c, step, LDN_CODEC_PACKED, out->len);
     h.push.ncdesc = LDN_CODEC_DESC_WORDS;
-    memcpy(h.push.cdesc, kv->cdesc, sizeof kv->cdesc);
-    const void *frames[1] = {kv->packed};
+    ldn_codec_desc_pack(ldn_compressor_desc(kv->comp), h.push.cdesc);
+    const void *frames[1] = {out->payload};
     return ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
 }
 
-/* compress.scope = global: chunks of the step accumulate (into the residual, or a scratch
- * without error feedback) until the whole trunk is in; then the exact top-k over all of it is
- * taken and every chunk is sent with the elements selected in it (sparse payloads, 0..n each). */
+/* compress.scope = global: chunks [first, last) of the step go into the compressor; once the
+ * whole trunk is in, every chunk is sent with the elements the global top-k selected in it. */
 static int push_global(struct ldn_kv *kv, int64_t step, const float *grad, int first, int last,
                        char *err, size_t errlen)
 {
-    float *acc = kv->residual ? kv->residual : kv->gacc;
+    int complete = 0;
     for (int k = first; k < last; k++) {
-        const struct ldn_chunk *c = &kv->chunks[k];
-        const float *g = chunk_values(kv, c, grad);
-        float *a = acc + c->lo;
-        if (kv->residual)
-            for (int64_t i = 0; i < c->hi - c->lo; i++)
-                a[i] += g[i];
-        else
-            memcpy(a, g, sizeof(float) * (size_t)(c->hi - c->lo));
-        kv->gkeys += c->hi - c->lo;
+        int rc = ldn_compressor_global_add(kv->comp, grad, kv->chunks[k].lo, kv->chunks[k].hi, err,
+                                           errlen);
+        if (rc < 0)
+            return rc;
+        complete |= rc;
     }
-    if (kv->gkeys < kv->trunk_keys)
+    if (!complete)
         return LDN_OK; /* the rest of the step's gradient is still being computed */
-    kv->gkeys = 0;
-    const int64_t n = kv->trunk_keys;
-    int64_t k = (int64_t)(((uint64_t)n * kv->desc.ratio_ppm + 999999) / 1000000);
-    k = k < 1 ? 1 : k > n ? n : k;
-    int64_t m = ldn_codec_topk(kv->codec, acc, n, k, kv->gidx);
-    if (m < 0)
-        return ldn_fail(err, errlen, (int)m, "worker %d: global top-k failed", kv->rank);
-    int64_t j = 0;
     for (int ci = 0; ci < kv->n_chunks; ci++) {
         const struct ldn_chunk *c = &kv->chunks[ci];
-        int64_t j0 = j;
-        while (j < m && (int64_t)kv->gidx[j] < c->hi) {
-            kv->glocal[j - j0] = kv->gidx[j] - (uint32_t)c->lo;
-            kv->gvals[j - j0] = acc[kv->gidx[j]];
-            j++;
-        }
-        size_t len = 0;
-        int rc = ldn_codec_encode(&kv->desc, c->hi - c->lo, kv->glocal, j - j0, kv->gvals,
-                                  ldn_codec_ctx_rng(kv->codec), kv->packed, kv->packed_cap, &len,
-                                  kv->gdeq, err, errlen);
+        struct ldn_compressed out;
+        int rc = ldn_compressor_global_take(kv->comp, c->lo, c->hi, &out, err, errlen);
         if (rc)
             return rc;
-        for (int64_t q = j0; q < j; q++) {
-            uint32_t i = kv->gidx[q];
-            if (kv->residual) /* error feedback keeps what rounding lost */
-                kv->residual[i] -= kv->gdeq[q - j0];
-            if (kv->velocity && kv->masking) /* momentum factor masking */
-                kv->velocity[i] = 0.0f;
-        }
-        struct ldn_wire_msg h;
-        push_header(&h, kv, c, step, LDN_CODEC_PACKED, len);
-        h.push.ncdesc = LDN_CODEC_DESC_WORDS;
-        memcpy(h.push.cdesc, kv->cdesc, sizeof kv->cdesc);
-        const void *frames[1] = {kv->packed};
-        long sent = ldn_net_send(kv->socks[c->server], NULL, 0, &h, frames, err, errlen);
+        long sent = send_compressed(kv, c, step, &out, err, errlen);
         if (sent < 0)
             return (int)sent;
         kv->bytes_push += sent;
@@ -312,7 +193,7 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
     if (k < 0)
         return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: no chunk starts at key %lld",
                         kv->rank, (long long)lo);
-    if (kv->compressed && kv->desc.kind == LDN_CODEC_SPARSE) {
+    if (kv->comp && ldn_compressor_is_global(kv->comp)) {
         int last = k;
         while (last < kv->n_chunks && kv->chunks[last].hi <= hi) {
             kv->bytes_dense += (kv->chunks[last].hi - kv->chunks[last].lo) * (int64_t)sizeof(float);
@@ -323,8 +204,13 @@ int ldn_kv_push_range(struct ldn_kv *kv, int64_t step, const float *grad, int64_
     for (; k < kv->n_chunks && kv->chunks[k].hi <= hi; k++) {
         const struct ldn_chunk *c = &kv->chunks[k];
         kv->bytes_dense += (c->hi - c->lo) * (int64_t)sizeof(float);
-        if (kv->compressed) {
-            long sent = push_packed(kv, c, step, grad, err, errlen);
+        if (kv->comp) {
+            struct ldn_compressed out;
+            int rc = ldn_compressor_compress(kv->comp, ldn_wire_codec_step(step, (uint64_t)c->lo),
+                                             grad, c->lo, c->hi, &out, err, errlen);
+            if (rc)
+                return rc;
+            long sent = send_compressed(kv, c, step, &out, err, errlen);
             if (sent < 0)
                 return (int)sent;
             kv->bytes_push += sent;

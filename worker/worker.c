@@ -13,6 +13,7 @@
 #include "ckpt.h"
 #include "clock.h"
 #include "codec.h"
+#include "compressor.h"
 #include "data.h"
 #include "fs.h"
 #include "jobckpt.h"
@@ -51,6 +52,8 @@ struct worker {
     struct ldn_batch_buf buf;
     int64_t *idx;
     struct ldn_kv *kv;
+    /* compressed pushes (kv borrows it); NULL when they are dense */
+    struct ldn_compressor *comp;
     void *coord;        /* DEALER to the coordinator */
     double last_sent;   /* time of the last message to the coordinator */
     int64_t step;       /* the step being trained (for the push hook) */
@@ -164,24 +167,25 @@ static int setup_trunk(struct worker *w, const int *widths, int n_widths, char *
     struct ldn_codec_desc desc; /* the warm-up's first epoch sends the most */
     if (ldn_codec_desc_from_config(&cfg->compress, cfg->seed, &desc)) {
         ldn_codec_desc_at(&cfg->compress, cfg->seed, 0, job->steps_per_epoch, &desc);
-        if (ldn_kv_set_codec(w->kv, &desc, cfg->compress.error_feedback, trunk->n_params, err,
-                             errlen))
+        const struct ldn_compressor_opts o = {.error_feedback = cfg->compress.error_feedback,
+                                              .min_elements = cfg->compress.min_elements,
+                                              .clip_norm = cfg->compress.clip_norm,
+                                              .momentum_correction =
+                                                  ldn_codec_momentum_on_workers(&cfg->compress),
+                                              .momentum = (float)cfg->optim.momentum,
+                                              .nesterov = cfg->optim.nesterov,
+                                              .masking = cfg->compress.momentum_masking};
+        w->comp = ldn_compressor_new(&desc, desc.seed ^ (uint64_t)job->rank, trunk->n_params,
+                                     ldn_kv_biggest_chunk(w->kv), &o, err, errlen);
+        if (!w->comp)
             return LDN_ERR_CONFIG;
-        if (ldn_kv_set_push_options(w->kv, cfg->compress.min_elements, cfg->compress.clip_norm,
-                                    trunk->n_params, err, errlen))
-            return LDN_ERR_NOMEM;
-        if (ldn_codec_momentum_on_workers(&cfg->compress) &&
-            ldn_kv_set_momentum_correction(w->kv, (float)cfg->optim.momentum, cfg->optim.nesterov,
-                                           cfg->compress.momentum_masking, trunk->n_params, err,
-                                           errlen))
-            return LDN_ERR_NOMEM;
+        ldn_kv_set_compressor(w->kv, w->comp);
     }
     /* Push each block of trunk gradient as soon as the backward pass has it. */
     w->grad_buf[0] = trunk->grads;
     if (!(w->grad_buf[1] = malloc(sizeof(float) * (size_t)trunk->n_params)))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    w->kv->idle = idle_heartbeat;
-    w->kv->idle_ud = w;
+    ldn_kv_set_idle(w->kv, idle_heartbeat, w);
     ldn_nn_set_grad_hook(trunk, push_block, w);
     ldn_nn_set_forward_hook(trunk, need_rows, w);
     return LDN_OK;
@@ -195,6 +199,7 @@ static void free_trunk(struct worker *w)
             ldn_net_wait_sent(&w->inflight[i], w->cfg->timeout_s);
     ldn_model_destroy(&w->model);
     ldn_kv_destroy(&w->kv);
+    ldn_compressor_destroy(&w->comp);
     free(w->grad_buf[1]);
     w->grad_buf[1] = NULL;
 }
@@ -302,13 +307,7 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
 /* L2 norm of the error-feedback residual (0 without compression or error feedback). */
 static double residual_norm(const struct worker *w)
 {
-    const float *r = w->kv->residual;
-    if (!r)
-        return 0.0;
-    double s = 0.0;
-    for (int64_t i = 0; i < w->model->trunk->n_params; i++)
-        s += (double)r[i] * r[i];
-    return sqrt(s);
+    return w->comp ? ldn_compressor_residual_norm(w->comp) : 0.0;
 }
 
 static int send_progress(struct worker *w, int64_t step, char *err, size_t errlen)
@@ -324,14 +323,14 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
         v->loss_sum = wt->loss_sum;
         v->correct = wt->correct;
         if (i == 0) { /* the worker's figures, once */
-            v->bytes_push = w->kv->bytes_push - w->bytes_push_mark;
-            v->bytes_pull = w->kv->bytes_pull - w->bytes_pull_mark;
+            v->bytes_push = ldn_kv_bytes_push(w->kv) - w->bytes_push_mark;
+            v->bytes_pull = ldn_kv_bytes_pull(w->kv) - w->bytes_pull_mark;
             v->staleness_sum = w->staleness_sum;
             v->pulls = w->pulls;
             v->compute_s = w->compute_s;
             v->wait_s = w->wait_s;
             v->residual_norm = residual_norm(w);
-            v->bytes_dense = w->kv->bytes_dense - w->bytes_dense_mark;
+            v->bytes_dense = ldn_kv_bytes_dense(w->kv) - w->bytes_dense_mark;
         }
         int rc = send_coord(w, &h, err, errlen);
         if (rc)
@@ -339,9 +338,9 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
         wt->loss_sum = 0;
         wt->correct = wt->seen = 0;
     }
-    w->bytes_push_mark = w->kv->bytes_push;
-    w->bytes_dense_mark = w->kv->bytes_dense;
-    w->bytes_pull_mark = w->kv->bytes_pull;
+    w->bytes_push_mark = ldn_kv_bytes_push(w->kv);
+    w->bytes_dense_mark = ldn_kv_bytes_dense(w->kv);
+    w->bytes_pull_mark = ldn_kv_bytes_pull(w->kv);
     w->staleness_sum = w->pulls = 0;
     w->compute_s = w->wait_s = 0;
     return 0;
@@ -395,7 +394,7 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         if (w->push_rc)
             return ldn_fail(err, errlen, w->push_rc, "%s", w->push_err);
         w->have_clock = step;
-        w->staleness_sum += step - w->kv->last_version;
+        w->staleness_sum += step - ldn_kv_last_version(w->kv);
         w->pulls++;
         /* The next weights are asked for before the gradients go out, so each server can
          * answer chunk by chunk as it applies them. */
@@ -408,10 +407,10 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
                             "within %.0f s (ps.timeout)",
                             w->job->rank, (long long)(step - 2), cfg->timeout_s);
         ldn_nn_use_grads(trunk, w->grad_buf[step & 1]);
-        if (w->kv->compressed) {
+        if (w->comp) {
             struct ldn_codec_desc d;
             ldn_codec_desc_at(&cfg->compress, cfg->seed, step, w->job->steps_per_epoch, &d);
-            ldn_kv_use_desc(w->kv, &d);
+            ldn_compressor_use_desc(w->comp, &d);
         }
         int64_t ok = 0;
         double loss =
@@ -477,13 +476,16 @@ struct wvec {
 static int worker_vectors(struct worker *w, struct wvec v[3])
 {
     const int64_t n = w->model->trunk->n_params;
+    if (!w->comp)
+        return 0;
     int k = 0;
-    if (w->kv->residual)
-        v[k++] = (struct wvec){"residual", LDN_CKPT_F32, n, w->kv->residual};
-    if (w->kv->velocity)
-        v[k++] = (struct wvec){"velocity", LDN_CKPT_F32, n, w->kv->velocity};
-    if (w->kv->codec)
-        v[k++] = (struct wvec){"codec_rng", LDN_CKPT_U64, 4, ldn_codec_ctx_rng(w->kv->codec)->s};
+    float *residual = ldn_compressor_residual(w->comp),
+          *velocity = ldn_compressor_velocity(w->comp);
+    if (residual)
+        v[k++] = (struct wvec){"residual", LDN_CKPT_F32, n, residual};
+    if (velocity)
+        v[k++] = (struct wvec){"velocity", LDN_CKPT_F32, n, velocity};
+    v[k++] = (struct wvec){"codec_rng", LDN_CKPT_U64, 4, ldn_compressor_rng(w->comp)->s};
     return k;
 }
 
@@ -551,9 +553,9 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
     int nv = worker_vectors(w, v);
     for (int i = 0; i < nv && rc == 0; i++) {
         const int64_t d[2] = {v[i].n, 1};
-        if (v[i].p == w->kv->residual   ? !ldn_jobckpt_keeps_residual(had, has)
-            : v[i].p == w->kv->velocity ? !(had & LDN_JOBCKPT_VELOCITY)
-                                        : !(had & LDN_JOBCKPT_CODEC))
+        if (!strcmp(v[i].what, "residual")   ? !ldn_jobckpt_keeps_residual(had, has)
+            : !strcmp(v[i].what, "velocity") ? !(had & LDN_JOBCKPT_VELOCITY)
+                                             : !(had & LDN_JOBCKPT_CODEC))
             continue;
         snprintf(name, sizeof name, "/workers/%d/%s", r, v[i].what);
         rc = ldn_ckpt_read(ck, name, v[i].type, 1, d, 0, v[i].n, v[i].p, 1, err, errlen);

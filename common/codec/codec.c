@@ -274,7 +274,7 @@ int ldn_codec_encode(const struct ldn_codec_desc *d, int64_t n, const uint32_t *
 
 int ldn_codec_compress(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d, uint64_t step,
                        const float *grad, float *residual, int64_t n, uint8_t *out, size_t cap,
-                       size_t *len, char *err, size_t errlen)
+                       size_t *len, const uint32_t **sel, int64_t *nsel, char *err, size_t errlen)
 {
     int rc = ldn_codec_desc_check(d, err, errlen);
     if (rc)
@@ -330,6 +330,10 @@ int ldn_codec_compress(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d
             for (int64_t i = 0; i < n; i++)
                 residual[i] -= deq[i];
         }
+    }
+    if (sel) {
+        *sel = idx;
+        *nsel = m;
     }
     return 0;
 }

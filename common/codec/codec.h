@@ -161,10 +161,12 @@ int ldn_codec_encode(const struct ldn_codec_desc *d, int64_t n, const uint32_t *
 /* Compress grad[0..n) for step into out with error feedback when residual is non-NULL:
  * acc = grad + residual, select from acc, send, then residual = acc - dequantized for the sent
  * elements and acc for the others. On failure nothing was sent and residual holds acc. out
- * needs ldn_codec_max_bytes(d, n) bytes at most; returns 0 or a negative status. */
+ * needs ldn_codec_max_bytes(d, n) bytes at most; returns 0 or a negative status. When sel is
+ * non-NULL, *sel and *nsel say what was sent: the indices in ascending order (an array of ctx,
+ * valid until its next call), or *sel = NULL for dense (every index, *nsel = n). */
 int ldn_codec_compress(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d, uint64_t step,
                        const float *grad, float *residual, int64_t n, uint8_t *out, size_t cap,
-                       size_t *len, char *err, size_t errlen);
+                       size_t *len, const uint32_t **sel, int64_t *nsel, char *err, size_t errlen);
 /* Validate and decode a payload for a vector of n. On success *idx (NULL for dense: element j is
  * index j), *vals and *count describe the elements; both arrays belong to ctx and stay valid until
  * its next call. Returns 0, LDN_ERR_FORMAT for a malformed payload, LDN_ERR_ARG, LDN_ERR_NOMEM. */

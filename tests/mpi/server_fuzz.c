@@ -290,7 +290,7 @@ static int client(const char *endpoint)
         size_t plen = 0;
         char cerr[LDN_ERRLEN];
         CHECK(ldn_codec_compress(cc, &d, ldn_wire_codec_step(0, 0), grad, NULL, N, packed,
-                                 sizeof packed, &plen, cerr, sizeof cerr) == 0,
+                                 sizeof packed, &plen, NULL, NULL, cerr, sizeof cerr) == 0,
               "compress: %s", cerr);
         ldn_codec_ctx_destroy(&cc);
         push_hdr(&h, 0, 0, N, plen - 3);
