@@ -2,9 +2,9 @@
  * writes metrics.jsonl, detects silent (dead) processes and shuts the job down.
  *
  * A run is a list of phases — train [from, to), eval at step, stop — sent to every worker
- * as CONTROL commands; each phase ends when every worker answered DONE. New phase kinds
- * (checkpoint, distillation round with a re-partitioned trunk, pruning step) are new
- * entries in that list with their own handlers on servers and workers. */
+ * as command messages (docs/wire.md); each phase ends when every worker answered done. New
+ * phase kinds (checkpoint, distillation round with a re-partitioned trunk, pruning step) are
+ * new entries in that list with their own handlers on servers and workers. */
 #ifndef LDN_COORDINATOR_H
 #define LDN_COORDINATOR_H
 
