@@ -92,6 +92,43 @@ static int worker_index(const struct ldn_server *s, int rank)
     return -1;
 }
 
+/* compress.downlink = delta: what each worker holds of the range, scratch for one chunk's
+ * delta, and with exact (fp32) deltas of sparse pushes a change bitmap per worker. Returns 0 or
+ * LDN_ERR_NOMEM (the caller frees what was allocated). */
+static int setup_downlink(struct ldn_server *s)
+{
+    const struct ldn_server_opts *o = &s->o;
+    const size_t W = (size_t)s->W, C = (size_t)s->C;
+    s->delta = 1;
+    s->ddesc = (struct ldn_codec_desc){.kind = LDN_CODEC_SPARSE,
+                                       .quant = o->cfg->compress.downlink_quant,
+                                       .ratio_ppm = 1000000,
+                                       .chunk = (uint32_t)o->cfg->compress.chunk,
+                                       .levels = (uint32_t)o->cfg->compress.levels,
+                                       .seed = o->cfg->seed};
+    ldn_codec_desc_pack(&s->ddesc, s->ddesc_words);
+    int64_t most = 0;
+    for (int k = 0; k < s->C; k++)
+        if (s->chunks[k].hi - s->chunks[k].lo > most)
+            most = s->chunks[k].hi - s->chunks[k].lo;
+    s->dcap = ldn_codec_max_bytes(&s->ddesc, most);
+    s->held = malloc(sizeof(float) * (size_t)s->n * W);
+    s->held_ok = calloc(W * C, 1);
+    s->didx = malloc(sizeof *s->didx * (size_t)most);
+    s->dvals = malloc(sizeof(float) * (size_t)most);
+    s->ddeq = malloc(sizeof(float) * (size_t)most);
+    s->dout = malloc(s->dcap);
+    s->dctx = ldn_codec_ctx_new(o->cfg->seed ^ 0x646f776e6c696e6bULL);
+    if (!s->held || !s->held_ok || !s->didx || !s->dvals || !s->ddeq || !s->dout || !s->dctx)
+        return LDN_ERR_NOMEM;
+    if (s->sparse && s->ddesc.quant == LDN_QUANT_FP32) { /* exact deltas: track changes */
+        s->words = (s->n + 63) / 64;
+        if (!(s->dirty = calloc(W * (size_t)s->words, sizeof *s->dirty)))
+            return LDN_ERR_NOMEM;
+    }
+    return LDN_OK;
+}
+
 struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, size_t errlen)
 {
     struct ldn_server *s = calloc(1, sizeof *s);
@@ -181,35 +218,8 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
                 goto nomem;
         }
     }
-    if (o->cfg->compress.downlink == LDN_DOWNLINK_DELTA) {
-        s->delta = 1;
-        s->ddesc = (struct ldn_codec_desc){.kind = LDN_CODEC_SPARSE,
-                                           .quant = o->cfg->compress.downlink_quant,
-                                           .ratio_ppm = 1000000,
-                                           .chunk = (uint32_t)o->cfg->compress.chunk,
-                                           .levels = (uint32_t)o->cfg->compress.levels,
-                                           .seed = o->cfg->seed};
-        ldn_codec_desc_pack(&s->ddesc, s->ddesc_words);
-        int64_t most = 0;
-        for (int k = 0; k < s->C; k++)
-            if (s->chunks[k].hi - s->chunks[k].lo > most)
-                most = s->chunks[k].hi - s->chunks[k].lo;
-        s->dcap = ldn_codec_max_bytes(&s->ddesc, most);
-        s->held = malloc(sizeof(float) * (size_t)s->n * W);
-        s->held_ok = calloc(W * C, 1);
-        s->didx = malloc(sizeof *s->didx * (size_t)most);
-        s->dvals = malloc(sizeof(float) * (size_t)most);
-        s->ddeq = malloc(sizeof(float) * (size_t)most);
-        s->dout = malloc(s->dcap);
-        s->dctx = ldn_codec_ctx_new(o->cfg->seed ^ 0x646f776e6c696e6bULL);
-        if (!s->held || !s->held_ok || !s->didx || !s->dvals || !s->ddeq || !s->dout || !s->dctx)
-            goto nomem;
-        if (s->sparse && s->ddesc.quant == LDN_QUANT_FP32) { /* exact deltas: track changes */
-            s->words = (s->n + 63) / 64;
-            if (!(s->dirty = calloc(W * (size_t)s->words, sizeof *s->dirty)))
-                goto nomem;
-        }
-    }
+    if (o->cfg->compress.downlink == LDN_DOWNLINK_DELTA && setup_downlink(s) != 0)
+        goto nomem;
     return s;
 nomem:
     ldn_server_destroy(&s);
