@@ -20,6 +20,7 @@
 #include "log.h"
 #include "model.h"
 #include "net.h"
+#include "phases.h"
 #include "plan.h"
 #include "server.h"
 #include "status.h"
@@ -289,6 +290,8 @@ static int start_config(struct dist *x, const char *path, int n_over, char *cons
     char err[LDN_ERRLEN] = "";
     if (x->rank == 0)
         x->cfg = ldn_config_load(path, n_over, over, err, sizeof err);
+    if (x->cfg && ldn_phases_supported(x->cfg, err, sizeof err) != 0)
+        ldn_config_destroy(&x->cfg);
     if (agree(x->cfg || x->rank != 0 ? 0 : 1, err))
         return 1;
     char *text = bcast_text(x->rank == 0 ? x->cfg->resolved_yaml : NULL);

@@ -197,7 +197,7 @@ static void test_errors_keys(void)
                "sampling_alpha, log_every, eval_every, threads)");
     EXPECT_ERR(MINIMAL "trian:\n  epochs: 3\n",
                "config t.yaml:7:1: trian: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress, checkpoint)");
+               "model, tasks, train, ps, compress, checkpoint, rounds)");
     EXPECT_ERR(MINIMAL "    wieght: 2\n",
                "config t.yaml:7:5: tasks.category.wieght: unknown key (allowed in "
                "tasks.category: file, weight, workers, head)");
@@ -423,7 +423,7 @@ static void test_overrides(void)
                     "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads)");
     EXPECT_OVER_ERR(MINIMAL, "trian.lr=1",
                     "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "
-                    "run, data, model, tasks, train, ps, compress, checkpoint)");
+                    "run, data, model, tasks, train, ps, compress, checkpoint, rounds)");
     EXPECT_OVER_ERR(MINIMAL "  group:\n", "tasks.x.weight=2",
                     "config override 'tasks.x.weight=2': unknown task 'x' (tasks: category, "
                     "group)");
@@ -435,9 +435,11 @@ static void test_overrides(void)
     EXPECT_OVER_ERR(MINIMAL, "=3",
                     "config override '=3': empty key (expected KEY=VALUE, e.g. train.lr=0.05)");
     EXPECT_OVER_ERR(MINIMAL, "train=3",
-                    "config override 'train=3': key must be SECTION.KEY or tasks.NAME.KEY");
+                    "config override 'train=3': key must be SECTION.KEY, tasks.NAME.KEY or "
+                    "rounds.NAME[.teacher].KEY");
     EXPECT_OVER_ERR(MINIMAL, "train..lr=3",
-                    "config override 'train..lr=3': key must be SECTION.KEY or tasks.NAME.KEY of "
+                    "config override 'train..lr=3': key must be SECTION.KEY, tasks.NAME.KEY or "
+                    "rounds.NAME[.teacher].KEY of "
                     "names [A-Za-z0-9_-]+");
     EXPECT_OVER_ERR(MINIMAL, "model.trunk=[128,",
                     "config override 'model.trunk=[128,': value is not valid YAML: did not find "
@@ -592,6 +594,127 @@ static void test_load(void)
     }
 }
 
+#define ROUNDS                                                                                     \
+    MINIMAL "train:\n  epochs: 4\n  lr: 0.1\nrounds:\n"                                            \
+            "  - name: m1\n    seed: 11\n"                                                         \
+            "  - name: m2\n    seed: 12\n    steps: 50\n"                                          \
+            "  - name: student\n    trunk: [64, 64]\n    init: m1\n    lr_schedule: cosine\n"      \
+            "    teacher:\n      members: [m1, m2, runs/x/ckpt.h5]\n      temperature: 3\n"        \
+            "      annealing: linear\n      inputs: all\n"
+
+static void test_rounds(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = parse(MINIMAL, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->n_rounds, 0); /* no rounds: one round of the train section */
+    CU_ASSERT_PTR_NULL(cfg->rounds);
+    CU_ASSERT_PTR_NULL(strstr(cfg->resolved_yaml, "rounds"));
+    ldn_config_destroy(&cfg);
+
+    char *over[] = {"rounds.student.teacher.alpha=0.3", "rounds.m1.epochs=2"};
+    cfg = parse_over(ROUNDS, 2, over, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL_FATAL(cfg->n_rounds, 3);
+    const struct ldn_round_config *m1 = &cfg->rounds[0], *m2 = &cfg->rounds[1],
+                                  *st = &cfg->rounds[2];
+    CU_ASSERT_STRING_EQUAL(m1->name, "m1");
+    CU_ASSERT_EQUAL(m1->epochs, 2); /* override */
+    CU_ASSERT_EQUAL(m1->steps, 0);
+    CU_ASSERT_EQUAL(m1->seed, 11);
+    CU_ASSERT_EQUAL(m1->n_trunk, 1); /* model.trunk */
+    CU_ASSERT_EQUAL(m1->trunk[0], 256);
+    CU_ASSERT_EQUAL(m1->lr, 0.1); /* train.lr */
+    CU_ASSERT_EQUAL(m1->init_round, -1);
+    CU_ASSERT_FALSE(m1->has_teacher);
+    CU_ASSERT_EQUAL(m2->steps, 50);
+    CU_ASSERT_EQUAL(m2->epochs, 0);
+    CU_ASSERT_EQUAL(st->epochs, 4); /* train.epochs */
+    CU_ASSERT_EQUAL(st->seed, 1);   /* run.seed */
+    CU_ASSERT_EQUAL(st->n_trunk, 2);
+    CU_ASSERT_EQUAL(st->trunk[1], 64);
+    CU_ASSERT_EQUAL(st->init_round, 0);
+    CU_ASSERT_EQUAL(st->lr_schedule.kind, LDN_LR_COSINE);
+    CU_ASSERT_TRUE_FATAL(st->has_teacher);
+    const struct ldn_teacher_config *t = &st->teacher;
+    CU_ASSERT_EQUAL(t->n_members, 3);
+    CU_ASSERT_STRING_EQUAL(t->members[2], "runs/x/ckpt.h5");
+    CU_ASSERT_EQUAL(t->member_round[0], 0);
+    CU_ASSERT_EQUAL(t->member_round[1], 1);
+    CU_ASSERT_EQUAL(t->member_round[2], -1);
+    CU_ASSERT_EQUAL(t->temperature, 3);
+    CU_ASSERT_EQUAL(t->alpha, 0.3); /* override */
+    CU_ASSERT_EQUAL(t->annealing, LDN_ANNEAL_LINEAR);
+    CU_ASSERT_EQUAL(t->inputs, LDN_TEACHER_ALL);
+    CU_ASSERT_EQUAL(ldn_config_round_index(cfg, "m2"), 1);
+    CU_ASSERT_EQUAL(ldn_config_round_index(cfg, "m3"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg->resolved_yaml, "    steps: 50\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg->resolved_yaml, "      members: [m1, m2, runs/x/ckpt.h5]\n"));
+    ldn_config_destroy(&cfg);
+    round_trip(ROUNDS, 0, NULL);
+    round_trip(ROUNDS, 2, over);
+    cfg =
+        parse(MINIMAL "rounds:\n  - name: a\n  - name: b\n    teacher:\n      members: [a]\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->rounds[1].teacher.temperature, 2); /* defaults */
+    CU_ASSERT_EQUAL(cfg->rounds[1].teacher.alpha, 0.5);
+    CU_ASSERT_EQUAL(cfg->rounds[1].teacher.annealing, LDN_ANNEAL_NONE);
+    CU_ASSERT_EQUAL(cfg->rounds[1].teacher.inputs, LDN_TEACHER_OWN);
+    CU_ASSERT_EQUAL(cfg->rounds[0].epochs, 10);
+    ldn_config_destroy(&cfg);
+}
+
+static void test_rounds_errors(void)
+{
+    EXPECT_OVER_ERR(ROUNDS, "rounds.x.lr=1",
+                    "config override 'rounds.x.lr=1': unknown round 'x' (rounds: m1, m2, student)");
+    EXPECT_OVER_ERR(ROUNDS, "rounds.m1.teacher=1",
+                    "config override 'rounds.m1.teacher=1': rounds.m1.teacher: must be a mapping "
+                    "of keys, got 1");
+    EXPECT_OVER_ERR(MINIMAL, "rounds.m1.lr=1",
+                    "config override 'rounds.m1.lr=1': unknown round 'm1' (rounds: none)");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n    teacher: {members: [b]}\n  - name: b\n",
+               "config t.yaml:9:24: rounds.a.teacher.members: member 'b' comes later (round 2 of "
+               "2): a teacher learns from earlier rounds");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n  - name: b\n    teacher: {members: [c]}\n",
+               "config t.yaml:10:24: rounds.b.teacher.members: unknown member 'c': not the name of "
+               "an earlier round, nor a checkpoint path (with a '/' or ending in .h5)");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n    teacher: {members: [a]}\n",
+               "config t.yaml:9:24: rounds.a.teacher.members: round 'a' cannot be its own teacher");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n  - name: b\n    teacher: {alpha: 0.2}\n",
+               "config t.yaml:10:14: rounds.b.teacher.members: required: the earlier rounds (or "
+               "checkpoint paths) to distil from");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n  - name: b\n    teacher: {members: [a, a]}\n",
+               "config t.yaml:10:24: rounds.b.teacher.members: member 'a' is listed twice");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n  - name: b\n    teacher: {members: a}\n",
+               "config t.yaml:10:24: rounds.b.teacher.members: must be a list of 1 to 8 strings, "
+               "e.g. [a, b], got 'a'");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n  - name: b\n    teacher: {members: [a], alpha: 2}\n",
+               "config t.yaml:10:36: rounds.b.teacher.alpha: must be a number in [0, 1], got 2");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n    init: b\n  - name: b\n",
+               "config t.yaml:9:11: rounds.a: init: 'b' is not an earlier round (init starts a "
+               "round from an earlier round's result)");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n    epochs: 2\n    steps: 9\n",
+               "config t.yaml:10:12: rounds.a: give the round's length as epochs or as steps, not "
+               "both");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n  - name: a\n",
+               "config t.yaml:9:11: rounds.a: duplicate round name (also round 1)");
+    EXPECT_ERR(MINIMAL "rounds: 3\n",
+               "config t.yaml:7:9: rounds: must be a list of rounds (- name: ...), got 3");
+    EXPECT_ERR(MINIMAL "rounds: []\n",
+               "config t.yaml:7:9: rounds: must list 1 to 16 rounds, got 0");
+    EXPECT_ERR(MINIMAL "rounds:\n  - seed: 3\n",
+               "config t.yaml:8:5: rounds[1]: name: required, [A-Za-z0-9_-]+ of at most 63 "
+               "characters");
+    EXPECT_ERR(MINIMAL "rounds:\n  - name: a\n    epoch: 3\n",
+               "config t.yaml:9:5: rounds.a.epoch: unknown key (allowed in rounds.a: name, epochs, "
+               "steps, seed, trunk, lr, lr_schedule, warmup_steps, lr_step_epochs, lr_gamma, "
+               "lr_min, init, teacher)");
+    EXPECT_ERR(MINIMAL "teacher:\n  alpha: 1\n",
+               "config t.yaml:7:1: teacher: unknown key (allowed at the top level: run, data, "
+               "model, tasks, train, ps, compress, checkpoint, rounds)");
+}
+
 static const struct ldn_cu_test TESTS[] = {
     {"full config, every field", test_full},
     {"defaults on a minimal config", test_defaults},
@@ -603,6 +726,8 @@ static const struct ldn_cu_test TESTS[] = {
     {"overrides", test_overrides},
     {"resolved_yaml round trip", test_round_trip},
     {"load from file", test_load},
+    {"rounds", test_rounds},
+    {"rounds: errors", test_rounds_errors},
     {NULL, NULL},
 };
 

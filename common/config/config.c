@@ -29,12 +29,34 @@
 /* ---------------------------------------------------------------------------------------------
  * Schema */
 
-enum sect { S_RUN, S_DATA, S_MODEL, S_TASKS, S_TRAIN, S_PS, S_COMPRESS, S_CHECKPOINT, N_SECT };
-static const char *const SECT_NAMES[N_SECT] = {"run",   "data", "model",    "tasks",
-                                               "train", "ps",   "compress", "checkpoint"};
-#define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint"
+/* Sections at the top level up to S_ROUND; S_TASKS, S_ROUND and S_TEACHER are row sections:
+ * their keys are fields of one task, one round or one round's teacher. */
+enum sect {
+    S_RUN,
+    S_DATA,
+    S_MODEL,
+    S_TASKS,
+    S_TRAIN,
+    S_PS,
+    S_COMPRESS,
+    S_CHECKPOINT,
+    S_ROUND,
+    S_TEACHER,
+    N_SECT
+};
+#define N_ROOT_SECT (S_ROUND + 1)
+static const char *const SECT_NAMES[N_SECT] = {
+    "run", "data", "model", "tasks", "train", "ps", "compress", "checkpoint", "rounds", "teacher"};
+#define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint, rounds"
 
-enum ktype { T_STR, T_INT, T_I64, T_U64, T_DBL, T_BOOL, T_ENUM, T_LIST };
+static bool row_sect(enum sect s)
+{
+    return s == S_TASKS || s == S_ROUND || s == S_TEACHER;
+}
+
+/* T_STRLIST: a list of strings (entries of `elem` bytes); T_SUB: a mapping whose keys are the
+ * section `sub`, with a bool at count_off saying it was given. */
+enum ktype { T_STR, T_INT, T_I64, T_U64, T_DBL, T_BOOL, T_ENUM, T_LIST, T_STRLIST, T_SUB };
 enum { LO_EXCL = 1, HI_EXCL = 2, NO_HI = 4, REQUIRED = 8 };
 
 static const char *const ACT_NAMES[] = {"relu", "tanh", NULL};
@@ -46,6 +68,8 @@ static const char *const CODEC_NAMES[] = {"dense", "topk", "randomk", "threshold
 static const char *const QUANT_NAMES[] = {"fp32", "fp16", "int8", "sign", "qsgd", NULL};
 static const char *const DOWNLINK_NAMES[] = {"dense", "delta", NULL};
 static const char *const SCOPE_NAMES[] = {"chunk", "global", NULL};
+static const char *const ANNEAL_NAMES[] = {"none", "linear", NULL};
+static const char *const INPUTS_NAMES[] = {"own", "all", NULL};
 
 _Static_assert(sizeof(enum ldn_optim_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ldn_consistency) == sizeof(int), "enums are stored as int");
@@ -62,15 +86,21 @@ struct key_def {
     int min_n;                /* T_LIST: fewest entries */
     const char *const *names; /* T_ENUM: allowed values, NULL-terminated */
     const char *def;          /* default as YAML text; NULL = none, computed or required */
+    size_t elem;              /* T_STRLIST: bytes of one entry */
+    enum sect sub;            /* T_SUB: the section of its keys */
 };
 
 #define C(f) offsetof(struct ldn_config, f)
 #define TK(f) offsetof(struct ldn_task_config, f)
+#define RD(f) offsetof(struct ldn_round_config, f)
+#define TE(f) offsetof(struct ldn_teacher_config, f)
 /* clang-format off */
-#define STR(s, k, f, sz, fl, d) {s, k, T_STR, fl, 0, 0, f, sz, 0, 0, NULL, d}
-#define NUM(s, k, t, f, fl, lo, hi, d) {s, k, t, fl, lo, hi, f, 0, 0, 0, NULL, d}
-#define ENUM(s, k, f, names, d) {s, k, T_ENUM, 0, 0, 0, f, 0, 0, 0, names, d}
-#define LIST(s, k, f, cnt, maxn, minn, fl) {s, k, T_LIST, fl, 1, 1000000, f, maxn, cnt, minn, NULL, NULL}
+#define STR(s, k, f, sz, fl, d) {s, k, T_STR, fl, 0, 0, f, sz, 0, 0, NULL, d, 0, 0}
+#define NUM(s, k, t, f, fl, lo, hi, d) {s, k, t, fl, lo, hi, f, 0, 0, 0, NULL, d, 0, 0}
+#define ENUM(s, k, f, names, d) {s, k, T_ENUM, 0, 0, 0, f, 0, 0, 0, names, d, 0, 0}
+#define LIST(s, k, f, cnt, maxn, minn, fl) {s, k, T_LIST, fl, 1, 1000000, f, maxn, cnt, minn, NULL, NULL, 0, 0}
+#define STRLIST(s, k, f, cnt, maxn, minn, el) {s, k, T_STRLIST, 0, 0, 0, f, maxn, cnt, minn, NULL, NULL, el, 0}
+#define SUB(s, k, f, flag, sb) {s, k, T_SUB, 0, 0, 0, f, 0, flag, 0, NULL, NULL, 0, sb}
 /* clang-format on */
 
 static const struct key_def KEYS[] = {
@@ -133,6 +163,25 @@ static const struct key_def KEYS[] = {
     NUM(S_CHECKPOINT, "final", T_BOOL, C(ckpt.final), 0, 0, 0, "true"),
     STR(S_CHECKPOINT, "dir", C(ckpt.dir), LDN_PATH_MAX, 0, NULL),
     NUM(S_CHECKPOINT, "timeout", T_DBL, C(ckpt.timeout_s), LO_EXCL | NO_HI, 0, 0, "600"),
+    /* one round; what has no default here is inherited from model/train/run (inherit_round) */
+    STR(S_ROUND, "name", RD(name), LDN_NAME_MAX, 0, NULL),
+    NUM(S_ROUND, "epochs", T_INT, RD(epochs), NO_HI, 1, 0, NULL),
+    NUM(S_ROUND, "steps", T_I64, RD(steps), NO_HI, 1, 0, NULL),
+    NUM(S_ROUND, "seed", T_U64, RD(seed), NO_HI, 0, 0, NULL),
+    LIST(S_ROUND, "trunk", RD(trunk), RD(n_trunk), LDN_MAX_LAYERS, 1, 0),
+    NUM(S_ROUND, "lr", T_DBL, RD(lr), LO_EXCL | NO_HI, 0, 0, NULL),
+    ENUM(S_ROUND, "lr_schedule", RD(lr_schedule.kind), LR_NAMES, NULL),
+    NUM(S_ROUND, "warmup_steps", T_I64, RD(lr_schedule.warmup_steps), NO_HI, 0, 0, NULL),
+    NUM(S_ROUND, "lr_step_epochs", T_DBL, RD(lr_schedule.step_epochs), LO_EXCL | NO_HI, 0, 0, NULL),
+    NUM(S_ROUND, "lr_gamma", T_DBL, RD(lr_schedule.gamma), LO_EXCL, 0, 1, NULL),
+    NUM(S_ROUND, "lr_min", T_DBL, RD(lr_schedule.min_lr), NO_HI, 0, 0, NULL),
+    STR(S_ROUND, "init", RD(init), LDN_NAME_MAX, 0, NULL),
+    SUB(S_ROUND, "teacher", RD(teacher), RD(has_teacher), S_TEACHER),
+    STRLIST(S_TEACHER, "members", TE(members), TE(n_members), LDN_MAX_MEMBERS, 1, LDN_PATH_MAX),
+    NUM(S_TEACHER, "temperature", T_DBL, TE(temperature), LO_EXCL | NO_HI, 0, 0, "2"),
+    NUM(S_TEACHER, "alpha", T_DBL, TE(alpha), 0, 0, 1, "0.5"),
+    ENUM(S_TEACHER, "annealing", TE(annealing), ANNEAL_NAMES, "none"),
+    ENUM(S_TEACHER, "inputs", TE(inputs), INPUTS_NAMES, "own"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
 
@@ -239,7 +288,9 @@ struct ctx {
     size_t errlen;
     yaml_document_t doc;
     struct ldn_config *cfg;
-    const yaml_node_t *where[N_KEYS]; /* value node of each non-task key seen */
+    const yaml_node_t *where[N_KEYS]; /* value node of each non-row key seen */
+    const yaml_node_t *rounds;        /* the rounds list, walked after every other section */
+    const yaml_node_t *round_at[LDN_MAX_ROUNDS]; /* each round's mapping */
 };
 
 /* Write "config PLACE: [KEY: ]MESSAGE" and return LDN_ERR_CONFIG. n == NULL: no position. */
@@ -371,6 +422,8 @@ static bool parse_value(const struct key_def *k, const char *s, size_t len, void
         else
             *(int *)field = (int)iv;
         return true;
+    case T_STRLIST: /* lists and mappings: set_value */
+    case T_SUB: return false;
     }
     return false;
 }
@@ -393,28 +446,43 @@ static int set_scalar(struct ctx *c, const struct key_def *k, void *base, const 
                    want, got, big && (k->flags & NO_HI) ? " (too large)" : "");
 }
 
-/* Set one key of a section (or task) from its value node. */
+static int walk_section(struct ctx *c, enum sect s, const yaml_node_t *m, void *base,
+                        const char *prefix);
+static void apply_defaults(enum sect s, void *base);
+
+/* Set one key of a section (or task, round) from its value node. */
 static int set_value(struct ctx *c, const struct key_def *k, void *base, const yaml_node_t *v,
                      const char *key)
 {
-    if (k->type != T_LIST)
+    if (k->type == T_SUB) { /* a mapping of the keys of section k->sub */
+        void *sub = (char *)base + k->off;
+        apply_defaults(k->sub, sub);
+        *(bool *)((char *)base + k->count_off) = true;
+        return walk_section(c, k->sub, v, sub, key);
+    }
+    if (k->type != T_LIST && k->type != T_STRLIST)
         return set_scalar(c, k, base, v, key);
-    /* a list of integers; null is an empty list */
+    /* a list of integers or strings; null is an empty list */
+    const bool strs = k->type == T_STRLIST;
     char got[128] = "";
     ptrdiff_t n = 0;
     if (v->type == YAML_SEQUENCE_NODE) {
         n = v->data.sequence.items.top - v->data.sequence.items.start;
     } else if (!is_null_scalar(v)) {
         describe(got, sizeof got, v);
-        return fail_at(c, v, key, "must be a list of %d to %zu integers, e.g. [256, 256], got %s",
-                       k->min_n, k->size, got);
+        return fail_at(c, v, key, "must be a list of %d to %zu %s, got %s", k->min_n, k->size,
+                       strs ? "strings, e.g. [a, b]" : "integers, e.g. [256, 256]", got);
     }
     if (n < k->min_n || n > (ptrdiff_t)k->size)
         return fail_at(c, v, key, "must have %d to %zu entries, got %td", k->min_n, k->size, n);
     for (int i = 0; i < (int)n; i++) {
         const yaml_node_t *item = node(&c->doc, v->data.sequence.items.start[i]);
         struct key_def one = *k;
-        one.off = k->off + (size_t)i * sizeof(int);
+        one.off = k->off + (size_t)i * (strs ? k->elem : sizeof(int));
+        if (strs) {
+            one.type = T_STR;
+            one.size = k->elem;
+        }
         if (!item)
             return fail_at(c, v, key, "unreadable list entry");
         if (set_scalar(c, &one, base, item, key) < 0)
@@ -486,7 +554,7 @@ static int walk_section(struct ctx *c, enum sect s, const yaml_node_t *m, void *
             return fail_at(c, kn, key, "internal error: missing value node");
         if (set_value(c, &KEYS[r], base, v, key) < 0)
             return LDN_ERR_CONFIG;
-        if (s != S_TASKS)
+        if (!row_sect(s))
             c->where[r] = v;
     }
     return 0;
@@ -561,6 +629,142 @@ static int walk_tasks(struct ctx *c, const yaml_node_t *m)
     return 0;
 }
 
+/* The value node of key `key` in mapping m (NULL when absent or m is not a mapping). */
+static const yaml_node_t *value_of(struct ctx *c, const yaml_node_t *m, const char *key)
+{
+    if (!m || m->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (const yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = node(&c->doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen(key) &&
+            !memcmp(k->data.scalar.value, key, strlen(key)))
+            return node(&c->doc, p->value);
+    }
+    return NULL;
+}
+
+/* What a round takes from the rest of the config unless it says otherwise. */
+static void inherit_round(const struct ldn_config *cfg, struct ldn_round_config *r)
+{
+    r->epochs = cfg->epochs;
+    r->seed = cfg->seed;
+    memcpy(r->trunk, cfg->trunk, sizeof r->trunk);
+    r->n_trunk = cfg->n_trunk;
+    r->lr = cfg->optim.lr;
+    r->lr_schedule = cfg->lr;
+    r->init_round = -1;
+}
+
+/* Round i's teacher: every member names an earlier round (not itself, not a later one) or is
+ * a checkpoint path (it has a '/' or ends in .h5; it is opened at start-up). */
+static int check_teacher(struct ctx *c, int i)
+{
+    struct ldn_round_config *r = &c->cfg->rounds[i];
+    struct ldn_teacher_config *t = &r->teacher;
+    const yaml_node_t *tn = value_of(c, c->round_at[i], "teacher");
+    const yaml_node_t *mn = value_of(c, tn, "members");
+    char key[LDN_NAME_MAX + 40];
+    snprintf(key, sizeof key, "rounds.%s.teacher.members", r->name);
+    if (t->n_members == 0)
+        return fail_at(c, mn ? mn : tn, key,
+                       "required: the earlier rounds (or checkpoint paths) to distil from");
+    for (int m = 0; m < t->n_members; m++) {
+        const char *name = t->members[m];
+        int j = ldn_config_round_index(c->cfg, name);
+        size_t len = strlen(name);
+        t->member_round[m] = j;
+        if (j == i)
+            return fail_at(c, mn, key, "round '%s' cannot be its own teacher", name);
+        if (j > i)
+            return fail_at(c, mn, key,
+                           "member '%s' comes later (round %d of %d): a teacher learns from "
+                           "earlier rounds",
+                           name, j + 1, c->cfg->n_rounds);
+        if (j < 0 && !strchr(name, '/') && !(len > 3 && !strcmp(name + len - 3, ".h5")))
+            return fail_at(c, mn, key,
+                           "unknown member '%s': not the name of an earlier round, nor a "
+                           "checkpoint path (with a '/' or ending in .h5)",
+                           name);
+        for (int q = 0; q < m; q++)
+            if (!strcmp(t->members[q], name))
+                return fail_at(c, mn, key, "member '%s' is listed twice", name);
+    }
+    return 0;
+}
+
+/* Checks of round i once every round is known: its name, its length, init and teacher. */
+static int check_round(struct ctx *c, int i)
+{
+    struct ldn_round_config *r = &c->cfg->rounds[i];
+    const yaml_node_t *m = c->round_at[i];
+    char key[LDN_NAME_MAX + 24];
+    snprintf(key, sizeof key, "rounds.%s", r->name);
+    for (int j = 0; j < i; j++)
+        if (!strcmp(c->cfg->rounds[j].name, r->name))
+            return fail_at(c, value_of(c, m, "name"), key, "duplicate round name (also round %d)",
+                           j + 1);
+    if (value_of(c, m, "epochs") && value_of(c, m, "steps"))
+        return fail_at(c, value_of(c, m, "steps"), key,
+                       "give the round's length as epochs or as steps, not both");
+    if (r->init[0]) {
+        int j = ldn_config_round_index(c->cfg, r->init);
+        if (j < 0 || j >= i)
+            return fail_at(c, value_of(c, m, "init"), key,
+                           "init: '%s' is not an earlier round (init starts a round from an "
+                           "earlier round's result)",
+                           r->init);
+        r->init_round = j;
+    }
+    return r->has_teacher ? check_teacher(c, i) : 0;
+}
+
+/* rounds: a list of mappings, each one round (walked after every other section, so that what a
+ * round does not set comes from model, train and run). */
+static int walk_rounds(struct ctx *c, const yaml_node_t *seq)
+{
+    char got[128] = "";
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        describe(got, sizeof got, seq);
+        return fail_at(c, seq, "rounds", "must be a list of rounds (- name: ...), got %s", got);
+    }
+    ptrdiff_t n = seq->data.sequence.items.top - seq->data.sequence.items.start;
+    if (n < 1 || n > LDN_MAX_ROUNDS)
+        return fail_at(c, seq, "rounds", "must list 1 to %d rounds, got %td", LDN_MAX_ROUNDS, n);
+    struct ldn_config *cfg = c->cfg;
+    if (!(cfg->rounds = calloc((size_t)n, sizeof *cfg->rounds)))
+        return oom(c);
+    for (int i = 0; i < (int)n; i++) {
+        const yaml_node_t *m = node(&c->doc, seq->data.sequence.items.start[i]);
+        char prefix[LDN_NAME_MAX + 24];
+        snprintf(prefix, sizeof prefix, "rounds[%d]", i + 1);
+        if (!m || m->type != YAML_MAPPING_NODE) {
+            describe(got, sizeof got, m);
+            return fail_at(c, m ? m : seq, prefix, "must be a mapping (name, epochs, ...), got %s",
+                           got);
+        }
+        const yaml_node_t *nm = value_of(c, m, "name");
+        if (!nm || nm->type != YAML_SCALAR_NODE ||
+            !valid_task_name((const char *)nm->data.scalar.value, nm->data.scalar.length))
+            return fail_at(c, nm ? nm : m, prefix,
+                           "name: required, [A-Za-z0-9_-]+ of at most %d characters",
+                           LDN_NAME_MAX - 1);
+        snprintf(prefix, sizeof prefix, "rounds.%.*s", (int)nm->data.scalar.length,
+                 (const char *)nm->data.scalar.value);
+        struct ldn_round_config *r = &cfg->rounds[cfg->n_rounds++];
+        inherit_round(cfg, r);
+        c->round_at[i] = m;
+        if (walk_section(c, S_ROUND, m, r, prefix) < 0)
+            return LDN_ERR_CONFIG;
+        if (value_of(c, m, "steps"))
+            r->epochs = 0; /* the length is the steps */
+    }
+    for (int i = 0; i < cfg->n_rounds; i++)
+        if (check_round(c, i) < 0)
+            return LDN_ERR_CONFIG;
+    return 0;
+}
+
 static int walk_root(struct ctx *c, const yaml_node_t *root)
 {
     char got[128] = "";
@@ -576,15 +780,19 @@ static int walk_root(struct ctx *c, const yaml_node_t *root)
         if (check_key(c, root, i, NULL, &kn) < 0)
             return LDN_ERR_CONFIG;
         int s;
-        for (s = 0; s < N_SECT; s++)
+        for (s = 0; s < N_ROOT_SECT; s++)
             if (strlen(SECT_NAMES[s]) == kn->data.scalar.length &&
                 !memcmp(SECT_NAMES[s], kn->data.scalar.value, kn->data.scalar.length))
                 break;
-        if (s == N_SECT || !v) {
+        if (s == N_ROOT_SECT || !v) {
             char key[MSG_MAX] = "";
             put_clean(key, sizeof key, (const char *)kn->data.scalar.value, kn->data.scalar.length,
                       GOT_MAX);
             return fail_at(c, kn, key, "unknown key (allowed at the top level: " ROOT_KEYS ")");
+        }
+        if (s == S_ROUND) {
+            c->rounds = v;
+            continue;
         }
         int rc = s == S_TASKS ? walk_tasks(c, v)
                               : walk_section(c, (enum sect)s, v, c->cfg, SECT_NAMES[s]);
@@ -594,7 +802,7 @@ static int walk_root(struct ctx *c, const yaml_node_t *root)
     }
     if (!have_tasks)
         return fail_at(c, NULL, "tasks", "required key is missing (at least one task)");
-    return 0;
+    return c->rounds ? walk_rounds(c, c->rounds) : 0;
 }
 
 /* Join data.dir and a relative path into out (size LDN_PATH_MAX); false if too long. */
@@ -770,6 +978,32 @@ static int child_map(yaml_document_t *doc, int map, const char *name, size_t len
     return set_pair(doc, map, name, len, id, which) ? id : -1;
 }
 
+/* The id of the mapping of the round called name in the document's rounds list; 0 with the
+ * error reported when there is none. */
+static int round_item(struct ctx *c, const yaml_node_t *place, const char *name, size_t len)
+{
+    int pi = find_pair(&c->doc, 1, "rounds", 6);
+    yaml_node_t *seq =
+        pi < 0 ? NULL : node(&c->doc, node(&c->doc, 1)->data.mapping.pairs.start[pi].value);
+    char list[MSG_MAX] = "";
+    for (int i = 0; seq && seq->type == YAML_SEQUENCE_NODE &&
+                    i < seq->data.sequence.items.top - seq->data.sequence.items.start;
+         i++) {
+        int id = seq->data.sequence.items.start[i];
+        const yaml_node_t *nm = value_of(c, node(&c->doc, id), "name");
+        if (!nm || nm->type != YAML_SCALAR_NODE)
+            continue;
+        if (nm->data.scalar.length == len && !memcmp(nm->data.scalar.value, name, len))
+            return id;
+        bprintf(list, sizeof list, "%s", list[0] ? ", " : "");
+        put_clean(list, sizeof list, (const char *)nm->data.scalar.value, nm->data.scalar.length,
+                  GOT_MAX);
+    }
+    fail_at(c, place, NULL, "unknown round '%.*s' (rounds: %s)", (int)len, name,
+            list[0] ? list : "none");
+    return 0;
+}
+
 /* Graft override number `which` (KEY=VALUE) into the document. */
 static int apply_override(struct ctx *c, int which)
 {
@@ -779,22 +1013,27 @@ static int apply_override(struct ctx *c, int which)
         return fail_at(c, &place, NULL, "expected KEY=VALUE, e.g. train.lr=0.05");
     if (eq == o)
         return fail_at(c, &place, NULL, "empty key (expected KEY=VALUE, e.g. train.lr=0.05)");
-    const char *part[3];
-    size_t plen[3];
+    const char *part[4];
+    size_t plen[4];
     int np = 0;
+#define KEY_FORMS "SECTION.KEY, tasks.NAME.KEY or rounds.NAME[.teacher].KEY"
     for (const char *p = o;; p++) {
         size_t l = strcspn(p, ".=");
-        if (np == 3 || !valid_task_name(p, l))
-            return fail_at(c, &place, NULL,
-                           "key must be SECTION.KEY or tasks.NAME.KEY of names [A-Za-z0-9_-]+");
+        if (np == 4 || !valid_task_name(p, l))
+            return fail_at(c, &place, NULL, "key must be " KEY_FORMS " of names [A-Za-z0-9_-]+");
         part[np] = p;
         plen[np++] = l;
         if ((p += l) == eq)
             break;
     }
     bool is_task = plen[0] == 5 && !memcmp(part[0], "tasks", 5);
-    if (np != (is_task ? 3 : 2))
-        return fail_at(c, &place, NULL, "key must be SECTION.KEY or tasks.NAME.KEY");
+    bool is_round = plen[0] == 6 && !memcmp(part[0], "rounds", 6);
+    bool in_teacher = is_round && np == 4 && plen[2] == 7 && !memcmp(part[2], "teacher", 7);
+    if (np != (is_task ? 3 : is_round ? 3 + in_teacher : 2))
+        return fail_at(c, &place, NULL, "key must be " KEY_FORMS);
+#undef KEY_FORMS
+    if (is_round && !round_item(c, &place, part[1], plen[1]))
+        return LDN_ERR_CONFIG; /* before the value is parsed: nothing to free */
 
     /* the value: a one-node YAML document (empty: null), copied into ours */
     yaml_parser_t parser;
@@ -820,7 +1059,10 @@ static int apply_override(struct ctx *c, int which)
     mark_override(&c->doc, vid, which);
 
     /* down to the mapping that holds the key, making sections as needed */
-    int map = child_map(&c->doc, 1, part[0], plen[0], which);
+    int map = is_round ? round_item(c, &place, part[1], plen[1])
+                       : child_map(&c->doc, 1, part[0], plen[0], which);
+    if (map > 0 && in_teacher)
+        map = child_map(&c->doc, map, part[2], plen[2], which);
     if (map > 0 && is_task) {
         if (find_pair(&c->doc, map, part[1], plen[1]) < 0) {
             char list[MSG_MAX] = "";
@@ -941,8 +1183,42 @@ static void emit_key(FILE *b, const struct key_def *k, const void *base, const c
         fprintf(b, "]");
         break;
     }
+    case T_STRLIST: {
+        int n = *(const int *)((const char *)base + k->count_off);
+        fprintf(b, "[");
+        for (int i = 0; i < n; i++) {
+            fputs(i ? ", " : "", b);
+            put_string(b, f + (size_t)i * k->elem);
+        }
+        fprintf(b, "]");
+        break;
+    }
+    case T_SUB: /* emitted by emit_round */ break;
     }
     fprintf(b, "\n");
+}
+
+/* One round as a list entry: its length as steps or epochs (the one it has), init only when
+ * set, the teacher block only when it has one. */
+static void emit_round(FILE *b, const struct ldn_round_config *r)
+{
+    fprintf(b, "  - ");
+    const char *indent = "";
+    for (int i = 0; i < N_KEYS; i++) {
+        const struct key_def *k = &KEYS[i];
+        if (k->sect != S_ROUND || (!strcmp(k->key, "init") && !r->init[0]) ||
+            (!strcmp(k->key, "epochs") && r->steps > 0) ||
+            (!strcmp(k->key, "steps") && r->steps == 0) || (k->type == T_SUB && !r->has_teacher))
+            continue;
+        if (k->type == T_SUB) {
+            fprintf(b, "%steacher:\n", indent);
+            for (int j = 0; j < N_KEYS; j++)
+                if (KEYS[j].sect == S_TEACHER)
+                    emit_key(b, &KEYS[j], &r->teacher, "      ", NULL);
+        } else
+            emit_key(b, k, r, indent, NULL);
+        indent = "    ";
+    }
 }
 
 static char *emit_yaml(const struct ldn_config *cfg)
@@ -953,7 +1229,7 @@ static char *emit_yaml(const struct ldn_config *cfg)
     if (!b)
         return NULL;
     put_comment(b, "# ladon resolved config, from ", cfg->source);
-    for (int s = 0; s < N_SECT; s++) {
+    for (int s = 0; s < S_ROUND; s++) {
         fprintf(b, "%s:\n", SECT_NAMES[s]);
         if (s != S_TASKS) {
             for (int i = 0; i < N_KEYS; i++)
@@ -970,6 +1246,10 @@ static char *emit_yaml(const struct ldn_config *cfg)
                     emit_key(b, &KEYS[i], &cfg->tasks[t], "    ", cfg->data_dir);
         }
     }
+    if (cfg->n_rounds)
+        fprintf(b, "rounds:\n");
+    for (int r = 0; r < cfg->n_rounds; r++)
+        emit_round(b, &cfg->rounds[r]);
     if (ferror(b) | fclose(b)) {
         free(text);
         return NULL;
@@ -1136,6 +1416,7 @@ void ldn_config_destroy(struct ldn_config **cfg)
     if (!cfg || !*cfg)
         return;
     free((*cfg)->tasks);
+    free((*cfg)->rounds);
     free((*cfg)->resolved_yaml);
     free(*cfg);
     *cfg = NULL;
@@ -1147,6 +1428,16 @@ int ldn_config_task_index(const struct ldn_config *cfg, const char *name)
         return -1;
     for (int i = 0; i < cfg->n_tasks; i++)
         if (!strcmp(cfg->tasks[i].name, name))
+            return i;
+    return -1;
+}
+
+int ldn_config_round_index(const struct ldn_config *cfg, const char *name)
+{
+    if (!cfg || !name)
+        return -1;
+    for (int i = 0; i < cfg->n_rounds; i++)
+        if (!strcmp(cfg->rounds[i].name, name))
             return i;
     return -1;
 }

@@ -113,6 +113,44 @@ struct ldn_ckpt_config {
     double timeout_s;       /* checkpoint.timeout: seconds one write may take (default 600) */
 };
 
+/* rounds: (optional) an ordered list of training rounds run in one job (docs/config.md); a
+ * config without it is one round of the train section. */
+#define LDN_MAX_ROUNDS 16
+#define LDN_MAX_MEMBERS 8
+enum ldn_teacher_annealing { LDN_ANNEAL_NONE = 0, LDN_ANNEAL_LINEAR = 1 };
+enum ldn_teacher_inputs { LDN_TEACHER_OWN = 0, LDN_TEACHER_ALL = 1 };
+
+/* rounds[].teacher: the ensemble a round distils from. */
+struct ldn_teacher_config {
+    char members[LDN_MAX_MEMBERS][LDN_PATH_MAX]; /* teacher.members: earlier rounds' names or
+                                                    checkpoint paths (1..8, required) */
+    int n_members;
+    int member_round[LDN_MAX_MEMBERS]; /* the earlier round a member names, or -1 (a path) */
+    double temperature;                /* teacher.temperature > 0 (default 2) */
+    double alpha;  /* teacher.alpha in [0,1]: weight of the distillation term (default 0.5) */
+    int annealing; /* teacher.annealing: none | linear (the label weight rises from 0 to 1
+                      over the round; default none) */
+    int inputs;    /* teacher.inputs: own | all (every head also learns the teacher's soft
+                      targets on the other tasks' inputs; default own) */
+};
+
+struct ldn_round_config {
+    char name[LDN_NAME_MAX];   /* rounds[].name (required, unique, [A-Za-z0-9_-]+) */
+    int epochs;                /* rounds[].epochs >= 1 (default train.epochs) */
+    int64_t steps;             /* rounds[].steps: the length in steps instead (0: by epochs) */
+    uint64_t seed;             /* rounds[].seed (default run.seed) */
+    int trunk[LDN_MAX_LAYERS]; /* rounds[].trunk: the round's hidden widths (default model.trunk) */
+    int n_trunk;
+    double lr;                        /* rounds[].lr (default train.lr) */
+    struct ldn_lr_config lr_schedule; /* rounds[].lr_schedule, warmup_steps, lr_step_epochs,
+                                         lr_gamma, lr_min (default: train's) */
+    char init[LDN_NAME_MAX];          /* rounds[].init: start from that earlier round's result
+                                         (default: fresh weights from the seed) */
+    int init_round;                   /* its index, or -1 */
+    bool has_teacher;                 /* a teacher block: the round distils */
+    struct ldn_teacher_config teacher;
+};
+
 struct ldn_config {
     char source[LDN_PATH_MAX]; /* the file it was read from */
 
@@ -159,6 +197,9 @@ struct ldn_config {
     struct ldn_compress_config compress;
     struct ldn_ckpt_config ckpt;
 
+    struct ldn_round_config *rounds; /* rounds: [n_rounds], NULL when the config has none */
+    int n_rounds;
+
     char *resolved_yaml; /* the resolved config as YAML text (owned) */
 };
 
@@ -170,6 +211,9 @@ struct ldn_config *ldn_config_load(const char *path, int n_over, char *const *ov
 struct ldn_config *ldn_config_parse(const char *yaml, size_t len, const char *name, int n_over,
                                     char *const *over, char *err, size_t errlen);
 void ldn_config_destroy(struct ldn_config **cfg);
+
+/* Index of the round called name, or -1. */
+int ldn_config_round_index(const struct ldn_config *cfg, const char *name);
 
 /* Index of the task called name, or -1. */
 int ldn_config_task_index(const struct ldn_config *cfg, const char *name);

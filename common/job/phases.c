@@ -140,3 +140,13 @@ int ldn_phases_run(const struct ldn_phases *p, const struct ldn_phase_ops *ops, 
     }
     return LDN_OK;
 }
+
+int ldn_phases_supported(const struct ldn_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->n_rounds == 0)
+        return 0;
+    return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                    "config %s: rounds: this version parses and checks %d round(s) (ladon config "
+                    "show) but does not run rounds yet; remove the rounds section to train",
+                    cfg->source, cfg->n_rounds);
+}
