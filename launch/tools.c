@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckmodel.h"
 #include "ckpt.h"
 #include "config.h"
 #include "data.h"
@@ -23,110 +24,7 @@
 #define KIND "checkpoint"
 #define VERIFY_BLOCK_BYTES (4 << 20) /* inspect reads datasets in blocks of rows of this size */
 #define MAX_ROW_BYTES (1 << 30)      /* larger rows are a damaged shape, not a real one */
-#define MAX_CLASSES 1000000
-#define EVAL_MIN_BATCH 1024 /* the workers' evaluation batch (worker/worker.c) */
-
-/* ---------------------------------------------------------------- the model of a checkpoint */
-
-/* A checkpoint with the model it holds: the stored config, the classes of each head, the
- * trunk and heads with the checkpoint's weights. */
-struct loaded {
-    struct ldn_ckpt ck;
-    struct ldn_config *cfg;
-    int *classes; /* classes[t] for task t of cfg */
-    struct ldn_model *model;
-};
-
-static void loaded_init(struct loaded *L)
-{
-    memset(L, 0, sizeof *L);
-    L->ck.f = H5I_INVALID_HID;
-}
-
-static void loaded_deinit(struct loaded *L)
-{
-    ldn_model_destroy(&L->model);
-    free(L->classes);
-    ldn_config_destroy(&L->cfg);
-    ldn_ckpt_close(&L->ck);
-    loaded_init(L);
-}
-
-/* Open the checkpoint `arg` names: a file, a checkpoint directory (its `latest`) or a run
- * directory (its checkpoints/latest). Returns 0 or a negative status with err. */
-static int open_ckpt(const char *arg, struct ldn_ckpt *ck, char *err, size_t errlen)
-{
-    char path[LDN_PATH_MAX];
-    int rc = ldn_ckpt_resolve(arg, arg, path, sizeof path, err, errlen);
-    return rc ? rc : ldn_ckpt_open(path, ck, err, errlen);
-}
-
-/* The stored config, parsed. */
-static int parse_config(const struct ldn_ckpt *ck, struct ldn_config **cfg, char *err,
-                        size_t errlen)
-{
-    char why[LDN_ERRLEN];
-    *cfg = ldn_config_parse(ck->config, strlen(ck->config), ck->path, 0, NULL, why, sizeof why);
-    if (!*cfg)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                        "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
-    return 0;
-}
-
-/* Classes of task t's head: the rows of its output layer's weight. */
-static int head_classes(const struct ldn_ckpt *ck, const struct ldn_task_config *tk, int *classes,
-                        char *err, size_t errlen)
-{
-    char name[LDN_CKPT_NAME_MAX];
-    int nd, rc;
-    int64_t dims[2];
-    snprintf(name, sizeof name, "/heads/%s/%d/weight", tk->name, tk->n_head);
-    if ((rc = ldn_ckpt_shape(ck, name, &nd, dims, err, errlen)))
-        return rc;
-    if (nd != 2 || dims[0] < 1 || dims[0] > MAX_CLASSES)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                        "checkpoint %s: %s is not a [classes, inputs] matrix of 1..%d classes",
-                        ck->path, name, MAX_CLASSES);
-    *classes = (int)dims[0];
-    return 0;
-}
-
-/* Open the checkpoint `arg`, rebuild its model from the stored config (activations for
- * max_batch rows) and load the trunk and every head. Shapes and types are checked against
- * the config, and the checksum of every chunk read is verified. On failure L is left empty
- * (loaded_deinit is still safe). */
-static int load_model(const char *arg, int max_batch, struct loaded *L, char *err, size_t errlen)
-{
-    loaded_init(L);
-    int rc = open_ckpt(arg, &L->ck, err, errlen);
-    if (rc == 0)
-        rc = parse_config(&L->ck, &L->cfg, err, errlen);
-    if (rc == 0 && !(L->classes = calloc((size_t)L->cfg->n_tasks, sizeof *L->classes)))
-        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++)
-        rc = head_classes(&L->ck, &L->cfg->tasks[t], &L->classes[t], err, errlen);
-    if (rc == 0) {
-        if (max_batch < L->cfg->batch_size)
-            max_batch = L->cfg->batch_size;
-        L->model = ldn_model_new(L->cfg, L->ck.features, L->classes, max_batch, err, errlen);
-        if (!L->model)
-            rc = LDN_ERR_NOMEM;
-    }
-    if (rc == 0) {
-        struct ldn_nn *trunk = L->model->trunk;
-        rc = ldn_ckpt_read_net(&L->ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err,
-                               errlen);
-    }
-    for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++) {
-        struct ldn_nn *h = L->model->heads[t];
-        char prefix[LDN_CKPT_NAME_MAX];
-        snprintf(prefix, sizeof prefix, "/heads/%s", L->cfg->tasks[t].name);
-        rc = ldn_ckpt_read_net(&L->ck, h, prefix, h->params, 0, h->n_params, err, errlen);
-    }
-    if (rc)
-        loaded_deinit(L);
-    return rc;
-}
+#define EVAL_MIN_BATCH 1024          /* the workers' evaluation batch (worker/worker.c) */
 
 /* "a, b, c": the task names of cfg, for messages. */
 static void task_list(const struct ldn_config *cfg, char *buf, size_t len)
@@ -141,7 +39,7 @@ static void task_list(const struct ldn_config *cfg, char *buf, size_t len)
     }
 }
 
-static int find_task(const struct loaded *L, const char *task, char *err, size_t errlen)
+static int find_task(const struct ldn_ckmodel *L, const char *task, char *err, size_t errlen)
 {
     int t = ldn_config_task_index(L->cfg, task);
     if (t < 0) {
@@ -338,7 +236,8 @@ static int workers_with(const struct verify *v, const char *what)
 
 /* The state that goes with the model must be complete where it exists: each network's
  * optimizer moments (all layers, the model's shapes) and each worker's batch order. */
-static int check_state(const struct loaded *L, const struct verify *v, char *err, size_t errlen)
+static int check_state(const struct ldn_ckmodel *L, const struct verify *v, char *err,
+                       size_t errlen)
 {
     const char *moments[2] = {"m", "v"};
     char prefix[LDN_CKPT_NAME_MAX], probe[LDN_CKPT_NAME_MAX + 2];
@@ -481,7 +380,7 @@ static void print_layer(FILE *f, const struct ldn_layer *ly)
 /* ---------------------------------------------------------------- inspect */
 
 struct summary {
-    const struct loaded *L;
+    const struct ldn_ckmodel *L;
     const struct verify *v;
     int64_t size, trunk_params, head_params;
     int opt_m, opt_v, opt_t, opt_updates;
@@ -682,24 +581,24 @@ int ldn_tool_inspect(int argc, char **argv)
         return 2;
     }
     char err[LDN_ERRLEN];
-    struct loaded L;
+    struct ldn_ckmodel L;
     struct verify v = {0};
     struct summary s = {.L = &L, .v = &v};
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    loaded_init(&L);
+    ldn_ckmodel_init(&L);
     /* every dataset first (the checksums), then the model's shapes against the config */
-    int rc = open_ckpt(arg, &L.ck, err, sizeof err);
+    int rc = ldn_ckmodel_open(arg, &L.ck, err, sizeof err);
     if (rc == 0)
         rc = verify_file(&L.ck, &v, err, sizeof err);
     if (rc == 0) {
         char path[LDN_PATH_MAX];
         snprintf(path, sizeof path, "%s", L.ck.path);
         ldn_ckpt_close(&L.ck);
-        rc = load_model(path, 1, &L, err, sizeof err);
+        rc = ldn_ckmodel_load(path, 1, &L, err, sizeof err);
     } else {
         ldn_ckpt_close(&L.ck);
-        loaded_init(&L);
+        ldn_ckmodel_init(&L);
     }
     if (rc == 0)
         rc = check_state(&L, &v, err, sizeof err);
@@ -733,7 +632,7 @@ int ldn_tool_inspect(int argc, char **argv)
     }
     free(s.metrics);
     verify_free(&v);
-    loaded_deinit(&L);
+    ldn_ckmodel_free(&L);
     ldn_h5_restore(&q);
     if (rc) {
         fprintf(stderr, "ladon inspect: %s\n", err);
@@ -755,10 +654,10 @@ int ldn_tool_eval(int argc, char **argv)
         return 2;
     }
     char err[LDN_ERRLEN];
-    struct loaded L;
+    struct ldn_ckmodel L;
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    int rc = load_model(arg, EVAL_MIN_BATCH, &L, err, sizeof err), only = -1;
+    int rc = ldn_ckmodel_load(arg, EVAL_MIN_BATCH, &L, err, sizeof err), only = -1;
     if (rc == 0 && task && (only = find_task(&L, task, err, sizeof err)) < 0)
         rc = only;
     /* every task file is checked before anything is printed */
@@ -814,7 +713,7 @@ int ldn_tool_eval(int argc, char **argv)
     for (int t = 0; t < n && sets; t++)
         ldn_dataset_destroy(&sets[t]);
     free(sets);
-    loaded_deinit(&L);
+    ldn_ckmodel_free(&L);
     ldn_h5_restore(&q);
     if (rc) {
         fprintf(stderr, "ladon eval: %s\n", err);
@@ -970,7 +869,7 @@ static int same_file(const char *a, const char *b)
 }
 
 /* Write /probs, /pred and the attributes to OUT.tmp.<pid>, fsync, rename over OUT. */
-static int write_output(const char *out, const struct loaded *L, const char *task,
+static int write_output(const char *out, const struct ldn_ckmodel *L, const char *task,
                         const char *input, const char *split, const float *probs,
                         const int32_t *pred, int64_t n, int c, char *err, size_t errlen)
 {
@@ -1051,13 +950,13 @@ int ldn_tool_predict(int argc, char **argv)
         return 1;
     }
     char err[LDN_ERRLEN];
-    struct loaded L;
+    struct ldn_ckmodel L;
     struct input in = {0};
     float *probs = NULL;
     int32_t *pred = NULL;
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    int rc = load_model(arg, EVAL_MIN_BATCH, &L, err, sizeof err), t = -1;
+    int rc = ldn_ckmodel_load(arg, EVAL_MIN_BATCH, &L, err, sizeof err), t = -1;
     if (rc == 0 && (t = find_task(&L, task, err, sizeof err)) < 0)
         rc = t;
     if (rc == 0 && same_file(L.ck.path, output))
@@ -1100,7 +999,7 @@ int ldn_tool_predict(int argc, char **argv)
     free(probs);
     free(pred);
     input_deinit(&in);
-    loaded_deinit(&L);
+    ldn_ckmodel_free(&L);
     ldn_h5_restore(&q);
     if (rc) {
         fprintf(stderr, "ladon predict: %s\n", err);

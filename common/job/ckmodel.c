@@ -1,0 +1,104 @@
+/* The model a checkpoint holds. */
+#include "ckmodel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+#define MAX_CLASSES 1000000 /* more is a damaged shape, not a real head */
+
+/* A checkpoint with the model it holds: the stored config, the classes of each head, the
+ * trunk and heads with the checkpoint's weights. */
+
+void ldn_ckmodel_init(struct ldn_ckmodel *L)
+{
+    memset(L, 0, sizeof *L);
+    L->ck.f = H5I_INVALID_HID;
+}
+
+void ldn_ckmodel_free(struct ldn_ckmodel *L)
+{
+    ldn_model_destroy(&L->model);
+    free(L->classes);
+    ldn_config_destroy(&L->cfg);
+    ldn_ckpt_close(&L->ck);
+    ldn_ckmodel_init(L);
+}
+
+/* Open the checkpoint `arg` names: a file, a checkpoint directory (its `latest`) or a run
+ * directory (its checkpoints/latest). Returns 0 or a negative status with err. */
+int ldn_ckmodel_open(const char *arg, struct ldn_ckpt *ck, char *err, size_t errlen)
+{
+    char path[LDN_PATH_MAX];
+    int rc = ldn_ckpt_resolve(arg, arg, path, sizeof path, err, errlen);
+    return rc ? rc : ldn_ckpt_open(path, ck, err, errlen);
+}
+
+/* The stored config, parsed. */
+static int parse_config(const struct ldn_ckpt *ck, struct ldn_config **cfg, char *err,
+                        size_t errlen)
+{
+    char why[LDN_ERRLEN];
+    *cfg = ldn_config_parse(ck->config, strlen(ck->config), ck->path, 0, NULL, why, sizeof why);
+    if (!*cfg)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint %s: the config stored in it does not parse: %s", ck->path, why);
+    return 0;
+}
+
+/* Classes of task t's head: the rows of its output layer's weight. */
+static int head_classes(const struct ldn_ckpt *ck, const struct ldn_task_config *tk, int *classes,
+                        char *err, size_t errlen)
+{
+    char name[LDN_CKPT_NAME_MAX];
+    int nd, rc;
+    int64_t dims[2];
+    snprintf(name, sizeof name, "/heads/%s/%d/weight", tk->name, tk->n_head);
+    if ((rc = ldn_ckpt_shape(ck, name, &nd, dims, err, errlen)))
+        return rc;
+    if (nd != 2 || dims[0] < 1 || dims[0] > MAX_CLASSES)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "checkpoint %s: %s is not a [classes, inputs] matrix of 1..%d classes",
+                        ck->path, name, MAX_CLASSES);
+    *classes = (int)dims[0];
+    return 0;
+}
+
+/* Open the checkpoint `arg`, rebuild its model from the stored config (activations for
+ * max_batch rows) and load the trunk and every head. Shapes and types are checked against
+ * the config, and the checksum of every chunk read is verified. On failure L is left empty
+ * (loaded_deinit is still safe). */
+int ldn_ckmodel_load(const char *arg, int max_batch, struct ldn_ckmodel *L, char *err,
+                     size_t errlen)
+{
+    ldn_ckmodel_init(L);
+    int rc = ldn_ckmodel_open(arg, &L->ck, err, errlen);
+    if (rc == 0)
+        rc = parse_config(&L->ck, &L->cfg, err, errlen);
+    if (rc == 0 && !(L->classes = calloc((size_t)L->cfg->n_tasks, sizeof *L->classes)))
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++)
+        rc = head_classes(&L->ck, &L->cfg->tasks[t], &L->classes[t], err, errlen);
+    if (rc == 0) {
+        if (max_batch < L->cfg->batch_size)
+            max_batch = L->cfg->batch_size;
+        L->model = ldn_model_new(L->cfg, L->ck.features, L->classes, max_batch, err, errlen);
+        if (!L->model)
+            rc = LDN_ERR_NOMEM;
+    }
+    if (rc == 0) {
+        struct ldn_nn *trunk = L->model->trunk;
+        rc = ldn_ckpt_read_net(&L->ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err,
+                               errlen);
+    }
+    for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++) {
+        struct ldn_nn *h = L->model->heads[t];
+        char prefix[LDN_CKPT_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "/heads/%s", L->cfg->tasks[t].name);
+        rc = ldn_ckpt_read_net(&L->ck, h, prefix, h->params, 0, h->n_params, err, errlen);
+    }
+    if (rc)
+        ldn_ckmodel_free(L);
+    return rc;
+}
