@@ -20,7 +20,6 @@
 #include "data.h"
 #include "dist.h"
 #include "log.h"
-#include "phases.h"
 #include "status.h"
 #include "tools.h"
 #include "trainer.h"
@@ -138,11 +137,6 @@ static int cmd_train(int argc, char **argv)
     char err[LDN_ERRLEN];
     struct ldn_config *cfg = ldn_config_load(rest[0], n - 1, rest + 1, err, sizeof err);
     if (!cfg) {
-        free(rest);
-        return fail(err);
-    }
-    if (ldn_phases_supported(cfg, err, sizeof err) != 0) {
-        ldn_config_destroy(&cfg);
         free(rest);
         return fail(err);
     }

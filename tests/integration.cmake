@@ -13,7 +13,9 @@ add_test(NAME cli_config COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/config_cli.s
          $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR})
 add_test(NAME cli_local_train COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/local_train.sh
          $<TARGET_FILE:ladon>)
-set_tests_properties(cli_config cli_local_train PROPERTIES LABELS cli TIMEOUT 300
+add_test(NAME cli_rounds COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/rounds.sh
+         $<TARGET_FILE:ladon>)
+set_tests_properties(cli_config cli_local_train cli_rounds PROPERTIES LABELS cli TIMEOUT 300
                      ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckmodel.h"
 #include "ckpt.h"
 #include "clock.h"
 #include "data.h"
@@ -19,6 +20,7 @@
 #include "rundir.h"
 #include "schedule.h"
 #include "status.h"
+#include "teacher.h"
 
 struct task_state {
     int64_t ckpt_state[2]; /* batcher pos, passes, as a checkpoint stores them */
@@ -28,7 +30,17 @@ struct task_state {
     /* running training statistics since the last evaluation / progress line */
     double loss_sum;
     int64_t correct, seen;
+    double kl_sum; /* distillation rounds: sum over rows of T^2 * KL, rows agreeing with it */
+    int64_t agree;
     double last_test_acc;
+};
+
+/* What a round of a run with rounds adds to a local run (NULL: a run without rounds). */
+struct round_run {
+    int index, n_rounds; /* 0-based, of n */
+    const struct ldn_round_config *rc;
+    const char *init;           /* the snapshot the round starts from, or NULL */
+    const char *const *members; /* rc->teacher.n_members checkpoint paths */
 };
 
 struct local_run {
@@ -46,6 +58,12 @@ struct local_run {
     double t_start, t_mark, train_time, paused;
     int64_t samples, samples_mark;
     double lr; /* of the last step trained */
+    const struct round_run *round;
+    FILE *run_metrics; /* a run with rounds: the run's metrics.jsonl (every round's records) */
+    struct ldn_teacher teacher; /* a distillation round's soft targets */
+    int distill;
+    float *soft_rows; /* [batch, max classes]: the batch's soft targets */
+    double alpha;     /* distillation weight of the last step */
 };
 
 static void run_free(struct local_run *r)
@@ -65,6 +83,8 @@ static void run_free(struct local_run *r)
         fclose(r->metrics);
     ldn_batch_buf_deinit(&r->buf);
     free(r->idx);
+    ldn_teacher_deinit(&r->teacher);
+    free(r->soft_rows);
 }
 
 /* Load every task's data and check the tasks agree on the input size. */
@@ -102,9 +122,15 @@ static int load_tasks(struct local_run *r, char *err, size_t errlen)
 static void progress_line(struct local_run *r, int epoch, int64_t step, double sps, double lr)
 {
     char buf[4096];
-    int off =
-        snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g", epoch,
-                 r->cfg->epochs, (long long)step, (long long)r->sched.total_steps, sps, lr);
+    int off = 0;
+    if (r->round)
+        off = snprintf(buf, sizeof buf, "round %s (%d/%d) | ", r->round->rc->name,
+                       r->round->index + 1, r->round->n_rounds);
+    off += snprintf(buf + off, sizeof buf - (size_t)off,
+                    "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g", epoch, r->cfg->epochs,
+                    (long long)step, (long long)r->sched.total_steps, sps, lr);
+    if (r->distill)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " | alpha %.3f", r->alpha);
     for (int t = 0; t < r->n_tasks && off < (int)sizeof buf - 64; t++) {
         struct task_state *ts = &r->tasks[t];
         if (ts->seen == 0)
@@ -112,6 +138,10 @@ static void progress_line(struct local_run *r, int epoch, int64_t step, double s
         off += snprintf(buf + off, sizeof buf - (size_t)off, " | %s loss %.4f acc %.1f%%",
                         r->cfg->tasks[t].name, ts->loss_sum / (double)ts->seen,
                         100.0 * (double)ts->correct / (double)ts->seen);
+        if (r->distill && off < (int)sizeof buf - 64)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " agree %.1f%% kl %.4f",
+                            100.0 * (double)ts->agree / (double)ts->seen,
+                            ts->kl_sum / (double)ts->seen);
     }
     LDN_INFO("%s", buf);
 }
@@ -135,8 +165,14 @@ static int evaluate(struct local_run *r, int64_t step, double sps, double lr, do
                            &rec.accuracy);
         rec.train_loss = ts->seen ? ts->loss_sum / (double)ts->seen : NAN;
         rec.train_accuracy = ts->seen ? (double)ts->correct / (double)ts->seen : NAN;
+        rec.round = r->round ? r->round->rc->name : NULL;
+        rec.distill = r->distill;
+        rec.teacher_agreement = ts->seen ? (double)ts->agree / (double)ts->seen : NAN;
+        rec.distill_kl = ts->seen ? ts->kl_sum / (double)ts->seen : NAN;
+        rec.distill_alpha = r->alpha;
         ts->last_test_acc = rec.accuracy;
-        if (ldn_metrics_write(r->metrics, &rec) != 0)
+        if (ldn_metrics_write(r->metrics, &rec) != 0 ||
+            (r->run_metrics && ldn_metrics_write(r->run_metrics, &rec) != 0))
             return LDN_ERR_IO;
         if (off < (int)sizeof buf - 64)
             off += snprintf(buf + off, sizeof buf - (size_t)off, " %s acc %.2f%% (loss %.4f)",
@@ -152,6 +188,8 @@ static void reset_stats(struct local_run *r)
         r->tasks[t].loss_sum = 0.0;
         r->tasks[t].correct = 0;
         r->tasks[t].seen = 0;
+        r->tasks[t].kl_sum = 0.0;
+        r->tasks[t].agree = 0;
     }
 }
 
@@ -184,6 +222,7 @@ static int checkpoint(struct local_run *r, int64_t step, char *err, size_t errle
                                  .n_workers = 1,
                                  .features = r->model->features,
                                  .seed = cfg->seed,
+                                 .round = r->round ? r->round->index + 1 : 0,
                                  .config = cfg->resolved_yaml,
                                  .metrics = ""};
     double t0 = ldn_clock_now();
@@ -234,14 +273,36 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
     return rc;
 }
 
+/* A distillation step's loss and backward on the batch idx[0..b) of task t: alpha * T^2 * KL to
+ * the teacher's soft targets of those rows + (1 - alpha) * cross-entropy, scaled by weight. */
+static double distill_batch(struct local_run *r, int t, int b, float weight, int64_t *ok)
+{
+    struct task_state *ts = &r->tasks[t];
+    const struct ldn_teacher_config *tc = &r->round->rc->teacher;
+    const int c = r->model->classes[t];
+    const float *z =
+        ldn_model_forward_rows(r->model, t, ts->train->x, ts->train->y, r->idx, b, &r->buf);
+    for (int i = 0; i < b; i++)
+        memcpy(r->soft_rows + (int64_t)i * c, r->teacher.soft[t] + r->idx[i] * c,
+               sizeof(float) * (size_t)c);
+    const float temp = (float)tc->temperature;
+    ts->kl_sum += ldn_teacher_compare(z, r->soft_rows, b, c, temp, &ts->agree) * b;
+    double loss = ldn_loss_distill(z, r->soft_rows, r->buf.y, b, c, temp, (float)r->alpha, weight,
+                                   r->buf.dz, ok);
+    ldn_model_backward(r->model, t, r->buf.x, r->buf.dz, b);
+    return loss;
+}
+
 /* One training step on task t: batch, forward, loss, backward, update head and trunk. */
 static void train_step(struct local_run *r, int t, double lr)
 {
     struct task_state *ts = &r->tasks[t];
     int b = ldn_batcher_next(&ts->batcher, r->cfg->batch_size, r->idx);
     int64_t ok = 0;
-    double loss = ldn_model_train_batch(r->model, t, ts->train->x, ts->train->y, r->idx, b,
-                                        (float)r->cfg->tasks[t].weight, &r->buf, &ok);
+    const float weight = (float)r->cfg->tasks[t].weight;
+    double loss = r->distill ? distill_batch(r, t, b, weight, &ok)
+                             : ldn_model_train_batch(r->model, t, ts->train->x, ts->train->y,
+                                                     r->idx, b, weight, &r->buf, &ok);
     struct ldn_nn *head = r->model->heads[t], *trunk = r->model->trunk;
     ldn_optim_step(ts->head_opt, head->params, head->grads, lr);
     ldn_optim_step(r->trunk_opt, trunk->params, trunk->grads, lr);
@@ -339,6 +400,8 @@ static int phase_train(void *ud, const struct ldn_phase *ph, char *err, size_t e
         int t = ldn_schedule_task(&r->sched, step);
         r->lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r->sched.total_steps,
                           r->sched.steps_per_epoch);
+        if (r->distill)
+            r->alpha = ldn_teacher_alpha(&r->round->rc->teacher, step, r->sched.total_steps);
         train_step(r, t, r->lr);
         r->samples +=
             cfg->batch_size < r->tasks[t].train->n ? cfg->batch_size : r->tasks[t].train->n;
@@ -387,15 +450,110 @@ static int phase_stop(void *ud, const struct ldn_phase *ph, char *err, size_t er
     return rc;
 }
 
-int ldn_train_local(const struct ldn_config *cfg, const char *resume_arg, char *err, size_t errlen)
+/* Widths of a trunk as "[256, 256]". */
+static void widths_text(const struct ldn_nn *net, char *buf, size_t len)
 {
-    struct local_run r = {.cfg = cfg, .n_tasks = cfg->n_tasks, .lr = cfg->optim.lr};
+    int off = snprintf(buf, len, "[");
+    for (int l = 0; l < net->n_layers && off < (int)len - 16; l++)
+        off +=
+            snprintf(buf + off, len - (size_t)off, "%s%d", l ? ", " : "", net->layers[l].out_dim);
+    snprintf(buf + off, len - (size_t)off, "]");
+}
+
+/* rounds[].init: the trunk and every head from an earlier round's snapshot (optimizer state
+ * starts afresh). */
+static int init_from(struct local_run *r, const char *path, char *err, size_t errlen)
+{
+    const struct ldn_round_config *rc = r->round->rc;
+    struct ldn_ckmodel L;
+    char why[LDN_ERRLEN], a[128], b[128];
+    int n = 0;
+    if (ldn_ckmodel_load(path, 0, &L, why, sizeof why))
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.init: round '%s': %s", rc->name,
+                        rc->init, why);
+    struct ldn_nn *trunk = r->model->trunk;
+    widths_text(L.model->trunk, a, sizeof a);
+    widths_text(trunk, b, sizeof b);
+    int rc_ = L.model->trunk->n_params == trunk->n_params && !strcmp(a, b) ? 0 : -1;
+    if (rc_)
+        rc_ = ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                       "rounds.%s.init: round '%s' trained trunk %s, this round's is %s", rc->name,
+                       rc->init, a, b);
+    else
+        memcpy(trunk->params, L.model->trunk->params, sizeof(float) * (size_t)trunk->n_params);
+    for (int t = 0; rc_ == 0 && t < r->n_tasks; t++) {
+        int h = ldn_config_task_index(L.cfg, r->cfg->tasks[t].name);
+        struct ldn_nn *head = r->model->heads[t];
+        if (h < 0 || L.model->heads[h]->n_params != head->n_params)
+            rc_ = ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                           "rounds.%s.init: round '%s' has no head for task '%s' of this shape",
+                           rc->name, rc->init, r->cfg->tasks[t].name);
+        else
+            memcpy(head->params, L.model->heads[h]->params, sizeof(float) * (size_t)head->n_params);
+        n += rc_ == 0;
+    }
+    ldn_ckmodel_free(&L);
+    if (rc_ == 0)
+        LDN_INFO("round %s: starts from round %s (%s: trunk and %d heads)", rc->name, rc->init,
+                 path, n);
+    return rc_;
+}
+
+/* A distillation round's start: the teacher's soft targets and the ensemble's report. */
+static int start_teacher(struct local_run *r, char *err, size_t errlen)
+{
+    const struct ldn_round_config *rc = r->round->rc;
+    struct ldn_dataset **sets = malloc(sizeof *sets * 2 * (size_t)r->n_tasks);
+    if (!sets)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    int max_classes = 1;
+    for (int t = 0; t < r->n_tasks; t++) {
+        sets[t] = r->tasks[t].train;
+        sets[r->n_tasks + t] = r->tasks[t].test;
+        max_classes = r->model->classes[t] > max_classes ? r->model->classes[t] : max_classes;
+    }
+    int rc_ = ldn_teacher_build(&r->teacher, r->cfg, rc->name, &rc->teacher, r->round->members,
+                                sets, sets + r->n_tasks, err, errlen);
+    free(sets);
+    if (rc_)
+        return rc_;
+    const struct ldn_teacher *T = &r->teacher;
+    LDN_INFO("round %s: soft targets of %d member(s) at T = %g in %.2f s (%.1f GFLOP/s)", rc->name,
+             T->n_members, rc->teacher.temperature, T->seconds, T->gflops);
+    for (int t = 0; t < r->n_tasks; t++) {
+        char buf[1024];
+        int off = snprintf(buf, sizeof buf, "round %s: teacher on %s: ensemble %.2f%% (", rc->name,
+                           r->cfg->tasks[t].name, 100.0 * T->ensemble_acc[t]);
+        for (int m = 0; m < T->n_members && off < (int)sizeof buf - 96; m++)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%s %.2f%%", m ? ", " : "",
+                            rc->teacher.members[m], 100.0 * T->member_acc[t][m]);
+        LDN_INFO("%s)", buf);
+    }
+    r->distill = 1;
+    r->alpha = rc->teacher.alpha;
+    r->soft_rows = malloc(sizeof(float) * (size_t)r->cfg->batch_size * (size_t)max_classes);
+    return r->soft_rows ? 0 : ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+}
+
+/* One run of cfg (a run without rounds, or one round of a run with them). */
+static int train_one(const struct ldn_config *cfg, const struct round_run *round, FILE *run_metrics,
+                     const char *resume_arg, char *err, size_t errlen)
+{
+    struct local_run r = {.cfg = cfg,
+                          .n_tasks = cfg->n_tasks,
+                          .lr = cfg->optim.lr,
+                          .round = round,
+                          .run_metrics = run_metrics};
     struct ldn_phases phases = {0};
     openblas_set_num_threads(cfg->threads);
     int64_t start = 0;
     int rc = prepare(&r, err, errlen);
     if (rc == 0 && resume_arg)
         rc = resume(&r, resume_arg, &start, err, errlen);
+    else if (rc == 0 && round && round->init)
+        rc = init_from(&r, round->init, err, errlen);
+    if (rc == 0 && round && round->rc->has_teacher)
+        rc = start_teacher(&r, err, errlen);
     if (rc == 0 && !(r.metrics = ldn_rundir_start(cfg, resume_arg != NULL, err, errlen)))
         rc = LDN_ERR_IO;
     if (rc == 0)
@@ -417,4 +575,128 @@ int ldn_train_local(const struct ldn_config *cfg, const char *resume_arg, char *
     ldn_phases_deinit(&phases);
     run_free(&r);
     return rc;
+}
+
+/* The state of a round's checkpoints: 0 none, 1 some (a round to resume), 2 its snapshot (the
+ * last step) is there. */
+static int round_state(const struct ldn_config *rcfg)
+{
+    char path[LDN_PATH_MAX + 64], why[LDN_ERRLEN];
+    struct ldn_ckpt ck;
+    if (ldn_ckpt_resolve("latest", rcfg->ckpt.dir, path, sizeof path, why, sizeof why) ||
+        ldn_ckpt_open(path, &ck, why, sizeof why))
+        return 0;
+    int done = ck.step == ck.total_steps;
+    ldn_ckpt_close(&ck);
+    return 1 + done;
+}
+
+#define ROUND_DIR_MAX (LDN_PATH_MAX + LDN_NAME_MAX + 24)
+/* The checkpoint directory of round j's snapshot (out: ROUND_DIR_MAX bytes). */
+static void round_dir(const struct ldn_config *cfg, int j, char *out)
+{
+    snprintf(out, ROUND_DIR_MAX, "%.*s/rounds/%s/checkpoints", LDN_PATH_MAX - 1, cfg->run_dir,
+             cfg->rounds[j].name);
+}
+
+/* Before anything trains: every member given as a checkpoint path opens, verifies and has a
+ * head for every task (input width and classes are checked against the data at round start). */
+static int check_path_members(const struct ldn_config *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_rounds; i++) {
+        const struct ldn_teacher_config *tc = &cfg->rounds[i].teacher;
+        for (int m = 0; cfg->rounds[i].has_teacher && m < tc->n_members; m++) {
+            if (tc->member_round[m] >= 0)
+                continue;
+            struct ldn_ckmodel L;
+            char why[LDN_ERRLEN];
+            int rc = ldn_ckmodel_load(tc->members[m], 0, &L, why, sizeof why);
+            for (int t = 0; rc == 0 && t < cfg->n_tasks; t++)
+                if (ldn_config_task_index(L.cfg, cfg->tasks[t].name) < 0)
+                    rc = ldn_fail(why, sizeof why, LDN_ERR_CONFIG, "%s has no head for task '%s'",
+                                  L.ck.path, cfg->tasks[t].name);
+            ldn_ckmodel_free(&L);
+            if (rc)
+                return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.teacher: member '%s': %s",
+                                cfg->rounds[i].name, tc->members[m], why);
+        }
+    }
+    return 0;
+}
+
+/* A run with rounds: each round is a run of its own under run.dir/rounds/NAME (its config,
+ * metrics, checkpoints, final snapshot); the run's metrics.jsonl gets every round's records.
+ * Resuming skips the rounds whose snapshot is there and resumes the first that is not. */
+static int train_rounds(const struct ldn_config *cfg, const char *resume_arg, char *err,
+                        size_t errlen)
+{
+    if (resume_arg && strcmp(resume_arg, "latest") != 0 && strcmp(resume_arg, cfg->run_dir) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_ARG,
+                        "a run with rounds resumes as a whole: --resume (latest) or --resume %s, "
+                        "not %s",
+                        cfg->run_dir, resume_arg);
+    int rc = check_path_members(cfg, err, errlen);
+    if (rc)
+        return rc;
+    FILE *metrics = ldn_rundir_start(cfg, resume_arg != NULL, err, errlen);
+    if (!metrics)
+        return LDN_ERR_IO;
+    int found = 0;
+    for (int i = 0; resume_arg && i < cfg->n_rounds && rc == 0; i++) {
+        struct ldn_config *rcfg = ldn_config_round(cfg, i, err, errlen);
+        rc = rcfg ? 0 : LDN_ERR_CONFIG;
+        found |= rcfg && round_state(rcfg) > 0;
+        ldn_config_destroy(&rcfg);
+    }
+    if (rc == 0 && resume_arg && !found)
+        rc = ldn_fail(err, errlen, LDN_ERR_ARG,
+                      "--resume: no round of %s has a checkpoint yet (under %s/rounds)",
+                      cfg->source, cfg->run_dir);
+    for (int i = 0; i < cfg->n_rounds && rc == 0; i++) {
+        const struct ldn_round_config *rr = &cfg->rounds[i];
+        struct ldn_config *rcfg = ldn_config_round(cfg, i, err, errlen);
+        if (!rcfg) {
+            rc = LDN_ERR_CONFIG;
+            break;
+        }
+        int state = resume_arg ? round_state(rcfg) : 0;
+        char members[LDN_MAX_MEMBERS][ROUND_DIR_MAX], init[ROUND_DIR_MAX];
+        const char *mp[LDN_MAX_MEMBERS];
+        for (int m = 0; m < rr->teacher.n_members; m++) {
+            if (rr->teacher.member_round[m] >= 0)
+                round_dir(cfg, rr->teacher.member_round[m], members[m]);
+            else
+                snprintf(members[m], ROUND_DIR_MAX, "%s", rr->teacher.members[m]);
+            mp[m] = members[m];
+        }
+        if (rr->init_round >= 0)
+            round_dir(cfg, rr->init_round, init);
+        struct round_run run = {.index = i,
+                                .n_rounds = cfg->n_rounds,
+                                .rc = rr,
+                                .init = rr->init_round >= 0 ? init : NULL,
+                                .members = mp};
+        if (state == 2) {
+            LDN_INFO("round %s (%d/%d): done (its snapshot is in %s)", rr->name, i + 1,
+                     cfg->n_rounds, rcfg->ckpt.dir);
+        } else {
+            char from[512] = "";
+            for (int m = 0, off = 0; m < rr->teacher.n_members && off < (int)sizeof from - 80; m++)
+                off += snprintf(from + off, sizeof from - (size_t)off, "%s%.64s", m ? ", " : "",
+                                rr->teacher.members[m]);
+            LDN_INFO("round %s (%d/%d): %d trunk layer(s), %s%s", rr->name, i + 1, cfg->n_rounds,
+                     rr->n_trunk, rr->has_teacher ? "distilling from " : "on labels", from);
+            rc = train_one(rcfg, &run, metrics, state == 1 ? "latest" : NULL, err, errlen);
+        }
+        ldn_config_destroy(&rcfg);
+    }
+    fclose(metrics);
+    return rc;
+}
+
+int ldn_train_local(const struct ldn_config *cfg, const char *resume_arg, char *err, size_t errlen)
+{
+    if (cfg->n_rounds > 0)
+        return train_rounds(cfg, resume_arg, err, errlen);
+    return train_one(cfg, NULL, NULL, resume_arg, err, errlen);
 }

@@ -321,7 +321,7 @@ static int write_root_attrs(hid_t f, const struct ldn_ckpt_meta *m, const char *
                             const char *created)
 {
     int32_t version = LDN_CKPT_FORMAT_VERSION, servers = m->n_servers, workers = m->n_workers,
-            features = m->features, round = 0;
+            features = m->features, round = m->round;
     double epoch = m->steps_per_epoch > 0 ? (double)m->step / (double)m->steps_per_epoch : 0;
     int rc = 0;
     rc |= ldn_h5_write_attr_str(f, "format", LDN_CKPT_FORMAT);
@@ -755,7 +755,7 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
     char *format = NULL;
-    double v[8];
+    double v[9];
     int rc = ldn_h5_open_ro(KIND, path, &ck->f, err, errlen);
     if (rc)
         goto done;
@@ -782,6 +782,7 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
         (rc = need_num(ck, "workers", 0, &v[5], err, errlen)) ||
         (rc = need_num(ck, "features", 1, &v[6], err, errlen)) ||
         (rc = need_num(ck, "seed", 0, &v[7], err, errlen)) ||
+        (rc = need_num(ck, "round", 0, &v[8], err, errlen)) ||
         (rc = need_str(ck, "config", &ck->config, err, errlen)) ||
         (rc = need_str(ck, "metrics", &ck->metrics, err, errlen)) ||
         (rc = need_str(ck, "created", &ck->created, err, errlen)) ||
@@ -793,6 +794,12 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
     ck->n_servers = (int)v[4];
     ck->n_workers = (int)v[5];
     ck->features = (int)v[6];
+    if (v[8] > 1000000) {
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                      "checkpoint %s: root attribute round must be <= 1000000, got %g", path, v[8]);
+        goto done;
+    }
+    ck->round = (int)v[8];
     ck->epoch = (double)ck->step / (double)ck->steps_per_epoch;
     { /* the seed is read exactly (a double cannot hold every uint64) */
         hid_t a = H5Aopen(ck->f, "seed", H5P_DEFAULT);

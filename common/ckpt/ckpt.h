@@ -63,6 +63,7 @@ struct ldn_ckpt_meta {
     int64_t steps_per_epoch, total_steps;
     int n_servers, n_workers, features;
     uint64_t seed;
+    int round;           /* the round (1-based) of a run with rounds, 0 without */
     const char *config;  /* the resolved YAML */
     const char *metrics; /* the last evaluation as JSON lines, "" when none */
 };
@@ -84,6 +85,7 @@ struct ldn_ckpt {
     double epoch;
     int n_servers, n_workers, features;
     uint64_t seed;
+    int round; /* 1-based round of a run with rounds, 0 without */
     char *config, *metrics, *created, *ladon_version; /* owned */
 };
 

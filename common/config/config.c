@@ -1441,3 +1441,48 @@ int ldn_config_round_index(const struct ldn_config *cfg, const char *name)
             return i;
     return -1;
 }
+
+struct ldn_config *ldn_config_round(const struct ldn_config *cfg, int i, char *err, size_t errlen)
+{
+    const struct ldn_round_config *r = &cfg->rounds[i];
+    struct ldn_config *c = calloc(1, sizeof *c);
+    if (c) {
+        *c = *cfg;
+        c->rounds = NULL;
+        c->n_rounds = 0;
+        c->resolved_yaml = NULL;
+        c->tasks = malloc(sizeof *c->tasks * (size_t)cfg->n_tasks);
+    }
+    if (!c || !c->tasks) {
+        ldn_fail(err, errlen, LDN_ERR_NOMEM, "config: out of memory");
+        goto fail;
+    }
+    memcpy(c->tasks, cfg->tasks, sizeof *c->tasks * (size_t)cfg->n_tasks);
+    memcpy(c->trunk, r->trunk, sizeof c->trunk);
+    c->n_trunk = r->n_trunk;
+    c->seed = r->seed;
+    c->optim.lr = r->lr;
+    c->lr = r->lr_schedule;
+    c->epochs = r->steps > 0 ? 1 : r->epochs;
+    if (r->steps > 0)
+        c->steps_per_epoch = r->steps;
+    c->ckpt.final = true;
+    char sub[LDN_NAME_MAX + 8];
+    snprintf(sub, sizeof sub, "rounds/%s", r->name);
+    int w = snprintf(c->run_name, sizeof c->run_name, "%s.%s", cfg->run_name, r->name);
+    if (w < 0 || w >= (int)sizeof c->run_name || !join_path(c->run_dir, cfg->run_dir, sub) ||
+        !join_path(c->ckpt.dir, c->run_dir, "checkpoints")) {
+        ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                 "config %s: rounds.%s: the round's run name or directory under %s is too long",
+                 cfg->source, r->name, cfg->run_dir);
+        goto fail;
+    }
+    if (!(c->resolved_yaml = emit_yaml(c))) {
+        ldn_fail(err, errlen, LDN_ERR_NOMEM, "config: out of memory");
+        goto fail;
+    }
+    return c;
+fail:
+    ldn_config_destroy(&c);
+    return NULL;
+}

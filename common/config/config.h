@@ -212,6 +212,13 @@ struct ldn_config *ldn_config_parse(const char *yaml, size_t len, const char *na
                                     char *const *over, char *err, size_t errlen);
 void ldn_config_destroy(struct ldn_config **cfg);
 
+/* The config of round i of cfg (0-based) as a run of its own: cfg without rounds, with the
+ * round's trunk, seed, length (a round given in steps is one epoch of that many steps), learning
+ * rate and schedule; run.name "<run>.<round>", run.dir and checkpoint.dir under
+ * <run.dir>/rounds/<round>, and a final checkpoint (the round's snapshot). The teacher and
+ * init are not in it: the caller takes them from cfg->rounds[i]. NULL with err on failure. */
+struct ldn_config *ldn_config_round(const struct ldn_config *cfg, int i, char *err, size_t errlen);
+
 /* Index of the round called name, or -1. */
 int ldn_config_round_index(const struct ldn_config *cfg, const char *name);
 

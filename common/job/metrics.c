@@ -68,6 +68,15 @@ int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r)
     json_num(f, "compression_ratio", 2,
              r->push_bytes_per_step > 0 ? r->dense_bytes_per_step / r->push_bytes_per_step : 1.0);
     json_num(f, "residual_norm", -1, r->residual_norm);
+    if (r->round) {
+        fputs(",\"round\":", f);
+        json_string(f, r->round);
+    }
+    if (r->distill) {
+        json_num(f, "teacher_agreement", 6, r->teacher_agreement);
+        json_num(f, "distill_kl", -1, r->distill_kl);
+        json_num(f, "distill_alpha", -1, r->distill_alpha);
+    }
     fputs("}\n", f);
     return fflush(f) == 0 && !ferror(f) ? LDN_OK : LDN_ERR_IO;
 }

@@ -28,6 +28,12 @@ struct ldn_eval_record {
     double pull_bytes_per_step;
     double dense_bytes_per_step; /* what the pushes would weigh as dense fp32 payloads */
     double residual_norm;        /* mean over workers of ||error-feedback residual||_2 */
+    /* a run with rounds: the round's name (NULL: no "round" key); during a distillation round
+     * (distill != 0) the training rows' top-1 agreement with the teacher, the mean T^2 * KL
+     * term and the distillation weight in effect */
+    const char *round;
+    int distill;
+    double teacher_agreement, distill_kl, distill_alpha;
 };
 
 /* Open RUN_DIR/metrics.jsonl for writing (truncating when fresh, appending when append != 0).

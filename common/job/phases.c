@@ -146,7 +146,7 @@ int ldn_phases_supported(const struct ldn_config *cfg, char *err, size_t errlen)
     if (cfg->n_rounds == 0)
         return 0;
     return ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                    "config %s: rounds: this version parses and checks %d round(s) (ladon config "
-                    "show) but does not run rounds yet; remove the rounds section to train",
+                    "config %s: rounds: distributed runs do not run rounds yet (%d round(s)); "
+                    "ladon train --local runs them",
                     cfg->source, cfg->n_rounds);
 }

@@ -1,0 +1,219 @@
+/* A distillation round's teacher: soft targets computed where the data is. */
+#include "teacher.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckmodel.h"
+#include "clock.h"
+#include "log.h"
+#include "loss.h"
+#include "status.h"
+
+#define TEACHER_BATCH 1024 /* rows per forward pass of a member */
+
+void ldn_teacher_deinit(struct ldn_teacher *T)
+{
+    for (int t = 0; t < T->n_tasks; t++) {
+        if (T->soft)
+            free(T->soft[t]);
+        if (T->member_acc)
+            free(T->member_acc[t]);
+    }
+    free(T->soft);
+    free(T->member_acc);
+    free(T->ensemble_acc);
+    free(T->classes);
+    free(T->rows);
+    memset(T, 0, sizeof *T);
+}
+
+double ldn_teacher_alpha(const struct ldn_teacher_config *tc, int64_t step, int64_t steps)
+{
+    if (tc->annealing != LDN_ANNEAL_LINEAR)
+        return tc->alpha;
+    double a = steps > 0 ? 1.0 - (double)step / (double)steps : 0.0;
+    return a < 0 ? 0 : a > 1 ? 1 : a;
+}
+
+/* The head of member L for task `name` with `classes` classes, or -1 with err naming the round
+ * and the member. */
+static int member_head(const struct ldn_ckmodel *L, const char *round, const char *member,
+                       const char *name, int classes, int features, char *err, size_t errlen)
+{
+    if (L->ck.features != features)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "rounds.%s.teacher: member '%s' (%s) takes %d input features, the "
+                        "round's data has %d",
+                        round, member, L->ck.path, L->ck.features, features);
+    int h = ldn_config_task_index(L->cfg, name);
+    if (h < 0)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "rounds.%s.teacher: member '%s' (%s) has no head for task '%s'", round,
+                        member, L->ck.path, name);
+    if (L->classes[h] != classes)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "rounds.%s.teacher: member '%s' (%s): head '%s' has %d classes, the "
+                        "task's data %d",
+                        round, member, L->ck.path, name, L->classes[h], classes);
+    return h;
+}
+
+/* acc[rows * classes] += softmax(z / temp) of head h of L over the n rows of x, batched;
+ * returns the rows whose argmax equals y (y may be NULL). */
+static int64_t add_probs(struct ldn_ckmodel *L, int h, const float *x, const int32_t *y, int64_t n,
+                         int classes, float temp, float *acc, float *tmp)
+{
+    const int f = L->model->features;
+    int64_t right = 0;
+    for (int64_t off = 0; off < n; off += TEACHER_BATCH) {
+        int b = (int)(n - off < TEACHER_BATCH ? n - off : TEACHER_BATCH);
+        const float *z = ldn_model_forward(L->model, h, x + off * f, b);
+        ldn_softmax(z, tmp, b, classes, temp);
+        float *a = acc + off * classes;
+        for (int64_t i = 0; i < (int64_t)b * classes; i++)
+            a[i] += tmp[i];
+        for (int i = 0; y && i < b; i++) {
+            int best = 0;
+            for (int j = 1; j < classes; j++)
+                if (z[(int64_t)i * classes + j] > z[(int64_t)i * classes + best])
+                    best = j;
+            right += best == y[off + i];
+        }
+    }
+    return right;
+}
+
+/* Fraction of rows whose argmax of p [n, classes] equals y. */
+static double accuracy(const float *p, const int32_t *y, int64_t n, int classes)
+{
+    int64_t right = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int best = 0;
+        for (int j = 1; j < classes; j++)
+            if (p[i * classes + j] > p[i * classes + best])
+                best = j;
+        right += best == y[i];
+    }
+    return n ? (double)right / (double)n : NAN;
+}
+
+static int alloc_teacher(struct ldn_teacher *T, int n_tasks, int n_members)
+{
+    T->n_tasks = n_tasks;
+    T->n_members = n_members;
+    T->classes = calloc((size_t)n_tasks, sizeof *T->classes);
+    T->rows = calloc((size_t)n_tasks, sizeof *T->rows);
+    T->soft = calloc((size_t)n_tasks, sizeof *T->soft);
+    T->member_acc = calloc((size_t)n_tasks, sizeof *T->member_acc);
+    T->ensemble_acc = calloc((size_t)n_tasks, sizeof *T->ensemble_acc);
+    if (!T->classes || !T->rows || !T->soft || !T->member_acc || !T->ensemble_acc)
+        return LDN_ERR_NOMEM;
+    for (int t = 0; t < n_tasks; t++)
+        if (!(T->member_acc[t] = calloc((size_t)n_members, sizeof(double))))
+            return LDN_ERR_NOMEM;
+    return 0;
+}
+
+/* One member's contribution: its soft targets on every task's training rows, its probabilities
+ * on the test rows (into test_p[t]) and its test accuracy. */
+static int add_member(struct ldn_teacher *T, int m, const char *round, const char *member,
+                      const char *path, const struct ldn_config *cfg, float temp,
+                      struct ldn_dataset *const *train, struct ldn_dataset *const *test,
+                      float **test_p, float *tmp, double *flops, char *err, size_t errlen)
+{
+    struct ldn_ckmodel L;
+    int rc = ldn_ckmodel_load(path, TEACHER_BATCH, &L, err, errlen);
+    if (rc) {
+        char why[LDN_ERRLEN];
+        snprintf(why, sizeof why, "%s", err);
+        return ldn_fail(err, errlen, rc, "rounds.%s.teacher: member '%s': %s", round, member, why);
+    }
+    int64_t per_row = L.model->trunk->n_params;
+    for (int t = 0; t < cfg->n_tasks && rc == 0; t++) {
+        int h = member_head(&L, round, member, cfg->tasks[t].name, T->classes[t],
+                            train[t]->features, err, errlen);
+        if (h < 0) {
+            rc = h;
+            break;
+        }
+        add_probs(&L, h, train[t]->x, NULL, train[t]->n, T->classes[t], temp, T->soft[t], tmp);
+        int64_t right = add_probs(&L, h, test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f,
+                                  test_p[t], tmp);
+        T->member_acc[t][m] = test[t]->n ? (double)right / (double)test[t]->n : NAN;
+        *flops += 2.0 * (double)(per_row + L.model->heads[h]->n_params) * (double)train[t]->n;
+    }
+    ldn_ckmodel_free(&L);
+    return rc;
+}
+
+int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const char *round,
+                      const struct ldn_teacher_config *tc, const char *const *members,
+                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
+                      size_t errlen)
+{
+    memset(T, 0, sizeof *T);
+    const int n = cfg->n_tasks;
+    float **test_p = calloc((size_t)n, sizeof *test_p);
+    int max_classes = 1, rc = alloc_teacher(T, n, tc->n_members);
+    for (int t = 0; rc == 0 && t < n; t++) {
+        T->classes[t] = train[t]->num_classes;
+        T->rows[t] = train[t]->n;
+        max_classes = T->classes[t] > max_classes ? T->classes[t] : max_classes;
+        T->soft[t] = calloc((size_t)(train[t]->n * T->classes[t]), sizeof(float));
+        if (!test_p || !T->soft[t] ||
+            !(test_p[t] = calloc((size_t)(test[t]->n * T->classes[t]), sizeof(float))))
+            rc = LDN_ERR_NOMEM;
+    }
+    float *tmp = malloc(sizeof(float) * (size_t)TEACHER_BATCH * (size_t)max_classes);
+    if (rc == 0 && !tmp)
+        rc = LDN_ERR_NOMEM;
+    if (rc)
+        rc = ldn_fail(err, errlen, rc, "rounds.%s.teacher: out of memory for the soft targets",
+                      round);
+    double t0 = ldn_clock_now(), flops = 0;
+    for (int m = 0; rc == 0 && m < tc->n_members; m++)
+        rc = add_member(T, m, round, tc->members[m], members[m], cfg, (float)tc->temperature, train,
+                        test, test_p, tmp, &flops, err, errlen);
+    T->seconds = ldn_clock_now() - t0;
+    T->gflops = T->seconds > 0 ? 1e-9 * flops / T->seconds : 0;
+    const float inv = 1.0f / (float)tc->n_members;
+    for (int t = 0; rc == 0 && t < n; t++) {
+        for (int64_t i = 0; i < T->rows[t] * T->classes[t]; i++)
+            T->soft[t][i] *= inv;
+        T->ensemble_acc[t] = accuracy(test_p[t], test[t]->y, test[t]->n, T->classes[t]);
+    }
+    for (int t = 0; test_p && t < n; t++)
+        free(test_p[t]);
+    free(test_p);
+    free(tmp);
+    if (rc)
+        ldn_teacher_deinit(T);
+    return rc;
+}
+
+double ldn_teacher_compare(const float *z, const float *p, int n, int classes, float temperature,
+                           int64_t *agree)
+{
+    double kl = 0;
+    for (int i = 0; i < n; i++) {
+        const float *zi = z + (int64_t)i * classes, *pi = p + (int64_t)i * classes;
+        int bz = 0, bp = 0;
+        float mx = zi[0];
+        for (int j = 1; j < classes; j++) {
+            bz = zi[j] > zi[bz] ? j : bz;
+            bp = pi[j] > pi[bp] ? j : bp;
+            mx = zi[j] > mx ? zi[j] : mx;
+        }
+        *agree += bz == bp;
+        double sum = 0;
+        for (int j = 0; j < classes; j++)
+            sum += exp((double)(zi[j] - mx) / temperature);
+        const double lse = log(sum);
+        for (int j = 0; j < classes; j++)
+            if (pi[j] > 0)
+                kl += pi[j] * (log((double)pi[j]) - ((double)(zi[j] - mx) / temperature - lse));
+    }
+    return n ? (double)temperature * temperature * kl / n : 0;
+}
