@@ -124,7 +124,9 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
                       float **test_p, float *tmp, double *flops, char *err, size_t errlen)
 {
     struct ldn_ckmodel L;
+    const double t_load = ldn_clock_now();
     int rc = ldn_ckmodel_load(path, TEACHER_BATCH, &L, err, errlen);
+    T->load_seconds += ldn_clock_now() - t_load;
     if (rc) {
         char why[LDN_ERRLEN];
         snprintf(why, sizeof why, "%s", err);
@@ -138,7 +140,9 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
             rc = h;
             break;
         }
+        const double t0 = ldn_clock_now();
         add_probs(&L, h, train[t]->x, NULL, train[t]->n, T->classes[t], temp, T->soft[t], tmp);
+        T->seconds += ldn_clock_now() - t0;
         int64_t right = add_probs(&L, h, test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f,
                                   test_p[t], tmp);
         T->member_acc[t][m] = test[t]->n ? (double)right / (double)test[t]->n : NAN;
@@ -172,11 +176,10 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
     if (rc)
         rc = ldn_fail(err, errlen, rc, "rounds.%s.teacher: out of memory for the soft targets",
                       round);
-    double t0 = ldn_clock_now(), flops = 0;
+    double flops = 0;
     for (int m = 0; rc == 0 && m < tc->n_members; m++)
         rc = add_member(T, m, round, tc->members[m], members[m], cfg, (float)tc->temperature, train,
                         test, test_p, tmp, &flops, err, errlen);
-    T->seconds = ldn_clock_now() - t0;
     T->gflops = T->seconds > 0 ? 1e-9 * flops / T->seconds : 0;
     const float inv = 1.0f / (float)tc->n_members;
     for (int t = 0; rc == 0 && t < n; t++) {

@@ -23,7 +23,8 @@ struct ldn_teacher {
     double **member_acc;  /* [n_tasks][n_members]: each member's test accuracy */
     double *ensemble_acc; /* [n_tasks]: the ensemble's (mean probabilities at T = 1) */
     int n_members;
-    double seconds, gflops; /* the soft-target computation: time and GFLOP/s */
+    double seconds, gflops; /* the soft targets' computation (forward passes): time, GFLOP/s */
+    double load_seconds;    /* opening, verifying and loading the members */
 };
 
 /* Build the teacher of a round: `members` are checkpoint paths (files, checkpoint or run

@@ -518,8 +518,10 @@ static int start_teacher(struct local_run *r, char *err, size_t errlen)
     if (rc_)
         return rc_;
     const struct ldn_teacher *T = &r->teacher;
-    LDN_INFO("round %s: soft targets of %d member(s) at T = %g in %.2f s (%.1f GFLOP/s)", rc->name,
-             T->n_members, rc->teacher.temperature, T->seconds, T->gflops);
+    LDN_INFO("round %s: soft targets of %d member(s) at T = %g in %.2f s (%.1f GFLOP/s), members "
+             "loaded in %.2f s",
+             rc->name, T->n_members, rc->teacher.temperature, T->seconds, T->gflops,
+             T->load_seconds);
     for (int t = 0; t < r->n_tasks; t++) {
         char buf[1024];
         int off = snprintf(buf, sizeof buf, "round %s: teacher on %s: ensemble %.2f%% (", rc->name,
