@@ -15,6 +15,11 @@
 
 void ldn_teacher_deinit(struct ldn_teacher *T)
 {
+    for (int m = 0; T->members_loaded && m < T->n_members; m++)
+        ldn_ckmodel_free(&T->members_loaded[m]);
+    free(T->members_loaded);
+    free(T->head);
+    free(T->tmp);
     for (int t = 0; t < T->n_tasks; t++) {
         if (T->soft)
             free(T->soft[t]);
@@ -140,33 +145,90 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
             rc = h;
             break;
         }
-        const double t0 = ldn_clock_now();
-        add_probs(&L, h, train[t]->x, NULL, train[t]->n, T->classes[t], temp, T->soft[t], tmp);
-        T->seconds += ldn_clock_now() - t0;
+        if (T->cached) {
+            const double t0 = ldn_clock_now();
+            add_probs(&L, h, train[t]->x, NULL, train[t]->n, T->classes[t], temp, T->soft[t], tmp);
+            T->seconds += ldn_clock_now() - t0;
+            *flops += 2.0 * (double)(per_row + L.model->heads[h]->n_params) * (double)train[t]->n;
+        } else
+            T->head[m * T->n_tasks + t] = h;
         int64_t right = add_probs(&L, h, test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f,
                                   test_p[t], tmp);
         T->member_acc[t][m] = test[t]->n ? (double)right / (double)test[t]->n : NAN;
-        *flops += 2.0 * (double)(per_row + L.model->heads[h]->n_params) * (double)train[t]->n;
     }
-    ldn_ckmodel_free(&L);
+    if (rc == 0 && !T->cached)
+        T->members_loaded[m] = L; /* kept: per-batch targets */
+    else
+        ldn_ckmodel_free(&L);
     return rc;
+}
+
+/* Whether the soft targets of every task fit in cache_mb; if not, what per-batch targets need. */
+static int plan_cache(struct ldn_teacher *T, struct ldn_dataset *const *train,
+                      const struct ldn_teacher_config *tc, int batch, int max_classes)
+{
+    double bytes = 0;
+    for (int t = 0; t < T->n_tasks; t++)
+        bytes += 4.0 * (double)train[t]->n * (double)train[t]->num_classes;
+    T->cached = bytes <= tc->cache_mb * 1048576.0;
+    T->temperature = (float)tc->temperature;
+    if (T->cached)
+        return 0;
+    T->members_loaded = calloc((size_t)T->n_members, sizeof *T->members_loaded);
+    T->head = calloc((size_t)T->n_members * (size_t)T->n_tasks, sizeof *T->head);
+    T->tmp = malloc(sizeof(float) * (size_t)batch * (size_t)max_classes);
+    for (int m = 0; T->members_loaded && m < T->n_members; m++)
+        ldn_ckmodel_init(&T->members_loaded[m]);
+    return T->members_loaded && T->head && T->tmp ? 0 : LDN_ERR_NOMEM;
+}
+
+float *ldn_teacher_rows(struct ldn_teacher *T, int t, const int64_t *idx, const float *x, int b,
+                        float *out)
+{
+    const int c = T->classes[t];
+    if (T->cached) {
+        for (int i = 0; i < b; i++)
+            memcpy(out + (int64_t)i * c, T->soft[t] + idx[i] * c, sizeof(float) * (size_t)c);
+        return out;
+    }
+    memset(out, 0, sizeof(float) * (size_t)b * (size_t)c);
+    for (int m = 0; m < T->n_members; m++) {
+        struct ldn_model *mm = T->members_loaded[m].model;
+        const int h = T->head[m * T->n_tasks + t], mb = mm->trunk->max_batch;
+        for (int off = 0; off < b; off += mb) {
+            const int n = b - off < mb ? b - off : mb;
+            const float *z = ldn_model_forward(mm, h, x + (int64_t)off * mm->features, n);
+            ldn_softmax(z, T->tmp, n, c, T->temperature);
+            float *o = out + (int64_t)off * c;
+            for (int64_t i = 0; i < (int64_t)n * c; i++)
+                o[i] += T->tmp[i];
+        }
+    }
+    const float inv = 1.0f / (float)T->n_members;
+    for (int64_t i = 0; i < (int64_t)b * c; i++)
+        out[i] *= inv;
+    return out;
 }
 
 int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const char *round,
                       const struct ldn_teacher_config *tc, const char *const *members,
-                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
-                      size_t errlen)
+                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, int batch,
+                      char *err, size_t errlen)
 {
     memset(T, 0, sizeof *T);
     const int n = cfg->n_tasks;
     float **test_p = calloc((size_t)n, sizeof *test_p);
     int max_classes = 1, rc = alloc_teacher(T, n, tc->n_members);
+    for (int t = 0; t < n; t++)
+        max_classes = train[t]->num_classes > max_classes ? train[t]->num_classes : max_classes;
+    if (rc == 0)
+        rc = plan_cache(T, train, tc, batch, max_classes);
     for (int t = 0; rc == 0 && t < n; t++) {
         T->classes[t] = train[t]->num_classes;
         T->rows[t] = train[t]->n;
-        max_classes = T->classes[t] > max_classes ? T->classes[t] : max_classes;
-        T->soft[t] = calloc((size_t)(train[t]->n * T->classes[t]), sizeof(float));
-        if (!test_p || !T->soft[t] ||
+        if (T->cached)
+            T->soft[t] = calloc((size_t)(train[t]->n * T->classes[t]), sizeof(float));
+        if (!test_p || (T->cached && !T->soft[t]) ||
             !(test_p[t] = calloc((size_t)(test[t]->n * T->classes[t]), sizeof(float))))
             rc = LDN_ERR_NOMEM;
     }
@@ -183,7 +245,7 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
     T->gflops = T->seconds > 0 ? 1e-9 * flops / T->seconds : 0;
     const float inv = 1.0f / (float)tc->n_members;
     for (int t = 0; rc == 0 && t < n; t++) {
-        for (int64_t i = 0; i < T->rows[t] * T->classes[t]; i++)
+        for (int64_t i = 0; T->cached && i < T->rows[t] * T->classes[t]; i++)
             T->soft[t][i] *= inv;
         T->ensemble_acc[t] = accuracy(test_p[t], test[t]->y, test[t]->n, T->classes[t]);
     }

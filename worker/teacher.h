@@ -1,8 +1,10 @@
 /* A distillation round's teacher, where the data is: the members' models are loaded from their
  * checkpoints (trunk and the heads of this process's tasks) and the ensemble's soft targets,
  * the mean over members of softmax(z / T), are computed for every training row of every task at
- * round start, batched, and kept in memory. Only weights are read; no per-example target crosses
- * the network. The members' and the ensemble's test accuracy per task are measured on the way.
+ * round start, batched, and kept in memory when they fit in teacher.cache_mb; otherwise the
+ * members stay loaded and each batch's targets are computed when it is trained. Only weights are
+ * read; no per-example target crosses the network. The members' and the ensemble's test accuracy
+ * per task are measured on the way.
  *
  * The member checks (each clear error names the round and the member): the checkpoint opens and
  * verifies, takes the same input width, has a head for every task with the same classes. */
@@ -12,15 +14,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ckmodel.h"
 #include "config.h"
 #include "data.h"
 
 struct ldn_teacher {
     int n_tasks;
-    int *classes;         /* [n_tasks] */
-    int64_t *rows;        /* [n_tasks] training rows */
-    float **soft;         /* [n_tasks][rows * classes]: the ensemble's softened probabilities */
-    double **member_acc;  /* [n_tasks][n_members]: each member's test accuracy */
+    int *classes;  /* [n_tasks] */
+    int64_t *rows; /* [n_tasks] training rows */
+    float **soft;  /* [n_tasks][rows * classes]: the ensemble's softened probabilities, when they
+                      fit in teacher.cache_mb (cached), else NULL */
+    int cached;
+    struct ldn_ckmodel *members_loaded; /* not cached: the members, kept for per-batch targets */
+    int *head;                          /* not cached: [n_members * n_tasks] member's head */
+    float temperature, *tmp;            /* not cached: softmax scratch for a batch */
+    double **member_acc;                /* [n_tasks][n_members]: each member's test accuracy */
     double *ensemble_acc; /* [n_tasks]: the ensemble's (mean probabilities at T = 1) */
     int n_members;
     double seconds, gflops; /* the soft targets' computation (forward passes): time, GFLOP/s */
@@ -28,17 +36,23 @@ struct ldn_teacher {
 };
 
 /* Build the teacher of a round: `members` are checkpoint paths (files, checkpoint or run
- * directories), task t of `cfg` has its training split train[t] and test split test[t]. */
+ * directories), task t of `cfg` has its training split train[t] and test split test[t]; batches
+ * of up to `batch` rows ask for per-batch targets. */
 int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const char *round,
                       const struct ldn_teacher_config *tc, const char *const *members,
-                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
-                      size_t errlen);
+                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, int batch,
+                      char *err, size_t errlen);
 void ldn_teacher_deinit(struct ldn_teacher *T);
 
 /* The distillation weight in effect at step `step` of a round of `steps` steps: alpha, or with
  * linear annealing (BAM) 1 - step / steps, whatever alpha is: the label weight rises from 0 at
  * the round's start to 1 at its end. */
 double ldn_teacher_alpha(const struct ldn_teacher_config *tc, int64_t step, int64_t steps);
+
+/* The soft targets of rows idx[0..b) of task t's training split into out [b, classes[t]]; x
+ * holds those rows' inputs [b, features] (used when the targets are not cached). Returns out. */
+float *ldn_teacher_rows(struct ldn_teacher *T, int t, const int64_t *idx, const float *x, int b,
+                        float *out);
 
 /* For the progress line and metrics: rows of logits z [n, classes] whose top-1 equals that of
  * the soft targets p [n, classes] (into *agree), and the mean over rows of T^2 * KL(p || softmax(z

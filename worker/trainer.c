@@ -282,9 +282,7 @@ static double distill_batch(struct local_run *r, int t, int b, float weight, int
     const int c = r->model->classes[t];
     const float *z =
         ldn_model_forward_rows(r->model, t, ts->train->x, ts->train->y, r->idx, b, &r->buf);
-    for (int i = 0; i < b; i++)
-        memcpy(r->soft_rows + (int64_t)i * c, r->teacher.soft[t] + r->idx[i] * c,
-               sizeof(float) * (size_t)c);
+    ldn_teacher_rows(&r->teacher, t, r->idx, r->buf.x, b, r->soft_rows);
     const float temp = (float)tc->temperature;
     ts->kl_sum += ldn_teacher_compare(z, r->soft_rows, b, c, temp, &ts->agree) * b;
     double loss = ldn_loss_distill(z, r->soft_rows, r->buf.y, b, c, temp, (float)r->alpha, weight,
@@ -513,15 +511,21 @@ static int start_teacher(struct local_run *r, char *err, size_t errlen)
         max_classes = r->model->classes[t] > max_classes ? r->model->classes[t] : max_classes;
     }
     int rc_ = ldn_teacher_build(&r->teacher, r->cfg, rc->name, &rc->teacher, r->round->members,
-                                sets, sets + r->n_tasks, err, errlen);
+                                sets, sets + r->n_tasks, r->cfg->batch_size, err, errlen);
     free(sets);
     if (rc_)
         return rc_;
     const struct ldn_teacher *T = &r->teacher;
-    LDN_INFO("round %s: soft targets of %d member(s) at T = %g in %.2f s (%.1f GFLOP/s), members "
-             "loaded in %.2f s",
-             rc->name, T->n_members, rc->teacher.temperature, T->seconds, T->gflops,
-             T->load_seconds);
+    if (T->cached)
+        LDN_INFO("round %s: soft targets of %d member(s) at T = %g in %.2f s (%.1f GFLOP/s), "
+                 "members loaded in %.2f s",
+                 rc->name, T->n_members, rc->teacher.temperature, T->seconds, T->gflops,
+                 T->load_seconds);
+    else
+        LDN_INFO("round %s: soft targets of %d member(s) at T = %g computed per batch (they do not "
+                 "fit in teacher.cache_mb = %g MiB), members loaded in %.2f s",
+                 rc->name, T->n_members, rc->teacher.temperature, rc->teacher.cache_mb,
+                 T->load_seconds);
     for (int t = 0; t < r->n_tasks; t++) {
         char buf[1024];
         int off = snprintf(buf, sizeof buf, "round %s: teacher on %s: ensemble %.2f%% (", rc->name,

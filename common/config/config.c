@@ -182,6 +182,7 @@ static const struct key_def KEYS[] = {
     NUM(S_TEACHER, "alpha", T_DBL, TE(alpha), 0, 0, 1, "0.5"),
     ENUM(S_TEACHER, "annealing", TE(annealing), ANNEAL_NAMES, "none"),
     ENUM(S_TEACHER, "inputs", TE(inputs), INPUTS_NAMES, "own"),
+    NUM(S_TEACHER, "cache_mb", T_DBL, TE(cache_mb), NO_HI, 0, 0, "1024"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
 

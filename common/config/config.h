@@ -127,11 +127,13 @@ struct ldn_teacher_config {
     int n_members;
     int member_round[LDN_MAX_MEMBERS]; /* the earlier round a member names, or -1 (a path) */
     double temperature;                /* teacher.temperature > 0 (default 2) */
-    double alpha;  /* teacher.alpha in [0,1]: weight of the distillation term (default 0.5) */
-    int annealing; /* teacher.annealing: none | linear (the label weight rises from 0 to 1
-                      over the round; default none) */
-    int inputs;    /* teacher.inputs: own | all (every head also learns the teacher's soft
-                      targets on the other tasks' inputs; default own) */
+    double alpha;    /* teacher.alpha in [0,1]: weight of the distillation term (default 0.5) */
+    int annealing;   /* teacher.annealing: none | linear (the label weight rises from 0 to 1
+                        over the round; default none) */
+    int inputs;      /* teacher.inputs: own | all (every head also learns the teacher's soft
+                        targets on the other tasks' inputs; default own) */
+    double cache_mb; /* teacher.cache_mb >= 0: soft targets are computed once and kept when they
+                        fit in this many MiB, else per batch (default 1024) */
 };
 
 struct ldn_round_config {
