@@ -19,7 +19,6 @@ void ldn_teacher_deinit(struct ldn_teacher *T)
         ldn_ckmodel_free(&T->members_loaded[m]);
     free(T->members_loaded);
     free(T->head);
-    free(T->tmp);
     for (int t = 0; t < T->n_tasks; t++) {
         if (T->soft)
             free(T->soft[t]);
@@ -36,10 +35,7 @@ void ldn_teacher_deinit(struct ldn_teacher *T)
 
 double ldn_teacher_alpha(const struct ldn_teacher_config *tc, int64_t step, int64_t steps)
 {
-    if (tc->annealing != LDN_ANNEAL_LINEAR)
-        return tc->alpha;
-    double a = steps > 0 ? 1.0 - (double)step / (double)steps : 0.0;
-    return a < 0 ? 0 : a > 1 ? 1 : a;
+    return steps > 0 ? ldn_distill_alpha_at(tc->annealing, tc->alpha, step, 0, steps) : tc->alpha;
 }
 
 /* The head of member L for task `name` with `classes` classes, or -1 with err naming the round
@@ -65,20 +61,18 @@ static int member_head(const struct ldn_ckmodel *L, const char *round, const cha
     return h;
 }
 
-/* acc[rows * classes] += softmax(z / temp) of head h of L over the n rows of x, batched;
- * returns the rows whose argmax equals y (y may be NULL). */
+/* Member m of M: its softmax(z / temp) of head h over the n rows of x into the ensemble's mean
+ * acc [n, classes] (ldn_ensemble_add_softened), batched; returns the rows whose argmax equals y
+ * (y may be NULL). */
 static int64_t add_probs(struct ldn_ckmodel *L, int h, const float *x, const int32_t *y, int64_t n,
-                         int classes, float temp, float *acc, float *tmp)
+                         int classes, float temp, int m, int M, float *acc)
 {
-    const int f = L->model->features;
+    const int f = L->model->features, mb = L->model->trunk->max_batch;
     int64_t right = 0;
-    for (int64_t off = 0; off < n; off += TEACHER_BATCH) {
-        int b = (int)(n - off < TEACHER_BATCH ? n - off : TEACHER_BATCH);
+    for (int64_t off = 0; off < n; off += mb) {
+        int b = (int)(n - off < mb ? n - off : mb);
         const float *z = ldn_model_forward(L->model, h, x + off * f, b);
-        ldn_softmax(z, tmp, b, classes, temp);
-        float *a = acc + off * classes;
-        for (int64_t i = 0; i < (int64_t)b * classes; i++)
-            a[i] += tmp[i];
+        ldn_ensemble_add_softened(acc + off * classes, z, m, M, b, classes, temp);
         for (int i = 0; y && i < b; i++) {
             int best = 0;
             for (int j = 1; j < classes; j++)
@@ -126,7 +120,7 @@ static int alloc_teacher(struct ldn_teacher *T, int n_tasks, int n_members)
 static int add_member(struct ldn_teacher *T, int m, const char *round, const char *member,
                       const char *path, const struct ldn_config *cfg, float temp,
                       struct ldn_dataset *const *train, struct ldn_dataset *const *test,
-                      float **test_p, float *tmp, double *flops, char *err, size_t errlen)
+                      float **test_p, double *flops, char *err, size_t errlen)
 {
     struct ldn_ckmodel L;
     const double t_load = ldn_clock_now();
@@ -147,13 +141,14 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
         }
         if (T->cached) {
             const double t0 = ldn_clock_now();
-            add_probs(&L, h, train[t]->x, NULL, train[t]->n, T->classes[t], temp, T->soft[t], tmp);
+            add_probs(&L, h, train[t]->x, NULL, train[t]->n, T->classes[t], temp, m, T->n_members,
+                      T->soft[t]);
             T->seconds += ldn_clock_now() - t0;
             *flops += 2.0 * (double)(per_row + L.model->heads[h]->n_params) * (double)train[t]->n;
         } else
             T->head[m * T->n_tasks + t] = h;
-        int64_t right = add_probs(&L, h, test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f,
-                                  test_p[t], tmp);
+        int64_t right = add_probs(&L, h, test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f, m,
+                                  T->n_members, test_p[t]);
         T->member_acc[t][m] = test[t]->n ? (double)right / (double)test[t]->n : NAN;
     }
     if (rc == 0 && !T->cached)
@@ -165,7 +160,7 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
 
 /* Whether the soft targets of every task fit in cache_mb; if not, what per-batch targets need. */
 static int plan_cache(struct ldn_teacher *T, struct ldn_dataset *const *train,
-                      const struct ldn_teacher_config *tc, int batch, int max_classes)
+                      const struct ldn_teacher_config *tc)
 {
     double bytes = 0;
     for (int t = 0; t < T->n_tasks; t++)
@@ -176,10 +171,9 @@ static int plan_cache(struct ldn_teacher *T, struct ldn_dataset *const *train,
         return 0;
     T->members_loaded = calloc((size_t)T->n_members, sizeof *T->members_loaded);
     T->head = calloc((size_t)T->n_members * (size_t)T->n_tasks, sizeof *T->head);
-    T->tmp = malloc(sizeof(float) * (size_t)batch * (size_t)max_classes);
     for (int m = 0; T->members_loaded && m < T->n_members; m++)
         ldn_ckmodel_init(&T->members_loaded[m]);
-    return T->members_loaded && T->head && T->tmp ? 0 : LDN_ERR_NOMEM;
+    return T->members_loaded && T->head ? 0 : LDN_ERR_NOMEM;
 }
 
 float *ldn_teacher_rows(struct ldn_teacher *T, int t, const int64_t *idx, const float *x, int b,
@@ -191,38 +185,30 @@ float *ldn_teacher_rows(struct ldn_teacher *T, int t, const int64_t *idx, const 
             memcpy(out + (int64_t)i * c, T->soft[t] + idx[i] * c, sizeof(float) * (size_t)c);
         return out;
     }
-    memset(out, 0, sizeof(float) * (size_t)b * (size_t)c);
     for (int m = 0; m < T->n_members; m++) {
         struct ldn_model *mm = T->members_loaded[m].model;
         const int h = T->head[m * T->n_tasks + t], mb = mm->trunk->max_batch;
         for (int off = 0; off < b; off += mb) {
             const int n = b - off < mb ? b - off : mb;
             const float *z = ldn_model_forward(mm, h, x + (int64_t)off * mm->features, n);
-            ldn_softmax(z, T->tmp, n, c, T->temperature);
-            float *o = out + (int64_t)off * c;
-            for (int64_t i = 0; i < (int64_t)n * c; i++)
-                o[i] += T->tmp[i];
+            ldn_ensemble_add_softened(out + (int64_t)off * c, z, m, T->n_members, n, c,
+                                      T->temperature);
         }
     }
-    const float inv = 1.0f / (float)T->n_members;
-    for (int64_t i = 0; i < (int64_t)b * c; i++)
-        out[i] *= inv;
     return out;
 }
 
 int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const char *round,
                       const struct ldn_teacher_config *tc, const char *const *members,
-                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, int batch,
-                      char *err, size_t errlen)
+                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
+                      size_t errlen)
 {
     memset(T, 0, sizeof *T);
     const int n = cfg->n_tasks;
     float **test_p = calloc((size_t)n, sizeof *test_p);
-    int max_classes = 1, rc = alloc_teacher(T, n, tc->n_members);
-    for (int t = 0; t < n; t++)
-        max_classes = train[t]->num_classes > max_classes ? train[t]->num_classes : max_classes;
+    int rc = alloc_teacher(T, n, tc->n_members);
     if (rc == 0)
-        rc = plan_cache(T, train, tc, batch, max_classes);
+        rc = plan_cache(T, train, tc);
     for (int t = 0; rc == 0 && t < n; t++) {
         T->classes[t] = train[t]->num_classes;
         T->rows[t] = train[t]->n;
@@ -232,53 +218,20 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
             !(test_p[t] = calloc((size_t)(test[t]->n * T->classes[t]), sizeof(float))))
             rc = LDN_ERR_NOMEM;
     }
-    float *tmp = malloc(sizeof(float) * (size_t)TEACHER_BATCH * (size_t)max_classes);
-    if (rc == 0 && !tmp)
-        rc = LDN_ERR_NOMEM;
     if (rc)
         rc = ldn_fail(err, errlen, rc, "rounds.%s.teacher: out of memory for the soft targets",
                       round);
     double flops = 0;
     for (int m = 0; rc == 0 && m < tc->n_members; m++)
         rc = add_member(T, m, round, tc->members[m], members[m], cfg, (float)tc->temperature, train,
-                        test, test_p, tmp, &flops, err, errlen);
+                        test, test_p, &flops, err, errlen);
     T->gflops = T->seconds > 0 ? 1e-9 * flops / T->seconds : 0;
-    const float inv = 1.0f / (float)tc->n_members;
-    for (int t = 0; rc == 0 && t < n; t++) {
-        for (int64_t i = 0; T->cached && i < T->rows[t] * T->classes[t]; i++)
-            T->soft[t][i] *= inv;
+    for (int t = 0; rc == 0 && t < n; t++)
         T->ensemble_acc[t] = accuracy(test_p[t], test[t]->y, test[t]->n, T->classes[t]);
-    }
     for (int t = 0; test_p && t < n; t++)
         free(test_p[t]);
     free(test_p);
-    free(tmp);
     if (rc)
         ldn_teacher_deinit(T);
     return rc;
-}
-
-double ldn_teacher_compare(const float *z, const float *p, int n, int classes, float temperature,
-                           int64_t *agree)
-{
-    double kl = 0;
-    for (int i = 0; i < n; i++) {
-        const float *zi = z + (int64_t)i * classes, *pi = p + (int64_t)i * classes;
-        int bz = 0, bp = 0;
-        float mx = zi[0];
-        for (int j = 1; j < classes; j++) {
-            bz = zi[j] > zi[bz] ? j : bz;
-            bp = pi[j] > pi[bp] ? j : bp;
-            mx = zi[j] > mx ? zi[j] : mx;
-        }
-        *agree += bz == bp;
-        double sum = 0;
-        for (int j = 0; j < classes; j++)
-            sum += exp((double)(zi[j] - mx) / temperature);
-        const double lse = log(sum);
-        for (int j = 0; j < classes; j++)
-            if (pi[j] > 0)
-                kl += pi[j] * (log((double)pi[j]) - ((double)(zi[j] - mx) / temperature - lse));
-    }
-    return n ? (double)temperature * temperature * kl / n : 0;
 }

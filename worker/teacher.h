@@ -27,8 +27,8 @@ struct ldn_teacher {
     int cached;
     struct ldn_ckmodel *members_loaded; /* not cached: the members, kept for per-batch targets */
     int *head;                          /* not cached: [n_members * n_tasks] member's head */
-    float temperature, *tmp;            /* not cached: softmax scratch for a batch */
-    double **member_acc;                /* [n_tasks][n_members]: each member's test accuracy */
+    float temperature;
+    double **member_acc;  /* [n_tasks][n_members]: each member's test accuracy */
     double *ensemble_acc; /* [n_tasks]: the ensemble's (mean probabilities at T = 1) */
     int n_members;
     double seconds, gflops; /* the soft targets' computation (forward passes): time, GFLOP/s */
@@ -36,12 +36,11 @@ struct ldn_teacher {
 };
 
 /* Build the teacher of a round: `members` are checkpoint paths (files, checkpoint or run
- * directories), task t of `cfg` has its training split train[t] and test split test[t]; batches
- * of up to `batch` rows ask for per-batch targets. */
+ * directories), task t of `cfg` has its training split train[t] and test split test[t]. */
 int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const char *round,
                       const struct ldn_teacher_config *tc, const char *const *members,
-                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, int batch,
-                      char *err, size_t errlen);
+                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
+                      size_t errlen);
 void ldn_teacher_deinit(struct ldn_teacher *T);
 
 /* The distillation weight in effect at step `step` of a round of `steps` steps: alpha, or with
@@ -53,11 +52,5 @@ double ldn_teacher_alpha(const struct ldn_teacher_config *tc, int64_t step, int6
  * holds those rows' inputs [b, features] (used when the targets are not cached). Returns out. */
 float *ldn_teacher_rows(struct ldn_teacher *T, int t, const int64_t *idx, const float *x, int b,
                         float *out);
-
-/* For the progress line and metrics: rows of logits z [n, classes] whose top-1 equals that of
- * the soft targets p [n, classes] (into *agree), and the mean over rows of T^2 * KL(p || softmax(z
- * / T)) as the return value. */
-double ldn_teacher_compare(const float *z, const float *p, int n, int classes, float temperature,
-                           int64_t *agree);
 
 #endif

@@ -283,10 +283,11 @@ static double distill_batch(struct local_run *r, int t, int b, float weight, int
     const float *z =
         ldn_model_forward_rows(r->model, t, ts->train->x, ts->train->y, r->idx, b, &r->buf);
     ldn_teacher_rows(&r->teacher, t, r->idx, r->buf.x, b, r->soft_rows);
-    const float temp = (float)tc->temperature;
-    ts->kl_sum += ldn_teacher_compare(z, r->soft_rows, b, c, temp, &ts->agree) * b;
-    double loss = ldn_loss_distill(z, r->soft_rows, r->buf.y, b, c, temp, (float)r->alpha, weight,
-                                   r->buf.dz, ok);
+    struct ldn_distill_report rep = {0};
+    double loss = ldn_loss_distill_ex(z, r->soft_rows, r->buf.y, b, c, (float)tc->temperature,
+                                      (float)r->alpha, weight, r->buf.dz, ok, &rep);
+    ts->kl_sum += rep.kl * b;
+    ts->agree += rep.agree;
     ldn_model_backward(r->model, t, r->buf.x, r->buf.dz, b);
     return loss;
 }
@@ -511,7 +512,7 @@ static int start_teacher(struct local_run *r, char *err, size_t errlen)
         max_classes = r->model->classes[t] > max_classes ? r->model->classes[t] : max_classes;
     }
     int rc_ = ldn_teacher_build(&r->teacher, r->cfg, rc->name, &rc->teacher, r->round->members,
-                                sets, sets + r->n_tasks, r->cfg->batch_size, err, errlen);
+                                sets, sets + r->n_tasks, err, errlen);
     free(sets);
     if (rc_)
         return rc_;
