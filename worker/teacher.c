@@ -19,12 +19,10 @@ void ldn_teacher_deinit(struct ldn_teacher *T)
         ldn_ckmodel_free(&T->members_loaded[m]);
     free(T->members_loaded);
     free(T->head);
-    for (int t = 0; t < T->n_tasks; t++) {
-        if (T->soft)
-            free(T->soft[t]);
-        if (T->member_acc)
-            free(T->member_acc[t]);
-    }
+    for (int t = 0; T->soft && t < T->n_tasks * T->n_tasks; t++)
+        free(T->soft[t]);
+    for (int t = 0; T->member_acc && t < T->n_tasks; t++)
+        free(T->member_acc[t]);
     free(T->soft);
     free(T->member_acc);
     free(T->ensemble_acc);
@@ -104,7 +102,7 @@ static int alloc_teacher(struct ldn_teacher *T, int n_tasks, int n_members)
     T->n_members = n_members;
     T->classes = calloc((size_t)n_tasks, sizeof *T->classes);
     T->rows = calloc((size_t)n_tasks, sizeof *T->rows);
-    T->soft = calloc((size_t)n_tasks, sizeof *T->soft);
+    T->soft = calloc((size_t)n_tasks * (size_t)n_tasks, sizeof *T->soft);
     T->member_acc = calloc((size_t)n_tasks, sizeof *T->member_acc);
     T->ensemble_acc = calloc((size_t)n_tasks, sizeof *T->ensemble_acc);
     if (!T->classes || !T->rows || !T->soft || !T->member_acc || !T->ensemble_acc)
@@ -132,23 +130,25 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
         return ldn_fail(err, errlen, rc, "rounds.%s.teacher: member '%s': %s", round, member, why);
     }
     int64_t per_row = L.model->trunk->n_params;
-    for (int t = 0; t < cfg->n_tasks && rc == 0; t++) {
-        int h = member_head(&L, round, member, cfg->tasks[t].name, T->classes[t],
-                            train[t]->features, err, errlen);
-        if (h < 0) {
-            rc = h;
-            break;
-        }
-        if (T->cached) {
+    const int n = cfg->n_tasks;
+    int *h = T->head + m * n;
+    for (int u = 0; u < n && rc == 0; u++)
+        if ((h[u] = member_head(&L, round, member, cfg->tasks[u].name, T->classes[u],
+                                train[u]->features, err, errlen)) < 0)
+            rc = h[u];
+    for (int t = 0; t < n && rc == 0; t++) { /* rows of task t, head u */
+        for (int u = 0; T->cached && u < n; u++) {
+            if (!T->soft[t * n + u])
+                continue;
             const double t0 = ldn_clock_now();
-            add_probs(&L, h, train[t]->x, NULL, train[t]->n, T->classes[t], temp, m, T->n_members,
-                      T->soft[t]);
+            add_probs(&L, h[u], train[t]->x, NULL, train[t]->n, T->classes[u], temp, m,
+                      T->n_members, T->soft[t * n + u]);
             T->seconds += ldn_clock_now() - t0;
-            *flops += 2.0 * (double)(per_row + L.model->heads[h]->n_params) * (double)train[t]->n;
-        } else
-            T->head[m * T->n_tasks + t] = h;
-        int64_t right = add_probs(&L, h, test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f, m,
-                                  T->n_members, test_p[t]);
+            *flops +=
+                2.0 * (double)(per_row + L.model->heads[h[u]]->n_params) * (double)train[t]->n;
+        }
+        int64_t right = add_probs(&L, h[t], test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f,
+                                  m, T->n_members, test_p[t]);
         T->member_acc[t][m] = test[t]->n ? (double)right / (double)test[t]->n : NAN;
     }
     if (rc == 0 && !T->cached)
@@ -162,32 +162,42 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
 static int plan_cache(struct ldn_teacher *T, struct ldn_dataset *const *train,
                       const struct ldn_teacher_config *tc)
 {
+    const int n = T->n_tasks;
     double bytes = 0;
-    for (int t = 0; t < T->n_tasks; t++)
-        bytes += 4.0 * (double)train[t]->n * (double)train[t]->num_classes;
+    T->all = tc->inputs == LDN_TEACHER_ALL;
+    for (int t = 0; t < n; t++)
+        for (int u = 0; u < n; u++)
+            bytes += t == u || T->all ? 4.0 * (double)train[t]->n * train[u]->num_classes : 0;
     T->cached = bytes <= tc->cache_mb * 1048576.0;
     T->temperature = (float)tc->temperature;
+    T->head = calloc((size_t)T->n_members * (size_t)n, sizeof *T->head);
+    for (int t = 0; T->cached && t < n; t++)
+        for (int u = 0; u < n; u++)
+            if ((t == u || T->all) &&
+                !(T->soft[t * n + u] =
+                      calloc((size_t)train[t]->n * (size_t)train[u]->num_classes, sizeof(float))))
+                return LDN_ERR_NOMEM;
     if (T->cached)
-        return 0;
+        return T->head ? 0 : LDN_ERR_NOMEM;
     T->members_loaded = calloc((size_t)T->n_members, sizeof *T->members_loaded);
-    T->head = calloc((size_t)T->n_members * (size_t)T->n_tasks, sizeof *T->head);
     for (int m = 0; T->members_loaded && m < T->n_members; m++)
         ldn_ckmodel_init(&T->members_loaded[m]);
     return T->members_loaded && T->head ? 0 : LDN_ERR_NOMEM;
 }
 
-float *ldn_teacher_rows(struct ldn_teacher *T, int t, const int64_t *idx, const float *x, int b,
-                        float *out)
+float *ldn_teacher_rows(struct ldn_teacher *T, int t, int u, const int64_t *idx, const float *x,
+                        int b, float *out)
 {
-    const int c = T->classes[t];
+    const int c = T->classes[u];
     if (T->cached) {
+        const float *soft = T->soft[t * T->n_tasks + u];
         for (int i = 0; i < b; i++)
-            memcpy(out + (int64_t)i * c, T->soft[t] + idx[i] * c, sizeof(float) * (size_t)c);
+            memcpy(out + (int64_t)i * c, soft + idx[i] * c, sizeof(float) * (size_t)c);
         return out;
     }
     for (int m = 0; m < T->n_members; m++) {
         struct ldn_model *mm = T->members_loaded[m].model;
-        const int h = T->head[m * T->n_tasks + t], mb = mm->trunk->max_batch;
+        const int h = T->head[m * T->n_tasks + u], mb = mm->trunk->max_batch;
         for (int off = 0; off < b; off += mb) {
             const int n = b - off < mb ? b - off : mb;
             const float *z = ldn_model_forward(mm, h, x + (int64_t)off * mm->features, n);
@@ -212,10 +222,7 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
     for (int t = 0; rc == 0 && t < n; t++) {
         T->classes[t] = train[t]->num_classes;
         T->rows[t] = train[t]->n;
-        if (T->cached)
-            T->soft[t] = calloc((size_t)(train[t]->n * T->classes[t]), sizeof(float));
-        if (!test_p || (T->cached && !T->soft[t]) ||
-            !(test_p[t] = calloc((size_t)(test[t]->n * T->classes[t]), sizeof(float))))
+        if (!test_p || !(test_p[t] = calloc((size_t)(test[t]->n * T->classes[t]), sizeof(float))))
             rc = LDN_ERR_NOMEM;
     }
     if (rc)

@@ -22,11 +22,12 @@ struct ldn_teacher {
     int n_tasks;
     int *classes;  /* [n_tasks] */
     int64_t *rows; /* [n_tasks] training rows */
-    float **soft;  /* [n_tasks][rows * classes]: the ensemble's softened probabilities, when they
-                      fit in teacher.cache_mb (cached), else NULL */
-    int cached;
+    float **soft;  /* [t * n_tasks + u][rows of task t * classes of task u]: the ensemble's
+                      softened probabilities of head u on task t's training rows (u == t, or every
+                      u with teacher.inputs: all), when they fit in teacher.cache_mb (cached) */
+    int cached, all;
     struct ldn_ckmodel *members_loaded; /* not cached: the members, kept for per-batch targets */
-    int *head;                          /* not cached: [n_members * n_tasks] member's head */
+    int *head;                          /* [n_members * n_tasks]: member m's head for task u */
     float temperature;
     double **member_acc;  /* [n_tasks][n_members]: each member's test accuracy */
     double *ensemble_acc; /* [n_tasks]: the ensemble's (mean probabilities at T = 1) */
@@ -48,9 +49,10 @@ void ldn_teacher_deinit(struct ldn_teacher *T);
  * the round's start to 1 at its end. */
 double ldn_teacher_alpha(const struct ldn_teacher_config *tc, int64_t step, int64_t steps);
 
-/* The soft targets of rows idx[0..b) of task t's training split into out [b, classes[t]]; x
- * holds those rows' inputs [b, features] (used when the targets are not cached). Returns out. */
-float *ldn_teacher_rows(struct ldn_teacher *T, int t, const int64_t *idx, const float *x, int b,
-                        float *out);
+/* Head u's soft targets of rows idx[0..b) of task t's training split into out [b, classes[u]]
+ * (u == t, or any u with inputs: all); x holds those rows' inputs [b, features] (used when the
+ * targets are not cached). Returns out. */
+float *ldn_teacher_rows(struct ldn_teacher *T, int t, int u, const int64_t *idx, const float *x,
+                        int b, float *out);
 
 #endif

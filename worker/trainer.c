@@ -62,8 +62,9 @@ struct local_run {
     FILE *run_metrics; /* a run with rounds: the run's metrics.jsonl (every round's records) */
     struct ldn_teacher teacher; /* a distillation round's soft targets */
     int distill;
-    float *soft_rows; /* [batch, max classes]: the batch's soft targets */
-    double alpha;     /* distillation weight of the last step */
+    float *soft_rows;  /* [batch, max classes]: the batch's soft targets */
+    int32_t *no_label; /* [batch] of -1: rows of another task carry no label for a head */
+    double alpha;      /* distillation weight of the last step */
 };
 
 static void run_free(struct local_run *r)
@@ -85,6 +86,7 @@ static void run_free(struct local_run *r)
     free(r->idx);
     ldn_teacher_deinit(&r->teacher);
     free(r->soft_rows);
+    free(r->no_label);
 }
 
 /* Load every task's data and check the tasks agree on the input size. */
@@ -274,21 +276,33 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
 }
 
 /* A distillation step's loss and backward on the batch idx[0..b) of task t: alpha * T^2 * KL to
- * the teacher's soft targets of those rows + (1 - alpha) * cross-entropy, scaled by weight. */
+ * the teacher's soft targets of those rows + (1 - alpha) * cross-entropy, scaled by weight; with
+ * teacher.inputs: all every other head u also learns the teacher's head u on these rows (no
+ * label: alpha * T^2 * KL only, scaled by task u's weight). */
 static double distill_batch(struct local_run *r, int t, int b, float weight, int64_t *ok)
 {
     struct task_state *ts = &r->tasks[t];
     const struct ldn_teacher_config *tc = &r->round->rc->teacher;
-    const int c = r->model->classes[t];
-    const float *z =
-        ldn_model_forward_rows(r->model, t, ts->train->x, ts->train->y, r->idx, b, &r->buf);
-    ldn_teacher_rows(&r->teacher, t, r->idx, r->buf.x, b, r->soft_rows);
+    const float temp = (float)tc->temperature, alpha = (float)r->alpha;
+    struct ldn_model *m = r->model;
+    const float *z = ldn_model_forward_rows(m, t, ts->train->x, ts->train->y, r->idx, b, &r->buf);
+    ldn_teacher_rows(&r->teacher, t, t, r->idx, r->buf.x, b, r->soft_rows);
     struct ldn_distill_report rep = {0};
-    double loss = ldn_loss_distill_ex(z, r->soft_rows, r->buf.y, b, c, (float)tc->temperature,
-                                      (float)r->alpha, weight, r->buf.dz, ok, &rep);
+    double loss = ldn_loss_distill_ex(z, r->soft_rows, r->buf.y, b, m->classes[t], temp, alpha,
+                                      weight, r->buf.dz, ok, &rep);
     ts->kl_sum += rep.kl * b;
     ts->agree += rep.agree;
-    ldn_model_backward(r->model, t, r->buf.x, r->buf.dz, b);
+    ldn_model_backward_head(m, t, r->buf.dz, b, 0);
+    for (int u = 0; r->teacher.all && u < r->n_tasks; u++) {
+        if (u == t)
+            continue;
+        const float *zu = ldn_model_forward_head(m, u, b);
+        ldn_teacher_rows(&r->teacher, t, u, r->idx, r->buf.x, b, r->soft_rows);
+        ldn_loss_distill(zu, r->soft_rows, r->no_label, b, m->classes[u], temp, alpha,
+                         (float)r->cfg->tasks[u].weight, r->buf.dz, NULL);
+        ldn_model_backward_head(m, u, r->buf.dz, b, 1);
+    }
+    ldn_model_backward_trunk(m, r->buf.x, b);
     return loss;
 }
 
@@ -304,6 +318,10 @@ static void train_step(struct local_run *r, int t, double lr)
                                                      r->idx, b, weight, &r->buf, &ok);
     struct ldn_nn *head = r->model->heads[t], *trunk = r->model->trunk;
     ldn_optim_step(ts->head_opt, head->params, head->grads, lr);
+    for (int u = 0; r->distill && r->teacher.all && u < r->n_tasks; u++) /* inputs: all */
+        if (u != t)
+            ldn_optim_step(r->tasks[u].head_opt, r->model->heads[u]->params,
+                           r->model->heads[u]->grads, lr);
     ldn_optim_step(r->trunk_opt, trunk->params, trunk->grads, lr);
     ts->loss_sum += loss * b;
     ts->correct += ok;
@@ -539,7 +557,14 @@ static int start_teacher(struct local_run *r, char *err, size_t errlen)
     r->distill = 1;
     r->alpha = rc->teacher.alpha;
     r->soft_rows = malloc(sizeof(float) * (size_t)r->cfg->batch_size * (size_t)max_classes);
-    return r->soft_rows ? 0 : ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    r->no_label = malloc(sizeof(int32_t) * (size_t)r->cfg->batch_size);
+    for (int i = 0; r->no_label && i < r->cfg->batch_size; i++)
+        r->no_label[i] = -1;
+    if (T->all)
+        LDN_INFO("round %s: teacher.inputs: all: every head also learns the teacher's soft "
+                 "targets on the other tasks' inputs",
+                 rc->name);
+    return r->soft_rows && r->no_label ? 0 : ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
 }
 
 /* One run of cfg (a run without rounds, or one round of a run with them). */

@@ -27,7 +27,8 @@ struct ldn_model *ldn_model_new_trunk(const struct ldn_config *cfg, const int *w
     m->trunk = ldn_nn_new_mlp(features, widths, n_widths, 0, cfg->activation, max_batch);
     m->heads = calloc((size_t)cfg->n_tasks, sizeof *m->heads);
     m->classes = calloc((size_t)cfg->n_tasks, sizeof *m->classes);
-    if (!m->trunk || !m->heads || !m->classes)
+    if (!m->trunk || !m->heads || !m->classes ||
+        !(m->dh = malloc(sizeof(float) * (size_t)max_batch * (size_t)m->trunk->out_dim)))
         goto nomem;
     struct ldn_rng r;
     ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
@@ -67,6 +68,7 @@ void ldn_model_destroy(struct ldn_model **pm)
             ldn_nn_destroy(&m->heads[t]);
     free(m->heads);
     free(m->classes);
+    free(m->dh);
     free(m);
     *pm = NULL;
 }
@@ -79,11 +81,33 @@ const float *ldn_model_forward(struct ldn_model *m, int t, const float *x, int b
 
 void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogits, int batch)
 {
+    ldn_model_backward_head(m, t, dlogits, batch, 0);
+    ldn_model_backward_trunk(m, x, batch);
+}
+
+const float *ldn_model_forward_head(struct ldn_model *m, int u, int batch)
+{
+    return ldn_nn_forward(m->heads[u], m->trunk->acts[m->trunk->n_layers - 1], batch);
+}
+
+void ldn_model_backward_head(struct ldn_model *m, int u, float *dlogits, int batch, int accumulate)
+{
     struct ldn_nn *trunk = m->trunk;
     const float *h = trunk->acts[trunk->n_layers - 1];
     float *dh = trunk->dbuf[trunk->n_layers]; /* dL/d(trunk output) */
-    ldn_nn_backward(m->heads[t], h, dlogits, dh, batch);
-    ldn_nn_backward(trunk, x, dh, NULL, batch);
+    if (!accumulate) {
+        ldn_nn_backward(m->heads[u], h, dlogits, dh, batch);
+        return;
+    }
+    ldn_nn_backward(m->heads[u], h, dlogits, m->dh, batch);
+    for (int64_t i = 0; i < (int64_t)batch * trunk->out_dim; i++)
+        dh[i] += m->dh[i];
+}
+
+void ldn_model_backward_trunk(struct ldn_model *m, const float *x, int batch)
+{
+    struct ldn_nn *trunk = m->trunk;
+    ldn_nn_backward(trunk, x, trunk->dbuf[trunk->n_layers], NULL, batch);
 }
 
 void ldn_model_evaluate(struct ldn_model *m, int t, const float *x, const int32_t *y, int64_t n,

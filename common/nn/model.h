@@ -21,6 +21,7 @@ struct ldn_model {
     int n_heads;
     struct ldn_nn **heads; /* heads[t] for task t of the config */
     int *classes;          /* classes[t] */
+    float *dh;             /* [max_batch, trunk width]: one head's dL/d(trunk output) */
 };
 
 /* Build trunk and heads from cfg for `features` inputs and classes[t] outputs per task, with
@@ -39,6 +40,15 @@ const float *ldn_model_forward(struct ldn_model *m, int t, const float *x, int b
 /* Backward from dlogits (overwritten) through head t and the trunk: fills m->heads[t]->grads
  * and m->trunk->grads (no dL/dx). Must follow ldn_model_forward(m, t, x, batch). */
 void ldn_model_backward(struct ldn_model *m, int t, const float *x, float *dlogits, int batch);
+
+/* Several heads on one batch (a distillation round with teacher.inputs: all): after
+ * ldn_model_forward(m, t, x, batch), head u on the same trunk output; returns its logits. */
+const float *ldn_model_forward_head(struct ldn_model *m, int u, int batch);
+/* Backward of head u from dlogits (overwritten): its gradients in m->heads[u]->grads, and its
+ * dL/d(trunk output) written (accumulate == 0, the first head) or added to the others'. */
+void ldn_model_backward_head(struct ldn_model *m, int u, float *dlogits, int batch, int accumulate);
+/* Then the trunk from the heads' summed dL/d(trunk output): m->trunk->grads. */
+void ldn_model_backward_trunk(struct ldn_model *m, const float *x, int batch);
 
 /* Per-step buffers for ldn_model_train_batch, allocated once (sizes for max_batch rows). */
 struct ldn_batch_buf {
