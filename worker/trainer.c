@@ -631,8 +631,32 @@ static void round_dir(const struct ldn_config *cfg, int j, char *out)
              cfg->rounds[j].name);
 }
 
-/* Before anything trains: every member given as a checkpoint path opens, verifies and has a
- * head for every task (input width and classes are checked against the data at round start). */
+/* Whether member L has a head for task tk with the classes of tk's data, and takes its input
+ * width; 0 or a negative status with why. */
+static int member_fits(const struct ldn_ckmodel *L, const struct ldn_task_config *tk, char *why,
+                       size_t len)
+{
+    int h = ldn_config_task_index(L->cfg, tk->name), classes, features;
+    int64_t n_train, n_test;
+    char name[64];
+    if (h < 0)
+        return ldn_fail(why, len, LDN_ERR_CONFIG, "%s has no head for task '%s'", L->ck.path,
+                        tk->name);
+    int rc = ldn_dataset_probe(tk->file, name, sizeof name, &classes, &features, &n_train, &n_test,
+                               why, len);
+    if (rc == 0 && features != L->ck.features)
+        rc = ldn_fail(why, len, LDN_ERR_CONFIG, "%s takes %d input features, task '%s' (%s) has %d",
+                      L->ck.path, L->ck.features, tk->name, tk->file, features);
+    if (rc == 0 && classes != L->classes[h])
+        rc = ldn_fail(why, len, LDN_ERR_CONFIG,
+                      "%s: head '%s' has %d classes, the task's data (%s) %d", L->ck.path, tk->name,
+                      L->classes[h], tk->file, classes);
+    return rc;
+}
+
+/* Before anything trains: every member given as a checkpoint path opens, verifies, has a head
+ * for every task with the classes of its data, and takes the data's input width (members that
+ * are earlier rounds are checked at the round's start). */
 static int check_path_members(const struct ldn_config *cfg, char *err, size_t errlen)
 {
     for (int i = 0; i < cfg->n_rounds; i++) {
@@ -644,9 +668,7 @@ static int check_path_members(const struct ldn_config *cfg, char *err, size_t er
             char why[LDN_ERRLEN];
             int rc = ldn_ckmodel_load(tc->members[m], 0, &L, why, sizeof why);
             for (int t = 0; rc == 0 && t < cfg->n_tasks; t++)
-                if (ldn_config_task_index(L.cfg, cfg->tasks[t].name) < 0)
-                    rc = ldn_fail(why, sizeof why, LDN_ERR_CONFIG, "%s has no head for task '%s'",
-                                  L.ck.path, cfg->tasks[t].name);
+                rc = member_fits(&L, &cfg->tasks[t], why, sizeof why);
             ldn_ckmodel_free(&L);
             if (rc)
                 return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.teacher: member '%s': %s",

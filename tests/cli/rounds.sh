@@ -84,4 +84,23 @@ grep -q "no round of .* has a checkpoint yet" "$tmp/err" || { cat "$tmp/err"; fa
   'rounds.student.teacher.members=[m1, /nonexistent/x.h5]' 2>"$tmp/err" && fail "a missing member was accepted"
 grep -q "rounds.student.teacher: member '/nonexistent/x.h5'" "$tmp/err" || { cat "$tmp/err"; fail "wrong error"; }
 test -e "$tmp/bad/rounds/m1/trunk.f32" && fail "a round trained before the member was checked"
+# a member with other tasks, and one with another input width: refused before anything trains
+"$ladon" data synth "$tmp/data16" --tasks 2 --features 16 --rank 4 --classes 4 --train 500 \
+  --test 100 --seed 3 >/dev/null
+printf 'run: {dir: %s}\ndata: {dir: %s}\nmodel: {trunk: [8]}\ntasks: {task000: {}}\ntrain: {epochs: 1}\n' \
+  "$tmp/one" "$tmp/data" >"$tmp/one.yaml"
+"$ladon" train --local "$tmp/one.yaml" 2>/dev/null || fail "the one-task run failed"
+"$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/bad2" "rounds.student.teacher.members=[m1, $tmp/one]" \
+  2>"$tmp/err" && fail "a member without every task was accepted"
+grep -q "rounds.student.teacher: member '$tmp/one': .* has no head for task 'task001'" "$tmp/err" ||
+  { cat "$tmp/err"; fail "wrong error for a member without a task"; }
+sed "s|dir: $tmp/data}|dir: $tmp/data16}|; s|dir: $tmp/one}|dir: $tmp/w16}|" "$tmp/one.yaml" >"$tmp/w16.yaml"
+printf 'tasks: {task000: {}, task001: {}}\n' >>"$tmp/w16.yaml"
+sed -i '/^tasks: {task000: {}}$/d' "$tmp/w16.yaml"
+"$ladon" train --local "$tmp/w16.yaml" 2>/dev/null || fail "the 16-feature run failed"
+"$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/bad3" "rounds.student.teacher.members=[m1, $tmp/w16]" \
+  2>"$tmp/err" && fail "a member of another input width was accepted"
+grep -q "takes 16 input features, task 'task000' .* has 32" "$tmp/err" ||
+  { cat "$tmp/err"; fail "wrong error for a member of another width"; }
+test -e "$tmp/bad3/rounds/m1/trunk.f32" && fail "a round trained before the member was checked"
 echo "rounds: ok"
