@@ -7,7 +7,7 @@
  *   ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]
  *                            [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]
  *   ladon inspect CKPT [--json]
- *   ladon eval CKPT [--data DIR] [--task T]
+ *   ladon eval CKPT [CKPT ...] [--data DIR] [--task T]
  *   ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]
  */
 #include <errno.h>
@@ -45,8 +45,9 @@ static void usage(FILE *f)
             "  ladon inspect CKPT [--json]\n"
             "        verify every checksum of a checkpoint and summarise it (CKPT: a file, a\n"
             "        checkpoint directory or a run directory: its latest checkpoint)\n"
-            "  ladon eval CKPT [--data DIR] [--task T]\n"
-            "        test accuracy and loss of every task (or T) with the checkpoint's weights\n"
+            "  ladon eval CKPT [CKPT ...] [--data DIR] [--task T]\n"
+            "        test accuracy and loss of every task (or T) with the checkpoint's weights;\n"
+            "        with several checkpoints also of their ensemble (mean of probabilities)\n"
             "  ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n"
             "        class probabilities of head T for every row of INPUT (a task file's split\n"
             "        or any file with a 2-D dataset x) into OUTPUT (/probs, /pred)\n"

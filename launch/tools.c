@@ -1,9 +1,10 @@
 /* Checkpoint tools: inspect, eval, predict (tools.h, docs/checkpoint.md, "Tools"). */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 with realpath */
 #include "tools.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@
 #include "config.h"
 #include "data.h"
 #include "h5util.h"
+#include "loss.h"
 #include "model.h"
 #include "status.h"
 
@@ -377,6 +379,184 @@ static void print_layer(FILE *f, const struct ldn_layer *ly)
     fprintf(f, "weight [%d, %d]  bias [%d]", ly->out_dim, ly->in_dim, ly->out_dim);
 }
 
+/* ---------------------------------------------------------------- the round of a checkpoint */
+
+/* The round a checkpoint of a run with rounds belongs to, and the run's round list when the
+ * file lies under RUN/rounds/NAME/checkpoints beside a RUN/config.yaml. */
+struct round_info {
+    int round;                     /* ck.round: 1-based, 0 without rounds */
+    char name[LDN_NAME_MAX];       /* the round's name */
+    char run_config[LDN_PATH_MAX]; /* RUN/config.yaml, when run is set */
+    struct ldn_config *run;        /* the run's config (owned), or NULL */
+};
+
+/* The round of a checkpoint of a run with rounds: the name its run.name ("<run>.<round>")
+ * ends with. */
+static const char *round_suffix(const struct ldn_config *cfg)
+{
+    const char *dot = strrchr(cfg->run_name, '.');
+    return dot ? dot + 1 : cfg->run_name;
+}
+
+/* Cut the last component off path (in place); returns it, or NULL when there is none. */
+static const char *cut_last(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return NULL;
+    *slash = '\0';
+    return slash + 1;
+}
+
+/* RUN/config.yaml of a file RUN/rounds/NAME/checkpoints/FILE into out, NAME into name;
+ * 0 when ck_path does not lie in such a place. */
+static int round_run_config(const char *ck_path, char *out, size_t outlen, char *name,
+                            size_t namelen)
+{
+    char *abs = realpath(ck_path, NULL);
+    if (!abs)
+        return 0;
+    const char *file = cut_last(abs), *ckdir = file ? cut_last(abs) : NULL;
+    const char *round = ckdir ? cut_last(abs) : NULL, *rounds = round ? cut_last(abs) : NULL;
+    int ok = rounds && strcmp(ckdir, "checkpoints") == 0 && strcmp(rounds, "rounds") == 0 &&
+             (size_t)snprintf(out, outlen, "%s/config.yaml", abs) < outlen &&
+             (size_t)snprintf(name, namelen, "%s", round) < namelen && access(out, F_OK) == 0;
+    free(abs);
+    return ok;
+}
+
+/* Fill ri for the checkpoint of L. The round list is only taken from a RUN/config.yaml that
+ * parses and whose round ck.round has the name of the directory the checkpoint lies in; when
+ * it does not, a note on stderr says why and only the round and its name are shown. */
+static void round_info_find(const struct ldn_ckmodel *L, struct round_info *ri)
+{
+    memset(ri, 0, sizeof *ri);
+    if ((ri->round = L->ck.round) <= 0)
+        return;
+    snprintf(ri->name, sizeof ri->name, "%s", round_suffix(L->cfg));
+    char dir_name[LDN_NAME_MAX], why[LDN_ERRLEN];
+    if (!round_run_config(L->ck.path, ri->run_config, sizeof ri->run_config, dir_name,
+                          sizeof dir_name))
+        return;
+    struct ldn_config *run = ldn_config_load(ri->run_config, 0, NULL, why, sizeof why);
+    if (!run) {
+        fprintf(stderr, "ladon inspect: note: the run's %s does not load (%s): no round list\n",
+                ri->run_config, why);
+        return;
+    }
+    if (run->n_rounds < ri->round || strcmp(run->rounds[ri->round - 1].name, dir_name) != 0) {
+        fprintf(stderr,
+                "ladon inspect: note: %s: round %d is not '%s', the round the checkpoint lies "
+                "under (the config changed since?): no round list\n",
+                ri->run_config, ri->round, dir_name);
+        ldn_config_destroy(&run);
+        return;
+    }
+    snprintf(ri->name, sizeof ri->name, "%s", dir_name);
+    ri->run = run;
+}
+
+/* "[64, 32]": the hidden widths of round r. */
+static const char *round_trunk(const struct ldn_round_config *r, char *buf, size_t len)
+{
+    size_t off = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < r->n_trunk && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? ", " : "", r->trunk[i]);
+    if (off < len)
+        snprintf(buf + off, len - off, "]");
+    return buf;
+}
+
+static const char *anneal_name(int a)
+{
+    return a == LDN_ANNEAL_LINEAR ? "linear" : "none";
+}
+static const char *inputs_name(int i)
+{
+    return i == LDN_TEACHER_ALL ? "all" : "own";
+}
+
+/* The round lines of inspect's text: the round, then the run's round list (the checkpoint's
+ * round marked with *): name, length, seed, trunk, init, and the teacher of a distilling one. */
+static void print_rounds(const struct round_info *ri)
+{
+    if (!ri->run) {
+        printf("round        %d: %s\n", ri->round, ri->name);
+        return;
+    }
+    const struct ldn_config *run = ri->run;
+    printf("round        %d of %d: %s (run %s, rounds from %s)\n", ri->round, run->n_rounds,
+           ri->name, run->run_name, ri->run_config);
+    for (int i = 0; i < run->n_rounds; i++) {
+        const struct ldn_round_config *r = &run->rounds[i];
+        char len[32], trunk[128];
+        if (r->steps > 0)
+            snprintf(len, sizeof len, "%lld steps", (long long)r->steps);
+        else
+            snprintf(len, sizeof len, "%d epoch%s", r->epochs, r->epochs == 1 ? "" : "s");
+        printf("  %c %-2d %-12s %-11s seed %-5llu trunk %-12s", i + 1 == ri->round ? '*' : ' ',
+               i + 1, r->name, len, (unsigned long long)r->seed,
+               round_trunk(r, trunk, sizeof trunk));
+        if (r->init_round >= 0)
+            printf(" init %s,", r->init);
+        if (!r->has_teacher) {
+            printf(" on labels\n");
+            continue;
+        }
+        const struct ldn_teacher_config *tc = &r->teacher;
+        printf(" teacher ");
+        for (int m = 0; m < tc->n_members; m++)
+            printf("%s%s", m ? ", " : "", tc->members[m]);
+        printf(": temperature %g, alpha %g, annealing %s, inputs %s\n", tc->temperature, tc->alpha,
+               anneal_name(tc->annealing), inputs_name(tc->inputs));
+    }
+}
+
+/* inspect --json: "round", "round_name" and, when found, "run_config" and "rounds". */
+static void json_rounds(FILE *f, const struct round_info *ri)
+{
+    if (ri->round <= 0)
+        return;
+    fprintf(f, ",\"round\":%d,\"round_name\":", ri->round);
+    json_string(f, ri->name);
+    if (!ri->run)
+        return;
+    fputs(",\"run_config\":", f);
+    json_string(f, ri->run_config);
+    fputs(",\"rounds\":[", f);
+    for (int i = 0; i < ri->run->n_rounds; i++) {
+        const struct ldn_round_config *r = &ri->run->rounds[i];
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        json_string(f, r->name);
+        if (r->steps > 0)
+            fprintf(f, ",\"steps\":%lld,\"epochs\":null", (long long)r->steps);
+        else
+            fprintf(f, ",\"steps\":null,\"epochs\":%d", r->epochs);
+        fprintf(f, ",\"seed\":%llu,\"trunk\":[", (unsigned long long)r->seed);
+        for (int l = 0; l < r->n_trunk; l++)
+            fprintf(f, l ? ",%d" : "%d", r->trunk[l]);
+        fputs("],\"init\":", f);
+        if (r->init_round >= 0)
+            json_string(f, r->init);
+        else
+            fputs("null", f);
+        if (!r->has_teacher) {
+            fputs(",\"teacher\":null}", f);
+            continue;
+        }
+        const struct ldn_teacher_config *tc = &r->teacher;
+        fputs(",\"teacher\":{\"members\":[", f);
+        for (int m = 0; m < tc->n_members; m++) {
+            fputs(m ? "," : "", f);
+            json_string(f, tc->members[m]);
+        }
+        fprintf(f,
+                "],\"temperature\":%.17g,\"alpha\":%.17g,\"annealing\":\"%s\",\"inputs\":\"%s\"}}",
+                tc->temperature, tc->alpha, anneal_name(tc->annealing), inputs_name(tc->inputs));
+    }
+    fputs("]", f);
+}
+
 /* ---------------------------------------------------------------- inspect */
 
 struct summary {
@@ -387,6 +567,7 @@ struct summary {
     int workers, w_residual, w_velocity, w_codec, w_batch;
     struct metric *metrics;
     int n_metrics;
+    const struct round_info *ri;
 };
 
 static void print_text(const struct summary *s)
@@ -403,6 +584,8 @@ static void print_text(const struct summary *s)
     printf("step         %lld of %lld (epoch %.2f, %lld steps per epoch)\n", (long long)ck->step,
            (long long)ck->total_steps, ck->epoch, (long long)ck->steps_per_epoch);
     printf("seed         %llu\n", (unsigned long long)ck->seed);
+    if (s->ri->round > 0)
+        print_rounds(s->ri);
     printf("job          %d servers, %d workers, %d input features\n", ck->n_servers, ck->n_workers,
            ck->features);
     printf("trunk        %d layers, %s, %s parameters\n", m->trunk->n_layers,
@@ -491,6 +674,7 @@ static void print_json(const struct summary *s)
             (long long)ck->step, (long long)ck->total_steps, (long long)ck->steps_per_epoch,
             ck->epoch, (unsigned long long)ck->seed, ck->n_servers, ck->n_workers, ck->features,
             ldn_activation_name(cfg->activation));
+    json_rounds(f, s->ri);
     fputs(",\"trunk\":[", f);
     for (int i = 0; i < m->trunk->n_layers; i++) {
         fputs(i ? "," : "", f);
@@ -583,7 +767,8 @@ int ldn_tool_inspect(int argc, char **argv)
     char err[LDN_ERRLEN];
     struct ldn_ckmodel L;
     struct verify v = {0};
-    struct summary s = {.L = &L, .v = &v};
+    struct round_info ri = {0};
+    struct summary s = {.L = &L, .v = &v, .ri = &ri};
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
     ldn_ckmodel_init(&L);
@@ -623,6 +808,7 @@ int ldn_tool_inspect(int argc, char **argv)
             rc = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory");
         else
             s.n_metrics = parse_metrics(L.ck.metrics, s.metrics, max);
+        round_info_find(&L, &ri);
     }
     if (rc == 0) {
         if (json)
@@ -631,6 +817,7 @@ int ldn_tool_inspect(int argc, char **argv)
             print_text(&s);
     }
     free(s.metrics);
+    ldn_config_destroy(&ri.run);
     verify_free(&v);
     ldn_ckmodel_free(&L);
     ldn_h5_restore(&q);
@@ -643,77 +830,300 @@ int ldn_tool_inspect(int argc, char **argv)
 
 /* ---------------------------------------------------------------- eval */
 
+#define EVAL_MAX_MEMBERS 32 /* checkpoints one `ladon eval` takes */
+
+/* The checkpoints of `ladon eval` (one, or the members of an ensemble) and the test sets of
+ * the first member's tasks. */
+struct ensemble {
+    int n;                     /* members */
+    struct ldn_ckmodel *m;     /* [n] */
+    int n_tasks;               /* the first member's tasks */
+    int only;                  /* the task of --task (an index of the first member's), or -1 */
+    int *head;                 /* [n_tasks * n]: member k's head for task t at [t * n + k] */
+    struct ldn_dataset **sets; /* [n_tasks]: the test split, NULL for a task not evaluated */
+    int batch;                 /* rows per forward pass: the smallest max batch of the members */
+};
+
+/* Per task: loss[k] and acc[k] of member k, and of the ensemble at k = n. */
+struct eval_result {
+    double *loss, *acc;
+};
+
+static void ensemble_free(struct ensemble *E)
+{
+    for (int t = 0; t < E->n_tasks && E->sets; t++)
+        ldn_dataset_destroy(&E->sets[t]);
+    for (int k = 0; k < E->n && E->m; k++)
+        ldn_ckmodel_free(&E->m[k]);
+    free(E->sets);
+    free(E->head);
+    free(E->m);
+    memset(E, 0, sizeof *E);
+}
+
+/* Load the n checkpoints args[] (each as ldn_ckmodel_load takes it) into E. */
+static int load_members(struct ensemble *E, const char *const *args, int n, char *err,
+                        size_t errlen)
+{
+    if (!(E->m = calloc((size_t)n, sizeof *E->m)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < n; k++)
+        ldn_ckmodel_init(&E->m[k]);
+    E->n = n;
+    for (int k = 0; k < n; k++) {
+        int rc = ldn_ckmodel_load(args[k], EVAL_MIN_BATCH, &E->m[k], err, errlen);
+        if (rc)
+            return rc;
+        int mb = E->m[k].model->trunk->max_batch;
+        E->batch = k == 0 || mb < E->batch ? mb : E->batch;
+    }
+    E->n_tasks = E->m[0].cfg->n_tasks;
+    if (!(E->head = calloc((size_t)(E->n_tasks * n), sizeof *E->head)) ||
+        !(E->sets = calloc((size_t)E->n_tasks, sizeof *E->sets)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < E->n_tasks; t++)
+        E->head[t * n] = t; /* the first member's own order */
+    return 0;
+}
+
+/* Member k against the first member: the input width, every task of the first (only --task's
+ * when given) with the same classes, and (without --task) no task the first lacks. Fills
+ * E->head for member k. Returns 0 or LDN_ERR_ARG with one line naming both checkpoints. */
+static int check_member(struct ensemble *E, int k, char *err, size_t errlen)
+{
+    const struct ldn_ckmodel *A = &E->m[0], *B = &E->m[k];
+    const char *why = "ensemble members must have the same tasks";
+    char names[256];
+    if (A->ck.features != B->ck.features)
+        return ldn_fail(err, errlen, LDN_ERR_ARG,
+                        "input width: checkpoint %s takes %d input features, checkpoint %s %d "
+                        "(ensemble members must take the same inputs)",
+                        A->ck.path, A->ck.features, B->ck.path, B->ck.features);
+    for (int t = 0; t < E->n_tasks; t++) {
+        if (E->only >= 0 && t != E->only)
+            continue;
+        const char *name = A->cfg->tasks[t].name;
+        int h = ldn_config_task_index(B->cfg, name);
+        if (h < 0) {
+            task_list(B->cfg, names, sizeof names);
+            return ldn_fail(err, errlen, LDN_ERR_ARG,
+                            "checkpoint %s has no task '%s' of checkpoint %s (%s; it has: %s)",
+                            B->ck.path, name, A->ck.path, why, names);
+        }
+        if (B->classes[h] != A->classes[t])
+            return ldn_fail(err, errlen, LDN_ERR_ARG,
+                            "head '%s': %d classes in checkpoint %s, %d in checkpoint %s "
+                            "(ensemble members must agree on each head's classes)",
+                            name, A->classes[t], A->ck.path, B->classes[h], B->ck.path);
+        E->head[t * E->n + k] = h;
+    }
+    for (int h = 0; E->only < 0 && h < B->cfg->n_tasks; h++) {
+        if (ldn_config_task_index(A->cfg, B->cfg->tasks[h].name) >= 0)
+            continue;
+        task_list(A->cfg, names, sizeof names);
+        return ldn_fail(err, errlen, LDN_ERR_ARG,
+                        "checkpoint %s has task '%s' that checkpoint %s lacks (%s; the first has: "
+                        "%s)",
+                        B->ck.path, B->cfg->tasks[h].name, A->ck.path, why, names);
+    }
+    return 0;
+}
+
+/* The test split of task t of the first member: the config's file or DIR/T.h5, which must have
+ * the members' input width and the head's classes. */
+static int load_test_set(struct ensemble *E, int t, const char *data, char *err, size_t errlen)
+{
+    const struct ldn_ckmodel *L = &E->m[0];
+    const struct ldn_task_config *tk = &L->cfg->tasks[t];
+    char file[LDN_PATH_MAX + LDN_NAME_MAX + 8], name[64];
+    if (data)
+        snprintf(file, sizeof file, "%s/%s.h5", data, tk->name);
+    else
+        snprintf(file, sizeof file, "%s", tk->file);
+    int classes, features, rc;
+    int64_t n_train, n_test;
+    if ((rc = ldn_dataset_probe(file, name, sizeof name, &classes, &features, &n_train, &n_test,
+                                err, errlen)))
+        return rc;
+    if (features != L->ck.features)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "data %s: %d features, the model of checkpoint %s takes %d", file, features,
+                        L->ck.path, L->ck.features);
+    if (classes != L->classes[t])
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "data %s: %d classes, head %s of checkpoint %s has %d", file, classes,
+                        tk->name, L->ck.path, L->classes[t]);
+    if (strcmp(name, tk->name) != 0)
+        fprintf(stderr, "ladon eval: warning: %s holds task '%s', evaluated as task '%s'\n", file,
+                name, tk->name);
+    if (!(E->sets[t] = ldn_dataset_load(file, "test", 0, 1, err, errlen)))
+        return LDN_ERR_FORMAT;
+    return 0;
+}
+
+/* p[j] += softmax(z)[j] for each of the b rows of z [b, c] (in double). */
+static void add_softmax(const float *z, int b, int c, double *p)
+{
+    for (int i = 0; i < b; i++) {
+        const float *r = z + (int64_t)i * c;
+        double *q = p + (int64_t)i * c, zmax = r[0], sum = 0;
+        for (int j = 1; j < c; j++)
+            zmax = r[j] > zmax ? r[j] : zmax;
+        for (int j = 0; j < c; j++)
+            sum += exp((double)r[j] - zmax);
+        for (int j = 0; j < c; j++)
+            q[j] += exp((double)r[j] - zmax) / sum;
+    }
+}
+
+/* Task t in batches of E->batch rows: each member's mean cross-entropy and accuracy (exactly
+ * as ldn_model_evaluate computes them), and with several members the ensemble's: the argmax
+ * and the cross-entropy of the mean of the members' probabilities. pbar: [E->batch * classes]
+ * scratch. */
+static void eval_task(struct ensemble *E, int t, struct eval_result *r, double *pbar)
+{
+    const struct ldn_dataset *ds = E->sets[t];
+    const int n = E->n, c = E->m[0].classes[t], f = ds->features;
+    double ens_loss = 0;
+    int64_t ens_right = 0;
+    for (int k = 0; k <= n; k++)
+        r->loss[k] = r->acc[k] = 0;
+    for (int64_t i = 0; i < ds->n; i += E->batch) {
+        int b = (int)(ds->n - i < E->batch ? ds->n - i : E->batch);
+        if (n > 1)
+            memset(pbar, 0, sizeof *pbar * (size_t)b * (size_t)c);
+        for (int k = 0; k < n; k++) {
+            const float *z = ldn_model_forward(E->m[k].model, E->head[t * n + k], ds->x + i * f, b);
+            int64_t ok = 0;
+            r->loss[k] += ldn_loss_xent(z, ds->y + i, b, c, 1.0f, NULL, &ok) * b;
+            r->acc[k] += (double)ok;
+            if (n > 1)
+                add_softmax(z, b, c, pbar);
+        }
+        for (int j = 0; n > 1 && j < b; j++) {
+            const double *q = pbar + (int64_t)j * c;
+            int best = 0;
+            for (int l = 1; l < c; l++)
+                best = q[l] > q[best] ? l : best;
+            double py = q[ds->y[i + j]] / n;
+            ens_right += best == ds->y[i + j];
+            ens_loss -= log(py > DBL_MIN ? py : DBL_MIN);
+        }
+    }
+    r->loss[n] = ens_loss;
+    r->acc[n] = (double)ens_right;
+    for (int k = 0; k <= n; k++) {
+        r->loss[k] = ds->n > 0 ? r->loss[k] / (double)ds->n : 0.0;
+        r->acc[k] = ds->n > 0 ? r->acc[k] / (double)ds->n : 0.0;
+    }
+}
+
+/* One checkpoint: today's table. Several: the members, then an accuracy table and a loss
+ * table, each a row per task, a column per member ([k] in argument order) and the ensemble. */
+static void print_eval(const struct ensemble *E, const struct eval_result *res)
+{
+    const struct ldn_ckmodel *m = E->m;
+    if (E->n == 1) {
+        printf("checkpoint %s: step %lld of %lld, epoch %.2f\n", m->ck.path, (long long)m->ck.step,
+               (long long)m->ck.total_steps, m->ck.epoch);
+        printf("%-16s %10s %10s %12s\n", "task", "test rows", "accuracy", "loss");
+        for (int t = 0; t < E->n_tasks; t++)
+            if (E->sets[t])
+                printf("%-16s %10lld %10.6f %12.6g\n", m->cfg->tasks[t].name,
+                       (long long)E->sets[t]->n, res[t].acc[0], res[t].loss[0]);
+        return;
+    }
+    printf("ensemble of %d checkpoints (the mean of their softmax probabilities)\n", E->n);
+    for (int k = 0; k < E->n; k++) {
+        const struct ldn_ckpt *ck = &m[k].ck;
+        printf("  [%d] %s: step %lld of %lld, epoch %.2f", k + 1, ck->path, (long long)ck->step,
+               (long long)ck->total_steps, ck->epoch);
+        if (ck->round > 0)
+            printf(", round %d (%s)", ck->round, round_suffix(m[k].cfg));
+        printf("\n");
+    }
+    for (int loss = 0; loss < 2; loss++) {
+        printf("%-16s %10s", loss ? "loss" : "accuracy", "test rows");
+        for (int k = 0; k < E->n; k++) {
+            char label[16];
+            snprintf(label, sizeof label, "[%d]", k + 1);
+            printf(" %12s", label);
+        }
+        printf(" %12s\n", "ensemble");
+        for (int t = 0; t < E->n_tasks; t++) {
+            if (!E->sets[t])
+                continue;
+            printf("%-16s %10lld", m->cfg->tasks[t].name, (long long)E->sets[t]->n);
+            for (int k = 0; k <= E->n; k++)
+                printf(loss ? " %12.6g" : " %12.6f", loss ? res[t].loss[k] : res[t].acc[k]);
+            printf("\n");
+        }
+    }
+}
+
+/* Load the members, check that they agree (before any data is read), load every test set
+ * (before anything is printed), evaluate and print. */
+static int run_eval(struct ensemble *E, const char *const *args, int n, const char *data,
+                    const char *task, char *err, size_t errlen)
+{
+    int rc = load_members(E, args, n, err, errlen);
+    E->only = -1;
+    if (rc == 0 && task && (E->only = find_task(&E->m[0], task, err, errlen)) < 0)
+        return E->only;
+    for (int k = 1; rc == 0 && k < n; k++)
+        rc = check_member(E, k, err, errlen);
+    int max_classes = 1;
+    for (int t = 0; rc == 0 && t < E->n_tasks; t++) {
+        if (E->only >= 0 && t != E->only)
+            continue;
+        rc = load_test_set(E, t, data, err, errlen);
+        max_classes = E->m[0].classes[t] > max_classes ? E->m[0].classes[t] : max_classes;
+    }
+    if (rc)
+        return rc;
+    struct eval_result *res = calloc((size_t)E->n_tasks, sizeof *res);
+    double *vals = calloc((size_t)(2 * E->n_tasks * (n + 1)), sizeof *vals);
+    double *pbar = malloc(sizeof *pbar * (size_t)E->batch * (size_t)max_classes);
+    if (!res || !vals || !pbar)
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int t = 0; rc == 0 && t < E->n_tasks; t++) {
+        res[t].loss = vals + (int64_t)2 * t * (n + 1);
+        res[t].acc = res[t].loss + n + 1;
+        if (E->sets[t])
+            eval_task(E, t, &res[t], pbar);
+    }
+    if (rc == 0)
+        print_eval(E, res);
+    free(pbar);
+    free(vals);
+    free(res);
+    return rc;
+}
+
 int ldn_tool_eval(int argc, char **argv)
 {
-    const char *arg = NULL, *data = NULL, *task = NULL;
+    const char *args[EVAL_MAX_MEMBERS + 1] = {NULL}, *data = NULL, *task = NULL;
     const struct tool_opt opts[] = {{"--data", &data, NULL}, {"--task", &task, NULL}};
-    if (parse_args("eval", argc, argv, opts, 2, &arg, 1))
+    if (parse_args("eval", argc, argv, opts, 2, args, EVAL_MAX_MEMBERS + 1))
         return 2;
-    if (!arg) {
-        fprintf(stderr, "usage: ladon eval CKPT [--data DIR] [--task T]\n");
+    int n = 0;
+    while (n <= EVAL_MAX_MEMBERS && args[n])
+        n++;
+    if (n > EVAL_MAX_MEMBERS) {
+        fprintf(stderr, "ladon eval: at most %d checkpoints ('%s' is one too many)\n",
+                EVAL_MAX_MEMBERS, args[EVAL_MAX_MEMBERS]);
+        return 2;
+    }
+    if (n == 0) {
+        fprintf(stderr, "usage: ladon eval CKPT [CKPT ...] [--data DIR] [--task T]\n");
         return 2;
     }
     char err[LDN_ERRLEN];
-    struct ldn_ckmodel L;
+    struct ensemble E = {0};
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    int rc = ldn_ckmodel_load(arg, EVAL_MIN_BATCH, &L, err, sizeof err), only = -1;
-    if (rc == 0 && task && (only = find_task(&L, task, err, sizeof err)) < 0)
-        rc = only;
-    /* every task file is checked before anything is printed */
-    int n = rc == 0 ? L.cfg->n_tasks : 0;
-    struct ldn_dataset **sets = n ? calloc((size_t)n, sizeof *sets) : NULL;
-    if (rc == 0 && !sets)
-        rc = ldn_fail(err, sizeof err, LDN_ERR_NOMEM, "out of memory");
-    for (int t = 0; rc == 0 && t < n; t++) {
-        if (only >= 0 && t != only)
-            continue;
-        const struct ldn_task_config *tk = &L.cfg->tasks[t];
-        char file[LDN_PATH_MAX + LDN_NAME_MAX + 8], name[64];
-        if (data)
-            snprintf(file, sizeof file, "%s/%s.h5", data, tk->name);
-        else
-            snprintf(file, sizeof file, "%s", tk->file);
-        int classes, features;
-        int64_t n_train, n_test;
-        if ((rc = ldn_dataset_probe(file, name, sizeof name, &classes, &features, &n_train, &n_test,
-                                    err, sizeof err)))
-            break;
-        if (features != L.ck.features) {
-            rc = ldn_fail(err, sizeof err, LDN_ERR_FORMAT,
-                          "data %s: %d features, the model of checkpoint %s takes %d", file,
-                          features, L.ck.path, L.ck.features);
-            break;
-        }
-        if (classes != L.classes[t]) {
-            rc = ldn_fail(err, sizeof err, LDN_ERR_FORMAT,
-                          "data %s: %d classes, head %s of checkpoint %s has %d", file, classes,
-                          tk->name, L.ck.path, L.classes[t]);
-            break;
-        }
-        if (strcmp(name, tk->name) != 0)
-            fprintf(stderr, "ladon eval: warning: %s holds task '%s', evaluated as task '%s'\n",
-                    file, name, tk->name);
-        if (!(sets[t] = ldn_dataset_load(file, "test", 0, 1, err, sizeof err)))
-            rc = LDN_ERR_FORMAT;
-    }
-    if (rc == 0) {
-        printf("checkpoint %s: step %lld of %lld, epoch %.2f\n", L.ck.path, (long long)L.ck.step,
-               (long long)L.ck.total_steps, L.ck.epoch);
-        printf("%-16s %10s %10s %12s\n", "task", "test rows", "accuracy", "loss");
-        for (int t = 0; t < n; t++) {
-            if (!sets[t])
-                continue;
-            double loss, acc;
-            ldn_model_evaluate(L.model, t, sets[t]->x, sets[t]->y, sets[t]->n, &loss, &acc);
-            printf("%-16s %10lld %10.6f %12.6g\n", L.cfg->tasks[t].name, (long long)sets[t]->n, acc,
-                   loss);
-        }
-    }
-    for (int t = 0; t < n && sets; t++)
-        ldn_dataset_destroy(&sets[t]);
-    free(sets);
-    ldn_ckmodel_free(&L);
+    int rc = run_eval(&E, args, n, data, task, err, sizeof err);
+    ensemble_free(&E);
     ldn_h5_restore(&q);
     if (rc) {
         fprintf(stderr, "ladon eval: %s\n", err);
