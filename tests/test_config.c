@@ -715,6 +715,48 @@ static void test_rounds_errors(void)
                "model, tasks, train, ps, compress, checkpoint, rounds)");
 }
 
+/* A round as a run of its own: the round's values, its directories, no rounds, a final
+ * checkpoint; and its resolved YAML parses back to the same. */
+static void test_round_config(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = parse(ROUNDS "run: {name: kd, dir: runs/kd, seed: 3}\n"
+                                          "checkpoint: {final: false, every_steps: 7}\n",
+                                   err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    struct ldn_config *m2 = ldn_config_round(cfg, 1, err, sizeof err);
+    struct ldn_config *st = ldn_config_round(cfg, 2, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT_EQUAL(m2->n_rounds, 0);
+    CU_ASSERT_PTR_NULL(m2->rounds);
+    CU_ASSERT_EQUAL(m2->seed, 12);
+    CU_ASSERT_EQUAL(m2->epochs, 1); /* steps: 50 is one epoch of 50 steps */
+    CU_ASSERT_EQUAL(m2->steps_per_epoch, 50);
+    CU_ASSERT_STRING_EQUAL(m2->run_name, "kd.m2");
+    CU_ASSERT_STRING_EQUAL(m2->run_dir, "runs/kd/rounds/m2");
+    CU_ASSERT_STRING_EQUAL(m2->ckpt.dir, "runs/kd/rounds/m2/checkpoints");
+    CU_ASSERT_TRUE(m2->ckpt.final); /* the snapshot */
+    CU_ASSERT_EQUAL(m2->ckpt.every_steps, 7);
+    CU_ASSERT_EQUAL(st->n_trunk, 2);
+    CU_ASSERT_EQUAL(st->trunk[0], 64);
+    CU_ASSERT_EQUAL(st->epochs, 4);
+    CU_ASSERT_EQUAL(st->steps_per_epoch, 0);
+    CU_ASSERT_EQUAL(st->lr.kind, LDN_LR_COSINE);
+    CU_ASSERT_EQUAL(st->n_tasks, cfg->n_tasks);
+    CU_ASSERT_PTR_NOT_EQUAL(st->tasks, cfg->tasks); /* its own copy */
+    CU_ASSERT_PTR_NULL(strstr(st->resolved_yaml, "\nrounds:"));
+    struct ldn_config *back = ldn_config_parse(st->resolved_yaml, strlen(st->resolved_yaml),
+                                               "r.yaml", 0, NULL, err, sizeof err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+    CU_ASSERT_EQUAL(back->trunk[1], 64);
+    CU_ASSERT_STRING_EQUAL(back->run_dir, "runs/kd/rounds/student");
+    ldn_config_destroy(&back);
+    ldn_config_destroy(&m2);
+    ldn_config_destroy(&st);
+    ldn_config_destroy(&cfg);
+}
+
 static const struct ldn_cu_test TESTS[] = {
     {"full config, every field", test_full},
     {"defaults on a minimal config", test_defaults},
@@ -728,6 +770,7 @@ static const struct ldn_cu_test TESTS[] = {
     {"load from file", test_load},
     {"rounds", test_rounds},
     {"rounds: errors", test_rounds_errors},
+    {"a round's own config", test_round_config},
     {NULL, NULL},
 };
 
