@@ -702,7 +702,7 @@ static void test_rounds_errors(void)
     EXPECT_ERR(MINIMAL "rounds: 3\n",
                "config t.yaml:7:9: rounds: must be a list of rounds (- name: ...), got 3");
     EXPECT_ERR(MINIMAL "rounds: []\n",
-               "config t.yaml:7:9: rounds: must list 1 to 16 rounds, got 0");
+               "config t.yaml:7:9: rounds: must list 1 to 64 rounds, got 0");
     EXPECT_ERR(MINIMAL "rounds:\n  - seed: 3\n",
                "config t.yaml:8:5: rounds[1]: name: required, [A-Za-z0-9_-]+ of at most 63 "
                "characters");

@@ -115,7 +115,7 @@ struct ldn_ckpt_config {
 
 /* rounds: (optional) an ordered list of training rounds run in one job (docs/config.md); a
  * config without it is one round of the train section. */
-#define LDN_MAX_ROUNDS 16
+#define LDN_MAX_ROUNDS 64
 #define LDN_MAX_MEMBERS 8
 enum ldn_teacher_annealing { LDN_ANNEAL_NONE = 0, LDN_ANNEAL_LINEAR = 1 };
 enum ldn_teacher_inputs { LDN_TEACHER_OWN = 0, LDN_TEACHER_ALL = 1 };
