@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Integration: `ladon plot` on a local run (a PNG of plausible size), on two runs that differ in
+# train.lr (the legend names the difference), on a run with rounds (a labelled line at each
+# round's start), and its errors: no metrics.jsonl, a malformed line, gnuplot missing or hung.
+# Skips (exit 77) when gnuplot is not installed.
+set -euo pipefail
+ladon=$1
+command -v gnuplot >/dev/null || { echo "SKIP: gnuplot not installed (apt-get install gnuplot-nox)"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "plot: $*"; exit 1; }
+"$ladon" data synth "$tmp/data" --tasks 2 --features 16 --rank 4 --classes 4 --train 600 \
+  --test 200 --seed 3 >/dev/null
+cat > "$tmp/c.yaml" <<YAML
+run: {name: a, dir: $tmp/runA, seed: 5}
+data: {dir: $tmp/data}
+model: {trunk: [16]}
+tasks: {task000: {}, task001: {}}
+train: {epochs: 3, batch_size: 64, lr: 0.05, log_every: 50}
+YAML
+"$ladon" train --local "$tmp/c.yaml" 2>/dev/null || fail "run A failed"
+"$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/runB" train.lr=0.1 2>/dev/null || fail "run B failed"
+png_ok() { # FILE MIN_BYTES
+  [ -s "$1" ] || fail "no $1"
+  [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$1 is not a PNG"
+  [ "$(stat -c %s "$1")" -gt "$2" ] || fail "$1 is only $(stat -c %s "$1") bytes"
+}
+out=$("$ladon" plot "$tmp/runA") || fail "plot of one run failed"
+[ "$out" = "$tmp/runA/plot.png" ] || fail "printed '$out', not the default output"
+png_ok "$tmp/runA/plot.png" 20000
+ls "$tmp/runA" | grep -q '\.part$' && fail "a partial output was left"
+# two runs: the legend names what differs
+(cd "$tmp" && "$ladon" plot runA runB --keep-script >out.txt) || fail "plot of two runs failed"
+[ "$(cat "$tmp/out.txt")" = runs.png ] || fail "two runs did not default to ./runs.png"
+png_ok "$tmp/runs.png" 20000
+grep -q 'runA (train.lr 0.05)' "$tmp/runs.gp" || fail "the legend does not name run A's lr"
+grep -q 'runB (train.lr 0.1)' "$tmp/runs.gp" || fail "the legend does not name run B's lr"
+grep -q 'run.dir' "$tmp/runs.gp" && fail "the legend names run.dir"
+# a run with rounds: every round's start is a labelled vertical line
+cat > "$tmp/r.yaml" <<YAML
+run: {name: kd, dir: $tmp/runR, seed: 5}
+data: {dir: $tmp/data}
+model: {trunk: [16]}
+tasks: {task000: {}, task001: {}}
+train: {batch_size: 64, lr: 0.05, log_every: 50}
+rounds:
+  - {name: m1, steps: 30, seed: 7}
+  - name: student
+    trunk: [8]
+    steps: 30
+    teacher: {members: [m1], temperature: 2, alpha: 0.7}
+YAML
+"$ladon" train --local "$tmp/r.yaml" 2>/dev/null || fail "the run with rounds failed"
+"$ladon" plot "$tmp/runR" -o "$tmp/r.png" --keep-script >/dev/null || fail "plot of rounds failed"
+png_ok "$tmp/r.png" 20000
+grep -q '^set arrow from 30, graph 0 to 30, graph 1' "$tmp/r.gp" || fail "no line at round student's start"
+grep -q '^set label "student" at 30,' "$tmp/r.gp" || fail "the student round's line is not labelled"
+grep -q 'teacher agreement' "$tmp/r.gp" || fail "no teacher agreement panel"
+# errors: one clear line each, exit 1
+mkdir "$tmp/empty"
+"$ladon" plot "$tmp/empty" 2>"$tmp/err" && fail "a run without metrics.jsonl was plotted"
+grep -q "plot: $tmp/empty/metrics.jsonl: No such file or directory" "$tmp/err" || { cat "$tmp/err"; fail "wrong error"; }
+mkdir "$tmp/bad"
+head -n 2 "$tmp/runA/metrics.jsonl" >"$tmp/bad/metrics.jsonl"
+echo '{"task":"task000","step":10,"loss":}' >>"$tmp/bad/metrics.jsonl"
+"$ladon" plot "$tmp/bad" 2>"$tmp/err" && fail "a malformed line was accepted"
+grep -q "plot: $tmp/bad/metrics.jsonl:3:36: an unexpected character" "$tmp/err" || { cat "$tmp/err"; fail "wrong error"; }
+[ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "the error is not one line"
+PATH=/nonexistent "$ladon" plot "$tmp/runA" 2>"$tmp/err" && fail "plotted without gnuplot"
+grep -q "install gnuplot-nox (launch/setup-deps does)" "$tmp/err" || { cat "$tmp/err"; fail "wrong error"; }
+mkdir "$tmp/bin"
+printf '#!/bin/sh\nsleep 30\n' >"$tmp/bin/gnuplot"
+printf '#!/bin/sh\necho "line 3: something broke" >&2\nexit 1\n' >"$tmp/bin/gnuplot-fail"
+chmod +x "$tmp/bin/gnuplot" "$tmp/bin/gnuplot-fail"
+PATH="$tmp/bin:$PATH" "$ladon" plot "$tmp/runA" --timeout 0.5 2>"$tmp/err" && fail "a hung gnuplot succeeded"
+grep -q "did not finish within 0.5 s" "$tmp/err" || { cat "$tmp/err"; fail "wrong timeout error"; }
+mv "$tmp/bin/gnuplot-fail" "$tmp/bin/gnuplot"
+PATH="$tmp/bin:$PATH" "$ladon" plot "$tmp/runA" 2>"$tmp/err" && fail "a failing gnuplot succeeded"
+grep -q "gnuplot failed on .*: line 3: something broke" "$tmp/err" || { cat "$tmp/err"; fail "wrong failure error"; }
+"$ladon" plot --help | grep -q "usage: ladon plot" || fail "no usage on --help"
+echo "plot: ok"
