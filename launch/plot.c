@@ -473,16 +473,21 @@ static void gp_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* One datablock $d_R_T per run and task: x then every field, "?" where missing. */
+/* One datablock $d_R_T per run and task: x then every field, "?" where missing; a blank line
+ * between rounds. */
 static void write_data(FILE *f, const struct run *runs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         for (size_t t = 0; t < runs[i].ntasks; t++) {
             fprintf(f, "$d_%zu_%zu << EOD\n", i, t);
+            const char *round = NULL;
             for (size_t k = 0; k < runs[i].n; k++) {
                 const struct rec *r = &runs[i].recs[k];
                 if (strcmp(r->task, runs[i].tasks[t]))
                     continue;
+                if (round && strcmp(round, r->round) != 0)
+                    fputc('\n', f); /* a blank line: no line drawn across a round boundary */
+                round = r->round;
                 fprintf(f, "%.10g", r->x);
                 for (int c = 0; c < F_COUNT; c++) {
                     if (isnan(r->v[c]))
@@ -561,6 +566,12 @@ static void write_script(FILE *f, const struct run *runs, size_t n, const char *
     fputs("set grid\nset key outside bottom center horizontal maxcols 3 font \",8\"\n", f);
     fprintf(f, "set xlabel \"%s\"\n", rounds ? "step (rounds one after the other)" : "step");
     write_rounds(f, runs, n);
+    double xmax = 0; /* one x range for every panel (the distillation ones have fewer points) */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < runs[i].n; k++)
+            xmax = runs[i].recs[k].x > xmax ? runs[i].recs[k].x : xmax;
+    if (xmax > 0)
+        fprintf(f, "set xrange [0:%.10g]\n", xmax);
     fprintf(f, "set multiplot layout %d,2 title ", rows);
     gp_string(f, n == 1 ? runs[0].label : "ladon runs");
     fputc('\n', f);
