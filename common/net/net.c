@@ -289,6 +289,12 @@ void ldn_msg_close(struct ldn_msg *m)
     m->nframes = 0;
 }
 
+int ldn_net_ident_is(const struct ldn_msg *m, const char *want)
+{
+    size_t n = strlen(want);
+    return m->ident_len == n && memcmp(m->ident, want, n) == 0;
+}
+
 void ldn_net_reply_error(void *sock, const struct ldn_msg *m, int from, int status,
                          const char *text)
 {

@@ -78,6 +78,10 @@ int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char
                  size_t errlen);
 void ldn_msg_close(struct ldn_msg *m);
 
+/* 1 when m's routing identity is exactly `want` (same length, same bytes: an identity of "c0"
+ * followed by a NUL and anything else is not "c0"), else 0. */
+int ldn_net_ident_is(const struct ldn_msg *m, const char *want);
+
 /* Answer the sender of m (on a ROUTER) with an ERROR carrying status and text. */
 void ldn_net_reply_error(void *sock, const struct ldn_msg *m, int from, int status,
                          const char *text);
