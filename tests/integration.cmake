@@ -17,7 +17,9 @@ add_test(NAME cli_rounds COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/rounds.sh
          $<TARGET_FILE:ladon>)
 add_test(NAME cli_ensemble COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/ensemble.sh
          $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR})
-set_tests_properties(cli_config cli_local_train cli_rounds cli_ensemble PROPERTIES LABELS cli
+add_test(NAME cli_special_files COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/special_files.sh
+         $<TARGET_FILE:ladon>)
+set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli_ensemble PROPERTIES LABELS cli
                      TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan)
