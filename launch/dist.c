@@ -329,6 +329,20 @@ static int start_data(struct dist *x)
 /* Per-plan set-up: the trunk's key layout for trunk widths[0..n) (ranges, chunk table),
  * filled into the job every role borrows; servers initialise the trunk from the seed. Every
  * rank computes the same. Returns 0 or a negative status with err (this rank only). */
+/* The largest frame of this job, for ldn_net_set_max_frame: the bigger of its largest chunk
+ * and any chunk a later plan could have (about chunk_kb of whole rows, a row at most the
+ * widest input a layer can have: the features or a hidden width of up to 1,000,000, plus
+ * its bias), in float32, plus 64 KiB for headers. */
+static int64_t max_frame(const struct ldn_keyspace *k, int features, int chunk_kb)
+{
+    int64_t row = 4 * ((int64_t)(features > 1000000 ? features : 1000000) + 1);
+    int64_t most = (int64_t)chunk_kb * 1024 + row;
+    for (int i = 0; i < k->n_chunks; i++)
+        if (4 * (k->chunks[i].hi - k->chunks[i].lo) > most)
+            most = 4 * (k->chunks[i].hi - k->chunks[i].lo);
+    return most + (64 << 10);
+}
+
 static int setup_keys(struct dist *x, const int *widths, int n, char *err, size_t errlen)
 {
     const struct ldn_config *cfg = x->cfg;
@@ -342,6 +356,7 @@ static int setup_keys(struct dist *x, const int *widths, int n, char *err, size_
         ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
         ldn_nn_init(x->keys->trunk, &r);
     }
+    ldn_net_set_max_frame(max_frame(x->keys, x->d.features, cfg->chunk_kb));
     x->job.trunk = x->keys->trunk;
     x->job.trunk_params = x->keys->trunk->n_params;
     x->job.ranges = x->keys->ranges;

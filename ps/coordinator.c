@@ -219,6 +219,15 @@ static int from_worker(const struct coord *c, int from)
     return from > c->job->plan->n_servers && from < c->job->world;
 }
 
+/* The router's messages come from workers only: rank `from` a worker of the job and the
+ * routing id exactly "w<from>" (its length included). */
+static int sent_by_worker(const struct coord *c, const struct ldn_msg *m)
+{
+    char ident[32];
+    snprintf(ident, sizeof ident, "w%d", m->hdr.from);
+    return from_worker(c, m->hdr.from) && ldn_net_ident_is(m, ident);
+}
+
 /* A report of task `task` at `step` must come from a worker hosting that task. */
 static int report_ok(const struct coord *c, int from, int task, int64_t step)
 {
@@ -326,7 +335,14 @@ static int handle_router(struct coord *c, struct waiting *wt, const coord_fn *ro
     }
     ldn_msg_close(&m);
     const struct ldn_wire_msg *h = &m.hdr;
-    if (from_worker(c, h->from)) {
+    if (!sent_by_worker(c, &m)) {
+        c->bad_messages++;
+        LDN_WARN("coordinator: ignored %s claiming to be from rank %d: routing id is not "
+                 "w%d of a worker of this job",
+                 ldn_wire_op_name(h->op), h->from, h->from);
+        return 0;
+    }
+    {
         c->last_seen[h->from] = ldn_clock_now();
         int64_t step;
         if (ldn_wire_msg_step(h, &step))

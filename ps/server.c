@@ -778,7 +778,7 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
     const struct route *r = h->op < LDN_OP_COUNT_ ? &ROUTES[h->op] : NULL;
     if (!r || !r->fn)
         return reject(s, sock, m, LDN_ERR_FORMAT, "unexpected op for a server");
-    if ((r->by & BY_COORD) && h->from == 0 && strcmp(m->ident, "c0") == 0)
+    if ((r->by & BY_COORD) && h->from == 0 && ldn_net_ident_is(m, "c0"))
         return r->fn(s, sock, m, -1);
     if (!(r->by & BY_WORKER))
         return reject(s, sock, m, LDN_ERR_FORMAT,
@@ -786,7 +786,7 @@ int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
     int w = worker_index(s, h->from);
     char ident[LDN_NET_IDENT_MAX];
     snprintf(ident, sizeof ident, "w%d", h->from);
-    if (w < 0 || strcmp(ident, m->ident) != 0)
+    if (w < 0 || !ldn_net_ident_is(m, ident))
         return reject(s, sock, m, LDN_ERR_FORMAT, "sender is not a worker of this job");
     if (!s->cons->live[w])
         return reject(s, sock, m, LDN_ERR_FORMAT, "worker was taken out of the job");

@@ -18,8 +18,10 @@ add_test(NAME cli_rounds COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/rounds.sh
 add_test(NAME cli_ensemble COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/ensemble.sh
          $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR})
 add_test(NAME cli_plot COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/plot.sh $<TARGET_FILE:ladon>)
-set_tests_properties(cli_config cli_local_train cli_rounds cli_ensemble cli_plot PROPERTIES
-                     LABELS cli TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+add_test(NAME cli_special_files COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/special_files.sh
+         $<TARGET_FILE:ladon>)
+set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli_ensemble cli_plot
+                     PROPERTIES LABELS cli TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan)

@@ -555,7 +555,7 @@ static void test_load(void)
                            "config /nonexistent/x.yaml: cannot open: No such file or directory");
     cfg = ldn_config_load("/", 0, NULL, err, sizeof err);
     CU_ASSERT_PTR_NULL(cfg);
-    CU_ASSERT_STRING_EQUAL(err, "config /: cannot read: Is a directory");
+    CU_ASSERT_STRING_EQUAL(err, "config /: cannot open: not a regular file (a directory)");
 
     char path[128], name[64];
     snprintf(name, sizeof name, "ldn_test_config_%ld", (long)getpid());

@@ -466,6 +466,36 @@ static void test_names_and_steps(void)
     CU_ASSERT(ldn_wire_msg_step(&a, &step) == 0);
 }
 
+/* A tiny header whose container count or string length claims far more than it holds is
+ * refused before msgpack-c allocates for it (a map32 of 2^32-1 entries would be 128 GiB);
+ * the error names the claim. */
+static void test_huge_counts(void)
+{
+    static const struct {
+        const char *what;
+        unsigned char bytes[16];
+        size_t len;
+    } CASES[] = {
+        {"map", {0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'v', 0x02}, 8},
+        {"array", {0x81, 0xa4, 'l', 'e', 'n', 's', 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01}, 12},
+        {"str", {0x81, 0xdb, 0xff, 0xff, 0xff, 0xf0, 'v', 0x02}, 8},
+        {"bin", {0x81, 0xa1, 'v', 0xc6, 0x7f, 0xff, 0xff, 0xff, 0x00}, 9},
+        {"map", {0x81, 0xa1, 'x', 0xde, 0xff, 0xff, 0x01}, 7},
+    };
+    for (size_t i = 0; i < LDN_ARRAY_LEN(CASES); i++) {
+        struct ldn_wire_msg m;
+        char err[LDN_ERRLEN] = "";
+        int rc = ldn_wire_decode(CASES[i].bytes, CASES[i].len, &m, err, sizeof err);
+        CU_ASSERT_EQUAL(rc, LDN_ERR_FORMAT);
+        char want[32];
+        snprintf(want, sizeof want, "msgpack %s of ", CASES[i].what);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "only"));
+        if (!strstr(err, want))
+            printf("\n  case %zu (%s): %s\n", i, CASES[i].what, err);
+    }
+}
+
 static const struct ldn_cu_test TESTS[] = {
     {"round_trip", test_round_trip},
     {"truncated", test_truncated},
@@ -475,6 +505,7 @@ static const struct ldn_cu_test TESTS[] = {
     {"out_of_range", test_out_of_range},
     {"envelope_checks", test_envelope_checks},
     {"names_and_steps", test_names_and_steps},
+    {"huge_counts", test_huge_counts},
     {NULL, NULL},
 };
 

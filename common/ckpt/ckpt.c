@@ -1137,10 +1137,12 @@ int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen,
     }
     char lp[LDN_PATH_MAX + 16], name[LDN_PATH_MAX];
     snprintf(lp, sizeof lp, "%s/latest", d);
-    FILE *f = fopen(lp, "r");
-    if (!f)
+    if (stat(lp, &st) != 0)
         return ldn_fail(err, errlen, LDN_ERR_IO, "checkpoint: %s: %s (no checkpoint written yet?)",
                         lp, strerror(errno));
+    FILE *f = ldn_fopen_regular("checkpoint pointer", lp, err, errlen);
+    if (!f)
+        return LDN_ERR_IO;
     int ok = fgets(name, sizeof name, f) != NULL;
     fclose(f);
     name[strcspn(name, "\r\n")] = '\0';

@@ -8,6 +8,7 @@
 
 #include "config.h"
 
+#include "fs.h"
 #include "status.h"
 
 #include <errno.h>
@@ -1383,11 +1384,9 @@ struct ldn_config *ldn_config_parse(const char *yaml, size_t len, const char *na
 struct ldn_config *ldn_config_load(const char *path, int n_over, char *const *over, char *err,
                                    size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ldn_fail(err, errlen, LDN_ERR_IO, "config %s: cannot open: %s", path, strerror(errno));
+    FILE *f = ldn_fopen_regular("config", path, err, errlen);
+    if (!f)
         return NULL;
-    }
     char *buf = NULL;
     size_t len = 0, cap = 0, got = 1;
     while (got > 0 && len < FILE_MAX_BYTES) {

@@ -69,3 +69,41 @@ int ldn_write_file_atomic(const char *path, const void *data, size_t len, char *
     }
     return LDN_OK;
 }
+
+int ldn_open_regular(const char *what, const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        ldn_fail(err, errlen, LDN_ERR_IO, "%s %s: cannot open: %s", what, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        ldn_fail(err, errlen, LDN_ERR_IO, "%s %s: cannot open: not a regular file (%s)", what, path,
+                 S_ISFIFO(st.st_mode)  ? "a FIFO"
+                 : S_ISDIR(st.st_mode) ? "a directory"
+                                       : "a special file");
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        ldn_fail(err, errlen, LDN_ERR_IO, "%s %s: fcntl: %s", what, path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+FILE *ldn_fopen_regular(const char *what, const char *path, char *err, size_t errlen)
+{
+    int fd = ldn_open_regular(what, path, err, errlen);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (fd >= 0 && !f) {
+        ldn_fail(err, errlen, LDN_ERR_IO, "%s %s: fdopen: %s", what, path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}

@@ -1,11 +1,13 @@
 /* Reading IDX files with zlib (see idx.h). */
 #include "idx.h"
 
+#include "fs.h"
 #include "status.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Largest payload accepted (the real Fashion-MNIST training images are 47 MB). */
@@ -68,11 +70,16 @@ int ldn_idx_read(const char *path, int ndims, struct ldn_idx *idx, char *err, si
     memset(idx, 0, sizeof *idx);
     if (ndims < 1 || ndims > LDN_IDX_MAX_DIMS)
         return ldn_fail(err, errlen, LDN_ERR_ARG, "data %s: bad dimension count %d", path, ndims);
+    int fd = ldn_open_regular("data", path, err, errlen);
+    if (fd < 0)
+        return LDN_ERR_IO;
     errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
         return ldn_fail(err, errlen, LDN_ERR_IO, "data %s: cannot open: %s", path,
                         errno ? strerror(errno) : "out of memory");
+    }
     gzbuffer(gz, 1u << 17);
 
     int rc = 0;

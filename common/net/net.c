@@ -54,15 +54,29 @@ int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *e
     return LDN_OK;
 }
 
+static _Atomic int64_t max_frame = LDN_NET_MAX_FRAME_DEFAULT;
+
+void ldn_net_set_max_frame(int64_t bytes)
+{
+    atomic_store(&max_frame, bytes);
+}
+
+int64_t ldn_net_max_frame(void)
+{
+    return atomic_load(&max_frame);
+}
+
 /* Options every socket gets. */
 static int setup(void *sock, int type, const char *ident, char *err, size_t errlen)
 {
     /* A short linger: the last messages (done, counters) still go out after close, and a
      * dead peer cannot hold the process at exit for long. */
-    int zero = 0, one = 1, linger = 2000;
+    int zero = 0, one = 1, linger = 2000, rcvhwm = LDN_NET_RCVHWM;
+    int64_t maxmsg = ldn_net_max_frame();
     if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
-        zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0) ||
         (type == ZMQ_ROUTER && zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) ||
         (type == ZMQ_ROUTER && zmq_setsockopt(sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0))
@@ -287,6 +301,12 @@ void ldn_msg_close(struct ldn_msg *m)
     for (int i = 0; i < m->nframes; i++)
         zmq_msg_close(&m->frames[i]);
     m->nframes = 0;
+}
+
+int ldn_net_ident_is(const struct ldn_msg *m, const char *want)
+{
+    size_t n = strlen(want);
+    return m->ident_len == n && memcmp(m->ident, want, n) == 0;
 }
 
 void ldn_net_reply_error(void *sock, const struct ldn_msg *m, int from, int status,

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <zmq.h>
 
 #include "wire.h"
@@ -25,6 +26,15 @@ struct ldn_msg {
     size_t bytes; /* total bytes received, all parts */
 };
 
+#define LDN_NET_MAX_FRAME_DEFAULT (64ll << 20) /* until ldn_net_set_max_frame is called */
+#define LDN_NET_RCVHWM 10000                   /* messages queued per peer before back-pressure */
+
+/* The largest frame (bytes) a socket made from now on accepts (ZMQ_MAXMSGSIZE; a peer that
+ * sends a bigger one is disconnected by ZeroMQ, nothing of it is buffered): the job's largest
+ * legitimate frame plus headroom, set before the job's sockets are made. Thread-safe. */
+void ldn_net_set_max_frame(int64_t bytes);
+int64_t ldn_net_max_frame(void);
+
 /* The IPv4 address to bind on: of interface `iface` when given (and not "auto"), otherwise
  * the first non-loopback interface that is up, otherwise 127.0.0.1. Returns 0 or negative
  * status with err. */
@@ -32,11 +42,12 @@ int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, si
 
 /* The socket factory: every socket of the job is made here, so that what every socket needs
  * (limits, linger, and later authentication) is set in one place. A socket of `type` (ZMQ_DEALER,
- * ZMQ_ROUTER, ...) with linger 2 s, high-water marks off and, when ident != NULL, that routing
- * identity; a ROUTER reports unroutable sends (ZMQ_ROUTER_MANDATORY) and hands a routing
- * identity over to a newer connection that uses it (ZMQ_ROUTER_HANDOVER: a worker reconnects
- * with new sockets after a plan switch while its old connection may still be closing). Returns the
- * socket (close it with ldn_net_close) or NULL with err. */
+ * ZMQ_ROUTER, ...) with linger 2 s, no send high-water mark, a receive high-water mark of
+ * LDN_NET_RCVHWM messages, frames of at most ldn_net_max_frame() bytes and, when ident != NULL,
+ * that routing identity; a ROUTER reports unroutable sends (ZMQ_ROUTER_MANDATORY) and hands a
+ * routing identity over to a newer connection that uses it (ZMQ_ROUTER_HANDOVER: a worker
+ * reconnects with new sockets after a plan switch while its old connection may still be closing).
+ * Returns the socket (close it with ldn_net_close) or NULL with err. */
 void *ldn_net_socket(void *zctx, int type, const char *ident, char *err, size_t errlen);
 
 /* A ROUTER bound to tcp://ip:* of interface iface (ldn_net_local_address); the actual
@@ -77,6 +88,10 @@ int ldn_net_wait_sent(atomic_int *inflight, double timeout_s);
 int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char *err,
                  size_t errlen);
 void ldn_msg_close(struct ldn_msg *m);
+
+/* 1 when m's routing identity is exactly `want` (same length, same bytes: an identity of "c0"
+ * followed by a NUL and anything else is not "c0"), else 0. */
+int ldn_net_ident_is(const struct ldn_msg *m, const char *want);
 
 /* Answer the sender of m (on a ROUTER) with an ERROR carrying status and text. */
 void ldn_net_reply_error(void *sock, const struct ldn_msg *m, int from, int status,

@@ -470,16 +470,94 @@ static int decode_map(const msgpack_object *o, struct ldn_wire_msg *m, char *err
     return get_fields(k->name, k->fields, k->nfields, o, m, err, errlen);
 }
 
+/* Big-endian unsigned of n (1, 2, 4 or 8) bytes at p. */
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* One msgpack object head at p[0..left): sets *hdr (bytes of the head), *body (bytes that
+ * follow it: str, bin, ext data, scalars) and *items (objects a container adds: 2 per map
+ * entry). Returns the container or string kind's name for errors, "" for a scalar, NULL when
+ * the head itself is cut short or invalid (msgpack-c reports that). */
+static const char *head(const uint8_t *p, size_t left, size_t *hdr, uint64_t *body, uint64_t *items)
+{
+    static const uint8_t SCALAR[] = {/* 0xc0..0xdf: extra bytes after the type byte */
+                                     0, 0, 0, 0, 1, 2, 4, 1, 2,  4, 4, 8, 1, 2, 4, 8,
+                                     1, 2, 4, 8, 2, 3, 5, 9, 17, 1, 2, 4, 2, 4, 2, 4};
+    uint8_t b = p[0];
+    *hdr = 1, *body = 0, *items = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        return "";
+    if (b <= 0x8f)
+        return *items = 2u * (b & 0x0f), "map";
+    if (b <= 0x9f)
+        return *items = b & 0x0f, "array";
+    if (b <= 0xbf)
+        return *body = b & 0x1f, "str";
+    if (b == 0xc1)
+        return NULL;
+    int n = SCALAR[b - 0xc0];
+    if ((size_t)n + 1 > left)
+        return NULL;
+    if ((b >= 0xca && b <= 0xd3) || (b >= 0xd4 && b <= 0xd8))
+        return *body = (uint64_t)n, ""; /* numbers, fixext (type byte + data) */
+    uint64_t v = be(p + 1, n);
+    *hdr = 1 + (size_t)n;
+    if (b >= 0xc7 && b <= 0xc9) /* ext: length, type byte, data */
+        return *hdr += 1, *body = v, "ext";
+    if (b >= 0xdc && b <= 0xdd)
+        return *items = v, "array";
+    if (b >= 0xde)
+        return *items = 2 * v, "map";
+    return *body = v, b <= 0xc6 ? "bin" : "str";
+}
+
+/* Walk the msgpack objects in buf before msgpack-c sees them: a container count or a
+ * str/bin/ext length larger than the bytes left could encode is refused here, because
+ * msgpack-c allocates a container's elements from its count (a map32 header claiming 2^32
+ * entries asks for 128 GiB). Cut-short input is left to msgpack-c ("truncated"). */
+static int check_counts(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    uint64_t need = 1;
+    size_t pos = 0;
+    while (need > 0 && pos < len) {
+        size_t hdr;
+        uint64_t body, items;
+        const char *what = head(buf + pos, len - pos, &hdr, &body, &items);
+        if (!what || hdr > len - pos)
+            return 0;
+        pos += hdr;
+        need--;
+        uint64_t claim = body ? body : items;
+        if (claim > len - pos)
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "header is malformed: a msgpack %s of %llu %s at byte %zu, but "
+                            "only %zu bytes follow",
+                            what,
+                            (unsigned long long)(items ? items / (*what == 'm' ? 2 : 1) : body),
+                            items ? "entries" : "bytes", pos - hdr, len - pos);
+        pos += (size_t)body;
+        need += items;
+    }
+    return 0;
+}
+
 int ldn_wire_decode(const void *buf, size_t len, struct ldn_wire_msg *m, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
     if (len == 0 || len > LDN_WIRE_HDR_MAX)
         return ldn_fail(err, errlen, LDN_ERR_FORMAT, "header frame of %zu bytes (allowed 1..%d)",
                         len, LDN_WIRE_HDR_MAX);
+    int rc = check_counts(buf, len, err, errlen);
+    if (rc)
+        return rc;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
-    int rc;
     msgpack_unpack_return r = msgpack_unpack_next(&up, buf, len, &off);
     if (r == MSGPACK_UNPACK_CONTINUE)
         rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,

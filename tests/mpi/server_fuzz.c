@@ -103,6 +103,40 @@ static void pull(void *sock, int64_t clock, float *out)
     }
 }
 
+/* A DEALER whose routing id is the `len` bytes of id (NULs included). */
+static void *dealer_with_id(void *ctx, const char *endpoint, const char *id, size_t len)
+{
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(d, ZMQ_ROUTING_ID, id, len);
+    zmq_connect(d, endpoint);
+    return d;
+}
+
+/* Routing ids that are "c0" or "w5" followed by a NUL and more are neither the coordinator
+ * nor worker 5: a STOP and a push from them are rejected (the server keeps serving). */
+static int spoofed_idents(const char *endpoint)
+{
+    void *ctx = zmq_ctx_new();
+    void *c = dealer_with_id(ctx, endpoint, "c0\0x", 4);
+    void *w = dealer_with_id(ctx, endpoint, "w5\0junk", 7);
+    static float grad[N];
+    struct ldn_wire_msg h;
+    int bad = 0;
+    ldn_wire_msg_init(&h, LDN_OP_STOP, 0);
+    ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
+    bad += expect_error(c, "stop from id c0\\0x");
+    push_hdr(&h, 0, 0, N, N * 4);
+    ldn_net_send(w, NULL, 0, &h, (const void *const[]){grad}, NULL, 0);
+    bad += expect_error(w, "push from id w5\\0junk");
+    CHECK(bad == 2, "spoofed routing ids: %d of 2 rejected", bad);
+    zmq_close(c);
+    zmq_close(w);
+    zmq_ctx_term(ctx);
+    return bad;
+}
+
 static int client(const char *endpoint)
 {
     void *ctx = zmq_ctx_new();
@@ -305,6 +339,8 @@ static int client(const char *endpoint)
     }
     printf("%d malformed messages answered with an error\n", bad);
     CHECK(bad == 18, "expected 18 errors, got %d", bad);
+
+    bad += spoofed_idents(endpoint);
 
     pull(w, 0, after);
     CHECK(memcmp(before, after, sizeof before) == 0, "weights changed by rejected messages");
