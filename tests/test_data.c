@@ -554,6 +554,25 @@ static void test_load_float_and_bad_label(void)
     expect_load_fails(tp("bad.h5"), "/train/y: label 12 at row 5 is outside [0, 10)");
     write_small_task(tp("neg.h5"), 10, 0, -1);
     expect_load_fails(tp("neg.h5"), "label -1 at row 0");
+    /* finite values that overflow once scaled, and a num_classes beyond any real task */
+    float x[30];
+    int32_t y[10];
+    for (int i = 0; i < 30; i++)
+        x[i] = (float)i;
+    for (int i = 0; i < 10; i++)
+        y[i] = i % 2;
+    struct ldn__task_out t = {
+        "small", "test", "a,b", 2, 3, 1e38, {10, x, 1, y, NULL}, {10, x, 1, y, NULL}};
+    CU_ASSERT_EQUAL(ldn__data_write_task(tp("big.h5"), &t, err, sizeof err), 0);
+    struct ldn_dataset *b = ldn_dataset_load(tp("big.h5"), "train", 0, 1, err, sizeof err);
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err, "/train/x: non-finite value at row 1 column 1 (after x_scale"));
+    ldn_dataset_destroy(&b);
+    t.x_scale = 0.5;
+    t.num_classes = 2000000000;
+    CU_ASSERT_EQUAL(ldn__data_write_task(tp("classes.h5"), &t, err, sizeof err), 0);
+    expect_load_fails(tp("classes.h5"), "num_classes must be in [2, 1000000], got 2000000000");
     tmp_cleanup();
 }
 
@@ -634,7 +653,7 @@ static void test_load_bad_files(void)
     H5Awrite(a, H5T_NATIVE_INT, &one);
     H5Aclose(a);
     H5Fclose(f);
-    expect_load_fails(tp("cls.h5"), "num_classes must be >= 2, got 1");
+    expect_load_fails(tp("cls.h5"), "num_classes must be in [2, 1000000], got 1");
     tmp_cleanup();
 }
 

@@ -55,8 +55,8 @@ static int read_attr_num(hid_t obj, const char *name, int integer_only, const ch
 }
 
 /* Read an integer attribute that must lie in [lo, INT_MAX]. */
-static int read_attr_int(hid_t obj, const char *name, int lo, const char *path, int *out, char *err,
-                         size_t errlen)
+static int read_attr_int(hid_t obj, const char *name, int lo, int hi, const char *path, int *out,
+                         char *err, size_t errlen)
 {
     double v;
     int rc = read_attr_num(obj, name, 1, path, &v, err, errlen);
@@ -64,9 +64,9 @@ static int read_attr_int(hid_t obj, const char *name, int lo, const char *path, 
         return ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: %s attribute missing", path, name);
     if (rc < 0)
         return rc;
-    if (v < lo || v > INT_MAX)
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: %s must be >= %d, got %.0f", path,
-                        name, lo, v);
+    if (v < lo || v > hi)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "data %s: %s must be in [%d, %d], got %.0f",
+                        path, name, lo, hi, v);
     *out = (int)v;
     return 0;
 }
@@ -123,7 +123,7 @@ static int task_open(const char *path, struct task_file *tf, char *err, size_t e
     s = NULL;
     int version = 0;
     if (rc == 0)
-        rc = read_attr_int(tf->f, "format_version", 0, path, &version, err, errlen);
+        rc = read_attr_int(tf->f, "format_version", 0, INT_MAX, path, &version, err, errlen);
     if (rc == 0 && version != LDN_DATA_FORMAT_VERSION)
         rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
                       "data %s: format_version %d is not supported (this build reads %d)", path,
@@ -141,9 +141,11 @@ static int task_open(const char *path, struct task_file *tf, char *err, size_t e
         free(s);
     }
     if (rc == 0)
-        rc = read_attr_int(tf->f, "num_classes", 2, path, &tf->num_classes, err, errlen);
+        rc = read_attr_int(tf->f, "num_classes", 2, LDN_DATA_MAX_CLASSES, path, &tf->num_classes,
+                           err, errlen);
     if (rc == 0)
-        rc = read_attr_int(tf->f, "features", 1, path, &tf->features, err, errlen);
+        rc = read_attr_int(tf->f, "features", 1, LDN_DATA_MAX_FEATURES, path, &tf->features, err,
+                           errlen);
     if (rc == 0) {
         rc = read_attr_num(tf->f, "x_scale", 0, path, &tf->x_scale, err, errlen);
         if (rc == 1)
@@ -294,13 +296,14 @@ static int load_x(const struct task_file *tf, const char *split, const struct sp
             return h5fail(err, errlen, LDN_ERR_IO, tf->path, "/%s/x: read rows %lld..%lld", split,
                           (long long)ds->first, (long long)(ds->first + ds->n - 1));
         for (int64_t i = 0; i < ds->n * f; i++) {
-            if (!isfinite(ds->x[i]))
-                return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                                "data %s: /%s/x: non-finite value at row %lld column %lld",
-                                tf->path, split, (long long)(ds->first + i / f),
-                                (long long)(i % f));
             if (tf->x_scale != 1.0)
                 ds->x[i] = (float)(ds->x[i] * tf->x_scale);
+            if (!isfinite(ds->x[i])) /* checked as the model will see it: scaled */
+                return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                                "data %s: /%s/x: non-finite value at row %lld column %lld (after "
+                                "x_scale %g)",
+                                tf->path, split, (long long)(ds->first + i / f), (long long)(i % f),
+                                tf->x_scale);
         }
         return 0;
     }
@@ -311,6 +314,12 @@ static int load_x(const struct task_file *tf, const char *split, const struct sp
     float lut[256];
     for (int v = 0; v < 256; v++)
         lut[v] = (float)(v * tf->x_scale);
+    if (!isfinite(lut[255])) {
+        free(tmp);
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "data %s: x_scale %g makes the uint8 pixel 255 non-finite", tf->path,
+                        tf->x_scale);
+    }
     for (int64_t r = 0; r < ds->n; r += block) {
         int64_t cnt = ds->n - r < block ? ds->n - r : block;
         if (read_rows(si->x, H5T_NATIVE_UINT8, ds->first + r, cnt, f, tmp) < 0) {

@@ -15,6 +15,9 @@
 
 #define LDN_DATA_FORMAT "ladon-task"
 #define LDN_DATA_FORMAT_VERSION 1
+/* Upper bounds of a task file's num_classes and features: more is a damaged file, not a task. */
+#define LDN_DATA_MAX_CLASSES 1000000
+#define LDN_DATA_MAX_FEATURES (1 << 24)
 
 /* A loaded split (or shard of one), held in memory as float32 model inputs. */
 struct ldn_dataset {
