@@ -27,13 +27,7 @@ void ldn_teacher_deinit(struct ldn_teacher *T)
     free(T->member_acc);
     free(T->ensemble_acc);
     free(T->classes);
-    free(T->rows);
     memset(T, 0, sizeof *T);
-}
-
-double ldn_teacher_alpha(const struct ldn_teacher_config *tc, int64_t step, int64_t steps)
-{
-    return steps > 0 ? ldn_distill_alpha_at(tc->annealing, tc->alpha, step, 0, steps) : tc->alpha;
 }
 
 /* The head of member L for task `name` with `classes` classes, or -1 with err naming the round
@@ -71,13 +65,8 @@ static int64_t add_probs(struct ldn_ckmodel *L, int h, const float *x, const int
         int b = (int)(n - off < mb ? n - off : mb);
         const float *z = ldn_model_forward(L->model, h, x + off * f, b);
         ldn_ensemble_add_softened(acc + off * classes, z, m, M, b, classes, temp);
-        for (int i = 0; y && i < b; i++) {
-            int best = 0;
-            for (int j = 1; j < classes; j++)
-                if (z[(int64_t)i * classes + j] > z[(int64_t)i * classes + best])
-                    best = j;
-            right += best == y[off + i];
-        }
+        for (int i = 0; y && i < b; i++)
+            right += ldn_argmax(z + (int64_t)i * classes, classes) == y[off + i];
     }
     return right;
 }
@@ -86,13 +75,8 @@ static int64_t add_probs(struct ldn_ckmodel *L, int h, const float *x, const int
 static double accuracy(const float *p, const int32_t *y, int64_t n, int classes)
 {
     int64_t right = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int best = 0;
-        for (int j = 1; j < classes; j++)
-            if (p[i * classes + j] > p[i * classes + best])
-                best = j;
-        right += best == y[i];
-    }
+    for (int64_t i = 0; i < n; i++)
+        right += ldn_argmax(p + i * classes, classes) == y[i];
     return n ? (double)right / (double)n : NAN;
 }
 
@@ -101,11 +85,10 @@ static int alloc_teacher(struct ldn_teacher *T, int n_tasks, int n_members)
     T->n_tasks = n_tasks;
     T->n_members = n_members;
     T->classes = calloc((size_t)n_tasks, sizeof *T->classes);
-    T->rows = calloc((size_t)n_tasks, sizeof *T->rows);
     T->soft = calloc((size_t)n_tasks * (size_t)n_tasks, sizeof *T->soft);
     T->member_acc = calloc((size_t)n_tasks, sizeof *T->member_acc);
     T->ensemble_acc = calloc((size_t)n_tasks, sizeof *T->ensemble_acc);
-    if (!T->classes || !T->rows || !T->soft || !T->member_acc || !T->ensemble_acc)
+    if (!T->classes || !T->soft || !T->member_acc || !T->ensemble_acc)
         return LDN_ERR_NOMEM;
     for (int t = 0; t < n_tasks; t++)
         if (!(T->member_acc[t] = calloc((size_t)n_members, sizeof(double))))
@@ -221,7 +204,6 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
         rc = plan_cache(T, train, tc);
     for (int t = 0; rc == 0 && t < n; t++) {
         T->classes[t] = train[t]->num_classes;
-        T->rows[t] = train[t]->n;
         if (!test_p || !(test_p[t] = calloc((size_t)(test[t]->n * T->classes[t]), sizeof(float))))
             rc = LDN_ERR_NOMEM;
     }

@@ -20,11 +20,10 @@
 
 struct ldn_teacher {
     int n_tasks;
-    int *classes;  /* [n_tasks] */
-    int64_t *rows; /* [n_tasks] training rows */
-    float **soft;  /* [t * n_tasks + u][rows of task t * classes of task u]: the ensemble's
-                      softened probabilities of head u on task t's training rows (u == t, or every
-                      u with teacher.inputs: all), when they fit in teacher.cache_mb (cached) */
+    int *classes; /* [n_tasks] */
+    float **soft; /* [t * n_tasks + u][rows of task t * classes of task u]: the ensemble's
+                     softened probabilities of head u on task t's training rows (u == t, or every
+                     u with teacher.inputs: all), when they fit in teacher.cache_mb (cached) */
     int cached, all;
     struct ldn_ckmodel *members_loaded; /* not cached: the members, kept for per-batch targets */
     int *head;                          /* [n_members * n_tasks]: member m's head for task u */
@@ -43,11 +42,6 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
                       struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
                       size_t errlen);
 void ldn_teacher_deinit(struct ldn_teacher *T);
-
-/* The distillation weight in effect at step `step` of a round of `steps` steps: alpha, or with
- * linear annealing (BAM) 1 - step / steps, whatever alpha is: the label weight rises from 0 at
- * the round's start to 1 at its end. */
-double ldn_teacher_alpha(const struct ldn_teacher_config *tc, int64_t step, int64_t steps);
 
 /* Head u's soft targets of rows idx[0..b) of task t's training split into out [b, classes[u]]
  * (u == t, or any u with inputs: all); x holds those rows' inputs [b, features] (used when the

@@ -418,7 +418,9 @@ static int phase_train(void *ud, const struct ldn_phase *ph, char *err, size_t e
         r->lr = ldn_lr_at(&cfg->lr, cfg->optim.lr, step, r->sched.total_steps,
                           r->sched.steps_per_epoch);
         if (r->distill)
-            r->alpha = ldn_teacher_alpha(&r->round->rc->teacher, step, r->sched.total_steps);
+            r->alpha =
+                ldn_distill_alpha_at(r->round->rc->teacher.annealing, r->round->rc->teacher.alpha,
+                                     step, 0, r->sched.total_steps);
         train_step(r, t, r->lr);
         r->samples +=
             cfg->batch_size < r->tasks[t].train->n ? cfg->batch_size : r->tasks[t].train->n;
@@ -477,43 +479,54 @@ static void widths_text(const struct ldn_nn *net, char *buf, size_t len)
     snprintf(buf + off, len - (size_t)off, "]");
 }
 
+/* Whether two nets have the same layers (in and out widths). */
+static int same_shape(const struct ldn_nn *a, const struct ldn_nn *b)
+{
+    if (a->n_layers != b->n_layers)
+        return 0;
+    for (int l = 0; l < a->n_layers; l++)
+        if (a->layers[l].in_dim != b->layers[l].in_dim ||
+            a->layers[l].out_dim != b->layers[l].out_dim)
+            return 0;
+    return 1;
+}
+
 /* rounds[].init: the trunk and every head from an earlier round's snapshot (optimizer state
  * starts afresh). */
 static int init_from(struct local_run *r, const char *path, char *err, size_t errlen)
 {
-    const struct ldn_round_config *rc = r->round->rc;
+    const struct ldn_round_config *round = r->round->rc;
     struct ldn_ckmodel L;
-    char why[LDN_ERRLEN], a[128], b[128];
-    int n = 0;
+    char why[LDN_ERRLEN];
     if (ldn_ckmodel_load(path, 0, &L, why, sizeof why))
-        return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.init: round '%s': %s", rc->name,
-                        rc->init, why);
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.init: round '%s': %s", round->name,
+                        round->init, why);
     struct ldn_nn *trunk = r->model->trunk;
-    widths_text(L.model->trunk, a, sizeof a);
-    widths_text(trunk, b, sizeof b);
-    int rc_ = L.model->trunk->n_params == trunk->n_params && !strcmp(a, b) ? 0 : -1;
-    if (rc_)
-        rc_ = ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                       "rounds.%s.init: round '%s' trained trunk %s, this round's is %s", rc->name,
-                       rc->init, a, b);
-    else
+    int rc = 0;
+    if (!same_shape(L.model->trunk, trunk)) {
+        char a[128], b[128];
+        widths_text(L.model->trunk, a, sizeof a);
+        widths_text(trunk, b, sizeof b);
+        rc = ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                      "rounds.%s.init: round '%s' trained trunk %s, this round's is %s",
+                      round->name, round->init, a, b);
+    } else
         memcpy(trunk->params, L.model->trunk->params, sizeof(float) * (size_t)trunk->n_params);
-    for (int t = 0; rc_ == 0 && t < r->n_tasks; t++) {
+    for (int t = 0; rc == 0 && t < r->n_tasks; t++) {
         int h = ldn_config_task_index(L.cfg, r->cfg->tasks[t].name);
         struct ldn_nn *head = r->model->heads[t];
-        if (h < 0 || L.model->heads[h]->n_params != head->n_params)
-            rc_ = ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                           "rounds.%s.init: round '%s' has no head for task '%s' of this shape",
-                           rc->name, rc->init, r->cfg->tasks[t].name);
+        if (h < 0 || !same_shape(L.model->heads[h], head))
+            rc = ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                          "rounds.%s.init: round '%s' has no head for task '%s' of this shape",
+                          round->name, round->init, r->cfg->tasks[t].name);
         else
             memcpy(head->params, L.model->heads[h]->params, sizeof(float) * (size_t)head->n_params);
-        n += rc_ == 0;
     }
     ldn_ckmodel_free(&L);
-    if (rc_ == 0)
-        LDN_INFO("round %s: starts from round %s (%s: trunk and %d heads)", rc->name, rc->init,
-                 path, n);
-    return rc_;
+    if (rc == 0)
+        LDN_INFO("round %s: starts from round %s (%s: trunk and %d heads)", round->name,
+                 round->init, path, r->n_tasks);
+    return rc;
 }
 
 /* A distillation round's start: the teacher's soft targets and the ensemble's report. */

@@ -7,13 +7,20 @@
 
 #include "status.h"
 
-/* Softmax of one row of z/T into p; returns log of the normaliser of (z - max)/T. */
-static double softmax_row(const float *z, float *p, int n, float temperature)
+/* The largest of z[0..n). */
+static float row_max(const float *z, int n)
 {
     float mx = z[0];
     for (int j = 1; j < n; j++)
         if (z[j] > mx)
             mx = z[j];
+    return mx;
+}
+
+/* Softmax of one row of z/T into p; returns log of the normaliser of (z - max)/T. */
+static double softmax_row(const float *z, float *p, int n, float temperature)
+{
+    const float mx = row_max(z, n);
     double sum = 0.0;
     float inv_t = 1.0f / temperature;
     for (int j = 0; j < n; j++) {
@@ -30,10 +37,7 @@ static double softmax_row(const float *z, float *p, int n, float temperature)
 /* Row maximum into *mx; returns log sum_j exp((z_j - mx) / t), in double. */
 static double log_sum_exp(const float *z, int n, double t, float *mx)
 {
-    float m = z[0];
-    for (int j = 1; j < n; j++)
-        if (z[j] > m)
-            m = z[j];
+    const float m = row_max(z, n);
     double sum = 0.0;
     for (int j = 0; j < n; j++)
         sum += exp((double)(z[j] - m) / t);
@@ -41,7 +45,7 @@ static double log_sum_exp(const float *z, int n, double t, float *mx)
     return log(sum);
 }
 
-static int argmax_row(const float *z, int n)
+int ldn_argmax(const float *z, int n)
 {
     int best = 0;
     for (int j = 1; j < n; j++)
@@ -77,7 +81,7 @@ static double xent_sum(const float *logits, const int32_t *labels, int batch, in
         float mx;
         double lse = log_sum_exp(z, classes, 1.0, &mx);
         total += lse - (double)(z[y] - mx);
-        if (argmax_row(z, classes) == y)
+        if (ldn_argmax(z, classes) == y)
             ok++;
         if (d) {
             float inv = (float)exp(-lse); /* 1 / sum of exp(z - mx) */
@@ -144,7 +148,7 @@ static void distill_counts(const float *logits, const float *teacher_probs, cons
     for (int i = 0; i < batch; i++) {
         const float *z = logits + (int64_t)i * classes;
         const float *pt = teacher_probs + (int64_t)i * classes;
-        if (argmax_row(z, classes) == argmax_row(pt, classes))
+        if (ldn_argmax(z, classes) == ldn_argmax(pt, classes))
             r->agree++;
         if (labels[i] >= 0)
             r->labelled++;
@@ -208,10 +212,7 @@ void ldn_ensemble_mean(const float *const *members, int n_members, int batch, in
 /* acc += softmax(z / T) for one row: the same values as softmax_row writes. */
 static void softmax_add_row(const float *z, float *acc, int n, float temperature)
 {
-    float mx = z[0];
-    for (int j = 1; j < n; j++)
-        if (z[j] > mx)
-            mx = z[j];
+    const float mx = row_max(z, n);
     double sum = 0.0;
     float inv_t = 1.0f / temperature;
     for (int j = 0; j < n; j++)

@@ -65,6 +65,9 @@ void ldn_ensemble_mean(const float *const *members, int n_members, int batch, in
 void ldn_ensemble_add_softened(float *acc, const float *logits, int member, int n_members,
                                int batch, int classes, float temperature);
 
+/* Index of the first largest of z[0..n) (a row's top-1). */
+int ldn_argmax(const float *z, int n);
+
 /* Row-wise softmax of z / T into p (p may equal z). */
 void ldn_softmax(const float *z, float *p, int batch, int classes, float temperature);
 
