@@ -26,6 +26,7 @@ void ldn_teacher_deinit(struct ldn_teacher *T)
     free(T->soft);
     free(T->member_acc);
     free(T->ensemble_acc);
+    free(T->test_rows);
     free(T->classes);
     memset(T, 0, sizeof *T);
 }
@@ -88,7 +89,8 @@ static int alloc_teacher(struct ldn_teacher *T, int n_tasks, int n_members)
     T->soft = calloc((size_t)n_tasks * (size_t)n_tasks, sizeof *T->soft);
     T->member_acc = calloc((size_t)n_tasks, sizeof *T->member_acc);
     T->ensemble_acc = calloc((size_t)n_tasks, sizeof *T->ensemble_acc);
-    if (!T->classes || !T->soft || !T->member_acc || !T->ensemble_acc)
+    T->test_rows = calloc((size_t)n_tasks, sizeof *T->test_rows);
+    if (!T->classes || !T->soft || !T->member_acc || !T->ensemble_acc || !T->test_rows)
         return LDN_ERR_NOMEM;
     for (int t = 0; t < n_tasks; t++)
         if (!(T->member_acc[t] = calloc((size_t)n_members, sizeof(double))))
@@ -100,8 +102,8 @@ static int alloc_teacher(struct ldn_teacher *T, int n_tasks, int n_members)
  * on the test rows (into test_p[t]) and its test accuracy. */
 static int add_member(struct ldn_teacher *T, int m, const char *round, const char *member,
                       const char *path, const struct ldn_config *cfg, float temp,
-                      struct ldn_dataset *const *train, struct ldn_dataset *const *test,
-                      float **test_p, double *flops, char *err, size_t errlen)
+                      const struct ldn_teacher_data *d, float **test_p, double *flops, char *err,
+                      size_t errlen)
 {
     struct ldn_ckmodel L;
     const double t_load = ldn_clock_now();
@@ -117,22 +119,24 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
     int *h = T->head + m * n;
     for (int u = 0; u < n && rc == 0; u++)
         if ((h[u] = member_head(&L, round, member, cfg->tasks[u].name, T->classes[u],
-                                train[u]->features, err, errlen)) < 0)
+                                d->features, err, errlen)) < 0)
             rc = h[u];
     for (int t = 0; t < n && rc == 0; t++) { /* rows of task t, head u */
+        struct ldn_dataset *train = d->train[t], *test = d->test[t];
         for (int u = 0; T->cached && u < n; u++) {
             if (!T->soft[t * n + u])
                 continue;
             const double t0 = ldn_clock_now();
-            add_probs(&L, h[u], train[t]->x, NULL, train[t]->n, T->classes[u], temp, m,
-                      T->n_members, T->soft[t * n + u]);
+            add_probs(&L, h[u], train->x, NULL, train->n, T->classes[u], temp, m, T->n_members,
+                      T->soft[t * n + u]);
             T->seconds += ldn_clock_now() - t0;
-            *flops +=
-                2.0 * (double)(per_row + L.model->heads[h[u]]->n_params) * (double)train[t]->n;
+            *flops += 2.0 * (double)(per_row + L.model->heads[h[u]]->n_params) * (double)train->n;
         }
-        int64_t right = add_probs(&L, h[t], test[t]->x, test[t]->y, test[t]->n, T->classes[t], 1.0f,
-                                  m, T->n_members, test_p[t]);
-        T->member_acc[t][m] = test[t]->n ? (double)right / (double)test[t]->n : NAN;
+        if (!test_p[t])
+            continue;
+        int64_t right = add_probs(&L, h[t], test->x, test->y, test->n, T->classes[t], 1.0f, m,
+                                  T->n_members, test_p[t]);
+        T->member_acc[t][m] = test->n ? (double)right / (double)test->n : NAN;
     }
     if (rc == 0 && !T->cached)
         T->members_loaded[m] = L; /* kept: per-batch targets */
@@ -141,8 +145,15 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
     return rc;
 }
 
+/* Whether rows of task t train head u here: the rows are here, the head is wanted, and u is t
+ * or the teacher has inputs: all. */
+static int wanted(const struct ldn_teacher *T, const struct ldn_teacher_data *d, int t, int u)
+{
+    return d->train[t] && (!d->heads || d->heads[u]) && (t == u || T->all);
+}
+
 /* Whether the soft targets of every task fit in cache_mb; if not, what per-batch targets need. */
-static int plan_cache(struct ldn_teacher *T, struct ldn_dataset *const *train,
+static int plan_cache(struct ldn_teacher *T, const struct ldn_teacher_data *d,
                       const struct ldn_teacher_config *tc)
 {
     const int n = T->n_tasks;
@@ -150,15 +161,15 @@ static int plan_cache(struct ldn_teacher *T, struct ldn_dataset *const *train,
     T->all = tc->inputs == LDN_TEACHER_ALL;
     for (int t = 0; t < n; t++)
         for (int u = 0; u < n; u++)
-            bytes += t == u || T->all ? 4.0 * (double)train[t]->n * train[u]->num_classes : 0;
+            bytes += wanted(T, d, t, u) ? 4.0 * (double)d->train[t]->n * d->classes[u] : 0;
     T->cached = bytes <= tc->cache_mb * 1048576.0;
     T->temperature = (float)tc->temperature;
     T->head = calloc((size_t)T->n_members * (size_t)n, sizeof *T->head);
     for (int t = 0; T->cached && t < n; t++)
         for (int u = 0; u < n; u++)
-            if ((t == u || T->all) &&
+            if (wanted(T, d, t, u) &&
                 !(T->soft[t * n + u] =
-                      calloc((size_t)train[t]->n * (size_t)train[u]->num_classes, sizeof(float))))
+                      calloc((size_t)d->train[t]->n * (size_t)d->classes[u], sizeof(float))))
                 return LDN_ERR_NOMEM;
     if (T->cached)
         return T->head ? 0 : LDN_ERR_NOMEM;
@@ -193,18 +204,24 @@ float *ldn_teacher_rows(struct ldn_teacher *T, int t, int u, const int64_t *idx,
 
 int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const char *round,
                       const struct ldn_teacher_config *tc, const char *const *members,
-                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
-                      size_t errlen)
+                      const struct ldn_teacher_data *d, char *err, size_t errlen)
 {
     memset(T, 0, sizeof *T);
     const int n = cfg->n_tasks;
     float **test_p = calloc((size_t)n, sizeof *test_p);
     int rc = alloc_teacher(T, n, tc->n_members);
+    for (int t = 0; rc == 0 && t < n; t++)
+        T->classes[t] = d->classes[t];
     if (rc == 0)
-        rc = plan_cache(T, train, tc);
+        rc = plan_cache(T, d, tc);
     for (int t = 0; rc == 0 && t < n; t++) {
-        T->classes[t] = train[t]->num_classes;
-        if (!test_p || !(test_p[t] = calloc((size_t)(test[t]->n * T->classes[t]), sizeof(float))))
+        T->ensemble_acc[t] = NAN;
+        for (int m = 0; m < tc->n_members; m++)
+            T->member_acc[t][m] = NAN;
+        if (!test_p)
+            rc = LDN_ERR_NOMEM;
+        else if (d->test[t] && (!d->heads || d->heads[t]) &&
+                 !(test_p[t] = calloc((size_t)(d->test[t]->n * T->classes[t]), sizeof(float))))
             rc = LDN_ERR_NOMEM;
     }
     if (rc)
@@ -212,11 +229,14 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
                       round);
     double flops = 0;
     for (int m = 0; rc == 0 && m < tc->n_members; m++)
-        rc = add_member(T, m, round, tc->members[m], members[m], cfg, (float)tc->temperature, train,
-                        test, test_p, &flops, err, errlen);
+        rc = add_member(T, m, round, tc->members[m], members[m], cfg, (float)tc->temperature, d,
+                        test_p, &flops, err, errlen);
     T->gflops = T->seconds > 0 ? 1e-9 * flops / T->seconds : 0;
     for (int t = 0; rc == 0 && t < n; t++)
-        T->ensemble_acc[t] = accuracy(test_p[t], test[t]->y, test[t]->n, T->classes[t]);
+        if (test_p[t]) {
+            T->ensemble_acc[t] = accuracy(test_p[t], d->test[t]->y, d->test[t]->n, T->classes[t]);
+            T->test_rows[t] = d->test[t]->n;
+        }
     for (int t = 0; test_p && t < n; t++)
         free(test_p[t]);
     free(test_p);

@@ -29,18 +29,32 @@ struct ldn_teacher {
     int *head;                          /* [n_members * n_tasks]: member m's head for task u */
     float temperature;
     double **member_acc;  /* [n_tasks][n_members]: each member's test accuracy */
-    double *ensemble_acc; /* [n_tasks]: the ensemble's (mean probabilities at T = 1) */
+    double *ensemble_acc; /* [n_tasks]: the ensemble's (mean probabilities at T = 1); NaN for a
+                             task whose test rows were not given */
+    int64_t *test_rows;   /* [n_tasks]: the test rows those accuracies are over (0: none) */
     int n_members;
     double seconds, gflops; /* the soft targets' computation (forward passes): time, GFLOP/s */
     double load_seconds;    /* opening, verifying and loading the members */
 };
 
+/* What a teacher is built over. train[t] / test[t] are task t's splits as this process holds
+ * them, NULL for a task whose rows are not here (no soft targets on them, no test accuracy);
+ * classes[t] is task t's number of classes, features the input width; heads, when not NULL,
+ * says which heads need soft targets (heads[u] != 0), NULL for every head. */
+struct ldn_teacher_data {
+    struct ldn_dataset *const *train, *const *test;
+    const int *classes;
+    int features;
+    const char *heads;
+};
+
 /* Build the teacher of a round: `members` are checkpoint paths (files, checkpoint or run
- * directories), task t of `cfg` has its training split train[t] and test split test[t]. */
+ * directories). Soft targets are made for the rows of task t and head u where train[t] is here,
+ * head u is wanted and u == t or teacher.inputs is all. Returns 0 or a negative status with err
+ * naming the round and the member. */
 int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const char *round,
                       const struct ldn_teacher_config *tc, const char *const *members,
-                      struct ldn_dataset *const *train, struct ldn_dataset *const *test, char *err,
-                      size_t errlen);
+                      const struct ldn_teacher_data *d, char *err, size_t errlen);
 void ldn_teacher_deinit(struct ldn_teacher *T);
 
 /* Head u's soft targets of rows idx[0..b) of task t's training split into out [b, classes[u]]

@@ -17,6 +17,7 @@
 #include "model.h"
 #include "optim.h"
 #include "phases.h"
+#include "rounds.h"
 #include "rundir.h"
 #include "schedule.h"
 #include "status.h"
@@ -37,7 +38,8 @@ struct task_state {
 
 /* What a round of a run with rounds adds to a local run (NULL: a run without rounds). */
 struct round_run {
-    int index, n_rounds; /* 0-based, of n */
+    const struct ldn_config *cfg; /* the run's config (with its rounds) */
+    int index, n_rounds;          /* 0-based, of n */
     const struct ldn_round_config *rc;
     const char *init;           /* the snapshot the round starts from, or NULL */
     const char *const *members; /* rc->teacher.n_members checkpoint paths */
@@ -469,63 +471,15 @@ static int phase_stop(void *ud, const struct ldn_phase *ph, char *err, size_t er
     return rc;
 }
 
-/* Widths of a trunk as "[256, 256]". */
-static void widths_text(const struct ldn_nn *net, char *buf, size_t len)
-{
-    int off = snprintf(buf, len, "[");
-    for (int l = 0; l < net->n_layers && off < (int)len - 16; l++)
-        off +=
-            snprintf(buf + off, len - (size_t)off, "%s%d", l ? ", " : "", net->layers[l].out_dim);
-    snprintf(buf + off, len - (size_t)off, "]");
-}
-
-/* Whether two nets have the same layers (in and out widths). */
-static int same_shape(const struct ldn_nn *a, const struct ldn_nn *b)
-{
-    if (a->n_layers != b->n_layers)
-        return 0;
-    for (int l = 0; l < a->n_layers; l++)
-        if (a->layers[l].in_dim != b->layers[l].in_dim ||
-            a->layers[l].out_dim != b->layers[l].out_dim)
-            return 0;
-    return 1;
-}
-
 /* rounds[].init: the trunk and every head from an earlier round's snapshot (optimizer state
  * starts afresh). */
 static int init_from(struct local_run *r, const char *path, char *err, size_t errlen)
 {
-    const struct ldn_round_config *round = r->round->rc;
-    struct ldn_ckmodel L;
-    char why[LDN_ERRLEN];
-    if (ldn_ckmodel_load(path, 0, &L, why, sizeof why))
-        return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.init: round '%s': %s", round->name,
-                        round->init, why);
-    struct ldn_nn *trunk = r->model->trunk;
-    int rc = 0;
-    if (!same_shape(L.model->trunk, trunk)) {
-        char a[128], b[128];
-        widths_text(L.model->trunk, a, sizeof a);
-        widths_text(trunk, b, sizeof b);
-        rc = ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                      "rounds.%s.init: round '%s' trained trunk %s, this round's is %s",
-                      round->name, round->init, a, b);
-    } else
-        memcpy(trunk->params, L.model->trunk->params, sizeof(float) * (size_t)trunk->n_params);
-    for (int t = 0; rc == 0 && t < r->n_tasks; t++) {
-        int h = ldn_config_task_index(L.cfg, r->cfg->tasks[t].name);
-        struct ldn_nn *head = r->model->heads[t];
-        if (h < 0 || !same_shape(L.model->heads[h], head))
-            rc = ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                          "rounds.%s.init: round '%s' has no head for task '%s' of this shape",
-                          round->name, round->init, r->cfg->tasks[t].name);
-        else
-            memcpy(head->params, L.model->heads[h]->params, sizeof(float) * (size_t)head->n_params);
-    }
-    ldn_ckmodel_free(&L);
+    int rc = ldn_rounds_load_init(r->round->cfg, r->round->index, r->cfg, path, r->model->trunk,
+                                  r->model->heads, err, errlen);
     if (rc == 0)
-        LDN_INFO("round %s: starts from round %s (%s: trunk and %d heads)", round->name,
-                 round->init, path, r->n_tasks);
+        LDN_INFO("round %s: starts from round %s (%s: trunk and %d heads)", r->round->rc->name,
+                 r->round->rc->init, path, r->n_tasks);
     return rc;
 }
 
@@ -542,8 +496,12 @@ static int start_teacher(struct local_run *r, char *err, size_t errlen)
         sets[r->n_tasks + t] = r->tasks[t].test;
         max_classes = r->model->classes[t] > max_classes ? r->model->classes[t] : max_classes;
     }
-    int rc_ = ldn_teacher_build(&r->teacher, r->cfg, rc->name, &rc->teacher, r->round->members,
-                                sets, sets + r->n_tasks, err, errlen);
+    const struct ldn_teacher_data d = {.train = sets,
+                                       .test = sets + r->n_tasks,
+                                       .classes = r->model->classes,
+                                       .features = r->model->features};
+    int rc_ = ldn_teacher_build(&r->teacher, r->cfg, rc->name, &rc->teacher, r->round->members, &d,
+                                err, errlen);
     free(sets);
     if (rc_)
         return rc_;
@@ -622,103 +580,18 @@ static int train_one(const struct ldn_config *cfg, const struct round_run *round
     return rc;
 }
 
-/* The state of a round's checkpoints: 0 none, 1 some (a round to resume), 2 its snapshot (the
- * last step) is there. */
-static int round_state(const struct ldn_config *rcfg)
-{
-    char path[LDN_PATH_MAX + 64], why[LDN_ERRLEN];
-    struct ldn_ckpt ck;
-    if (ldn_ckpt_resolve("latest", rcfg->ckpt.dir, path, sizeof path, why, sizeof why) ||
-        ldn_ckpt_open(path, &ck, why, sizeof why))
-        return 0;
-    int done = ck.step == ck.total_steps;
-    ldn_ckpt_close(&ck);
-    return 1 + done;
-}
-
-#define ROUND_DIR_MAX (LDN_PATH_MAX + LDN_NAME_MAX + 24)
-/* The checkpoint directory of round j's snapshot (out: ROUND_DIR_MAX bytes). */
-static void round_dir(const struct ldn_config *cfg, int j, char *out)
-{
-    snprintf(out, ROUND_DIR_MAX, "%.*s/rounds/%s/checkpoints", LDN_PATH_MAX - 1, cfg->run_dir,
-             cfg->rounds[j].name);
-}
-
-/* Whether member L has a head for task tk with the classes of tk's data, and takes its input
- * width; 0 or a negative status with why. */
-static int member_fits(const struct ldn_ckmodel *L, const struct ldn_task_config *tk, char *why,
-                       size_t len)
-{
-    int h = ldn_config_task_index(L->cfg, tk->name), classes, features;
-    int64_t n_train, n_test;
-    char name[64];
-    if (h < 0)
-        return ldn_fail(why, len, LDN_ERR_CONFIG, "%s has no head for task '%s'", L->ck.path,
-                        tk->name);
-    int rc = ldn_dataset_probe(tk->file, name, sizeof name, &classes, &features, &n_train, &n_test,
-                               why, len);
-    if (rc == 0 && features != L->ck.features)
-        rc = ldn_fail(why, len, LDN_ERR_CONFIG, "%s takes %d input features, task '%s' (%s) has %d",
-                      L->ck.path, L->ck.features, tk->name, tk->file, features);
-    if (rc == 0 && classes != L->classes[h])
-        rc = ldn_fail(why, len, LDN_ERR_CONFIG,
-                      "%s: head '%s' has %d classes, the task's data (%s) %d", L->ck.path, tk->name,
-                      L->classes[h], tk->file, classes);
-    return rc;
-}
-
-/* Before anything trains: every member given as a checkpoint path opens, verifies, has a head
- * for every task with the classes of its data, and takes the data's input width (members that
- * are earlier rounds are checked at the round's start). */
-static int check_path_members(const struct ldn_config *cfg, char *err, size_t errlen)
-{
-    for (int i = 0; i < cfg->n_rounds; i++) {
-        const struct ldn_teacher_config *tc = &cfg->rounds[i].teacher;
-        for (int m = 0; cfg->rounds[i].has_teacher && m < tc->n_members; m++) {
-            if (tc->member_round[m] >= 0)
-                continue;
-            struct ldn_ckmodel L;
-            char why[LDN_ERRLEN];
-            int rc = ldn_ckmodel_load(tc->members[m], 0, &L, why, sizeof why);
-            for (int t = 0; rc == 0 && t < cfg->n_tasks; t++)
-                rc = member_fits(&L, &cfg->tasks[t], why, sizeof why);
-            ldn_ckmodel_free(&L);
-            if (rc)
-                return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.teacher: member '%s': %s",
-                                cfg->rounds[i].name, tc->members[m], why);
-        }
-    }
-    return 0;
-}
-
 /* A run with rounds: each round is a run of its own under run.dir/rounds/NAME (its config,
  * metrics, checkpoints, final snapshot); the run's metrics.jsonl gets every round's records.
  * Resuming skips the rounds whose snapshot is there and resumes the first that is not. */
 static int train_rounds(const struct ldn_config *cfg, const char *resume_arg, char *err,
                         size_t errlen)
 {
-    if (resume_arg && strcmp(resume_arg, "latest") != 0 && strcmp(resume_arg, cfg->run_dir) != 0)
-        return ldn_fail(err, errlen, LDN_ERR_ARG,
-                        "a run with rounds resumes as a whole: --resume (latest) or --resume %s, "
-                        "not %s",
-                        cfg->run_dir, resume_arg);
-    int rc = check_path_members(cfg, err, errlen);
+    int rc = ldn_rounds_check(cfg, resume_arg, err, errlen);
     if (rc)
         return rc;
     FILE *metrics = ldn_rundir_start(cfg, resume_arg != NULL, err, errlen);
     if (!metrics)
         return LDN_ERR_IO;
-    int found = 0;
-    for (int i = 0; resume_arg && i < cfg->n_rounds && rc == 0; i++) {
-        struct ldn_config *rcfg = ldn_config_round(cfg, i, err, errlen);
-        rc = rcfg ? 0 : LDN_ERR_CONFIG;
-        found |= rcfg && round_state(rcfg) > 0;
-        ldn_config_destroy(&rcfg);
-    }
-    if (rc == 0 && resume_arg && !found)
-        rc = ldn_fail(err, errlen, LDN_ERR_ARG,
-                      "--resume: no round of %s has a checkpoint yet (under %s/rounds)",
-                      cfg->source, cfg->run_dir);
     for (int i = 0; i < cfg->n_rounds && rc == 0; i++) {
         const struct ldn_round_config *rr = &cfg->rounds[i];
         struct ldn_config *rcfg = ldn_config_round(cfg, i, err, errlen);
@@ -726,23 +599,15 @@ static int train_rounds(const struct ldn_config *cfg, const char *resume_arg, ch
             rc = LDN_ERR_CONFIG;
             break;
         }
-        int state = resume_arg ? round_state(rcfg) : 0;
-        char members[LDN_MAX_MEMBERS][ROUND_DIR_MAX], init[ROUND_DIR_MAX];
-        const char *mp[LDN_MAX_MEMBERS];
-        for (int m = 0; m < rr->teacher.n_members; m++) {
-            if (rr->teacher.member_round[m] >= 0)
-                round_dir(cfg, rr->teacher.member_round[m], members[m]);
-            else
-                snprintf(members[m], ROUND_DIR_MAX, "%s", rr->teacher.members[m]);
-            mp[m] = members[m];
-        }
-        if (rr->init_round >= 0)
-            round_dir(cfg, rr->init_round, init);
-        struct round_run run = {.index = i,
+        int state = resume_arg ? ldn_rounds_state(rcfg) : 0;
+        struct ldn_round_paths paths;
+        ldn_rounds_paths(cfg, i, &paths);
+        struct round_run run = {.cfg = cfg,
+                                .index = i,
                                 .n_rounds = cfg->n_rounds,
                                 .rc = rr,
-                                .init = rr->init_round >= 0 ? init : NULL,
-                                .members = mp};
+                                .init = paths.init,
+                                .members = paths.member};
         if (state == 2) {
             LDN_INFO("round %s (%d/%d): done (its snapshot is in %s)", rr->name, i + 1,
                      cfg->n_rounds, rcfg->ckpt.dir);
