@@ -22,6 +22,8 @@
 #include "net.h"
 #include "phases.h"
 #include "plan.h"
+#include "rounds.h"
+#include "rundir.h"
 #include "server.h"
 #include "status.h"
 #include "watchdog.h"
@@ -246,7 +248,12 @@ static int check_resume(const char *arg, const struct ldn_job *job, char *path, 
 /* What start-up builds on every rank, torn down by dist_free. */
 struct dist {
     int rank, world;
-    struct ldn_config *cfg;
+    struct ldn_config *cfg;     /* the job's: the run's, or the round's in a run with rounds */
+    struct ldn_config *run_cfg; /* a run with rounds: the run's (with its rounds), else NULL */
+    int round_index;            /* the round being run, -1 without rounds */
+    struct ldn_round_paths paths;
+    FILE *run_metrics; /* rank 0, a run with rounds: the run's metrics.jsonl */
+    double round_t0;
     struct data_info d;
     struct ldn_plan *plan;     /* roles and task groups */
     struct ldn_keyspace *keys; /* the trunk's key layout: rebuilt per plan */
@@ -258,21 +265,36 @@ struct dist {
     enum ldn_role role;
 };
 
-static void dist_free(struct dist *x)
+/* What one job (a run, or one round of a run with rounds) built. */
+static void dist_free_job(struct dist *x)
 {
     if (x->group != MPI_COMM_NULL)
         MPI_Comm_free(&x->group);
     ldn_net_close(&x->router);
     if (x->job.zctx)
         zmq_ctx_term(x->job.zctx);
+    x->job.zctx = NULL;
     free(x->eps);
     free(x->resume_path);
+    x->eps = NULL;
+    x->resume_path = NULL;
     ldn_keyspace_destroy(&x->keys);
     ldn_plan_destroy(&x->plan);
     free(x->d.n_train);
     free(x->d.n_test);
     free(x->d.classes);
+    memset(&x->d, 0, sizeof x->d);
+}
+
+static void dist_free(struct dist *x)
+{
+    dist_free_job(x);
+    if (x->run_cfg && x->cfg != x->run_cfg)
+        ldn_config_destroy(&x->run_cfg);
     ldn_config_destroy(&x->cfg);
+    if (x->run_metrics)
+        fclose(x->run_metrics);
+    x->run_metrics = NULL;
 }
 
 /* Start-up failed on some rank (rank 0 has said why): free what was built, end MPI, exit 1. */
@@ -290,8 +312,6 @@ static int start_config(struct dist *x, const char *path, int n_over, char *cons
     char err[LDN_ERRLEN] = "";
     if (x->rank == 0)
         x->cfg = ldn_config_load(path, n_over, over, err, sizeof err);
-    if (x->cfg && ldn_phases_supported(x->cfg, err, sizeof err) != 0)
-        ldn_config_destroy(&x->cfg);
     if (agree(x->cfg || x->rank != 0 ? 0 : 1, err))
         return 1;
     char *text = bcast_text(x->rank == 0 ? x->cfg->resolved_yaml : NULL);
@@ -394,7 +414,13 @@ static int start_plan(struct dist *x)
                             .n_test = x->d.n_test,
                             .classes = x->d.classes,
                             .replan = replan,
-                            .replan_ud = x};
+                            .replan_ud = x,
+                            .run_cfg = x->run_cfg,
+                            .round_index = x->round_index,
+                            .round_init = x->round_index >= 0 ? x->paths.init : NULL,
+                            .round_members = x->paths.member,
+                            .run_metrics = x->run_metrics,
+                            .round_t0 = x->round_t0};
     int st = x->plan ? 0 : 1;
     if (st == 0) {
         x->role = ldn_plan_role(x->plan, x->rank);
@@ -485,6 +511,121 @@ static int run_role(struct dist *x, char *err, size_t errlen)
     return ldn_worker_run(&x->job, x->group, err, errlen);
 }
 
+/* A server or rank 0 of a round that starts from an earlier round's snapshot (and is not
+ * resumed): the trunk from that snapshot instead of the seed (rank 0 checks it, so the error
+ * that names the round and what differs comes from it). 0 or 1 (said). */
+static int start_init(struct dist *x, int resuming)
+{
+    char err[LDN_ERRLEN] = "";
+    int st = 0;
+    if (x->round_index >= 0 && x->paths.init && !resuming &&
+        (x->rank == 0 || x->role == LDN_ROLE_SERVER))
+        st = ldn_rounds_load_init(x->run_cfg, x->round_index, x->cfg, x->paths.init,
+                                  x->keys->trunk, NULL, err, sizeof err);
+    int bad = st != 0, any_bad = 0;
+    MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad && x->rank != 0)
+        fprintf(stderr, "ladon rank %d: %s\n", x->rank, err);
+    if (any_bad && !bad)
+        snprintf(err, sizeof err, "another rank failed to load the round's init (above)");
+    if (agree(any_bad, err))
+        return 1;
+    if (x->rank == 0 && x->round_index >= 0 && x->paths.init && !resuming)
+        LDN_INFO("round %s: starts from round %s (%s)", x->run_cfg->rounds[x->round_index].name,
+                 x->run_cfg->rounds[x->round_index].init, x->paths.init);
+    return 0;
+}
+
+/* One job on every rank: start-up, the roles, the final barrier, what it built freed (the
+ * config stays). 0, or 1 when start-up failed (said); a failure of a role aborts the job. */
+static int run_job(struct dist *x, const char *resume)
+{
+    const double timeout = x->cfg->timeout_s;
+    ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
+                     "takes part; ps.timeout)",
+                     timeout > START_UP_S ? timeout : START_UP_S);
+    if (start_data(x) || start_plan(x) || (resume && start_resume(x, resume)) ||
+        start_init(x, resume != NULL))
+        return 1;
+    start_endpoints(x);
+    if (x->rank == 0) {
+        LDN_INFO("config %s (run %s, seed %llu), coordinator at %s", x->cfg->source,
+                 x->cfg->run_name, (unsigned long long)x->cfg->seed, x->job.coord_endpoint);
+        log_plan(&x->job, x->keys->imbalance);
+    }
+    ldn_watchdog_disarm();
+    char err[LDN_ERRLEN] = "";
+    if (run_role(x, err, sizeof err) != 0) {
+        LDN_ERROR("%s", err);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+    /* sockets and the ZeroMQ context go before the barrier: linger ends with them */
+    if (x->group != MPI_COMM_NULL)
+        MPI_Comm_free(&x->group);
+    ldn_net_close(&x->router);
+    zmq_ctx_term(x->job.zctx);
+    x->job.zctx = NULL;
+    ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", timeout);
+    MPI_Barrier(MPI_COMM_WORLD);
+    ldn_watchdog_disarm();
+    dist_free_job(x);
+    return 0;
+}
+
+/* A run with rounds: each round is a job of its own on the same ranks (its config from
+ * ldn_config_round, its plan and key ranges, its run directory under run.dir/rounds/NAME), in
+ * order; a round whose snapshot is there is skipped when resuming and the first one that is
+ * not is resumed from its latest checkpoint. 0, or 1 (said). */
+static int run_rounds(struct dist *x, const char *resume)
+{
+    char err[LDN_ERRLEN] = "";
+    x->run_cfg = x->cfg;
+    x->cfg = NULL;
+    const struct ldn_config *run = x->run_cfg;
+    int st = 0;
+    if (x->rank == 0) {
+        st = ldn_rounds_check(run, resume, err, sizeof err);
+        if (st == 0 && !(x->run_metrics = ldn_rundir_start(run, resume != NULL, err, sizeof err)))
+            st = LDN_ERR_IO;
+    }
+    if (agree(st, err))
+        return 1;
+    for (int i = 0; i < run->n_rounds; i++) {
+        const struct ldn_round_config *rr = &run->rounds[i];
+        x->cfg = ldn_config_round(run, i, err, sizeof err); /* the same on every rank */
+        if (agree(x->cfg ? 0 : 1, err))
+            return 1;
+        int state = x->rank == 0 && resume ? ldn_rounds_state(x->cfg) : 0;
+        MPI_Bcast(&state, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (state == 2) {
+            if (x->rank == 0)
+                LDN_INFO("round %s (%d/%d): done (its snapshot is in %s)", rr->name, i + 1,
+                         run->n_rounds, x->cfg->ckpt.dir);
+            ldn_config_destroy(&x->cfg);
+            continue;
+        }
+        x->round_index = i;
+        x->round_t0 = ldn_clock_now();
+        ldn_rounds_paths(run, i, &x->paths);
+        if (x->rank == 0) {
+            char from[512] = "";
+            for (int m = 0, off = 0; m < rr->teacher.n_members && off < (int)sizeof from - 80; m++)
+                off += snprintf(from + off, sizeof from - (size_t)off, "%s%.64s", m ? ", " : "",
+                                rr->teacher.members[m]);
+            LDN_INFO("round %s (%d/%d): %d trunk layer(s), %s%s%s", rr->name, i + 1, run->n_rounds,
+                     rr->n_trunk, rr->has_teacher ? "distilling from " : "on labels", from,
+                     state == 1 ? " (resumed)" : "");
+        }
+        if (run_job(x, state == 1 ? "latest" : NULL))
+            return 1;
+        ldn_config_destroy(&x->cfg);
+    }
+    x->cfg = x->run_cfg; /* dist_free frees it once */
+    x->run_cfg = NULL;
+    return 0;
+}
+
 int ldn_dist_main(const char *config_path, int n_over, char *const *over, const char *resume)
 {
     /* Checkpoints: Open MPI's OMPIO moves collective writes through aggregator processes by
@@ -499,7 +640,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
      * Yield always; a value set by the user wins. */
     setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     MPI_Init(NULL, NULL);
-    struct dist x = {.group = MPI_COMM_NULL};
+    struct dist x = {.group = MPI_COMM_NULL, .round_index = -1};
     MPI_Comm_rank(MPI_COMM_WORLD, &x.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &x.world);
     ldn_log_set_role(x.rank == 0 ? "coord" : "rank", x.rank, NULL);
@@ -510,34 +651,8 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
                      START_UP_S);
     if (start_config(&x, config_path, n_over, over))
         return give_up(&x);
-    const double timeout = x.cfg->timeout_s;
-    ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
-                     "takes part; ps.timeout)",
-                     timeout > START_UP_S ? timeout : START_UP_S);
-    if (start_data(&x) || start_plan(&x) || (resume && start_resume(&x, resume)))
+    if (x.cfg->n_rounds > 0 ? run_rounds(&x, resume) : run_job(&x, resume))
         return give_up(&x);
-    start_endpoints(&x);
-    if (x.rank == 0) {
-        LDN_INFO("config %s (run %s, seed %llu), coordinator at %s", x.cfg->source, x.cfg->run_name,
-                 (unsigned long long)x.cfg->seed, x.job.coord_endpoint);
-        log_plan(&x.job, x.keys->imbalance);
-    }
-    ldn_watchdog_disarm();
-    char err[LDN_ERRLEN] = "";
-    if (run_role(&x, err, sizeof err) != 0) {
-        LDN_ERROR("%s", err);
-        fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 3);
-    }
-    /* sockets and the ZeroMQ context go before the barrier: linger ends with them */
-    if (x.group != MPI_COMM_NULL)
-        MPI_Comm_free(&x.group);
-    ldn_net_close(&x.router);
-    zmq_ctx_term(x.job.zctx);
-    x.job.zctx = NULL;
-    ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", timeout);
-    MPI_Barrier(MPI_COMM_WORLD);
-    ldn_watchdog_disarm();
     dist_free(&x);
     MPI_Finalize();
     return 0;

@@ -10,22 +10,25 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "data.h"
 #include "clock.h"
 #include "jobckpt.h"
 #include "keyspace.h"
 #include "log.h"
+#include "loss.h"
 #include "metrics.h"
 #include "optim.h"
 #include "phases.h"
 #include "rundir.h"
 #include "status.h"
+#include "teacher.h"
 
 #define PING_S 1.0
 #define RING 64
 
 struct task_acc {
-    double loss_sum;
-    int64_t correct, seen;
+    double loss_sum, kl_sum;
+    int64_t correct, seen, agree;
 };
 
 /* Progress reports of one step mark, until every (worker, task) pair has reported. */
@@ -63,6 +66,8 @@ struct coord {
     int64_t bad_messages; /* malformed or unexpected messages from workers, warned and dropped */
     struct ldn_wire_plan plans[1]; /* the trunks PLAN phases switch to (phase arg) */
     int n_plans;
+    const struct ldn_round_config *round; /* a run with rounds: this round (NULL without) */
+    int distill;                          /* the round distils */
 };
 
 static const char *task_of_rank(const struct coord *c, int rank)
@@ -131,6 +136,13 @@ static void bar(struct coord *c, int64_t step, double sps)
     fflush(stdout);
 }
 
+/* The distillation weight of the last step before `step` (as the workers used it). */
+static double distill_alpha(const struct coord *c, int64_t step)
+{
+    return ldn_distill_alpha_at(c->round->teacher.annealing, c->round->teacher.alpha, step - 1, 0,
+                                c->job->total_steps);
+}
+
 static void print_mark(struct coord *c, struct mark *m)
 {
     double now = ldn_clock_now();
@@ -144,15 +156,26 @@ static void print_mark(struct coord *c, struct mark *m)
     int epoch = (int)((m->step - 1) / c->job->steps_per_epoch) + 1;
     double lr = ldn_lr_at(&c->cfg->lr, c->cfg->optim.lr, m->step - 1, c->job->total_steps,
                           c->job->steps_per_epoch);
-    int off =
-        snprintf(buf, sizeof buf, "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g", epoch,
-                 c->cfg->epochs, (long long)m->step, (long long)c->job->total_steps, sps, lr);
-    for (int t = 0; t < c->cfg->n_tasks && off < (int)sizeof buf - 96; t++) {
+    int off = 0;
+    if (c->round)
+        off = snprintf(buf, sizeof buf, "round %s (%d/%d) | ", c->round->name,
+                       c->job->round_index + 1, c->job->run_cfg->n_rounds);
+    off += snprintf(buf + off, sizeof buf - (size_t)off,
+                    "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g", epoch, c->cfg->epochs,
+                    (long long)m->step, (long long)c->job->total_steps, sps, lr);
+    if (c->distill)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " | alpha %.3f", distill_alpha(c, m->step));
+    for (int t = 0; t < c->cfg->n_tasks && off < (int)sizeof buf - 160; t++) {
         const struct task_acc *a = &c->train_acc[t];
-        if (a->seen)
-            off += snprintf(buf + off, sizeof buf - (size_t)off, " | %s loss %.4f acc %.1f%%",
-                            c->cfg->tasks[t].name, a->loss_sum / (double)a->seen,
-                            100.0 * (double)a->correct / (double)a->seen);
+        if (!a->seen)
+            continue;
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " | %s loss %.4f acc %.1f%%",
+                        c->cfg->tasks[t].name, a->loss_sum / (double)a->seen,
+                        100.0 * (double)a->correct / (double)a->seen);
+        if (c->distill)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " agree %.1f%% kl %.4f",
+                            100.0 * (double)a->agree / (double)a->seen,
+                            a->kl_sum / (double)a->seen);
     }
     snprintf(buf + off, sizeof buf - (size_t)off,
              " | push %.1f KB pull %.1f KB per step | staleness %.2f | wait %.0f%%",
@@ -172,6 +195,8 @@ static void add_progress(struct coord *c, int from, const struct ldn_wire_progre
     c->train_acc[t].seen += v->samples;
     c->train_acc[t].loss_sum += v->loss_sum;
     c->train_acc[t].correct += v->correct;
+    c->train_acc[t].kl_sum += v->kl_sum;
+    c->train_acc[t].agree += v->agree;
     c->samples += v->samples;
     c->bytes_push += (double)v->bytes_push;
     c->bytes_pull += (double)v->bytes_pull;
@@ -454,9 +479,15 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
             .push_bytes_per_step = c->worker_steps > 0 ? c->bytes_push / c->worker_steps : 0,
             .pull_bytes_per_step = c->worker_steps > 0 ? c->bytes_pull / c->worker_steps : 0,
             .dense_bytes_per_step = c->worker_steps > 0 ? c->bytes_dense / c->worker_steps : 0,
-            .residual_norm = mean_residual(c)};
+            .residual_norm = mean_residual(c),
+            .round = c->round ? c->round->name : NULL,
+            .distill = c->distill,
+            .teacher_agreement = a->seen ? (double)a->agree / (double)a->seen : NAN,
+            .distill_kl = a->seen ? a->kl_sum / (double)a->seen : NAN,
+            .distill_alpha = c->distill ? distill_alpha(c, step) : 0};
         ldn_metrics_write(mem, &rec);
-        if (ldn_metrics_write(c->metrics, &rec) != 0) {
+        if (ldn_metrics_write(c->metrics, &rec) != 0 ||
+            (c->job->run_metrics && ldn_metrics_write(c->job->run_metrics, &rec) != 0)) {
             fclose(mem);
             free(text);
             return ldn_fail(err, errlen, LDN_ERR_IO, "metrics: write to %s/metrics.jsonl failed",
@@ -702,6 +733,36 @@ static int phase_plan(struct coord *c, int64_t step, const struct ldn_wire_plan 
     return rc;
 }
 
+/* A distillation round's start: the ensemble's and each member's accuracy on every task's
+ * whole test split, while the workers make their soft targets. */
+static int report_teacher(struct coord *c, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = c->cfg;
+    const int n = cfg->n_tasks;
+    struct ldn_dataset **sets = calloc(2 * (size_t)n, sizeof *sets);
+    int rc = sets ? 0 : ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int t = 0; rc == 0 && t < n; t++)
+        if (!(sets[n + t] = ldn_dataset_load(cfg->tasks[t].file, "test", 0, 1, err, errlen)))
+            rc = LDN_ERR_FORMAT;
+    struct ldn_teacher T;
+    if (rc == 0) {
+        const struct ldn_teacher_data d = {.train = sets,
+                                           .test = sets + n,
+                                           .classes = c->job->classes,
+                                           .features = c->job->features};
+        rc = ldn_teacher_build(&T, cfg, c->round->name, &c->round->teacher, c->job->round_members,
+                               &d, err, errlen);
+    }
+    if (rc == 0) {
+        ldn_teacher_log_accuracy(&T, cfg, c->round->name, &c->round->teacher);
+        ldn_teacher_deinit(&T);
+    }
+    for (int t = 0; sets && t < n; t++)
+        ldn_dataset_destroy(&sets[n + t]);
+    free(sets);
+    return rc;
+}
+
 /* Test hook LDN_TEST_REPLAN=STEP:W1,W2,...: a PLAN phase at STEP to a trunk of those widths
  * (the distillation rounds of a later version schedule plan switches from the config). */
 static int test_replan(struct coord *c, struct ldn_phases *phases, char *err, size_t errlen)
@@ -806,9 +867,20 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
         ldn_log_set_sink(log_over_bar, NULL);
     if (rc == 0 && !(c.metrics = ldn_rundir_start(cfg, job->resume_path != NULL, err, errlen)))
         rc = LDN_ERR_IO;
+    if (job->round_index >= 0) {
+        c.round = &job->run_cfg->rounds[job->round_index];
+        c.distill = c.round->has_teacher;
+    }
+    if (rc == 0 && c.distill)
+        rc = report_teacher(&c, err, errlen);
     c.t_start = ldn_clock_now();
     if (rc == 0)
         rc = wait_hello(&c, err, errlen);
+    if (rc == 0 && c.round)
+        LDN_INFO("round %s: every worker ready %.2f s after the round's set-up began (plan, key "
+                 "ranges%s)",
+                 c.round->name, ldn_clock_now() - job->round_t0,
+                 c.distill ? ", members loaded, soft targets made" : "");
     if (rc == 0)
         LDN_INFO("all %d workers checked in; %lld steps per epoch, %d epochs, %s", c.W,
                  (long long)job->steps_per_epoch, cfg->epochs,

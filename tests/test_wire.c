@@ -1,4 +1,4 @@
-/* Wire format, protocol version 2: every message kind round-trips, and the decoder rejects
+/* Wire format, protocol version 3: every message kind round-trips, and the decoder rejects
  * truncated headers, mistyped, missing and out-of-range fields (naming the field) and other
  * versions, and ignores unknown keys. The required keys are listed here, independently of
  * the schema in wire.c, so a schema that stops insisting on one fails the test. */
@@ -302,7 +302,7 @@ static void test_other_version(void)
     a.version = 1;
     CU_ASSERT_EQUAL(ldn_wire_decode(buf, (size_t)encode(&a, buf), &b, err, sizeof err),
                     LDN_ERR_PEER);
-    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 2");
+    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 3");
     /* the version is judged before anything else: a v3 header of another layout */
     fill(&a, LDN_OP_PING);
     a.version = 3;

@@ -505,33 +505,15 @@ static int start_teacher(struct local_run *r, char *err, size_t errlen)
     free(sets);
     if (rc_)
         return rc_;
-    const struct ldn_teacher *T = &r->teacher;
-    if (T->cached)
-        LDN_INFO("round %s: soft targets of %d member(s) at T = %g in %.2f s (%.1f GFLOP/s), "
-                 "members loaded in %.2f s",
-                 rc->name, T->n_members, rc->teacher.temperature, T->seconds, T->gflops,
-                 T->load_seconds);
-    else
-        LDN_INFO("round %s: soft targets of %d member(s) at T = %g computed per batch (they do not "
-                 "fit in teacher.cache_mb = %g MiB), members loaded in %.2f s",
-                 rc->name, T->n_members, rc->teacher.temperature, rc->teacher.cache_mb,
-                 T->load_seconds);
-    for (int t = 0; t < r->n_tasks; t++) {
-        char buf[1024];
-        int off = snprintf(buf, sizeof buf, "round %s: teacher on %s: ensemble %.2f%% (", rc->name,
-                           r->cfg->tasks[t].name, 100.0 * T->ensemble_acc[t]);
-        for (int m = 0; m < T->n_members && off < (int)sizeof buf - 96; m++)
-            off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%s %.2f%%", m ? ", " : "",
-                            rc->teacher.members[m], 100.0 * T->member_acc[t][m]);
-        LDN_INFO("%s)", buf);
-    }
+    ldn_teacher_log_targets(&r->teacher, rc->name, &rc->teacher);
+    ldn_teacher_log_accuracy(&r->teacher, r->cfg, rc->name, &rc->teacher);
     r->distill = 1;
     r->alpha = rc->teacher.alpha;
     r->soft_rows = malloc(sizeof(float) * (size_t)r->cfg->batch_size * (size_t)max_classes);
     r->no_label = malloc(sizeof(int32_t) * (size_t)r->cfg->batch_size);
     for (int i = 0; r->no_label && i < r->cfg->batch_size; i++)
         r->no_label[i] = -1;
-    if (T->all)
+    if (r->teacher.all)
         LDN_INFO("round %s: teacher.inputs: all: every head also learns the teacher's soft "
                  "targets on the other tasks' inputs",
                  rc->name);

@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "compressor.h"
 #include "data.h"
+#include "distill.h"
 #include "fs.h"
 #include "jobckpt.h"
 #include "kv.h"
@@ -22,6 +23,7 @@
 #include "model.h"
 #include "optim.h"
 #include "plan.h"
+#include "rounds.h"
 #include "schedule.h"
 #include "status.h"
 
@@ -36,6 +38,8 @@ struct wtask {
     /* figures since the last progress report */
     double loss_sum;
     int64_t correct, seen;
+    double kl_sum; /* a distillation round: sum over own rows of T^2 * KL, rows agreeing */
+    int64_t agree;
 };
 
 struct worker {
@@ -62,7 +66,8 @@ struct worker {
      * copy) while step s + 1 writes the other. */
     float *grad_buf[2];
     atomic_int inflight[2];
-    int push_rc; /* first error of the push hook */
+    struct ldn_wdistill *distill; /* a distillation round's teacher, or NULL */
+    int push_rc;                  /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
     int64_t bytes_dense_mark, bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
@@ -82,6 +87,9 @@ static void worker_free(struct worker *w)
         }
     free(w->tasks);
     free(w->slot_of_task);
+    if (w->distill)
+        ldn_wdistill_deinit(w->distill);
+    free(w->distill);
     free_trunk(w);
     ldn_schedule_deinit(&w->sched);
     ldn_batch_buf_deinit(&w->buf);
@@ -148,7 +156,7 @@ static int setup_trunk(struct worker *w, const int *widths, int n_widths, char *
 {
     const struct ldn_job *job = w->job;
     const struct ldn_config *cfg = w->cfg;
-    int max_batch = cfg->batch_size > 1024 ? cfg->batch_size : 1024;
+    int max_batch = w->buf.max_batch > 1024 ? w->buf.max_batch : 1024;
     w->model = ldn_model_new_trunk(cfg, widths, n_widths, job->features, job->classes, max_batch,
                                    err, errlen);
     if (!w->model)
@@ -204,6 +212,38 @@ static void free_trunk(struct worker *w)
     w->grad_buf[1] = NULL;
 }
 
+/* A round of a run with rounds: the hosted heads from the snapshot the round starts from (not
+ * when resuming), and a distillation round's teacher. */
+static int setup_round(struct worker *w, char *err, size_t errlen)
+{
+    const struct ldn_job *job = w->job;
+    if (job->round_index < 0)
+        return 0;
+    const int n = w->cfg->n_tasks;
+    struct ldn_nn **heads = calloc((size_t)n, sizeof *heads);
+    struct ldn_dataset **train = calloc((size_t)n, sizeof *train);
+    int rc = heads && train ? 0 : ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int i = 0; rc == 0 && i < w->n; i++) {
+        heads[w->tasks[i].t] = w->model->heads[w->tasks[i].t];
+        train[w->tasks[i].t] = w->tasks[i].train;
+    }
+    if (rc == 0 && job->round_init && !job->resume_path)
+        rc = ldn_rounds_load_init(job->run_cfg, job->round_index, w->cfg, job->round_init, NULL,
+                                  heads, err, errlen);
+    if (rc == 0 && job->run_cfg->rounds[job->round_index].has_teacher) {
+        if (!(w->distill = calloc(1, sizeof *w->distill)))
+            rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        else if ((rc = ldn_wdistill_init(w->distill, job, w->grank, w->gsize, train,
+                                         w->cfg->batch_size, err, errlen))) {
+            free(w->distill);
+            w->distill = NULL;
+        }
+    }
+    free(heads);
+    free(train);
+    return rc;
+}
+
 static int setup(struct worker *w, char *err, size_t errlen)
 {
     const struct ldn_job *job = w->job;
@@ -249,10 +289,13 @@ static int setup(struct worker *w, char *err, size_t errlen)
     free(masked);
     if (rc)
         return rc;
+    /* a distillation round with inputs: all trains a second block of rows per step */
+    const int rows = cfg->batch_size * (job->round_index >= 0 ? 2 : 1);
     w->idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
-    if (!w->idx || ldn_batch_buf_init(&w->buf, cfg->batch_size, job->features, max_classes))
+    if (!w->idx || ldn_batch_buf_init(&w->buf, rows, job->features, max_classes))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    if ((rc = setup_trunk(w, cfg->trunk, cfg->n_trunk, err, errlen)))
+    if ((rc = setup_trunk(w, cfg->trunk, cfg->n_trunk, err, errlen)) ||
+        (rc = setup_round(w, err, errlen)))
         return rc;
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", job->rank);
@@ -322,6 +365,8 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
         v->samples = wt->seen;
         v->loss_sum = wt->loss_sum;
         v->correct = wt->correct;
+        v->kl_sum = wt->kl_sum;
+        v->agree = wt->agree;
         if (i == 0) { /* the worker's figures, once */
             v->bytes_push = ldn_kv_bytes_push(w->kv) - w->bytes_push_mark;
             v->bytes_pull = ldn_kv_bytes_pull(w->kv) - w->bytes_pull_mark;
@@ -335,8 +380,8 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
         int rc = send_coord(w, &h, err, errlen);
         if (rc)
             return rc;
-        wt->loss_sum = 0;
-        wt->correct = wt->seen = 0;
+        wt->loss_sum = wt->kl_sum = 0;
+        wt->correct = wt->seen = wt->agree = 0;
     }
     w->bytes_push_mark = ldn_kv_bytes_push(w->kv);
     w->bytes_dense_mark = ldn_kv_bytes_dense(w->kv);
@@ -385,8 +430,15 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         int b = ldn_batcher_next(&wt->batcher, cfg->batch_size, w->idx);
         /* Forward: the hook waits for each trunk layer of the pull of clock `step`. */
         w->step = step;
+        int extra = 0;
+        if (w->distill) {
+            ldn_batch_gather(&w->buf, 0, wt->train->x, wt->train->y, w->idx, b, w->job->features);
+            extra = ldn_wdistill_gather_extra(w->distill, t, step, &w->buf, b);
+        }
         const float *z =
-            ldn_model_forward_rows(w->model, t, wt->train->x, wt->train->y, w->idx, b, &w->buf);
+            w->distill
+                ? ldn_model_forward(w->model, t, w->buf.x, b + extra)
+                : ldn_model_forward_rows(w->model, t, wt->train->x, wt->train->y, w->idx, b, &w->buf);
         double tw = ldn_clock_now();
         if (!w->push_rc && (rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)))
             return rc;
@@ -413,8 +465,17 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
             ldn_compressor_use_desc(w->comp, &d);
         }
         int64_t ok = 0;
-        double loss =
-            ldn_model_loss_backward(w->model, t, z, b, (float)cfg->tasks[t].weight, &w->buf, &ok);
+        const float weight = (float)cfg->tasks[t].weight;
+        double loss;
+        if (w->distill) {
+            struct ldn_distill_report rep = {0};
+            loss = ldn_wdistill_loss(w->distill, t, step, z, w->idx, b, extra, &w->buf, weight,
+                                     &ok, &rep);
+            ldn_model_backward(w->model, t, w->buf.x, w->buf.dz, b + extra);
+            wt->kl_sum += rep.kl * b;
+            wt->agree += rep.agree;
+        } else
+            loss = ldn_model_loss_backward(w->model, t, z, b, weight, &w->buf, &ok);
         if (w->push_rc)
             return ldn_fail(err, errlen, w->push_rc, "%s", w->push_err);
         wt->loss_sum += loss * b;

@@ -5,6 +5,7 @@
 #define LDN_JOB_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "keyspace.h"
@@ -34,6 +35,16 @@ struct ldn_job {
      * or a negative status with err. */
     int (*replan)(void *ud, const int *widths, int n, char *err, size_t errlen);
     void *replan_ud;
+    /* A round of a run with rounds (round_index < 0: a run without them): the run's config
+     * (with its rounds; cfg above is the round's own, ldn_config_round), the round's index, the
+     * snapshot it starts from (NULL: fresh weights) and its teacher's member checkpoints; on
+     * rank 0 the run's metrics.jsonl, which gets every round's records too. */
+    const struct ldn_config *run_cfg;
+    int round_index;
+    const char *round_init;
+    const char *const *round_members;
+    FILE *run_metrics;
+    double round_t0; /* rank 0: when the round's set-up began (ldn_clock_now) */
     /* ladon train --resume: the checkpoint every role loads its state from (NULL: fresh) */
     const char *resume_path;
     int64_t resume_step;

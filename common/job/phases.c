@@ -140,13 +140,3 @@ int ldn_phases_run(const struct ldn_phases *p, const struct ldn_phase_ops *ops, 
     }
     return LDN_OK;
 }
-
-int ldn_phases_supported(const struct ldn_config *cfg, char *err, size_t errlen)
-{
-    if (cfg->n_rounds == 0)
-        return 0;
-    return ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                    "config %s: rounds: distributed runs do not run rounds yet (%d round(s)); "
-                    "ladon train --local runs them",
-                    cfg->source, cfg->n_rounds);
-}

@@ -48,9 +48,6 @@ struct ldn_phases {
  *   the last step, else CKPT with if_due when checkpoint.every_minutes is set;
  *   STOP at total_steps, always last.
  * Returns 0 or LDN_ERR_NOMEM / LDN_ERR_ARG (start beyond the end) with err. */
-/* Whether a distributed run of this version can run cfg's schedule: 0, or LDN_ERR_CONFIG with
- * err when the config has rounds (the local trainer runs them; the coordinator does not yet). */
-int ldn_phases_supported(const struct ldn_config *cfg, char *err, size_t errlen);
 
 int ldn_phases_build(const struct ldn_config *cfg, int64_t steps_per_epoch, int64_t total_steps,
                      int64_t start, struct ldn_phases *out, char *err, size_t errlen);

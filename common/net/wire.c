@@ -113,6 +113,8 @@ static const struct field PROGRESS[] = {
     REAL("wait_s", progress.wait_s),
     REAL("residual_norm", progress.residual_norm),
     COUNT("bytes_dense", progress.bytes_dense),
+    REAL("kl_sum", progress.kl_sum),
+    COUNT("agree", progress.agree),
 };
 static const struct field EVAL_RESULT[] = {
     INT("task", FT_I32, eval_result.task, true, 0, INT32_MAX),

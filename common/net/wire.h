@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LDN_WIRE_VERSION 2
+#define LDN_WIRE_VERSION 3
 #define LDN_WIRE_MAX_FRAMES 4
 #define LDN_WIRE_MSG_MAX 256
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
@@ -131,6 +131,8 @@ struct ldn_wire_progress {
     int64_t correct, bytes_push, bytes_pull, staleness_sum, pulls;
     double compute_s, wait_s, residual_norm;
     int64_t bytes_dense;
+    double kl_sum; /* a distillation round: sum over the rows of T^2 * KL (0 otherwise) */
+    int64_t agree; /* and the rows whose top-1 is the teacher's */
 };
 
 /* eval_result: evaluation of task `task` at `step` over the worker's test shard. */

@@ -149,15 +149,21 @@ void ldn_batch_buf_deinit(struct ldn_batch_buf *b)
     b->y = NULL;
 }
 
+void ldn_batch_gather(struct ldn_batch_buf *buf, int at, const float *x, const int32_t *y,
+                      const int64_t *idx, int n, int features)
+{
+    LDN_ASSERT(at >= 0 && at + n <= buf->max_batch);
+    for (int i = 0; i < n; i++) {
+        memcpy(buf->x + (int64_t)(at + i) * features, x + idx[i] * features,
+               sizeof(float) * (size_t)features);
+        buf->y[at + i] = y ? y[idx[i]] : -1;
+    }
+}
+
 const float *ldn_model_forward_rows(struct ldn_model *m, int t, const float *x, const int32_t *y,
                                     const int64_t *idx, int n, struct ldn_batch_buf *buf)
 {
-    const int f = m->features;
-    LDN_ASSERT(n <= buf->max_batch);
-    for (int i = 0; i < n; i++) {
-        memcpy(buf->x + (int64_t)i * f, x + idx[i] * f, sizeof(float) * (size_t)f);
-        buf->y[i] = y[idx[i]];
-    }
+    ldn_batch_gather(buf, 0, x, y, idx, n, m->features);
     return ldn_model_forward(m, t, buf->x, n);
 }
 

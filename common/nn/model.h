@@ -61,6 +61,11 @@ struct ldn_batch_buf {
 int ldn_batch_buf_init(struct ldn_batch_buf *b, int max_batch, int features, int max_classes);
 void ldn_batch_buf_deinit(struct ldn_batch_buf *b);
 
+/* Copy rows idx[0..n) of x [rows, features] and their labels y (NULL: -1, no label) into buf's
+ * rows [at, at + n) (at + n <= buf->max_batch). */
+void ldn_batch_gather(struct ldn_batch_buf *buf, int at, const float *x, const int32_t *y,
+                      const int64_t *idx, int n, int features);
+
 /* Gather rows idx[0..n) of x [rows, features] and their labels y into buf and forward them through
  * the trunk and head t; returns the logits [n, classes[t]]. */
 const float *ldn_model_forward_rows(struct ldn_model *m, int t, const float *x, const int32_t *y,

@@ -2,6 +2,7 @@
 #include "teacher.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,4 +244,33 @@ int ldn_teacher_build(struct ldn_teacher *T, const struct ldn_config *cfg, const
     if (rc)
         ldn_teacher_deinit(T);
     return rc;
+}
+
+void ldn_teacher_log_targets(const struct ldn_teacher *T, const char *round,
+                             const struct ldn_teacher_config *tc)
+{
+    if (T->cached)
+        LDN_INFO("round %s: soft targets of %d member(s) at T = %g in %.2f s (%.1f GFLOP/s), "
+                 "members loaded in %.2f s",
+                 round, T->n_members, tc->temperature, T->seconds, T->gflops, T->load_seconds);
+    else
+        LDN_INFO("round %s: soft targets of %d member(s) at T = %g computed per batch (they do not "
+                 "fit in teacher.cache_mb = %g MiB), members loaded in %.2f s",
+                 round, T->n_members, tc->temperature, tc->cache_mb, T->load_seconds);
+}
+
+void ldn_teacher_log_accuracy(const struct ldn_teacher *T, const struct ldn_config *cfg,
+                              const char *round, const struct ldn_teacher_config *tc)
+{
+    for (int t = 0; t < T->n_tasks; t++) {
+        if (!T->test_rows[t])
+            continue;
+        char buf[1024];
+        int off = snprintf(buf, sizeof buf, "round %s: teacher on %s: ensemble %.2f%% (", round,
+                           cfg->tasks[t].name, 100.0 * T->ensemble_acc[t]);
+        for (int m = 0; m < T->n_members && off < (int)sizeof buf - 96; m++)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, "%s%s %.2f%%", m ? ", " : "",
+                            tc->members[m], 100.0 * T->member_acc[t][m]);
+        LDN_INFO("%s) over %lld test rows", buf, (long long)T->test_rows[t]);
+    }
 }

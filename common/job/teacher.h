@@ -63,4 +63,11 @@ void ldn_teacher_deinit(struct ldn_teacher *T);
 float *ldn_teacher_rows(struct ldn_teacher *T, int t, int u, const int64_t *idx, const float *x,
                         int b, float *out);
 
+/* Log how the soft targets were made (time, GFLOP/s) or that they are made per batch. */
+void ldn_teacher_log_targets(const struct ldn_teacher *T, const char *round,
+                             const struct ldn_teacher_config *tc);
+/* Log the ensemble's and each member's test accuracy, per task whose test rows were given. */
+void ldn_teacher_log_accuracy(const struct ldn_teacher *T, const struct ldn_config *cfg,
+                              const char *round, const struct ldn_teacher_config *tc);
+
 #endif
