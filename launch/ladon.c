@@ -28,37 +28,67 @@
 
 #define FMNIST_DEFAULT_SRC "/usr/share/datasets/fashion-mnist"
 
+/* Each command's usage: `ladon` alone lists them all, `ladon <command> --help` prints one. */
+struct command_help {
+    const char *name, *text;
+};
+
+static const struct command_help HELP[] = {
+    {"train",
+     "  mpirun -np N ladon train CONFIG [key=value ...] [--resume [PATH|latest]]\n"
+     "        distributed training: rank 0 coordinator, ranks 1..ps.servers parameter\n"
+     "        servers, the rest workers in task groups (launch/ladon-run counts N);\n"
+     "        --resume continues from a checkpoint (default: checkpoint.dir/latest); a run\n"
+     "        with rounds resumes as a whole (--resume or --resume RUN_DIR)\n"
+     "  ladon train --local CONFIG [key=value ...] [--resume [PATH|latest]]\n"
+     "        train every task in this process (checkpoints like distributed runs)\n"},
+    {"config", "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"},
+    {"data", "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
+             "        build the Fashion-MNIST multi-task benchmark (default --src " FMNIST_DEFAULT_SRC
+             ")\n"
+             "  ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]\n"
+             "        [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]\n"
+             "        generate related synthetic tasks\n"},
+    {"inspect", "  ladon inspect CKPT [--json]\n"
+                "        verify every checksum of a checkpoint and summarise it (CKPT: a file, a\n"
+                "        checkpoint directory or a run directory: its latest checkpoint)\n"},
+    {"eval", "  ladon eval CKPT [CKPT ...] [--data DIR] [--task T]\n"
+             "        test accuracy and loss of every task (or T) with the checkpoint's weights;\n"
+             "        with several checkpoints also of their ensemble (mean of probabilities)\n"},
+    {"predict", "  ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n"
+                "        class probabilities of head T for every row of INPUT (a task file's\n"
+                "        split or any file with a 2-D dataset x) into OUTPUT (/probs, /pred)\n"},
+    {"plot", "  ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]\n"
+             "        draw the runs' metrics into a PNG with gnuplot (default RUN_DIR/plot.png,\n"
+             "        ./runs.png for several runs; ladon plot --help for the panels)\n"},
+    {"version", "  ladon version                                print the version\n"},
+};
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ladon <command> ...\n"
-            "  mpirun -np N ladon train CONFIG [key=value ...] [--resume [PATH|latest]]\n"
-            "        distributed training: rank 0 coordinator, ranks 1..ps.servers parameter\n"
-            "        servers, the rest workers in task groups (launch/ladon-run counts N);\n"
-            "        --resume continues from a checkpoint (default: checkpoint.dir/latest)\n"
-            "  ladon train --local CONFIG [key=value ...] [--resume [PATH|latest]]\n"
-            "        train every task in this process (checkpoints like distributed runs)\n"
-            "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"
-            "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
-            "        build the Fashion-MNIST multi-task benchmark (default --src %s)\n"
-            "  ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]\n"
-            "        [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]\n"
-            "        generate related synthetic tasks\n"
-            "  ladon inspect CKPT [--json]\n"
-            "        verify every checksum of a checkpoint and summarise it (CKPT: a file, a\n"
-            "        checkpoint directory or a run directory: its latest checkpoint)\n"
-            "  ladon eval CKPT [CKPT ...] [--data DIR] [--task T]\n"
-            "        test accuracy and loss of every task (or T) with the checkpoint's weights;\n"
-            "        with several checkpoints also of their ensemble (mean of probabilities)\n"
-            "  ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n"
-            "        class probabilities of head T for every row of INPUT (a task file's split\n"
-            "        or any file with a 2-D dataset x) into OUTPUT (/probs, /pred)\n"
-            "  ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]\n"
-            "        draw the runs' metrics into a PNG with gnuplot (default RUN_DIR/plot.png,\n"
-            "        ./runs.png for several runs; ladon plot --help for the panels)\n"
-            "  ladon version\n"
-            "Config keys and overrides: docs/config.md\n",
-            FMNIST_DEFAULT_SRC);
+    fputs("usage: ladon <command> ...\n", f);
+    for (size_t i = 0; i < LDN_ARRAY_LEN(HELP); i++)
+        fputs(HELP[i].text, f);
+    fputs("ladon <command> --help prints that command's usage. Config keys and overrides: "
+          "docs/config.md\n",
+          f);
+}
+
+static int is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+/* `ladon <command> --help` (or `ladon help <command>`): that command's usage on stdout, 0;
+ * -1 when `name` is not a command with a usage of its own here. */
+static int command_help(const char *name)
+{
+    for (size_t i = 0; i < LDN_ARRAY_LEN(HELP); i++)
+        if (!strcmp(HELP[i].name, name)) {
+            printf("usage:\n%s", HELP[i].text);
+            return 0;
+        }
+    return -1;
 }
 
 static int fail(const char *msg)
@@ -236,6 +266,18 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    /* plot prints its own, longer help */
+    if (argc >= 3 && is_help(argv[2]) && strcmp(cmd, "plot") != 0 && command_help(cmd) == 0)
+        return 0;
+    if (!strcmp(cmd, "help") && argc >= 3) {
+        if (!strcmp(argv[2], "plot"))
+            return ldn_tool_plot(1, (char *[]){"--help", NULL});
+        if (command_help(argv[2]) == 0)
+            return 0;
+        fprintf(stderr, "ladon: unknown command '%s'\n", argv[2]);
+        usage(stderr);
+        return 2;
+    }
     if (!strcmp(cmd, "train"))
         return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "config"))
@@ -254,7 +296,7 @@ int main(int argc, char **argv)
         printf("ladon %s\n", LDN_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    if (!strcmp(cmd, "help") || is_help(cmd)) {
         usage(stdout);
         return 0;
     }
