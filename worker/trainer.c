@@ -1,4 +1,5 @@
 /* The local (single-process) multi-task trainer. */
+#define _POSIX_C_SOURCE 200809L
 #include "trainer.h"
 
 #include <cblas.h>
@@ -67,6 +68,7 @@ struct local_run {
     float *soft_rows;  /* [batch, max classes]: the batch's soft targets */
     int32_t *no_label; /* [batch] of -1: rows of another task carry no label for a head */
     double alpha;      /* distillation weight of the last step */
+    char *last_metrics; /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
 };
 
 static void run_free(struct local_run *r)
@@ -88,6 +90,7 @@ static void run_free(struct local_run *r)
     free(r->idx);
     ldn_teacher_deinit(&r->teacher);
     free(r->soft_rows);
+    free(r->last_metrics);
     free(r->no_label);
 }
 
@@ -156,6 +159,11 @@ static int evaluate(struct local_run *r, int64_t step, double sps, double lr, do
     double epoch = (double)step / (double)r->sched.steps_per_epoch;
     char buf[4096];
     int off = snprintf(buf, sizeof buf, "eval epoch %.2f step %lld:", epoch, (long long)step);
+    char *text = NULL; /* this evaluation's records, stored in the next checkpoints */
+    size_t text_len = 0;
+    FILE *mem = open_memstream(&text, &text_len);
+    if (!mem)
+        return LDN_ERR_NOMEM;
     for (int t = 0; t < r->n_tasks; t++) {
         struct task_state *ts = &r->tasks[t];
         struct ldn_eval_record rec = {.task = cfg->tasks[t].name,
@@ -175,14 +183,24 @@ static int evaluate(struct local_run *r, int64_t step, double sps, double lr, do
         rec.distill_kl = ts->seen ? ts->kl_sum / (double)ts->seen : NAN;
         rec.distill_alpha = r->alpha;
         ts->last_test_acc = rec.accuracy;
+        ldn_metrics_write(mem, &rec);
         if (ldn_metrics_write(r->metrics, &rec) != 0 ||
-            (r->run_metrics && ldn_metrics_write(r->run_metrics, &rec) != 0))
+            (r->run_metrics && ldn_metrics_write(r->run_metrics, &rec) != 0)) {
+            fclose(mem);
+            free(text);
             return LDN_ERR_IO;
+        }
         if (off < (int)sizeof buf - 64)
             off += snprintf(buf + off, sizeof buf - (size_t)off, " %s acc %.2f%% (loss %.4f)",
                             cfg->tasks[t].name, 100.0 * rec.accuracy, rec.loss);
     }
     LDN_INFO("%s", buf);
+    if (fclose(mem) != 0) {
+        free(text);
+        return LDN_ERR_NOMEM;
+    }
+    free(r->last_metrics);
+    r->last_metrics = text;
     return LDN_OK;
 }
 
@@ -228,7 +246,7 @@ static int checkpoint(struct local_run *r, int64_t step, char *err, size_t errle
                                  .seed = cfg->seed,
                                  .round = r->round ? r->round->index + 1 : 0,
                                  .config = cfg->resolved_yaml,
-                                 .metrics = ""};
+                                 .metrics = r->last_metrics ? r->last_metrics : ""};
     double t0 = ldn_clock_now();
     int rc = ckpt_items(r, &it);
     if (rc)
