@@ -8,7 +8,8 @@
 # alpha for the 64-64 student (members reused as checkpoint paths), and the cost: soft-target
 # GFLOP/s against one core's sgemm bound (~100 GFLOP/s, PLATFORM.md), a distillation round's
 # samples/s against its label-only twin's, the time of a round transition.
-# Usage: bench/distill.sh [SEEDS=3] [EPOCHS=15] [VARIANTS="own all"]
+# Usage: bench/distill.sh [SEEDS=3] [EPOCHS=15] [VARIANTS="own all"] (a variant ending in "lin"
+# anneals the teacher's weight linearly, BAM: ownlin, alllin)
 source "$(dirname "$0")/common.sh"
 seeds=${1:-3}
 epochs=${2:-15}
@@ -19,12 +20,15 @@ mkdir -p $out
 tasks="category group parity"
 T=${T:-2}
 ALPHA=${ALPHA:-0.5}
-student() { # NAME TRUNK SEED [inputs]
+student() { # NAME TRUNK SEED [VARIANT [T [ALPHA]]]: VARIANT own, all, or ownlin / alllin (BAM
+  # teacher annealing, linear)
   if [ -z "${4:-}" ]; then
     printf '  - {name: %s, trunk: %s, seed: %s}\n' "$1" "$2" "$3"
   else
-    printf '  - {name: %s, trunk: %s, seed: %s, teacher: {members: [%s], temperature: %s, alpha: %s, inputs: %s}}\n' \
-      "$1" "$2" "$3" "${MEMBERS:-m1, m2, m3}" "${5:-$T}" "${6:-$ALPHA}" "$4"
+    local inputs=${4%lin} anneal=none
+    [ "$inputs" != "$4" ] && anneal=linear
+    printf '  - {name: %s, trunk: %s, seed: %s, teacher: {members: [%s], temperature: %s, alpha: %s, inputs: %s, annealing: %s}}\n' \
+      "$1" "$2" "$3" "${MEMBERS:-m1, m2, m3}" "${5:-$T}" "${6:-$ALPHA}" "$inputs" "$anneal"
   fi
 }
 config() { # SEED -> a config with rounds on stdout

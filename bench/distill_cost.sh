@@ -4,14 +4,18 @@
 # inputs: all, for a 128-128 and a 64-64 student, alternating three times in one run with
 # rounds; and the soft targets' GFLOP/s against one core's sgemm bound (~100 GFLOP/s,
 # PLATFORM.md). The teacher is the three members of bench/distill.sh's first seed (run that
-# first: bench/out/distill/run1).
-# Usage: bench/distill_cost.sh [EPOCHS=5]
+# first: bench/out/distill/run1; MEMBERS_RUN=DIR takes another run with rounds m1..m3).
+# MODE dist runs the same rounds under mpirun (launch/ladon-run: 1 coordinator, 1 server, one
+# worker per task) and adds each round's set-up time (from the coordinator's "ready" line).
+# Usage: bench/distill_cost.sh [EPOCHS=5] [MODE=local|dist]
 source "$(dirname "$0")/common.sh"
 epochs=${1:-5}
+mode=${2:-local}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 out=bench/out/distill
-[ -d $out/run1/rounds/m3/checkpoints ] || { echo "run bench/distill.sh first (no $out/run1)"; exit 1; }
-M="$out/run1/rounds/m1/checkpoints, $out/run1/rounds/m2/checkpoints, $out/run1/rounds/m3/checkpoints"
+mr=${MEMBERS_RUN:-$out/run1}
+[ -d $mr/rounds/m3/checkpoints ] || { echo "run bench/distill.sh first (no $mr)"; exit 1; }
+M="$mr/rounds/m1/checkpoints, $mr/rounds/m2/checkpoints, $mr/rounds/m3/checkpoints"
 {
   sed '/^rounds:/,$d' configs/fmnist-distill.yaml
   echo "rounds:"
@@ -25,9 +29,18 @@ M="$out/run1/rounds/m1/checkpoints, $out/run1/rounds/m2/checkpoints, $out/run1/r
     done
   done
 } >$out/cost.yaml
-build/ladon train --local $out/cost.yaml train.epochs="$epochs" run.dir=$out/cost 2>$out/cost.log ||
-  { tail -n 5 $out/cost.log; exit 1; }
-sps() { json_field "$(tail -n 1 "$out/cost/rounds/$1/metrics.jsonl")" samples_per_s; }
+run=$out/cost
+if [ "$mode" = dist ]; then
+  run=$out/cost-dist
+  rm -rf $run
+  launch/ladon-run $out/cost.yaml train.epochs="$epochs" run.dir=$run ps.servers=1 >$out/cost.log 2>&1 ||
+    { tail -n 5 $out/cost.log; exit 1; }
+else
+  rm -rf $run
+  build/ladon train --local $out/cost.yaml train.epochs="$epochs" run.dir=$run 2>$out/cost.log ||
+    { tail -n 5 $out/cost.log; exit 1; }
+fi
+sps() { json_field "$(tail -n 1 "$run/rounds/$1/metrics.jsonl")" samples_per_s; }
 printf '| student | label-only samples/s | own: samples/s, ratio | all: samples/s, ratio |\n|---|---|---|---|\n'
 for size in 128 64; do
   for i in 1 2 3; do
@@ -39,3 +52,11 @@ done
 printf '\nsoft targets (GFLOP/s per round, own then all):'
 sed -n 's/.*soft targets of .* (\([0-9.]*\) GFLOP\/s).*/\1/p' $out/cost.log | tr '\n' ' '
 echo
+if [ "$mode" = dist ]; then
+  printf 'round set-up (s, from the round start to every worker ready):'
+  sed -n 's/.*round \([a-z0-9_]*\): every worker ready \([0-9.]*\) s.*/\1 \2/p' $out/cost.log | tr '\n' ' '
+  echo
+  printf 'snapshots (s):'
+  sed -n 's/.*checkpoint step .* in \([0-9.]*\) s.*/\1/p' $out/cost.log | tr '\n' ' '
+  echo
+fi
