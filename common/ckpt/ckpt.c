@@ -462,11 +462,17 @@ void ldn_ckpt_fault(const char *where, int rank, int64_t step)
     const char *f = getenv("LDN_FAULT");
     if (!f)
         return;
-    char what[64];
+    char what[64], once[512] = "";
     int r;
     long long s;
-    if (sscanf(f, "%63[^:]:%d:%lld", what, &r, &s) == 3 && strcmp(what, where) == 0 && r == rank &&
-        s == step) {
+    if (sscanf(f, "%63[^:]:%d:%lld:%511s", what, &r, &s, once) >= 3 && strcmp(what, where) == 0 &&
+        r == rank && s == step) {
+        if (once[0]) { /* fire once: the first process to create the file */
+            int fd = open(once, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0)
+                return;
+            close(fd);
+        }
         LDN_WARN("LDN_FAULT=%s: rank %d kills itself at step %lld", f, rank, s);
         raise(SIGKILL);
     }

@@ -122,7 +122,8 @@ int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen,
 
 /* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
  * kills itself with SIGKILL after writing its data, before the file is closed; with
- * LDN_FAULT=kill-after-ckpt:RANK:STEP, after the checkpoint is in place. */
+ * LDN_FAULT=kill-after-ckpt:RANK:STEP, after the checkpoint is in place. A fourth field,
+ * KIND:RANK:STEP:FILE, makes it fire once: only when FILE does not exist yet (it is created). */
 void ldn_ckpt_fault(const char *where, int rank, int64_t step);
 
 #endif
