@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "config.h"
+#include "config_priv.h"
 
 #include "fs.h"
 #include "status.h"
@@ -30,21 +31,6 @@
 /* ---------------------------------------------------------------------------------------------
  * Schema */
 
-/* Sections at the top level up to S_ROUND; S_TASKS, S_ROUND and S_TEACHER are row sections:
- * their keys are fields of one task, one round or one round's teacher. */
-enum sect {
-    S_RUN,
-    S_DATA,
-    S_MODEL,
-    S_TASKS,
-    S_TRAIN,
-    S_PS,
-    S_COMPRESS,
-    S_CHECKPOINT,
-    S_ROUND,
-    S_TEACHER,
-    N_SECT
-};
 #define N_ROOT_SECT (S_ROUND + 1)
 static const char *const SECT_NAMES[N_SECT] = {
     "run", "data", "model", "tasks", "train", "ps", "compress", "checkpoint", "rounds", "teacher"};
@@ -186,6 +172,7 @@ static const struct key_def KEYS[] = {
     NUM(S_TEACHER, "cache_mb", T_DBL, TE(cache_mb), NO_HI, 0, 0, "1024"),
 };
 #define N_KEYS ((int)LDN_ARRAY_LEN(KEYS))
+_Static_assert(LDN_ARRAY_LEN(KEYS) <= LDN__CFG_MAX_KEYS, "raise LDN__CFG_MAX_KEYS (config_priv.h)");
 
 static int find_key(enum sect s, const char *key, size_t len)
 {
@@ -261,7 +248,7 @@ static bool parse_double(const char *s, size_t len, double *out)
 }
 
 /* Describe a value for "got ...": numbers bare, other text quoted, collections by kind. */
-static void describe(char *buf, size_t cap, const yaml_node_t *n)
+void ldn__cfg_describe(char *buf, size_t cap, const yaml_node_t *n)
 {
     double d;
     if (n->type == YAML_SEQUENCE_NODE) {
@@ -283,21 +270,8 @@ static void describe(char *buf, size_t cap, const yaml_node_t *n)
 /* ---------------------------------------------------------------------------------------------
  * Parse context and error reporting */
 
-struct ctx {
-    const char *name;  /* file name for messages */
-    char *const *over; /* override strings */
-    char *err;
-    size_t errlen;
-    yaml_document_t doc;
-    struct ldn_config *cfg;
-    const yaml_node_t *where[N_KEYS]; /* value node of each non-row key seen */
-    const yaml_node_t *rounds;        /* the rounds list, walked after every other section */
-    const yaml_node_t *round_at[LDN_MAX_ROUNDS]; /* each round's mapping */
-};
-
 /* Write "config PLACE: [KEY: ]MESSAGE" and return LDN_ERR_CONFIG. n == NULL: no position. */
-static int __attribute__((format(printf, 4, 5)))
-fail_at(struct ctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
+int ldn__cfg_fail_at(struct ctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
 {
     char msg[MSG_MAX] = "config ";
     if (n && n->start_mark.line == OVERRIDE_LINE) {
@@ -321,12 +295,12 @@ fail_at(struct ctx *c, const yaml_node_t *n, const char *key, const char *fmt, .
     return ldn_fail(c->err, c->errlen, LDN_ERR_CONFIG, "%s", msg);
 }
 
-static int oom(struct ctx *c)
+int ldn__cfg_oom(struct ctx *c)
 {
     return ldn_fail(c->err, c->errlen, LDN_ERR_NOMEM, "config %s: out of memory", c->name);
 }
 
-static yaml_node_t *node(yaml_document_t *doc, int id)
+yaml_node_t *ldn__cfg_node(yaml_document_t *doc, int id)
 {
     return yaml_document_get_node(doc, id);
 }
@@ -439,17 +413,17 @@ static int set_scalar(struct ctx *c, const struct key_def *k, void *base, const 
     const char *s = scalar ? (const char *)n->data.scalar.value : "";
     size_t len = scalar ? n->data.scalar.length : 0;
     if (scalar && k->type == T_STR && len >= k->size)
-        return fail_at(c, n, key, "must be at most %zu characters long, got %zu", k->size - 1, len);
+        return ldn__cfg_fail_at(c, n, key, "must be at most %zu characters long, got %zu",
+                                k->size - 1, len);
     if (scalar && parse_value(k, s, len, (char *)base + k->off, &big))
         return 0;
     want_text(want, sizeof want, k);
-    describe(got, sizeof got, n);
-    return fail_at(c, n, key, "%smust be %s, got %s%s", k->type == T_LIST ? "each entry " : "",
-                   want, got, big && (k->flags & NO_HI) ? " (too large)" : "");
+    ldn__cfg_describe(got, sizeof got, n);
+    return ldn__cfg_fail_at(c, n, key, "%smust be %s, got %s%s",
+                            k->type == T_LIST ? "each entry " : "", want, got,
+                            big && (k->flags & NO_HI) ? " (too large)" : "");
 }
 
-static int walk_section(struct ctx *c, enum sect s, const yaml_node_t *m, void *base,
-                        const char *prefix);
 static void apply_defaults(enum sect s, void *base);
 
 /* Set one key of a section (or task, round) from its value node. */
@@ -460,7 +434,7 @@ static int set_value(struct ctx *c, const struct key_def *k, void *base, const y
         void *sub = (char *)base + k->off;
         apply_defaults(k->sub, sub);
         *(bool *)((char *)base + k->count_off) = true;
-        return walk_section(c, k->sub, v, sub, key);
+        return ldn__cfg_walk_section(c, k->sub, v, sub, key);
     }
     if (k->type != T_LIST && k->type != T_STRLIST)
         return set_scalar(c, k, base, v, key);
@@ -471,14 +445,16 @@ static int set_value(struct ctx *c, const struct key_def *k, void *base, const y
     if (v->type == YAML_SEQUENCE_NODE) {
         n = v->data.sequence.items.top - v->data.sequence.items.start;
     } else if (!is_null_scalar(v)) {
-        describe(got, sizeof got, v);
-        return fail_at(c, v, key, "must be a list of %d to %zu %s, got %s", k->min_n, k->size,
-                       strs ? "strings, e.g. [a, b]" : "integers, e.g. [256, 256]", got);
+        ldn__cfg_describe(got, sizeof got, v);
+        return ldn__cfg_fail_at(c, v, key, "must be a list of %d to %zu %s, got %s", k->min_n,
+                                k->size,
+                                strs ? "strings, e.g. [a, b]" : "integers, e.g. [256, 256]", got);
     }
     if (n < k->min_n || n > (ptrdiff_t)k->size)
-        return fail_at(c, v, key, "must have %d to %zu entries, got %td", k->min_n, k->size, n);
+        return ldn__cfg_fail_at(c, v, key, "must have %d to %zu entries, got %td", k->min_n,
+                                k->size, n);
     for (int i = 0; i < (int)n; i++) {
-        const yaml_node_t *item = node(&c->doc, v->data.sequence.items.start[i]);
+        const yaml_node_t *item = ldn__cfg_node(&c->doc, v->data.sequence.items.start[i]);
         struct key_def one = *k;
         one.off = k->off + (size_t)i * (strs ? k->elem : sizeof(int));
         if (strs) {
@@ -486,7 +462,7 @@ static int set_value(struct ctx *c, const struct key_def *k, void *base, const y
             one.size = k->elem;
         }
         if (!item)
-            return fail_at(c, v, key, "unreadable list entry");
+            return ldn__cfg_fail_at(c, v, key, "unreadable list entry");
         if (set_scalar(c, &one, base, item, key) < 0)
             return LDN_ERR_CONFIG;
     }
@@ -502,13 +478,13 @@ static int check_key(struct ctx *c, const yaml_node_t *m, int i, const char *par
                      const yaml_node_t **kn)
 {
     yaml_node_pair_t *pairs = m->data.mapping.pairs.start;
-    const yaml_node_t *k = node(&c->doc, pairs[i].key);
+    const yaml_node_t *k = ldn__cfg_node(&c->doc, pairs[i].key);
     *kn = k;
     if (!k || k->type != YAML_SCALAR_NODE)
-        return fail_at(c, k ? k : m, parent, "keys must be plain names, got %s",
-                       k && k->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping");
+        return ldn__cfg_fail_at(c, k ? k : m, parent, "keys must be plain names, got %s",
+                                k && k->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping");
     for (int j = 0; j < i; j++) {
-        const yaml_node_t *o = node(&c->doc, pairs[j].key);
+        const yaml_node_t *o = ldn__cfg_node(&c->doc, pairs[j].key);
         if (o && o->type == YAML_SCALAR_NODE && o->data.scalar.length == k->data.scalar.length &&
             !memcmp(o->data.scalar.value, k->data.scalar.value, k->data.scalar.length)) {
             char key[MSG_MAX] = "";
@@ -517,27 +493,28 @@ static int check_key(struct ctx *c, const yaml_node_t *m, int i, const char *par
             put_clean(key, sizeof key, (const char *)k->data.scalar.value, k->data.scalar.length,
                       GOT_MAX);
             if (o->start_mark.line == OVERRIDE_LINE)
-                return fail_at(c, k, key, "duplicate key");
-            return fail_at(c, k, key, "duplicate key (first at line %zu)", o->start_mark.line + 1);
+                return ldn__cfg_fail_at(c, k, key, "duplicate key");
+            return ldn__cfg_fail_at(c, k, key, "duplicate key (first at line %zu)",
+                                    o->start_mark.line + 1);
         }
     }
     return 0;
 }
 
 /* Walk a section mapping (or one task's mapping: sect == S_TASKS, base = the task). */
-static int walk_section(struct ctx *c, enum sect s, const yaml_node_t *m, void *base,
-                        const char *prefix)
+int ldn__cfg_walk_section(struct ctx *c, enum sect s, const yaml_node_t *m, void *base,
+                          const char *prefix)
 {
     char got[128] = "";
     if (is_null_scalar(m))
         return 0; /* `section:` with nothing under it: defaults */
     if (m->type != YAML_MAPPING_NODE) {
-        describe(got, sizeof got, m);
-        return fail_at(c, m, prefix, "must be a mapping of keys, got %s", got);
+        ldn__cfg_describe(got, sizeof got, m);
+        return ldn__cfg_fail_at(c, m, prefix, "must be a mapping of keys, got %s", got);
     }
     int n = (int)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
     for (int i = 0; i < n; i++) {
-        const yaml_node_t *kn, *v = node(&c->doc, m->data.mapping.pairs.start[i].value);
+        const yaml_node_t *kn, *v = ldn__cfg_node(&c->doc, m->data.mapping.pairs.start[i].value);
         if (check_key(c, m, i, prefix, &kn) < 0)
             return LDN_ERR_CONFIG;
         const char *ks = (const char *)kn->data.scalar.value;
@@ -550,10 +527,10 @@ static int walk_section(struct ctx *c, enum sect s, const yaml_node_t *m, void *
             for (int j = 0; j < N_KEYS; j++)
                 if (KEYS[j].sect == s)
                     bprintf(allowed, sizeof allowed, "%s%s", allowed[0] ? ", " : "", KEYS[j].key);
-            return fail_at(c, kn, key, "unknown key (allowed in %s: %s)", prefix, allowed);
+            return ldn__cfg_fail_at(c, kn, key, "unknown key (allowed in %s: %s)", prefix, allowed);
         }
         if (!v)
-            return fail_at(c, kn, key, "internal error: missing value node");
+            return ldn__cfg_fail_at(c, kn, key, "internal error: missing value node");
         if (set_value(c, &KEYS[r], base, v, key) < 0)
             return LDN_ERR_CONFIG;
         if (!row_sect(s))
@@ -571,7 +548,7 @@ static void apply_defaults(enum sect s, void *base)
                                    (char *)base + KEYS[i].off, &big));
 }
 
-static bool valid_task_name(const char *s, size_t len)
+bool ldn__cfg_valid_name(const char *s, size_t len)
 {
     if (len == 0 || len >= LDN_NAME_MAX)
         return false;
@@ -588,32 +565,35 @@ static int walk_tasks(struct ctx *c, const yaml_node_t *m)
 {
     char got[128] = "";
     if (is_null_scalar(m))
-        return fail_at(c, m, "tasks", "must name at least one task, got none");
+        return ldn__cfg_fail_at(c, m, "tasks", "must name at least one task, got none");
     if (m->type != YAML_MAPPING_NODE) {
-        describe(got, sizeof got, m);
-        return fail_at(c, m, "tasks", "must be a mapping of task name -> settings, got %s", got);
+        ldn__cfg_describe(got, sizeof got, m);
+        return ldn__cfg_fail_at(c, m, "tasks", "must be a mapping of task name -> settings, got %s",
+                                got);
     }
     ptrdiff_t n = m->data.mapping.pairs.top - m->data.mapping.pairs.start;
     if (n == 0)
-        return fail_at(c, m, "tasks", "must name at least one task, got none");
+        return ldn__cfg_fail_at(c, m, "tasks", "must name at least one task, got none");
     if (n > LDN_MAX_TASKS)
-        return fail_at(c, m, "tasks", "must have at most %d tasks, got %td", LDN_MAX_TASKS, n);
+        return ldn__cfg_fail_at(c, m, "tasks", "must have at most %d tasks, got %td", LDN_MAX_TASKS,
+                                n);
     struct ldn_config *cfg = c->cfg;
     cfg->tasks = calloc((size_t)n, sizeof *cfg->tasks);
     if (!cfg->tasks)
-        return oom(c);
+        return ldn__cfg_oom(c);
     for (int i = 0; i < (int)n; i++) {
-        const yaml_node_t *kn, *v = node(&c->doc, m->data.mapping.pairs.start[i].value);
+        const yaml_node_t *kn, *v = ldn__cfg_node(&c->doc, m->data.mapping.pairs.start[i].value);
         if (check_key(c, m, i, "tasks", &kn) < 0)
             return LDN_ERR_CONFIG;
         const char *name = (const char *)kn->data.scalar.value;
         size_t len = kn->data.scalar.length;
-        if (!valid_task_name(name, len) || strlen(name) != len) {
-            describe(got, sizeof got, kn);
-            return fail_at(c, kn, "tasks",
-                           "task names must match [A-Za-z0-9_-]+ and be at most %d characters, "
-                           "got %s",
-                           LDN_NAME_MAX - 1, got);
+        if (!ldn__cfg_valid_name(name, len) || strlen(name) != len) {
+            ldn__cfg_describe(got, sizeof got, kn);
+            return ldn__cfg_fail_at(
+                c, kn, "tasks",
+                "task names must match [A-Za-z0-9_-]+ and be at most %d characters, "
+                "got %s",
+                LDN_NAME_MAX - 1, got);
         }
         struct ldn_task_config *t = &cfg->tasks[cfg->n_tasks++];
         memcpy(t->name, name, len + 1);
@@ -621,164 +601,44 @@ static int walk_tasks(struct ctx *c, const yaml_node_t *m)
         char prefix[LDN_NAME_MAX + 8];
         snprintf(prefix, sizeof prefix, "tasks.%s", t->name);
         if (v && !is_null_scalar(v) && v->type != YAML_MAPPING_NODE) {
-            describe(got, sizeof got, v);
-            return fail_at(c, v, prefix,
-                           "must be a mapping (file, weight, workers, head) or empty, got %s", got);
+            ldn__cfg_describe(got, sizeof got, v);
+            return ldn__cfg_fail_at(
+                c, v, prefix, "must be a mapping (file, weight, workers, head) or empty, got %s",
+                got);
         }
-        if (v && walk_section(c, S_TASKS, v, t, prefix) < 0)
+        if (v && ldn__cfg_walk_section(c, S_TASKS, v, t, prefix) < 0)
             return LDN_ERR_CONFIG;
     }
     return 0;
 }
 
 /* The value node of key `key` in mapping m (NULL when absent or m is not a mapping). */
-static const yaml_node_t *value_of(struct ctx *c, const yaml_node_t *m, const char *key)
+const yaml_node_t *ldn__cfg_value_of(struct ctx *c, const yaml_node_t *m, const char *key)
 {
     if (!m || m->type != YAML_MAPPING_NODE)
         return NULL;
     for (const yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
          p++) {
-        const yaml_node_t *k = node(&c->doc, p->key);
+        const yaml_node_t *k = ldn__cfg_node(&c->doc, p->key);
         if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == strlen(key) &&
             !memcmp(k->data.scalar.value, key, strlen(key)))
-            return node(&c->doc, p->value);
+            return ldn__cfg_node(&c->doc, p->value);
     }
     return NULL;
-}
-
-/* What a round takes from the rest of the config unless it says otherwise. */
-static void inherit_round(const struct ldn_config *cfg, struct ldn_round_config *r)
-{
-    r->epochs = cfg->epochs;
-    r->seed = cfg->seed;
-    memcpy(r->trunk, cfg->trunk, sizeof r->trunk);
-    r->n_trunk = cfg->n_trunk;
-    r->lr = cfg->optim.lr;
-    r->lr_schedule = cfg->lr;
-    r->init_round = -1;
-}
-
-/* Round i's teacher: every member names an earlier round (not itself, not a later one) or is
- * a checkpoint path (it has a '/' or ends in .h5; it is opened at start-up). */
-static int check_teacher(struct ctx *c, int i)
-{
-    struct ldn_round_config *r = &c->cfg->rounds[i];
-    struct ldn_teacher_config *t = &r->teacher;
-    const yaml_node_t *tn = value_of(c, c->round_at[i], "teacher");
-    const yaml_node_t *mn = value_of(c, tn, "members");
-    char key[LDN_NAME_MAX + 40];
-    snprintf(key, sizeof key, "rounds.%s.teacher.members", r->name);
-    if (t->n_members == 0)
-        return fail_at(c, mn ? mn : tn, key,
-                       "required: the earlier rounds (or checkpoint paths) to distil from");
-    for (int m = 0; m < t->n_members; m++) {
-        const char *name = t->members[m];
-        int j = ldn_config_round_index(c->cfg, name);
-        size_t len = strlen(name);
-        t->member_round[m] = j;
-        if (j == i)
-            return fail_at(c, mn, key, "round '%s' cannot be its own teacher", name);
-        if (j > i)
-            return fail_at(c, mn, key,
-                           "member '%s' comes later (round %d of %d): a teacher learns from "
-                           "earlier rounds",
-                           name, j + 1, c->cfg->n_rounds);
-        if (j < 0 && !strchr(name, '/') && !(len > 3 && !strcmp(name + len - 3, ".h5")))
-            return fail_at(c, mn, key,
-                           "unknown member '%s': not the name of an earlier round, nor a "
-                           "checkpoint path (with a '/' or ending in .h5)",
-                           name);
-        for (int q = 0; q < m; q++)
-            if (!strcmp(t->members[q], name))
-                return fail_at(c, mn, key, "member '%s' is listed twice", name);
-    }
-    return 0;
-}
-
-/* Checks of round i once every round is known: its name, its length, init and teacher. */
-static int check_round(struct ctx *c, int i)
-{
-    struct ldn_round_config *r = &c->cfg->rounds[i];
-    const yaml_node_t *m = c->round_at[i];
-    char key[LDN_NAME_MAX + 24];
-    snprintf(key, sizeof key, "rounds.%s", r->name);
-    for (int j = 0; j < i; j++)
-        if (!strcmp(c->cfg->rounds[j].name, r->name))
-            return fail_at(c, value_of(c, m, "name"), key, "duplicate round name (also round %d)",
-                           j + 1);
-    if (value_of(c, m, "epochs") && value_of(c, m, "steps"))
-        return fail_at(c, value_of(c, m, "steps"), key,
-                       "give the round's length as epochs or as steps, not both");
-    if (r->init[0]) {
-        int j = ldn_config_round_index(c->cfg, r->init);
-        if (j < 0 || j >= i)
-            return fail_at(c, value_of(c, m, "init"), key,
-                           "init: '%s' is not an earlier round (init starts a round from an "
-                           "earlier round's result)",
-                           r->init);
-        r->init_round = j;
-    }
-    return r->has_teacher ? check_teacher(c, i) : 0;
-}
-
-/* rounds: a list of mappings, each one round (walked after every other section, so that what a
- * round does not set comes from model, train and run). */
-static int walk_rounds(struct ctx *c, const yaml_node_t *seq)
-{
-    char got[128] = "";
-    if (seq->type != YAML_SEQUENCE_NODE) {
-        describe(got, sizeof got, seq);
-        return fail_at(c, seq, "rounds", "must be a list of rounds (- name: ...), got %s", got);
-    }
-    ptrdiff_t n = seq->data.sequence.items.top - seq->data.sequence.items.start;
-    if (n < 1 || n > LDN_MAX_ROUNDS)
-        return fail_at(c, seq, "rounds", "must list 1 to %d rounds, got %td", LDN_MAX_ROUNDS, n);
-    struct ldn_config *cfg = c->cfg;
-    if (!(cfg->rounds = calloc((size_t)n, sizeof *cfg->rounds)))
-        return oom(c);
-    for (int i = 0; i < (int)n; i++) {
-        const yaml_node_t *m = node(&c->doc, seq->data.sequence.items.start[i]);
-        char prefix[LDN_NAME_MAX + 24];
-        snprintf(prefix, sizeof prefix, "rounds[%d]", i + 1);
-        if (!m || m->type != YAML_MAPPING_NODE) {
-            describe(got, sizeof got, m);
-            return fail_at(c, m ? m : seq, prefix, "must be a mapping (name, epochs, ...), got %s",
-                           got);
-        }
-        const yaml_node_t *nm = value_of(c, m, "name");
-        if (!nm || nm->type != YAML_SCALAR_NODE ||
-            !valid_task_name((const char *)nm->data.scalar.value, nm->data.scalar.length))
-            return fail_at(c, nm ? nm : m, prefix,
-                           "name: required, [A-Za-z0-9_-]+ of at most %d characters",
-                           LDN_NAME_MAX - 1);
-        snprintf(prefix, sizeof prefix, "rounds.%.*s", (int)nm->data.scalar.length,
-                 (const char *)nm->data.scalar.value);
-        struct ldn_round_config *r = &cfg->rounds[cfg->n_rounds++];
-        inherit_round(cfg, r);
-        c->round_at[i] = m;
-        if (walk_section(c, S_ROUND, m, r, prefix) < 0)
-            return LDN_ERR_CONFIG;
-        if (value_of(c, m, "steps"))
-            r->epochs = 0; /* the length is the steps */
-    }
-    for (int i = 0; i < cfg->n_rounds; i++)
-        if (check_round(c, i) < 0)
-            return LDN_ERR_CONFIG;
-    return 0;
 }
 
 static int walk_root(struct ctx *c, const yaml_node_t *root)
 {
     char got[128] = "";
     if (root->type != YAML_MAPPING_NODE) {
-        describe(got, sizeof got, root);
-        return fail_at(c, root, NULL,
-                       "the top level must be a mapping with data, model, tasks, got %s", got);
+        ldn__cfg_describe(got, sizeof got, root);
+        return ldn__cfg_fail_at(
+            c, root, NULL, "the top level must be a mapping with data, model, tasks, got %s", got);
     }
     bool have_tasks = false;
     int n = (int)(root->data.mapping.pairs.top - root->data.mapping.pairs.start);
     for (int i = 0; i < n; i++) {
-        const yaml_node_t *kn, *v = node(&c->doc, root->data.mapping.pairs.start[i].value);
+        const yaml_node_t *kn, *v = ldn__cfg_node(&c->doc, root->data.mapping.pairs.start[i].value);
         if (check_key(c, root, i, NULL, &kn) < 0)
             return LDN_ERR_CONFIG;
         int s;
@@ -790,25 +650,26 @@ static int walk_root(struct ctx *c, const yaml_node_t *root)
             char key[MSG_MAX] = "";
             put_clean(key, sizeof key, (const char *)kn->data.scalar.value, kn->data.scalar.length,
                       GOT_MAX);
-            return fail_at(c, kn, key, "unknown key (allowed at the top level: " ROOT_KEYS ")");
+            return ldn__cfg_fail_at(c, kn, key,
+                                    "unknown key (allowed at the top level: " ROOT_KEYS ")");
         }
         if (s == S_ROUND) {
             c->rounds = v;
             continue;
         }
         int rc = s == S_TASKS ? walk_tasks(c, v)
-                              : walk_section(c, (enum sect)s, v, c->cfg, SECT_NAMES[s]);
+                              : ldn__cfg_walk_section(c, (enum sect)s, v, c->cfg, SECT_NAMES[s]);
         if (rc < 0)
             return rc;
         have_tasks |= s == S_TASKS;
     }
     if (!have_tasks)
-        return fail_at(c, NULL, "tasks", "required key is missing (at least one task)");
-    return c->rounds ? walk_rounds(c, c->rounds) : 0;
+        return ldn__cfg_fail_at(c, NULL, "tasks", "required key is missing (at least one task)");
+    return c->rounds ? ldn__cfg_walk_rounds(c, c->rounds) : 0;
 }
 
 /* Join data.dir and a relative path into out (size LDN_PATH_MAX); false if too long. */
-static bool join_path(char *out, const char *dir, const char *file)
+bool ldn__cfg_join_path(char *out, const char *dir, const char *file)
 {
     size_t dl = strlen(dir);
     const char *sep = (dl == 0 || dir[dl - 1] == '/') ? "" : "/";
@@ -824,31 +685,34 @@ static int finish(struct ctx *c)
         if ((KEYS[i].flags & REQUIRED) && !c->where[i]) {
             char key[64];
             snprintf(key, sizeof key, "%s.%s", SECT_NAMES[KEYS[i].sect], KEYS[i].key);
-            return fail_at(c, NULL, key, "required key is missing");
+            return ldn__cfg_fail_at(c, NULL, key, "required key is missing");
         }
     int nest = find_key(S_TRAIN, "nesterov", 8);
     if (cfg->optim.nesterov && cfg->optim.momentum == 0)
-        return fail_at(c, c->where[nest], "train.nesterov",
-                       "true needs train.momentum > 0, got momentum 0");
+        return ldn__cfg_fail_at(c, c->where[nest], "train.nesterov",
+                                "true needs train.momentum > 0, got momentum 0");
     if (cfg->compress.scope == LDN_SCOPE_GLOBAL && cfg->compress.codec != LDN_COMPRESS_TOPK) {
         int k = find_key(S_COMPRESS, "scope", 5);
-        return fail_at(c, c->where[k], "compress.scope",
-                       "global selects the top-k of the whole trunk: it needs compress.codec: "
-                       "topk, got %s",
-                       CODEC_NAMES[cfg->compress.codec]);
+        return ldn__cfg_fail_at(
+            c, c->where[k], "compress.scope",
+            "global selects the top-k of the whole trunk: it needs compress.codec: "
+            "topk, got %s",
+            CODEC_NAMES[cfg->compress.codec]);
     }
     if (cfg->compress.momentum_correction && cfg->optim.kind != LDN_OPTIM_SGD) {
         int k = find_key(S_COMPRESS, "momentum_correction", 19);
-        return fail_at(c, c->where[k], "compress.momentum_correction",
-                       "true needs train.optimizer: sgd (the workers keep an SGD velocity and the "
-                       "servers apply plain SGD), got optimizer %s",
-                       OPTIM_NAMES[cfg->optim.kind]);
+        return ldn__cfg_fail_at(
+            c, c->where[k], "compress.momentum_correction",
+            "true needs train.optimizer: sgd (the workers keep an SGD velocity and the "
+            "servers apply plain SGD), got optimizer %s",
+            OPTIM_NAMES[cfg->optim.kind]);
     }
     if (cfg->compress.downlink_quant > LDN_COMPRESS_INT8) {
         int k = find_key(S_COMPRESS, "downlink_quant", 14);
-        return fail_at(c, c->where[k], "compress.downlink_quant",
-                       "must be fp32, fp16 or int8 (pulls are not sign- or qsgd-coded), got %s",
-                       QUANT_NAMES[cfg->compress.downlink_quant]);
+        return ldn__cfg_fail_at(
+            c, c->where[k], "compress.downlink_quant",
+            "must be fp32, fp16 or int8 (pulls are not sign- or qsgd-coded), got %s",
+            QUANT_NAMES[cfg->compress.downlink_quant]);
     }
     if (!cfg->run_name[0]) {
         const char *b = strrchr(cfg->source, '/');
@@ -861,19 +725,19 @@ static int finish(struct ctx *c)
         if (len == 0)
             b = "run", len = 3;
         if (len >= LDN_NAME_MAX)
-            return fail_at(c, NULL, "run.name",
-                           "the file name is longer than %d characters; set run.name",
-                           LDN_NAME_MAX - 1);
+            return ldn__cfg_fail_at(c, NULL, "run.name",
+                                    "the file name is longer than %d characters; set run.name",
+                                    LDN_NAME_MAX - 1);
         memcpy(cfg->run_name, b, len);
         cfg->run_name[len] = '\0';
     }
-    if (!cfg->run_dir[0] && !join_path(cfg->run_dir, "runs", cfg->run_name))
-        return fail_at(c, NULL, "run.dir", "default path is too long"); /* cannot happen */
-    if (!cfg->ckpt.dir[0] && !join_path(cfg->ckpt.dir, cfg->run_dir, "checkpoints"))
-        return fail_at(c, NULL, "checkpoint.dir",
-                       "default path (run.dir/checkpoints) is longer "
-                       "than %d characters",
-                       LDN_PATH_MAX - 1);
+    if (!cfg->run_dir[0] && !ldn__cfg_join_path(cfg->run_dir, "runs", cfg->run_name))
+        return ldn__cfg_fail_at(c, NULL, "run.dir", "default path is too long"); /* cannot happen */
+    if (!cfg->ckpt.dir[0] && !ldn__cfg_join_path(cfg->ckpt.dir, cfg->run_dir, "checkpoints"))
+        return ldn__cfg_fail_at(c, NULL, "checkpoint.dir",
+                                "default path (run.dir/checkpoints) is longer "
+                                "than %d characters",
+                                LDN_PATH_MAX - 1);
     for (int t = 0; t < cfg->n_tasks; t++) {
         struct ldn_task_config *tk = &cfg->tasks[t];
         char rel[LDN_PATH_MAX];
@@ -883,11 +747,11 @@ static int finish(struct ctx *c)
             memcpy(rel, tk->file, sizeof rel);
         if (rel[0] == '/')
             continue;
-        if (!join_path(tk->file, cfg->data_dir, rel)) {
+        if (!ldn__cfg_join_path(tk->file, cfg->data_dir, rel)) {
             char key[LDN_NAME_MAX + 16];
             snprintf(key, sizeof key, "tasks.%s.file", tk->name);
-            return fail_at(c, NULL, key, "path under data.dir is longer than %d characters",
-                           LDN_PATH_MAX - 1);
+            return ldn__cfg_fail_at(
+                c, NULL, key, "path under data.dir is longer than %d characters", LDN_PATH_MAX - 1);
         }
     }
     return 0;
@@ -898,7 +762,7 @@ static int finish(struct ctx *c)
 
 static void mark_override(yaml_document_t *doc, int id, int which)
 {
-    yaml_node_t *n = node(doc, id);
+    yaml_node_t *n = ldn__cfg_node(doc, id);
     n->start_mark.line = OVERRIDE_LINE;
     n->start_mark.index = (size_t)which;
     n->start_mark.column = 0;
@@ -909,7 +773,7 @@ static void mark_override(yaml_document_t *doc, int id, int which)
  * walk reports "got a list" or "got a mapping". */
 static int copy_node(yaml_document_t *dst, yaml_document_t *src, int sid, int which, bool top)
 {
-    const yaml_node_t *s = node(src, sid);
+    const yaml_node_t *s = ldn__cfg_node(src, sid);
     int id;
     if (s->type == YAML_SCALAR_NODE)
         id = yaml_document_add_scalar(dst, NULL, s->data.scalar.value, (int)s->data.scalar.length,
@@ -934,9 +798,9 @@ static int copy_node(yaml_document_t *dst, yaml_document_t *src, int sid, int wh
 /* Index of the pair whose key is the scalar name in mapping id, or -1. */
 static int find_pair(yaml_document_t *doc, int id, const char *name, size_t len)
 {
-    yaml_node_t *m = node(doc, id);
+    yaml_node_t *m = ldn__cfg_node(doc, id);
     for (int i = 0; i < m->data.mapping.pairs.top - m->data.mapping.pairs.start; i++) {
-        yaml_node_t *k = node(doc, m->data.mapping.pairs.start[i].key);
+        yaml_node_t *k = ldn__cfg_node(doc, m->data.mapping.pairs.start[i].key);
         if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == len &&
             !memcmp(k->data.scalar.value, name, len))
             return i;
@@ -950,7 +814,7 @@ static bool set_pair(yaml_document_t *doc, int map, const char *name, size_t len
 {
     int pi = find_pair(doc, map, name, len), k;
     if (pi >= 0) {
-        node(doc, map)->data.mapping.pairs.start[pi].value = value;
+        ldn__cfg_node(doc, map)->data.mapping.pairs.start[pi].value = value;
         return true;
     }
     k = yaml_document_add_scalar(doc, NULL, (yaml_char_t *)(uintptr_t)name, (int)len,
@@ -966,8 +830,8 @@ static int child_map(yaml_document_t *doc, int map, const char *name, size_t len
 {
     int pi = find_pair(doc, map, name, len);
     if (pi >= 0) {
-        int vid = node(doc, map)->data.mapping.pairs.start[pi].value;
-        yaml_node_t *v = node(doc, vid);
+        int vid = ldn__cfg_node(doc, map)->data.mapping.pairs.start[pi].value;
+        yaml_node_t *v = ldn__cfg_node(doc, vid);
         if (v && v->type == YAML_MAPPING_NODE)
             return vid;
         if (!v || !is_null_scalar(v))
@@ -986,13 +850,15 @@ static int round_item(struct ctx *c, const yaml_node_t *place, const char *name,
 {
     int pi = find_pair(&c->doc, 1, "rounds", 6);
     yaml_node_t *seq =
-        pi < 0 ? NULL : node(&c->doc, node(&c->doc, 1)->data.mapping.pairs.start[pi].value);
+        pi < 0
+            ? NULL
+            : ldn__cfg_node(&c->doc, ldn__cfg_node(&c->doc, 1)->data.mapping.pairs.start[pi].value);
     char list[MSG_MAX] = "";
     for (int i = 0; seq && seq->type == YAML_SEQUENCE_NODE &&
                     i < seq->data.sequence.items.top - seq->data.sequence.items.start;
          i++) {
         int id = seq->data.sequence.items.start[i];
-        const yaml_node_t *nm = value_of(c, node(&c->doc, id), "name");
+        const yaml_node_t *nm = ldn__cfg_value_of(c, ldn__cfg_node(&c->doc, id), "name");
         if (!nm || nm->type != YAML_SCALAR_NODE)
             continue;
         if (nm->data.scalar.length == len && !memcmp(nm->data.scalar.value, name, len))
@@ -1001,8 +867,8 @@ static int round_item(struct ctx *c, const yaml_node_t *place, const char *name,
         put_clean(list, sizeof list, (const char *)nm->data.scalar.value, nm->data.scalar.length,
                   GOT_MAX);
     }
-    fail_at(c, place, NULL, "unknown round '%.*s' (rounds: %s)", (int)len, name,
-            list[0] ? list : "none");
+    ldn__cfg_fail_at(c, place, NULL, "unknown round '%.*s' (rounds: %s)", (int)len, name,
+                     list[0] ? list : "none");
     return 0;
 }
 
@@ -1012,17 +878,19 @@ static int apply_override(struct ctx *c, int which)
     const char *o = c->over[which], *eq = strchr(o, '=');
     yaml_node_t place = {.start_mark = {.index = (size_t)which, .line = OVERRIDE_LINE}};
     if (!eq)
-        return fail_at(c, &place, NULL, "expected KEY=VALUE, e.g. train.lr=0.05");
+        return ldn__cfg_fail_at(c, &place, NULL, "expected KEY=VALUE, e.g. train.lr=0.05");
     if (eq == o)
-        return fail_at(c, &place, NULL, "empty key (expected KEY=VALUE, e.g. train.lr=0.05)");
+        return ldn__cfg_fail_at(c, &place, NULL,
+                                "empty key (expected KEY=VALUE, e.g. train.lr=0.05)");
     const char *part[4];
     size_t plen[4];
     int np = 0;
 #define KEY_FORMS "SECTION.KEY, tasks.NAME.KEY or rounds.NAME[.teacher].KEY"
     for (const char *p = o;; p++) {
         size_t l = strcspn(p, ".=");
-        if (np == 4 || !valid_task_name(p, l))
-            return fail_at(c, &place, NULL, "key must be " KEY_FORMS " of names [A-Za-z0-9_-]+");
+        if (np == 4 || !ldn__cfg_valid_name(p, l))
+            return ldn__cfg_fail_at(c, &place, NULL,
+                                    "key must be " KEY_FORMS " of names [A-Za-z0-9_-]+");
         part[np] = p;
         plen[np++] = l;
         if ((p += l) == eq)
@@ -1032,7 +900,7 @@ static int apply_override(struct ctx *c, int which)
     bool is_round = plen[0] == 6 && !memcmp(part[0], "rounds", 6);
     bool in_teacher = is_round && np == 4 && plen[2] == 7 && !memcmp(part[2], "teacher", 7);
     if (np != (is_task ? 3 : is_round ? 3 + in_teacher : 2))
-        return fail_at(c, &place, NULL, "key must be " KEY_FORMS);
+        return ldn__cfg_fail_at(c, &place, NULL, "key must be " KEY_FORMS);
 #undef KEY_FORMS
     if (is_round && !round_item(c, &place, part[1], plen[1]))
         return LDN_ERR_CONFIG; /* before the value is parsed: nothing to free */
@@ -1041,12 +909,12 @@ static int apply_override(struct ctx *c, int which)
     yaml_parser_t parser;
     yaml_document_t vdoc;
     if (!yaml_parser_initialize(&parser))
-        return oom(c);
+        return ldn__cfg_oom(c);
     yaml_parser_set_input_string(&parser, (const unsigned char *)eq + 1, strlen(eq + 1));
     if (!yaml_parser_load(&parser, &vdoc)) {
-        int rc = fail_at(c, &place, NULL, "value is not valid YAML: %s%s%s",
-                         parser.problem ? parser.problem : "error", parser.context ? " " : "",
-                         parser.context ? parser.context : "");
+        int rc = ldn__cfg_fail_at(c, &place, NULL, "value is not valid YAML: %s%s%s",
+                                  parser.problem ? parser.problem : "error",
+                                  parser.context ? " " : "", parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         return rc;
     }
@@ -1057,7 +925,7 @@ static int apply_override(struct ctx *c, int which)
                                              YAML_PLAIN_SCALAR_STYLE);
     yaml_document_delete(&vdoc);
     if (!vid)
-        return oom(c);
+        return ldn__cfg_oom(c);
     mark_override(&c->doc, vid, which);
 
     /* down to the mapping that holds the key, making sections as needed */
@@ -1068,21 +936,21 @@ static int apply_override(struct ctx *c, int which)
     if (map > 0 && is_task) {
         if (find_pair(&c->doc, map, part[1], plen[1]) < 0) {
             char list[MSG_MAX] = "";
-            yaml_node_t *tm = node(&c->doc, map);
+            yaml_node_t *tm = ldn__cfg_node(&c->doc, map);
             for (int j = 0; j < tm->data.mapping.pairs.top - tm->data.mapping.pairs.start; j++) {
-                yaml_node_t *k = node(&c->doc, tm->data.mapping.pairs.start[j].key);
+                yaml_node_t *k = ldn__cfg_node(&c->doc, tm->data.mapping.pairs.start[j].key);
                 bprintf(list, sizeof list, "%s", j ? ", " : "");
                 if (k && k->type == YAML_SCALAR_NODE)
                     put_clean(list, sizeof list, (const char *)k->data.scalar.value,
                               k->data.scalar.length, GOT_MAX);
             }
-            return fail_at(c, &place, NULL, "unknown task '%.*s' (tasks: %s)", (int)plen[1],
-                           part[1], list[0] ? list : "none");
+            return ldn__cfg_fail_at(c, &place, NULL, "unknown task '%.*s' (tasks: %s)",
+                                    (int)plen[1], part[1], list[0] ? list : "none");
         }
         map = child_map(&c->doc, map, part[1], plen[1], which);
     }
     if (map < 0 || (map > 0 && !set_pair(&c->doc, map, part[np - 1], plen[np - 1], vid, which)))
-        return oom(c);
+        return ldn__cfg_oom(c);
     return 0;
 }
 
@@ -1223,7 +1091,7 @@ static void emit_round(FILE *b, const struct ldn_round_config *r)
     }
 }
 
-static char *emit_yaml(const struct ldn_config *cfg)
+char *ldn__cfg_emit_yaml(const struct ldn_config *cfg)
 {
     char *text = NULL;
     size_t size = 0;
@@ -1265,7 +1133,7 @@ static char *emit_yaml(const struct ldn_config *cfg)
 static int yaml_error(struct ctx *c, const yaml_parser_t *p)
 {
     if (p->error == YAML_MEMORY_ERROR)
-        return oom(c);
+        return ldn__cfg_oom(c);
     if (p->error == YAML_READER_ERROR)
         return ldn_fail(c->err, c->errlen, LDN_ERR_CONFIG,
                         "config %s: YAML syntax error: %s (byte offset %zu)", c->name,
@@ -1284,7 +1152,7 @@ static int check_depth(struct ctx *c, const char *yaml, size_t len)
     yaml_event_t ev;
     int depth = 0, rc = 0;
     if (!yaml_parser_initialize(&parser))
-        return oom(c);
+        return ldn__cfg_oom(c);
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     for (bool done = false; !done && rc == 0;) {
         if (!yaml_parser_parse(&parser, &ev)) {
@@ -1316,7 +1184,7 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     yaml_parser_t parser;
     yaml_document_t extra;
     if (!yaml_parser_initialize(&parser))
-        return oom(c);
+        return ldn__cfg_oom(c);
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &c->doc)) {
         rc = yaml_error(c, &parser);
@@ -1325,13 +1193,14 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     }
     yaml_node_t *root = yaml_document_get_root_node(&c->doc);
     if (!root || is_null_scalar(root)) {
-        rc = fail_at(c, NULL, NULL, "empty document (expected a mapping with data, model, tasks)");
+        rc = ldn__cfg_fail_at(c, NULL, NULL,
+                              "empty document (expected a mapping with data, model, tasks)");
     } else if (!yaml_parser_load(&parser, &extra)) {
         rc = yaml_error(c, &parser);
     } else {
         yaml_node_t *r2 = yaml_document_get_root_node(&extra);
         if (r2)
-            rc = fail_at(c, r2, NULL, "a second YAML document (expected only one)");
+            rc = ldn__cfg_fail_at(c, r2, NULL, "a second YAML document (expected only one)");
         yaml_document_delete(&extra);
     }
     yaml_parser_delete(&parser);
@@ -1352,8 +1221,8 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     root = yaml_document_get_root_node(&c->doc); /* overrides may have moved the nodes */
     if ((rc = walk_root(c, root)) < 0 || (rc = finish(c)) < 0)
         return rc;
-    if (!(cfg->resolved_yaml = emit_yaml(cfg)))
-        return oom(c);
+    if (!(cfg->resolved_yaml = ldn__cfg_emit_yaml(cfg)))
+        return ldn__cfg_oom(c);
     return 0;
 }
 
@@ -1369,7 +1238,7 @@ struct ldn_config *ldn_config_parse(const char *yaml, size_t len, const char *na
         return NULL;
     }
     if (!(c.cfg = calloc(1, sizeof *c.cfg))) {
-        oom(&c);
+        ldn__cfg_oom(&c);
         return NULL;
     }
     memset(&c.doc, 0, sizeof c.doc);
@@ -1430,59 +1299,4 @@ int ldn_config_task_index(const struct ldn_config *cfg, const char *name)
         if (!strcmp(cfg->tasks[i].name, name))
             return i;
     return -1;
-}
-
-int ldn_config_round_index(const struct ldn_config *cfg, const char *name)
-{
-    if (!cfg || !name)
-        return -1;
-    for (int i = 0; i < cfg->n_rounds; i++)
-        if (!strcmp(cfg->rounds[i].name, name))
-            return i;
-    return -1;
-}
-
-struct ldn_config *ldn_config_round(const struct ldn_config *cfg, int i, char *err, size_t errlen)
-{
-    const struct ldn_round_config *r = &cfg->rounds[i];
-    struct ldn_config *c = calloc(1, sizeof *c);
-    if (c) {
-        *c = *cfg;
-        c->rounds = NULL;
-        c->n_rounds = 0;
-        c->resolved_yaml = NULL;
-        c->tasks = malloc(sizeof *c->tasks * (size_t)cfg->n_tasks);
-    }
-    if (!c || !c->tasks) {
-        ldn_fail(err, errlen, LDN_ERR_NOMEM, "config: out of memory");
-        goto fail;
-    }
-    memcpy(c->tasks, cfg->tasks, sizeof *c->tasks * (size_t)cfg->n_tasks);
-    memcpy(c->trunk, r->trunk, sizeof c->trunk);
-    c->n_trunk = r->n_trunk;
-    c->seed = r->seed;
-    c->optim.lr = r->lr;
-    c->lr = r->lr_schedule;
-    c->epochs = r->steps > 0 ? 1 : r->epochs;
-    if (r->steps > 0)
-        c->steps_per_epoch = r->steps;
-    c->ckpt.final = true;
-    char sub[LDN_NAME_MAX + 8];
-    snprintf(sub, sizeof sub, "rounds/%s", r->name);
-    int w = snprintf(c->run_name, sizeof c->run_name, "%s.%s", cfg->run_name, r->name);
-    if (w < 0 || w >= (int)sizeof c->run_name || !join_path(c->run_dir, cfg->run_dir, sub) ||
-        !join_path(c->ckpt.dir, c->run_dir, "checkpoints")) {
-        ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                 "config %s: rounds.%s: the round's run name or directory under %s is too long",
-                 cfg->source, r->name, cfg->run_dir);
-        goto fail;
-    }
-    if (!(c->resolved_yaml = emit_yaml(c))) {
-        ldn_fail(err, errlen, LDN_ERR_NOMEM, "config: out of memory");
-        goto fail;
-    }
-    return c;
-fail:
-    ldn_config_destroy(&c);
-    return NULL;
 }
