@@ -290,7 +290,10 @@ static int setup(struct worker *w, char *err, size_t errlen)
     if (rc)
         return rc;
     /* a distillation round with inputs: all trains a second block of rows per step */
-    const int rows = cfg->batch_size * (job->round_index >= 0 ? 2 : 1);
+    const struct ldn_round_config *round =
+        job->round_index >= 0 ? &job->run_cfg->rounds[job->round_index] : NULL;
+    const int all = round && round->has_teacher && round->teacher.inputs == LDN_TEACHER_ALL;
+    const int rows = cfg->batch_size * (all ? 2 : 1);
     w->idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
     if (!w->idx || ldn_batch_buf_init(&w->buf, rows, job->features, max_classes))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
