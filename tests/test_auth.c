@@ -139,9 +139,35 @@ static void test_zap(void)
     zmq_ctx_term(zctx);
 }
 
+/* Fail closed: a CURVE server in a context without a ZAP handler admits no one, not even a
+ * client with the job's keys (ZMQ_ZAP_ENFORCE_DOMAIN). */
+static void test_no_handler(void)
+{
+    struct ldn_auth_peer p[2];
+    char sec[2][LDN_AUTH_KEY_Z85], err[LDN_ERRLEN] = "";
+    CU_ASSERT_FATAL(ldn_auth_keypairs(2, p, sec, err, sizeof err) == 0);
+    strcpy(p[0].name, "c0");
+    strcpy(p[1].name, "w1");
+    void *zctx = zmq_ctx_new();
+    struct ldn_auth *a = ldn_auth_new(zctx, 2, 0, p, sec[0], 0, err, sizeof err);
+    CU_ASSERT_FATAL(a != NULL);
+    void *router = ldn_net_socket(zctx, ZMQ_ROUTER, NULL, err, sizeof err);
+    char ep[LDN_NET_ENDPOINT_MAX];
+    CU_ASSERT_FATAL(router && ldn_auth_server(a, router, err, sizeof err) == 0 &&
+                    ldn_net_bind(router, "127.0.0.1", ep, sizeof ep, err, sizeof err) == 0);
+    void *w = client(zctx, "w1", p[1].pub, sec[1], p[0].pub, ep);
+    struct ldn_msg m;
+    CU_ASSERT(!hello(w, router, 1000, &m));
+    ldn_net_close(&w);
+    ldn_net_close(&router);
+    ldn_auth_destroy(&a);
+    zmq_ctx_term(zctx);
+}
+
 static const struct ldn_cu_test TESTS[] = {
     {"keypairs", test_keypairs},
     {"zap", test_zap},
+    {"no ZAP handler: fail closed", test_no_handler},
     {NULL, NULL},
 };
 

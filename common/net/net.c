@@ -81,9 +81,9 @@ const struct ldn_auth *ldn_net_auth(void)
 
 const char *ldn_net_auth_hint(void)
 {
-    return ldn_net_auth() ? "; net.curve is on: a peer whose CURVE handshake fails (a key not "
-                            "of this job, or net.curve set differently) never connects, and the "
-                            "listening rank logs the refusal"
+    return ldn_net_auth() ? "; net.curve is on: a peer whose CURVE handshake fails (keys not "
+                            "of this job, or net.curve set differently) never connects; a "
+                            "refused client key is logged by the listening rank"
                           : "";
 }
 
