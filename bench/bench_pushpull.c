@@ -1,19 +1,21 @@
 /* Push/pull goodput of ladon's data plane against raw ZeroMQ PUSH/PULL, in one run.
  *
- *   mpirun -np S+W bench_pushpull S BYTES ITERS
+ *   mpirun -np S+W bench_pushpull S BYTES ITERS [curve]
  *
  * Ranks 0..S-1 are parameter servers (bsp, SGD with momentum) holding a key space of BYTES
  * float32 bytes split evenly on row boundaries; ranks S.. are workers that each step push a
  * dense gradient of BYTES and pull the BYTES of weights back (the real kv client and server,
  * chunked as in training). Goodput = payload bytes moved (push + pull, all workers) / time.
  * The peer: each worker streams ITERS messages of BYTES/S to every server over PUSH/PULL
- * sockets; goodput = bytes received by all servers / time. Prints one table row. */
+ * sockets; goodput = bytes received by all servers / time. Prints one table row. With `curve`
+ * ladon's sockets are CURVE-authenticated as in a job (net.curve; the raw peer stays plain). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "config.h"
 #include "fs.h"
@@ -93,6 +95,31 @@ static double raw_zmq(void *ctx, int rank, int S, int W, size_t bytes, int iters
     return worst;
 }
 
+/* net.curve as in a job: key pairs for job ranks 0..world (0 the coordinator "c0", whose key
+ * the first worker also holds to stop the servers; 1+r bench rank r), a ZAP handler on the
+ * servers. The bench hands every key to every rank (a job scatters the secret keys). */
+static struct ldn_auth *bench_auth(void *ctx, int rank, int S, int world, struct ldn_auth **coord)
+{
+    const int n = world + 1;
+    struct ldn_auth_peer *peers = calloc((size_t)n, sizeof *peers);
+    char(*sec)[LDN_AUTH_KEY_Z85] = calloc((size_t)n, sizeof *sec);
+    char err[LDN_ERRLEN] = "";
+    if (!peers || !sec || (rank == 0 && ldn_auth_keypairs(n, peers, sec, err, sizeof err)))
+        die("keys", err);
+    for (int j = 0; j < n; j++)
+        if (j == 0 || j > S)
+            snprintf(peers[j].name, sizeof peers[j].name, j == 0 ? "c0" : "w%d", j);
+    MPI_Bcast(peers, (int)(sizeof *peers * (size_t)n), MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(sec, (int)(sizeof *sec * (size_t)n), MPI_BYTE, 0, MPI_COMM_WORLD);
+    struct ldn_auth *a =
+        ldn_auth_new(ctx, n, 1 + rank, peers, sec[1 + rank], rank < S, err, sizeof err);
+    if (!a || (rank == S && !(*coord = ldn_auth_new(ctx, n, 0, peers, sec[0], 0, err, sizeof err))))
+        die("auth", err);
+    free(peers);
+    free(sec);
+    return a;
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -108,6 +135,7 @@ int main(int argc, char **argv)
     const int S = atoi(argv[1]), W = world - S;
     const long bytes = atol(argv[2]);
     const int iters = atoi(argv[3]);
+    const int curve = argc > 4 && strcmp(argv[4], "curve") == 0;
     if (S < 1 || W < 1 || bytes < 1024 || iters < 2)
         die("arguments", "need S >= 1, at least one worker rank, BYTES >= 1024, ITERS >= 2");
     char err[LDN_ERRLEN] = "";
@@ -147,9 +175,15 @@ int main(int argc, char **argv)
     int *workers = malloc(sizeof(int) * (size_t)W);
     for (int i = 0; i < W; i++)
         workers[i] = 1 + S + i;
+    struct ldn_auth *auth = NULL, *coord_auth = NULL;
+    if (curve) {
+        auth = bench_auth(ctx, rank, S, world, &coord_auth);
+        ldn_net_use_auth(auth);
+    }
     if (rank < S) {
         router = ldn_net_socket(ctx, ZMQ_ROUTER, NULL, NULL, 0);
-        if (ldn_net_bind(router, "127.0.0.1", ep, sizeof ep, err, sizeof err))
+        if ((auth && ldn_auth_server(auth, router, err, sizeof err)) ||
+            ldn_net_bind(router, "127.0.0.1", ep, sizeof ep, err, sizeof err))
             die("bind", err);
         struct ldn_server_opts o = {.rank = 1 + rank,
                                     .lo = ranges[rank].lo,
@@ -168,6 +202,11 @@ int main(int argc, char **argv)
     char(*eps)[LDN_NET_ENDPOINT_MAX] = calloc((size_t)world, sizeof *eps);
     MPI_Allgather(ep, LDN_NET_ENDPOINT_MAX, MPI_CHAR, eps, LDN_NET_ENDPOINT_MAX, MPI_CHAR,
                   MPI_COMM_WORLD);
+    for (int r = 0; r < S && auth; r++) {
+        ldn_auth_set_endpoint(auth, 1 + r, eps[r], NULL, 0);
+        if (coord_auth)
+            ldn_auth_set_endpoint(coord_auth, 1 + r, eps[r], NULL, 0);
+    }
     MPI_Comm wcomm; /* the workers among themselves */
     MPI_Comm_split(MPI_COMM_WORLD, rank < S ? 0 : 1, rank, &wcomm);
     double rate = 0;
@@ -197,9 +236,12 @@ int main(int argc, char **argv)
         ldn_kv_destroy(&kv);
         MPI_Barrier(wcomm); /* every worker finished */
         if (rank == S) {    /* stop the servers, as the coordinator would */
+            if (coord_auth)
+                ldn_net_use_auth(coord_auth);
             for (int s = 0; s < S; s++) {
-                void *c = ldn_net_socket(ctx, ZMQ_DEALER, "c0", NULL, 0);
-                zmq_connect(c, eps[s]);
+                void *c = ldn_net_connect(ctx, "c0", eps[s], "server", err, sizeof err);
+                if (!c)
+                    die("connect", err);
                 struct ldn_wire_msg h;
                 ldn_wire_msg_init(&h, LDN_OP_STOP, 0);
                 ldn_net_send(c, NULL, 0, &h, NULL, NULL, 0);
@@ -219,6 +261,9 @@ int main(int argc, char **argv)
     ldn_server_destroy(&srv);
     if (router)
         zmq_close(router);
+    ldn_net_use_auth(NULL);
+    ldn_auth_destroy(&auth);
+    ldn_auth_destroy(&coord_auth);
     zmq_ctx_term(ctx);
     free(eps);
     free(workers);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "ckpt.h"
 #include "clock.h"
 #include "config.h"
@@ -261,6 +262,7 @@ struct dist {
     char *resume_path;
     char (*eps)[LDN_NET_ENDPOINT_MAX]; /* [world] */
     void *router;                      /* coordinator and servers */
+    struct ldn_auth *auth;             /* net.curve: this rank's keys (and ZAP handler) */
     MPI_Comm group;                    /* workers: their task group */
     enum ldn_role role;
 };
@@ -271,6 +273,8 @@ static void dist_free_job(struct dist *x)
     if (x->group != MPI_COMM_NULL)
         MPI_Comm_free(&x->group);
     ldn_net_close(&x->router);
+    ldn_net_use_auth(NULL);
+    ldn_auth_destroy(&x->auth);
     if (x->job.zctx)
         zmq_ctx_term(x->job.zctx);
     x->job.zctx = NULL;
@@ -471,6 +475,44 @@ static int start_resume(struct dist *x, const char *resume)
     return 0;
 }
 
+/* net.curve (collective): rank 0 makes a key pair per rank and hands them out over MPI (public
+ * keys and client names to everyone, each secret key to its rank only; nothing on disk); each
+ * rank makes its authenticator, a ZAP handler on the listening ranks, and the socket factory
+ * uses it from now on. Returns 0 or a negative status with err. */
+static int start_auth(struct dist *x, char *err, size_t errlen)
+{
+    const int n = x->world;
+    struct ldn_auth_peer *peers = calloc((size_t)n, sizeof *peers);
+    char(*sec)[LDN_AUTH_KEY_Z85] = x->rank == 0 ? calloc((size_t)n, sizeof *sec) : NULL;
+    char mine[LDN_AUTH_KEY_Z85] = "";
+    if (!peers || (x->rank == 0 && !sec))
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    int st = 0;
+    if (x->rank == 0) {
+        st = ldn_auth_keypairs(n, peers, sec, err, errlen);
+        for (int r = 0; r < n; r++) /* the routing id each client rank connects with */
+            if (r == 0 || ldn_plan_role(x->plan, r) == LDN_ROLE_WORKER)
+                snprintf(peers[r].name, sizeof peers[r].name, r == 0 ? "c0" : "w%d", r);
+    }
+    MPI_Bcast(&st, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (st == 0) {
+        MPI_Bcast(peers, (int)(sizeof *peers * (size_t)n), MPI_BYTE, 0, MPI_COMM_WORLD);
+        MPI_Scatter(sec, LDN_AUTH_KEY_Z85, MPI_CHAR, mine, LDN_AUTH_KEY_Z85, MPI_CHAR, 0,
+                    MPI_COMM_WORLD);
+        x->auth = ldn_auth_new(x->job.zctx, n, x->rank, peers, mine, x->role != LDN_ROLE_WORKER,
+                               err, errlen);
+        st = x->auth ? 0 : LDN_ERR_IO;
+    } else if (x->rank != 0)
+        st = ldn_fail(err, errlen, st, "rank 0 could not make the job's CURVE keys");
+    if (sec)
+        memset(sec, 0, sizeof *sec * (size_t)n);
+    memset(mine, 0, sizeof mine);
+    free(sec);
+    free(peers);
+    ldn_net_use_auth(x->auth);
+    return st;
+}
+
 /* 4. Endpoints: the coordinator and the servers bind, everyone learns the addresses; then the
  * group communicators (collective over the world). */
 static void start_endpoints(struct dist *x)
@@ -479,6 +521,10 @@ static void start_endpoints(struct dist *x)
     struct ldn_job *job = &x->job;
     job->zctx = zmq_ctx_new();
     int st = job->zctx ? 0 : ldn_fail(err, sizeof err, LDN_ERR_IO, "zmq_ctx_new failed");
+    if (x->cfg->curve) { /* collective: every rank, whatever st */
+        int ast = start_auth(x, st ? NULL : err, st ? 0 : sizeof err);
+        st = st ? st : ast;
+    }
     if (st == 0 && x->role != LDN_ROLE_WORKER &&
         !(x->router = ldn_net_listen(job->zctx, x->cfg->iface, mine, sizeof mine, err, sizeof err)))
         st = LDN_ERR_IO;
@@ -493,6 +539,9 @@ static void start_endpoints(struct dist *x)
         MPI_Abort(MPI_COMM_WORLD, 1);
     MPI_Allgather(mine, LDN_NET_ENDPOINT_MAX, MPI_CHAR, x->eps, LDN_NET_ENDPOINT_MAX, MPI_CHAR,
                   MPI_COMM_WORLD);
+    for (int r = 0; r < x->world && x->auth; r++)
+        if (x->eps[r][0])
+            ldn_auth_set_endpoint(x->auth, r, x->eps[r], NULL, 0);
     memcpy(job->coord_endpoint, x->eps[0], LDN_NET_ENDPOINT_MAX);
     job->server_endpoints = x->eps + 1;
     x->group = MPI_COMM_NULL;
@@ -549,8 +598,9 @@ static int run_job(struct dist *x, const char *resume)
         return 1;
     start_endpoints(x);
     if (x->rank == 0) {
-        LDN_INFO("config %s (run %s, seed %llu), coordinator at %s", x->cfg->source,
-                 x->cfg->run_name, (unsigned long long)x->cfg->seed, x->job.coord_endpoint);
+        LDN_INFO("config %s (run %s, seed %llu), coordinator at %s, data plane %s", x->cfg->source,
+                 x->cfg->run_name, (unsigned long long)x->cfg->seed, x->job.coord_endpoint,
+                 x->auth ? "CURVE-authenticated (net.curve)" : "unauthenticated (net.curve: false)");
         log_plan(&x->job, x->keys->imbalance);
     }
     ldn_watchdog_disarm();
@@ -564,6 +614,8 @@ static int run_job(struct dist *x, const char *resume)
     if (x->group != MPI_COMM_NULL)
         MPI_Comm_free(&x->group);
     ldn_net_close(&x->router);
+    ldn_net_use_auth(NULL);
+    ldn_auth_destroy(&x->auth);
     zmq_ctx_term(x->job.zctx);
     x->job.zctx = NULL;
     ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", timeout);

@@ -576,8 +576,8 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
             }
             if (left > 0 && ldn_clock_now() > deadline) {
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                              "waited %.0f s for the weights of server rank %d (ps.timeout)",
-                              c->cfg->timeout_s, 1 + s);
+                              "waited %.0f s for the weights of server rank %d (ps.timeout%s)",
+                              c->cfg->timeout_s, 1 + s, ldn_net_auth_hint());
                 break;
             }
         }
@@ -654,9 +654,10 @@ static int wait_hello(struct coord *c, char *err, size_t errlen)
             for (int w = 1 + c->job->plan->n_servers; w < c->job->world && missing < 0; w++)
                 if (!wt.seen[w])
                     missing = w;
-            rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                          "worker rank %d (task %s) did not check in within %.0f s (ps.timeout)",
-                          missing, task_of_rank(c, missing), c->cfg->timeout_s);
+            rc =
+                ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                         "worker rank %d (task %s) did not check in within %.0f s (ps.timeout%s)",
+                         missing, task_of_rank(c, missing), c->cfg->timeout_s, ldn_net_auth_hint());
         }
     }
     free(wt.seen);

@@ -845,8 +845,8 @@ static int waited_too_long(const struct ldn_server *s, double now, double last, 
     if (now - last > timeout)
         return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                         "ps %d: no message from the coordinator (rank 0) or any worker "
-                        "for %.0f s (ps.timeout)",
-                        s->o.rank, timeout);
+                        "for %.0f s (ps.timeout%s)",
+                        s->o.rank, timeout, ldn_net_auth_hint());
     return 0;
 }
 

@@ -173,6 +173,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg->threads, 1);
     CU_ASSERT_EQUAL(cfg->servers, 1);
     CU_ASSERT_EQUAL(cfg->consistency, LDN_BSP);
+    CU_ASSERT(cfg->curve); /* net.curve: on unless switched off */
     CU_ASSERT_EQUAL(cfg->staleness, 2);
     CU_ASSERT(cfg->timeout_s == 60);
     CU_ASSERT_STRING_EQUAL(cfg->iface, "auto");
@@ -197,7 +198,7 @@ static void test_errors_keys(void)
                "sampling_alpha, log_every, eval_every, threads)");
     EXPECT_ERR(MINIMAL "trian:\n  epochs: 3\n",
                "config t.yaml:7:1: trian: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress, checkpoint, rounds)");
+               "model, tasks, train, ps, compress, checkpoint, net, rounds)");
     EXPECT_ERR(MINIMAL "    wieght: 2\n",
                "config t.yaml:7:5: tasks.category.wieght: unknown key (allowed in "
                "tasks.category: file, weight, workers, head)");
@@ -388,8 +389,9 @@ static void test_overrides(void)
                     "tasks.category.head=[16]",
                     "train.nesterov=on",
                     "run.name=over",
-                    "ps.interface=\"lo 0\""};
-    struct ldn_config *cfg = parse_over(MINIMAL "train:\n  lr: 0.1\n", 10, over, err);
+                    "ps.interface=\"lo 0\"",
+                    "net.curve=false"};
+    struct ldn_config *cfg = parse_over(MINIMAL "train:\n  lr: 0.1\n", 11, over, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT(cfg->optim.lr == 0.2);
     CU_ASSERT(cfg->tasks[0].weight == 2.0);
@@ -402,6 +404,7 @@ static void test_overrides(void)
     CU_ASSERT_STRING_EQUAL(cfg->run_name, "over");
     CU_ASSERT_STRING_EQUAL(cfg->run_dir, "runs/over");
     CU_ASSERT_STRING_EQUAL(cfg->iface, "lo 0");
+    CU_ASSERT(!cfg->curve);
     ldn_config_destroy(&cfg);
 
     /* a later override wins over an earlier one; sections may be created by overrides */
@@ -423,7 +426,7 @@ static void test_overrides(void)
                     "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads)");
     EXPECT_OVER_ERR(MINIMAL, "trian.lr=1",
                     "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "
-                    "run, data, model, tasks, train, ps, compress, checkpoint, rounds)");
+                    "run, data, model, tasks, train, ps, compress, checkpoint, net, rounds)");
     EXPECT_OVER_ERR(MINIMAL "  group:\n", "tasks.x.weight=2",
                     "config override 'tasks.x.weight=2': unknown task 'x' (tasks: category, "
                     "group)");
@@ -712,7 +715,7 @@ static void test_rounds_errors(void)
                "lr_min, init, teacher)");
     EXPECT_ERR(MINIMAL "teacher:\n  alpha: 1\n",
                "config t.yaml:7:1: teacher: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress, checkpoint, rounds)");
+               "model, tasks, train, ps, compress, checkpoint, net, rounds)");
 }
 
 /* A round as a run of its own: the round's values, its directories, no rounds, a final

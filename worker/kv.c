@@ -392,10 +392,10 @@ static int receive_until(struct ldn_kv *kv, const struct want *wt, float *params
                 k++;
             return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                             "worker %d: waited %.0f s for the trunk weights of clock %lld from "
-                            "server rank %d (keys [%lld, %lld), ps.timeout)",
+                            "server rank %d (keys [%lld, %lld), ps.timeout%s)",
                             kv->rank, kv->timeout_s, (long long)kv->pull_clock,
                             kv->server_ranks[kv->chunks[k].server], (long long)kv->chunks[k].lo,
-                            (long long)kv->chunks[k].hi);
+                            (long long)kv->chunks[k].hi, ldn_net_auth_hint());
         }
         for (int s = 0; s < n; s++)
             while (kv->pull_left > 0 && (items[s].revents & ZMQ_POLLIN)) {

@@ -459,8 +459,9 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         if (ldn_net_wait_sent(&w->inflight[step & 1], cfg->timeout_s) != 0)
             return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                             "worker %d: ZeroMQ did not finish sending step %lld's gradients "
-                            "within %.0f s (ps.timeout)",
-                            w->job->rank, (long long)(step - 2), cfg->timeout_s);
+                            "within %.0f s (ps.timeout%s)",
+                            w->job->rank, (long long)(step - 2), cfg->timeout_s,
+                            ldn_net_auth_hint());
         ldn_nn_use_grads(trunk, w->grad_buf[step & 1]);
         if (w->comp) {
             struct ldn_codec_desc d;
@@ -729,8 +730,8 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
         if (r == LDN_ERR_TIMEOUT) {
             rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                           "worker %d: no command from the coordinator (rank 0) for %.0f s "
-                          "(ps.timeout)",
-                          job->rank, job->cfg->timeout_s);
+                          "(ps.timeout%s)",
+                          job->rank, job->cfg->timeout_s, ldn_net_auth_hint());
             break;
         }
         if (r != 0) {

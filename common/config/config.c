@@ -32,9 +32,10 @@
  * Schema */
 
 #define N_ROOT_SECT (S_ROUND + 1)
-static const char *const SECT_NAMES[N_SECT] = {
-    "run", "data", "model", "tasks", "train", "ps", "compress", "checkpoint", "rounds", "teacher"};
-#define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint, rounds"
+static const char *const SECT_NAMES[N_SECT] = {"run",   "data",   "model",    "tasks",
+                                               "train", "ps",     "compress", "checkpoint",
+                                               "net",   "rounds", "teacher"};
+#define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint, net, rounds"
 
 static bool row_sect(enum sect s)
 {
@@ -150,6 +151,7 @@ static const struct key_def KEYS[] = {
     NUM(S_CHECKPOINT, "final", T_BOOL, C(ckpt.final), 0, 0, 0, "true"),
     STR(S_CHECKPOINT, "dir", C(ckpt.dir), LDN_PATH_MAX, 0, NULL),
     NUM(S_CHECKPOINT, "timeout", T_DBL, C(ckpt.timeout_s), LO_EXCL | NO_HI, 0, 0, "600"),
+    NUM(S_NET, "curve", T_BOOL, C(curve), 0, 0, 0, "true"),
     /* one round; what has no default here is inherited from model/train/run (inherit_round) */
     STR(S_ROUND, "name", RD(name), LDN_NAME_MAX, 0, NULL),
     NUM(S_ROUND, "epochs", T_INT, RD(epochs), NO_HI, 1, 0, NULL),
@@ -1218,6 +1220,7 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     apply_defaults(S_PS, cfg);
     apply_defaults(S_COMPRESS, cfg);
     apply_defaults(S_CHECKPOINT, cfg);
+    apply_defaults(S_NET, cfg);
     root = yaml_document_get_root_node(&c->doc); /* overrides may have moved the nodes */
     if ((rc = walk_root(c, root)) < 0 || (rc = finish(c)) < 0)
         return rc;

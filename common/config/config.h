@@ -195,6 +195,8 @@ struct ldn_config {
     int chunk_kb;                     /* ps.chunk_kb: size of one push/pull message (default 256) */
     bool record_clocks;               /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
                                          one line per served pull (default false) */
+    bool
+        curve; /* net.curve: CURVE-authenticated data plane, keys made at start-up (default true) */
 
     struct ldn_compress_config compress;
     struct ldn_ckpt_config ckpt;

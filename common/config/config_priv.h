@@ -21,6 +21,7 @@ enum sect {
     S_PS,
     S_COMPRESS,
     S_CHECKPOINT,
+    S_NET,
     S_ROUND,
     S_TEACHER,
     N_SECT

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "fs.h"
 #include "status.h"
@@ -66,6 +67,26 @@ int64_t ldn_net_max_frame(void)
     return atomic_load(&max_frame);
 }
 
+static const struct ldn_auth *_Atomic auth;
+
+void ldn_net_use_auth(const struct ldn_auth *a)
+{
+    atomic_store(&auth, a);
+}
+
+const struct ldn_auth *ldn_net_auth(void)
+{
+    return atomic_load(&auth);
+}
+
+const char *ldn_net_auth_hint(void)
+{
+    return ldn_net_auth() ? "; net.curve is on: a peer whose CURVE handshake fails (keys not "
+                            "of this job, or net.curve set differently) never connects; a "
+                            "refused client key is logged by the listening rank"
+                          : "";
+}
+
 /* Options every socket gets. */
 static int setup(void *sock, int type, const char *ident, char *err, size_t errlen)
 {
@@ -100,8 +121,10 @@ void *ldn_net_listen(void *zctx, const char *iface, char *endpoint, size_t len, 
                      size_t errlen)
 {
     char ip[64];
+    const struct ldn_auth *a = ldn_net_auth();
     void *sock = ldn_net_socket(zctx, ZMQ_ROUTER, NULL, err, errlen);
-    if (sock && (ldn_net_local_address(iface, ip, sizeof ip, err, errlen) != 0 ||
+    if (sock && ((a && ldn_auth_server(a, sock, err, errlen) != 0) ||
+                 ldn_net_local_address(iface, ip, sizeof ip, err, errlen) != 0 ||
                  ldn_net_bind(sock, ip, endpoint, len, err, errlen) != 0))
         ldn_net_close(&sock);
     return sock;
@@ -110,7 +133,12 @@ void *ldn_net_listen(void *zctx, const char *iface, char *endpoint, size_t len, 
 void *ldn_net_connect(void *zctx, const char *ident, const char *endpoint, const char *peer,
                       char *err, size_t errlen)
 {
+    const struct ldn_auth *a = ldn_net_auth();
     void *sock = ldn_net_socket(zctx, ZMQ_DEALER, ident, err, errlen);
+    if (sock && a && ldn_auth_client(a, sock, endpoint, err, errlen) != 0) {
+        ldn_net_close(&sock);
+        return NULL;
+    }
     if (sock && zmq_connect(sock, endpoint) != 0) {
         ldn_fail(err, errlen, LDN_ERR_IO, "%s: connect to %s at %s: %s", ident ? ident : "-", peer,
                  endpoint, zmq_strerror(errno));
@@ -227,6 +255,8 @@ int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char
 {
     m->nframes = 0;
     m->ident_len = 0;
+    m->user_len = 0;
+    m->user[0] = '\0';
     m->bytes = 0;
     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
     int pr = zmq_poll(&it, 1, timeout_ms);
@@ -256,6 +286,14 @@ int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char
         return ldn_fail(err, errlen, LDN_ERR_IO, "recv: %s", zmq_strerror(errno));
     }
     m->bytes += zmq_msg_size(&part);
+    /* the connection's ZAP user id (ZeroMQ puts it on the parts it received, not on the
+     * routing id part a ROUTER makes up) */
+    const char *user = zmq_msg_gets(&part, "User-Id");
+    if (user) {
+        m->user_len = strnlen(user, LDN_NET_IDENT_MAX - 1);
+        memcpy(m->user, user, m->user_len);
+        m->user[m->user_len] = '\0';
+    }
     int rc = ldn_wire_decode(zmq_msg_data(&part), zmq_msg_size(&part), &m->hdr, err, errlen);
     zmq_msg_close(&part);
     if (rc != 0) {
@@ -306,6 +344,8 @@ void ldn_msg_close(struct ldn_msg *m)
 int ldn_net_ident_is(const struct ldn_msg *m, const char *want)
 {
     size_t n = strlen(want);
+    if (ldn_net_auth() && !(m->user_len == n && memcmp(m->user, want, n) == 0))
+        return 0;
     return m->ident_len == n && memcmp(m->ident, want, n) == 0;
 }
 

@@ -20,6 +20,8 @@
 struct ldn_msg {
     char ident[LDN_NET_IDENT_MAX];
     size_t ident_len;
+    char user[LDN_NET_IDENT_MAX]; /* ZAP user id of the connection ("" without CURVE) */
+    size_t user_len;
     struct ldn_wire_msg hdr;
     int nframes;
     zmq_msg_t frames[LDN_WIRE_MAX_FRAMES];
@@ -34,6 +36,19 @@ struct ldn_msg {
  * legitimate frame plus headroom, set before the job's sockets are made. Thread-safe. */
 void ldn_net_set_max_frame(int64_t bytes);
 int64_t ldn_net_max_frame(void);
+
+struct ldn_auth;
+
+/* Authenticate the sockets made from now on with a (common/net/auth.h; NULL switches CURVE
+ * off, the default): ldn_net_listen makes CURVE servers, ldn_net_connect CURVE clients, and
+ * ldn_net_ident_is also wants the connection's ZAP user id to be the identity asked for.
+ * a is borrowed until it is switched off again. Set before the job's sockets are made. */
+void ldn_net_use_auth(const struct ldn_auth *a);
+const struct ldn_auth *ldn_net_auth(void);
+
+/* For timeout messages about a peer that never answered: with CURVE on, a hint that a failed
+ * handshake (a key not of this job) looks exactly like that; "" with CURVE off. */
+const char *ldn_net_auth_hint(void);
 
 /* The IPv4 address to bind on: of interface `iface` when given (and not "auto"), otherwise
  * the first non-loopback interface that is up, otherwise 127.0.0.1. Returns 0 or negative
@@ -50,13 +65,15 @@ int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, si
  * Returns the socket (close it with ldn_net_close) or NULL with err. */
 void *ldn_net_socket(void *zctx, int type, const char *ident, char *err, size_t errlen);
 
-/* A ROUTER bound to tcp://ip:* of interface iface (ldn_net_local_address); the actual
- * endpoint (tcp://ip:port) goes to endpoint. Returns the socket or NULL with err. */
+/* A ROUTER bound to tcp://ip:* of interface iface (ldn_net_local_address), a CURVE server
+ * when ldn_net_use_auth is on; the actual endpoint (tcp://ip:port) goes to endpoint. Returns
+ * the socket or NULL with err. */
 void *ldn_net_listen(void *zctx, const char *iface, char *endpoint, size_t len, char *err,
                      size_t errlen);
 
-/* A DEALER with identity ident connected to endpoint; `peer` names the other end in errors
- * ("server rank 2"). Returns the socket or NULL with err. */
+/* A DEALER with identity ident connected to endpoint, a CURVE client of the rank listening
+ * there when ldn_net_use_auth is on; `peer` names the other end in errors ("server rank 2").
+ * Returns the socket or NULL with err. */
 void *ldn_net_connect(void *zctx, const char *ident, const char *endpoint, const char *peer,
                       char *err, size_t errlen);
 
@@ -90,7 +107,9 @@ int ldn_net_recv(void *sock, int router, struct ldn_msg *m, int timeout_ms, char
 void ldn_msg_close(struct ldn_msg *m);
 
 /* 1 when m's routing identity is exactly `want` (same length, same bytes: an identity of "c0"
- * followed by a NUL and anything else is not "c0"), else 0. */
+ * followed by a NUL and anything else is not "c0") and, with CURVE on (ldn_net_use_auth),
+ * the ZAP user id of the connection it came on is exactly `want` too (the key it
+ * authenticated with is that peer's), else 0. */
 int ldn_net_ident_is(const struct ldn_msg *m, const char *want);
 
 /* Answer the sender of m (on a ROUTER) with an ERROR carrying status and text. */
