@@ -569,8 +569,8 @@ static int start_init(struct dist *x, int resuming)
     int st = 0;
     if (x->round_index >= 0 && x->paths.init && !resuming &&
         (x->rank == 0 || x->role == LDN_ROLE_SERVER))
-        st = ldn_rounds_load_init(x->run_cfg, x->round_index, x->cfg, x->paths.init,
-                                  x->keys->trunk, NULL, err, sizeof err);
+        st = ldn_rounds_load_init(x->run_cfg, x->round_index, x->cfg, x->paths.init, x->keys->trunk,
+                                  NULL, err, sizeof err);
     int bad = st != 0, any_bad = 0;
     MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (bad && x->rank != 0)
@@ -600,7 +600,8 @@ static int run_job(struct dist *x, const char *resume)
     if (x->rank == 0) {
         LDN_INFO("config %s (run %s, seed %llu), coordinator at %s, data plane %s", x->cfg->source,
                  x->cfg->run_name, (unsigned long long)x->cfg->seed, x->job.coord_endpoint,
-                 x->auth ? "CURVE-authenticated (net.curve)" : "unauthenticated (net.curve: false)");
+                 x->auth ? "CURVE-authenticated (net.curve)"
+                         : "unauthenticated (net.curve: false)");
         log_plan(&x->job, x->keys->imbalance);
     }
     ldn_watchdog_disarm();

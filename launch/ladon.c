@@ -43,12 +43,12 @@ static const struct command_help HELP[] = {
      "  ladon train --local CONFIG [key=value ...] [--resume [PATH|latest]]\n"
      "        train every task in this process (checkpoints like distributed runs)\n"},
     {"config", "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"},
-    {"data", "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
-             "        build the Fashion-MNIST multi-task benchmark (default --src " FMNIST_DEFAULT_SRC
-             ")\n"
-             "  ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]\n"
-             "        [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]\n"
-             "        generate related synthetic tasks\n"},
+    {"data",
+     "  ladon data fmnist OUT_DIR [--src DIR] [--seed N]\n"
+     "        build the Fashion-MNIST multi-task benchmark (default --src " FMNIST_DEFAULT_SRC ")\n"
+     "  ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]\n"
+     "        [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]\n"
+     "        generate related synthetic tasks\n"},
     {"inspect", "  ladon inspect CKPT [--json]\n"
                 "        verify every checksum of a checkpoint and summarise it (CKPT: a file, a\n"
                 "        checkpoint directory or a run directory: its latest checkpoint)\n"},

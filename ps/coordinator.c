@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "ckpt.h"
-#include "data.h"
 #include "clock.h"
+#include "data.h"
 #include "jobckpt.h"
 #include "keyspace.h"
 #include "log.h"
@@ -164,7 +164,8 @@ static void print_mark(struct coord *c, struct mark *m)
                     "epoch %d/%d step %lld/%lld | %.0f samples/s | lr %.4g", epoch, c->cfg->epochs,
                     (long long)m->step, (long long)c->job->total_steps, sps, lr);
     if (c->distill)
-        off += snprintf(buf + off, sizeof buf - (size_t)off, " | alpha %.3f", distill_alpha(c, m->step));
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " | alpha %.3f",
+                        distill_alpha(c, m->step));
     for (int t = 0; t < c->cfg->n_tasks && off < (int)sizeof buf - 160; t++) {
         const struct task_acc *a = &c->train_acc[t];
         if (!a->seen)
@@ -173,9 +174,9 @@ static void print_mark(struct coord *c, struct mark *m)
                         c->cfg->tasks[t].name, a->loss_sum / (double)a->seen,
                         100.0 * (double)a->correct / (double)a->seen);
         if (c->distill)
-            off += snprintf(buf + off, sizeof buf - (size_t)off, " agree %.1f%% kl %.4f",
-                            100.0 * (double)a->agree / (double)a->seen,
-                            a->kl_sum / (double)a->seen);
+            off +=
+                snprintf(buf + off, sizeof buf - (size_t)off, " agree %.1f%% kl %.4f",
+                         100.0 * (double)a->agree / (double)a->seen, a->kl_sum / (double)a->seen);
     }
     snprintf(buf + off, sizeof buf - (size_t)off,
              " | push %.1f KB pull %.1f KB per step | staleness %.2f | wait %.0f%%",

@@ -118,10 +118,11 @@ double ldn_wdistill_loss(struct ldn_wdistill *D, int t, int64_t step, const floa
                          float weight, int64_t *correct, struct ldn_distill_report *rep)
 {
     const int c = D->teacher.classes[t];
-    const float temp = (float)D->rc->teacher.temperature, alpha = (float)ldn_wdistill_alpha(D, step);
+    const float temp = (float)D->rc->teacher.temperature,
+                alpha = (float)ldn_wdistill_alpha(D, step);
     ldn_teacher_rows(&D->teacher, t, t, idx, buf->x, b, D->soft);
-    double loss = ldn_loss_distill_ex(z, D->soft, buf->y, b, c, temp, alpha, weight, buf->dz,
-                                      correct, rep);
+    double loss =
+        ldn_loss_distill_ex(z, D->soft, buf->y, b, c, temp, alpha, weight, buf->dz, correct, rep);
     if (extra > 0) {
         const int64_t off = (int64_t)b * c;
         ldn_teacher_rows(&D->teacher, D->extra_task, t, D->idx, buf->x + (int64_t)b * D->features,

@@ -65,9 +65,9 @@ struct local_run {
     FILE *run_metrics; /* a run with rounds: the run's metrics.jsonl (every round's records) */
     struct ldn_teacher teacher; /* a distillation round's soft targets */
     int distill;
-    float *soft_rows;  /* [batch, max classes]: the batch's soft targets */
-    int32_t *no_label; /* [batch] of -1: rows of another task carry no label for a head */
-    double alpha;      /* distillation weight of the last step */
+    float *soft_rows;   /* [batch, max classes]: the batch's soft targets */
+    int32_t *no_label;  /* [batch] of -1: rows of another task carry no label for a head */
+    double alpha;       /* distillation weight of the last step */
     char *last_metrics; /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
 };
 

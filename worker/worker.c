@@ -438,10 +438,9 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
             ldn_batch_gather(&w->buf, 0, wt->train->x, wt->train->y, w->idx, b, w->job->features);
             extra = ldn_wdistill_gather_extra(w->distill, t, step, &w->buf, b);
         }
-        const float *z =
-            w->distill
-                ? ldn_model_forward(w->model, t, w->buf.x, b + extra)
-                : ldn_model_forward_rows(w->model, t, wt->train->x, wt->train->y, w->idx, b, &w->buf);
+        const float *z = w->distill ? ldn_model_forward(w->model, t, w->buf.x, b + extra)
+                                    : ldn_model_forward_rows(w->model, t, wt->train->x,
+                                                             wt->train->y, w->idx, b, &w->buf);
         double tw = ldn_clock_now();
         if (!w->push_rc && (rc = ldn_kv_pull_end(w->kv, trunk->params, err, errlen)))
             return rc;
@@ -473,8 +472,8 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
         double loss;
         if (w->distill) {
             struct ldn_distill_report rep = {0};
-            loss = ldn_wdistill_loss(w->distill, t, step, z, w->idx, b, extra, &w->buf, weight,
-                                     &ok, &rep);
+            loss = ldn_wdistill_loss(w->distill, t, step, z, w->idx, b, extra, &w->buf, weight, &ok,
+                                     &rep);
             ldn_model_backward(w->model, t, w->buf.x, w->buf.dz, b + extra);
             wt->kl_sum += rep.kl * b;
             wt->agree += rep.agree;

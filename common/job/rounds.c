@@ -89,8 +89,7 @@ static int check_path_members(const struct ldn_config *cfg, char *err, size_t er
     return 0;
 }
 
-int ldn_rounds_check(const struct ldn_config *cfg, const char *resume_arg, char *err,
-                     size_t errlen)
+int ldn_rounds_check(const struct ldn_config *cfg, const char *resume_arg, char *err, size_t errlen)
 {
     if (resume_arg && strcmp(resume_arg, "latest") != 0 && strcmp(resume_arg, cfg->run_dir) != 0)
         return ldn_fail(err, errlen, LDN_ERR_ARG,

@@ -119,8 +119,8 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
     const int n = cfg->n_tasks;
     int *h = T->head + m * n;
     for (int u = 0; u < n && rc == 0; u++)
-        if ((h[u] = member_head(&L, round, member, cfg->tasks[u].name, T->classes[u],
-                                d->features, err, errlen)) < 0)
+        if ((h[u] = member_head(&L, round, member, cfg->tasks[u].name, T->classes[u], d->features,
+                                err, errlen)) < 0)
             rc = h[u];
     for (int t = 0; t < n && rc == 0; t++) { /* rows of task t, head u */
         struct ldn_dataset *train = d->train[t], *test = d->test[t];
