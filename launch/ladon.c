@@ -9,6 +9,7 @@
  *   ladon inspect CKPT [--json]
  *   ladon eval CKPT [CKPT ...] [--data DIR] [--task T]
  *   ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]
+ *   ladon export CKPT OUT.h5 [--quantize int8|fp16|none] [--prune S] [--data DIR]
  *   ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "config.h"
 #include "data.h"
 #include "dist.h"
+#include "export.h"
 #include "log.h"
 #include "plot.h"
 #include "status.h"
@@ -53,6 +55,9 @@ static void usage(FILE *f)
             "  ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n"
             "        class probabilities of head T for every row of INPUT (a task file's split\n"
             "        or any file with a 2-D dataset x) into OUTPUT (/probs, /pred)\n"
+            "  ladon export CKPT OUT.h5 [--quantize int8|fp16|none] [--prune S] [--data DIR]\n"
+            "        a deployable model file (int8/fp16, zero weights not stored) that eval and\n"
+            "        predict take like a checkpoint; ladon export --help for the options\n"
             "  ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]\n"
             "        draw the runs' metrics into a PNG with gnuplot (default RUN_DIR/plot.png,\n"
             "        ./runs.png for several runs; ladon plot --help for the panels)\n"
@@ -248,6 +253,8 @@ int main(int argc, char **argv)
         return ldn_tool_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict"))
         return ldn_tool_predict(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export"))
+        return ldn_tool_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "plot"))
         return ldn_tool_plot(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
