@@ -21,7 +21,7 @@
 /* A layer is predicted with the sparse kernel when at most this fraction of its weights is
  * stored (denser ones are expanded to fp32 once at load and use sgemm; docs/export.md has
  * the measurement). */
-#define LDN_EXPORT_SPARSE_MAX_DENSITY 0.4
+#define LDN_EXPORT_SPARSE_MAX_DENSITY 0.2
 
 enum ldn_export_quant { LDN_EXPORT_NONE = 0, LDN_EXPORT_FP16 = 1, LDN_EXPORT_INT8 = 2 };
 

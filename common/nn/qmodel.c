@@ -57,6 +57,14 @@ void ldn_qmodel_destroy(struct ldn_qmodel **pm)
     *pm = NULL;
 }
 
+/* Row stride of the transposed activations: the batch rounded up to 16 floats, plus 16 when
+ * that is a multiple of 4 KiB. */
+static int64_t ld_for(int batch)
+{
+    int64_t ld = ((int64_t)batch + 15) / 16 * 16;
+    return ld % 1024 == 0 ? ld + 16 : ld;
+}
+
 /* The net's layers chain from in_dim; its output width into *out and the widest layer into
  * *wide. */
 static int chain(const struct ldn_qnet *net, const char *what, int in_dim, int *out, int *wide,
@@ -91,7 +99,8 @@ int ldn_qmodel_finish(struct ldn_qmodel *m, int max_batch, char *err, size_t err
         maxc = c > maxc ? c : maxc;
     }
     m->max_batch = max_batch;
-    size_t n = (size_t)wide * (size_t)max_batch;
+    m->ld = ld_for(max_batch);
+    size_t n = (size_t)wide * (size_t)m->ld;
     if (!(m->buf[0] = malloc(n * sizeof(float))) || !(m->buf[1] = malloc(n * sizeof(float))) ||
         !(m->logits = malloc((size_t)maxc * (size_t)max_batch * sizeof(float))))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory for %d rows of activations",
@@ -104,7 +113,7 @@ static void qnet_forward(struct ldn_qmodel *m, const struct ldn_qnet *net, int *
 {
     for (int i = 0; i < net->n_layers; i++) {
         const struct ldn_qlayer *l = &net->layers[i];
-        ldn_qmat_apply(&l->w, l->bias, l->act, m->buf[*cur], m->buf[!*cur], batch);
+        ldn_qmat_apply(&l->w, l->bias, l->act, m->buf[*cur], m->buf[!*cur], batch, m->ld);
         *cur = !*cur;
     }
 }
@@ -113,9 +122,9 @@ const float *ldn_qmodel_forward(struct ldn_qmodel *m, int t, const float *x, int
 {
     LDN_ASSERT(batch >= 1 && batch <= m->max_batch && t >= 0 && t < m->n_heads);
     int cur = 0;
-    ldn_qs_transpose(x, batch, m->features, m->buf[0]);
+    ldn_qs_transpose(x, batch, m->features, m->features, m->buf[0], m->ld);
     qnet_forward(m, &m->trunk, &cur, batch);
     qnet_forward(m, &m->heads[t], &cur, batch);
-    ldn_qs_transpose(m->buf[cur], m->classes[t], batch, m->logits);
+    ldn_qs_transpose(m->buf[cur], m->classes[t], batch, m->ld, m->logits, m->classes[t]);
     return m->logits;
 }

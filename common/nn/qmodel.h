@@ -27,7 +27,8 @@ struct ldn_qmodel {
     struct ldn_qnet *heads; /* [n_heads] */
     int *classes;           /* [n_heads] */
     int max_batch;
-    float *buf[2]; /* [max width, max_batch] each: activations, transposed */
+    int64_t ld;    /* row stride of buf (>= max_batch) */
+    float *buf[2]; /* [max width, ld] each: activations, transposed */
     float *logits; /* [max_batch, max classes] */
 };
 

@@ -10,6 +10,9 @@
 
 /* The kernel keeps a tile of this many batch columns of one output row in registers. */
 #define TILE 64
+/* and loads the inputs of the weight this many entries ahead early (columns are irregular:
+ * the hardware prefetcher cannot guess them) */
+#define PREFETCH 8
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(LDN_NO_CLONES)
 /* One copy of the kernel per vector width, picked at load time by the CPU (GCC ifunc). */
@@ -370,72 +373,129 @@ static inline float act1(enum ldn_activation act, float x)
     }
 }
 
-/* One output row over batch columns [b0, b0 + nb) (nb <= TILE): the stored entries of row r
- * times the matching input rows, accumulated in acc, then scale, bias and activation. */
-static inline __attribute__((always_inline)) void csr_row_tile(const struct ldn_qmat *m, int r,
-                                                               const float *xt, int batch, int b0,
-                                                               int nb, float bias,
-                                                               enum ldn_activation act, float *out)
+/* Output rows over the batch columns [b0, b0 + nb) (any nb), one at a time: scalar code for
+ * the last, partial tile. */
+static void csr_rows_tail(const struct ldn_qmat *m, const float *bias, enum ldn_activation act,
+                          const float *xt, float *yt, int64_t ld, int b0, int nb)
 {
     float acc[TILE];
-    for (int b = 0; b < nb; b++)
-        acc[b] = 0.0f;
-    const uint32_t p1 = m->rowptr[r + 1];
-    const float *x = xt + b0;
-    if (m->q) {
-        for (uint32_t p = m->rowptr[r]; p < p1; p++) {
-            const float w = (float)m->q[p], *xr = x + (int64_t)m->col[p] * batch;
-            for (int b = 0; b < nb; b++)
-                acc[b] += w * xr[b];
-        }
-        const float s = m->scale[r];
+    for (int r = 0; r < m->rows; r++) {
         for (int b = 0; b < nb; b++)
-            out[b] = act1(act, acc[b] * s + bias);
-    } else {
-        for (uint32_t p = m->rowptr[r]; p < p1; p++) {
-            const float w = m->v[p], *xr = x + (int64_t)m->col[p] * batch;
+            acc[b] = 0.0f;
+        for (uint32_t p = m->rowptr[r]; p < m->rowptr[r + 1]; p++) {
+            const float w = m->q ? (float)m->q[p] : m->v[p], *x = xt + m->col[p] * ld + b0;
             for (int b = 0; b < nb; b++)
-                acc[b] += w * xr[b];
+                acc[b] += w * x[b];
         }
+        const float s = m->q ? m->scale[r] : 1.0f;
+        float *out = yt + r * ld + b0;
         for (int b = 0; b < nb; b++)
-            out[b] = act1(act, acc[b] + bias);
+            out[b] = act1(act, acc[b] * s + bias[r]);
     }
 }
 
+#if defined(__GNUC__)
+/* 16 floats: GCC lowers it to one zmm (AVX-512), two ymm (AVX2) or four xmm registers. */
+typedef float v16f __attribute__((vector_size(64)));
+
+/* a0..a3 += w * x[0..64) (unaligned loads; a macro, as a function returning a vector changes
+ * the ABI between the clones) */
+#define FMA_TILE(w, x)                                                                             \
+    do {                                                                                           \
+        v16f x_[4];                                                                                \
+        memcpy(x_, (x), sizeof x_);                                                                \
+        a0 += (w)*x_[0];                                                                           \
+        a1 += (w)*x_[1];                                                                           \
+        a2 += (w)*x_[2];                                                                           \
+        a3 += (w)*x_[3];                                                                           \
+    } while (0)
+
+/* Full tiles of TILE = 64 batch columns: each output row's tile is four v16f accumulators,
+ * and each stored weight adds w times the 64 inputs of its column. */
 KERNEL_CLONES
-static void csr_apply(const struct ldn_qmat *m, const float *bias, enum ldn_activation act,
-                      const float *xt, float *yt, int batch)
+static void csr_tiles(const struct ldn_qmat *m, const float *bias, enum ldn_activation act,
+                      const float *xt, float *yt, int64_t ld, int n_tiles)
 {
-    /* batch tiles outermost: a tile of every input row stays in cache for all the rows */
-    for (int b0 = 0; b0 < batch; b0 += TILE) {
-        const int nb = batch - b0 < TILE ? batch - b0 : TILE;
+    for (int t = 0; t < n_tiles; t++) { /* a tile of every input row stays in cache */
+        const float *x0 = xt + (int64_t)t * TILE;
         for (int r = 0; r < m->rows; r++) {
-            float *out = yt + (int64_t)r * batch + b0;
-            if (nb == TILE) /* the constant length lets the compiler unroll into registers */
-                csr_row_tile(m, r, xt, batch, b0, TILE, bias[r], act, out);
-            else
-                csr_row_tile(m, r, xt, batch, b0, nb, bias[r], act, out);
+            v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            const uint32_t p0 = m->rowptr[r], p1 = m->rowptr[r + 1];
+            float s = 1.0f;
+            if (m->q) {
+                for (uint32_t p = p0; p < p1; p++) {
+                    const float w = (float)m->q[p], *x = x0 + m->col[p] * ld;
+                    if (p + PREFETCH < p1) {
+                        const float *n = x0 + m->col[p + PREFETCH] * ld;
+                        __builtin_prefetch(n);
+                        __builtin_prefetch(n + 16);
+                        __builtin_prefetch(n + 32);
+                        __builtin_prefetch(n + 48);
+                    }
+                    FMA_TILE(w, x);
+                }
+                s = m->scale[r];
+            } else
+                for (uint32_t p = p0; p < p1; p++) {
+                    const float w = m->v[p], *x = x0 + m->col[p] * ld;
+                    if (p + PREFETCH < p1) {
+                        const float *n = x0 + m->col[p + PREFETCH] * ld;
+                        __builtin_prefetch(n);
+                        __builtin_prefetch(n + 16);
+                        __builtin_prefetch(n + 32);
+                        __builtin_prefetch(n + 48);
+                    }
+                    FMA_TILE(w, x);
+                }
+            float *out = yt + r * ld + (int64_t)t * TILE;
+            const float b = bias[r];
+            a0 = a0 * s + b;
+            a1 = a1 * s + b;
+            a2 = a2 * s + b;
+            a3 = a3 * s + b;
+            memcpy(out, &a0, sizeof a0);
+            memcpy(out + 16, &a1, sizeof a1);
+            memcpy(out + 32, &a2, sizeof a2);
+            memcpy(out + 48, &a3, sizeof a3);
+            if (act == LDN_ACT_RELU)
+                for (int k = 0; k < TILE; k++)
+                    out[k] = out[k] > 0.0f ? out[k] : 0.0f;
+            else if (act == LDN_ACT_TANH)
+                for (int k = 0; k < TILE; k++)
+                    out[k] = tanhf(out[k]);
         }
     }
 }
+#else
+static void csr_tiles(const struct ldn_qmat *m, const float *bias, enum ldn_activation act,
+                      const float *xt, float *yt, int64_t ld, int n_tiles)
+{
+    for (int t = 0; t < n_tiles; t++)
+        csr_rows_tail(m, bias, act, xt, yt, ld, t * TILE, TILE);
+}
+#endif
 
 void ldn_qmat_apply(const struct ldn_qmat *m, const float *bias, enum ldn_activation act,
-                    const float *xt, float *yt, int batch)
+                    const float *xt, float *yt, int batch, int64_t ld)
 {
     if (m->sparse) {
-        csr_apply(m, bias, act, xt, yt, batch);
+        const int full = batch / TILE;
+        csr_tiles(m, bias, act, xt, yt, ld, full);
+        if (full * TILE < batch)
+            csr_rows_tail(m, bias, act, xt, yt, ld, full * TILE, batch - full * TILE);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m->rows, batch, m->cols, 1.0f, m->dense,
-                m->cols, xt, batch, 0.0f, yt, batch);
+                m->cols, xt, (int)ld, 0.0f, yt, (int)ld);
     for (int r = 0; r < m->rows; r++) {
-        float *y = yt + (int64_t)r * batch;
+        float *y = yt + r * ld;
         for (int b = 0; b < batch; b++)
             y[b] = act1(act, y[b] + bias[r]);
     }
 }
 
-void ldn_qs_transpose(const float *in, int rows, int cols, float *out)
+void ldn_qs_transpose(const float *in, int rows, int cols, int64_t ld_in, float *out,
+                      int64_t ld_out)
 {
     enum { B = 32 }; /* blocks of B x B stay in cache both ways */
     for (int r0 = 0; r0 < rows; r0 += B)
@@ -443,6 +503,6 @@ void ldn_qs_transpose(const float *in, int rows, int cols, float *out)
             int r1 = r0 + B < rows ? r0 + B : rows, c1 = c0 + B < cols ? c0 + B : cols;
             for (int r = r0; r < r1; r++)
                 for (int c = c0; c < c1; c++)
-                    out[(int64_t)c * rows + r] = in[(int64_t)r * cols + c];
+                    out[c * ld_out + r] = in[r * ld_in + c];
         }
 }

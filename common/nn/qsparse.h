@@ -93,13 +93,15 @@ void ldn_qmat_free(struct ldn_qmat *m);
 /* m as a dense fp32 matrix into out (row r at out + r * ld; zeros where nothing is stored). */
 void ldn_qmat_to_dense(const struct ldn_qmat *m, float *out, int64_t ld);
 
-/* yt[rows, batch] = act(W xt + bias) for xt [cols, batch] (both transposed, row stride
- * batch): the CSR kernel for a sparse m (int8 values are converted on the fly and the row's
+/* yt[rows, batch] = act(W xt + bias) for xt [cols, batch] (both transposed, row stride ld >=
+ * batch; a stride that is not a multiple of 4 KiB keeps the rows out of each other's cache
+ * sets): the CSR kernel for a sparse m (int8 values are converted on the fly and the row's
  * scale applied once per output), sgemm for a dense one. act LDN_ACT_NONE: no activation. */
 void ldn_qmat_apply(const struct ldn_qmat *m, const float *bias, enum ldn_activation act,
-                    const float *xt, float *yt, int batch);
+                    const float *xt, float *yt, int batch, int64_t ld);
 
-/* out[cols, rows] = in[rows, cols] transposed. */
-void ldn_qs_transpose(const float *in, int rows, int cols, float *out);
+/* out[c * ld_out + r] = in[r * ld_in + c] for r < rows, c < cols. */
+void ldn_qs_transpose(const float *in, int rows, int cols, int64_t ld_in, float *out,
+                      int64_t ld_out);
 
 #endif
