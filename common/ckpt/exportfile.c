@@ -382,7 +382,8 @@ static int write_file(const char *tmp, const char *out, const struct ldn_model *
     }
     /* the root's dozen attributes in its object header, not in a heap of their own */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    hid_t f = fcpl < 0 || H5Pset_attr_phase_change(fcpl, 16, 12) < 0
+    hid_t f = fcpl < 0 || H5Pset_attr_phase_change(fcpl, 16, 12) < 0 ||
+                      H5Pset_obj_track_times(fcpl, 0) < 0
                   ? H5I_INVALID_HID
                   : H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     H5Pclose(fapl);
