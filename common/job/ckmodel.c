@@ -38,7 +38,12 @@ int ldn_ckmodel_open(const char *arg, struct ldn_ckpt *ck, char *err, size_t err
 {
     char path[LDN_PATH_MAX];
     int rc = ldn_ckpt_resolve(arg, arg, path, sizeof path, err, errlen);
-    return rc ? rc : ldn_ckpt_open(path, ck, err, errlen);
+    if (rc == 0 && (rc = ldn_ckpt_open(path, ck, err, errlen)) != 0 && ldn_export_is(path))
+        rc = ldn_fail(err, errlen, LDN_ERR_ARG,
+                      "%s is an exported model (format ladon-export), not a checkpoint: "
+                      "ladon eval and ladon predict take it",
+                      path);
+    return rc;
 }
 
 /* The stored config, parsed. */

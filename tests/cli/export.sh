@@ -83,6 +83,8 @@ expect_fail 1 "cannot open: No such file" "$LADON" export "$tmp/missing.h5" "$tm
 "$PY" -c 'import h5py, sys; h5py.File(sys.argv[1], "w")["x"] = [1, 2]' "$tmp/other.h5"
 expect_fail 1 "$tmp/other.h5" "$LADON" export "$tmp/other.h5" "$tmp/o.h5"
 expect_fail 1 "already an exported file" "$LADON" export "$tmp/a.h5" "$tmp/o.h5"
+expect_fail 1 "is an exported model (format ladon-export), not a checkpoint" \
+  "$LADON" inspect "$tmp/a.h5"
 nothing_at "$tmp/o.h5"
 # a failed export leaves an OUT that was there as it was
 echo "keep me" >"$tmp/keep.h5"
