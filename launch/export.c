@@ -89,6 +89,23 @@ static int64_t prune_layer(struct ldn_layer *l, double s)
     return zeros;
 }
 
+/* 0, or LDN_ERR_FORMAT naming the first weight or bias of net that is not finite. */
+static int check_finite(const struct ldn_nn *net, const char *what, const char *path, char *err,
+                        size_t errlen)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct ldn_layer *l = &net->layers[i];
+        for (int r = 0; r < l->out_dim; r++)
+            for (int c = 0; c <= l->in_dim; c++)
+                if (!isfinite(l->tensors[0].data[r * l->row_len + c]))
+                    return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                                    "checkpoint %s: %s layer %d %s [%d, %d] is not finite", path,
+                                    what, i, c < l->in_dim ? "weight" : "bias", r,
+                                    c < l->in_dim ? c : 0);
+    }
+    return 0;
+}
+
 /* Test split of every task (NULL where it cannot be read: a note says why). */
 static void load_tests(const struct ldn_ckmodel *L, const char *data, struct ldn_dataset **sets)
 {
@@ -158,6 +175,10 @@ static int run(const char *arg, const char *out, int quant, double prune, int pr
     if (rc == 0 && same_file(L.ck.path, out))
         rc = ldn_fail(err, errlen, LDN_ERR_ARG,
                       "output %s is the checkpoint: refusing to overwrite it", out);
+    if (rc == 0)
+        rc = check_finite(L.model->trunk, "trunk", L.ck.path, err, errlen);
+    for (int t = 0; rc == 0 && t < L.cfg->n_tasks; t++)
+        rc = check_finite(L.model->heads[t], L.cfg->tasks[t].name, L.ck.path, err, errlen);
     const int nt = rc == 0 ? L.cfg->n_tasks : 0;
     if (rc == 0 && (!(sets = calloc((size_t)nt, sizeof *sets)) ||
                     !(before = calloc((size_t)nt, sizeof *before))))

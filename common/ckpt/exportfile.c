@@ -149,6 +149,7 @@ static void lvals_free(struct lvals *v)
     memset(v, 0, sizeof *v);
 }
 
+/* 0, LDN_ERR_NOMEM, or LDN_ERR_ARG for a weight that fp16 cannot hold. */
 static int lvals_make(const struct ldn_layer *l, int quant, struct lvals *v)
 {
     memset(v, 0, sizeof *v);
@@ -184,6 +185,10 @@ static int lvals_make(const struct ldn_layer *l, int quant, struct lvals *v)
             for (int c = 0; c < cols; c++) {
                 h[c] = ldn_f16_from_f32(row[c]);
                 pv[c] = ldn_f16_to_f32(h[c]);
+                if (!isfinite(pv[c])) { /* beyond 65504: fp16 cannot hold it */
+                    lvals_free(v);
+                    return LDN_ERR_ARG;
+                }
             }
         } else
             memcpy(pv, row, sizeof *pv * (size_t)cols);
@@ -302,7 +307,13 @@ static int write_layer(hid_t f, hid_t half, const char *gname, const struct ldn_
     struct lvals v;
     struct ldn_qs_enc enc[4];
     memset(enc, 0, sizeof enc);
-    if (lvals_make(l, quant, &v))
+    int mrc = lvals_make(l, quant, &v);
+    if (mrc == LDN_ERR_ARG)
+        return ldn_fail(err, errlen, LDN_ERR_ARG,
+                        "export %s: %s has a weight beyond fp16's range (65504): use --quantize "
+                        "int8 or none",
+                        out, gname + 1);
+    if (mrc)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "export %s: out of memory", out);
     snprintf(rep->name, sizeof rep->name, "%s", gname + 1);
     rep->rows = v.rows;

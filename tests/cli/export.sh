@@ -4,7 +4,8 @@
 # export; bad input is one line on stderr, exit != 0, and nothing at OUT (no OUT.part either,
 # an OUT that was there before untouched): a truncated or bit-flipped checkpoint, a file that
 # is not a checkpoint, an export given as CKPT, OUT == CKPT, bad --prune and --quantize values,
-# an OUT in a missing directory or that is a directory; a damaged export read by eval/predict.
+# an OUT in a missing directory or that is a directory, a weight that is not finite, one that
+# fp16 cannot hold; a damaged export read by eval/predict.
 # Args: ladon binary, source dir, build dir. Needs python3 with h5py and numpy.
 source "$(dirname "$0")/../mpi/lib.sh"
 need_h5py
@@ -91,6 +92,23 @@ echo "keep me" >"$tmp/keep.h5"
 expect_fail 1 "truncated" "$LADON" export "$tmp/trunc.h5" "$tmp/keep.h5"
 [ "$(cat "$tmp/keep.h5")" = "keep me" ] && [ ! -e "$tmp/keep.h5.part" ] || fail "OUT was changed"
 expect_fail 1 "refusing to overwrite" "$LADON" export "$good" "$good"
+# a weight that is not finite, and one beyond fp16's range
+cp "$good" "$tmp/nan.h5"
+cp "$good" "$tmp/big.h5"
+"$PY" - "$tmp" <<'PY'
+import h5py, numpy as np, sys
+with h5py.File(sys.argv[1] + "/nan.h5", "r+") as f:
+    f["/trunk/1/weight"][2, 3] = np.nan
+with h5py.File(sys.argv[1] + "/big.h5", "r+") as f:
+    f["/heads/task000/0/weight"][0, 0] = 1e6
+PY
+expect_fail 1 "trunk layer 1 weight \[2, 3\] is not finite" "$LADON" export "$tmp/nan.h5" "$tmp/o.h5"
+nothing_at "$tmp/o.h5"
+expect_fail 1 "heads/task000/0 has a weight beyond fp16's range" \
+  "$LADON" export "$tmp/big.h5" "$tmp/o.h5" --quantize fp16
+nothing_at "$tmp/o.h5"
+"$LADON" export "$tmp/big.h5" "$tmp/o.h5" --quantize int8 >/dev/null || fail "int8 of a large weight"
+rm "$tmp/o.h5"
 for p in abc 1 1.5 -0.1 nan 0.5x ""; do
   expect_fail 2 "--prune must be a sparsity in \[0, 1), got '$p'" \
     "$LADON" export "$good" "$tmp/o.h5" --prune "$p"
