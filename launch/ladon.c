@@ -9,6 +9,7 @@
  *   ladon inspect CKPT [--json]
  *   ladon eval CKPT [CKPT ...] [--data DIR] [--task T]
  *   ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]
+ *   ladon export CKPT OUT.h5 [--quantize int8|fp16|none] [--prune S] [--data DIR]
  *   ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]
  */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "config.h"
 #include "data.h"
 #include "dist.h"
+#include "export.h"
 #include "log.h"
 #include "plot.h"
 #include "status.h"
@@ -58,6 +60,10 @@ static const struct command_help HELP[] = {
     {"predict", "  ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]\n"
                 "        class probabilities of head T for every row of INPUT (a task file's\n"
                 "        split or any file with a 2-D dataset x) into OUTPUT (/probs, /pred)\n"},
+    {"export",
+     "  ladon export CKPT OUT.h5 [--quantize int8|fp16|none] [--prune S] [--data DIR]\n"
+     "        a deployable model file (int8/fp16, zero weights not stored) that eval and\n"
+     "        predict take like a checkpoint; ladon export --help for the options\n"},
     {"plot", "  ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]\n"
              "        draw the runs' metrics into a PNG with gnuplot (default RUN_DIR/plot.png,\n"
              "        ./runs.png for several runs; ladon plot --help for the panels)\n"},
@@ -266,12 +272,15 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    /* plot prints its own, longer help */
-    if (argc >= 3 && is_help(argv[2]) && strcmp(cmd, "plot") != 0 && command_help(cmd) == 0)
+    /* plot and export print their own, longer help */
+    const int own_help = !strcmp(cmd, "plot") || !strcmp(cmd, "export");
+    if (argc >= 3 && is_help(argv[2]) && !own_help && command_help(cmd) == 0)
         return 0;
     if (!strcmp(cmd, "help") && argc >= 3) {
         if (!strcmp(argv[2], "plot"))
             return ldn_tool_plot(1, (char *[]){"--help", NULL});
+        if (!strcmp(argv[2], "export"))
+            return ldn_tool_export(1, (char *[]){"--help", NULL});
         if (command_help(argv[2]) == 0)
             return 0;
         fprintf(stderr, "ladon: unknown command '%s'\n", argv[2]);
@@ -290,6 +299,8 @@ int main(int argc, char **argv)
         return ldn_tool_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "predict"))
         return ldn_tool_predict(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export"))
+        return ldn_tool_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "plot"))
         return ldn_tool_plot(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

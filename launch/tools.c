@@ -993,7 +993,7 @@ static void eval_task(struct ensemble *E, int t, struct eval_result *r, double *
         if (n > 1)
             memset(pbar, 0, sizeof *pbar * (size_t)b * (size_t)c);
         for (int k = 0; k < n; k++) {
-            const float *z = ldn_model_forward(E->m[k].model, E->head[t * n + k], ds->x + i * f, b);
+            const float *z = ldn_ckmodel_forward(&E->m[k], E->head[t * n + k], ds->x + i * f, b);
             int64_t ok = 0;
             r->loss[k] += ldn_loss_xent(z, ds->y + i, b, c, 1.0f, NULL, &ok) * b;
             r->acc[k] += (double)ok;
@@ -1389,7 +1389,7 @@ int ldn_tool_predict(int argc, char **argv)
         int mb = L.model->trunk->max_batch;
         for (int64_t i = 0; i < in.n; i += mb) {
             int b = (int)(in.n - i < mb ? in.n - i : mb);
-            const float *z = ldn_model_forward(L.model, t, in.x + i * in.features, b);
+            const float *z = ldn_ckmodel_forward(&L, t, in.x + i * in.features, b);
             softmax_rows(z, b, c, probs + i * c, pred + i);
         }
         if (in.is_task && in.ds->num_classes == c)

@@ -53,3 +53,13 @@ foreach(t cli/ckpt_tools interop/ckpt_h5py)
   set_tests_properties(cli_${name} PROPERTIES LABELS "cli;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                        ENVIRONMENT "${LDN_MPI_ENV}")
 endforeach()
+
+# Export (docs/export.md): the CLI and its bad inputs, and reading an export from Python
+# (needs python3-h5py and python3-numpy); local training only, no MPI.
+foreach(t cli/export interop/export_h5py)
+  get_filename_component(name ${t} NAME)
+  add_test(NAME cli_${name} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${t}.sh
+           $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+  set_tests_properties(cli_${name} PROPERTIES LABELS cli TIMEOUT 300
+                       ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+endforeach()

@@ -1,4 +1,5 @@
 /* The model a checkpoint holds. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include "ckmodel.h"
 
 #include <stdlib.h>
@@ -6,7 +7,8 @@
 
 #include "status.h"
 
-#define MAX_CLASSES 1000000 /* more is a damaged shape, not a real head */
+#define MAX_CLASSES 1000000  /* more is a damaged shape, not a real head */
+#define EXPORT_MIN_BATCH 256 /* an export has no train.batch_size of its own to go by */
 
 /* A checkpoint with the model it holds: the stored config, the classes of each head, the
  * trunk and heads with the checkpoint's weights. */
@@ -19,6 +21,10 @@ void ldn_ckmodel_init(struct ldn_ckmodel *L)
 
 void ldn_ckmodel_free(struct ldn_ckmodel *L)
 {
+    if (L->x) {
+        ldn_export_close(L->x);
+        free(L->x);
+    }
     ldn_model_destroy(&L->model);
     free(L->classes);
     ldn_config_destroy(&L->cfg);
@@ -32,7 +38,12 @@ int ldn_ckmodel_open(const char *arg, struct ldn_ckpt *ck, char *err, size_t err
 {
     char path[LDN_PATH_MAX];
     int rc = ldn_ckpt_resolve(arg, arg, path, sizeof path, err, errlen);
-    return rc ? rc : ldn_ckpt_open(path, ck, err, errlen);
+    if (rc == 0 && (rc = ldn_ckpt_open(path, ck, err, errlen)) != 0 && ldn_export_is(path))
+        rc = ldn_fail(err, errlen, LDN_ERR_ARG,
+                      "%s is an exported model (format ladon-export), not a checkpoint: "
+                      "ladon eval and ladon predict take it",
+                      path);
+    return rc;
 }
 
 /* The stored config, parsed. */
@@ -65,6 +76,58 @@ static int head_classes(const struct ldn_ckpt *ck, const struct ldn_task_config 
     return 0;
 }
 
+/* An exported file: its config, its model with the stored weights (dequantized) and the
+ * compressed model itself. The config's tasks must be the file's, in the same order. */
+static int load_export(const char *path, int max_batch, struct ldn_ckmodel *L, char *err,
+                       size_t errlen)
+{
+    if (!(L->x = calloc(1, sizeof *L->x)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    if (max_batch < 1)
+        max_batch = 1;
+    int rc = ldn_export_open(path, max_batch, L->x, err, errlen);
+    if (rc)
+        return rc;
+    const struct ldn_export *x = L->x;
+    snprintf(L->ck.path, sizeof L->ck.path, "%s", path);
+    L->ck.format_version = x->format_version;
+    L->ck.step = L->ck.total_steps = x->step;
+    L->ck.epoch = x->epoch;
+    L->ck.features = x->features;
+    if (!(L->ck.config = strdup(x->config)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    if ((rc = parse_config(&L->ck, &L->cfg, err, errlen)))
+        return rc;
+    if (L->cfg->n_tasks != x->n_tasks)
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                        "export %s: %d heads, its stored config has %d tasks", path, x->n_tasks,
+                        L->cfg->n_tasks);
+    int widths[LDN_MAX_LAYERS], heads[LDN_MAX_TASKS];
+    for (int t = 0; t < x->n_tasks; t++) {
+        if (strcmp(L->cfg->tasks[t].name, x->tasks[t]) != 0)
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "export %s: head %d is '%s', its stored config says task '%s'", path, t,
+                            x->tasks[t], L->cfg->tasks[t].name);
+        heads[t] = t;
+    }
+    for (int i = 0; i < x->qm->trunk.n_layers; i++)
+        widths[i] = x->qm->trunk.layers[i].w.rows;
+    if (!(L->classes = malloc(sizeof *L->classes * (size_t)x->n_tasks)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    memcpy(L->classes, x->qm->classes, sizeof *L->classes * (size_t)x->n_tasks);
+    L->model = ldn_model_new_trunk(L->cfg, widths, x->qm->trunk.n_layers, x->features, L->classes,
+                                   max_batch, err, errlen);
+    if (!L->model)
+        return LDN_ERR_NOMEM;
+    return ldn_export_fill_model(x, heads, L->model, err, errlen);
+}
+
+const float *ldn_ckmodel_forward(struct ldn_ckmodel *L, int t, const float *x, int batch)
+{
+    return L->x ? ldn_qmodel_forward(L->x->qm, t, x, batch)
+                : ldn_model_forward(L->model, t, x, batch);
+}
+
 /* Open the checkpoint `arg`, rebuild its model from the stored config (activations for
  * max_batch rows) and load the trunk and every head. Shapes and types are checked against
  * the config, and the checksum of every chunk read is verified. On failure L is left empty
@@ -73,7 +136,17 @@ int ldn_ckmodel_load(const char *arg, int max_batch, struct ldn_ckmodel *L, char
                      size_t errlen)
 {
     ldn_ckmodel_init(L);
-    int rc = ldn_ckmodel_open(arg, &L->ck, err, errlen);
+    char path[LDN_PATH_MAX];
+    int rc = ldn_ckpt_resolve(arg, arg, path, sizeof path, err, errlen);
+    if (rc == 0 && ldn_export_is(path)) {
+        if (max_batch < EXPORT_MIN_BATCH)
+            max_batch = EXPORT_MIN_BATCH;
+        if ((rc = load_export(path, max_batch, L, err, errlen)))
+            ldn_ckmodel_free(L);
+        return rc;
+    }
+    if (rc == 0)
+        rc = ldn_ckpt_open(path, &L->ck, err, errlen);
     if (rc == 0)
         rc = parse_config(&L->ck, &L->cfg, err, errlen);
     if (rc == 0 && !(L->classes = calloc((size_t)L->cfg->n_tasks, sizeof *L->classes)))

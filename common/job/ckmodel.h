@@ -1,6 +1,8 @@
 /* The model a checkpoint holds: its stored config, the classes of each head, and the trunk and
  * heads rebuilt from that config with the checkpoint's weights. Used by the checkpoint tools
- * (eval, predict, inspect) and by distillation rounds (a teacher's members, a round's init). */
+ * (eval, predict, inspect) and by distillation rounds (a teacher's members, a round's init).
+ * An exported file (docs/export.md) loads the same way: its stored config, the model with its
+ * (dequantized) weights, and its compressed model in `x`, which ldn_ckmodel_forward uses. */
 #ifndef LDN_CKMODEL_H
 #define LDN_CKMODEL_H
 
@@ -8,6 +10,7 @@
 
 #include "ckpt.h"
 #include "config.h"
+#include "exportfile.h"
 #include "model.h"
 
 struct ldn_ckmodel {
@@ -15,6 +18,7 @@ struct ldn_ckmodel {
     struct ldn_config *cfg;
     int *classes; /* classes[t] for task t of cfg */
     struct ldn_model *model;
+    struct ldn_export *x; /* an exported file's compressed model, or NULL */
 };
 
 /* An empty L (ldn_ckmodel_free is safe on it). */
@@ -31,5 +35,9 @@ int ldn_ckmodel_open(const char *arg, struct ldn_ckpt *ck, char *err, size_t err
  * verified. On failure L is left empty. */
 int ldn_ckmodel_load(const char *arg, int max_batch, struct ldn_ckmodel *L, char *err,
                      size_t errlen);
+
+/* Logits [batch, classes[t]] of head t: the exported file's own kernels when L is an export,
+ * else the model's forward pass. batch <= L->model->trunk->max_batch. */
+const float *ldn_ckmodel_forward(struct ldn_ckmodel *L, int t, const float *x, int batch);
 
 #endif

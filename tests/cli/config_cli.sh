@@ -24,7 +24,7 @@ printf 'data: {dir: d}\nmodel: {trunk: [8]}\ntasks: {a: {}}\nrounds:\n  - {name:
 out=$("$ladon" config show "$tmp/r.yaml" rounds.s.teacher.alpha=0.25)
 grep -q "alpha: 0.25" <<<"$out" || { echo "round override not applied"; echo "$out"; exit 1; }
 # every command's --help: its usage on stdout, exit 0; `ladon help CMD` the same
-for c in train config data inspect eval predict plot version; do
+for c in train config data inspect eval predict export plot version; do
   out=$("$ladon" $c --help) || { echo "ladon $c --help exited $?"; exit 1; }
   grep -q "ladon $c" <<<"$out" || { echo "ladon $c --help does not show its usage: $out"; exit 1; }
   [ "$("$ladon" help $c)" = "$out" ] || { echo "ladon help $c differs from ladon $c --help"; exit 1; }
