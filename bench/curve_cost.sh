@@ -3,7 +3,8 @@
 #  - dense push+pull goodput of ladon's kv client and servers (bench_pushpull) with plain TCP
 #    and with CURVE, raw ZeroMQ PUSH/PULL measured in the same mpirun as the reference;
 #  - training samples/s of configs/bench-mlp.yaml (784-256-256-10, batch 128, bsp, dense) with
-#    1 server + 1 worker and 1 server + 2 workers, net.curve=false vs true.
+#    1 server + 1 worker and 1 server + 2 workers, and 1 + 1 with compressed pushes (top-k 1%,
+#    int8) and delta pulls, net.curve=false vs true.
 # Needs no PyTorch (unlike bench/common.sh). Usage: bench/curve_cost.sh [REPEATS=3] [EPOCHS=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +49,8 @@ done
 # training samples/s, 1+1 and 1+2, alternating plain and CURVE
 cfg=configs/bench-mlp.yaml
 sps() { json_field "$(tail -n 1 "$1/metrics.jsonl")" samples_per_s; }
-for f in one_off one_on two_off two_on; do : >"bench/out/cc_$f.txt"; done
+runs="one two topk"
+for n in $runs; do : >"bench/out/cc_${n}_off.txt"; : >"bench/out/cc_${n}_on.txt"; done
 for _ in $(seq "$reps"); do
   for c in off on; do
     v=false
@@ -59,17 +61,26 @@ for _ in $(seq "$reps"); do
     launch/ladon-run $cfg train.epochs="$epochs" ps.servers=1 tasks.category.workers=2 \
       net.curve=$v run.dir=bench/out/cc_two_$c 2>/dev/null >/dev/null
     sps bench/out/cc_two_$c >>bench/out/cc_two_$c.txt
+    LDN_WORKERS=1 launch/ladon-run $cfg train.epochs="$epochs" ps.servers=1 net.curve=$v \
+      compress.codec=topk compress.ratio=0.01 compress.quant=int8 compress.downlink=delta \
+      run.dir=bench/out/cc_topk_$c 2>/dev/null >/dev/null
+    sps bench/out/cc_topk_$c >>bench/out/cc_topk_$c.txt
   done
 done
 med() { median <"bench/out/cc_$1.txt"; }
 printf '\n| training run | net.curve false samples/s | net.curve true samples/s | true / false |\n'
 printf '|---|---|---|---|\n'
-for n in one two; do
+for n in $runs; do
   a=$(med ${n}_off) b=$(med ${n}_on)
-  label="1 server + 1 worker"
-  [ $n = two ] && label="1 server + 2 workers"
-  printf '| %s (bsp, dense) | %.0f | %.0f | %.2f |\n' "$label" "$a" "$b" \
+  case $n in
+    one) label="1 server + 1 worker (bsp, dense)" ;;
+    two) label="1 server + 2 workers (bsp, dense)" ;;
+    topk) label="1 server + 1 worker (bsp, top-k 1% int8 pushes, delta pulls)" ;;
+  esac
+  printf '| %s | %.0f | %.0f | %.2f |\n' "$label" "$a" "$b" \
     "$(awk -v x="$b" -v y="$a" 'BEGIN{print x/y}')"
 done
-for f in one_off one_on two_off two_on; do printf '%s: %s\n' "$f" "$(tr '\n' ' ' <bench/out/cc_$f.txt)"; done
+for n in $runs; do
+  for c in off on; do printf '%s_%s: %s\n' $n $c "$(tr '\n' ' ' <bench/out/cc_${n}_$c.txt)"; done
+done
 echo "load after: $(uptime)"

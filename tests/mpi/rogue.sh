@@ -34,7 +34,7 @@ attack() {
   local rogue=$!
   job_rc=0
   wait $job || job_rc=$?
-  kill -TERM $rogue
+  kill -TERM $rogue 2>/dev/null || echo "(the rogue had ended by itself)"
   rogue_rc=0
   wait $rogue || rogue_rc=$?
 }
@@ -43,6 +43,7 @@ run_mpi 4 "$LADON" train "$tmp/c.yaml" >"$tmp/clean.out" 2>&1 || { cat "$tmp/cle
 attack "$tmp/curve"
 cat "$tmp/curve.rogue"
 [ $job_rc -eq 0 ] || { cat "$tmp/curve.out"; fail "the job under attack exited $job_rc with net.curve on"; }
+grep -q "rogue: [0-9]* replies to" "$tmp/curve.rogue" || fail "the rogue ended early (exit $rogue_rc)"
 [ $rogue_rc -eq 0 ] || fail "the rogue got answers with net.curve on"
 grep -q "rogue: 0 replies to [1-9]" "$tmp/curve.rogue" || fail "the rogue sent nothing"
 grep -q "0 bad messages rejected.*coordinator: 0 bad messages ignored" "$tmp/curve.out" ||
@@ -58,6 +59,7 @@ diff <(strip "$tmp/clean/metrics.jsonl") <(strip "$tmp/curve/metrics.jsonl") ||
 # ends early or elsewhere).
 attack "$tmp/plain" net.curve=false
 tail -n 3 "$tmp/plain.rogue"
+grep -q "rogue: [0-9]* replies to" "$tmp/plain.rogue" || echo "(control: the rogue ended early, exit $rogue_rc)"
 same=1
 if [ $job_rc -eq 0 ]; then
   "$BUILD/f32cmp" "$tmp/clean/trunk.f32" "$tmp/plain/trunk.f32" 0 >/dev/null 2>&1 || same=0
