@@ -381,6 +381,7 @@ static int setup_keys(struct dist *x, const int *widths, int n, char *err, size_
         ldn_nn_init(x->keys->trunk, &r);
     }
     ldn_net_set_max_frame(max_frame(x->keys, x->d.features, cfg->chunk_kb));
+    ldn_net_set_send_timeout(cfg->timeout_s);
     x->job.trunk = x->keys->trunk;
     x->job.trunk_params = x->keys->trunk->n_params;
     x->job.ranges = x->keys->ranges;

@@ -67,6 +67,14 @@ int64_t ldn_net_max_frame(void)
     return atomic_load(&max_frame);
 }
 
+static _Atomic int send_timeout_ms = LDN_NET_SEND_TIMEOUT_MS_DEFAULT;
+
+void ldn_net_set_send_timeout(double seconds)
+{
+    double ms = seconds * 1000.0;
+    atomic_store(&send_timeout_ms, ms < 1 ? 1 : ms > 86400000.0 ? 86400000 : (int)ms);
+}
+
 static const struct ldn_auth *_Atomic auth;
 
 void ldn_net_use_auth(const struct ldn_auth *a)
@@ -92,11 +100,13 @@ static int setup(void *sock, int type, const char *ident, char *err, size_t errl
 {
     /* A short linger: the last messages (done, counters) still go out after close, and a
      * dead peer cannot hold the process at exit for long. */
-    int zero = 0, one = 1, linger = 2000, rcvhwm = LDN_NET_RCVHWM;
+    int zero = 0, one = 1, linger = 2000, rcvhwm = LDN_NET_RCVHWM,
+        sndtimeo = atomic_load(&send_timeout_ms);
     int64_t maxmsg = ldn_net_max_frame();
     if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
+        zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) != 0 ||
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0) ||
         (type == ZMQ_ROUTER && zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) ||
@@ -201,6 +211,12 @@ static long send_parts(void *sock, const char *ident, size_t ident_len,
     }
     return total;
 fail:
+    if (errno == EAGAIN) /* ZMQ_SNDTIMEO: no connection to the peer took it */
+        return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                        "send %s: no connection to the peer took it within %.0f s (the peer is "
+                        "gone or never connected)%s",
+                        ldn_wire_op_name(h->op), atomic_load(&send_timeout_ms) / 1000.0,
+                        ldn_net_auth_hint());
     return ldn_fail(err, errlen, LDN_ERR_IO, "send %s: %s", ldn_wire_op_name(h->op),
                     zmq_strerror(errno));
 }

@@ -37,6 +37,13 @@ struct ldn_msg {
 void ldn_net_set_max_frame(int64_t bytes);
 int64_t ldn_net_max_frame(void);
 
+#define LDN_NET_SEND_TIMEOUT_MS_DEFAULT 60000 /* until ldn_net_set_send_timeout is called */
+/* How long a send may wait for a connection to take it (ZMQ_SNDTIMEO of the sockets made from
+ * now on): a send blocks only when the socket has no connection at all (the peer is gone, never
+ * connected, or its handshake was refused); it then fails with LDN_ERR_TIMEOUT instead of
+ * waiting for ever. Thread-safe. */
+void ldn_net_set_send_timeout(double seconds);
+
 struct ldn_auth;
 
 /* Authenticate the sockets made from now on with a (common/net/auth.h; NULL switches CURVE
