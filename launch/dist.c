@@ -22,6 +22,7 @@
 #include "net.h"
 #include "phases.h"
 #include "plan.h"
+#include "rundir.h"
 #include "server.h"
 #include "status.h"
 #include "watchdog.h"
@@ -445,6 +446,14 @@ static int start_resume(struct dist *x, const char *resume)
     return 0;
 }
 
+/* A fresh run: rank 0 claims the checkpoint directories (refusing an earlier run's
+ * checkpoints unless run.overwrite) before anything starts; everyone learns the outcome. */
+static int start_fresh(struct dist *x)
+{
+    char err[LDN_ERRLEN] = "";
+    return agree(x->rank == 0 ? ldn_rundir_claim(x->cfg, err, sizeof err) : 0, err) ? 1 : 0;
+}
+
 /* 4. Endpoints: the coordinator and the servers bind, everyone learns the addresses; then the
  * group communicators (collective over the world). */
 static void start_endpoints(struct dist *x)
@@ -514,7 +523,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
                      "takes part; ps.timeout)",
                      timeout > START_UP_S ? timeout : START_UP_S);
-    if (start_data(&x) || start_plan(&x) || (resume && start_resume(&x, resume)))
+    if (start_data(&x) || start_plan(&x) || (resume ? start_resume(&x, resume) : start_fresh(&x)))
         return give_up(&x);
     start_endpoints(&x);
     if (x.rank == 0) {

@@ -45,7 +45,7 @@ set_tests_properties(mpi_cluster PROPERTIES LABELS "mpi;cluster" TIMEOUT 600 RUN
 
 # Checkpoint tools (inspect, eval, predict) and reading checkpoints from Python: each trains
 # a short distributed run for its checkpoints; they need python3-h5py and python3-numpy.
-foreach(t cli/ckpt_tools interop/ckpt_h5py)
+foreach(t cli/ckpt_tools cli/ckpt_content interop/ckpt_h5py)
   get_filename_component(name ${t} NAME)
   add_test(NAME cli_${name} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1020,6 +1021,31 @@ static int read_chunks(const struct ldn_ckpt *ck, const char *name, hid_t d, hid
     return rc;
 }
 
+/* The rows just read into dst hold no NaN or infinity: a checkpoint never does (a diverged
+ * run's weights are refused, not resumed). Names the first bad element. */
+static int check_finite(const struct ldn_ckpt *ck, const char *name, int ndim, int64_t cols,
+                        int64_t row0, int64_t rows, const void *dst, int64_t stride, char *err,
+                        size_t errlen)
+{
+    const float *p = dst;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            float x = p[r * stride + c];
+            if (isfinite(x))
+                continue;
+            const char *what = isnan(x) ? "NaN" : x > 0 ? "+infinity" : "-infinity";
+            if (ndim == 2)
+                return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                                "checkpoint %s: %s[%lld, %lld] is %s (a checkpoint holds only "
+                                "finite values)",
+                                ck->path, name, (long long)(row0 + r), (long long)c, what);
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "checkpoint %s: %s[%lld] is %s (a checkpoint holds only finite values)",
+                            ck->path, name, (long long)(row0 + r), what);
+        }
+    return 0;
+}
+
 int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
                   const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
                   char *err, size_t errlen)
@@ -1088,6 +1114,20 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
     ldn_h5_close(&ft, H5Tclose);
     ldn_h5_close(&d, H5Dclose);
     ldn_h5_restore(&q);
+    if (rc == 0 && type == LDN_CKPT_F32)
+        rc = check_finite(ck, name, ndim, want1, row0, rows, dst, stride, err, errlen);
+    return rc;
+}
+
+int ldn_ckpt_read_counts(const struct ldn_ckpt *ck, const char *name, const int64_t dims[2],
+                         int64_t row0, int64_t rows, int64_t *dst, char *err, size_t errlen)
+{
+    int rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dims, row0, rows, dst, 1, err, errlen);
+    for (int64_t i = 0; i < rows && rc == 0; i++)
+        if (dst[i] < 0 || dst[i] > LDN_CKPT_MAX_COUNT)
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                          "checkpoint %s: %s[%lld] is %lld: an update count must be in [0, 2^53]",
+                          ck->path, name, (long long)(row0 + i), (long long)dst[i]);
     return rc;
 }
 
