@@ -381,12 +381,52 @@ static void test_content(void)
     ldn_nn_destroy(&back);
 }
 
+/* Root attributes beyond what their fields hold (found by fuzzing: a features attribute of
+ * 3.1e9 was cast to int, undefined behaviour) are refused, naming the attribute. */
+static void test_root_bounds(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/ldn-test-ckpt-root-%d", (int)getpid());
+    struct ldn_nn *net = make_net();
+    char path[1200];
+    CU_ASSERT_EQUAL_FATAL(write_one(net, 5, 5, path, sizeof path), 0);
+    const char *names[4] = {"features", "step", "servers", "format_version"};
+    const double vals[4] = {3.14918e9, 1e300, -1, 1e10};
+    for (int k = 0; k < 4; k++) {
+        char copy[1300];
+        snprintf(copy, sizeof copy, "%s/attr-%d.h5", g_dir, k);
+        char cmd[2700];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, copy);
+        CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+        hid_t f = H5Fopen(copy, H5F_ACC_RDWR, H5P_DEFAULT);
+        CU_ASSERT_FATAL(f >= 0);
+        CU_ASSERT(H5Adelete(f, names[k]) >= 0);
+        CU_ASSERT(ldn_h5_write_attr_scalar(f, names[k], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                           &vals[k]) == 0);
+        H5Fclose(f);
+        struct ldn_ckpt ck;
+        g_err[0] = '\0';
+        CU_ASSERT_EQUAL(ldn_ckpt_open(copy, &ck, g_err, sizeof g_err), LDN_ERR_FORMAT);
+        char want[64];
+        snprintf(want, sizeof want, "root attribute %s must be in [", names[k]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(g_err, want));
+        if (!strstr(g_err, want))
+            fprintf(stderr, "\n  got: %s\n", g_err);
+        unlink(copy);
+    }
+    unlink(path);
+    snprintf(path, sizeof path, "%s/latest", g_dir);
+    unlink(path);
+    rmdir(g_dir);
+    ldn_nn_destroy(&net);
+}
+
 static const struct ldn_cu_test TESTS[] = {
     {"Fletcher-32 as HDF5 computes it", test_fletcher32},
     {"content: non-finite values, update counts", test_content},
     {"round trip, latest, keep_last", test_round_trip},
     {"damaged files", test_damage},
     {"watchdog", test_watchdog},
+    {"root attributes within their fields' range", test_root_bounds},
     {NULL, NULL}};
 
 LDN_CU_MAIN("ckpt", TESTS)
