@@ -52,3 +52,16 @@ foreach(t cli/ckpt_tools cli/ckpt_content interop/ckpt_h5py)
   set_tests_properties(cli_${name} PROPERTIES LABELS "cli;mpi" TIMEOUT 300 RUN_SERIAL TRUE
                        ENVIRONMENT "${LDN_MPI_ENV}")
 endforeach()
+
+# The fuzz targets (tests/fuzz, docs/fuzzing.md) without libFuzzer: each replays its seed corpus
+# and committed reproducers once, in every build (under ASan + UBSan in build-asan).
+foreach(t wire codec config idx taskfile ckpt)
+  add_executable(replay_${t} ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${t}.c
+                 ${CMAKE_SOURCE_DIR}/tests/fuzz/replay.c)
+  target_compile_options(replay_${t} PRIVATE ${LDN_WARNINGS})
+  target_include_directories(replay_${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)
+  target_link_libraries(replay_${t} PRIVATE ${LDN_LIBS})
+  add_test(NAME fuzz_replay_${t} COMMAND replay_${t} ${CMAKE_SOURCE_DIR}/tests/fuzz/${t})
+  set_tests_properties(fuzz_replay_${t} PROPERTIES LABELS unit TIMEOUT 120
+                       ENVIRONMENT "OPENBLAS_NUM_THREADS=1;HDF5_USE_FILE_LOCKING=FALSE")
+endforeach()
