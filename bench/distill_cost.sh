@@ -25,7 +25,7 @@ M="$out/run1/rounds/m1/checkpoints, $out/run1/rounds/m2/checkpoints, $out/run1/r
     done
   done
 } >$out/cost.yaml
-build/ladon train --local $out/cost.yaml train.epochs="$epochs" run.dir=$out/cost 2>$out/cost.log ||
+build/ladon train --local --overwrite $out/cost.yaml train.epochs="$epochs" run.dir=$out/cost 2>$out/cost.log ||
   { tail -n 5 $out/cost.log; exit 1; }
 sps() { json_field "$(tail -n 1 "$out/cost/rounds/$1/metrics.jsonl")" samples_per_s; }
 printf '| student | label-only samples/s | own: samples/s, ratio | all: samples/s, ratio |\n|---|---|---|---|\n'
