@@ -10,12 +10,20 @@
 
 /* The path of the temporary file now holding data[0..size) (a static buffer), or NULL when
  * it cannot be written (data NULL: only the path). suffix: ".h5", ".gz", ... */
+static char ldn_fuzz_path[256];
+
+static void ldn_fuzz_file_remove(void)
+{
+    unlink(ldn_fuzz_path);
+}
+
 static inline const char *ldn_fuzz_file(const uint8_t *data, size_t size, const char *suffix)
 {
-    static char path[256];
-    if (!path[0]) {
+    char *path = ldn_fuzz_path;
+    if (!path[0]) { /* removed at exit */
         const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        snprintf(path, sizeof path, "%s/ldn-fuzz-%d%s", dir, (int)getpid(), suffix);
+        snprintf(path, sizeof ldn_fuzz_path, "%s/ldn-fuzz-%d%s", dir, (int)getpid(), suffix);
+        atexit(ldn_fuzz_file_remove);
     }
     if (!data)
         return path;

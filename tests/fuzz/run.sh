@@ -26,9 +26,13 @@ mkdir -p "$b/corpus/$target" "$b/artifacts/$target"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# the HDF5 targets write one file per input: memory-backed /dev/shm when there is one
-[ -z "${TMPDIR:-}" ] && [ -w /dev/shm ] && TMPDIR=/dev/shm
-export HDF5_USE_FILE_LOCKING=FALSE TMPDIR=${TMPDIR:-/tmp}
+# the file targets rewrite one file per input, in a directory of this run's own: on
+# memory-backed /dev/shm when there is one, removed at the end
+base=${TMPDIR:-/tmp}
+[ -z "${TMPDIR:-}" ] && [ -w /dev/shm ] && base=/dev/shm
+TMPDIR=$(mktemp -d "$base/ldn-fuzz-XXXXXX")
+trap 'rm -rf "$TMPDIR"' EXIT
+export HDF5_USE_FILE_LOCKING=FALSE TMPDIR
 # -rss_limit_mb / -malloc_limit_mb: an input that makes a reader ask for more than 1 GiB is
 # a finding (the readers bound what they allocate), not a test-machine problem.
 "$b/fuzz_$target" -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 \
