@@ -13,7 +13,7 @@ field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
 row() { # row NAME OVERRIDES...
   local name=$1 dir=bench/out/ab_$1
   shift
-  launch/ladon-run $cfg train.epochs="$epochs" run.seed="$seed" run.dir="$dir" "$@" \
+  launch/ladon-run $cfg --overwrite train.epochs="$epochs" run.seed="$seed" run.dir="$dir" "$@" \
     2>"$dir.log" || { echo "| $name | failed (see $dir.log) |"; return; }
   local line accs="" t
   for t in category group parity; do

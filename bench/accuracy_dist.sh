@@ -7,8 +7,8 @@ source "$(dirname "$0")/common.sh"
 seed=${1:-1}
 export OPENBLAS_NUM_THREADS=1
 cfg=configs/fmnist-mtl.yaml
-build/ladon train --local $cfg run.seed="$seed" run.dir=bench/out/ad_local 2>/dev/null
-launch/ladon-run $cfg run.seed="$seed" run.dir=bench/out/ad_dist 2>bench/out/ad_dist.log
+build/ladon train --local --overwrite $cfg run.seed="$seed" run.dir=bench/out/ad_local 2>/dev/null
+launch/ladon-run $cfg --overwrite run.seed="$seed" run.dir=bench/out/ad_dist 2>bench/out/ad_dist.log
 grep -E "job:|group [0-9]" bench/out/ad_dist.log | sed 's/^.*\] //'
 printf '\n| task | local | mpirun (3 workers, 2 servers, bsp) | difference (pp) |\n|---|---|---|---|\n'
 for task in category group parity; do

@@ -11,7 +11,7 @@ build/ladon config show $cfg run.seed="$seed" >bench/out/acc_cfg.yaml
 get() { sed -n "s/^  $1: *//p" bench/out/acc_cfg.yaml | head -n 1; }
 epochs=$(get epochs); batch=$(get batch_size); lr=$(get lr); mom=$(get momentum)
 sched=$(get lr_schedule); warm=$(get warmup_steps); minlr=$(get lr_min); alpha=$(get sampling_alpha)
-build/ladon train --local $cfg run.seed="$seed" run.dir=bench/out/acc_run 2>bench/out/acc_ladon.log
+build/ladon train --local --overwrite $cfg run.seed="$seed" run.dir=bench/out/acc_run 2>bench/out/acc_ladon.log
 $PY bench/torch_mtl.py --data data/fmnist --tasks category,group,parity --epochs "$epochs" \
   --batch "$batch" --lr "$lr" --momentum "$mom" --schedule "$sched" --warmup "$warm" \
   --min-lr "$minlr" --alpha "$alpha" --seed "$seed" --eval-every "$epochs" >bench/out/acc_torch.jsonl

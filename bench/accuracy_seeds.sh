@@ -33,7 +33,7 @@ for s in $seeds; do
   for name in "${order[@]}"; do
     dir=bench/out/as_${name}_s$s
     # shellcheck disable=SC2086 # the overrides are words
-    launch/ladon-run $cfg run.seed="$s" run.dir="$dir" ${settings[$name]} 2>"$dir.log" >/dev/null ||
+    launch/ladon-run $cfg --overwrite run.seed="$s" run.dir="$dir" ${settings[$name]} 2>"$dir.log" >/dev/null ||
       { echo "$name seed $s failed (see $dir.log)" >&2; exit 1; }
     accs=() line=""
     for t in "${tasks[@]}"; do

@@ -14,12 +14,12 @@ sps() { json_field "$(tail -n 1 "$1/metrics.jsonl")" samples_per_s; }
 acc() { json_field "$(tail -n 1 "$1/metrics.jsonl")" accuracy; }
 for f in local one two ddp; do : >"bench/out/dt_$f.txt"; done
 for i in $(seq "$reps"); do
-  build/ladon train --local $cfg train.epochs="$epochs" run.dir=bench/out/dt_local 2>/dev/null
+  build/ladon train --local --overwrite $cfg train.epochs="$epochs" run.dir=bench/out/dt_local 2>/dev/null
   echo "$(sps bench/out/dt_local) $(acc bench/out/dt_local)" >>bench/out/dt_local.txt
-  LDN_WORKERS=1 launch/ladon-run $cfg train.epochs="$epochs" ps.servers=1 \
+  LDN_WORKERS=1 launch/ladon-run $cfg --overwrite train.epochs="$epochs" ps.servers=1 \
     run.dir=bench/out/dt_one 2>/dev/null
   echo "$(sps bench/out/dt_one) $(acc bench/out/dt_one)" >>bench/out/dt_one.txt
-  launch/ladon-run $cfg train.epochs="$epochs" ps.servers=1 tasks.category.workers=2 \
+  launch/ladon-run $cfg --overwrite train.epochs="$epochs" ps.servers=1 tasks.category.workers=2 \
     run.dir=bench/out/dt_two 2>/dev/null
   echo "$(sps bench/out/dt_two) $(acc bench/out/dt_two)" >>bench/out/dt_two.txt
   out=$($PY bench/torch_ddp.py --data data/fmnist --procs 2 --epochs "$epochs" | grep '^summary')

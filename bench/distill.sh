@@ -47,7 +47,7 @@ acc() { # RUN ROUND TASK -> final test accuracy
 for s in $(seq "$seeds"); do
   config "$s" >$out/seed$s.yaml
   echo "seed $s: $(grep -c 'name:' $out/seed$s.yaml) rounds" >&2
-  build/ladon train --local $out/seed$s.yaml train.epochs="$epochs" run.dir=$out/run$s \
+  build/ladon train --local --overwrite $out/seed$s.yaml train.epochs="$epochs" run.dir=$out/run$s \
     2>$out/run$s.log || { tail -n 5 $out/run$s.log; exit 1; }
 done
 mean() { awk '{s += $1; n++} END {printf "%.2f", n ? 100 * s / n : 0}'; }
@@ -85,7 +85,7 @@ if [ "${SWEEP:-1}" = 1 ]; then
       done
     done
   } >$out/sweep.yaml
-  build/ladon train --local $out/sweep.yaml train.epochs="$epochs" run.dir=$out/sweep \
+  build/ladon train --local --overwrite $out/sweep.yaml train.epochs="$epochs" run.dir=$out/sweep \
     2>$out/sweep.log || { tail -n 5 $out/sweep.log; exit 1; }
   printf '\n| 64-64 student, seed 1 | %s |\n|---|---|---|---|\n' "$(echo $tasks | sed 's/ / | /g')"
   for r in lab64 $(for t in 1 2 4; do for a in 03 05 09; do printf 'T%sa%s ' $t $a; done; done); do

@@ -11,7 +11,7 @@ core=0
 : >bench/out/tp_ladon.txt
 : >bench/out/tp_torch.txt
 for i in $(seq "$reps"); do
-  taskset -c $core build/ladon train --local configs/bench-mlp.yaml train.epochs="$epochs" \
+  taskset -c $core build/ladon train --local --overwrite configs/bench-mlp.yaml train.epochs="$epochs" \
     train.eval_every="$epochs" run.dir=bench/out/tp_run 2>/dev/null
   json_field "$(tail -n 1 bench/out/tp_run/metrics.jsonl)" samples_per_s >>bench/out/tp_ladon.txt
   out=$(taskset -c $core $PY bench/torch_mtl.py --data data/fmnist --tasks category \

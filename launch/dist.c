@@ -514,6 +514,14 @@ static int start_auth(struct dist *x, char *err, size_t errlen)
     return st;
 }
 
+/* A fresh run: rank 0 claims the checkpoint directories (refusing an earlier run's
+ * checkpoints unless run.overwrite) before anything starts; everyone learns the outcome. */
+static int start_fresh(struct dist *x)
+{
+    char err[LDN_ERRLEN] = "";
+    return agree(x->rank == 0 ? ldn_rundir_claim(x->cfg, err, sizeof err) : 0, err) ? 1 : 0;
+}
+
 /* 4. Endpoints: the coordinator and the servers bind, everyone learns the addresses; then the
  * group communicators (collective over the world). */
 static void start_endpoints(struct dist *x)
@@ -594,7 +602,7 @@ static int run_job(struct dist *x, const char *resume)
     ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
                      "takes part; ps.timeout)",
                      timeout > START_UP_S ? timeout : START_UP_S);
-    if (start_data(x) || start_plan(x) || (resume && start_resume(x, resume)) ||
+    if (start_data(x) || start_plan(x) || (resume ? start_resume(x, resume) : start_fresh(x)) ||
         start_init(x, resume != NULL))
         return 1;
     start_endpoints(x);

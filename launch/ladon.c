@@ -1,6 +1,6 @@
 /* The ladon executable: command-line entry and dispatch.
  *
- *   mpirun -np N ladon train CONFIG [key=value ...] [--resume [PATH|latest]]
+ *   mpirun -np N ladon train CONFIG [key=value ...] [--resume [PATH|latest]] [--overwrite]
  *   ladon train --local CONFIG [key=value ...]
  *   ladon config show CONFIG [key=value ...]
  *   ladon data fmnist OUT_DIR [--src DIR] [--seed N]
@@ -41,8 +41,10 @@ static const struct command_help HELP[] = {
      "        distributed training: rank 0 coordinator, ranks 1..ps.servers parameter\n"
      "        servers, the rest workers in task groups (launch/ladon-run counts N);\n"
      "        --resume continues from a checkpoint (default: checkpoint.dir/latest); a run\n"
-     "        with rounds resumes as a whole (--resume or --resume RUN_DIR)\n"
-     "  ladon train --local CONFIG [key=value ...] [--resume [PATH|latest]]\n"
+     "        with rounds resumes as a whole (--resume or --resume RUN_DIR); a fresh run\n"
+     "        refuses a run.dir that holds an earlier run's checkpoints unless --overwrite\n"
+     "        (run.overwrite=true) deletes them\n"
+     "  ladon train --local CONFIG [key=value ...] [--resume [PATH|latest]] [--overwrite]\n"
      "        train every task in this process (checkpoints like distributed runs)\n"},
     {"config", "  ladon config show CONFIG [key=value ...]     print the resolved configuration\n"},
     {"data",
@@ -145,14 +147,17 @@ static int cmd_train(int argc, char **argv)
 {
     /* options may come before or after CONFIG; `--resume` takes an optional value (a path or
      * "latest"; anything with '=' is an override) */
-    int local = 0, n = 0;
+    static char overwrite[] = "run.overwrite=true"; /* --overwrite is this override */
+    int local = 0, n = 0, ow = 0;
     const char *resume = NULL;
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    char **rest = calloc((size_t)argc + 2, sizeof *rest);
     if (!rest)
         return fail("out of memory");
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--local"))
             local = 1;
+        else if (!strcmp(argv[i], "--overwrite"))
+            ow = 1;
         else if (!strcmp(argv[i], "--resume")) {
             resume = "latest";
             if (i + 1 < argc && argv[i + 1][0] != '-' && !strchr(argv[i + 1], '=') && n > 0)
@@ -171,6 +176,8 @@ static int cmd_train(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (ow)
+        rest[n++] = overwrite;
     if (!local) {
         int rc = ldn_dist_main(rest[0], n - 1, rest + 1, resume);
         free(rest);

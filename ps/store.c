@@ -213,8 +213,8 @@ int ldn_store_resume(struct ldn_store *st, const struct ldn_ckpt *ck, const stru
     int64_t dims[2];
     if (ldn_ckpt_shape(ck, "/optimizer/trunk_updates", &nd, dims, NULL, 0) == 0 && nd == 1 &&
         dims[0] == st->n_chunks_total && ck->n_servers == servers)
-        return ldn_ckpt_read(ck, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, dims, st->first_chunk,
-                             st->C, st->version, 1, err, errlen);
+        return ldn_ckpt_read_counts(ck, "/optimizer/trunk_updates", dims, st->first_chunk, st->C,
+                                    st->version, err, errlen);
     ldn_store_start_at(st, ck->step);
     return 0;
 }

@@ -46,7 +46,7 @@ set_tests_properties(mpi_cluster PROPERTIES LABELS "mpi;cluster" TIMEOUT 600 RUN
 
 # Checkpoint tools (inspect, eval, predict) and reading checkpoints from Python: each trains
 # a short distributed run for its checkpoints; they need python3-h5py and python3-numpy.
-foreach(t cli/ckpt_tools interop/ckpt_h5py)
+foreach(t cli/ckpt_tools cli/ckpt_content interop/ckpt_h5py)
   get_filename_component(name ${t} NAME)
   add_test(NAME cli_${name} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
@@ -62,4 +62,17 @@ foreach(t cli/export interop/export_h5py)
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(cli_${name} PROPERTIES LABELS cli TIMEOUT 300
                        ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+endforeach()
+
+# The fuzz targets (tests/fuzz, docs/fuzzing.md) without libFuzzer: each replays its seed corpus
+# and committed reproducers once, in every build (under ASan + UBSan in build-asan).
+foreach(t wire codec config idx taskfile ckpt)
+  add_executable(replay_${t} ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${t}.c
+                 ${CMAKE_SOURCE_DIR}/tests/fuzz/replay.c)
+  target_compile_options(replay_${t} PRIVATE ${LDN_WARNINGS})
+  target_include_directories(replay_${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)
+  target_link_libraries(replay_${t} PRIVATE ${LDN_LIBS})
+  add_test(NAME fuzz_replay_${t} COMMAND replay_${t} ${CMAKE_SOURCE_DIR}/tests/fuzz/${t})
+  set_tests_properties(fuzz_replay_${t} PROPERTIES LABELS unit TIMEOUT 120
+                       ENVIRONMENT "OPENBLAS_NUM_THREADS=1;HDF5_USE_FILE_LOCKING=FALSE")
 endforeach()

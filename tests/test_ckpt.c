@@ -3,6 +3,7 @@
  * message naming it; and the watchdog ending a process that waits too long. */
 #define _POSIX_C_SOURCE 200809L
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,10 +297,136 @@ static void test_fletcher32(void)
     unlink(path);
 }
 
-static const struct ldn_cu_test TESTS[] = {{"Fletcher-32 as HDF5 computes it", test_fletcher32},
-                                           {"round trip, latest, keep_last", test_round_trip},
-                                           {"damaged files", test_damage},
-                                           {"watchdog", test_watchdog},
-                                           {NULL, NULL}};
+/* Values with valid checksums that no run writes: a NaN or infinite weight (written by the
+ * writer itself, so every checksum matches), an update count below 0 or above 2^53. Each is
+ * refused with the file, the dataset and the element named. */
+static void test_content(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/ldn-test-ckpt-content-%d", (int)getpid());
+    struct ldn_nn *net = make_net(), *back = make_net();
+    char path[1200];
+    struct ldn_ckpt ck;
+    const struct ldn_layer *l1 = &net->layers[1];
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    const char *want[3] = {"/trunk/1/weight[2, 5] is NaN", "/trunk/1/bias[6] is +infinity",
+                           "/trunk/0/weight[0, 0] is -infinity"};
+    int64_t where[3] = {l1->offset + 2 * l1->row_len + 5, l1->offset + 6 * l1->row_len + l1->in_dim,
+                        0};
+    for (int k = 0; k < 3; k++) {
+        float keep = net->params[where[k]];
+        net->params[where[k]] = bad[k];
+        CU_ASSERT_EQUAL_FATAL(write_one(net, 10 + k, 5, path, sizeof path), 0);
+        net->params[where[k]] = keep;
+        CU_ASSERT_EQUAL_FATAL(ldn_ckpt_open(path, &ck, g_err, sizeof g_err), 0);
+        g_err[0] = '\0';
+        CU_ASSERT_EQUAL(ldn_ckpt_read_net(&ck, back, "/trunk", back->params, 0, back->n_params,
+                                          g_err, sizeof g_err),
+                        LDN_ERR_FORMAT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(g_err, want[k]));
+        CU_ASSERT_PTR_NOT_NULL(strstr(g_err, path));
+        if (!strstr(g_err, want[k]))
+            fprintf(stderr, "\n  got: %s\n", g_err);
+        ldn_ckpt_close(&ck);
+    }
+    /* update counts */
+    const int64_t counts[4][3] = {
+        {0, 7, LDN_CKPT_MAX_COUNT}, {3, -1, 4}, {INT64_MIN, 0, 0}, {0, 0, LDN_CKPT_MAX_COUNT + 1}};
+    const char *cwant[4] = {NULL, "/optimizer/trunk_updates[1] is -1",
+                            "/optimizer/trunk_updates[0] is -9223372036854775808",
+                            "/optimizer/trunk_updates[2] is 9007199254740993"};
+    for (int k = 0; k < 4; k++) {
+        struct ldn_ckpt_items it = {0};
+        struct ldn_ckpt_meta m = {.step = 1,
+                                  .steps_per_epoch = 1,
+                                  .total_steps = 2,
+                                  .n_servers = 1,
+                                  .features = 1,
+                                  .config = "",
+                                  .metrics = ""};
+        CU_ASSERT_EQUAL_FATAL(
+            ldn_ckpt_add(&it, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, 3, 1, counts[k]), 0);
+        CU_ASSERT_EQUAL_FATAL(ldn_ckpt_write(MPI_COMM_NULL, g_dir, &m, &it, 5, path, sizeof path,
+                                             g_err, sizeof g_err),
+                              0);
+        ldn_ckpt_items_free(&it);
+        CU_ASSERT_EQUAL_FATAL(ldn_ckpt_open(path, &ck, g_err, sizeof g_err), 0);
+        int64_t got[3] = {0, 0, 0}, d[2] = {3, 1};
+        int rc = ldn_ckpt_read_counts(&ck, "/optimizer/trunk_updates", d, 0, 3, got, g_err,
+                                      sizeof g_err);
+        if (!cwant[k]) {
+            CU_ASSERT_EQUAL(rc, 0);
+            CU_ASSERT_EQUAL(got[2], LDN_CKPT_MAX_COUNT);
+        } else {
+            CU_ASSERT_EQUAL(rc, LDN_ERR_FORMAT);
+            CU_ASSERT_PTR_NOT_NULL(strstr(g_err, cwant[k]));
+            CU_ASSERT_PTR_NOT_NULL(strstr(g_err, path));
+        }
+        /* one row of the range, as a server reads its chunks */
+        if (k == 1)
+            CU_ASSERT_EQUAL(ldn_ckpt_read_counts(&ck, "/optimizer/trunk_updates", d, 2, 1, got,
+                                                 g_err, sizeof g_err),
+                            0);
+        ldn_ckpt_close(&ck);
+        unlink(path);
+    }
+    char latest[1300];
+    snprintf(latest, sizeof latest, "%s/latest", g_dir);
+    unlink(latest);
+    for (int k = 0; k < 3; k++) {
+        snprintf(latest, sizeof latest, "%s/step-%010d.h5", g_dir, 10 + k);
+        unlink(latest);
+    }
+    rmdir(g_dir);
+    ldn_nn_destroy(&net);
+    ldn_nn_destroy(&back);
+}
+
+/* Root attributes beyond what their fields hold (found by fuzzing: a features attribute of
+ * 3.1e9 was cast to int, undefined behaviour) are refused, naming the attribute. */
+static void test_root_bounds(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/ldn-test-ckpt-root-%d", (int)getpid());
+    struct ldn_nn *net = make_net();
+    char path[1200];
+    CU_ASSERT_EQUAL_FATAL(write_one(net, 5, 5, path, sizeof path), 0);
+    const char *names[4] = {"features", "step", "servers", "format_version"};
+    const double vals[4] = {3.14918e9, 1e300, -1, 1e10};
+    for (int k = 0; k < 4; k++) {
+        char copy[1300];
+        snprintf(copy, sizeof copy, "%s/attr-%d.h5", g_dir, k);
+        char cmd[2700];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, copy);
+        CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+        hid_t f = H5Fopen(copy, H5F_ACC_RDWR, H5P_DEFAULT);
+        CU_ASSERT_FATAL(f >= 0);
+        CU_ASSERT(H5Adelete(f, names[k]) >= 0);
+        CU_ASSERT(ldn_h5_write_attr_scalar(f, names[k], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                           &vals[k]) == 0);
+        H5Fclose(f);
+        struct ldn_ckpt ck;
+        g_err[0] = '\0';
+        CU_ASSERT_EQUAL(ldn_ckpt_open(copy, &ck, g_err, sizeof g_err), LDN_ERR_FORMAT);
+        char want[64];
+        snprintf(want, sizeof want, "root attribute %s must be in [", names[k]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(g_err, want));
+        if (!strstr(g_err, want))
+            fprintf(stderr, "\n  got: %s\n", g_err);
+        unlink(copy);
+    }
+    unlink(path);
+    snprintf(path, sizeof path, "%s/latest", g_dir);
+    unlink(path);
+    rmdir(g_dir);
+    ldn_nn_destroy(&net);
+}
+
+static const struct ldn_cu_test TESTS[] = {
+    {"Fletcher-32 as HDF5 computes it", test_fletcher32},
+    {"content: non-finite values, update counts", test_content},
+    {"round trip, latest, keep_last", test_round_trip},
+    {"damaged files", test_damage},
+    {"watchdog", test_watchdog},
+    {"root attributes within their fields' range", test_root_bounds},
+    {NULL, NULL}};
 
 LDN_CU_MAIN("ckpt", TESTS)

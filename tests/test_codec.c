@@ -820,7 +820,38 @@ static void test_fp16_vector_matches_scalar(void)
     free(out);
 }
 
+/* Found by fuzzing: a 12-byte payload announcing 4294967288 index bytes. The header + index
+ * length wrapped in 32 bits to exactly the payload's length, and the varint decoder read the
+ * 30 indices past its end (here from the bytes that follow it in memory). It is truncated. */
+static void test_decode_index_length_wrap(void)
+{
+    struct ldn_codec_ctx *ctx = ldn_codec_ctx_new(1);
+    struct ldn_codec_desc d = {.kind = LDN_CODEC_THRESHOLD,
+                               .quant = LDN_QUANT_SIGN,
+                               .ratio_ppm = 100000,
+                               .chunk = 64,
+                               .levels = 4,
+                               .seed = 42};
+    uint8_t buf[12 + 64];
+    const uint8_t hdr[12] = {
+        1, LDN_CODEC_IDX_VARINT, LDN_QUANT_SIGN, 0, 30, 0, 0, 0, 0xf8, 0xff, 0xff, 0xff};
+    memcpy(buf, hdr, sizeof hdr);
+    memset(buf + 12, 1, sizeof buf - 12); /* well-formed gaps, not part of the payload */
+    const uint32_t *idx;
+    const float *vals;
+    int64_t count;
+    char err[LDN_ERRLEN] = "";
+    CU_ASSERT_EQUAL(
+        ldn_codec_decode(ctx, &d, 0, buf, 12, 300, &idx, &vals, &count, err, sizeof err),
+        LDN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "truncated: 12 bytes, header announces 4294967308"));
+    if (!strstr(err, "truncated"))
+        fprintf(stderr, "\n  got: %s\n", err);
+    ldn_codec_ctx_destroy(&ctx);
+}
+
 static const struct ldn_cu_test TESTS[] = {
+    {"decode: an index length near 2^32 is truncation", test_decode_index_length_wrap},
     {"fp16 vector path equals scalar", test_fp16_vector_matches_scalar},
     {"exact top-k equals sorting", test_topk_exact},
     {"sampled threshold within tolerance", test_threshold_tolerance},

@@ -361,7 +361,36 @@ static void test_zero_weight(void)
     ldn_model_destroy(&m);
 }
 
+/* A trunk or head too large to build (widths within the config's bounds, the product not) is
+ * refused before anything is allocated, naming the field. */
+static void test_size_bound(void)
+{
+    struct ldn_config *cfg = make_cfg(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    char err[LDN_ERRLEN] = "";
+    int wide[2] = {1000000, 1000000}, ok[2] = {8, 4};
+    CU_ASSERT_EQUAL(ldn_model_check_size(cfg, ok, 2, FEATURES, CLASSES, MAX_BATCH, err, sizeof err),
+                    0);
+    CU_ASSERT_PTR_NULL(
+        ldn_model_new_trunk(cfg, wide, 2, FEATURES, CLASSES, MAX_BATCH, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "model.trunk [1000000, 1000000]"));
+    int big[2] = {3000, 1000000}; /* features * 3000 fits, 3000 * 1e6 does not */
+    CU_ASSERT_EQUAL(
+        ldn_model_check_size(cfg, big, 2, FEATURES, CLASSES, MAX_BATCH, err, sizeof err),
+        LDN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "model.trunk [3000, 1000000] on"));
+    int classes[2] = {3, 1000000}, wide_out[1] = {4000}; /* head b: [4] -> 1e6 classes fits */
+    CU_ASSERT_EQUAL(ldn_model_check_size(cfg, wide_out, 1, FEATURES, classes, 1, err, sizeof err),
+                    0);
+    cfg->tasks[1].head[0] = 1000000; /* now 4000 x 1e6 + 1e6 x 1e6 */
+    CU_ASSERT_EQUAL(ldn_model_check_size(cfg, wide_out, 1, FEATURES, classes, 1, err, sizeof err),
+                    LDN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "tasks.b.head [1000000]"));
+    ldn_config_destroy(&cfg);
+}
+
 static const struct ldn_cu_test TESTS[] = {
+    {"too large a trunk or head is refused before allocation", test_size_bound},
     {"same seed same weights, other seed other weights", test_seed},
     {"shapes and parameter counts follow the config", test_shapes},
     {"train_batch gradients match finite differences", test_gradients},

@@ -283,8 +283,7 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
     int64_t dims[2];
     if (rc == 0 && ldn_ckpt_shape(ck, "/optimizer/trunk_updates", &nd, dims, NULL, 0) == 0 &&
         nd == 1 && dims[0] == 1)
-        rc = ldn_ckpt_read(ck, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, d1, 0, 1, &o->t, 1, err,
-                           errlen);
+        rc = ldn_ckpt_read_counts(ck, "/optimizer/trunk_updates", d1, 0, 1, &o->t, err, errlen);
     /* the one worker's state: rank 0 here, after the coordinator and servers in a job's; a
      * job with more workers leaves only its heads (every task starts a new pass) */
     const int src = r->n_tasks ? ldn_jobckpt_worker_source(ck, 0, r->cfg->tasks[0].name) : 0;

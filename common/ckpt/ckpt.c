@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -728,17 +729,18 @@ void ldn_ckpt_close(struct ldn_ckpt *ck)
     ck->config = ck->metrics = ck->created = ck->ladon_version = NULL;
 }
 
-static int need_num(struct ldn_ckpt *ck, const char *name, double lo, double *v, char *err,
-                    size_t errlen)
+/* Root attribute `name` as a number in [lo, hi] (hi bounds what the int fields may hold). */
+static int need_num(struct ldn_ckpt *ck, const char *name, double lo, double hi, double *v,
+                    char *err, size_t errlen)
 {
     int rc = ldn_h5_attr_num(ck->f, name, 0, KIND, ck->path, v, err, errlen);
     if (rc == 1)
         return ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: root attribute %s is missing",
                         ck->path, name);
-    if (rc == 0 && !(*v >= lo))
+    if (rc == 0 && !(*v >= lo && *v <= hi))
         return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                        "checkpoint %s: root attribute %s must be >= %g, got %g", ck->path, name,
-                        lo, *v);
+                        "checkpoint %s: root attribute %s must be in [%.17g, %.17g], got %g",
+                        ck->path, name, lo, hi, *v);
     return rc;
 }
 
@@ -772,7 +774,7 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
                       rc == 1 ? "missing" : "differs");
         goto done;
     }
-    if (rc || (rc = need_num(ck, "format_version", 1, &v[0], err, errlen)))
+    if (rc || (rc = need_num(ck, "format_version", 1, 1e6, &v[0], err, errlen)))
         goto done;
     if (v[0] != LDN_CKPT_FORMAT_VERSION) {
         rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
@@ -781,14 +783,16 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
         goto done;
     }
     ck->format_version = (int)v[0];
-    if ((rc = need_num(ck, "step", 0, &v[1], err, errlen)) ||
-        (rc = need_num(ck, "steps_per_epoch", 1, &v[2], err, errlen)) ||
-        (rc = need_num(ck, "total_steps", 0, &v[3], err, errlen)) ||
-        (rc = need_num(ck, "servers", 1, &v[4], err, errlen)) ||
-        (rc = need_num(ck, "workers", 0, &v[5], err, errlen)) ||
-        (rc = need_num(ck, "features", 1, &v[6], err, errlen)) ||
-        (rc = need_num(ck, "seed", 0, &v[7], err, errlen)) ||
-        (rc = need_num(ck, "round", 0, &v[8], err, errlen)) ||
+    /* steps as update counts (2^53), ranks and rounds 1e6, features as task files (2^24) */
+    const double steps = (double)LDN_CKPT_MAX_COUNT, ranks = 1e6;
+    if ((rc = need_num(ck, "step", 0, steps, &v[1], err, errlen)) ||
+        (rc = need_num(ck, "steps_per_epoch", 1, steps, &v[2], err, errlen)) ||
+        (rc = need_num(ck, "total_steps", 0, steps, &v[3], err, errlen)) ||
+        (rc = need_num(ck, "servers", 1, ranks, &v[4], err, errlen)) ||
+        (rc = need_num(ck, "workers", 0, ranks, &v[5], err, errlen)) ||
+        (rc = need_num(ck, "features", 1, 1 << 24, &v[6], err, errlen)) ||
+        (rc = need_num(ck, "seed", 0, 1.9e19, &v[7], err, errlen)) ||
+        (rc = need_num(ck, "round", 0, 1e6, &v[8], err, errlen)) ||
         (rc = need_str(ck, "config", &ck->config, err, errlen)) ||
         (rc = need_str(ck, "metrics", &ck->metrics, err, errlen)) ||
         (rc = need_str(ck, "created", &ck->created, err, errlen)) ||
@@ -800,11 +804,6 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
     ck->n_servers = (int)v[4];
     ck->n_workers = (int)v[5];
     ck->features = (int)v[6];
-    if (v[8] > 1000000) {
-        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                      "checkpoint %s: root attribute round must be <= 1000000, got %g", path, v[8]);
-        goto done;
-    }
     ck->round = (int)v[8];
     ck->epoch = (double)ck->step / (double)ck->steps_per_epoch;
     { /* the seed is read exactly (a double cannot hold every uint64) */
@@ -1026,6 +1025,31 @@ static int read_chunks(const struct ldn_ckpt *ck, const char *name, hid_t d, hid
     return rc;
 }
 
+/* The rows just read into dst hold no NaN or infinity: a checkpoint never does (a diverged
+ * run's weights are refused, not resumed). Names the first bad element. */
+static int check_finite(const struct ldn_ckpt *ck, const char *name, int ndim, int64_t cols,
+                        int64_t row0, int64_t rows, const void *dst, int64_t stride, char *err,
+                        size_t errlen)
+{
+    const float *p = dst;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            float x = p[r * stride + c];
+            if (isfinite(x))
+                continue;
+            const char *what = isnan(x) ? "NaN" : x > 0 ? "+infinity" : "-infinity";
+            if (ndim == 2)
+                return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                                "checkpoint %s: %s[%lld, %lld] is %s (a checkpoint holds only "
+                                "finite values)",
+                                ck->path, name, (long long)(row0 + r), (long long)c, what);
+            return ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                            "checkpoint %s: %s[%lld] is %s (a checkpoint holds only finite values)",
+                            ck->path, name, (long long)(row0 + r), what);
+        }
+    return 0;
+}
+
 int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
                   const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
                   char *err, size_t errlen)
@@ -1094,6 +1118,20 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
     ldn_h5_close(&ft, H5Tclose);
     ldn_h5_close(&d, H5Dclose);
     ldn_h5_restore(&q);
+    if (rc == 0 && type == LDN_CKPT_F32)
+        rc = check_finite(ck, name, ndim, want1, row0, rows, dst, stride, err, errlen);
+    return rc;
+}
+
+int ldn_ckpt_read_counts(const struct ldn_ckpt *ck, const char *name, const int64_t dims[2],
+                         int64_t row0, int64_t rows, int64_t *dst, char *err, size_t errlen)
+{
+    int rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, dims, row0, rows, dst, 1, err, errlen);
+    for (int64_t i = 0; i < rows && rc == 0; i++)
+        if (dst[i] < 0 || dst[i] > LDN_CKPT_MAX_COUNT)
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                          "checkpoint %s: %s[%lld] is %lld: an update count must be in [0, 2^53]",
+                          ck->path, name, (long long)(row0 + i), (long long)dst[i]);
     return rc;
 }
 

@@ -105,10 +105,19 @@ int ldn_ckpt_walk(const struct ldn_ckpt *ck,
 int ldn_ckpt_shape(const struct ldn_ckpt *ck, const char *name, int *ndim, int64_t dims[2],
                    char *err, size_t errlen);
 /* Read rows [row0, row0 + rows) of dataset `name`, which must have `type`, `ndim` dims and
- * the shape dims, into dst (row r at dst + r * stride elements). */
+ * the shape dims, into dst (row r at dst + r * stride elements). Float32 values must be finite:
+ * a NaN or an infinity is LDN_ERR_FORMAT naming the file, the dataset and the element
+ * ("checkpoint F: /trunk/0/weight[3, 17] is NaN ..."), so no loader takes one in. */
 int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
                   const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
                   char *err, size_t errlen);
+/* The largest update count a checkpoint may hold (2^53: exact in a double; no run comes near). */
+#define LDN_CKPT_MAX_COUNT ((int64_t)1 << 53)
+/* Read elements [row0, row0 + rows) of the int64 update counts `name` (shape dims, 1-D) into
+ * dst, each checked to be in [0, LDN_CKPT_MAX_COUNT]: a count outside is LDN_ERR_FORMAT naming
+ * the file, the dataset and the element. */
+int ldn_ckpt_read_counts(const struct ldn_ckpt *ck, const char *name, const int64_t dims[2],
+                         int64_t row0, int64_t rows, int64_t *dst, char *err, size_t errlen);
 /* Read the rows of keys [lo, hi) of a network's parameter-shaped vector (the inverse of
  * ldn_ckpt_add_net) into base (base[0] = key lo). */
 int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_nn *net, const char *prefix,

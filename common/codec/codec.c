@@ -453,7 +453,10 @@ int ldn_codec_decode(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d, 
         return ldn_fail(err, errlen, LDN_ERR_FORMAT,
                         "codec payload: index section of %u bytes, expected %zu for format %u", ib,
                         want_ib, fmt);
-    size_t vb = ldn_codec_quant_bytes(d, count), total = LDN_CODEC_HEADER_BYTES + ib + vb;
+    /* in size_t: header + a 32-bit ib near 2^32 wrapped in unsigned int, and a 12-byte
+     * payload announcing 4294967288 index bytes passed as complete (found by fuzzing) */
+    size_t vb = ldn_codec_quant_bytes(d, count),
+           total = (size_t)LDN_CODEC_HEADER_BYTES + (size_t)ib + vb;
     if (len < total)
         return ldn_fail(err, errlen, LDN_ERR_FORMAT,
                         "codec payload truncated: %zu bytes, header announces %zu", len, total);

@@ -69,6 +69,7 @@ float ldn_codec_f16_to_f32(uint16_t h)
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define LDN_HAVE_F16C_PATH 1
 
@@ -114,8 +115,11 @@ static int have_f16c(void)
 {
     static int have = -1; /* the same answer whichever thread computes it first */
     if (have < 0) {
+        /* F16C from CPUID leaf 1 (clang 14's __builtin_cpu_supports does not know "f16c") */
+        unsigned a, b, c = 0, d;
+        const int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        have = f16c && __builtin_cpu_supports("avx");
     }
     return have;
 }

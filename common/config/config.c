@@ -95,6 +95,7 @@ static const struct key_def KEYS[] = {
     STR(S_RUN, "name", C(run_name), LDN_NAME_MAX, 0, NULL),
     STR(S_RUN, "dir", C(run_dir), LDN_PATH_MAX, 0, NULL),
     NUM(S_RUN, "seed", T_U64, C(seed), NO_HI, 0, 0, "1"),
+    NUM(S_RUN, "overwrite", T_BOOL, C(overwrite), 0, 0, 0, "false"),
     STR(S_DATA, "dir", C(data_dir), LDN_PATH_MAX, REQUIRED, NULL),
     LIST(S_MODEL, "trunk", C(trunk), C(n_trunk), LDN_MAX_LAYERS, 1, REQUIRED),
     ENUM(S_MODEL, "activation", C(activation), ACT_NAMES, "relu"),

@@ -160,6 +160,7 @@ struct ldn_config {
     char run_name[LDN_NAME_MAX]; /* run.name (default: file's base name without .yaml) */
     char run_dir[LDN_PATH_MAX];  /* run.dir (default runs/<run.name>) */
     uint64_t seed;               /* run.seed (default 1) */
+    bool overwrite; /* run.overwrite: a fresh run deletes an earlier run's checkpoints */
 
     /* data: */
     char data_dir[LDN_PATH_MAX]; /* data.dir (required) */

@@ -117,17 +117,29 @@ int ldn_idx_read(const char *path, int ndims, struct ldn_idx *idx, char *err, si
         }
     }
     idx->size = (size_t)size;
-    idx->data = malloc(size > 0 ? (size_t)size : 1);
-    if (!idx->data) {
-        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "data %s: out of memory for %llu bytes", path,
-                      (unsigned long long)size);
-        goto out;
-    }
-    got = gz_read_full(gz, idx->data, size);
-    if (got < 0) {
-        rc = gz_fail(err, errlen, path, gz);
-        goto out;
-    }
+    /* The buffer grows with the bytes that arrive (doubling, from 1 MiB): a header that
+     * promises gigabytes in a file of a few bytes costs no more than the file holds. */
+    uint64_t cap = 0, have = 0;
+    got = 0;
+    do {
+        uint64_t next = cap ? 2 * cap : (uint64_t)1 << 20;
+        next = next < size ? next : size;
+        uint8_t *p = realloc(idx->data, next > 0 ? (size_t)next : 1);
+        if (!p) {
+            rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "data %s: out of memory for %llu bytes", path,
+                          (unsigned long long)size);
+            goto out;
+        }
+        idx->data = p;
+        cap = next;
+        got = gz_read_full(gz, idx->data + have, cap - have);
+        if (got < 0) {
+            rc = gz_fail(err, errlen, path, gz);
+            goto out;
+        }
+        have += (uint64_t)got;
+    } while (have == cap && cap < size);
+    got = (int64_t)have;
     if ((uint64_t)got < size) {
         rc = ldn_fail(err, errlen, LDN_ERR_FORMAT,
                       "data %s: truncated: header promises %llu data bytes (%llu in all), got "

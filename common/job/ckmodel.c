@@ -156,9 +156,11 @@ int ldn_ckmodel_load(const char *arg, int max_batch, struct ldn_ckmodel *L, char
     if (rc == 0) {
         if (max_batch < L->cfg->batch_size)
             max_batch = L->cfg->batch_size;
-        L->model = ldn_model_new(L->cfg, L->ck.features, L->classes, max_batch, err, errlen);
-        if (!L->model)
-            rc = LDN_ERR_NOMEM;
+        char why[LDN_ERRLEN];
+        L->model = ldn_model_new(L->cfg, L->ck.features, L->classes, max_batch, why, sizeof why);
+        if (!L->model) /* the sizes come from the file: say which */
+            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: stored config: %s",
+                          L->ck.path, why);
     }
     if (rc == 0) {
         struct ldn_nn *trunk = L->model->trunk;

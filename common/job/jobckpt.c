@@ -331,7 +331,7 @@ static int read_head(const struct ldn_ckpt *ck, const char *task, struct ldn_nn 
         rc = ldn_ckpt_read_net(ck, head, name, opt->v, 0, head->n_params, err, errlen);
     snprintf(name, sizeof name, "/optimizer/t/heads/%s", task);
     if (rc == 0)
-        rc = ldn_ckpt_read(ck, name, LDN_CKPT_I64, 1, d1, 0, 1, &opt->t, 1, err, errlen);
+        rc = ldn_ckpt_read_counts(ck, name, d1, 0, 1, &opt->t, err, errlen);
     return rc;
 }
 

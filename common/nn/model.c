@@ -1,6 +1,7 @@
 /* The multi-task model: shared trunk, per-task heads. */
 #include "model.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,10 +16,68 @@ struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, cons
                                errlen);
 }
 
+/* Parameters and activation floats (for max_batch rows) of an MLP in -> widths[0..n) -> out
+ * (out 0: none), in int64 (every width <= 1e6, in <= 2^24: no overflow). */
+static void mlp_size(int64_t in, const int *widths, int n, int64_t out, int64_t max_batch,
+                     int64_t *params, int64_t *acts)
+{
+    *params = *acts = 0;
+    for (int i = 0; i <= n; i++) {
+        int64_t w = i < n ? widths[i] : out;
+        if (w <= 0)
+            continue;
+        *params += (in + 1) * w;
+        *acts += max_batch * w;
+        in = w;
+    }
+}
+
+static void widths_str(char *buf, size_t len, const int *w, int n)
+{
+    size_t off = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? ", " : "", w[i]);
+    if (off < len)
+        snprintf(buf + off, len - off, "]");
+}
+
+int ldn_model_check_size(const struct ldn_config *cfg, const int *widths, int n_widths,
+                         int features, const int *classes, int max_batch, char *err, size_t errlen)
+{
+    char w[256];
+    int64_t params, acts, mb = max_batch > 0 ? max_batch : 1;
+    mlp_size(features, widths, n_widths, 0, mb, &params, &acts);
+    if (params > LDN_MODEL_MAX_PARAMS || acts > LDN_MODEL_MAX_PARAMS) {
+        widths_str(w, sizeof w, widths, n_widths);
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "model.trunk %s on %d input features: %lld parameters and %lld "
+                        "activations for %lld rows, more than the %lld ladon builds",
+                        w, features, (long long)params, (long long)acts, (long long)mb,
+                        (long long)LDN_MODEL_MAX_PARAMS);
+    }
+    const int64_t in = n_widths > 0 ? widths[n_widths - 1] : features;
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        const struct ldn_task_config *tc = &cfg->tasks[t];
+        mlp_size(in, tc->head, tc->n_head, classes[t], mb, &params, &acts);
+        if (params > LDN_MODEL_MAX_PARAMS || acts > LDN_MODEL_MAX_PARAMS) {
+            widths_str(w, sizeof w, tc->head, tc->n_head);
+            return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                            "tasks.%s.head %s on %lld inputs with %d classes: %lld parameters "
+                            "and %lld activations for %lld rows, more than the %lld ladon "
+                            "builds",
+                            tc->name, w, (long long)in, classes[t], (long long)params,
+                            (long long)acts, (long long)mb, (long long)LDN_MODEL_MAX_PARAMS);
+        }
+    }
+    return 0;
+}
+
 struct ldn_model *ldn_model_new_trunk(const struct ldn_config *cfg, const int *widths, int n_widths,
                                       int features, const int *classes, int max_batch, char *err,
                                       size_t errlen)
 {
+    if (ldn_model_check_size(cfg, widths, n_widths, features, classes, max_batch, err, errlen))
+        return NULL;
     struct ldn_model *m = calloc(1, sizeof *m);
     if (!m)
         goto nomem;

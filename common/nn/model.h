@@ -24,8 +24,18 @@ struct ldn_model {
     float *dh;             /* [max_batch, trunk width]: one head's dL/d(trunk output) */
 };
 
+/* The most parameters (and activation floats) of the trunk or of one head: 2^31 (8 GiB of
+ * float32; the trunk's keys are 32-bit). */
+#define LDN_MODEL_MAX_PARAMS ((int64_t)1 << 31)
+
+/* Would ldn_model_new_trunk stay within LDN_MODEL_MAX_PARAMS? 0, or LDN_ERR_CONFIG with one
+ * line naming the field (model.trunk or tasks.NAME.head) and the sizes. Computes without
+ * allocating. */
+int ldn_model_check_size(const struct ldn_config *cfg, const int *widths, int n_widths,
+                         int features, const int *classes, int max_batch, char *err, size_t errlen);
 /* Build trunk and heads from cfg for `features` inputs and classes[t] outputs per task, with
- * activations for up to max_batch rows, initialised from cfg->seed. NULL on error (err set). */
+ * activations for up to max_batch rows, initialised from cfg->seed. NULL on error (err set:
+ * out of memory, or the sizes ldn_model_check_size refuses). */
 struct ldn_model *ldn_model_new(const struct ldn_config *cfg, int features, const int *classes,
                                 int max_batch, char *err, size_t errlen);
 /* The same with another trunk than model.trunk: hidden widths widths[0..n_widths) (a plan

@@ -102,7 +102,7 @@ with h5py.File(sys.argv[1] + "/nan.h5", "r+") as f:
 with h5py.File(sys.argv[1] + "/big.h5", "r+") as f:
     f["/heads/task000/0/weight"][0, 0] = 1e6
 PY
-expect_fail 1 "trunk layer 1 weight \[2, 3\] is not finite" "$LADON" export "$tmp/nan.h5" "$tmp/o.h5"
+expect_fail 1 "nan.h5: /trunk/1/weight\[2, 3\] is NaN" "$LADON" export "$tmp/nan.h5" "$tmp/o.h5"
 nothing_at "$tmp/o.h5"
 expect_fail 1 "heads/task000/0 has a weight beyond fp16's range" \
   "$LADON" export "$tmp/big.h5" "$tmp/o.h5" --quantize fp16
