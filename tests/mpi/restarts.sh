@@ -33,6 +33,14 @@ cmp "$tmp/full/trunk.f32" "$tmp/r/trunk.f32" || fail "the restarted job's trunk 
 rm -f "$once"
 "$run" "$tmp/c.yaml" run.dir="$tmp/n" --restarts 0 -- -x LDN_FAULT="kill-in-ckpt:2:80:$once" \
   >"$tmp/n.log" 2>&1 && fail "a killed job without restarts exited 0"
+# a job that fails at start-up (before any progress line or checkpoint): started again from
+# the beginning, then no restarts left, with the job's status
+"$run" "$tmp/c.yaml" run.dir="$tmp/s" data.dir="$tmp/nodata" --restarts 1 >"$tmp/s.log" 2>&1 &&
+  fail "a job that cannot start exited 0"
+grep -q "ladon-run: the job failed (exit [0-9]*) on attempt 1 before writing a checkpoint (it had reported step 0): that is lost; starting again from the beginning (restart 1 of 1)" \
+  "$tmp/s.log" || { cat "$tmp/s.log"; fail "no restart message for a start-up failure"; }
+grep -q "ladon-run: the job failed (exit [0-9]*) on attempt 2; no restarts left (--restarts 1)" "$tmp/s.log" ||
+  { cat "$tmp/s.log"; fail "no final message"; }
 "$run" "$tmp/c.yaml" run.dir="$tmp/n2" --restarts x >"$tmp/e.log" 2>&1 && fail "--restarts x accepted"
 grep -q "restarts needs a count" "$tmp/e.log" || { cat "$tmp/e.log"; fail "wrong error for --restarts x"; }
 echo "restarts: ok"
