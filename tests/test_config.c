@@ -197,7 +197,7 @@ static void test_errors_keys(void)
                "sampling_alpha, log_every, eval_every, threads)");
     EXPECT_ERR(MINIMAL "trian:\n  epochs: 3\n",
                "config t.yaml:7:1: trian: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress, checkpoint, rounds)");
+               "model, tasks, train, ps, compress, checkpoint, prune, rounds)");
     EXPECT_ERR(MINIMAL "    wieght: 2\n",
                "config t.yaml:7:5: tasks.category.wieght: unknown key (allowed in "
                "tasks.category: file, weight, workers, head)");
@@ -423,7 +423,7 @@ static void test_overrides(void)
                     "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads)");
     EXPECT_OVER_ERR(MINIMAL, "trian.lr=1",
                     "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "
-                    "run, data, model, tasks, train, ps, compress, checkpoint, rounds)");
+                    "run, data, model, tasks, train, ps, compress, checkpoint, prune, rounds)");
     EXPECT_OVER_ERR(MINIMAL "  group:\n", "tasks.x.weight=2",
                     "config override 'tasks.x.weight=2': unknown task 'x' (tasks: category, "
                     "group)");
@@ -712,7 +712,7 @@ static void test_rounds_errors(void)
                "lr_min, init, teacher)");
     EXPECT_ERR(MINIMAL "teacher:\n  alpha: 1\n",
                "config t.yaml:7:1: teacher: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress, checkpoint, rounds)");
+               "model, tasks, train, ps, compress, checkpoint, prune, rounds)");
 }
 
 /* A round as a run of its own: the round's values, its directories, no rounds, a final

@@ -1200,20 +1200,16 @@ static void emit_key(FILE *b, const struct key_def *k, const void *base, const c
     case T_DBL: put_double(b, *(const double *)f); break;
     case T_BOOL: fputs(*(const bool *)f ? "true" : "false", b); break;
     case T_ENUM: fputs(k->names[*(const int *)f], b); break;
-    case T_LIST: {
-        int n = *(const int *)((const char *)base + k->count_off);
-        fprintf(b, "[");
-        for (int i = 0; i < n; i++)
-            fprintf(b, "%s%d", i ? ", " : "", ((const int *)f)[i]);
-        fprintf(b, "]");
-        break;
-    }
+    case T_LIST:
     case T_DLIST: {
         int n = *(const int *)((const char *)base + k->count_off);
         fprintf(b, "[");
         for (int i = 0; i < n; i++) {
             fputs(i ? ", " : "", b);
-            put_double(b, ((const double *)f)[i]);
+            if (k->type == T_LIST)
+                fprintf(b, "%d", ((const int *)f)[i]);
+            else
+                put_double(b, ((const double *)f)[i]);
         }
         fprintf(b, "]");
         break;
@@ -1382,6 +1378,7 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     apply_defaults(S_PS, cfg);
     apply_defaults(S_COMPRESS, cfg);
     apply_defaults(S_CHECKPOINT, cfg);
+    apply_defaults(S_PRUNE, cfg);
     root = yaml_document_get_root_node(&c->doc); /* overrides may have moved the nodes */
     if ((rc = walk_root(c, root)) < 0 || (rc = finish(c)) < 0)
         return rc;

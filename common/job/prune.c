@@ -7,6 +7,10 @@
 #include <string.h>
 
 #include "status.h"
+#include "wire.h"
+
+_Static_assert(LDN_PRUNE_LEVELS == LDN_WIRE_PRUNE_LEVELS && LDN_PRUNE_BINS == LDN_WIRE_PRUNE_BINS,
+               "the prune messages carry this module's passes");
 
 static const int SHIFT[LDN_PRUNE_LEVELS] = {23, 15, 7, 0};
 static const int WIDTH[LDN_PRUNE_LEVELS] = {8, 8, 8, 7};
@@ -160,7 +164,7 @@ void ldn_prune_thresholds(const struct ldn_prune_select *s, uint64_t *thr)
 }
 
 void ldn_prune_mask(const struct ldn_nn *trunk, const struct ldn_prune_units *u,
-                    const uint64_t *thr, float *base, int64_t lo, int64_t hi, uint8_t *keep,
+                    const uint64_t *thr, const float *base, int64_t lo, int64_t hi, uint8_t *keep,
                     int64_t *masked_per_layer)
 {
     if (masked_per_layer)
@@ -170,11 +174,8 @@ void ldn_prune_mask(const struct ldn_nn *trunk, const struct ldn_prune_units *u,
         const uint64_t t = thr[u->unit_of_layer[l]];
         if (t > 0 && mag_bits(base[i - lo]) <= t - 1)
             keep[i - lo] = 0;
-        if (!keep[i - lo]) {
-            base[i - lo] = 0.0f;
-            if (masked_per_layer)
-                masked_per_layer[l]++;
-        }
+        if (!keep[i - lo] && masked_per_layer)
+            masked_per_layer[l]++;
     }
 }
 
@@ -196,6 +197,7 @@ int ldn_prune_local(const struct ldn_nn *trunk, const struct ldn_prune_units *u,
     free(hist);
     ldn_prune_thresholds(&s, thr);
     ldn_prune_mask(trunk, u, thr, base, lo, hi, keep, masked_per_layer);
+    ldn_prune_zero(keep, base, hi - lo);
     return LDN_OK;
 }
 

@@ -79,14 +79,14 @@ void ldn_prune_hist(const struct ldn_nn *trunk, const struct ldn_prune_units *u,
 bool ldn_prune_select_refine(struct ldn_prune_select *s, const uint64_t *hist);
 /* After LDN_PRUNE_LEVELS passes: thr[unit] = 0 (mask nothing) or 1 + the threshold's bits. */
 void ldn_prune_thresholds(const struct ldn_prune_select *s, uint64_t *thr);
-/* Mask the weights of keys [lo, hi) at or under their unit's threshold: keep[i] = 0 and
- * base[i] = 0 (keep and base indexed from key lo; keep only ever goes from 1 to 0).
+/* Mask the weights of keys [lo, hi) at or under their unit's threshold: keep[i] = 0 (keep and
+ * base indexed from key lo; keep only ever goes from 1 to 0; the caller zeroes the weights).
  * masked_per_layer (may be NULL) receives each layer's masked weights in [lo, hi). */
 void ldn_prune_mask(const struct ldn_nn *trunk, const struct ldn_prune_units *u,
-                    const uint64_t *thr, float *base, int64_t lo, int64_t hi, uint8_t *keep,
+                    const uint64_t *thr, const float *base, int64_t lo, int64_t hi, uint8_t *keep,
                     int64_t *masked_per_layer);
 /* The whole search and mask over one process's keys [lo, hi) holding every weight (the local
- * trainer); masked_per_layer as above. Returns 0 or LDN_ERR_NOMEM. */
+ * trainer), masked weights set to zero; masked_per_layer as above. Returns 0 or LDN_ERR_NOMEM. */
 int ldn_prune_local(const struct ldn_nn *trunk, const struct ldn_prune_units *u,
                     const struct ldn_prune_config *p, int64_t total_steps, int64_t t, float *base,
                     int64_t lo, int64_t hi, uint8_t *keep, int64_t *masked_per_layer);
