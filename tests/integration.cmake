@@ -24,7 +24,8 @@ set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli
                      PROPERTIES LABELS cli TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
-foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan rounds)
+foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan rounds
+          prune)
   add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
