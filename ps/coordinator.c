@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "ckpt.h"
-#include "data.h"
 #include "clock.h"
+#include "data.h"
 #include "jobckpt.h"
 #include "keyspace.h"
 #include "log.h"
@@ -780,8 +780,8 @@ static int recv_prune(struct coord *c, int s, const struct ldn_wire_prune *p, si
 }
 
 /* One pass to every server, their answers summed into sum (count values each). */
-static int prune_pass(struct coord *c, const struct ldn_wire_prune *p, size_t count,
-                      uint64_t *sum, char *err, size_t errlen)
+static int prune_pass(struct coord *c, const struct ldn_wire_prune *p, size_t count, uint64_t *sum,
+                      char *err, size_t errlen)
 {
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_PRUNE, 0);

@@ -126,8 +126,8 @@ int ldn_store_update(struct ldn_store *st, int k, float *grad, double lr)
     return 0;
 }
 
-int ldn_store_update_keys(struct ldn_store *st, int k, float *grad, const uint32_t *keys,
-                          int64_t m, double lr)
+int ldn_store_update_keys(struct ldn_store *st, int k, float *grad, const uint32_t *keys, int64_t m,
+                          double lr)
 {
     int rc = before_update(st, k);
     if (rc)

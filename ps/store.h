@@ -62,8 +62,8 @@ int ldn_store_chunk_of(const struct ldn_store *st, uint64_t lo, uint64_t hi);
 int ldn_store_update(struct ldn_store *st, int k, float *grad, double lr);
 /* The same for the m keys (store-relative, inside chunk k) that have a gradient, with an
  * optimizer for which that is the dense update (ldn_optim_sparse_ok). */
-int ldn_store_update_keys(struct ldn_store *st, int k, float *grad, const uint32_t *keys,
-                          int64_t m, double lr);
+int ldn_store_update_keys(struct ldn_store *st, int k, float *grad, const uint32_t *keys, int64_t m,
+                          double lr);
 /* Chunk k counts one update without changing (a step every group sat out). */
 int ldn_store_skip(struct ldn_store *st, int k);
 /* Every chunk's version set to `step` (a fresh store at a plan switch, or a resume). */

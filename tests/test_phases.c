@@ -22,7 +22,8 @@ static struct ldn_config *config(const char *extra)
     return cfg;
 }
 
-/* The list as text: T<from>-<to>, E<step>, C<step> (c when only if due), P<step>, S<step>, R<step> (prune). */
+/* The list as text: T<from>-<to>, E<step>, C<step> (c when only if due), P<step>, S<step>, R<step>
+ * (prune). */
 static void text(const struct ldn_phases *p, char *buf, size_t len)
 {
     size_t off = 0;

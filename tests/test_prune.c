@@ -135,8 +135,8 @@ static void test_split_ranges(void)
             memset(h2, 0, sizeof h2);
             ldn_prune_hist(net, &u, level, one.prefix, net->params, 0, n, h1);
             for (int s = 0; s < 2; s++)
-                ldn_prune_hist(net, &u, level, two.prefix, net->params + cut[s], cut[s],
-                               cut[s + 1], h2);
+                ldn_prune_hist(net, &u, level, two.prefix, net->params + cut[s], cut[s], cut[s + 1],
+                               h2);
             CU_ASSERT_EQUAL(memcmp(h1, h2, sizeof h1), 0);
             CU_ASSERT(ldn_prune_select_refine(&one, h1));
             CU_ASSERT(ldn_prune_select_refine(&two, h2));
@@ -192,9 +192,17 @@ static void test_optimizers(void)
     const struct ldn_optim_config kinds[] = {
         {.kind = LDN_OPTIM_SGD, .lr = 0.1},
         {.kind = LDN_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-2},
-        {.kind = LDN_OPTIM_ADAM, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+        {.kind = LDN_OPTIM_ADAM,
+         .lr = 0.01,
+         .beta1 = 0.9,
+         .beta2 = 0.999,
+         .eps = 1e-8,
          .weight_decay = 1e-3},
-        {.kind = LDN_OPTIM_ADAMW, .lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+        {.kind = LDN_OPTIM_ADAMW,
+         .lr = 0.01,
+         .beta1 = 0.9,
+         .beta2 = 0.999,
+         .eps = 1e-8,
          .weight_decay = 0.1}};
     struct ldn_rng r;
     ldn_rng_init(&r, 3, 0);
@@ -249,9 +257,15 @@ static void test_checkpoint(void)
     struct ldn_ckpt_items it = {0};
     CU_ASSERT_EQUAL_FATAL(ldn_ckpt_add_net(&it, net, "/trunk", net->params, 0, n), 0);
     CU_ASSERT_EQUAL_FATAL(ldn_prune_ckpt_add(&it, net, keep, buf, 0, n), 0);
-    struct ldn_ckpt_meta m = {.step = 100, .steps_per_epoch = 10, .total_steps = 200,
-                              .n_servers = 1, .n_workers = 1, .features = 30, .seed = 1,
-                              .config = "model: {trunk: [40, 24]}\n", .metrics = ""};
+    struct ldn_ckpt_meta m = {.step = 100,
+                              .steps_per_epoch = 10,
+                              .total_steps = 200,
+                              .n_servers = 1,
+                              .n_workers = 1,
+                              .features = 30,
+                              .seed = 1,
+                              .config = "model: {trunk: [40, 24]}\n",
+                              .metrics = ""};
     CU_ASSERT_EQUAL_FATAL(
         ldn_ckpt_write(MPI_COMM_NULL, dir, &m, &it, 1, path, sizeof path, err, sizeof err), 0);
     ldn_ckpt_items_free(&it);

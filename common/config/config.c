@@ -47,8 +47,9 @@ enum sect {
     N_SECT
 };
 #define N_ROOT_SECT (S_ROUND + 1)
-static const char *const SECT_NAMES[N_SECT] = {
-    "run", "data", "model", "tasks", "train", "ps", "compress", "checkpoint", "prune", "rounds", "teacher"};
+static const char *const SECT_NAMES[N_SECT] = {"run",   "data",   "model",    "tasks",
+                                               "train", "ps",     "compress", "checkpoint",
+                                               "prune", "rounds", "teacher"};
 #define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint, prune, rounds"
 
 static bool row_sect(enum sect s)

@@ -11,8 +11,8 @@
 
 const char *ldn_phase_name(enum ldn_phase_kind k)
 {
-    static const char *names[LDN_PHASE_KINDS] = {"train", "eval", "checkpoint", "plan", "stop",
-                                                "prune"};
+    static const char *names[LDN_PHASE_KINDS] = {"train", "eval", "checkpoint",
+                                                 "plan",  "stop", "prune"};
     return k >= 0 && k < LDN_PHASE_KINDS ? names[k] : "phase?";
 }
 

@@ -73,9 +73,9 @@ double ldn_prune_target_at(const struct ldn_prune_units *u, const struct ldn_pru
     const int64_t end = ldn_prune_end(p, total_steps);
     double masked = 0, all = 0;
     for (int k = 0; k < u->n; k++) {
-        double s = u->target[k] > 0 ? ldn_prune_sparsity_at(p->initial, u->target[k], p->start,
-                                                              end, t)
-                                    : 0;
+        double s = u->target[k] > 0
+                       ? ldn_prune_sparsity_at(p->initial, u->target[k], p->start, end, t)
+                       : 0;
         masked += s * (double)u->weights[k];
         all += (double)u->weights[k];
     }
@@ -106,7 +106,7 @@ static inline uint32_t mag_bits(float w)
 /* Call fn for every weight key of [lo, hi): its layer and its offset from lo. */
 #define FOR_WEIGHTS(trunk, lo, hi, l, i)                                                           \
     for (int l = 0; l < (trunk)->n_layers; l++)                                                    \
-        for (int64_t i = ((trunk)->layers[l].offset > (lo) ? (trunk)->layers[l].offset : (lo)),   \
+        for (int64_t i = ((trunk)->layers[l].offset > (lo) ? (trunk)->layers[l].offset : (lo)),    \
                      i##_end = ((trunk)->layers[l].offset + (trunk)->layers[l].n_params < (hi)     \
                                     ? (trunk)->layers[l].offset + (trunk)->layers[l].n_params      \
                                     : (hi));                                                       \
@@ -230,8 +230,8 @@ int ldn_prune_ckpt_read(const struct ldn_ckpt *ck, const struct ldn_nn *trunk, u
     for (int64_t i = 0; i < hi - lo; i++) {
         if (buf[i] != 0.0f && buf[i] != 1.0f)
             return ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                            "%s: " MASK_PREFIX ": key %lld has mask value %g, not 0 or 1",
-                            ck->path, (long long)(lo + i), (double)buf[i]);
+                            "%s: " MASK_PREFIX ": key %lld has mask value %g, not 0 or 1", ck->path,
+                            (long long)(lo + i), (double)buf[i]);
         keep[i] = buf[i] != 0.0f;
     }
     return 1;
@@ -256,10 +256,9 @@ double ldn_prune_describe(const struct ldn_prune_units *u, const int64_t *masked
     const double s = all > 0 ? (double)m / (double)all : 0;
     int off = snprintf(buf, cap, "%.4f (", s);
     for (int l = 0; l < u->n_layers && off > 0 && (size_t)off < cap; l++)
-        off += snprintf(buf + off, cap - (size_t)off, "%s%d: %.4f", l ? ", " : "", l,
-                        u->layer_weights[l] ? (double)masked_per_layer[l] /
-                                                  (double)u->layer_weights[l]
-                                            : 0.0);
+        off += snprintf(
+            buf + off, cap - (size_t)off, "%s%d: %.4f", l ? ", " : "", l,
+            u->layer_weights[l] ? (double)masked_per_layer[l] / (double)u->layer_weights[l] : 0.0);
     if (off > 0 && (size_t)off < cap)
         snprintf(buf + off, cap - (size_t)off, ")");
     return s;

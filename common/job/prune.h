@@ -30,20 +30,20 @@
 
 /* What is ranked together: units of trunk layers. */
 struct ldn_prune_units {
-    int n;                            /* units: the trunk's layers, or 1 (global) */
-    int n_layers;                     /* trunk layers */
+    int n;        /* units: the trunk's layers, or 1 (global) */
+    int n_layers; /* trunk layers */
     int unit_of_layer[LDN_MAX_LAYERS];
-    int64_t weights[LDN_MAX_LAYERS];  /* weights (not biases) of each unit */
+    int64_t weights[LDN_MAX_LAYERS]; /* weights (not biases) of each unit */
     int64_t layer_weights[LDN_MAX_LAYERS];
-    double target[LDN_MAX_LAYERS];    /* s_f of each unit */
+    double target[LDN_MAX_LAYERS]; /* s_f of each unit */
 };
 
 /* The state of one threshold search (the coordinator's, or the local trainer's). */
 struct ldn_prune_select {
-    int n, level;                     /* units; passes done */
-    int64_t want[LDN_MAX_LAYERS];     /* weights to mask in each unit */
-    int64_t below[LDN_MAX_LAYERS];    /* weights known to lie below the prefix */
-    uint64_t prefix[LDN_MAX_LAYERS];  /* the threshold's bits found so far */
+    int n, level;                    /* units; passes done */
+    int64_t want[LDN_MAX_LAYERS];    /* weights to mask in each unit */
+    int64_t below[LDN_MAX_LAYERS];   /* weights known to lie below the prefix */
+    uint64_t prefix[LDN_MAX_LAYERS]; /* the threshold's bits found so far */
 };
 
 /* True when cfg prunes (a target above zero). */
