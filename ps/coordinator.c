@@ -827,6 +827,13 @@ static int phase_prune(struct coord *c, int64_t step, char *err, size_t errlen)
         rc = prune_pass(c, &p, (size_t)u.n_layers, masked, err, errlen);
     }
     free(hist);
+    if (rc == 0) { /* the workers pull the masked weights again */
+        struct ldn_wire_msg h;
+        ldn_wire_msg_init(&h, LDN_OP_PRUNE, 0);
+        h.prune = p;
+        if ((rc = send_all_workers(c, &h, err, errlen)) == 0)
+            rc = wait_workers(c, err, errlen);
+    }
     if (rc)
         return rc;
     int64_t per_layer[LDN_MAX_LAYERS];
