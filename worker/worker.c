@@ -706,10 +706,9 @@ static int cmd_prune(struct worker *w, const struct ldn_wire_msg *h, char *err, 
 }
 
 static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
-    [LDN_OP_PRUNE] = cmd_prune,
-    [LDN_OP_PLAN] = cmd_plan,   [LDN_OP_PING] = cmd_ping, [LDN_OP_TRAIN] = cmd_train,
-    [LDN_OP_EVAL] = cmd_eval,   [LDN_OP_CKPT] = cmd_ckpt, [LDN_OP_STOP] = cmd_stop,
-    [LDN_OP_ERROR] = cmd_error,
+    [LDN_OP_PRUNE] = cmd_prune, [LDN_OP_PLAN] = cmd_plan,   [LDN_OP_PING] = cmd_ping,
+    [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,   [LDN_OP_CKPT] = cmd_ckpt,
+    [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
 };
 
 int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)
