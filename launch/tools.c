@@ -21,6 +21,7 @@
 #include "h5util.h"
 #include "loss.h"
 #include "model.h"
+#include "prune.h"
 #include "status.h"
 
 #define KIND "checkpoint"
@@ -568,6 +569,9 @@ struct summary {
     struct metric *metrics;
     int n_metrics;
     const struct round_info *ri;
+    int pruned;                     /* the checkpoint has masks (/prune/trunk) */
+    int64_t masked[LDN_MAX_LAYERS]; /* masked weights per trunk layer */
+    struct ldn_prune_units units;
 };
 
 static void print_text(const struct summary *s)
@@ -594,6 +598,11 @@ static void print_text(const struct summary *s)
         printf("  %-10d ", i);
         print_layer(stdout, &m->trunk->layers[i]);
         printf("\n");
+    }
+    if (s->pruned) {
+        char what[512];
+        ldn_prune_describe(&s->units, s->masked, what, sizeof what);
+        printf("pruning      sparsity %s of the trunk's weights, by layer\n", what);
     }
     printf("heads        %d tasks, %s parameters\n", cfg->n_tasks,
            grouped(a, sizeof a, s->head_params));
@@ -680,7 +689,17 @@ static void print_json(const struct summary *s)
         fputs(i ? "," : "", f);
         json_shape(f, &m->trunk->layers[i]);
     }
-    fputs("],\"heads\":[", f);
+    fputs("]", f);
+    if (s->pruned) {
+        char what[512];
+        fprintf(f, ",\"pruning\":{\"sparsity\":%.17g,\"layers\":[",
+                ldn_prune_describe(&s->units, s->masked, what, sizeof what));
+        for (int i = 0; i < m->trunk->n_layers; i++)
+            fprintf(f, "%s%.17g", i ? "," : "",
+                    (double)s->masked[i] / (double)s->units.layer_weights[i]);
+        fputs("]}", f);
+    }
+    fputs(",\"heads\":[", f);
     for (int t = 0; t < cfg->n_tasks; t++) {
         fputs(t ? ",{\"task\":" : "{\"task\":", f);
         json_string(f, cfg->tasks[t].name);
@@ -753,6 +772,25 @@ static int parse_args(const char *tool, int argc, char **argv, const struct tool
     return 0;
 }
 
+/* The checkpoint's pruning masks, counted per layer (none: s->pruned stays 0). */
+static int read_masks(struct summary *s, char *err, size_t errlen)
+{
+    const struct ldn_nn *trunk = s->L->model->trunk;
+    const int64_t n = trunk->n_params;
+    uint8_t *keep = malloc((size_t)n);
+    float *buf = malloc(sizeof(float) * (size_t)n);
+    int rc = keep && buf ? ldn_prune_ckpt_read(&s->L->ck, trunk, keep, buf, 0, n, err, errlen)
+                         : ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    if (rc == 1) {
+        s->pruned = 1;
+        ldn_prune_units_init(&s->units, &s->L->cfg->prune, trunk);
+        ldn_prune_count(trunk, keep, 0, n, s->masked);
+    }
+    free(keep);
+    free(buf);
+    return rc < 0 ? rc : 0;
+}
+
 int ldn_tool_inspect(int argc, char **argv)
 {
     const char *arg = NULL;
@@ -810,6 +848,8 @@ int ldn_tool_inspect(int argc, char **argv)
             s.n_metrics = parse_metrics(L.ck.metrics, s.metrics, max);
         round_info_find(&L, &ri);
     }
+    if (rc == 0)
+        rc = read_masks(&s, err, sizeof err);
     if (rc == 0) {
         if (json)
             print_json(&s);

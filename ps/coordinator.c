@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "optim.h"
 #include "phases.h"
+#include "prune.h"
 #include "rundir.h"
 #include "status.h"
 #include "teacher.h"
@@ -68,6 +69,8 @@ struct coord {
     int n_plans;
     const struct ldn_round_config *round; /* a run with rounds: this round (NULL without) */
     int distill;                          /* the round distils */
+    int pruned;                           /* prune.*: the trunk is pruned */
+    double sparsity;                      /* the share of its weights masked */
 };
 
 static const char *task_of_rank(const struct coord *c, int rank)
@@ -166,6 +169,8 @@ static void print_mark(struct coord *c, struct mark *m)
     if (c->distill)
         off += snprintf(buf + off, sizeof buf - (size_t)off, " | alpha %.3f",
                         distill_alpha(c, m->step));
+    if (c->pruned)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " | sparsity %.3f", c->sparsity);
     for (int t = 0; t < c->cfg->n_tasks && off < (int)sizeof buf - 160; t++) {
         const struct task_acc *a = &c->train_acc[t];
         if (!a->seen)
@@ -485,7 +490,9 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
             .distill = c->distill,
             .teacher_agreement = a->seen ? (double)a->agree / (double)a->seen : NAN,
             .distill_kl = a->seen ? a->kl_sum / (double)a->seen : NAN,
-            .distill_alpha = c->distill ? distill_alpha(c, step) : 0};
+            .distill_alpha = c->distill ? distill_alpha(c, step) : 0,
+            .pruned = c->pruned,
+            .sparsity = c->sparsity};
         ldn_metrics_write(mem, &rec);
         if (ldn_metrics_write(c->metrics, &rec) != 0 ||
             (c->job->run_metrics && ldn_metrics_write(c->job->run_metrics, &rec) != 0)) {
@@ -603,7 +610,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
     if (rc)
         return rc;
     const int S = c->job->plan->n_servers;
-    int64_t bad = 0, applied = 0, max_stale = 0;
+    int64_t bad = 0, applied = 0, max_stale = 0, mask_changes = 0;
     for (int s = 0; s < S && rc == 0; s++) {
         if ((rc = send_to(c, 1 + s, &stop, err, errlen)))
             break;
@@ -619,6 +626,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                     applied = st->steps_applied;
                     bad += st->bad_messages;
                     max_stale = st->max_staleness > max_stale ? st->max_staleness : max_stale;
+                    mask_changes += st->mask_changes;
                     break;
                 }
                 continue;
@@ -636,6 +644,8 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                  "served %lld; coordinator: %lld bad messages ignored",
                  (long long)applied, (long long)bad, (long long)max_stale,
                  (long long)c->bad_messages);
+    if (rc == 0 && c->pruned)
+        LDN_INFO("servers: %lld masked keys changed after being masked", (long long)mask_changes);
     return rc;
 }
 
@@ -735,6 +745,109 @@ static int phase_plan(struct coord *c, int64_t step, const struct ldn_wire_plan 
     return rc;
 }
 
+/* Wait for server rank 1 + s's prune_hist of (step, level): `count` uint64 added into sum. */
+static int recv_prune(struct coord *c, int s, const struct ldn_wire_prune *p, size_t count,
+                      uint64_t *sum, char *err, size_t errlen)
+{
+    double deadline = ldn_clock_now() + c->cfg->timeout_s;
+    while (ldn_clock_now() < deadline) {
+        struct ldn_msg m;
+        char why[LDN_ERRLEN];
+        if (ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why) != 0)
+            continue;
+        const struct ldn_wire_prune_hist *h = &m.hdr.prune_hist;
+        if (m.hdr.op == LDN_OP_PRUNE_HIST && h->step == p->step && h->level == p->level) {
+            int ok = m.nframes == 1 && m.hdr.lens[0] == count * sizeof *sum;
+            for (size_t i = 0; ok && i < count; i++) {
+                uint64_t v;
+                memcpy(&v, (const char *)zmq_msg_data(&m.frames[0]) + i * sizeof v, sizeof v);
+                sum[i] += v;
+            }
+            ldn_msg_close(&m);
+            return ok ? 0
+                      : ldn_fail(err, errlen, LDN_ERR_PEER,
+                                 "server rank %d: prune_hist of step %lld has %d frames, not one "
+                                 "of %zu counts",
+                                 1 + s, (long long)p->step, m.nframes, count);
+        }
+        ldn_msg_close(&m);
+        if (m.hdr.op == LDN_OP_ERROR)
+            return ldn_fail(err, errlen, LDN_ERR_PEER, "server rank %d: %s", 1 + s,
+                            m.hdr.error.msg);
+    }
+    return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                    "server rank %d did not answer prune pass %u of step %lld within %.0f s "
+                    "(ps.timeout)",
+                    1 + s, p->level, (long long)p->step, c->cfg->timeout_s);
+}
+
+/* One pass to every server, their answers summed into sum (count values each). */
+static int prune_pass(struct coord *c, const struct ldn_wire_prune *p, size_t count, uint64_t *sum,
+                      char *err, size_t errlen)
+{
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_PRUNE, 0);
+    h.prune = *p;
+    memset(sum, 0, sizeof *sum * count);
+    int rc = 0;
+    for (int s = 0; s < c->job->plan->n_servers && rc == 0; s++)
+        rc = send_to(c, 1 + s, &h, err, errlen);
+    for (int s = 0; s < c->job->plan->n_servers && rc == 0; s++)
+        rc = recv_prune(c, s, p, count, sum, err, errlen);
+    return rc;
+}
+
+/* PRUNE phase (common/job/prune.h): the thresholds of step `step` from the sum of every
+ * server's histograms (LDN_PRUNE_LEVELS passes), then every server masks its rows. */
+static int phase_prune(struct coord *c, int64_t step, char *err, size_t errlen)
+{
+    c->phase = "prune";
+    const struct ldn_prune_config *pc = &c->cfg->prune;
+    struct ldn_prune_units u;
+    struct ldn_prune_select sel;
+    ldn_prune_units_init(&u, pc, c->job->trunk);
+    ldn_prune_select_start(&sel, &u, pc, c->job->total_steps, step);
+    uint64_t *hist = malloc(sizeof *hist * LDN_PRUNE_BINS * (size_t)u.n);
+    if (!hist)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "prune: out of memory");
+    struct ldn_wire_prune p = {.step = step, .n_thr = (uint32_t)u.n};
+    int rc = 0;
+    for (int level = 0; level < LDN_PRUNE_LEVELS && rc == 0; level++) {
+        p.level = (uint32_t)level;
+        memcpy(p.thr, sel.prefix, sizeof(uint64_t) * (size_t)u.n);
+        rc = prune_pass(c, &p, (size_t)u.n * LDN_PRUNE_BINS, hist, err, errlen);
+        if (rc == 0 && !ldn_prune_select_refine(&sel, hist))
+            rc = ldn_fail(err, errlen, LDN_ERR_PEER,
+                          "prune step %lld: the servers' histograms count fewer weights than "
+                          "the trunk has",
+                          (long long)step);
+    }
+    uint64_t masked[LDN_MAX_LAYERS];
+    if (rc == 0) {
+        p.level = LDN_WIRE_PRUNE_LEVELS;
+        ldn_prune_thresholds(&sel, p.thr);
+        rc = prune_pass(c, &p, (size_t)u.n_layers, masked, err, errlen);
+    }
+    free(hist);
+    if (rc == 0) { /* the workers pull the masked weights again */
+        struct ldn_wire_msg h;
+        ldn_wire_msg_init(&h, LDN_OP_PRUNE, 0);
+        h.prune = p;
+        if ((rc = send_all_workers(c, &h, err, errlen)) == 0)
+            rc = wait_workers(c, err, errlen);
+    }
+    if (rc)
+        return rc;
+    int64_t per_layer[LDN_MAX_LAYERS];
+    char what[512];
+    for (int l = 0; l < u.n_layers; l++)
+        per_layer[l] = (int64_t)masked[l];
+    c->sparsity = ldn_prune_describe(&u, per_layer, what, sizeof what);
+    LDN_INFO("prune step %lld: target %.4f, sparsity %s", (long long)step,
+             ldn_prune_target_at(&u, pc, c->job->total_steps, step), what);
+    return 0;
+}
+
 /* A distillation round's start: the ensemble's and each member's accuracy on every task's
  * whole test split, while the workers make their soft targets. */
 static int report_teacher(struct coord *c, char *err, size_t errlen)
@@ -827,6 +940,11 @@ static int on_stop(void *ud, const struct ldn_phase *ph, char *err, size_t errle
     return phase_stop(ud, err, errlen);
 }
 
+static int on_prune(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    return phase_prune(ud, ph->to, err, errlen);
+}
+
 static void coord_free(struct coord *c)
 {
     if (c->tty) {
@@ -875,6 +993,16 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     }
     if (rc == 0 && c.distill)
         rc = report_teacher(&c, err, errlen);
+    if ((c.pruned = ldn_prune_on(&cfg->prune)) && job->resume_path) {
+        /* the masks of the last update before the resumed step (as the schedule set them) */
+        struct ldn_prune_units u;
+        ldn_prune_units_init(&u, &cfg->prune, job->trunk);
+        for (int64_t t = job->resume_step - 1; t >= 0; t--)
+            if (ldn_prune_is_step(&cfg->prune, job->total_steps, t)) {
+                c.sparsity = ldn_prune_target_at(&u, &cfg->prune, job->total_steps, t);
+                break;
+            }
+    }
     c.t_start = ldn_clock_now();
     if (rc == 0)
         rc = wait_hello(&c, err, errlen);
@@ -895,6 +1023,7 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
                                                     [LDN_PHASE_EVAL] = on_eval,
                                                     [LDN_PHASE_CKPT] = on_ckpt,
                                                     [LDN_PHASE_PLAN] = on_plan,
+                                                    [LDN_PHASE_PRUNE] = on_prune,
                                                     [LDN_PHASE_STOP] = on_stop}};
     if (rc == 0)
         rc = test_replan(&c, &phases, err, errlen);

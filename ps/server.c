@@ -12,6 +12,7 @@
 #include "fs.h"
 #include "jobckpt.h"
 #include "log.h"
+#include "prune.h"
 #include "status.h"
 #include "store.h"
 
@@ -676,7 +677,8 @@ static int send_counters(struct ldn_server *s, void *sock, const struct ldn_msg 
                                                     .bad_messages = st->bad_messages,
                                                     .bytes_in = st->bytes_in,
                                                     .bytes_out = st->bytes_out,
-                                                    .max_staleness = st->max_staleness};
+                                                    .max_staleness = st->max_staleness,
+                                                    .mask_changes = s->store->mask_changes};
     return ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, NULL, 0) < 0 ? LDN_ERR_IO : 0;
 }
 
@@ -721,6 +723,77 @@ static int on_plan(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
     ldn_msg_close(m);
     s->next_plan = *p;
     return 2;
+}
+
+/* prune level LDN_WIRE_PRUNE_LEVELS: mask this server's weights at the thresholds; the keys
+ * newly masked are changes for the delta downlink. Fills masked[layer]. */
+static int prune_apply(struct ldn_server *s, const struct ldn_prune_units *u, const uint64_t *thr,
+                       int64_t *masked)
+{
+    struct ldn_store *st = s->store;
+    uint8_t *keep = malloc((size_t)st->n);
+    uint32_t *changed = s->delta ? malloc(sizeof(uint32_t) * (size_t)st->n) : NULL;
+    if (!keep || (s->delta && !changed)) {
+        free(keep);
+        return LDN_ERR_NOMEM;
+    }
+    if (st->mask)
+        memcpy(keep, st->mask, (size_t)st->n);
+    else
+        memset(keep, 1, (size_t)st->n);
+    ldn_prune_mask(s->o.job->trunk, u, thr, st->params, st->lo, st->hi, keep, masked);
+    int64_t m = 0;
+    for (int64_t i = 0; changed && i < st->n; i++)
+        if (!keep[i] && st->params[i] != 0.0f)
+            changed[m++] = (uint32_t)i;
+    int rc = ldn_store_set_mask(st, keep);
+    if (rc == 0 && s->delta)
+        ldn_delta_changed(s->delta, changed, m);
+    free(keep);
+    free(changed);
+    return rc;
+}
+
+/* prune: one pass of a mask update (docs/wire.md): a histogram of this server's weights, or the
+ * mask itself; answered with prune_hist. Only between phases, at the server's step. */
+static int on_prune(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)w;
+    const struct ldn_wire_prune *p = &m->hdr.prune;
+    struct ldn_prune_units u;
+    if (!s->o.job || !ldn_prune_on(&s->cfg->prune))
+        return reject(s, sock, m, LDN_ERR_FORMAT, "prune asked of a server that does not prune");
+    ldn_prune_units_init(&u, &s->cfg->prune, s->o.job->trunk);
+    if (p->step != s->cons->step || ldn_cons_step_open(s->cons, NULL) || (int)p->n_thr != u.n)
+        return reject(s, sock, m, LDN_ERR_FORMAT,
+                      "a prune pass needs one threshold per unit and no open step (at the "
+                      "server's step)");
+    const int apply = p->level == LDN_WIRE_PRUNE_LEVELS;
+    const size_t count = apply ? (size_t)u.n_layers : (size_t)u.n * LDN_PRUNE_BINS;
+    uint64_t *out = calloc(count, sizeof *out);
+    int64_t masked[LDN_MAX_LAYERS];
+    int rc = out ? 0 : LDN_ERR_NOMEM;
+    if (rc == 0 && apply && (rc = prune_apply(s, &u, p->thr, masked)) == 0)
+        for (int l = 0; l < u.n_layers; l++)
+            out[l] = (uint64_t)masked[l];
+    else if (rc == 0 && !apply)
+        ldn_prune_hist(s->o.job->trunk, &u, (int)p->level, p->thr, s->store->params, s->store->lo,
+                       s->store->hi, out);
+    if (rc) {
+        free(out);
+        return reject(s, sock, m, rc, "prune: out of memory, or ZeroMQ held the weights");
+    }
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_PRUNE_HIST, s->o.rank);
+    h.prune_hist.step = p->step;
+    h.prune_hist.level = p->level;
+    h.nframes = 1;
+    h.lens[0] = sizeof *out * count;
+    const void *frames[1] = {out};
+    ldn_msg_close(m);
+    long sent = ldn_net_send(sock, m->ident, m->ident_len, &h, frames, NULL, 0);
+    free(out);
+    return sent < 0 ? LDN_ERR_IO : 0;
 }
 
 void ldn_server_start_at(struct ldn_server *s, int64_t step)
@@ -770,6 +843,7 @@ static const struct route {
     [LDN_OP_STOP] = {on_stop, BY_COORD},
     [LDN_OP_STATS_REQUEST] = {on_stats_request, BY_COORD},
     [LDN_OP_PLAN] = {on_plan, BY_COORD},
+    [LDN_OP_PRUNE] = {on_prune, BY_COORD},
 };
 
 int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "prune.h"
 #include "status.h"
 
 struct ldn_store *ldn_store_new(const struct ldn_store_opts *o, char *err, size_t errlen)
@@ -74,6 +75,7 @@ void ldn_store_destroy(struct ldn_store **pst)
     free(st->chunks);
     free(st->version);
     free(st->mask);
+    free(st->mask_f);
     free(st);
     *pst = NULL;
 }
@@ -98,38 +100,46 @@ static int before_update(const struct ldn_store *st, int k)
     return LDN_ERR_TIMEOUT;
 }
 
-/* Masked keys i of [lo, hi) back to zero (the optimizer may have moved them). */
-static void hold_masked(struct ldn_store *st, int64_t lo, int64_t hi)
+/* Masked key i after an update: it must still be zero (its gradient and state are); a key that
+ * moved is counted and put back. */
+static inline void hold_masked(struct ldn_store *st, int64_t i)
 {
-    for (int64_t i = lo; i < hi; i++)
-        if (!st->mask[i])
-            st->params[i] = 0.0f;
+    if (!st->mask[i] && st->params[i] != 0.0f) {
+        st->mask_changes++;
+        st->params[i] = 0.0f;
+    }
 }
 
-int ldn_store_update(struct ldn_store *st, int k, const float *grad, double lr)
+int ldn_store_update(struct ldn_store *st, int k, float *grad, double lr)
 {
     const struct ldn_chunk *c = &st->chunks[k];
     int rc = before_update(st, k);
     if (rc)
         return rc;
+    if (st->mask)
+        ldn_prune_zero(st->mask + c->lo, grad + c->lo, c->hi - c->lo);
     ldn_optim_update(st->opt, st->params, grad, c->lo, c->hi, st->version[k] + 1, lr);
     if (st->mask)
-        hold_masked(st, c->lo, c->hi);
+        for (int64_t i = c->lo; i < c->hi; i++)
+            hold_masked(st, i);
     st->version[k]++;
     return 0;
 }
 
-int ldn_store_update_keys(struct ldn_store *st, int k, const float *grad, const uint32_t *keys,
-                          int64_t m, double lr)
+int ldn_store_update_keys(struct ldn_store *st, int k, float *grad, const uint32_t *keys, int64_t m,
+                          double lr)
 {
     int rc = before_update(st, k);
     if (rc)
         return rc;
-    ldn_optim_update_keys(st->opt, st->params, grad, keys, m, lr);
     if (st->mask)
         for (int64_t j = 0; j < m; j++)
             if (!st->mask[keys[j]])
-                st->params[keys[j]] = 0.0f;
+                grad[keys[j]] = 0.0f;
+    ldn_optim_update_keys(st->opt, st->params, grad, keys, m, lr);
+    if (st->mask)
+        for (int64_t j = 0; j < m; j++)
+            hold_masked(st, keys[j]);
     st->version[k]++;
     return 0;
 }
@@ -156,6 +166,8 @@ int ldn_store_set_mask(struct ldn_store *st, const uint8_t *keep)
         return 0;
     }
     if (!st->mask && !(st->mask = malloc((size_t)st->n)))
+        return LDN_ERR_NOMEM;
+    if (!st->mask_f && !(st->mask_f = malloc(sizeof(float) * (size_t)st->n)))
         return LDN_ERR_NOMEM;
     for (int k = 0; k < st->C; k++) { /* the weights change: as in an update */
         int rc = before_update(st, k);
@@ -195,6 +207,8 @@ int ldn_store_ckpt_items(const struct ldn_store *st, const struct ldn_nn *trunk,
     if (rc == 0)
         rc = ldn_ckpt_add_rows(it, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, st->n_chunks_total,
                                1, st->first_chunk, st->C, st->version);
+    if (rc == 0 && st->mask)
+        rc = ldn_prune_ckpt_add(it, trunk, st->mask, st->mask_f, st->lo, st->hi);
     return rc;
 }
 
@@ -209,6 +223,18 @@ int ldn_store_resume(struct ldn_store *st, const struct ldn_ckpt *ck, const stru
         rc = ldn_ckpt_read_net(ck, trunk, "/optimizer/v/trunk", st->opt->v, lo, hi, err, errlen);
     if (rc)
         return rc;
+    if (ldn_ckpt_has(ck, "/prune/trunk/0/weight")) {
+        uint8_t *keep = malloc((size_t)st->n);
+        float *buf = malloc(sizeof(float) * (size_t)st->n);
+        rc = keep && buf ? ldn_prune_ckpt_read(ck, trunk, keep, buf, lo, hi, err, errlen)
+                         : ldn_fail(err, errlen, LDN_ERR_NOMEM, "ps %d: out of memory", st->rank);
+        if (rc == 1 && (rc = ldn_store_set_mask(st, keep)) != 0)
+            ldn_fail(err, errlen, rc, "ps %d: setting the checkpoint's mask failed", st->rank);
+        free(keep);
+        free(buf);
+        if (rc < 0)
+            return rc;
+    }
     int nd;
     int64_t dims[2];
     if (ldn_ckpt_shape(ck, "/optimizer/trunk_updates", &nd, dims, NULL, 0) == 0 && nd == 1 &&

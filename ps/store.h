@@ -30,6 +30,8 @@ struct ldn_store {
     int64_t *version;     /* [C] updates applied to each chunk */
     atomic_int *inflight; /* [C] zero-copy sends of the chunk's weights ZeroMQ still reads */
     uint8_t *mask;        /* [n] 1 = keep, 0 = pruned (held at zero); NULL: nothing pruned */
+    float *mask_f;        /* [n] the mask as float32 for checkpoints (with mask) */
+    int64_t mask_changes; /* masked keys found changed after an update (a bug if ever > 0) */
     double timeout_s;     /* the longest wait for ZeroMQ to let go of a chunk */
 };
 
@@ -53,13 +55,15 @@ void ldn_store_destroy(struct ldn_store **st);
 int ldn_store_chunk_of(const struct ldn_store *st, uint64_t lo, uint64_t hi);
 
 /* Update chunk k with grad (indexed like params: grad[i] for key lo + i, only chunk k's keys
- * read), as step number version[k] + 1 at learning rate lr; version[k] counts it. Returns 0,
- * or LDN_ERR_TIMEOUT (logged) when ZeroMQ holds the chunk's weights past timeout_s. */
-int ldn_store_update(struct ldn_store *st, int k, const float *grad, double lr);
+ * read), as step number version[k] + 1 at learning rate lr; version[k] counts it. The gradient
+ * of masked keys is set to zero first (pushes of pruned keys are dropped), so their weights and
+ * optimizer state stay exactly zero. Returns 0, or LDN_ERR_TIMEOUT (logged) when ZeroMQ holds
+ * the chunk's weights past timeout_s. */
+int ldn_store_update(struct ldn_store *st, int k, float *grad, double lr);
 /* The same for the m keys (store-relative, inside chunk k) that have a gradient, with an
  * optimizer for which that is the dense update (ldn_optim_sparse_ok). */
-int ldn_store_update_keys(struct ldn_store *st, int k, const float *grad, const uint32_t *keys,
-                          int64_t m, double lr);
+int ldn_store_update_keys(struct ldn_store *st, int k, float *grad, const uint32_t *keys, int64_t m,
+                          double lr);
 /* Chunk k counts one update without changing (a step every group sat out). */
 int ldn_store_skip(struct ldn_store *st, int k);
 /* Every chunk's version set to `step` (a fresh store at a plan switch, or a resume). */
@@ -73,13 +77,14 @@ int ldn_store_set_mask(struct ldn_store *st, const uint8_t *keep);
 int64_t ldn_store_masked(const struct ldn_store *st);
 
 /* The store's rows of a checkpoint: /trunk, the optimizer's moments under /optimizer/{m,v}/trunk
- * (m only when the servers keep the momentum) and /optimizer/trunk_updates. */
+ * (m only when the servers keep the momentum), /optimizer/trunk_updates and, with a mask, the
+ * mask under /prune/trunk (common/job/prune.h). */
 int ldn_store_ckpt_items(const struct ldn_store *st, const struct ldn_nn *trunk,
                          struct ldn_ckpt_items *it);
 /* Read them back. `skip_m`: the checkpoint's servers kept no momentum (the workers did), so
  * this job's starts at zero. Versions are kept when the checkpoint has the same chunk table
  * (as many chunks, written by as many servers as this job's `servers`), else every chunk
- * counts the checkpoint's steps (exact under bsp). */
+ * counts the checkpoint's steps (exact under bsp). A checkpoint with masks sets them. */
 int ldn_store_resume(struct ldn_store *st, const struct ldn_ckpt *ck, const struct ldn_nn *trunk,
                      int skip_m, int servers, char *err, size_t errlen);
 

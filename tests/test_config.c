@@ -198,7 +198,7 @@ static void test_errors_keys(void)
                "sampling_alpha, log_every, eval_every, threads)");
     EXPECT_ERR(MINIMAL "trian:\n  epochs: 3\n",
                "config t.yaml:7:1: trian: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress, checkpoint, net, rounds)");
+               "model, tasks, train, ps, compress, checkpoint, net, prune, rounds)");
     EXPECT_ERR(MINIMAL "    wieght: 2\n",
                "config t.yaml:7:5: tasks.category.wieght: unknown key (allowed in "
                "tasks.category: file, weight, workers, head)");
@@ -424,9 +424,10 @@ static void test_overrides(void)
                     "epochs, batch_size, steps_per_epoch, optimizer, lr, momentum, nesterov, "
                     "weight_decay, beta1, beta2, eps, lr_schedule, warmup_steps, lr_step_epochs, "
                     "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads)");
-    EXPECT_OVER_ERR(MINIMAL, "trian.lr=1",
-                    "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "
-                    "run, data, model, tasks, train, ps, compress, checkpoint, net, rounds)");
+    EXPECT_OVER_ERR(
+        MINIMAL, "trian.lr=1",
+        "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "
+        "run, data, model, tasks, train, ps, compress, checkpoint, net, prune, rounds)");
     EXPECT_OVER_ERR(MINIMAL "  group:\n", "tasks.x.weight=2",
                     "config override 'tasks.x.weight=2': unknown task 'x' (tasks: category, "
                     "group)");
@@ -715,7 +716,7 @@ static void test_rounds_errors(void)
                "lr_min, init, teacher)");
     EXPECT_ERR(MINIMAL "teacher:\n  alpha: 1\n",
                "config t.yaml:7:1: teacher: unknown key (allowed at the top level: run, data, "
-               "model, tasks, train, ps, compress, checkpoint, net, rounds)");
+               "model, tasks, train, ps, compress, checkpoint, net, prune, rounds)");
 }
 
 /* A round as a run of its own: the round's values, its directories, no rounds, a final
@@ -760,7 +761,40 @@ static void test_round_config(void)
     ldn_config_destroy(&cfg);
 }
 
+/* prune: values, overrides and the checks across keys */
+static void test_prune(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = parse(MINIMAL "prune:\n  sparsity: 0.9\n  layers: [0.5]\n", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_DOUBLE_EQUAL(cfg->prune.sparsity, 0.9, 0);
+    CU_ASSERT_EQUAL(cfg->prune.every, 100);
+    CU_ASSERT_EQUAL(cfg->prune.n_layers, 1);
+    CU_ASSERT_DOUBLE_EQUAL(cfg->prune.layers[0], 0.5, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg->resolved_yaml, "  layers: [0.5]\n"));
+    ldn_config_destroy(&cfg);
+    EXPECT_ERR(MINIMAL "prune:\n  sparsity: 1.5\n",
+               "config t.yaml:8:13: prune.sparsity: must be a number in [0, 1), got 1.5");
+    EXPECT_OVER_ERR(MINIMAL, "prune.every=0",
+                    "config override 'prune.every=0': prune.every: must be an integer >= 1, got 0");
+    EXPECT_ERR(MINIMAL "prune:\n  sparsity: 0.9\n  layers: [0.5, 0.9]\n",
+               "config t.yaml:9:11: prune.layers: must have one entry per trunk layer (1), got 2");
+    EXPECT_ERR(MINIMAL "prune:\n  layers: [1]\n",
+               "config t.yaml:8:12: prune.layers: must be a number in [0, 1), got 1");
+    EXPECT_ERR(MINIMAL "prune:\n  layers: [0.5]\n  scope: global\n",
+               "config t.yaml:8:11: prune.layers: per-layer targets need prune.scope: layer, got "
+               "global");
+    EXPECT_ERR(MINIMAL "prune:\n  sparsity: 0.5\n  initial: 0.6\n",
+               "config t.yaml:9:12: prune.initial: must be <= the target sparsity (0.5), got 0.6");
+    EXPECT_ERR(MINIMAL "prune:\n  sparsity: 0.5\n  start: 100\n  end: 50\n",
+               "config t.yaml:10:8: prune.end: must be > prune.start (100), got 50");
+    EXPECT_ERR(MINIMAL "ps:\n  consistency: ssp\nprune:\n  sparsity: 0.5\n",
+               "config t.yaml:10:13: prune.sparsity: pruning needs ps.consistency: bsp (masks "
+               "change between steps), got ssp");
+}
+
 static const struct ldn_cu_test TESTS[] = {
+    {"prune", test_prune},
     {"full config, every field", test_full},
     {"defaults on a minimal config", test_defaults},
     {"errors: keys and sections", test_errors_keys},

@@ -22,7 +22,8 @@ static struct ldn_config *config(const char *extra)
     return cfg;
 }
 
-/* The list as text: T<from>-<to>, E<step>, C<step> (c when only if due), P<step>, S<step>. */
+/* The list as text: T<from>-<to>, E<step>, C<step> (c when only if due), P<step>, S<step>, R<step>
+ * (prune). */
 static void text(const struct ldn_phases *p, char *buf, size_t len)
 {
     size_t off = 0;
@@ -35,7 +36,7 @@ static void text(const struct ldn_phases *p, char *buf, size_t len)
                                     (long long)ph->to);
         else
             off += (size_t)snprintf(buf + off, len - off, "%s%c%lld", sep,
-                                    "TECPS"[ph->kind] + (ph->if_due ? 'a' - 'A' : 0),
+                                    "TECPSR"[ph->kind] + (ph->if_due ? 'a' - 'A' : 0),
                                     (long long)ph->to);
     }
 }
@@ -112,6 +113,15 @@ static int insert_plan(int64_t at, char *got, size_t len)
     return rc;
 }
 
+/* prune: a PRUNE phase before every mask update, after that step's eval and checkpoint; on a
+ * resume at a mask step, first of all */
+static void test_prune(void)
+{
+    const char *p = "prune: {sparsity: 0.5, start: 2, end: 8, every: 3}\n";
+    expect(p, 5, 10, 0, "T0-2 R2 T2-5 E5 R5 T5-8 R8 T8-10 E10 C10 S10");
+    expect(p, 5, 10, 5, "R5 T5-8 R8 T8-10 E10 C10 S10");
+}
+
 static void test_insert(void)
 {
     char got[1024];
@@ -179,6 +189,7 @@ static const struct ldn_cu_test TESTS[] = {
     {"resume mid-run", test_resume},
     {"a phase inserted mid-run", test_insert},
     {"the driver", test_run},
+    {"prune phases", test_prune},
     {NULL, NULL}};
 
 LDN_CU_MAIN("phases", TESTS)

@@ -151,8 +151,13 @@ static void test_mask_holds_weights_at_zero(void)
     CU_ASSERT_EQUAL(st->params[15], 0.0f);
     CU_ASSERT_NOT_EQUAL(st->params[5], 0.0f);
     CU_ASSERT(st->params[16] < INIT[16]); /* kept keys move */
+    CU_ASSERT_EQUAL(st->mask_changes, 0);
+    CU_ASSERT_EQUAL(grad[3], 0.0f); /* the push of a masked key is dropped */
+    CU_ASSERT_EQUAL(st->opt->m[3], 0.0f);
     CU_ASSERT_EQUAL(ldn_store_set_mask(st, NULL), 0);
     CU_ASSERT_EQUAL(ldn_store_masked(st), 0);
+    for (int i = 0; i < 40; i++)
+        grad[i] = 1.0f;
     CU_ASSERT_EQUAL(ldn_store_update(st, 0, grad, 0.1), 0);
     CU_ASSERT_NOT_EQUAL(st->params[3], 0.0f); /* unmasked: trains again */
     ldn_store_destroy(&st);

@@ -1,4 +1,4 @@
-/* Wire format, protocol version 3: every message kind round-trips, and the decoder rejects
+/* Wire format, protocol version 4: every message kind round-trips, and the decoder rejects
  * truncated headers, mistyped, missing and out-of-range fields (naming the field) and other
  * versions, and ignores unknown keys. The required keys are listed here, independently of
  * the schema in wire.c, so a schema that stops insisting on one fails the test. */
@@ -75,8 +75,19 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
         m->plan.trunk[1] = 24;
         m->plan.trunk[2] = 1000000;
         break;
+    case LDN_OP_PRUNE:
+        m->prune.step = 500;
+        m->prune.level = LDN_WIRE_PRUNE_LEVELS;
+        m->prune.n_thr = 2;
+        m->prune.thr[0] = 0;
+        m->prune.thr[1] = 1ull << 31;
+        break;
+    case LDN_OP_PRUNE_HIST:
+        m->prune_hist.step = 501;
+        m->prune_hist.level = 2;
+        break;
     case LDN_OP_SERVER_STATS:
-        m->server_stats = (struct ldn_wire_server_stats){1, 2, 3, 4, 5ll << 40, 6, 7};
+        m->server_stats = (struct ldn_wire_server_stats){1, 2, 3, 4, 5ll << 40, 6, 7, 8};
         break;
     case LDN_OP_PROGRESS: { /* field by field: the decoder leaves padding zero, a compound literal
                                may not */
@@ -304,7 +315,7 @@ static void test_other_version(void)
     a.version = 1;
     CU_ASSERT_EQUAL(ldn_wire_decode(buf, (size_t)encode(&a, buf), &b, err, sizeof err),
                     LDN_ERR_PEER);
-    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 3");
+    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 4");
     /* the version is judged before anything else: a v4 header of another layout */
     fill(&a, LDN_OP_PING);
     a.version = LDN_WIRE_VERSION + 1;

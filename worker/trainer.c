@@ -18,6 +18,7 @@
 #include "model.h"
 #include "optim.h"
 #include "phases.h"
+#include "prune.h"
 #include "rounds.h"
 #include "rundir.h"
 #include "schedule.h"
@@ -69,6 +70,13 @@ struct local_run {
     int32_t *no_label;  /* [batch] of -1: rows of another task carry no label for a head */
     double alpha;       /* distillation weight of the last step */
     char *last_metrics; /* the last evaluation's metrics.jsonl rows, stored in checkpoints */
+    /* pruning (prune.*): the trunk's mask (NULL until the first mask update or a resume with
+     * masks), its units, the share of weights masked, a scratch for checkpoints */
+    uint8_t *keep;
+    struct ldn_prune_units units;
+    int pruned;
+    double sparsity;
+    float *mask_buf;
 };
 
 static void run_free(struct local_run *r)
@@ -92,6 +100,8 @@ static void run_free(struct local_run *r)
     free(r->soft_rows);
     free(r->last_metrics);
     free(r->no_label);
+    free(r->keep);
+    free(r->mask_buf);
 }
 
 /* Load every task's data and check the tasks agree on the input size. */
@@ -138,6 +148,8 @@ static void progress_line(struct local_run *r, int epoch, int64_t step, double s
                     (long long)step, (long long)r->sched.total_steps, sps, lr);
     if (r->distill)
         off += snprintf(buf + off, sizeof buf - (size_t)off, " | alpha %.3f", r->alpha);
+    if (r->pruned)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " | sparsity %.3f", r->sparsity);
     for (int t = 0; t < r->n_tasks && off < (int)sizeof buf - 64; t++) {
         struct task_state *ts = &r->tasks[t];
         if (ts->seen == 0)
@@ -182,6 +194,8 @@ static int evaluate(struct local_run *r, int64_t step, double sps, double lr, do
         rec.teacher_agreement = ts->seen ? (double)ts->agree / (double)ts->seen : NAN;
         rec.distill_kl = ts->seen ? ts->kl_sum / (double)ts->seen : NAN;
         rec.distill_alpha = r->alpha;
+        rec.pruned = r->pruned;
+        rec.sparsity = r->sparsity;
         ts->last_test_acc = rec.accuracy;
         ldn_metrics_write(mem, &rec);
         if (ldn_metrics_write(r->metrics, &rec) != 0 ||
@@ -225,6 +239,8 @@ static int ckpt_items(struct local_run *r, struct ldn_ckpt_items *it)
     rc |= o->m ? ldn_ckpt_add_net(it, trunk, "/optimizer/m/trunk", o->m, 0, trunk->n_params) : 0;
     rc |= o->v ? ldn_ckpt_add_net(it, trunk, "/optimizer/v/trunk", o->v, 0, trunk->n_params) : 0;
     rc |= ldn_ckpt_add(it, "/optimizer/trunk_updates", LDN_CKPT_I64, 1, 1, 1, &o->t);
+    if (r->keep)
+        rc |= ldn_prune_ckpt_add(it, trunk, r->keep, r->mask_buf, 0, trunk->n_params);
     for (int t = 0; t < r->n_tasks; t++)
         rc |= ldn_jobckpt_add_task(it, 0, r->cfg->tasks[t].name, r->model->heads[t],
                                    r->tasks[t].head_opt, &r->tasks[t].batcher,
@@ -284,6 +300,17 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
     if (rc == 0 && ldn_ckpt_shape(ck, "/optimizer/trunk_updates", &nd, dims, NULL, 0) == 0 &&
         nd == 1 && dims[0] == 1)
         rc = ldn_ckpt_read_counts(ck, "/optimizer/trunk_updates", d1, 0, 1, &o->t, err, errlen);
+    if (rc == 0 && r->pruned) { /* the masks as they were (none before the first update) */
+        rc = ldn_prune_ckpt_read(ck, trunk, r->keep, r->mask_buf, 0, trunk->n_params, err, errlen);
+        if (rc == 1) {
+            int64_t masked[LDN_MAX_LAYERS];
+            char what[512];
+            ldn_prune_count(trunk, r->keep, 0, trunk->n_params, masked);
+            r->sparsity = ldn_prune_describe(&r->units, masked, what, sizeof what);
+            LDN_INFO("pruning masks from the checkpoint: sparsity %s", what);
+            rc = 0;
+        }
+    }
     /* the one worker's state: rank 0 here, after the coordinator and servers in a job's; a
      * job with more workers leaves only its heads (every task starts a new pass) */
     const int src = r->n_tasks ? ldn_jobckpt_worker_source(ck, 0, r->cfg->tasks[0].name) : 0;
@@ -341,6 +368,7 @@ static void train_step(struct local_run *r, int t, double lr)
         if (u != t)
             ldn_optim_step(r->tasks[u].head_opt, r->model->heads[u]->params,
                            r->model->heads[u]->grads, lr);
+    ldn_prune_zero(r->keep, trunk->grads, trunk->n_params); /* masked keys get no update */
     ldn_optim_step(r->trunk_opt, trunk->params, trunk->grads, lr);
     ts->loss_sum += loss * b;
     ts->correct += ok;
@@ -386,6 +414,15 @@ static int prepare(struct local_run *r, char *err, size_t errlen)
             max_classes = r->model->classes[t];
     }
     r->idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
+    if ((r->pruned = ldn_prune_on(&cfg->prune))) {
+        const int64_t n = r->model->trunk->n_params;
+        ldn_prune_units_init(&r->units, &cfg->prune, r->model->trunk);
+        r->keep = malloc((size_t)n);
+        r->mask_buf = malloc(sizeof(float) * (size_t)n);
+        if (!r->keep || !r->mask_buf)
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory for the pruning mask");
+        memset(r->keep, 1, (size_t)n);
+    }
     if (!r->trunk_opt || !r->idx ||
         ldn_batch_buf_init(&r->buf, cfg->batch_size, r->model->features, max_classes) != 0)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
@@ -473,6 +510,24 @@ static int phase_ckpt(void *ud, const struct ldn_phase *ph, char *err, size_t er
     int rc = checkpoint(r, ph->to, err, errlen);
     r->paused += ldn_clock_now() - t0;
     return rc;
+}
+
+/* PRUNE phase: the masks of step ph->to from the trunk's weights (common/job/prune.h). */
+static int phase_prune(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
+{
+    struct local_run *r = ud;
+    struct ldn_nn *trunk = r->model->trunk;
+    int64_t masked[LDN_MAX_LAYERS];
+    char what[512];
+    if (ldn_prune_local(trunk, &r->units, &r->cfg->prune, r->sched.total_steps, ph->to,
+                        trunk->params, 0, trunk->n_params, r->keep, masked) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "prune: out of memory");
+    ldn_prune_zero(r->keep, r->trunk_opt->m, r->trunk_opt->m ? trunk->n_params : 0);
+    ldn_prune_zero(r->keep, r->trunk_opt->v, r->trunk_opt->v ? trunk->n_params : 0);
+    r->sparsity = ldn_prune_describe(&r->units, masked, what, sizeof what);
+    LDN_INFO("prune step %lld: target %.4f, sparsity %s", (long long)ph->to,
+             ldn_prune_target_at(&r->units, &r->cfg->prune, r->sched.total_steps, ph->to), what);
+    return LDN_OK;
 }
 
 static int phase_stop(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
@@ -569,6 +624,7 @@ static int train_one(const struct ldn_config *cfg, const struct round_run *round
         static const struct ldn_phase_ops ops = {.fn = {[LDN_PHASE_TRAIN] = phase_train,
                                                         [LDN_PHASE_EVAL] = phase_eval,
                                                         [LDN_PHASE_CKPT] = phase_ckpt,
+                                                        [LDN_PHASE_PRUNE] = phase_prune,
                                                         [LDN_PHASE_STOP] = phase_stop}};
         r.phases = &phases;
         r.t_start = r.t_mark = ldn_clock_now();

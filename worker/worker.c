@@ -698,10 +698,20 @@ static int cmd_plan(struct worker *w, const struct ldn_wire_msg *h, char *err, s
     return rc ? rc : send_done(w, p->step, err, errlen);
 }
 
+/* prune: the servers have just masked weights of step `step`; the weights held (pulled before
+ * the mask update) are stale: pull them again, then done. */
+static int cmd_prune(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    const int64_t step = h->prune.step;
+    int rc = ldn_kv_pull(w->kv, step, w->model->trunk->params, err, errlen);
+    w->have_clock = step;
+    return rc ? rc : send_done(w, step, err, errlen);
+}
+
 static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
-    [LDN_OP_PLAN] = cmd_plan,   [LDN_OP_PING] = cmd_ping, [LDN_OP_TRAIN] = cmd_train,
-    [LDN_OP_EVAL] = cmd_eval,   [LDN_OP_CKPT] = cmd_ckpt, [LDN_OP_STOP] = cmd_stop,
-    [LDN_OP_ERROR] = cmd_error,
+    [LDN_OP_PRUNE] = cmd_prune, [LDN_OP_PLAN] = cmd_plan,   [LDN_OP_PING] = cmd_ping,
+    [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,   [LDN_OP_CKPT] = cmd_ckpt,
+    [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
 };
 
 int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)

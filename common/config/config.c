@@ -32,10 +32,10 @@
  * Schema */
 
 #define N_ROOT_SECT (S_ROUND + 1)
-static const char *const SECT_NAMES[N_SECT] = {"run",   "data",   "model",    "tasks",
-                                               "train", "ps",     "compress", "checkpoint",
-                                               "net",   "rounds", "teacher"};
-#define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint, net, rounds"
+static const char *const SECT_NAMES[N_SECT] = {"run",   "data",  "model",    "tasks",
+                                               "train", "ps",    "compress", "checkpoint",
+                                               "net",   "prune", "rounds",   "teacher"};
+#define ROOT_KEYS "run, data, model, tasks, train, ps, compress, checkpoint, net, prune, rounds"
 
 static bool row_sect(enum sect s)
 {
@@ -44,7 +44,7 @@ static bool row_sect(enum sect s)
 
 /* T_STRLIST: a list of strings (entries of `elem` bytes); T_SUB: a mapping whose keys are the
  * section `sub`, with a bool at count_off saying it was given. */
-enum ktype { T_STR, T_INT, T_I64, T_U64, T_DBL, T_BOOL, T_ENUM, T_LIST, T_STRLIST, T_SUB };
+enum ktype { T_STR, T_INT, T_I64, T_U64, T_DBL, T_BOOL, T_ENUM, T_LIST, T_DLIST, T_STRLIST, T_SUB };
 enum { LO_EXCL = 1, HI_EXCL = 2, NO_HI = 4, REQUIRED = 8 };
 
 static const char *const ACT_NAMES[] = {"relu", "tanh", NULL};
@@ -58,6 +58,7 @@ static const char *const DOWNLINK_NAMES[] = {"dense", "delta", NULL};
 static const char *const SCOPE_NAMES[] = {"chunk", "global", NULL};
 static const char *const ANNEAL_NAMES[] = {"none", "linear", NULL};
 static const char *const INPUTS_NAMES[] = {"own", "all", NULL};
+static const char *const PRUNE_SCOPES[] = {"layer", "global", NULL};
 
 _Static_assert(sizeof(enum ldn_optim_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ldn_consistency) == sizeof(int), "enums are stored as int");
@@ -87,6 +88,7 @@ struct key_def {
 #define NUM(s, k, t, f, fl, lo, hi, d) {s, k, t, fl, lo, hi, f, 0, 0, 0, NULL, d, 0, 0}
 #define ENUM(s, k, f, names, d) {s, k, T_ENUM, 0, 0, 0, f, 0, 0, 0, names, d, 0, 0}
 #define LIST(s, k, f, cnt, maxn, minn, fl) {s, k, T_LIST, fl, 1, 1000000, f, maxn, cnt, minn, NULL, NULL, 0, 0}
+#define DLIST(s, k, f, cnt, maxn, fl, lo, hi) {s, k, T_DLIST, fl, lo, hi, f, maxn, cnt, 0, NULL, NULL, 0, 0}
 #define STRLIST(s, k, f, cnt, maxn, minn, el) {s, k, T_STRLIST, 0, 0, 0, f, maxn, cnt, minn, NULL, NULL, el, 0}
 #define SUB(s, k, f, flag, sb) {s, k, T_SUB, 0, 0, 0, f, 0, flag, 0, NULL, NULL, 0, sb}
 /* clang-format on */
@@ -153,6 +155,13 @@ static const struct key_def KEYS[] = {
     STR(S_CHECKPOINT, "dir", C(ckpt.dir), LDN_PATH_MAX, 0, NULL),
     NUM(S_CHECKPOINT, "timeout", T_DBL, C(ckpt.timeout_s), LO_EXCL | NO_HI, 0, 0, "600"),
     NUM(S_NET, "curve", T_BOOL, C(curve), 0, 0, 0, "true"),
+    NUM(S_PRUNE, "sparsity", T_DBL, C(prune.sparsity), HI_EXCL, 0, 1, "0"),
+    NUM(S_PRUNE, "initial", T_DBL, C(prune.initial), HI_EXCL, 0, 1, "0"),
+    NUM(S_PRUNE, "start", T_I64, C(prune.start), NO_HI, 0, 0, "0"),
+    NUM(S_PRUNE, "end", T_I64, C(prune.end), NO_HI, 0, 0, "0"),
+    NUM(S_PRUNE, "every", T_I64, C(prune.every), NO_HI, 1, 0, "100"),
+    ENUM(S_PRUNE, "scope", C(prune.scope), PRUNE_SCOPES, "layer"),
+    DLIST(S_PRUNE, "layers", C(prune.layers), C(prune.n_layers), LDN_MAX_LAYERS, HI_EXCL, 0, 1),
     /* one round; what has no default here is inherited from model/train/run (inherit_round) */
     STR(S_ROUND, "name", RD(name), LDN_NAME_MAX, 0, NULL),
     NUM(S_ROUND, "epochs", T_INT, RD(epochs), NO_HI, 1, 0, NULL),
@@ -322,7 +331,8 @@ static void want_text(char *buf, size_t cap, const struct key_def *k)
         for (int i = 0; k->names[i]; i++)
             bprintf(buf, cap, "%s%s", i ? ", " : "", k->names[i]);
         return;
-    case T_DBL: bprintf(buf, cap, "a number"); break;
+    case T_DBL:
+    case T_DLIST: bprintf(buf, cap, "a number"); break;
     default: bprintf(buf, cap, "an integer"); break;
     }
     if (k->flags & NO_HI)
@@ -401,6 +411,7 @@ static bool parse_value(const struct key_def *k, const char *s, size_t len, void
         else
             *(int *)field = (int)iv;
         return true;
+    case T_DLIST:
     case T_STRLIST: /* lists and mappings: set_value */
     case T_SUB: return false;
     }
@@ -439,10 +450,10 @@ static int set_value(struct ctx *c, const struct key_def *k, void *base, const y
         *(bool *)((char *)base + k->count_off) = true;
         return ldn__cfg_walk_section(c, k->sub, v, sub, key);
     }
-    if (k->type != T_LIST && k->type != T_STRLIST)
+    if (k->type != T_LIST && k->type != T_DLIST && k->type != T_STRLIST)
         return set_scalar(c, k, base, v, key);
-    /* a list of integers or strings; null is an empty list */
-    const bool strs = k->type == T_STRLIST;
+    /* a list of integers, numbers or strings; null is an empty list */
+    const bool strs = k->type == T_STRLIST, dbls = k->type == T_DLIST;
     char got[128] = "";
     ptrdiff_t n = 0;
     if (v->type == YAML_SEQUENCE_NODE) {
@@ -451,7 +462,10 @@ static int set_value(struct ctx *c, const struct key_def *k, void *base, const y
         ldn__cfg_describe(got, sizeof got, v);
         return ldn__cfg_fail_at(c, v, key, "must be a list of %d to %zu %s, got %s", k->min_n,
                                 k->size,
-                                strs ? "strings, e.g. [a, b]" : "integers, e.g. [256, 256]", got);
+                                strs   ? "strings, e.g. [a, b]"
+                                : dbls ? "numbers, e.g. [0.5, 0.9]"
+                                       : "integers, e.g. [256, 256]",
+                                got);
     }
     if (n < k->min_n || n > (ptrdiff_t)k->size)
         return ldn__cfg_fail_at(c, v, key, "must have %d to %zu entries, got %td", k->min_n,
@@ -459,7 +473,8 @@ static int set_value(struct ctx *c, const struct key_def *k, void *base, const y
     for (int i = 0; i < (int)n; i++) {
         const yaml_node_t *item = ldn__cfg_node(&c->doc, v->data.sequence.items.start[i]);
         struct key_def one = *k;
-        one.off = k->off + (size_t)i * (strs ? k->elem : sizeof(int));
+        one.off = k->off + (size_t)i * (strs ? k->elem : dbls ? sizeof(double) : sizeof(int));
+        one.type = dbls ? T_DBL : one.type;
         if (strs) {
             one.type = T_STR;
             one.size = k->elem;
@@ -716,6 +731,13 @@ static int finish(struct ctx *c)
             c, c->where[k], "compress.downlink_quant",
             "must be fp32, fp16 or int8 (pulls are not sign- or qsgd-coded), got %s",
             QUANT_NAMES[cfg->compress.downlink_quant]);
+    }
+    const char *pk = NULL;
+    char msg[256];
+    if (ldn__prune_check(cfg, &pk, msg, sizeof msg) < 0) {
+        char key[64];
+        snprintf(key, sizeof key, "prune.%s", pk);
+        return ldn__cfg_fail_at(c, c->where[find_key(S_PRUNE, pk, strlen(pk))], key, "%s", msg);
     }
     if (!cfg->run_name[0]) {
         const char *b = strrchr(cfg->source, '/');
@@ -1048,11 +1070,17 @@ static void emit_key(FILE *b, const struct key_def *k, const void *base, const c
     case T_DBL: put_double(b, *(const double *)f); break;
     case T_BOOL: fputs(*(const bool *)f ? "true" : "false", b); break;
     case T_ENUM: fputs(k->names[*(const int *)f], b); break;
-    case T_LIST: {
+    case T_LIST:
+    case T_DLIST: {
         int n = *(const int *)((const char *)base + k->count_off);
         fprintf(b, "[");
-        for (int i = 0; i < n; i++)
-            fprintf(b, "%s%d", i ? ", " : "", ((const int *)f)[i]);
+        for (int i = 0; i < n; i++) {
+            fputs(i ? ", " : "", b);
+            if (k->type == T_LIST)
+                fprintf(b, "%d", ((const int *)f)[i]);
+            else
+                put_double(b, ((const double *)f)[i]);
+        }
         fprintf(b, "]");
         break;
     }
@@ -1222,6 +1250,7 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
     apply_defaults(S_COMPRESS, cfg);
     apply_defaults(S_CHECKPOINT, cfg);
     apply_defaults(S_NET, cfg);
+    apply_defaults(S_PRUNE, cfg);
     root = yaml_document_get_root_node(&c->doc); /* overrides may have moved the nodes */
     if ((rc = walk_root(c, root)) < 0 || (rc = finish(c)) < 0)
         return rc;

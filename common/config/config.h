@@ -153,6 +153,22 @@ struct ldn_round_config {
     struct ldn_teacher_config teacher;
 };
 
+/* prune: gradual magnitude pruning of the trunk's weights (Zhu & Gupta's cubic schedule,
+ * common/job/prune.h, docs/config.md "prune"). Biases are never pruned. */
+enum ldn_prune_scope { LDN_PRUNE_LAYER = 0, LDN_PRUNE_GLOBAL = 1 };
+struct ldn_prune_config {
+    double sparsity;               /* prune.sparsity in [0,1): the final share of the weights
+                                      masked, 0 = off (default 0) */
+    double initial;                /* prune.initial in [0,1): the share at `start` (default 0) */
+    int64_t start;                 /* prune.start: the first masking step (default 0) */
+    int64_t end;                   /* prune.end > start: the step the target is reached;
+                                      0 = three quarters of the run (default 0) */
+    int64_t every;                 /* prune.every >= 1: steps between mask updates (100) */
+    int scope;                     /* prune.scope: layer | global (enum ldn_prune_scope) */
+    double layers[LDN_MAX_LAYERS]; /* prune.layers: per trunk layer targets instead of */
+    int n_layers;                  /* sparsity (scope layer; none or one per layer) */
+};
+
 struct ldn_config {
     char source[LDN_PATH_MAX]; /* the file it was read from */
 
@@ -201,6 +217,7 @@ struct ldn_config {
 
     struct ldn_compress_config compress;
     struct ldn_ckpt_config ckpt;
+    struct ldn_prune_config prune;
 
     struct ldn_round_config *rounds; /* rounds: [n_rounds], NULL when the config has none */
     int n_rounds;

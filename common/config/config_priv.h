@@ -22,6 +22,7 @@ enum sect {
     S_COMPRESS,
     S_CHECKPOINT,
     S_NET,
+    S_PRUNE,
     S_ROUND,
     S_TEACHER,
     N_SECT
@@ -67,5 +68,9 @@ char *ldn__cfg_emit_yaml(const struct ldn_config *cfg);
 
 /* rounds: (config_rounds.c) the list, walked after every other section. */
 int ldn__cfg_walk_rounds(struct ctx *c, const yaml_node_t *seq);
+
+/* Checks of the prune section across keys (config_prune.c): 0, or -1 with the key that is wrong
+ * ("layers") in *key and what is wrong in msg. */
+int ldn__prune_check(const struct ldn_config *cfg, const char **key, char *msg, size_t cap);
 
 #endif

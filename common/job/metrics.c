@@ -77,6 +77,8 @@ int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r)
         json_num(f, "distill_kl", -1, r->distill_kl);
         json_num(f, "distill_alpha", -1, r->distill_alpha);
     }
+    if (r->pruned)
+        json_num(f, "sparsity", 6, r->sparsity);
     fputs("}\n", f);
     return fflush(f) == 0 && !ferror(f) ? LDN_OK : LDN_ERR_IO;
 }

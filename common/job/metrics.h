@@ -2,7 +2,8 @@
  *
  * Each line is {"task", "step", "epoch", "loss", "accuracy", "test_rows", "train_loss",
  * "train_accuracy", "samples_per_s", "lr", "elapsed_s", "push_bytes_per_step",
- * "pull_bytes_per_step", "compression_ratio", "residual_norm"} in that order: each field of
+ * "pull_bytes_per_step", "compression_ratio", "residual_norm"} in that order (then "round",
+ * the distillation keys and "sparsity" when they apply): each field of
  * struct ldn_eval_record under its own name, except dense_bytes_per_step, which is written as
  * compression_ratio = dense_bytes_per_step / push_bytes_per_step (1 when nothing was pushed).
  * A number that is NaN or infinite is written as null. */
@@ -34,6 +35,9 @@ struct ldn_eval_record {
     const char *round;
     int distill;
     double teacher_agreement, distill_kl, distill_alpha;
+    /* a pruned run (pruned != 0): the share of the trunk's weights masked ("sparsity") */
+    int pruned;
+    double sparsity;
 };
 
 /* Open RUN_DIR/metrics.jsonl for writing (truncating when fresh, appending when append != 0).

@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "clock.h"
+#include "prune.h"
 #include "status.h"
 
 const char *ldn_phase_name(enum ldn_phase_kind k)
 {
-    static const char *names[LDN_PHASE_KINDS] = {"train", "eval", "checkpoint", "plan", "stop"};
+    static const char *names[LDN_PHASE_KINDS] = {"train", "eval", "checkpoint",
+                                                 "plan",  "stop", "prune"};
     return k >= 0 && k < LDN_PHASE_KINDS ? names[k] : "phase?";
 }
 
@@ -71,6 +73,10 @@ int ldn_phases_build(const struct ldn_config *cfg, int64_t steps_per_epoch, int6
     if (rc == 0)
         rc = push(out, &cap, (struct ldn_phase){LDN_PHASE_STOP, total_steps, total_steps, 0, 0},
                   err, errlen);
+    for (int64_t t = start; t < total_steps && rc == 0 && ldn_prune_on(&cfg->prune); t++)
+        if (ldn_prune_is_step(&cfg->prune, total_steps, t))
+            rc = ldn_phases_insert(out, &(struct ldn_phase){.kind = LDN_PHASE_PRUNE, .to = t}, err,
+                                   errlen);
     if (rc)
         ldn_phases_deinit(out);
     return rc;

@@ -21,6 +21,7 @@ enum ldn_phase_kind {
     LDN_PHASE_CKPT = 2,  /* checkpoint of step `to` (if_due: only when its minutes are up) */
     LDN_PHASE_PLAN = 3,  /* switch to another plan (trunk geometry) at step `to` */
     LDN_PHASE_STOP = 4,  /* the end: final writes and shutdown, at step `to` */
+    LDN_PHASE_PRUNE = 5, /* recompute the pruning masks before step `to` (common/job/prune.h) */
     LDN_PHASE_KINDS
 };
 
@@ -46,6 +47,8 @@ struct ldn_phases {
  *   EVAL after a TRAIN phase that ends at a multiple of eval_period or at total_steps;
  *   CKPT after it when checkpoint.every_steps divides its step or checkpoint.final and it is
  *   the last step, else CKPT with if_due when checkpoint.every_minutes is set;
+ *   PRUNE before every step at which prune.* recomputes the masks (after the EVAL and CKPT
+ *   of that step, so a checkpoint of step t holds the masks before step t's update);
  *   STOP at total_steps, always last.
  * Returns 0 or LDN_ERR_NOMEM / LDN_ERR_ARG (start beyond the end) with err. */
 

@@ -98,6 +98,17 @@ static const struct field SERVER_STATS[] = {
     COUNT("bytes_in", server_stats.bytes_in),
     COUNT("bytes_out", server_stats.bytes_out),
     COUNT("max_staleness", server_stats.max_staleness),
+    INT("mask_changes", FT_I64, server_stats.mask_changes, false, 0, INT64_MAX),
+};
+static const struct field PRUNE[] = {
+    STEP(prune.step),
+    INT("level", FT_U32, prune.level, true, 0, LDN_WIRE_PRUNE_LEVELS),
+    {KEY("thr"), FT_U64S, true, OFF(prune.thr), OFF(prune.n_thr), LDN_WIRE_MAX_LAYERS, 0,
+     (uint64_t)1 << 31, 0, 0},
+};
+static const struct field PRUNE_HIST[] = {
+    STEP(prune_hist.step),
+    INT("level", FT_U32, prune_hist.level, true, 0, LDN_WIRE_PRUNE_LEVELS),
 };
 static const struct field PROGRESS[] = {
     INT("task", FT_I32, progress.task, true, 0, INT32_MAX),
@@ -150,6 +161,8 @@ static const struct kind KINDS[LDN_OP_COUNT_] = {
     KIND(LDN_OP_ERROR, "error", ERROR_MSG),
     KIND(LDN_OP_DONE, "done", DONE),
     KIND(LDN_OP_PLAN, "plan", PLAN),
+    KIND(LDN_OP_PRUNE, "prune", PRUNE),
+    KIND(LDN_OP_PRUNE_HIST, "prune_hist", PRUNE_HIST),
 };
 
 static const struct kind *kind_of(uint32_t op)

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LDN_WIRE_VERSION 3
+#define LDN_WIRE_VERSION 4
 #define LDN_WIRE_MAX_FRAMES 4
 #define LDN_WIRE_MSG_MAX 256
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
@@ -42,6 +42,8 @@ enum ldn_wire_op {
     LDN_OP_ERROR = 16,         /* any -> sender of a bad message (error) */
     LDN_OP_DONE = 17,          /* worker/server -> coordinator: phase finished (done) */
     LDN_OP_PLAN = 18,          /* coordinator -> any: switch to another trunk (plan) */
+    LDN_OP_PRUNE = 19,         /* coordinator -> server: a pass of a mask update (prune) */
+    LDN_OP_PRUNE_HIST = 20,    /* server -> coordinator: its answer (prune_hist) */
     LDN_OP_COUNT_              /* one past the last op */
 };
 
@@ -117,9 +119,32 @@ struct ldn_wire_plan {
     uint64_t trunk[LDN_WIRE_MAX_LAYERS];
 };
 
-/* server_stats: a server's counters (struct ldn_server_stats). */
+/* prune: pass `level` of the mask update before step `step` (common/job/prune.h). Levels
+ * 0..LDN_WIRE_PRUNE_LEVELS-1: "thr" holds each unit's threshold prefix, and the server answers
+ * prune_hist with its histogram; level LDN_WIRE_PRUNE_LEVELS: "thr" holds each unit's
+ * threshold + 1 (0: mask nothing), the server masks and answers with its masked counts. */
+#define LDN_WIRE_PRUNE_LEVELS 4
+#define LDN_WIRE_PRUNE_BINS 256
+struct ldn_wire_prune {
+    int64_t step;
+    uint32_t level; /* 0..LDN_WIRE_PRUNE_LEVELS */
+    uint32_t n_thr; /* "thr": one per unit, 1..LDN_WIRE_MAX_LAYERS */
+    uint64_t thr[LDN_WIRE_MAX_LAYERS];
+};
+
+/* prune_hist: one frame of little-endian uint64: at a histogram level, units x
+ * LDN_WIRE_PRUNE_BINS counts of the server's weights; after the mask, each trunk layer's masked
+ * weights on the server. */
+struct ldn_wire_prune_hist {
+    int64_t step;
+    uint32_t level;
+};
+
+/* server_stats: a server's counters (struct ldn_server_stats); mask_changes: masked keys found
+ * changed after an update (always 0 unless something is wrong; optional on the wire). */
 struct ldn_wire_server_stats {
     int64_t steps_applied, pushes, pulls, bad_messages, bytes_in, bytes_out, max_staleness;
+    int64_t mask_changes;
 };
 
 /* progress: training figures of task `task` since the worker's previous report; the byte and
@@ -173,6 +198,8 @@ struct ldn_wire_msg {
         struct ldn_wire_error error;
         struct ldn_wire_done done;
         struct ldn_wire_plan plan;
+        struct ldn_wire_prune prune;
+        struct ldn_wire_prune_hist prune_hist;
     };
 };
 
