@@ -281,8 +281,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     /* plot and export print their own, longer help */
     const int own_help = !strcmp(cmd, "plot") || !strcmp(cmd, "export");
-    if (argc >= 3 && is_help(argv[2]) && !own_help && command_help(cmd) == 0)
-        return 0;
+    for (int i = 2; i < argc && !own_help; i++) /* --help anywhere: usage, nothing done */
+        if (is_help(argv[i]) && command_help(cmd) == 0)
+            return 0;
     if (!strcmp(cmd, "help") && argc >= 3) {
         if (!strcmp(argv[2], "plot"))
             return ldn_tool_plot(1, (char *[]){"--help", NULL});

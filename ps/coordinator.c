@@ -653,23 +653,24 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
 static int wait_hello(struct coord *c, char *err, size_t errlen)
 {
     struct waiting wt = {calloc((size_t)c->job->world, 1), c->W};
-    double deadline = ldn_clock_now() + c->cfg->timeout_s;
     if (!wt.seen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    const double start = ldn_clock_now();
+    for (int r = 0; r < c->job->world; r++)
+        c->last_seen[r] = start;
     int rc = 0;
+    /* a worker that is still setting up (a distillation round's soft targets) sends
+     * heartbeats: silence, not the time it takes, is what times out */
     while (wt.left > 0 && rc == 0) {
         rc = handle_router(c, &wt, HELLO_ROUTES, err, errlen);
         ping(c, err, errlen); /* servers and early workers wait for the slow ones */
-        if (rc == 0 && ldn_clock_now() > deadline) {
-            int missing = -1;
-            for (int w = 1 + c->job->plan->n_servers; w < c->job->world && missing < 0; w++)
-                if (!wt.seen[w])
-                    missing = w;
-            rc =
-                ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                         "worker rank %d (task %s) did not check in within %.0f s (ps.timeout%s)",
-                         missing, task_of_rank(c, missing), c->cfg->timeout_s, ldn_net_auth_hint());
-        }
+        const double now = ldn_clock_now();
+        for (int w = 1 + c->job->plan->n_servers; w < c->job->world && rc == 0; w++)
+            if (!wt.seen[w] && now - c->last_seen[w] > c->cfg->timeout_s)
+                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                              "worker rank %d (task %s) did not check in: nothing from it for "
+                              "%.0f s (ps.timeout%s)",
+                              w, task_of_rank(c, w), c->cfg->timeout_s, ldn_net_auth_hint());
     }
     free(wt.seen);
     return rc;
@@ -848,6 +849,13 @@ static int phase_prune(struct coord *c, int64_t step, char *err, size_t errlen)
     return 0;
 }
 
+/* The teacher's tick while the coordinator builds its report: the servers and the workers
+ * hear from it (at most once a second), so a long report is not taken for silence. */
+static void ping_tick(void *ud)
+{
+    ping(ud, NULL, 0);
+}
+
 /* A distillation round's start: the ensemble's and each member's accuracy on every task's
  * whole test split, while the workers make their soft targets. */
 static int report_teacher(struct coord *c, char *err, size_t errlen)
@@ -864,7 +872,9 @@ static int report_teacher(struct coord *c, char *err, size_t errlen)
         const struct ldn_teacher_data d = {.train = sets,
                                            .test = sets + n,
                                            .classes = c->job->classes,
-                                           .features = c->job->features};
+                                           .features = c->job->features,
+                                           .tick = ping_tick,
+                                           .tick_ud = c};
         rc = ldn_teacher_build(&T, cfg, c->round->name, &c->round->teacher, c->job->round_members,
                                &d, err, errlen);
     }

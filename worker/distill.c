@@ -27,7 +27,8 @@ void ldn_wdistill_deinit(struct ldn_wdistill *D)
 }
 
 int ldn_wdistill_init(struct ldn_wdistill *D, const struct ldn_job *job, int shard, int nshards,
-                      struct ldn_dataset *const *train, int batch, char *err, size_t errlen)
+                      struct ldn_dataset *const *train, int batch, void (*tick)(void *),
+                      void *tick_ud, char *err, size_t errlen)
 {
     memset(D, 0, sizeof *D);
     const struct ldn_config *cfg = job->cfg;
@@ -70,7 +71,9 @@ int ldn_wdistill_init(struct ldn_wdistill *D, const struct ldn_job *job, int sha
                                            .test = none,
                                            .classes = job->classes,
                                            .features = job->features,
-                                           .heads = heads};
+                                           .heads = heads,
+                                           .tick = tick,
+                                           .tick_ud = tick_ud};
         rc_ = ldn_teacher_build(&D->teacher, cfg, rc->name, &rc->teacher, job->round_members, &d,
                                 err, errlen);
     }
@@ -81,7 +84,7 @@ int ldn_wdistill_init(struct ldn_wdistill *D, const struct ldn_job *job, int sha
         return rc_;
     }
     ldn_teacher_log_targets(&D->teacher, rc->name, &rc->teacher);
-    if (D->teacher.all)
+    if (D->teacher.all && n > 1)
         LDN_INFO("round %s: teacher.inputs: all: each step also trains its head on %d rows of "
                  "another task's inputs (this worker's shard of them), distillation term only",
                  rc->name, batch);

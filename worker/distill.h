@@ -39,10 +39,12 @@ struct ldn_wdistill {
 
 /* Set up job's round (job->round_index >= 0 with a teacher block) on a worker of shard `shard`
  * of `nshards` in its group: train[t] is the hosted task t's training split (NULL for a task
- * not hosted); `batch` rows per step. Loads the members and makes the soft targets (logged).
+ * not hosted); `batch` rows per step. Loads the members and makes the soft targets (logged),
+ * calling tick(tick_ud) after each batch of the build when tick is not NULL (heartbeats).
  * Returns 0 or a negative status with err naming the round and the member. */
 int ldn_wdistill_init(struct ldn_wdistill *D, const struct ldn_job *job, int shard, int nshards,
-                      struct ldn_dataset *const *train, int batch, char *err, size_t errlen);
+                      struct ldn_dataset *const *train, int batch, void (*tick)(void *),
+                      void *tick_ud, char *err, size_t errlen);
 void ldn_wdistill_deinit(struct ldn_wdistill *D);
 
 /* Rows a step of task t adds after its own b rows (inputs: all): gathered into buf's rows

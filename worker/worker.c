@@ -234,7 +234,7 @@ static int setup_round(struct worker *w, char *err, size_t errlen)
         if (!(w->distill = calloc(1, sizeof *w->distill)))
             rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
         else if ((rc = ldn_wdistill_init(w->distill, job, w->grank, w->gsize, train,
-                                         w->cfg->batch_size, err, errlen))) {
+                                         w->cfg->batch_size, idle_heartbeat, w, err, errlen))) {
             free(w->distill);
             w->distill = NULL;
         }
@@ -292,19 +292,21 @@ static int setup(struct worker *w, char *err, size_t errlen)
     /* a distillation round with inputs: all trains a second block of rows per step */
     const struct ldn_round_config *round =
         job->round_index >= 0 ? &job->run_cfg->rounds[job->round_index] : NULL;
-    const int all = round && round->has_teacher && round->teacher.inputs == LDN_TEACHER_ALL;
+    const int all =
+        round && round->has_teacher && round->teacher.inputs == LDN_TEACHER_ALL && cfg->n_tasks > 1;
     const int rows = cfg->batch_size * (all ? 2 : 1);
     w->idx = malloc(sizeof(int64_t) * (size_t)cfg->batch_size);
     if (!w->idx || ldn_batch_buf_init(&w->buf, rows, job->features, max_classes))
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    if ((rc = setup_trunk(w, cfg->trunk, cfg->n_trunk, err, errlen)) ||
-        (rc = setup_round(w, err, errlen)))
-        return rc;
+    /* the coordinator first: a distillation round's set-up sends it heartbeats */
     char ident[32];
     snprintf(ident, sizeof ident, "w%d", job->rank);
     if (!(w->coord = ldn_net_connect(job->zctx, ident, job->coord_endpoint, "the coordinator", err,
                                      errlen)))
         return LDN_ERR_IO;
+    if ((rc = setup_trunk(w, cfg->trunk, cfg->n_trunk, err, errlen)) ||
+        (rc = setup_round(w, err, errlen)))
+        return rc;
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_HELLO, job->rank);
     return send_coord(w, &h, err, errlen);

@@ -59,7 +59,8 @@ static int member_head(const struct ldn_ckmodel *L, const char *round, const cha
  * acc [n, classes] (ldn_ensemble_add_softened), batched; returns the rows whose argmax equals y
  * (y may be NULL). */
 static int64_t add_probs(struct ldn_ckmodel *L, int h, const float *x, const int32_t *y, int64_t n,
-                         int classes, float temp, int m, int M, float *acc)
+                         int classes, float temp, int m, int M, float *acc,
+                         const struct ldn_teacher_data *d)
 {
     const int f = L->model->features, mb = L->model->trunk->max_batch;
     int64_t right = 0;
@@ -69,6 +70,8 @@ static int64_t add_probs(struct ldn_ckmodel *L, int h, const float *x, const int
         ldn_ensemble_add_softened(acc + off * classes, z, m, M, b, classes, temp);
         for (int i = 0; y && i < b; i++)
             right += ldn_argmax(z + (int64_t)i * classes, classes) == y[off + i];
+        if (d->tick)
+            d->tick(d->tick_ud);
     }
     return right;
 }
@@ -129,14 +132,14 @@ static int add_member(struct ldn_teacher *T, int m, const char *round, const cha
                 continue;
             const double t0 = ldn_clock_now();
             add_probs(&L, h[u], train->x, NULL, train->n, T->classes[u], temp, m, T->n_members,
-                      T->soft[t * n + u]);
+                      T->soft[t * n + u], d);
             T->seconds += ldn_clock_now() - t0;
             *flops += 2.0 * (double)(per_row + L.model->heads[h[u]]->n_params) * (double)train->n;
         }
         if (!test_p[t])
             continue;
         int64_t right = add_probs(&L, h[t], test->x, test->y, test->n, T->classes[t], 1.0f, m,
-                                  T->n_members, test_p[t]);
+                                  T->n_members, test_p[t], d);
         T->member_acc[t][m] = test->n ? (double)right / (double)test->n : NAN;
     }
     if (rc == 0 && !T->cached)

@@ -46,6 +46,8 @@ struct ldn_teacher_data {
     const int *classes;
     int features;
     const char *heads;
+    void (*tick)(void *ud); /* when not NULL, called after each batch of the build (liveness) */
+    void *tick_ud;
 };
 
 /* Build the teacher of a round: `members` are checkpoint paths (files, checkpoint or run

@@ -29,6 +29,10 @@ for c in train config data inspect eval predict export plot version; do
   grep -q "ladon $c" <<<"$out" || { echo "ladon $c --help does not show its usage: $out"; exit 1; }
   [ "$("$ladon" help $c)" = "$out" ] || { echo "ladon help $c differs from ladon $c --help"; exit 1; }
 done
+# --help after other arguments: the usage, and nothing done (no directory called --help)
+(cd "$tmp" && "$ladon" data synth --help >/dev/null && "$ladon" train --local --help >/dev/null &&
+  "$ladon" config show --help >/dev/null) || { echo "--help after arguments failed"; exit 1; }
+[ ! -e "$tmp/--help" ] || { echo "data synth --help wrote data"; exit 1; }
 if "$ladon" help nope 2>"$tmp/err"; then echo "help for an unknown command succeeded"; exit 1; fi
 grep -q "unknown command 'nope'" "$tmp/err" || { cat "$tmp/err"; exit 1; }
 echo "config cli: ok"
