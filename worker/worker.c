@@ -23,6 +23,7 @@
 #include "model.h"
 #include "optim.h"
 #include "plan.h"
+#include "prune.h"
 #include "rounds.h"
 #include "schedule.h"
 #include "status.h"
@@ -67,7 +68,8 @@ struct worker {
     float *grad_buf[2];
     atomic_int inflight[2];
     struct ldn_wdistill *distill; /* a distillation round's teacher, or NULL */
-    int push_rc;                  /* first error of the push hook */
+    uint8_t *keep; /* pruning: [trunk params], 0 where the servers masked a weight (NULL: none) */
+    int push_rc;   /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
     int64_t bytes_dense_mark, bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
@@ -90,6 +92,7 @@ static void worker_free(struct worker *w)
     if (w->distill)
         ldn_wdistill_deinit(w->distill);
     free(w->distill);
+    free(w->keep);
     free_trunk(w);
     ldn_schedule_deinit(&w->sched);
     ldn_batch_buf_deinit(&w->buf);
@@ -143,9 +146,11 @@ static void push_block(void *ud, int l, int r0, int r1)
     if (w->push_rc)
         return;
     const struct ldn_layer *ly = &w->model->trunk->layers[l];
-    w->push_rc = ldn_kv_push_range(w->kv, w->step, w->model->trunk->grads,
-                                   ly->offset + (int64_t)r0 * ly->row_len,
-                                   ly->offset + (int64_t)r1 * ly->row_len,
+    const int64_t lo = ly->offset + (int64_t)r0 * ly->row_len,
+                  hi = ly->offset + (int64_t)r1 * ly->row_len;
+    if (w->keep) /* masked keys push nothing: the codec's k goes to live ones */
+        ldn_prune_zero(w->keep + lo, w->model->trunk->grads + lo, hi - lo);
+    w->push_rc = ldn_kv_push_range(w->kv, w->step, w->model->trunk->grads, lo, hi,
                                    &w->inflight[w->step & 1], w->push_err, sizeof w->push_err);
 }
 
@@ -700,13 +705,42 @@ static int cmd_plan(struct worker *w, const struct ldn_wire_msg *h, char *err, s
     return rc ? rc : send_done(w, p->step, err, errlen);
 }
 
+/* Pruning: the mask as the servers hold it, read off the weights just pulled (a masked weight
+ * is exactly 0; biases are never masked), and the compression state of masked keys cleared, so
+ * that neither the gradient nor the error-feedback residual or velocity of a masked key is
+ * ever sent. Returns 0 or LDN_ERR_NOMEM. */
+static int learn_mask(struct worker *w, char *err, size_t errlen)
+{
+    const struct ldn_nn *trunk = w->model->trunk;
+    if (!w->keep && !(w->keep = malloc((size_t)trunk->n_params)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "worker %d: out of memory for the mask",
+                        w->job->rank);
+    for (int l = 0; l < trunk->n_layers; l++) {
+        const struct ldn_layer *ly = &trunk->layers[l];
+        for (int64_t k = 0; k < ly->n_params; k++) {
+            const int64_t i = ly->offset + k;
+            const int bias = k % ly->row_len == ly->row_len - 1;
+            w->keep[i] = bias || trunk->params[i] != 0.0f;
+        }
+    }
+    float *residual = w->comp ? ldn_compressor_residual(w->comp) : NULL,
+          *velocity = w->comp ? ldn_compressor_velocity(w->comp) : NULL;
+    if (residual)
+        ldn_prune_zero(w->keep, residual, trunk->n_params);
+    if (velocity)
+        ldn_prune_zero(w->keep, velocity, trunk->n_params);
+    return 0;
+}
+
 /* prune: the servers have just masked weights of step `step`; the weights held (pulled before
- * the mask update) are stale: pull them again, then done. */
+ * the mask update) are stale: pull them again, learn the mask from them, then done. */
 static int cmd_prune(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
     const int64_t step = h->prune.step;
     int rc = ldn_kv_pull(w->kv, step, w->model->trunk->params, err, errlen);
     w->have_clock = step;
+    if (rc == 0)
+        rc = learn_mask(w, err, errlen);
     return rc ? rc : send_done(w, step, err, errlen);
 }
 
@@ -733,6 +767,8 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
     }
     if (rc == 0)
         rc = ldn_kv_pull(w.kv, start, w.model->trunk->params, err, errlen); /* initial weights */
+    if (rc == 0 && start > 0 && ldn_prune_on(&job->cfg->prune)) /* resumed: masks held */
+        rc = learn_mask(&w, err, errlen);
     w.have_clock = start;
     while (rc == 0) {
         struct ldn_msg m;
