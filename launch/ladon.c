@@ -22,6 +22,7 @@
 #include "data.h"
 #include "dist.h"
 #include "export.h"
+#include "fuse.h"
 #include "log.h"
 #include "plot.h"
 #include "status.h"
@@ -66,6 +67,10 @@ static const struct command_help HELP[] = {
      "  ladon export CKPT OUT.h5 [--quantize int8|fp16|none] [--prune S] [--data DIR]\n"
      "        a deployable model file (int8/fp16, zero weights not stored) that eval and\n"
      "        predict take like a checkpoint; ladon export --help for the options\n"},
+    {"fuse",
+     "  ladon fuse CKPT [CKPT ...] -o OUT.h5 [--greedy] [--last K] [--holdout F] [--data DIR]\n"
+     "        average the weights of checkpoints of one model (uniform or greedy soup) into\n"
+     "        an exported file; ladon fuse --help for the options\n"},
     {"plot", "  ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]\n"
              "        draw the runs' metrics into a PNG with gnuplot (default RUN_DIR/plot.png,\n"
              "        ./runs.png for several runs; ladon plot --help for the panels)\n"},
@@ -280,7 +285,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     /* plot and export print their own, longer help */
-    const int own_help = !strcmp(cmd, "plot") || !strcmp(cmd, "export");
+    const int own_help = !strcmp(cmd, "plot") || !strcmp(cmd, "export") || !strcmp(cmd, "fuse");
     for (int i = 2; i < argc && !own_help; i++) /* --help anywhere: usage, nothing done */
         if (is_help(argv[i]) && command_help(cmd) == 0)
             return 0;
@@ -289,6 +294,8 @@ int main(int argc, char **argv)
             return ldn_tool_plot(1, (char *[]){"--help", NULL});
         if (!strcmp(argv[2], "export"))
             return ldn_tool_export(1, (char *[]){"--help", NULL});
+        if (!strcmp(argv[2], "fuse"))
+            return ldn_tool_fuse(1, (char *[]){"--help", NULL});
         if (command_help(argv[2]) == 0)
             return 0;
         fprintf(stderr, "ladon: unknown command '%s'\n", argv[2]);
@@ -309,6 +316,8 @@ int main(int argc, char **argv)
         return ldn_tool_predict(argc - 2, argv + 2);
     if (!strcmp(cmd, "export"))
         return ldn_tool_export(argc - 2, argv + 2);
+    if (!strcmp(cmd, "fuse"))
+        return ldn_tool_fuse(argc - 2, argv + 2);
     if (!strcmp(cmd, "plot"))
         return ldn_tool_plot(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

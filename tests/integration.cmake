@@ -56,7 +56,7 @@ endforeach()
 
 # Export (docs/export.md): the CLI and its bad inputs, and reading an export from Python
 # (needs python3-h5py and python3-numpy); local training only, no MPI.
-foreach(t cli/export interop/export_h5py)
+foreach(t cli/export cli/fuse interop/export_h5py)
   get_filename_component(name ${t} NAME)
   add_test(NAME cli_${name} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
