@@ -96,17 +96,6 @@ static int last_k(const char *arg, int k, char **out, char *err, size_t errlen)
     return rc ? rc : got;
 }
 
-static int same_net(const struct ldn_nn *a, const struct ldn_nn *b)
-{
-    if (a->n_layers != b->n_layers || a->n_params != b->n_params)
-        return 0;
-    for (int l = 0; l < a->n_layers; l++)
-        if (a->layers[l].in_dim != b->layers[l].in_dim ||
-            a->layers[l].out_dim != b->layers[l].out_dim)
-            return 0;
-    return 1;
-}
-
 /* Member m fits member 0: tasks, classes, input width, shapes. 0 or LDN_ERR_CONFIG with err. */
 static int check_member(const struct member *M, int m, char *err, size_t errlen)
 {
@@ -120,13 +109,14 @@ static int check_member(const struct member *M, int m, char *err, size_t errlen)
                         "%s has %d tasks on %d input features, %s has %d on %d: not the same model",
                         b->ck.path, b->cfg->n_tasks, b->ck.features, a->ck.path, a->cfg->n_tasks,
                         a->ck.features);
-    if (!same_net(a->model->trunk, b->model->trunk))
+    if (!ldn_nn_same_shape(a->model->trunk, b->model->trunk))
         return ldn_fail(err, errlen, LDN_ERR_CONFIG,
                         "%s and %s have trunks of other shapes: not the same model", b->ck.path,
                         a->ck.path);
     for (int t = 0; t < a->cfg->n_tasks; t++)
         if (strcmp(a->cfg->tasks[t].name, b->cfg->tasks[t].name) != 0 ||
-            a->classes[t] != b->classes[t] || !same_net(a->model->heads[t], b->model->heads[t]))
+            a->classes[t] != b->classes[t] ||
+            !ldn_nn_same_shape(a->model->heads[t], b->model->heads[t]))
             return ldn_fail(err, errlen, LDN_ERR_CONFIG,
                             "%s: task %d is '%s' (%d classes), in %s '%s' (%d classes), or its "
                             "head has another shape: not the same model",

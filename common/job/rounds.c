@@ -119,18 +119,6 @@ void ldn_rounds_widths_text(const struct ldn_nn *net, char *buf, size_t len)
     snprintf(buf + off, len - (size_t)off, "]");
 }
 
-/* Whether two nets have the same layers (in and out widths). */
-static int same_shape(const struct ldn_nn *a, const struct ldn_nn *b)
-{
-    if (a->n_layers != b->n_layers)
-        return 0;
-    for (int l = 0; l < a->n_layers; l++)
-        if (a->layers[l].in_dim != b->layers[l].in_dim ||
-            a->layers[l].out_dim != b->layers[l].out_dim)
-            return 0;
-    return 1;
-}
-
 int ldn_rounds_load_init(const struct ldn_config *cfg, int i, const struct ldn_config *rcfg,
                          const char *path, struct ldn_nn *trunk, struct ldn_nn *const *heads,
                          char *err, size_t errlen)
@@ -142,7 +130,7 @@ int ldn_rounds_load_init(const struct ldn_config *cfg, int i, const struct ldn_c
         return ldn_fail(err, errlen, LDN_ERR_CONFIG, "rounds.%s.init: round '%s': %s", round->name,
                         round->init, why);
     int rc = 0;
-    if (trunk && !same_shape(L.model->trunk, trunk)) {
+    if (trunk && !ldn_nn_same_shape(L.model->trunk, trunk)) {
         char a[128], b[128];
         ldn_rounds_widths_text(L.model->trunk, a, sizeof a);
         ldn_rounds_widths_text(trunk, b, sizeof b);
@@ -155,7 +143,7 @@ int ldn_rounds_load_init(const struct ldn_config *cfg, int i, const struct ldn_c
         if (!heads[t])
             continue;
         int h = ldn_config_task_index(L.cfg, rcfg->tasks[t].name);
-        if (h < 0 || !same_shape(L.model->heads[h], heads[t]))
+        if (h < 0 || !ldn_nn_same_shape(L.model->heads[h], heads[t]))
             rc = ldn_fail(err, errlen, LDN_ERR_CONFIG,
                           "rounds.%s.init: round '%s' has no head for task '%s' of this shape",
                           round->name, round->init, rcfg->tasks[t].name);

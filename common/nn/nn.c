@@ -255,6 +255,17 @@ void ldn_nn_set_forward_hook(struct ldn_nn *net, ldn_weights_needed_fn *fn, void
     }
 }
 
+int ldn_nn_same_shape(const struct ldn_nn *a, const struct ldn_nn *b)
+{
+    if (a->n_layers != b->n_layers || a->n_params != b->n_params)
+        return 0;
+    for (int l = 0; l < a->n_layers; l++)
+        if (a->layers[l].in_dim != b->layers[l].in_dim ||
+            a->layers[l].out_dim != b->layers[l].out_dim)
+            return 0;
+    return 1;
+}
+
 void ldn_nn_set_grad_hook(struct ldn_nn *net, ldn_grad_ready_fn *fn, void *ud)
 {
     for (int i = 0; i < net->n_layers; i++) {

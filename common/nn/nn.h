@@ -99,6 +99,9 @@ void ldn_nn_destroy(struct ldn_nn **net);
 
 /* He-normal weights (std sqrt(2/fan_in)), zero biases, drawn from r. */
 void ldn_nn_init(struct ldn_nn *net, struct ldn_rng *r);
+
+/* Whether two nets have the same layers (input and output widths of each): 1 or 0. */
+int ldn_nn_same_shape(const struct ldn_nn *a, const struct ldn_nn *b);
 /* Forward a batch (batch <= max_batch); returns the last layer's output (net->acts[n-1]). */
 const float *ldn_nn_forward(struct ldn_nn *net, const float *in, int batch);
 /* Backward from dout = dL/doutput (overwritten, and used until return); fills net->grads
