@@ -569,15 +569,42 @@ static int run_role(struct dist *x, char *err, size_t errlen)
     return ldn_worker_run(&x->job, x->group, err, errlen);
 }
 
-/* A server or rank 0 of a round that starts from an earlier round's snapshot (and is not
- * resumed): the trunk from that snapshot instead of the seed (rank 0 checks it, so the error
- * that names the round and what differs comes from it). 0 or 1 (said). */
-static int start_init(struct dist *x, int resuming)
+/* Rank 0: the identity of the weights this job starts from (job.init_id): the resumed
+ * checkpoint's, or ldn_model_init_id of the fresh model, the seed's or the init round's
+ * snapshot (loaded into trunk and heads here, which checks it). 0 or a status with err. */
+static int init_identity(struct dist *x, const char *resume, uint64_t *id, char *err, size_t errlen)
+{
+    if (resume) {
+        struct ldn_ckpt ck;
+        int rc = ldn_ckpt_open(x->resume_path, &ck, err, errlen);
+        *id = rc == 0 ? ck.init_id : 0;
+        if (rc == 0)
+            ldn_ckpt_close(&ck);
+        return rc;
+    }
+    struct ldn_model *m = ldn_model_new(x->cfg, x->d.features, x->d.classes, 1, err, errlen);
+    if (!m)
+        return LDN_ERR_NOMEM;
+    int rc = 0;
+    if (x->round_index >= 0 && x->paths.init)
+        rc = ldn_rounds_load_init(x->run_cfg, x->round_index, x->cfg, x->paths.init, m->trunk,
+                                  m->heads, err, errlen);
+    *id = rc == 0 ? ldn_model_init_id(m->trunk, m->heads, m->n_heads) : 0;
+    ldn_model_destroy(&m);
+    return rc;
+}
+
+/* The servers of a round that starts from an earlier round's snapshot (and is not resumed):
+ * the trunk from that snapshot instead of the seed. Rank 0 checks the snapshot (the error that
+ * names the round and what differs comes from it) and gives every rank the job's init_id.
+ * 0 or 1 (said). */
+static int start_init(struct dist *x, const char *resume)
 {
     char err[LDN_ERRLEN] = "";
     int st = 0;
-    if (x->round_index >= 0 && x->paths.init && !resuming &&
-        (x->rank == 0 || x->role == LDN_ROLE_SERVER))
+    if (x->rank == 0)
+        st = init_identity(x, resume, &x->job.init_id, err, sizeof err);
+    else if (x->round_index >= 0 && x->paths.init && !resume && x->role == LDN_ROLE_SERVER)
         st = ldn_rounds_load_init(x->run_cfg, x->round_index, x->cfg, x->paths.init, x->keys->trunk,
                                   NULL, err, sizeof err);
     int bad = st != 0, any_bad = 0;
@@ -588,7 +615,8 @@ static int start_init(struct dist *x, int resuming)
         snprintf(err, sizeof err, "another rank failed to load the round's init (above)");
     if (agree(any_bad, err))
         return 1;
-    if (x->rank == 0 && x->round_index >= 0 && x->paths.init && !resuming)
+    MPI_Bcast(&x->job.init_id, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    if (x->rank == 0 && x->round_index >= 0 && x->paths.init && !resume)
         LDN_INFO("round %s: starts from round %s (%s)", x->run_cfg->rounds[x->round_index].name,
                  x->run_cfg->rounds[x->round_index].init, x->paths.init);
     return 0;
@@ -603,7 +631,7 @@ static int run_job(struct dist *x, const char *resume)
                      "takes part; ps.timeout)",
                      timeout > START_UP_S ? timeout : START_UP_S);
     if (start_data(x) || start_plan(x) || (resume ? start_resume(x, resume) : start_fresh(x)) ||
-        start_init(x, resume != NULL))
+        start_init(x, resume))
         return 1;
     start_endpoints(x);
     if (x->rank == 0) {

@@ -40,8 +40,9 @@ static void help(void)
            "                members, they are not a clean validation set)\n"
            "  --data DIR    task files DIR/<task>.h5 instead of the config's\n"
            "Members must have the same tasks, classes, input width and shapes. Averaging only\n"
-           "helps members that share their initialisation (the same run.seed and trunk): fuse\n"
-           "says so when they do not. Prints each member's and the fused model's test accuracy.\n");
+           "helps members that share their initialisation (the init_id their checkpoints\n"
+           "record): fuse says so when they do not. Prints each member's and the fused model's "
+           "test accuracy.\n");
 }
 
 struct member {
@@ -181,21 +182,32 @@ static struct ldn_dataset *load_split(const struct ldn_ckmodel *L, int t, const 
     return d;
 }
 
-/* Say whether the members share their initialisation (the trunk and heads are drawn from
- * run.seed: same seed and shapes, same start). */
+/* Say whether the members share their initialisation: every checkpoint records the identity
+ * of the weights its run started from (init_id, docs/checkpoint.md); a member written before
+ * ladon recorded it is compared by run.seed (and said so). */
 static void report_init(const struct member *M, int n)
 {
-    int same = 1;
+    int same = 1, known = 1;
+    for (int m = 0; m < n; m++)
+        known &= M[m].L.ck.init_id != 0;
     for (int m = 1; m < n; m++)
-        same &= M[m].L.ck.seed == M[0].L.ck.seed;
+        same &= known ? M[m].L.ck.init_id == M[0].L.ck.init_id : M[m].L.ck.seed == M[0].L.ck.seed;
+    if (same && known) {
+        printf("members share their initialisation (init_id %016llx)\n",
+               (unsigned long long)M[0].L.ck.init_id);
+        return;
+    }
     if (same) {
-        printf("members share their initialisation (run.seed %llu, the same shapes)\n",
+        printf("members share run.seed %llu and their shapes (a member records no init_id: "
+               "written by an older ladon, so a shared start is assumed, not known)\n",
                (unsigned long long)M[0].L.ck.seed);
         return;
     }
-    fprintf(stderr, "ladon fuse: warning: the members do NOT share an initialisation (run.seed");
+    fprintf(stderr, "ladon fuse: warning: the members do NOT share an initialisation (%s",
+            known ? "init_id" : "run.seed");
     for (int m = 0; m < n; m++)
-        fprintf(stderr, "%s %llu", m ? "," : "", (unsigned long long)M[m].L.ck.seed);
+        fprintf(stderr, known ? "%s %016llx" : "%s %llu", m ? "," : "",
+                (unsigned long long)(known ? M[m].L.ck.init_id : M[m].L.ck.seed));
     fprintf(stderr, "): averaging independently initialised networks usually destroys their "
                     "accuracy; the fused model is written anyway\n");
 }

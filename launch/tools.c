@@ -588,6 +588,11 @@ static void print_text(const struct summary *s)
     printf("step         %lld of %lld (epoch %.2f, %lld steps per epoch)\n", (long long)ck->step,
            (long long)ck->total_steps, ck->epoch, (long long)ck->steps_per_epoch);
     printf("seed         %llu\n", (unsigned long long)ck->seed);
+    if (ck->init_id)
+        printf("init id      %016llx (the weights the run started from)\n",
+               (unsigned long long)ck->init_id);
+    else
+        printf("init id      not recorded (written by an older ladon)\n");
     if (s->ri->round > 0)
         print_rounds(s->ri);
     printf("job          %d servers, %d workers, %d input features\n", ck->n_servers, ck->n_workers,
@@ -683,6 +688,8 @@ static void print_json(const struct summary *s)
             (long long)ck->step, (long long)ck->total_steps, (long long)ck->steps_per_epoch,
             ck->epoch, (unsigned long long)ck->seed, ck->n_servers, ck->n_workers, ck->features,
             ldn_activation_name(cfg->activation));
+    if (ck->init_id)
+        fprintf(f, ",\"init_id\":\"%016llx\"", (unsigned long long)ck->init_id);
     json_rounds(f, s->ri);
     fputs(",\"trunk\":[", f);
     for (int i = 0; i < m->trunk->n_layers; i++) {

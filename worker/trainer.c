@@ -77,6 +77,7 @@ struct local_run {
     int pruned;
     double sparsity;
     float *mask_buf;
+    uint64_t init_id; /* of the weights the run started from (every checkpoint records it) */
 };
 
 static void run_free(struct local_run *r)
@@ -260,6 +261,7 @@ static int checkpoint(struct local_run *r, int64_t step, char *err, size_t errle
                                  .n_workers = 1,
                                  .features = r->model->features,
                                  .seed = cfg->seed,
+                                 .init_id = r->init_id,
                                  .round = r->round ? r->round->index + 1 : 0,
                                  .config = cfg->resolved_yaml,
                                  .metrics = r->last_metrics ? r->last_metrics : ""};
@@ -443,6 +445,7 @@ static int resume(struct local_run *r, const char *arg, int64_t *start, char *er
     if (rc == 0)
         rc = resume_from(r, &ck, err, errlen);
     *start = ck.step;
+    r->init_id = ck.init_id;
     ldn_ckpt_close(&ck);
     if (rc == 0)
         LDN_INFO("resuming from %s (step %lld of %lld)", ckpath, (long long)*start,
@@ -609,6 +612,8 @@ static int train_one(const struct ldn_config *cfg, const struct round_run *round
         rc = resume(&r, resume_arg, &start, err, errlen);
     else if (rc == 0 && round && round->init)
         rc = init_from(&r, round->init, err, errlen);
+    if (rc == 0 && !resume_arg)
+        r.init_id = ldn_model_init_id(r.model->trunk, r.model->heads, r.n_tasks);
     if (rc == 0 && round && round->rc->has_teacher)
         rc = start_teacher(&r, err, errlen);
     if (rc == 0 && !(r.metrics = ldn_rundir_start(cfg, resume_arg != NULL, err, errlen)))

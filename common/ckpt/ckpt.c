@@ -335,6 +335,8 @@ static int write_root_attrs(hid_t f, const struct ldn_ckpt_meta *m, const char *
     rc |= ldn_h5_write_attr_scalar(f, "total_steps", H5T_STD_I64LE, H5T_NATIVE_INT64,
                                    &m->total_steps);
     rc |= ldn_h5_write_attr_scalar(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed);
+    if (m->init_id)
+        rc |= ldn_h5_write_attr_scalar(f, "init_id", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->init_id);
     rc |= ldn_h5_write_attr_scalar(f, "servers", H5T_STD_I32LE, H5T_NATIVE_INT32, &servers);
     rc |= ldn_h5_write_attr_scalar(f, "workers", H5T_STD_I32LE, H5T_NATIVE_INT32, &workers);
     rc |= ldn_h5_write_attr_scalar(f, "features", H5T_STD_I32LE, H5T_NATIVE_INT32, &features);
@@ -753,6 +755,17 @@ static int need_str(struct ldn_ckpt *ck, const char *name, char **out, char *err
     return rc;
 }
 
+/* A uint64 root attribute, read exactly (a double cannot hold every uint64). */
+static int read_u64(struct ldn_ckpt *ck, const char *name, uint64_t *out, char *err, size_t errlen)
+{
+    int rc = 0;
+    hid_t a = H5Aopen(ck->f, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_UINT64, out) < 0)
+        rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, ck->path, "read attribute %s", name);
+    ldn_h5_close(&a, H5Aclose);
+    return rc;
+}
+
 int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errlen)
 {
     memset(ck, 0, sizeof *ck);
@@ -806,12 +819,9 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
     ck->features = (int)v[6];
     ck->round = (int)v[8];
     ck->epoch = (double)ck->step / (double)ck->steps_per_epoch;
-    { /* the seed is read exactly (a double cannot hold every uint64) */
-        hid_t a = H5Aopen(ck->f, "seed", H5P_DEFAULT);
-        if (a < 0 || H5Aread(a, H5T_NATIVE_UINT64, &ck->seed) < 0)
-            rc = ldn_h5_fail(err, errlen, LDN_ERR_FORMAT, KIND, path, "read attribute seed");
-        ldn_h5_close(&a, H5Aclose);
-    }
+    rc = read_u64(ck, "seed", &ck->seed, err, errlen);
+    if (rc == 0 && H5Aexists(ck->f, "init_id") > 0) /* absent before ladon recorded it */
+        rc = read_u64(ck, "init_id", &ck->init_id, err, errlen);
 done:
     free(format);
     ldn_h5_restore(&q);

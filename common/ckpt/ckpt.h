@@ -63,6 +63,7 @@ struct ldn_ckpt_meta {
     int64_t steps_per_epoch, total_steps;
     int n_servers, n_workers, features;
     uint64_t seed;
+    uint64_t init_id;    /* the initialisation's identity (ldn_model_init_id), 0 unknown */
     int round;           /* the round (1-based) of a run with rounds, 0 without */
     const char *config;  /* the resolved YAML */
     const char *metrics; /* the last evaluation as JSON lines, "" when none */
@@ -85,7 +86,9 @@ struct ldn_ckpt {
     double epoch;
     int n_servers, n_workers, features;
     uint64_t seed;
-    int round; /* 1-based round of a run with rounds, 0 without */
+    uint64_t init_id; /* ldn_model_init_id of the weights the run started from; 0: not recorded
+                         (a checkpoint of ladon before init_id) */
+    int round;        /* 1-based round of a run with rounds, 0 without */
     char *config, *metrics, *created, *ladon_version; /* owned */
 };
 

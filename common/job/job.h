@@ -48,6 +48,9 @@ struct ldn_job {
     /* ladon train --resume: the checkpoint every role loads its state from (NULL: fresh) */
     const char *resume_path;
     int64_t resume_step;
+    /* the identity of the weights the run started from (ldn_model_init_id; from the
+     * checkpoint when resuming, 0 when it has none): every checkpoint records it */
+    uint64_t init_id;
 };
 
 #endif

@@ -25,6 +25,7 @@ int ldn_jobckpt_write(const struct ldn_job *job, int64_t step, const char *metri
                                  .n_workers = job->plan->n_workers,
                                  .features = job->features,
                                  .seed = cfg->seed,
+                                 .init_id = job->init_id,
                                  .round = job->round_index + 1,
                                  .config = cfg->resolved_yaml,
                                  .metrics = metrics ? metrics : ""};

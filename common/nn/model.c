@@ -116,6 +116,28 @@ nomem:
     return NULL;
 }
 
+static uint64_t fnv1a_floats(uint64_t h, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        for (int b = 0; b < 4; b++) { /* little-endian bytes, whatever the host */
+            h ^= (u >> (8 * b)) & 0xffu;
+            h *= 0x100000001b3ULL;
+        }
+    }
+    return h;
+}
+
+uint64_t ldn_model_init_id(const struct ldn_nn *trunk, struct ldn_nn *const *heads, int n_heads)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 offset basis */
+    h = fnv1a_floats(h, trunk->params, trunk->n_params);
+    for (int t = 0; t < n_heads; t++)
+        h = fnv1a_floats(h, heads[t]->params, heads[t]->n_params);
+    return h;
+}
+
 void ldn_model_destroy(struct ldn_model **pm)
 {
     if (!pm || !*pm)

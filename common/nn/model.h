@@ -45,6 +45,13 @@ struct ldn_model *ldn_model_new_trunk(const struct ldn_config *cfg, const int *w
                                       size_t errlen);
 void ldn_model_destroy(struct ldn_model **m);
 
+/* The identity of an initialisation (docs/checkpoint.md, root attribute init_id): FNV-1a 64
+ * over the parameters of the trunk, then of heads[0..n_heads), each net's keys in order (row j
+ * of a layer = its in weights, then its bias) as little-endian float32 bytes. Two models whose
+ * training started from the same weights share it; it is computed once, at the start, and
+ * carried through resumes. */
+uint64_t ldn_model_init_id(const struct ldn_nn *trunk, struct ldn_nn *const *heads, int n_heads);
+
 /* Forward a batch through the trunk and head t; returns the logits [batch, classes[t]]. */
 const float *ldn_model_forward(struct ldn_model *m, int t, const float *x, int batch);
 /* Backward from dlogits (overwritten) through head t and the trunk: fills m->heads[t]->grads

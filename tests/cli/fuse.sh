@@ -23,7 +23,7 @@ YAML
 # uniform soup of the last 3 checkpoints
 "$LADON" fuse "$tmp/run" --last 3 -o "$tmp/u.h5" >"$tmp/u.out" 2>&1 || { cat "$tmp/u.out"; fail "fuse --last 3"; }
 grep -q "fused 3 of 3 member(s) (uniform average)" "$tmp/u.out" || { cat "$tmp/u.out"; fail "no summary"; }
-grep -q "members share their initialisation (run.seed 7" "$tmp/u.out" || fail "init not reported"
+grep -q "members share their initialisation (init_id [0-9a-f]\{16\})" "$tmp/u.out" || fail "init not reported"
 grep -q "held-out rows: the last 10% of each task's training split (task000 rows \[720, 800)" "$tmp/u.out" ||
   { cat "$tmp/u.out"; fail "held-out rows not named"; }
 mapfile -t last3 < <(ls "$tmp/run/checkpoints"/step-*.h5 | sort | tail -n 3)
@@ -57,7 +57,13 @@ grep -q "greedy: start with" "$tmp/g.out" && grep -q "(greedy soup)" "$tmp/g.out
 # another seed: said not to share the initialisation
 "$LADON" train --local "$tmp/c.yaml" run.dir="$tmp/run2" run.seed=8 2>/dev/null || fail "second run"
 "$LADON" fuse "$tmp/run" "$tmp/run2" -o "$tmp/s.h5" >"$tmp/s.out" 2>&1 || { cat "$tmp/s.out"; fail "two seeds"; }
-grep -q "do NOT share an initialisation (run.seed 7, 8)" "$tmp/s.out" || { cat "$tmp/s.out"; fail "no init warning"; }
+grep -q "do NOT share an initialisation (init_id [0-9a-f]\{16\}, [0-9a-f]\{16\})" "$tmp/s.out" ||
+  { cat "$tmp/s.out"; fail "no init warning"; }
+# another learning rate, the same seed: the same start, known from init_id (not the config)
+"$LADON" train --local "$tmp/c.yaml" run.dir="$tmp/run4" train.lr=0.02 2>/dev/null || fail "lr run"
+"$LADON" fuse "$tmp/run" "$tmp/run4" -o "$tmp/l.h5" >"$tmp/l.out" 2>&1 || { cat "$tmp/l.out"; fail "two lrs"; }
+grep -q "members share their initialisation (init_id" "$tmp/l.out" || { cat "$tmp/l.out"; fail "lr: init"; }
+"$LADON" inspect "$tmp/run" | grep -q "^init id      [0-9a-f]\{16\}" || fail "inspect: no init id"
 
 expect_bad() { # MESSAGE ARGS...: one line on stderr with MESSAGE, exit != 0, nothing at $tmp/bad.h5
   local msg=$1

@@ -41,6 +41,18 @@ done
   fail "the student's trunk has the wrong size"
 grep -q "teacher on task000: ensemble" "$tmp/log" || fail "no teacher report"
 grep -q "round tune: starts from round student" "$tmp/log" || fail "init not reported"
+# init_id: tune's checkpoints record the identity of the student's snapshot it started from
+# (recomputed from the snapshot's weights without ladon); m1 and m2 (other seeds) differ
+PY=""
+for p in python3 /usr/bin/python3; do "$p" -c 'import h5py, numpy' 2>/dev/null && { PY=$p; break; }; done
+[ -n "$PY" ] || fail "needs python3 with h5py and numpy (launch/setup-deps installs them)"
+ids="$(dirname "$0")/../tools/init_id.py"
+snap() { echo "$tmp/$1/rounds/$2/checkpoints/$(cat "$tmp/$1/rounds/$2/checkpoints/latest")"; }
+want=$("$PY" "$ids" weights "$(snap run student)" task000 task001)
+got=$("$PY" "$ids" recorded "$(snap run tune)")
+[ "$got" = "$want" ] || fail "tune's init_id $got is not the student snapshot's weights' $want"
+[ "$("$PY" "$ids" recorded "$(snap run m1)")" != "$("$PY" "$ids" recorded "$(snap run m2)")" ] ||
+  fail "rounds of different seeds record the same init_id"
 grep -q '"teacher_agreement"' "$tmp/run/rounds/student/metrics.jsonl" || fail "no agreement in metrics"
 grep -q "round student (3/4) .*alpha" "$tmp/log" || fail "the progress line lacks the round"
 # the distillation term has an effect
@@ -75,6 +87,8 @@ grep -q "resuming from .*rounds/student/checkpoints/step-0000000100.h5" "$tmp/lo
   fail "no resume line"
 for r in student tune; do
   cmp "$tmp/run/rounds/$r/trunk.f32" "$tmp/run3/rounds/$r/trunk.f32" || fail "resumed $r differs"
+  [ "$("$PY" "$ids" recorded "$(snap run $r)")" = "$("$PY" "$ids" recorded "$(snap run3 $r)")" ] ||
+    fail "the resumed round $r records another init_id"
 done
 "$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/none" --resume 2>"$tmp/err" &&
   fail "resuming nothing succeeded"

@@ -36,6 +36,12 @@ run_mpi 4 "$LADON" train "$tmp/c.yaml" ps.servers=2 run.dir="$tmp/l2d" \
   fail "a local checkpoint resumed under mpirun ends elsewhere"
 run_mpi 3 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/dck" checkpoint.every_steps=60 \
   checkpoint.keep_last=100 2>"$tmp/logd" || { cat "$tmp/logd"; fail "dist run with checkpoints"; }
+# both start from the seed's weights: the same init_id (rank 0's model against the local one)
+need_h5py
+ids="$SRC/tests/tools/init_id.py"
+[ "$("$PY" "$ids" recorded "$tmp/lck/checkpoints/step-0000000060.h5")" = \
+  "$("$PY" "$ids" recorded "$tmp/dck/checkpoints/step-0000000060.h5")" ] ||
+  fail "the local and the distributed run record other init_ids"
 "$LADON" train --local "$tmp/c.yaml" run.dir="$tmp/d2l" \
   --resume "$tmp/dck/checkpoints/step-0000000060.h5" 2>"$tmp/logr" || { cat "$tmp/logr"; fail "job checkpoint resumed locally"; }
 "$BUILD/f32cmp" "$tmp/local/trunk.f32" "$tmp/d2l/trunk.f32" 1e-5 ||

@@ -47,6 +47,13 @@ grep -q "teacher.inputs: all: each step also trains its head" "$tmp/log" || fail
 grep -q "round student (3/4) | .* alpha .* agree .* kl " "$tmp/log" || fail "the progress line lacks the round"
 grep -q '"teacher_agreement":0\.[0-9]' "$tmp/run/rounds/student/metrics.jsonl" || fail "no agreement in metrics"
 grep -q "round tune: starts from round student" "$tmp/log" || fail "init not reported"
+# tune's checkpoints record the identity of the student snapshot's weights (init_id,
+# recomputed without ladon): rank 0 takes it from the snapshot, every rank writes it
+need_h5py
+ids="$SRC/tests/tools/init_id.py"
+snap() { echo "$tmp/$1/rounds/$2/checkpoints/$(cat "$tmp/$1/rounds/$2/checkpoints/latest")"; }
+[ "$("$PY" "$ids" recorded "$(snap run tune)")" = "$("$PY" "$ids" weights "$(snap run student)" task000 task001)" ] ||
+  fail "tune's init_id is not the student snapshot's"
 # the snapshot of the student records its round (3)
 "$BUILD/ladon" inspect "$tmp/run/rounds/student" >"$tmp/inspect" 2>&1 || { cat "$tmp/inspect"; fail "inspect"; }
 grep -qi "round.*3" "$tmp/inspect" || { cat "$tmp/inspect"; fail "inspect does not show round 3"; }
