@@ -610,7 +610,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
     if (rc)
         return rc;
     const int S = c->job->plan->n_servers;
-    int64_t bad = 0, applied = 0, max_stale = 0, mask_changes = 0;
+    int64_t bad = 0, applied = 0, max_stale = 0, mask_changes = 0, masked_pushed = 0;
     for (int s = 0; s < S && rc == 0; s++) {
         if ((rc = send_to(c, 1 + s, &stop, err, errlen)))
             break;
@@ -627,6 +627,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                     bad += st->bad_messages;
                     max_stale = st->max_staleness > max_stale ? st->max_staleness : max_stale;
                     mask_changes += st->mask_changes;
+                    masked_pushed += st->masked_pushed;
                     break;
                 }
                 continue;
@@ -645,7 +646,9 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                  (long long)applied, (long long)bad, (long long)max_stale,
                  (long long)c->bad_messages);
     if (rc == 0 && c->pruned)
-        LDN_INFO("servers: %lld masked keys changed after being masked", (long long)mask_changes);
+        LDN_INFO("servers: %lld masked keys changed after being masked; %lld pushed gradient "
+                 "entries of masked keys dropped",
+                 (long long)mask_changes, (long long)masked_pushed);
     return rc;
 }
 
@@ -1003,7 +1006,11 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     }
     if (rc == 0 && c.distill)
         rc = report_teacher(&c, err, errlen);
-    if ((c.pruned = ldn_prune_on(&cfg->prune)) && job->resume_path) {
+    if ((c.pruned = ldn_prune_on(&cfg->prune)) && cfg->compress.codec == LDN_COMPRESS_RANDOMK)
+        LDN_WARN("prune with compress.codec randomk: random-k's keys come from the seed alone, "
+                 "not from the mask, so about the pruned share of its k goes to masked keys "
+                 "(dropped by the servers); topk or threshold spend k on live keys only");
+    if (c.pruned && job->resume_path) {
         /* the masks of the last update before the resumed step (as the schedule set them) */
         struct ldn_prune_units u;
         ldn_prune_units_init(&u, &cfg->prune, job->trunk);

@@ -123,6 +123,22 @@ static int bad_payload(const struct ldn_server *s, const struct ldn_chunk *c, co
     return -1;
 }
 
+/* Pruning: the entries of masked keys a push of chunk c carried (sparse: the keys it named,
+ * idx relative to the chunk; dense, idx NULL: its non-zero values), counted in the store's
+ * masked_pushed (the update drops them; a top-k push never carries one). */
+static void count_masked(struct ldn_server *s, const struct ldn_chunk *c, const uint32_t *idx,
+                         const float *vals, int64_t cnt)
+{
+    const uint8_t *keep = s->store->mask;
+    if (!keep)
+        return;
+    keep += c->lo;
+    int64_t n = 0;
+    for (int64_t j = 0; j < cnt; j++)
+        n += idx ? !keep[idx[j]] : !keep[j] && vals[j] != 0.0f;
+    s->store->masked_pushed += n;
+}
+
 /* take_fn for dense accumulation: the chunk (packed or plain fp32) written whole into
  * pending[w] (bsp) or acc (ssp/async). Frames may sit at any byte offset in ZeroMQ's receive
  * buffer: copy, then check. */
@@ -133,16 +149,25 @@ static int take_dense(struct ldn_server *s, struct ldn_msg *m, int w, int k, cha
     const int64_t len = c->hi - c->lo;
     float *g = (s->cfg->consistency == LDN_BSP ? s->pending[w] : s->acc) + c->lo;
     if (m->hdr.push.codec == LDN_CODEC_PACKED) { /* validated whole before g is touched */
-        memset(g, 0, sizeof(float) * (size_t)len);
         char cwhy[LDN_ERRLEN];
         struct ldn_codec_desc d;
         const uint64_t cstep = push_codec(s, m, c, &d);
-        if (ldn_codec_decode_add(s->codec, &d, cstep, zmq_msg_data(&m->frames[0]),
-                                 zmq_msg_size(&m->frames[0]), len, 1.0f, g, cwhy, sizeof cwhy))
+        const uint32_t *idx;
+        const float *vals;
+        int64_t cnt = 0;
+        if (ldn_codec_decode(s->codec, &d, cstep, zmq_msg_data(&m->frames[0]),
+                             zmq_msg_size(&m->frames[0]), len, &idx, &vals, &cnt, cwhy,
+                             sizeof cwhy))
             return bad_payload(s, c, cwhy, why, whylen);
+        memset(g, 0, sizeof(float) * (size_t)len);
+        for (int64_t j = 0; j < cnt; j++)
+            g[idx ? idx[j] : j] = vals[j];
+        count_masked(s, c, idx, vals, cnt);
     } else
         memcpy(g, zmq_msg_data(&m->frames[0]), sizeof(float) * (size_t)len);
     int64_t bad = first_non_finite(g, len);
+    if (bad < 0 && m->hdr.push.codec != LDN_CODEC_PACKED)
+        count_masked(s, c, NULL, g, len);
     return bad >= 0 ? not_finite_at(s, c, bad, why, whylen) : 0;
 }
 
@@ -166,6 +191,7 @@ static int take_sparse(struct ldn_server *s, struct ldn_msg *m, int w, int k, ch
         for (int64_t i = 0; i < n; i++)
             t[i] = (uint32_t)i;
         *nt = n;
+        count_masked(s, c, NULL, g, n);
         return 0;
     }
     struct ldn_codec_desc d;
@@ -185,6 +211,7 @@ static int take_sparse(struct ldn_server *s, struct ldn_msg *m, int w, int k, ch
         t[j] = idx[j];
     }
     *nt = cnt;
+    count_masked(s, c, idx, vals, cnt);
     return 0;
 }
 
@@ -678,7 +705,8 @@ static int send_counters(struct ldn_server *s, void *sock, const struct ldn_msg 
                                                     .bytes_in = st->bytes_in,
                                                     .bytes_out = st->bytes_out,
                                                     .max_staleness = st->max_staleness,
-                                                    .mask_changes = s->store->mask_changes};
+                                                    .mask_changes = s->store->mask_changes,
+                                                    .masked_pushed = s->store->masked_pushed};
     return ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, NULL, 0) < 0 ? LDN_ERR_IO : 0;
 }
 

@@ -27,12 +27,14 @@ struct ldn_store {
     int n_chunks_total;       /* chunks of the whole job */
     float *params;            /* [n] */
     struct ldn_optim *opt;
-    int64_t *version;     /* [C] updates applied to each chunk */
-    atomic_int *inflight; /* [C] zero-copy sends of the chunk's weights ZeroMQ still reads */
-    uint8_t *mask;        /* [n] 1 = keep, 0 = pruned (held at zero); NULL: nothing pruned */
-    float *mask_f;        /* [n] the mask as float32 for checkpoints (with mask) */
-    int64_t mask_changes; /* masked keys found changed after an update (a bug if ever > 0) */
-    double timeout_s;     /* the longest wait for ZeroMQ to let go of a chunk */
+    int64_t *version;      /* [C] updates applied to each chunk */
+    atomic_int *inflight;  /* [C] zero-copy sends of the chunk's weights ZeroMQ still reads */
+    uint8_t *mask;         /* [n] 1 = keep, 0 = pruned (held at zero); NULL: nothing pruned */
+    float *mask_f;         /* [n] the mask as float32 for checkpoints (with mask) */
+    int64_t mask_changes;  /* masked keys found changed after an update (a bug if ever > 0) */
+    int64_t masked_pushed; /* entries of masked keys that pushes carried (server.c counts them;
+                              the update drops them) */
+    double timeout_s;      /* the longest wait for ZeroMQ to let go of a chunk */
 };
 
 struct ldn_store_opts {

@@ -259,6 +259,61 @@ static void test_error_feedback(void)
     ldn_codec_ctx_destroy(&rx);
 }
 
+/* Pruning: masked keys have a gradient and a residual of exactly 0. A top-k push spends none of
+ * its k on them, even when k is larger than the live keys (the count is then what is live), and
+ * the decoder accepts the shorter payload; with error feedback their residual stays 0. */
+static void test_topk_skips_masked(void)
+{
+    struct ldn_codec_ctx *ctx = ldn_codec_ctx_new(5), *rx = ldn_codec_ctx_new(6);
+    struct ldn_rng r;
+    ldn_rng_init(&r, 17, 0);
+    const int64_t n = 2000;
+    float *grad = calloc(n, sizeof *grad), *res = calloc(n, sizeof *res);
+    uint8_t *keep = calloc(n, 1);
+    char err[LDN_ERRLEN];
+    int64_t live = 0;
+    for (int64_t i = 0; i < n; i++)
+        live += keep[i] = ldn_rng_below(&r, 10) == 0; /* 90% masked */
+    const uint32_t ppms[] = {50000, 200000};          /* k below and above the live keys */
+    for (size_t pi = 0; pi < LDN_ARRAY_LEN(ppms); pi++) {
+        struct ldn_codec_desc d = desc(LDN_CODEC_TOPK, LDN_QUANT_FP32, ppms[pi]);
+        const int64_t k = ldn_codec_desc_k(&d, n);
+        size_t cap = ldn_codec_max_bytes(&d, n), len = 0;
+        uint8_t *out = malloc(cap);
+        for (uint64_t step = 0; step < 3; step++) {
+            fill_normal(grad, n, &r, 1.0);
+            for (int64_t i = 0; i < n; i++)
+                grad[i] = keep[i] ? grad[i] : 0.0f;
+            const uint32_t *sel;
+            int64_t nsel = -1;
+            CU_ASSERT_EQUAL_FATAL(ldn_codec_compress(ctx, &d, step, grad, res, n, out, cap, &len,
+                                                     &sel, &nsel, err, sizeof err),
+                                  0);
+            CU_ASSERT_EQUAL(nsel, k < live ? k : live);
+            int64_t on_masked = 0;
+            for (int64_t j = 0; j < nsel; j++)
+                on_masked += !keep[sel[j]];
+            CU_ASSERT_EQUAL(on_masked, 0);
+            for (int64_t i = 0; i < n; i++)
+                if (!keep[i])
+                    CU_ASSERT_EQUAL(res[i], 0.0f);
+            const uint32_t *idx;
+            const float *vals;
+            int64_t count = -1;
+            CU_ASSERT_EQUAL_FATAL(
+                ldn_codec_decode(rx, &d, step, out, len, n, &idx, &vals, &count, err, sizeof err),
+                0);
+            CU_ASSERT_EQUAL(count, nsel);
+        }
+        free(out);
+    }
+    free(grad);
+    free(res);
+    free(keep);
+    ldn_codec_ctx_destroy(&ctx);
+    ldn_codec_ctx_destroy(&rx);
+}
+
 /* Each quantizer's error bound per element, chunk by chunk: fp16 half an ulp (relative 2^-11
  * or 2^-25 absolute), int8 s / 2, sign gives +-mean|x| with the sign of x, QSGD less than one
  * level unit ||x|| / s with the sign of x. */
@@ -857,6 +912,7 @@ static const struct ldn_cu_test TESTS[] = {
     {"sampled threshold within tolerance", test_threshold_tolerance},
     {"random-k shared by sender and receiver", test_randomk},
     {"error feedback keeps every element", test_error_feedback},
+    {"top-k spends no k on masked (zero) keys", test_topk_skips_masked},
     {"quantizer error bounds", test_quant_error},
     {"int8 exact at the rounding boundary", test_int8_boundary_exact},
     {"qsgd unbiased within its variance bound", test_qsgd_unbiased},

@@ -791,6 +791,37 @@ static void test_prune(void)
     EXPECT_ERR(MINIMAL "ps:\n  consistency: ssp\nprune:\n  sparsity: 0.5\n",
                "config t.yaml:10:13: prune.sparsity: pruning needs ps.consistency: bsp (masks "
                "change between steps), got ssp");
+    /* prune.rounds: the rounds pruned, required with rounds, refused without */
+    EXPECT_ERR(MINIMAL "prune:\n  sparsity: 0.5\n  rounds: [a]\n",
+               "config t.yaml:9:11: prune.rounds: names rounds to prune, but the config has no "
+               "rounds");
+    EXPECT_ERR(MINIMAL "prune:\n  sparsity: 0.5\nrounds:\n  - {name: a, steps: 10}\n",
+               "config t.yaml: prune.rounds: required with rounds: the rounds to prune (for "
+               "example [student]); each is pruned from its own step 0 with its own trunk");
+    EXPECT_ERR(MINIMAL
+               "prune:\n  sparsity: 0.5\n  rounds: [b]\nrounds:\n  - {name: a, steps: 10}\n",
+               "config t.yaml:9:11: prune.rounds: 'b' is not a round of this config");
+    EXPECT_ERR(MINIMAL "prune:\n  layers: [0.5]\n  rounds: [a]\nrounds:\n  - {name: a, steps: 10, "
+                       "trunk: [8, 8]}\n",
+               "config t.yaml:8:11: prune.layers: must have one entry per trunk layer of round a "
+               "(2), got 1");
+    {
+        struct ldn_config *rc = parse(
+            MINIMAL "prune:\n  sparsity: 0.5\n  rounds: [b]\nrounds:\n  - {name: a, steps: 10}\n"
+                    "  - {name: b, steps: 10}\n",
+            err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(rc);
+        struct ldn_config *a = ldn_config_round(rc, 0, err, sizeof err),
+                          *b = ldn_config_round(rc, 1, err, sizeof err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        CU_ASSERT_DOUBLE_EQUAL(a->prune.sparsity, 0, 0); /* not listed: not pruned */
+        CU_ASSERT_DOUBLE_EQUAL(b->prune.sparsity, 0.5, 0);
+        CU_ASSERT_EQUAL(b->prune.n_rounds, 0);
+        ldn_config_destroy(&a);
+        ldn_config_destroy(&b);
+        ldn_config_destroy(&rc);
+    }
 }
 
 static const struct ldn_cu_test TESTS[] = {

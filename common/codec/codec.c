@@ -299,7 +299,10 @@ int ldn_codec_compress(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d
         if (!idx)
             return ldn_fail(err, errlen, LDN_ERR_NOMEM, "codec compress: out of memory");
         switch (d->kind) {
-        case LDN_CODEC_TOPK: m = ldn_codec_topk(ctx, acc, n, k, idx); break;
+        case LDN_CODEC_TOPK:
+            m = ldn_codec_topk(ctx, acc, n, k, idx);
+            m = m < 0 ? m : ldn_codec_drop_zeros(acc, idx, m);
+            break;
         case LDN_CODEC_THRESHOLD: m = ldn_codec_threshold(ctx, acc, n, k, idx); break;
         default: m = ldn_codec_randomk(ctx, d->seed, step, n, k, idx); break;
         }
@@ -439,9 +442,9 @@ int ldn_codec_decode(struct ldn_codec_ctx *ctx, const struct ldn_codec_desc *d, 
                         "codec payload: index format %u is not valid for codec %s", fmt,
                         ldn_codec_kind_name(d->kind));
     int64_t k = ldn_codec_desc_k(d, n);
-    int64_t lo = d->kind == LDN_CODEC_THRESHOLD ? (7 * k + 9) / 10
-                 : d->kind == LDN_CODEC_SPARSE  ? 0
-                                                : k;
+    int64_t lo = d->kind == LDN_CODEC_THRESHOLD                             ? (7 * k + 9) / 10
+                 : d->kind == LDN_CODEC_SPARSE || d->kind == LDN_CODEC_TOPK ? 0
+                                                                            : k;
     int64_t hi = ldn_codec_max_count(d, n);
     if (count < lo || count > hi)
         return ldn_fail(

@@ -119,6 +119,10 @@ size_t ldn_codec_max_bytes(const struct ldn_codec_desc *d, int64_t n);
  * then quickselect inside one bucket). idx must hold min(k, n) entries. */
 int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int64_t k,
                        uint32_t *idx);
+/* Drop the selected indices idx[0..m) whose element of v is exactly 0 (a pruned key: its
+ * gradient and residual are held at 0), keeping the order; returns how many are left. Top-k
+ * pushes send only what is left (at most k values), so no k is spent on a masked key. */
+int64_t ldn_codec_drop_zeros(const float *v, uint32_t *idx, int64_t m);
 /* DGC sampled threshold: the threshold is the top-k' magnitude of a random sample; all
  * |v_i| >= threshold are selected when that is between ceil(0.7k) and floor(1.3k) elements;
  * more are cut to the exact top-k of the candidates, fewer fall back to the exact top-k.

@@ -229,6 +229,16 @@ int64_t ldn_codec_topk(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int
     return topk_keys(ctx, keys, c, uk, idx);
 }
 
+int64_t ldn_codec_drop_zeros(const float *v, uint32_t *idx, int64_t m)
+{
+    int64_t c = 0;
+    for (int64_t j = 0; j < m; j++) {
+        idx[c] = idx[j];
+        c += v[idx[j]] != 0.0f;
+    }
+    return c;
+}
+
 int64_t ldn_codec_threshold(struct ldn_codec_ctx *ctx, const float *v, int64_t n, int64_t k,
                             uint32_t *idx)
 {

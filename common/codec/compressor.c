@@ -205,6 +205,7 @@ int ldn_compressor_global_add(struct ldn_compressor *c, const float *grad, int64
     int64_t k = (int64_t)(((uint64_t)n * c->desc.ratio_ppm + 999999) / 1000000);
     k = k < 1 ? 1 : k > n ? n : k;
     int64_t m = ldn_codec_topk(c->codec, acc, n, k, c->gidx);
+    m = m < 0 ? m : ldn_codec_drop_zeros(acc, c->gidx, m);
     if (m < 0)
         return ldn_fail(err, errlen, (int)m, "compressor: global top-k of %lld keys failed",
                         (long long)n);

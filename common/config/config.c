@@ -162,6 +162,7 @@ static const struct key_def KEYS[] = {
     NUM(S_PRUNE, "every", T_I64, C(prune.every), NO_HI, 1, 0, "100"),
     ENUM(S_PRUNE, "scope", C(prune.scope), PRUNE_SCOPES, "layer"),
     DLIST(S_PRUNE, "layers", C(prune.layers), C(prune.n_layers), LDN_MAX_LAYERS, HI_EXCL, 0, 1),
+    STRLIST(S_PRUNE, "rounds", C(prune.rounds), C(prune.n_rounds), LDN_MAX_ROUNDS, 0, LDN_NAME_MAX),
     /* one round; what has no default here is inherited from model/train/run (inherit_round) */
     STR(S_ROUND, "name", RD(name), LDN_NAME_MAX, 0, NULL),
     NUM(S_ROUND, "epochs", T_INT, RD(epochs), NO_HI, 1, 0, NULL),
@@ -1134,7 +1135,9 @@ char *ldn__cfg_emit_yaml(const struct ldn_config *cfg)
         fprintf(b, "%s:\n", SECT_NAMES[s]);
         if (s != S_TASKS) {
             for (int i = 0; i < N_KEYS; i++)
-                if (KEYS[i].sect == (enum sect)s)
+                if (KEYS[i].sect == (enum sect)s &&
+                    !(s == S_PRUNE && KEYS[i].off == C(prune.rounds) &&
+                      cfg->prune.n_rounds == 0)) /* prune.rounds only with rounds */
                     emit_key(b, &KEYS[i], cfg, "  ", NULL);
             continue;
         }

@@ -167,6 +167,10 @@ struct ldn_prune_config {
     int scope;                     /* prune.scope: layer | global (enum ldn_prune_scope) */
     double layers[LDN_MAX_LAYERS]; /* prune.layers: per trunk layer targets instead of */
     int n_layers;                  /* sparsity (scope layer; none or one per layer) */
+    /* prune.rounds: in a run with rounds, the rounds pruned (each from its own step 0, with
+     * its own trunk); required there, refused without rounds */
+    char rounds[LDN_MAX_ROUNDS][LDN_NAME_MAX];
+    int n_rounds;
 };
 
 struct ldn_config {

@@ -170,6 +170,14 @@ struct ldn_config *ldn_config_round(const struct ldn_config *cfg, int i, char *e
     if (r->steps > 0)
         c->steps_per_epoch = r->steps;
     c->ckpt.final = true;
+    int pruned = 0; /* prune.rounds: the rounds that prune; the others do not */
+    for (int j = 0; j < cfg->prune.n_rounds; j++)
+        pruned |= !strcmp(cfg->prune.rounds[j], r->name);
+    if (!pruned) {
+        c->prune.sparsity = 0;
+        c->prune.n_layers = 0;
+    }
+    c->prune.n_rounds = 0;
     char sub[LDN_NAME_MAX + 8];
     snprintf(sub, sizeof sub, "rounds/%s", r->name);
     int w = snprintf(c->run_name, sizeof c->run_name, "%s.%s", cfg->run_name, r->name);

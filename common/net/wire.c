@@ -99,6 +99,7 @@ static const struct field SERVER_STATS[] = {
     COUNT("bytes_out", server_stats.bytes_out),
     COUNT("max_staleness", server_stats.max_staleness),
     INT("mask_changes", FT_I64, server_stats.mask_changes, false, 0, INT64_MAX),
+    INT("masked_pushed", FT_I64, server_stats.masked_pushed, false, 0, INT64_MAX),
 };
 static const struct field PRUNE[] = {
     STEP(prune.step),

@@ -141,10 +141,11 @@ struct ldn_wire_prune_hist {
 };
 
 /* server_stats: a server's counters (struct ldn_server_stats); mask_changes: masked keys found
- * changed after an update (always 0 unless something is wrong; optional on the wire). */
+ * changed after an update (always 0 unless something is wrong); masked_pushed: gradient entries
+ * of masked keys that pushes carried and the server dropped (both optional on the wire). */
 struct ldn_wire_server_stats {
     int64_t steps_applied, pushes, pulls, bad_messages, bytes_in, bytes_out, max_staleness;
-    int64_t mask_changes;
+    int64_t mask_changes, masked_pushed;
 };
 
 /* progress: training figures of task `task` since the worker's previous report; the byte and

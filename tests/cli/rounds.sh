@@ -19,6 +19,7 @@ model: {trunk: [64]}
 tasks: {task000: {}, task001: {}}
 train: {batch_size: 64, lr: 0.05, momentum: 0.9, log_every: 50}
 checkpoint: {keep_last: 10}
+prune: {sparsity: 0.75, start: 20, end: 150, every: 10, rounds: [student]}
 rounds:
   - {name: m1, steps: 60, seed: 7}
   - {name: m2, steps: 60, seed: 8}
@@ -41,6 +42,10 @@ done
   fail "the student's trunk has the wrong size"
 grep -q "teacher on task000: ensemble" "$tmp/log" || fail "no teacher report"
 grep -q "round tune: starts from round student" "$tmp/log" || fail "init not reported"
+# prune.rounds: the student is pruned during its round (to 0.75), the members are not
+"$ladon" inspect "$tmp/run/rounds/student" >"$tmp/ins_s" 2>&1 || fail "inspect student"
+grep -q "^pruning      sparsity 0\.75" "$tmp/ins_s" || { cat "$tmp/ins_s"; fail "the student is not pruned to 0.75"; }
+"$ladon" inspect "$tmp/run/rounds/m1" | grep -q "^pruning" && fail "round m1 was pruned"
 # init_id: tune's checkpoints record the identity of the student's snapshot it started from
 # (recomputed from the snapshot's weights without ladon); m1 and m2 (other seeds) differ
 PY=""

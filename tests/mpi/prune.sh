@@ -5,6 +5,8 @@
 #     checkpoint), with the sparsity in the progress line and metrics.jsonl;
 #  2. the servers found no masked key changed after it was masked, and a key masked in the
 #     mid-run checkpoint is masked and zero in the final one;
+#     top-k pushes name no masked key (the servers count what they drop: 0), random-k ones
+#     do (warned of, counted);
 #  3. a run killed right after its mid-run checkpoint and resumed keeps the masks and ends bit
 #     for bit where the uninterrupted run ends.
 source "$(dirname "$0")/lib.sh"
@@ -40,6 +42,9 @@ grep -q '"sparsity":0\.7' "$tmp/full/metrics.jsonl" || fail "no sparsity in metr
 # 2. masked keys never change: counted on the servers, and the mid checkpoint against the final
 grep -q "servers: 0 masked keys changed after being masked" "$tmp/full.log" ||
   { grep "masked keys" "$tmp/full.log"; fail "servers saw masked keys change"; }
+# top-k spends none of its k on masked keys: the servers dropped no pushed entry of one
+grep -q "; 0 pushed gradient entries of masked keys dropped" "$tmp/full.log" ||
+  { grep "masked keys" "$tmp/full.log"; fail "top-k pushes carried masked keys"; }
 mid="$tmp/full/checkpoints/step-0000000040.h5"
 values() { # values FILE DATASET: one value a line
   h5dump -d "$2" -y -w 0 -o "$tmp/dump.txt" "$1" >/dev/null || fail "h5dump $2 of $1"
@@ -66,4 +71,12 @@ for g in /trunk /prune /optimizer /heads; do
   h5diff -d 0 "$tmp/full/checkpoints/$final" "$tmp/part/checkpoints/$final" $g $g >"$tmp/h5diff.out" 2>&1 ||
     { cat "$tmp/h5diff.out"; fail "resumed run's final $g differs"; }
 done
+
+# 4. random-k draws its keys from the seed, not the mask: warned of, and the servers count the
+#    entries of masked keys they dropped (which shows the counter of 2. counts)
+run_mpi $np "$LADON" train "$tmp/c.yaml" run.dir="$tmp/rk" compress.codec=randomk \
+  2>"$tmp/rk.log" || { cat "$tmp/rk.log"; fail "random-k pruned run"; }
+grep -q "prune with compress.codec randomk" "$tmp/rk.log" || fail "no random-k warning"
+grep -Eq "; [1-9][0-9]* pushed gradient entries of masked keys dropped" "$tmp/rk.log" ||
+  { grep "masked keys" "$tmp/rk.log"; fail "random-k: no masked entries counted"; }
 echo "pruning: ok"

@@ -19,6 +19,7 @@ train: {batch_size: 32, lr: 0.05, momentum: 0.9, log_every: 50}
 ps: {servers: 2, consistency: bsp, timeout: 60, chunk_kb: 4}
 compress: {codec: topk, ratio: 0.1, quant: int8}
 checkpoint: {every_steps: 100, keep_last: 5}
+prune: {sparsity: 0.75, start: 20, end: 150, every: 10, rounds: [student]}
 rounds:
   - {name: m1, steps: 60, seed: 7}
   - {name: m2, steps: 60, seed: 8}
@@ -47,6 +48,10 @@ grep -q "teacher.inputs: all: each step also trains its head" "$tmp/log" || fail
 grep -q "round student (3/4) | .* alpha .* agree .* kl " "$tmp/log" || fail "the progress line lacks the round"
 grep -q '"teacher_agreement":0\.[0-9]' "$tmp/run/rounds/student/metrics.jsonl" || fail "no agreement in metrics"
 grep -q "round tune: starts from round student" "$tmp/log" || fail "init not reported"
+# prune.rounds: the student is pruned during its round (to 0.75), the members are not
+"$LADON" inspect "$tmp/run/rounds/student" >"$tmp/ins_s" 2>&1 || fail "inspect student"
+grep -q "^pruning      sparsity 0\.75" "$tmp/ins_s" || { cat "$tmp/ins_s"; fail "the student is not pruned to 0.75"; }
+"$LADON" inspect "$tmp/run/rounds/m1" | grep -q "^pruning" && fail "round m1 was pruned"
 # tune's checkpoints record the identity of the student snapshot's weights (init_id,
 # recomputed without ladon): rank 0 takes it from the snapshot, every rank writes it
 need_h5py
