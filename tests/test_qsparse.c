@@ -31,11 +31,15 @@ static void test_q8_round_trip(void)
         double mag = pow(10.0, -6 + trial % 9); /* rows of very different magnitudes */
         for (int i = 0; i < N; i++)
             w[i] = (float)(mag * ldn_rng_normal(&r));
-        ldn_q8_quantize_row(w, N, q, &s);
+        CU_ASSERT_EQUAL(ldn_q8_quantize_row(w, N, q, &s), 0);
         float amax = 0;
         for (int i = 0; i < N; i++)
             amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
-        CU_ASSERT_DOUBLE_EQUAL(s, amax / 127.0f, 1e-6 * amax);
+        /* the smallest float16 at or above amax / 127 (a float16 step: 2^-10 relative, or
+         * 2^-24 absolute below float16's normal range) */
+        CU_ASSERT_EQUAL(ldn_f16_to_f32(ldn_f16_from_f32(s)), s);
+        CU_ASSERT(s >= amax / 127.0f);
+        CU_ASSERT(s <= amax / 127.0f + fmaxf(amax / 127.0f * 0x1p-10f, 0x1p-24f));
         int saw_127 = 0;
         for (int i = 0; i < N; i++) {
             CU_ASSERT(q[i] >= -127 && q[i] <= 127);
@@ -43,7 +47,8 @@ static void test_q8_round_trip(void)
             CU_ASSERT(fabsf((float)q[i] * s - w[i]) <= 0.5f * s * (1 + 1e-5f));
             saw_127 |= q[i] == 127 || q[i] == -127;
         }
-        CU_ASSERT(saw_127); /* the largest weight uses the whole range */
+        if (s >= 0x1p-14f) /* float16 normal: the largest weight uses the whole range */
+            CU_ASSERT(saw_127);
     }
     /* rounding: half away from zero (0.5 -> 1, -1.5 -> -2, 2.5 -> 3), scale 1 from 127 */
     float h[5] = {0.5f, -1.5f, 2.5f, 127.0f, -0.49f};
@@ -62,6 +67,9 @@ static void test_q8_round_trip(void)
     CU_ASSERT_EQUAL(s, 0.0f);
     for (int i = 0; i < 4; i++)
         CU_ASSERT_EQUAL(zq[i], 0);
+    /* a scale beyond float16 (max |w| / 127 > 65504) is refused */
+    float big[2] = {1e7f, -3.0f};
+    CU_ASSERT_EQUAL(ldn_q8_quantize_row(big, 2, zq, &s), -1);
 }
 
 static void test_f16(void)

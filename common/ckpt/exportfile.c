@@ -177,7 +177,10 @@ static int lvals_make(const struct ldn_layer *l, int quant, struct lvals *v)
         v->bias[r] = row[cols];
         if (quant == LDN_EXPORT_INT8) {
             int8_t *q = v->q + (size_t)r * (size_t)cols;
-            ldn_q8_quantize_row(row, cols, q, &v->scale[r]);
+            if (ldn_q8_quantize_row(row, cols, q, &v->scale[r])) {
+                lvals_free(v);
+                return LDN_ERR_ARG; /* a scale beyond float16 */
+            }
             for (int c = 0; c < cols; c++)
                 pv[c] = (float)q[c];
         } else if (quant == LDN_EXPORT_FP16) {
@@ -299,6 +302,20 @@ static hid_t value_type(int quant, hid_t half)
                                       : H5T_IEEE_F32LE;
 }
 
+/* The int8 scales of a layer as float16 (ldn_q8_quantize_row made each one exactly). */
+static int write_scales(hid_t g, hid_t half, const struct lvals *v)
+{
+    uint16_t *h = malloc(sizeof *h * (size_t)(v->rows > 0 ? v->rows : 1));
+    if (!h)
+        return -1;
+    for (int r = 0; r < v->rows; r++)
+        h[r] = ldn_f16_from_f32(v->scale[r]);
+    hsize_t rows = (hsize_t)v->rows;
+    int rc = write_ds(g, "scale", half, 1, &rows, h);
+    free(h);
+    return rc;
+}
+
 /* Choose layer l's index kind by the deflated bytes of each and write its group `gname`. */
 static int write_layer(hid_t f, hid_t half, const char *gname, const struct ldn_layer *l, int quant,
                        struct ldn_export_layer_report *rep, char *err, size_t errlen,
@@ -308,6 +325,11 @@ static int write_layer(hid_t f, hid_t half, const char *gname, const struct ldn_
     struct ldn_qs_enc enc[4];
     memset(enc, 0, sizeof enc);
     int mrc = lvals_make(l, quant, &v);
+    if (mrc == LDN_ERR_ARG && quant == LDN_EXPORT_INT8)
+        return ldn_fail(err, errlen, LDN_ERR_ARG,
+                        "export %s: %s has a weight beyond int8's range (|w| > 127 x 65504, the "
+                        "largest float16 scale): use --quantize none",
+                        out, gname + 1);
     if (mrc == LDN_ERR_ARG)
         return ldn_fail(err, errlen, LDN_ERR_ARG,
                         "export %s: %s has a weight beyond fp16's range (65504): use --quantize "
@@ -348,8 +370,7 @@ static int write_layer(hid_t f, hid_t half, const char *gname, const struct ldn_
         (g < 0 || !vals || ldn_h5_write_attr_str(g, "index", ldn_qs_index_name(best)) < 0 ||
          attr_i32(g, "rows", v.rows) < 0 || attr_i32(g, "cols", v.cols) < 0 ||
          write_ds(g, "bias", H5T_IEEE_F32LE, 1, &rows, v.bias) < 0 ||
-         (quant == LDN_EXPORT_INT8 &&
-          write_ds(g, "scale", H5T_IEEE_F32LE, 1, &rows, v.scale) < 0) ||
+         (quant == LDN_EXPORT_INT8 && write_scales(g, half, &v) < 0) ||
          (e ? write_ds(g, "values", ft, 1, &n, vals) : write_ds(g, "weight", ft, 2, dd, vals)) <
              0 ||
          (e && e->kind == LDN_QS_BITMAP &&
@@ -531,6 +552,7 @@ void ldn_export_close(struct ldn_export *x)
 /* Reading context: the file and its path for messages. */
 struct rd {
     hid_t f;
+    int version; /* the file's format_version */
     const char *path;
     char *err;
     size_t errlen;
@@ -575,6 +597,26 @@ static int rd_str(const struct rd *r, hid_t obj, const char *opath, const char *
 /* Read dataset `name` (under object g named gpath) of number class cls and element size, with
  * ndim dims equal to dims (dims[0] < 0: any length, returned in *n) into a new buffer *out in
  * memory type mt (NULL: the file's own type). */
+static int rd_ds(const struct rd *r, hid_t g, const char *gpath, const char *name, H5T_class_t cls,
+                 size_t size, int ndim, const int64_t *dims, hid_t mt, int64_t *n, void **out);
+
+/* A layer's int8 scales: float16 (format_version 2) or float32 (version 1), as float32 in *out. */
+static int rd_scales(const struct rd *r, hid_t g, const char *gpath, const int64_t *d1, void **out)
+{
+    if (r->version < 2)
+        return rd_ds(r, g, gpath, "scale", H5T_FLOAT, 4, 1, d1, H5T_NATIVE_FLOAT, NULL, out);
+    void *h = NULL;
+    int rc = rd_ds(r, g, gpath, "scale", H5T_FLOAT, 2, 1, d1, H5I_INVALID_HID, NULL, &h);
+    float *f = rc == 0 ? malloc(sizeof *f * (size_t)(d1[0] > 0 ? d1[0] : 1)) : NULL;
+    if (rc == 0 && !f)
+        rc = ldn_fail(r->err, r->errlen, LDN_ERR_NOMEM, "export %s: out of memory", r->path);
+    for (int64_t i = 0; rc == 0 && i < d1[0]; i++)
+        f[i] = ldn_f16_to_f32(((const uint16_t *)h)[i]);
+    free(h);
+    *out = rc == 0 ? f : NULL;
+    return rc;
+}
+
 static int rd_ds(const struct rd *r, hid_t g, const char *gpath, const char *name, H5T_class_t cls,
                  size_t size, int ndim, const int64_t *dims, hid_t mt, int64_t *n, void **out)
 {
@@ -658,9 +700,7 @@ static int rd_layer(const struct rd *r, const char *gpath, int quant, enum ldn_a
     if (rc == 0 && (rc = rd_ds(r, g, gpath, "bias", H5T_FLOAT, 4, 1, d1, H5T_NATIVE_FLOAT, NULL,
                                (void **)&l->bias)) == 0)
         rc = all_finite(r, gpath, "bias", l->bias, rows, 0);
-    if (rc == 0 && quant == LDN_EXPORT_INT8 &&
-        (rc = rd_ds(r, g, gpath, "scale", H5T_FLOAT, 4, 1, d1, H5T_NATIVE_FLOAT, NULL, &scale)) ==
-            0)
+    if (rc == 0 && quant == LDN_EXPORT_INT8 && (rc = rd_scales(r, g, gpath, d1, &scale)) == 0)
         rc = all_finite(r, gpath, "scale", scale, rows, 1);
     const H5T_class_t vcls = quant == LDN_EXPORT_INT8 ? H5T_INTEGER : H5T_FLOAT;
     const size_t vsize = quant_size(quant);
@@ -779,10 +819,10 @@ static int rd_file(struct rd *r, int max_batch, struct ldn_export *x)
     if (rc == 0 && strcmp(format, LDN_EXPORT_FORMAT) != 0)
         rc = rd_fail(r, "not a ladon export file (root attribute format is '%s')", format);
     if (rc == 0 && (rc = rd_int(r, r->f, "root", "format_version", 0, 1 << 30, &v)) == 0 &&
-        v != LDN_EXPORT_FORMAT_VERSION)
-        rc = rd_fail(r, "format_version %lld, this ladon reads %d", (long long)v,
+        (v < 1 || v > LDN_EXPORT_FORMAT_VERSION))
+        rc = rd_fail(r, "format_version %lld, this ladon reads 1 to %d", (long long)v,
                      LDN_EXPORT_FORMAT_VERSION);
-    x->format_version = (int)v;
+    x->format_version = r->version = (int)v;
     if (rc == 0 && (rc = rd_int(r, r->f, "root", "features", 1, 1 << 24, &v)) == 0)
         x->features = (int)v;
     if (rc == 0 && (rc = rd_int(r, r->f, "root", "step", 0, INT64_MAX / 2, &x->step)) == 0 &&
@@ -866,7 +906,7 @@ int ldn_export_open(const char *path, int max_batch, struct ldn_export *x, char 
     snprintf(x->path, sizeof x->path, "%s", path);
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    struct rd r = {H5I_INVALID_HID, path, err, errlen};
+    struct rd r = {.f = H5I_INVALID_HID, .version = 0, .path = path, .err = err, .errlen = errlen};
     int rc = ldn_h5_open_ro(KIND, path, &r.f, err, errlen);
     if (rc == 0)
         rc = rd_file(&r, max_batch < 1 ? 1 : max_batch, x);

@@ -17,7 +17,7 @@
 #include "qmodel.h"
 
 #define LDN_EXPORT_FORMAT "ladon-export"
-#define LDN_EXPORT_FORMAT_VERSION 1
+#define LDN_EXPORT_FORMAT_VERSION 2 /* 2: int8 scales are float16 (1: float32; both read) */
 /* A layer is predicted with the sparse kernel when at most this fraction of its weights is
  * stored (denser ones are expanded to fp32 once at load and use sgemm; docs/export.md has
  * the measurement). */

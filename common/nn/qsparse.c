@@ -89,16 +89,26 @@ float ldn_f16_to_f32(uint16_t h)
     return f;
 }
 
-void ldn_q8_quantize_row(const float *w, int n, int8_t *q, float *scale)
+int ldn_q8_quantize_row(const float *w, int n, int8_t *q, float *scale)
 {
     float amax = 0.0f;
     for (int i = 0; i < n; i++)
         amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
-    *scale = amax / 127.0f;
+    /* the smallest float16 at or above amax / 127: every |w| / scale is then <= 127 */
+    uint16_t h = ldn_f16_from_f32(amax / 127.0f);
+    if (ldn_f16_to_f32(h) < amax / 127.0f)
+        h++; /* one float16 step up (positive values order as their bits) */
+    *scale = ldn_f16_to_f32(h);
+    if (!isfinite(*scale)) {
+        *scale = 0.0f;
+        memset(q, 0, (size_t)n);
+        return -1;
+    }
     for (int i = 0; i < n; i++) {
         long v = *scale > 0.0f ? lroundf(w[i] / *scale) : 0;
         q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
     }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- index encodings */

@@ -67,9 +67,11 @@ int ldn_qs_index_kind(const char *name);
 uint16_t ldn_f16_from_f32(float f);
 float ldn_f16_to_f32(uint16_t h);
 
-/* Quantize the n values of one row: *scale = max |w| / 127 and q[i] = w[i] / scale rounded
- * half away from zero (all zero, scale 0, for a row of zeros). */
-void ldn_q8_quantize_row(const float *w, int n, int8_t *q, float *scale);
+/* Quantize the n values of one row: *scale = max |w| / 127 rounded up to a float16 (exports
+ * store scales as float16; every |w[i]| / scale is then at most 127) and q[i] = w[i] / scale
+ * rounded half away from zero (all zero, scale 0, for a row of zeros). Returns 0, or -1 when
+ * max |w| / 127 is beyond float16 (above 65504: q all zero). */
+int ldn_q8_quantize_row(const float *w, int n, int8_t *q, float *scale);
 
 /* Encode the non-zero entries of w [rows, cols] (row stride ld) as `kind` (not dense) into
  * e. Returns 0, LDN_ERR_ARG (csr16 with cols > 65536, bad sizes) or LDN_ERR_NOMEM. */

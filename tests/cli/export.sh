@@ -109,6 +109,14 @@ expect_fail 1 "heads/task000/0 has a weight beyond fp16's range" \
 nothing_at "$tmp/o.h5"
 "$LADON" export "$tmp/big.h5" "$tmp/o.h5" --quantize int8 >/dev/null || fail "int8 of a large weight"
 rm "$tmp/o.h5"
+"$PY" - "$tmp/big.h5" <<'PY'
+import h5py, sys
+with h5py.File(sys.argv[1], "r+") as f:
+    f["/heads/task000/0/weight"][0, 0] = 1e7  # its int8 scale would exceed float16
+PY
+expect_fail 1 "heads/task000/0 has a weight beyond int8's range" \
+  "$LADON" export "$tmp/big.h5" "$tmp/o.h5" --quantize int8
+nothing_at "$tmp/o.h5"
 for p in abc 1 1.5 -0.1 nan 0.5x ""; do
   expect_fail 2 "--prune must be a sparsity in \[0, 1), got '$p'" \
     "$LADON" export "$good" "$tmp/o.h5" --prune "$p"
@@ -141,7 +149,35 @@ cp "$tmp/a.h5" "$tmp/xver.h5"
 "$PY" - "$tmp/xver.h5" <<'PY'
 import h5py, numpy as np, sys
 with h5py.File(sys.argv[1], "r+") as f:
-    f.attrs.modify("format_version", np.int32(2))
+    f.attrs.modify("format_version", np.int32(3))
 PY
-expect_fail 1 "format_version 2, this ladon reads 1" "$LADON" eval "$tmp/xver.h5"
+expect_fail 1 "format_version 3, this ladon reads 1 to 2" "$LADON" eval "$tmp/xver.h5"
+# format_version 1 (int8 scales float32) is still read: the same predictions
+"$LADON" export "$good" "$tmp/q2.h5" --quantize int8 >/dev/null || fail "int8 export"
+cp "$tmp/q2.h5" "$tmp/q1.h5"
+"$PY" - "$tmp/q1.h5" <<'PY'
+import h5py, numpy as np, sys
+with h5py.File(sys.argv[1], "r+") as f:
+    f.attrs.modify("format_version", np.int32(1))
+    def v1(name, obj):
+        if name.endswith("/scale"):
+            s = obj[...].astype(np.float32)
+            g = obj.parent
+            del g["scale"]
+            g.create_dataset("scale", data=s)
+    names = []
+    f.visititems(lambda n, o: names.append(n) if n.endswith("/scale") else None)
+    for n in names:
+        v1(n, f[n])
+PY
+for v in 1 2; do
+  "$LADON" predict "$tmp/q$v.h5" --task task000 "$tmp/data/task000.h5" "$tmp/p$v.h5" >/dev/null ||
+    fail "predict of format_version $v"
+done
+"$PY" - "$tmp/p1.h5" "$tmp/p2.h5" <<'PY' || fail "format_version 1 and 2 predict differently"
+import h5py, numpy as np, sys
+a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+for k in a:
+    assert np.array_equal(a[k][...], b[k][...]), k
+PY
 echo "export: ok"

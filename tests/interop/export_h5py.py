@@ -4,10 +4,10 @@
     export_h5py.py EXPORT --task T --data TASK.h5 [--split test] [--compare PREDICT.h5]
                    [--checkpoint CKPT]
 
-The layout is docs/export.md: root attributes format ("ladon-export"), format_version (1),
+The layout is docs/export.md: root attributes format ("ladon-export"), format_version (2),
 features, activation, quantize (none | fp16 | int8), prune, tasks (one per line); each layer
 a group /trunk/<i> or /heads/<task>/<i> with attributes rows, cols, index (dense | bitmap |
-csr8 | csr16) and datasets bias [rows] float32, scale [rows] float32 (int8 only), and either
+csr8 | csr16) and datasets bias [rows] float32, scale [rows] float16 (int8 only), and either
 weight [rows, cols] (dense) or values [n] with the index arrays (bitmap [rows, ceil(cols/8)]
 uint8, LSB first; csr16: rowptr [rows+1] uint32 and col [n] uint16; csr8: rowptr and delta
 [n] uint8, column = previous + 1 + delta). int8 weights are values * scale[row].
@@ -62,6 +62,8 @@ def read_layer(g, quant):
         mask = w != 0  # csr8 padding entries hold 0
     scale = None
     if quant == "int8":
+        if g["scale"].dtype != np.float16:
+            raise ValueError(f"{g.name}/scale is {g['scale'].dtype}, not float16")
         scale = g["scale"][...].astype(np.float64)
         w = w * scale[:, None]
     return w, bias, mask, scale
@@ -71,7 +73,7 @@ def load_export(path):
     with h5py.File(path, "r") as f:
         if text(f.attrs.get("format", b"")) != "ladon-export":
             raise ValueError(f"{path}: not a ladon export file")
-        if int(f.attrs["format_version"]) != 1:
+        if int(f.attrs["format_version"]) != 2:
             raise ValueError(f"{path}: format_version {int(f.attrs['format_version'])}")
         quant = text(f.attrs["quantize"])
 
