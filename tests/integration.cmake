@@ -31,6 +31,11 @@ foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume 
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
                        ENVIRONMENT "${LDN_MPI_ENV}")
 endforeach()
+# The soak (30 minutes; LDN_SOAK_MINUTES shortens it): label slow, not in the default run.
+add_test(NAME mpi_soak COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/soak.sh $<TARGET_FILE:ladon>
+         ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+set_tests_properties(mpi_soak PROPERTIES LABELS "mpi;slow" TIMEOUT 3600 RUN_SERIAL TRUE
+                     ENVIRONMENT "${LDN_MPI_ENV}")
 add_test(NAME mpi_ckpt_collective COMMAND mpiexec -np 3 $<TARGET_FILE:ckpt_collective>)
 set_tests_properties(mpi_ckpt_collective PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "${LDN_MPI_ENV}")
