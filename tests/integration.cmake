@@ -43,11 +43,13 @@ add_test(NAME mpi_server_fuzz COMMAND mpiexec -np 2 $<TARGET_FILE:server_fuzz>)
 set_tests_properties(mpi_server_fuzz PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "${LDN_MPI_ENV}")
 
-# The cluster test makes its own namespaces and uses their interfaces: no loopback settings.
-add_test(NAME mpi_cluster COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/cluster.sh
-         $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
-set_tests_properties(mpi_cluster PROPERTIES LABELS "mpi;cluster" TIMEOUT 600 RUN_SERIAL TRUE
-                     SKIP_RETURN_CODE 77 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+# The cluster tests make their own namespaces and use their interfaces: no loopback settings.
+foreach(t cluster cluster_restart)
+  add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
+           $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+  set_tests_properties(mpi_${t} PROPERTIES LABELS "mpi;cluster" TIMEOUT 600 RUN_SERIAL TRUE
+                       SKIP_RETURN_CODE 77 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+endforeach()
 
 # Checkpoint tools (inspect, eval, predict) and reading checkpoints from Python: each trains
 # a short distributed run for its checkpoints; they need python3-h5py and python3-numpy.
