@@ -36,6 +36,7 @@ enum field {
     F_RATIO,
     F_AGREE,
     F_KL,
+    F_SPARSITY,
     F_COUNT
 };
 static const char *const field_keys[F_COUNT] = {"step",
@@ -48,7 +49,8 @@ static const char *const field_keys[F_COUNT] = {"step",
                                                 "pull_bytes_per_step",
                                                 "compression_ratio",
                                                 "teacher_agreement",
-                                                "distill_kl"};
+                                                "distill_kl",
+                                                "sparsity"};
 
 struct rec {
     char task[NAME_MAX_LEN];
@@ -75,6 +77,8 @@ struct run {
     struct kv *cfg;
     size_t ncfg;
     int has_distill;
+    int has_prune;       /* records with "sparsity" above 0 */
+    double steps_per_ep; /* step / epoch of its records (0: unknown or rounds) */
 };
 
 static void run_deinit(struct run *r)
@@ -249,6 +253,10 @@ static int add_record(struct run *run, const struct rec *r)
         return LDN_ERR_NOMEM;
     if (!isnan(r->v[F_AGREE]) || !isnan(r->v[F_KL]))
         run->has_distill = 1;
+    if (!isnan(r->v[F_SPARSITY]) && r->v[F_SPARSITY] > 0)
+        run->has_prune = 1;
+    if (!r->round[0] && r->v[F_EPOCH] > 0 && r->v[F_STEP] > 0)
+        run->steps_per_ep = r->v[F_STEP] / r->v[F_EPOCH];
     return LDN_OK;
 }
 
@@ -521,6 +529,70 @@ static void write_rounds(FILE *f, const struct run *runs, size_t n)
         }
 }
 
+/* The number config.yaml has at key, or def. */
+static double config_num(const struct run *run, const char *key, double def)
+{
+    const char *v = config_get(run, key);
+    char *end;
+    double x = v ? strtod(v, &end) : def;
+    return v && end != v ? x : def;
+}
+
+/* Dotted lines where pruning starts and where it reaches its target (prune.start, prune.end
+ * of the run's config.yaml; end 0: three quarters of the run, as common/job/prune.c has it),
+ * for pruned runs without rounds. */
+static void write_prune_marks(FILE *f, const struct run *runs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct run *r = &runs[i];
+        if (!r->has_prune || r->nrounds > 0 || r->steps_per_ep <= 0)
+            continue;
+        const double total = floor(r->steps_per_ep * config_num(r, "train.epochs", 0) + 0.5);
+        const double start = config_num(r, "prune.start", 0);
+        double end = config_num(r, "prune.end", 0);
+        end = end > 0 ? end : floor(total * 3 / 4);
+        end = end > total - 1 ? total - 1 : end;
+        end = end < start ? start : end;
+        const double at[2] = {start, end};
+        const char *what[2] = {"prune start", "prune end"};
+        for (int k = 0; k < 2; k++) {
+            fprintf(f,
+                    "set arrow from %.10g, graph 0 to %.10g, graph 1 nohead dt 3 lc rgb "
+                    "\"dark-red\"\n",
+                    at[k], at[k]);
+            char text[LABEL_MAX + 32];
+            const char *base = strrchr(r->dir, '/'); /* the run's name, not its config diff */
+            base = base && base[1] ? base + 1 : r->dir;
+            snprintf(text, sizeof text, "%s%s%s", n > 1 ? base : "", n > 1 ? ": " : "", what[k]);
+            fputs("set label ", f);
+            gp_string(f, text);
+            fprintf(f, " at %.10g, graph %.2f left offset 0.5,0 font \",8\" tc rgb \"dark-red\"\n",
+                    at[k], 0.10 + 0.06 * (double)i);
+        }
+    }
+}
+
+/* A second x axis in epochs, from the first run whose records give steps per epoch (runs
+ * with rounds have none: epochs restart in every round). */
+static void write_epoch_axis(FILE *f, const struct run *runs, size_t n, double xmax)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (runs[i].steps_per_ep <= 0 || runs[i].nrounds > 0 || xmax <= 0)
+            continue;
+        fprintf(f, "set x2range [0:%.10g]\nset x2tics nomirror\nset xtics nomirror\n",
+                xmax / runs[i].steps_per_ep);
+        if (n > 1) {
+            char text[LABEL_MAX + 16];
+            snprintf(text, sizeof text, "epoch (of %s)", runs[i].label);
+            fputs("set x2label ", f);
+            gp_string(f, text);
+            fputc('\n', f);
+        } else
+            fputs("set x2label \"epoch\"\n", f);
+        return;
+    }
+}
+
 /* One panel: column c+2 of every run's datablocks, one line per task (per_task) or the first
  * task's records only (values that are the same for every task of a run). */
 static void write_panel(FILE *f, const struct run *runs, size_t n, const char *title,
@@ -528,7 +600,7 @@ static void write_panel(FILE *f, const struct run *runs, size_t n, const char *t
 {
     static const char *const col_names[F_COUNT] = {
         "", "",          "test loss", "test accuracy", "training loss", "", "push", "pull",
-        "", "agreement", "KL"};
+        "", "agreement", "KL",        "sparsity"};
     fprintf(f, "set title \"%s\"\nset ylabel \"%s\"\nplot ", title, ylabel);
     int first = 1;
     for (size_t i = 0; i < n; i++)
@@ -551,12 +623,13 @@ static void write_panel(FILE *f, const struct run *runs, size_t n, const char *t
 
 static void write_script(FILE *f, const struct run *runs, size_t n, const char *out)
 {
-    int distill = 0, rounds = 0;
+    int distill = 0, rounds = 0, prune = 0;
     for (size_t i = 0; i < n; i++) {
         distill |= runs[i].has_distill;
         rounds |= runs[i].nrounds > 0;
+        prune |= runs[i].has_prune;
     }
-    int rows = distill ? 4 : 3;
+    int rows = (6 + 2 * distill + prune + 1) / 2;
     fputs("# written by ladon plot; run with: gnuplot THIS_FILE\n", f);
     fprintf(f, "set terminal pngcairo noenhanced size 1400,%d font \",10\"\n", 330 * rows);
     fputs("if (!exists(\"out\")) out = ", f);
@@ -566,12 +639,14 @@ static void write_script(FILE *f, const struct run *runs, size_t n, const char *
     fputs("set grid\nset key outside bottom center horizontal maxcols 3 font \",8\"\n", f);
     fprintf(f, "set xlabel \"%s\"\n", rounds ? "step (rounds one after the other)" : "step");
     write_rounds(f, runs, n);
+    write_prune_marks(f, runs, n);
     double xmax = 0; /* one x range for every panel (the distillation ones have fewer points) */
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < runs[i].n; k++)
             xmax = runs[i].recs[k].x > xmax ? runs[i].recs[k].x : xmax;
     if (xmax > 0)
         fprintf(f, "set xrange [0:%.10g]\n", xmax);
+    write_epoch_axis(f, runs, n, xmax);
     fprintf(f, "set multiplot layout %d,2 title ", rows);
     gp_string(f, n == 1 ? runs[0].label : "ladon runs");
     fputc('\n', f);
@@ -586,6 +661,9 @@ static void write_script(FILE *f, const struct run *runs, size_t n, const char *
         write_panel(f, runs, n, "teacher agreement", "agreement", (int[]){F_AGREE}, 1, 1);
         write_panel(f, runs, n, "distillation KL", "KL", (int[]){F_KL}, 1, 1);
     }
+    if (prune)
+        write_panel(f, runs, n, "trunk sparsity (share of weights masked)", "sparsity",
+                    (int[]){F_SPARSITY}, 1, 0);
     fputs("unset multiplot\n", f);
 }
 

@@ -20,14 +20,19 @@ train: {epochs: 3, batch_size: 64, lr: 0.05, log_every: 50}
 YAML
 "$ladon" train --local "$tmp/c.yaml" 2>/dev/null || fail "run A failed"
 "$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/runB" train.lr=0.1 2>/dev/null || fail "run B failed"
-png_ok() { # FILE MIN_BYTES
+png_ok() { # FILE MIN_BYTES [WIDTHxHEIGHT]
   [ -s "$1" ] || fail "no $1"
   [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$1 is not a PNG"
   [ "$(stat -c %s "$1")" -gt "$2" ] || fail "$1 is only $(stat -c %s "$1") bytes"
+  if [ -n "${3:-}" ]; then # the IHDR chunk: width and height, big-endian, at bytes 16..23
+    local wh
+    wh=$(od -An -tu1 -j16 -N8 "$1" | awk '{ printf "%dx%d", (($1*256+$2)*256+$3)*256+$4, (($5*256+$6)*256+$7)*256+$8 }')
+    [ "$wh" = "$3" ] || fail "$1 is $wh pixels, expected $3"
+  fi
 }
 out=$("$ladon" plot "$tmp/runA") || fail "plot of one run failed"
 [ "$out" = "$tmp/runA/plot.png" ] || fail "printed '$out', not the default output"
-png_ok "$tmp/runA/plot.png" 20000
+png_ok "$tmp/runA/plot.png" 20000 1400x990 # 6 panels, 3 rows of 330 pixels
 ls "$tmp/runA" | grep -q '\.part$' && fail "a partial output was left"
 # two runs: the legend names what differs
 (cd "$tmp" && "$ladon" plot runA runB --keep-script >out.txt) || fail "plot of two runs failed"
@@ -36,6 +41,17 @@ png_ok "$tmp/runs.png" 20000
 grep -q 'runA (train.lr 0.05)' "$tmp/runs.gp" || fail "the legend does not name run A's lr"
 grep -q 'runB (train.lr 0.1)' "$tmp/runs.gp" || fail "the legend does not name run B's lr"
 grep -q 'run.dir' "$tmp/runs.gp" && fail "the legend names run.dir"
+grep -q '^set x2label "epoch (of runA' "$tmp/runs.gp" || fail "no epoch axis"
+# three runs, one of them pruned: a sparsity panel (4 rows) and the pruning boundaries
+"$ladon" train --local "$tmp/c.yaml" run.dir="$tmp/runP" prune.sparsity=0.5 prune.start=5 \
+  prune.every=5 2>/dev/null || fail "pruned run failed"
+"$ladon" plot "$tmp/runA" "$tmp/runB" "$tmp/runP" -o "$tmp/three.png" --keep-script >/dev/null ||
+  fail "plot of three runs failed"
+png_ok "$tmp/three.png" 20000 1400x1320
+grep -q 'trunk sparsity' "$tmp/three.gp" || fail "no sparsity panel"
+grep -q '^set label "runP: prune start" at 5,' "$tmp/three.gp" ||
+  { grep label "$tmp/three.gp"; fail "no labelled pruning start"; }
+grep -q 'prune end' "$tmp/three.gp" || fail "no pruning end"
 # a run with rounds: every round's start is a labelled vertical line
 cat > "$tmp/r.yaml" <<YAML
 run: {name: kd, dir: $tmp/runR, seed: 5}
