@@ -110,22 +110,10 @@ static int check_finite(const struct ldn_nn *net, const char *what, const char *
 static void load_tests(const struct ldn_ckmodel *L, const char *data, struct ldn_dataset **sets)
 {
     for (int t = 0; t < L->cfg->n_tasks; t++) {
-        const struct ldn_task_config *tk = &L->cfg->tasks[t];
-        char file[LDN_PATH_MAX + LDN_NAME_MAX + 8], err[LDN_ERRLEN];
-        if (data)
-            snprintf(file, sizeof file, "%s/%s.h5", data, tk->name);
-        else
-            snprintf(file, sizeof file, "%s", tk->file);
-        sets[t] = ldn_dataset_load(file, "test", 0, 1, err, sizeof err);
-        if (sets[t] &&
-            (sets[t]->features != L->ck.features || sets[t]->num_classes != L->classes[t])) {
-            ldn_fail(err, sizeof err, LDN_ERR_FORMAT,
-                     "data %s: %d features and %d classes, the model has %d and %d", file,
-                     sets[t]->features, sets[t]->num_classes, L->ck.features, L->classes[t]);
-            ldn_dataset_destroy(&sets[t]);
-        }
-        if (!sets[t])
-            fprintf(stderr, "ladon export: note: no accuracy for task %s: %s\n", tk->name, err);
+        char err[LDN_ERRLEN];
+        if (!(sets[t] = ldn_ckmodel_load_split(L, t, data, "test", err, sizeof err)))
+            fprintf(stderr, "ladon export: note: no accuracy for task %s: %s\n",
+                    L->cfg->tasks[t].name, err);
     }
 }
 

@@ -163,25 +163,6 @@ static double score(struct ldn_model *m, struct ldn_dataset *const *sets, const 
     return s / nt;
 }
 
-/* Task t's split of member 0's config (or DIR/<task>.h5). NULL with err. */
-static struct ldn_dataset *load_split(const struct ldn_ckmodel *L, int t, const char *data,
-                                      const char *split, char *err, size_t errlen)
-{
-    char file[LDN_PATH_MAX + LDN_NAME_MAX + 8];
-    if (data)
-        snprintf(file, sizeof file, "%s/%s.h5", data, L->cfg->tasks[t].name);
-    else
-        snprintf(file, sizeof file, "%s", L->cfg->tasks[t].file);
-    struct ldn_dataset *d = ldn_dataset_load(file, split, 0, 1, err, errlen);
-    if (d && (d->features != L->ck.features || d->num_classes != L->classes[t])) {
-        ldn_fail(err, errlen, LDN_ERR_FORMAT,
-                 "data %s: %d features and %d classes, the members have %d and %d", file,
-                 d->features, d->num_classes, L->ck.features, L->classes[t]);
-        ldn_dataset_destroy(&d);
-    }
-    return d;
-}
-
 /* Say whether the members share their initialisation: every checkpoint records the identity
  * of the weights its run started from (init_id, docs/checkpoint.md); a member written before
  * ladon recorded it is compared by run.seed (and said so). */
@@ -284,8 +265,8 @@ static int run(const struct fuse_args *a, char *err, size_t errlen)
             rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     }
     for (int t = 0; rc == 0 && t < nt; t++) {
-        if (!(train[t] = load_split(&M[0].L, t, a->data, "train", err, errlen)) ||
-            !(test[t] = load_split(&M[0].L, t, a->data, "test", err, errlen)))
+        if (!(train[t] = ldn_ckmodel_load_split(&M[0].L, t, a->data, "train", err, errlen)) ||
+            !(test[t] = ldn_ckmodel_load_split(&M[0].L, t, a->data, "test", err, errlen)))
             rc = LDN_ERR_FORMAT;
         else {
             int64_t h = (int64_t)ceil(a->holdout * (double)train[t]->n);

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include "ckmodel.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,4 +177,22 @@ int ldn_ckmodel_load(const char *arg, int max_batch, struct ldn_ckmodel *L, char
     if (rc)
         ldn_ckmodel_free(L);
     return rc;
+}
+
+struct ldn_dataset *ldn_ckmodel_load_split(const struct ldn_ckmodel *L, int t, const char *data,
+                                           const char *split, char *err, size_t errlen)
+{
+    char file[LDN_PATH_MAX + LDN_NAME_MAX + 8];
+    if (data)
+        snprintf(file, sizeof file, "%s/%s.h5", data, L->cfg->tasks[t].name);
+    else
+        snprintf(file, sizeof file, "%s", L->cfg->tasks[t].file);
+    struct ldn_dataset *d = ldn_dataset_load(file, split, 0, 1, err, errlen);
+    if (d && (d->features != L->ck.features || d->num_classes != L->classes[t])) {
+        ldn_fail(err, errlen, LDN_ERR_FORMAT,
+                 "data %s: %d features and %d classes, the model has %d and %d", file, d->features,
+                 d->num_classes, L->ck.features, L->classes[t]);
+        ldn_dataset_destroy(&d);
+    }
+    return d;
 }

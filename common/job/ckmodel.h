@@ -10,6 +10,7 @@
 
 #include "ckpt.h"
 #include "config.h"
+#include "data.h"
 #include "exportfile.h"
 #include "model.h"
 
@@ -35,6 +36,12 @@ int ldn_ckmodel_open(const char *arg, struct ldn_ckpt *ck, char *err, size_t err
  * verified. On failure L is left empty. */
 int ldn_ckmodel_load(const char *arg, int max_batch, struct ldn_ckmodel *L, char *err,
                      size_t errlen);
+
+/* The `split` ("train" or "test") of task t's data for this model: DIR/<task>.h5 when data is
+ * given, else the task's file in the stored config; its input width and classes must be the
+ * model's. NULL with err ("data FILE: ...") otherwise. */
+struct ldn_dataset *ldn_ckmodel_load_split(const struct ldn_ckmodel *L, int t, const char *data,
+                                           const char *split, char *err, size_t errlen);
 
 /* Logits [batch, classes[t]] of head t: the exported file's own kernels when L is an export,
  * else the model's forward pass. batch <= L->model->trunk->max_batch. */
