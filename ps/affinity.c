@@ -17,7 +17,22 @@ struct ldn_affinity {
     int64_t window;
     struct win cur, last;
     int has_last;
+    /* ldn_affinity_add's scratch: the present groups' rows of a block of keys [P][block],
+     * their Gram matrix [P][P] and which group each row is */
+    float *rows, *gram;
+    int *idx;
+    int64_t block;
 };
+
+/* Up to this many present groups, pairwise dots (syrk's call costs more for so few rows). */
+#define FEW 8
+
+/* Keys per block: the scratch rows stay about 256 KiB (in cache), 256..8192 keys. */
+static int64_t block_for(int G)
+{
+    int64_t b = 65536 / G;
+    return b < 256 ? 256 : b > 8192 ? 8192 : b;
+}
 
 static int win_init(struct win *w, size_t GG, size_t L)
 {
@@ -38,7 +53,12 @@ struct ldn_affinity *ldn_affinity_new(int G, int L, int64_t window)
     a->L = L;
     a->window = window;
     const size_t GG = (size_t)G * (size_t)G;
-    if (win_init(&a->cur, GG, (size_t)L) || win_init(&a->last, GG, (size_t)L))
+    a->block = block_for(G);
+    a->rows = malloc(sizeof *a->rows * (size_t)G * (size_t)a->block);
+    a->gram = malloc(sizeof *a->gram * GG);
+    a->idx = malloc(sizeof *a->idx * (size_t)G);
+    if (win_init(&a->cur, GG, (size_t)L) || win_init(&a->last, GG, (size_t)L) || !a->rows ||
+        !a->gram || !a->idx)
         ldn_affinity_destroy(&a);
     return a;
 }
@@ -52,6 +72,9 @@ void ldn_affinity_destroy(struct ldn_affinity **pa)
     free(a->cur.count);
     free(a->last.dots);
     free(a->last.count);
+    free(a->rows);
+    free(a->gram);
+    free(a->idx);
     free(a);
     *pa = NULL;
 }
@@ -61,23 +84,42 @@ void ldn_affinity_add(struct ldn_affinity *a, int layer, const float *const *gra
     if (layer < 0 || layer >= a->L || n <= 0)
         return;
     const int G = a->G;
+    int P = 0;
+    for (int g = 0; g < G; g++)
+        if (grads[g])
+            a->idx[P++] = g;
+    if (P == 0)
+        return;
     double *d = a->cur.dots + (size_t)layer * (size_t)G * (size_t)G;
-    for (int i = 0; i < G; i++) {
-        if (!grads[i])
+    /* block by block (in cache): for a few groups their pairwise dots, else the present rows
+     * copied side by side and their Gram matrix by BLAS (float sums over at most a block's
+     * keys); added up in double */
+    for (int64_t o = 0; o < n; o += a->block) {
+        const int len = (int)(n - o < a->block ? n - o : a->block);
+        if (P <= FEW) { /* a few groups: pairwise dots of the block, in cache after the first */
+            for (int p = 0; p < P; p++)
+                for (int q = p; q < P; q++) {
+                    const size_t i = (size_t)a->idx[p], j = (size_t)a->idx[q];
+                    const double v = cblas_dsdot(len, grads[i] + o, 1, grads[j] + o, 1);
+                    d[i * (size_t)G + j] += v;
+                    if (i != j)
+                        d[j * (size_t)G + i] += v;
+                }
             continue;
-        for (int j = i; j < G; j++) {
-            if (!grads[j])
-                continue;
-            /* blocks of at most INT_MAX elements for the BLAS int count */
-            double v = 0;
-            for (int64_t o = 0; o < n; o += 1 << 30) {
-                int len = (int)(n - o < (1 << 30) ? n - o : (1 << 30));
-                v += cblas_dsdot(len, grads[i] + o, 1, grads[j] + o, 1);
-            }
-            d[(size_t)i * (size_t)G + (size_t)j] += v;
-            if (j != i)
-                d[(size_t)j * (size_t)G + (size_t)i] += v;
         }
+        for (int p = 0; p < P; p++)
+            memcpy(a->rows + (size_t)p * (size_t)len, grads[a->idx[p]] + o,
+                   sizeof(float) * (size_t)len);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, P, len, 1.0f, a->rows, len, 0.0f,
+                    a->gram, P);
+        for (int p = 0; p < P; p++)
+            for (int q = p; q < P; q++) {
+                const double v = a->gram[(size_t)p * (size_t)P + (size_t)q];
+                const size_t i = (size_t)a->idx[p], j = (size_t)a->idx[q];
+                d[i * (size_t)G + j] += v;
+                if (i != j)
+                    d[j * (size_t)G + i] += v;
+            }
     }
 }
 

@@ -23,7 +23,9 @@ void ldn_affinity_destroy(struct ldn_affinity **a);
 
 /* Add one block of rows of layer `layer` of the open step: grads[g] points to group g's
  * gradient of the block (n floats) or is NULL when g did not train this step. Adds
- * grads[i] . grads[j] (double accumulation) for every present pair, i == j included. */
+ * grads[i] . grads[j] for every present pair, i == j included, over blocks of a few thousand
+ * keys (pairwise dots for up to 8 present groups, else their Gram matrix by BLAS ssyrk),
+ * summed in double. */
 void ldn_affinity_add(struct ldn_affinity *a, int layer, const float *const *grads, int64_t n);
 
 /* Step `step` is complete: every pair of groups with present[i] && present[j] gets one

@@ -55,6 +55,41 @@ static void test_dots_and_absent_groups(void)
     CU_ASSERT_PTR_NULL(ldn_affinity_new(LDN_AFFINITY_MAX_GROUPS + 1, 1, 1));
 }
 
+/* Many groups (the Gram-matrix path) and a length over several blocks: the same dots as a
+ * plain double loop, absent groups left out. */
+static void test_many_groups(void)
+{
+    enum { MG = 12, N = 20011 };
+    float *x = malloc(sizeof(float) * MG * N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    const float *g[MG];
+    for (int i = 0; i < MG; i++) {
+        for (int k = 0; k < N; k++)
+            x[i * N + k] = (float)((k * (i + 3) + 7 * i) % 97) / 97.0f - 0.5f;
+        g[i] = i == 5 ? NULL : x + (size_t)i * N;
+    }
+    struct ldn_affinity *a = ldn_affinity_new(MG, 1, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    ldn_affinity_add(a, 0, g, N);
+    ldn_affinity_add(a, 0, g, 300); /* a short block as well */
+    const double *d;
+    const uint64_t *n;
+    int64_t from, to;
+    ldn_affinity_report(a, &d, &n, &from, &to);
+    double worst = 0;
+    for (int i = 0; i < MG; i++)
+        for (int j = 0; j < MG; j++) {
+            double want = 0;
+            for (int k = 0; g[i] && g[j] && k < N; k++)
+                want += (double)g[i][k] * g[j][k] * (k < 300 ? 2 : 1);
+            double err = fabs(d[i * MG + j] - want) / (1 + fabs(want));
+            worst = err > worst ? err : worst;
+        }
+    CU_ASSERT(worst < 1e-5);
+    ldn_affinity_destroy(&a);
+    free(x);
+}
+
 static void test_windows(void)
 {
     struct ldn_affinity *a = ldn_affinity_new(1, 1, 3);
@@ -151,6 +186,7 @@ static void test_metrics_row(void)
 
 static const struct ldn_cu_test TESTS[] = {
     {"dots and absent groups", test_dots_and_absent_groups},
+    {"many groups", test_many_groups},
     {"windows", test_windows},
     {"cosine and total", test_cosine_and_total},
     {"metrics row", test_metrics_row},
