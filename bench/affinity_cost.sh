@@ -4,6 +4,8 @@
 # with ps.affinity off and on (window 100 steps), alternating runs, median samples/s of
 # REPEATS; then the matrix found on synthetic clustered data (the mpi_affinity test's set-up:
 # 2 clusters of 2 related tasks and a negated pair, trunk 8-8, 2 servers, 6 workers).
+# Then, on the same data, a summary per trunk (64; 8-8) and seed (1..3): the smallest
+# within-cluster cosine, the largest across-cluster one, the negated pair's.
 # Usage: bench/affinity_cost.sh [REPEATS=3] [EPOCHS=2]
 source "$(dirname "$0")/common.sh"
 reps=${1:-3}
@@ -32,14 +34,14 @@ d=bench/out/aff_synth
 build/ladon data synth $d --tasks 6 --features 32 --rank 4 --classes 4 --train 20000 \
   --test 400 --relatedness 0.9 --seed 3 --clusters 2 --conflict >/dev/null
 cat >bench/out/aff_synth.yaml <<YAML
-run: {dir: bench/out/aff_synth_run, seed: 2, overwrite: true}
+run: {dir: bench/out/aff_synth_run, seed: 2}
 data: {dir: $d}
 model: {trunk: [8, 8]}
 tasks: {task000: {}, task001: {}, task002: {}, task003: {}, task004: {}, task005: {}}
 train: {epochs: 3, batch_size: 256, log_every: 0, lr: 0.05}
 ps: {servers: 2, consistency: bsp, affinity: 100000}
 YAML
-launch/ladon-run bench/out/aff_synth.yaml 2>/dev/null
+launch/ladon-run bench/out/aff_synth.yaml --overwrite 2>/dev/null
 $PY - bench/out/aff_synth_run/metrics.jsonl <<'PY'
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"affinity"' in l][-1]
@@ -49,3 +51,18 @@ print("| | " + " | ".join(g) + " |\n|---|" + "---|" * len(g))
 for i, row in enumerate(r["cosine"]["trunk"]):
     print("| %s | " % g[i] + " | ".join("%.2f" % v for v in row) + " |")
 PY
+
+printf '\n| trunk | seed | min within-cluster | max across-cluster | negated pair |\n|---|---|---|---|---|\n'
+for trunk in 64 8,8; do
+  for seed in 1 2 3; do
+    launch/ladon-run bench/out/aff_synth.yaml --overwrite "model.trunk=[$trunk]" run.seed=$seed \
+      run.dir=bench/out/aff_seed 2>/dev/null
+    $PY - bench/out/aff_seed/metrics.jsonl "$trunk" "$seed" <<'PY'
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"affinity"' in l][-1]["cosine"]["trunk"]
+within = min(m[0][1], m[2][3])
+across = max(m[i][j] for i in (0, 1) for j in (2, 3))
+print("| %s | %s | %.3f | %.3f | %.3f |" % (sys.argv[2].replace(",", "-"), sys.argv[3], within, across, m[4][5]))
+PY
+  done
+done

@@ -27,11 +27,12 @@ struct ldn_affinity {
 /* Up to this many present groups, pairwise dots (syrk's call costs more for so few rows). */
 #define FEW 8
 
-/* Keys per block: the scratch rows stay about 256 KiB (in cache), 256..8192 keys. */
+/* Keys per block: the scratch rows stay about 256 KiB (in cache), 1024..8192 keys (syrk wants
+ * long rows: with many groups the scratch grows, up to 1 MiB for 256). */
 static int64_t block_for(int G)
 {
     int64_t b = 65536 / G;
-    return b < 256 ? 256 : b > 8192 ? 8192 : b;
+    return b < 1024 ? 1024 : b > 8192 ? 8192 : b;
 }
 
 static int win_init(struct win *w, size_t GG, size_t L)
