@@ -120,13 +120,15 @@ static struct ldn_server *new_server(const struct ldn_job *job, FILE *clock_log,
     const struct ldn_plan *p = job->plan;
     int *workers = malloc(sizeof(int) * (size_t)p->n_workers);
     int *group_size = malloc(sizeof(int) * (size_t)p->n_workers);
+    int *group = malloc(sizeof(int) * (size_t)p->n_workers);
     struct ldn_server *s = NULL;
-    if (!workers || !group_size)
+    if (!workers || !group_size || !group)
         ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     else {
         for (int i = 0; i < p->n_workers; i++) {
             workers[i] = 1 + p->n_servers + i;
-            group_size[i] = p->groups[p->group_of_rank[workers[i]]].n_ranks;
+            group[i] = p->group_of_rank[workers[i]];
+            group_size[i] = p->groups[group[i]].n_ranks;
         }
         const struct ldn_range *r = &job->ranges[job->rank - 1];
         struct ldn_server_opts o = {.rank = job->rank,
@@ -139,6 +141,9 @@ static struct ldn_server *new_server(const struct ldn_job *job, FILE *clock_log,
                                     .n_workers = p->n_workers,
                                     .worker_ranks = workers,
                                     .worker_group_size = group_size,
+                                    .worker_group = group,
+                                    .n_groups = p->n_groups,
+                                    .n_layers = job->trunk->n_layers,
                                     .clock_log = clock_log,
                                     .chunks = job->chunks,
                                     .n_chunks = job->n_chunks,
@@ -147,6 +152,7 @@ static struct ldn_server *new_server(const struct ldn_job *job, FILE *clock_log,
     }
     free(workers);
     free(group_size);
+    free(group);
     return s;
 }
 

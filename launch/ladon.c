@@ -6,6 +6,7 @@
  *   ladon data fmnist OUT_DIR [--src DIR] [--seed N]
  *   ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]
  *                            [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]
+ *                            [--clusters K] [--conflict]
  *   ladon inspect CKPT [--json]
  *   ladon eval CKPT [CKPT ...] [--data DIR] [--task T]
  *   ladon predict CKPT --task T INPUT.h5 OUTPUT.h5 [--split test|train]
@@ -53,7 +54,9 @@ static const struct command_help HELP[] = {
      "        build the Fashion-MNIST multi-task benchmark (default --src " FMNIST_DEFAULT_SRC ")\n"
      "  ladon data synth OUT_DIR [--tasks N] [--features F] [--rank R] [--classes C]\n"
      "        [--relatedness X] [--train N] [--test N] [--noise S] [--seed N]\n"
-     "        generate related synthetic tasks\n"},
+     "        [--clusters K] [--conflict]\n"
+     "        generate related synthetic tasks (K clusters of related tasks; the last two\n"
+     "        tasks a pair with negated decision functions)\n"},
     {"inspect", "  ladon inspect CKPT [--json]\n"
                 "        verify every checksum of a checkpoint and summarise it (CKPT: a file, a\n"
                 "        checkpoint directory or a run directory: its latest checkpoint)\n"},
@@ -255,7 +258,12 @@ static int cmd_data(int argc, char **argv)
                 ok = !parse_f64(v, &x) && ((o.relatedness = x), 1);
             else if (ok && !strcmp(k, "--noise"))
                 ok = !parse_f64(v, &x) && ((o.noise = x), 1);
-            else
+            else if (ok && !strcmp(k, "--clusters"))
+                ok = !parse_i64(v, &n) && n >= 0 && n <= 100000 && ((o.clusters = (int)n), 1);
+            else if (!strcmp(k, "--conflict")) {
+                o.conflict = 1;
+                continue; /* a flag: no value */
+            } else
                 ok = 0;
             if (!ok) {
                 fprintf(stderr, "ladon data synth: bad argument '%s%s%s'\n", k, v ? " " : "",

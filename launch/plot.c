@@ -64,6 +64,16 @@ struct kv {
     char *val;
 };
 
+/* The last task-affinity row of a run (ps.affinity): G groups' labels and the whole trunk's
+ * cosine matrix [G][G] (NaN for null). */
+#define AFF_MAX_GROUPS 256
+struct aff {
+    int G;
+    long step, from, to;
+    char (*names)[NAME_MAX_LEN];
+    double *cos;
+};
+
 struct run {
     const char *dir;
     char label[LABEL_MAX];
@@ -79,6 +89,7 @@ struct run {
     int has_distill;
     int has_prune;       /* records with "sparsity" above 0 */
     double steps_per_ep; /* step / epoch of its records (0: unknown or rounds) */
+    struct aff aff;
 };
 
 static void run_deinit(struct run *r)
@@ -92,6 +103,8 @@ static void run_deinit(struct run *r)
         free(r->cfg[i].val);
     }
     free(r->cfg);
+    free(r->aff.names);
+    free(r->aff.cos);
     memset(r, 0, sizeof *r);
 }
 
@@ -260,6 +273,144 @@ static int add_record(struct run *run, const struct rec *r)
     return LDN_OK;
 }
 
+/* ---- affinity rows ({"kind":"affinity",...}, docs/metrics.md) -------------------------- */
+
+/* Just after "key": at the top level of the object at line (a key is found only where it is
+ * followed by ':' and the text before it is not inside a string), or NULL. */
+static const char *after_key(const char *line, const char *key)
+{
+    char pat[72];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? skip_ws(p + strlen(pat)) : NULL;
+}
+
+static int is_affinity(const char *line)
+{
+    const char *p = skip_ws(line);
+    static const char head[] = "{\"kind\":\"affinity\"";
+    return !strncmp(p, head, sizeof head - 1);
+}
+
+/* A JSON array of up to max strings at *p into names (joined by sep when sub-arrays of
+ * strings: group_tasks). Returns the count or -1. */
+static int parse_names(const char **p, char (*names)[NAME_MAX_LEN], int max)
+{
+    const char *s = skip_ws(*p);
+    int n = 0;
+    if (*s++ != '[')
+        return -1;
+    for (s = skip_ws(s); *s != ']';) {
+        if (n == max)
+            return -1;
+        if (*s == '[') { /* the tasks of a group, joined with ',' */
+            char joined[NAME_MAX_LEN] = "";
+            for (s = skip_ws(s + 1); *s != ']';) {
+                char one[NAME_MAX_LEN];
+                if (parse_string(&s, one, sizeof one))
+                    return -1;
+                size_t len = strlen(joined);
+                if (snprintf(joined + len, sizeof joined - len, "%s%s", len ? "," : "", one) >=
+                    (int)(sizeof joined - len))
+                    joined[sizeof joined - 1] = 0; /* a long list is cut */
+                s = skip_ws(s);
+                if (*s == ',')
+                    s = skip_ws(s + 1);
+                else if (*s != ']')
+                    return -1;
+            }
+            s++;
+            snprintf(names[n++], NAME_MAX_LEN, "%s", joined);
+        } else if (parse_string(&s, names[n++], NAME_MAX_LEN))
+            return -1;
+        s = skip_ws(s);
+        if (*s == ',')
+            s = skip_ws(s + 1);
+        else if (*s != ']')
+            return -1;
+    }
+    *p = s + 1;
+    return n;
+}
+
+/* A G x G matrix of numbers or null at *p into m. 0 or -1. */
+static int parse_matrix(const char *p, int G, double *m)
+{
+    p = skip_ws(p);
+    if (*p++ != '[')
+        return -1;
+    for (int i = 0; i < G; i++) {
+        p = skip_ws(p);
+        if (*p++ != '[')
+            return -1;
+        for (int j = 0; j < G; j++) {
+            double v;
+            p = skip_ws(p);
+            if (*p == '"' || parse_value(&p, &v, NULL, 0))
+                return -1;
+            m[(size_t)i * (size_t)G + (size_t)j] = v;
+            p = skip_ws(p);
+            if (*p++ != (j + 1 < G ? ',' : ']'))
+                return -1;
+        }
+        p = skip_ws(p);
+        if (*p++ != (i + 1 < G ? ',' : ']'))
+            return -1;
+    }
+    return 0;
+}
+
+/* An affinity row into run->aff (the last one wins). NULL, or what is wrong. */
+static const char *parse_affinity(const char *line, struct aff *a)
+{
+    char(*names)[NAME_MAX_LEN] = malloc(sizeof *names * AFF_MAX_GROUPS);
+    char(*tasks)[NAME_MAX_LEN] = malloc(sizeof *tasks * AFF_MAX_GROUPS);
+    const char *why = names && tasks ? NULL : "out of memory";
+    const char *p = NULL, *c = NULL;
+    int G = 0;
+    double step = NAN, from = NAN, to = NAN;
+    if (!why &&
+        (!(p = after_key(line, "groups")) || (G = parse_names(&p, names, AFF_MAX_GROUPS)) < 1))
+        why = "an affinity row without a list of groups";
+    if (!why &&
+        (!(p = after_key(line, "group_tasks")) || parse_names(&p, tasks, AFF_MAX_GROUPS) != G))
+        why = "an affinity row whose group_tasks do not match its groups";
+    if (!why) {
+        const char *q;
+        if ((q = after_key(line, "step")))
+            parse_value(&q, &step, NULL, 0);
+        if ((q = after_key(line, "from_step")))
+            parse_value(&q, &from, NULL, 0);
+        if ((q = after_key(line, "to_step")))
+            parse_value(&q, &to, NULL, 0);
+        if (isnan(step) || isnan(from) || isnan(to))
+            why = "an affinity row without step, from_step and to_step";
+    }
+    double *cos = why ? NULL : malloc(sizeof *cos * (size_t)G * (size_t)G);
+    if (!why && !cos)
+        why = "out of memory";
+    if (!why && (!(c = after_key(line, "cosine")) || !(c = after_key(c, "trunk")) ||
+                 parse_matrix(c, G, cos)))
+        why = "an affinity row without a groups x groups cosine.trunk matrix";
+    if (!why) {
+        for (int g = 0; g < G; g++) /* a group of one task is named by it; others list theirs */
+            if (strcmp(names[g], tasks[g]) != 0) {
+                char label[NAME_MAX_LEN];
+                snprintf(label, sizeof label, "%.40s: %.80s", names[g], tasks[g]);
+                snprintf(names[g], NAME_MAX_LEN, "%s", label);
+            }
+        free(a->names);
+        free(a->cos);
+        *a = (struct aff){G, (long)step, (long)from, (long)to, names, cos};
+        names = NULL;
+        cos = NULL;
+    }
+    free(names);
+    free(tasks);
+    free(cos);
+    return why;
+}
+
 /* Read RUN/metrics.jsonl into run->recs (records without a step are skipped). */
 static int read_metrics(struct run *run, char *err, size_t errlen)
 {
@@ -278,8 +429,14 @@ static int read_metrics(struct run *run, char *err, size_t errlen)
         if (!*skip_ws(line))
             continue;
         struct rec r;
-        long col;
-        const char *why = parse_record(line, &r, &col);
+        long col = 1;
+        const char *why = NULL;
+        if (is_affinity(line)) {
+            if ((why = parse_affinity(line, &run->aff)))
+                rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "plot: %s:%ld: %s", path, lineno, why);
+            continue;
+        }
+        why = parse_record(line, &r, &col);
         if (why)
             rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "plot: %s:%ld:%ld: %s", path, lineno, col,
                           why);
@@ -621,15 +778,55 @@ static void write_panel(FILE *f, const struct run *runs, size_t n, const char *t
     fputc('\n', f);
 }
 
+/* The heat map of run i's last affinity matrix: cells coloured from -1 (blue) to 1 (red),
+ * the groups' names on both axes (up to 40 groups) and each cell's value (up to 12). */
+static void write_affinity(FILE *f, const struct run *runs, size_t n, size_t i)
+{
+    const struct aff *a = &runs[i].aff;
+    fprintf(f, "$a_%zu << EOD\n", i);
+    for (int r = 0; r < a->G; r++) {
+        for (int c = 0; c < a->G; c++) {
+            double v = a->cos[(size_t)r * (size_t)a->G + (size_t)c];
+            fprintf(f, isnan(v) ? "%sNaN" : "%s%.4f", c ? " " : "", v);
+        }
+        fputc('\n', f);
+    }
+    fputs("EOD\n", f);
+    fputs("unset arrow\nunset label\nunset key\nunset grid\nset xlabel \"\"\nset ylabel \"\"\n", f);
+    fputs("unset x2tics\nunset x2label\nset xtics mirror\n", f);
+    fprintf(f, "set xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n", a->G - 1, a->G - 1);
+    fputs("set cbrange [-1:1]\nset palette defined (-1 \"#2166ac\", 0 \"white\", 1 \"#b2182b\")\n",
+          f);
+    for (int axis = 0; axis < 2; axis++) {
+        fprintf(f, "set %s (", axis ? "ytics" : "xtics");
+        for (int g = 0; g < a->G && a->G <= 40; g++) {
+            fputs(g ? ", " : "", f);
+            gp_string(f, a->names[g]);
+            fprintf(f, " %d", g);
+        }
+        fprintf(f, ")%s font \",8\"\n", axis ? "" : " rotate by 30 right");
+    }
+    char title[LABEL_MAX + 128];
+    snprintf(title, sizeof title, "%s%stask affinity: cosine of trunk gradients, steps [%ld, %ld)",
+             n > 1 ? runs[i].label : "", n > 1 ? ": " : "", a->from, a->to);
+    fputs("set title ", f);
+    gp_string(f, title);
+    fprintf(f, "\nplot $a_%zu matrix with image", i);
+    if (a->G <= 12)
+        fprintf(f, ", $a_%zu matrix using 1:2:(sprintf(\"%%.2f\", $3)) with labels font \",8\"", i);
+    fputc('\n', f);
+}
+
 static void write_script(FILE *f, const struct run *runs, size_t n, const char *out)
 {
-    int distill = 0, rounds = 0, prune = 0;
+    int distill = 0, rounds = 0, prune = 0, heat = 0;
     for (size_t i = 0; i < n; i++) {
         distill |= runs[i].has_distill;
         rounds |= runs[i].nrounds > 0;
         prune |= runs[i].has_prune;
+        heat += runs[i].aff.G > 0;
     }
-    int rows = (6 + 2 * distill + prune + 1) / 2;
+    int rows = (6 + 2 * distill + prune + heat + 1) / 2;
     fputs("# written by ladon plot; run with: gnuplot THIS_FILE\n", f);
     fprintf(f, "set terminal pngcairo noenhanced size 1400,%d font \",10\"\n", 330 * rows);
     fputs("if (!exists(\"out\")) out = ", f);
@@ -664,6 +861,9 @@ static void write_script(FILE *f, const struct run *runs, size_t n, const char *
     if (prune)
         write_panel(f, runs, n, "trunk sparsity (share of weights masked)", "sparsity",
                     (int[]){F_SPARSITY}, 1, 0);
+    for (size_t i = 0; i < n; i++) /* last: they change the axes */
+        if (runs[i].aff.G > 0)
+            write_affinity(f, runs, n, i);
     fputs("unset multiplot\n", f);
 }
 
@@ -778,7 +978,8 @@ static void plot_usage(FILE *f)
     fputs("usage: ladon plot RUN_DIR [RUN_DIR ...] [-o OUT.png] [--keep-script] [--timeout S]\n"
           "  draw test accuracy, test loss and training loss per task, samples/s, push and\n"
           "  pull bytes per step and the compression ratio of each run's metrics.jsonl against\n"
-          "  step (rounds one after the other, each start marked); several runs are overlaid\n"
+          "  step (rounds one after the other, each start marked), and the last task-affinity\n"
+          "  matrix (ps.affinity) as a heat map; several runs are overlaid\n"
           "  and named by what differs in their config.yaml. Default OUT: RUN_DIR/plot.png for\n"
           "  one run, ./runs.png for several. --keep-script also writes the gnuplot script\n"
           "  (data inline) as OUT with .gp for .png; --timeout: seconds for gnuplot (60).\n"

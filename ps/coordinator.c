@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "affinity.h"
 #include "ckpt.h"
 #include "clock.h"
 #include "data.h"
@@ -512,7 +513,10 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
         c->last_metrics = text;
     } else
         free(text);
-    return 0;
+    FILE *const out[2] = {c->metrics, c->job->run_metrics}; /* ps.affinity: its row */
+    return cfg->affinity > 0
+               ? ldn_affinity_gather(c->job, c->servers, step, epoch, out, 2, err, errlen)
+               : 0;
 }
 
 /* Every rank joins the collective write of a checkpoint of `step` (docs/checkpoint.md). */

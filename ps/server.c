@@ -1,6 +1,8 @@
 /* Parameter server: message handling over its store, consistency rule and delta downlink. */
 #include "server.h"
 
+#include "affinity.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,18 @@ struct ldn_server {
     uint8_t *mark;    /* [n]: in the union (all zero between applies) */
     struct ldn_server_stats stats;
     int64_t ckpt_pending; /* step of a checkpoint to join once the state is complete, or -1 */
+    /* ps.affinity (bsp): the groups' gradients' dot products, per layer and window */
+    struct ldn_affinity *aff;
+    int G;
+    int *group;          /* [W] task group of worker w */
+    const float **gptr;  /* [G] group g's gradient of the chunk being applied, or NULL */
+    float *gbuf;         /* [G][largest chunk]: sums of groups of several workers */
+    int64_t gbuf_len;    /* largest chunk */
+    int *gn;             /* [G] workers of g in the step */
+    char *present;       /* [G] g trained in the open step */
+    int64_t aff_pending; /* step of an affinity request to answer once settled, or -1 */
+    char aff_ident[LDN_NET_IDENT_MAX];
+    size_t aff_ident_len;
 };
 
 static int worker_index(const struct ldn_server *s, int rank)
@@ -280,13 +294,51 @@ static int apply_sparse(struct ldn_server *s, int k)
     return rc;
 }
 
+/* ps.affinity: chunk k's group gradients (the sum of each group's pushes: one worker's push
+ * is used in place) into the accumulator, before the apply clears them. */
+static void affinity_add(struct ldn_server *s, int k)
+{
+    const struct ldn_chunk *c = &s->store->chunks[k];
+    const int64_t len = c->hi - c->lo;
+    memset(s->gn, 0, sizeof *s->gn * (size_t)s->G);
+    for (int g = 0; g < s->G; g++)
+        s->gptr[g] = NULL;
+    for (int w = 0; w < s->W; w++) {
+        if (!ldn_cons_in_step(s->cons, w))
+            continue;
+        const int g = s->group[w];
+        const float *p = s->pending[w] + c->lo;
+        float *b = s->gbuf + (size_t)g * (size_t)s->gbuf_len;
+        if (s->gn[g] == 0)
+            s->gptr[g] = p;
+        else {
+            if (s->gn[g] == 1) {
+                memcpy(b, s->gptr[g], sizeof(float) * (size_t)len);
+                s->gptr[g] = b;
+            }
+            for (int64_t i = 0; i < len; i++)
+                b[i] += p[i];
+        }
+        s->gn[g]++;
+    }
+    for (int g = 0; g < s->G; g++)
+        s->present[g] = s->gn[g] > 0;
+    ldn_affinity_add(s->aff, c->layer, s->gptr, len);
+}
+
 /* bsp: chunk k of the open step is complete: apply it; the last chunk completes the step. */
 static int apply_chunk(struct ldn_server *s, int k)
 {
+    const int64_t step = s->cons->step;
+    if (s->aff)
+        affinity_add(s, k);
     int rc = s->apply(s, k);
     if (rc)
         return rc;
-    s->stats.steps_applied += ldn_cons_applied(s->cons, k);
+    const int done = ldn_cons_applied(s->cons, k);
+    s->stats.steps_applied += done;
+    if (done && s->aff)
+        ldn_affinity_step(s->aff, step, s->present);
     return 0;
 }
 
@@ -327,6 +379,29 @@ static int setup_bsp(struct ldn_server *s)
         if (!s->pending[w] || (sparse && !(s->touch[w] = malloc(sizeof(uint32_t) * n))))
             return LDN_ERR_NOMEM;
     }
+    return 0;
+}
+
+/* Set-up of ps.affinity: the accumulator and the group scratch. Returns 0 or LDN_ERR_NOMEM
+ * (the caller frees what was allocated). */
+static int setup_affinity(struct ldn_server *s, const struct ldn_server_opts *o)
+{
+    s->G = o->n_groups;
+    int L = o->n_layers;
+    if (!o->worker_group || s->G < 1 || L < 1)
+        return LDN_ERR_NOMEM; /* cannot happen: dist.c fills them */
+    for (int k = 0; k < s->C; k++)
+        if (s->store->chunks[k].hi - s->store->chunks[k].lo > s->gbuf_len)
+            s->gbuf_len = s->store->chunks[k].hi - s->store->chunks[k].lo;
+    s->aff = ldn_affinity_new(s->G, L, o->cfg->affinity);
+    s->group = malloc(sizeof *s->group * (size_t)s->W);
+    s->gptr = calloc((size_t)s->G, sizeof *s->gptr);
+    s->gbuf = malloc(sizeof(float) * (size_t)s->G * (size_t)(s->gbuf_len > 0 ? s->gbuf_len : 1));
+    s->gn = calloc((size_t)s->G, sizeof *s->gn);
+    s->present = calloc((size_t)s->G, 1);
+    if (!s->aff || !s->group || !s->gptr || !s->gbuf || !s->gn || !s->present)
+        return LDN_ERR_NOMEM;
+    memcpy(s->group, o->worker_group, sizeof *s->group * (size_t)s->W);
     return 0;
 }
 
@@ -374,12 +449,23 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     s->o.init = NULL;
     s->o.chunks = NULL;
     s->o.worker_group_size = NULL;
+    s->o.worker_group = NULL;
     /* compress.*: packed pushes are accepted with the job's descriptor of their step */
     s->has_desc = ldn_codec_desc_from_config(&o->cfg->compress, o->cfg->seed, &s->desc);
     if (s->has_desc && !(s->codec = ldn_codec_ctx_new(s->desc.seed)))
         goto nomem;
     s->take = take_dense;
     if (o->cfg->consistency == LDN_BSP && setup_bsp(s) != 0)
+        goto nomem;
+    s->aff_pending = -1;
+    if (o->cfg->affinity > 0 && o->n_groups > LDN_AFFINITY_MAX_GROUPS) {
+        ldn_server_destroy(&s);
+        ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                 "ps.affinity: measured for at most %d task groups, this job has %d",
+                 LDN_AFFINITY_MAX_GROUPS, o->n_groups);
+        return NULL;
+    }
+    if (o->cfg->affinity > 0 && o->cfg->consistency == LDN_BSP && setup_affinity(s, o) != 0)
         goto nomem;
     if (o->cfg->compress.downlink == LDN_DOWNLINK_DELTA &&
         !(s->delta = ldn_delta_new(o->cfg, s->store, s->W, s->take == take_sparse)))
@@ -417,6 +503,12 @@ void ldn_server_destroy(struct ldn_server **ps)
     free(s->scale);
     free(s->waiting);
     ldn_codec_ctx_destroy(&s->codec);
+    ldn_affinity_destroy(&s->aff);
+    free(s->group);
+    free(s->gptr);
+    free(s->gbuf);
+    free(s->gn);
+    free(s->present);
     free(s);
     *ps = NULL;
 }
@@ -835,6 +927,42 @@ const struct ldn_wire_plan *ldn_server_next_plan(const struct ldn_server *s)
     return &s->next_plan;
 }
 
+/* affinity_request: answered (send_affinity) once every step before the one asked is
+ * applied; only with ps.affinity under bsp. */
+static int on_affinity_request(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)w;
+    if (!s->aff)
+        return reject(s, sock, m, LDN_ERR_FORMAT,
+                      "affinity asked of a server that does not measure it (ps.affinity)");
+    ldn_msg_close(m);
+    s->aff_pending = m->hdr.affinity_request.step;
+    memcpy(s->aff_ident, m->ident, sizeof s->aff_ident);
+    s->aff_ident_len = m->ident_len;
+    return 0;
+}
+
+/* The answer to an affinity request: the reported window's partials over this server's rows. */
+static int send_affinity(struct ldn_server *s, void *sock, char *err, size_t errlen)
+{
+    const double *dots;
+    const uint64_t *counts;
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_AFFINITY, s->o.rank);
+    ldn_affinity_report(s->aff, &dots, &counts, &h.affinity.from, &h.affinity.to);
+    const size_t GG = (size_t)s->G * (size_t)s->G;
+    h.affinity.step = s->aff_pending;
+    h.affinity.groups = (uint32_t)s->G;
+    h.affinity.layers = (uint32_t)s->o.n_layers;
+    h.nframes = 2;
+    h.lens[0] = sizeof *dots * GG * (size_t)s->o.n_layers;
+    h.lens[1] = sizeof *counts * GG;
+    const void *frames[2] = {dots, counts};
+    s->aff_pending = -1;
+    long sent = ldn_net_send(sock, s->aff_ident, s->aff_ident_len, &h, frames, err, errlen);
+    return sent < 0 ? (int)sent : 0;
+}
+
 static int on_stats_request(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
     (void)w;
@@ -872,6 +1000,7 @@ static const struct route {
     [LDN_OP_STATS_REQUEST] = {on_stats_request, BY_COORD},
     [LDN_OP_PLAN] = {on_plan, BY_COORD},
     [LDN_OP_PRUNE] = {on_prune, BY_COORD},
+    [LDN_OP_AFFINITY_REQUEST] = {on_affinity_request, BY_COORD},
 };
 
 int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)
@@ -961,6 +1090,11 @@ int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen)
             if (rc)
                 return rc;
             last = ldn_clock_now();
+        }
+        if (s->aff_pending >= 0 && ldn_cons_settled(s->cons, s->aff_pending)) {
+            int rc = send_affinity(s, sock, err, errlen);
+            if (rc)
+                return rc;
         }
         struct ldn_msg m;
         char why[LDN_ERRLEN];

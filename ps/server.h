@@ -29,6 +29,9 @@ struct ldn_server_opts {
     int n_workers;
     const int *worker_ranks;        /* ascending */
     const int *worker_group_size;   /* [n_workers]: workers in that worker's task group */
+    const int *worker_group;        /* [n_workers]: that worker's task group (ps.affinity) */
+    int n_groups;                   /* task groups (ps.affinity) */
+    int n_layers;                   /* trunk layers (ps.affinity) */
     FILE *clock_log;                /* optional: one line per served pull (see docs/wire.md) */
     const struct ldn_chunk *chunks; /* the job's chunk table (all servers), borrowed */
     int n_chunks;

@@ -864,6 +864,98 @@ static void test_synth_invalid_opts(void)
     tmp_cleanup();
 }
 
+/* Share of b's test rows whose label (flipped when flip, 2 classes) is what a 1-nearest-
+ * neighbour rule over a's training rows predicts: high when a and b label by the same
+ * function, about 1/2 for unrelated ones. */
+static double nn_agreement(const struct ldn_dataset *a, const struct ldn_dataset *b, int flip)
+{
+    const int f = a->features;
+    int64_t agree = 0;
+    for (int64_t i = 0; i < b->n; i++) {
+        double best = INFINITY;
+        int32_t pred = 0;
+        for (int64_t j = 0; j < a->n; j++) {
+            double d = 0;
+            for (int k = 0; k < f; k++) {
+                double e = (double)b->x[i * f + k] - a->x[j * f + k];
+                d += e * e;
+            }
+            if (d < best)
+                best = d, pred = a->y[j];
+        }
+        agree += pred == (flip ? 1 - b->y[i] : b->y[i]);
+    }
+    return (double)agree / (double)b->n;
+}
+
+/* --clusters and --conflict: with relatedness 1 and no noise, tasks of a cluster label by the
+ * same function, tasks of different clusters by unrelated ones, and the conflicting pair's
+ * second task by the first's function flipped (2 classes); the options are checked. */
+static void test_synth_clusters_and_conflict(void)
+{
+    char err[LDN_ERRLEN] = "";
+    tmp_setup();
+    struct ldn_synth_opts o;
+    ldn_synth_opts_default(&o);
+    o.tasks = 5; /* task000-001 cluster 0, task002 cluster 1, task003/task004 the pair */
+    o.clusters = 2;
+    o.conflict = 1;
+    o.features = 4;
+    o.rank = 2;
+    o.classes = 2;
+    o.relatedness = 1.0;
+    o.noise = 0;
+    o.n_train = 2000;
+    o.n_test = 300;
+    CU_ASSERT_EQUAL_FATAL(ldn_data_build_synth(tp("cl"), &o, err, sizeof err), 0);
+    struct ldn_dataset *tr[5], *te[5];
+    for (int t = 0; t < 5; t++) {
+        char rel[32];
+        snprintf(rel, sizeof rel, "cl/task%03d.h5", t);
+        load_both(tp(rel), &tr[t], &te[t]);
+        CU_ASSERT_FATAL(tr[t] && te[t]);
+    }
+    double same = nn_agreement(tr[0], te[1], 0), other = nn_agreement(tr[0], te[2], 0);
+    double pair = nn_agreement(tr[3], te[4], 1), unflipped = nn_agreement(tr[3], te[4], 0);
+    if (!(same > 0.85 && other < 0.75 && other > 0.25 && pair > 0.85 && unflipped < 0.15) ||
+        getenv("LDN_TEST_SHOW_ERRORS"))
+        fprintf(stderr, "\n  1-NN agreement: cluster %.3f, other cluster %.3f, pair %.3f/%.3f\n",
+                same, other, pair, unflipped);
+    CU_ASSERT(same > 0.85);                     /* one function within a cluster */
+    CU_ASSERT(other < 0.75 && other > 0.25);    /* unrelated across clusters */
+    CU_ASSERT(pair > 0.85 && unflipped < 0.15); /* the pair: the opposite labels */
+    for (int t = 0; t < 5; t++) {
+        ldn_dataset_destroy(&tr[t]);
+        ldn_dataset_destroy(&te[t]);
+    }
+    /* without clusters nor a pair, the files are the ones of before (stream 0, no new draw) */
+    struct ldn_synth_opts d;
+    ldn_synth_opts_default(&d);
+    d.tasks = 2;
+    d.n_train = 50;
+    d.n_test = 20;
+    CU_ASSERT_EQUAL_FATAL(ldn_data_build_synth(tp("p0"), &d, err, sizeof err), 0);
+    d.tasks = 3; /* a pair at task001/task002 leaves task000 as it was */
+    d.conflict = 1;
+    CU_ASSERT_EQUAL_FATAL(ldn_data_build_synth(tp("p1"), &d, err, sizeof err), 0);
+    CU_ASSERT(same_bytes(tp("p0/task000.h5"), tp("p1/task000.h5")));
+    CU_ASSERT(!same_bytes(tp("p0/task001.h5"), tp("p1/task001.h5"))); /* its description */
+    /* bad combinations */
+    d.tasks = 1;
+    CU_ASSERT_EQUAL(ldn_data_build_synth(tp("bad"), &d, err, sizeof err), LDN_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "a conflicting pair needs at least 2 tasks, got 1"));
+    d.tasks = 4;
+    d.clusters = 3;
+    CU_ASSERT_EQUAL(ldn_data_build_synth(tp("bad"), &d, err, sizeof err), LDN_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(err, "3 clusters need at least 5 tasks (with the conflicting pair), got 4"));
+    d.clusters = -1;
+    CU_ASSERT_EQUAL(ldn_data_build_synth(tp("bad"), &d, err, sizeof err), LDN_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "clusters must be in 0.."));
+    CU_ASSERT(!exists(tp("bad")));
+    tmp_cleanup();
+}
+
 static void test_synth_many_tasks(void)
 {
     char err[LDN_ERRLEN] = "";
@@ -898,6 +990,7 @@ static void test_synth_many_tasks(void)
 }
 
 static const struct ldn_cu_test TESTS[] = {
+    {"synth clusters and conflict", test_synth_clusters_and_conflict},
     {"fmnist_build_small", test_fmnist_build_small},
     {"fmnist_truncated_images", test_fmnist_truncated_images},
     {"fmnist_truncated_gzip", test_fmnist_truncated_gzip},

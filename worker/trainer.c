@@ -688,6 +688,9 @@ static int train_rounds(const struct ldn_config *cfg, const char *resume_arg, ch
 
 int ldn_train_local(const struct ldn_config *cfg, const char *resume_arg, char *err, size_t errlen)
 {
+    if (cfg->affinity > 0)
+        LDN_WARN("ps.affinity: task affinity is measured by the servers of a distributed run; "
+                 "the local trainer writes no affinity rows");
     if (cfg->n_rounds > 0)
         return train_rounds(cfg, resume_arg, err, errlen);
     return train_one(cfg, NULL, NULL, resume_arg, err, errlen);

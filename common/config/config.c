@@ -133,6 +133,7 @@ static const struct key_def KEYS[] = {
     STR(S_PS, "interface", C(iface), LDN_NAME_MAX, 0, "auto"),
     NUM(S_PS, "chunk_kb", T_INT, C(chunk_kb), 0, 4, 1048576, "256"),
     NUM(S_PS, "record_clocks", T_BOOL, C(record_clocks), 0, 0, 0, "false"),
+    NUM(S_PS, "affinity", T_I64, C(affinity), NO_HI, 0, 0, "0"),
     ENUM(S_COMPRESS, "codec", C(compress.codec), CODEC_NAMES, "dense"),
     ENUM(S_COMPRESS, "quant", C(compress.quant), QUANT_NAMES, "fp32"),
     NUM(S_COMPRESS, "ratio", T_DBL, C(compress.ratio), LO_EXCL, 0, 1, "0.01"),
@@ -735,6 +736,9 @@ static int finish(struct ctx *c)
     }
     const char *pk = NULL;
     char msg[256];
+    if (ldn__affinity_check(cfg, msg, sizeof msg) < 0)
+        return ldn__cfg_fail_at(c, c->where[find_key(S_PS, "affinity", 8)], "ps.affinity", "%s",
+                                msg);
     if (ldn__prune_check(cfg, &pk, msg, sizeof msg) < 0) {
         char key[64];
         snprintf(key, sizeof key, "prune.%s", pk);

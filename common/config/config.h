@@ -216,6 +216,8 @@ struct ldn_config {
     int chunk_kb;                     /* ps.chunk_kb: size of one push/pull message (default 256) */
     bool record_clocks;               /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
                                          one line per served pull (default false) */
+    int64_t affinity; /* ps.affinity: window in steps of the task affinity the servers measure
+                         (bsp only); 0 = off (default) */
     bool
         curve; /* net.curve: CURVE-authenticated data plane, keys made at start-up (default true) */
 

@@ -73,4 +73,7 @@ int ldn__cfg_walk_rounds(struct ctx *c, const yaml_node_t *seq);
  * ("layers") in *key and what is wrong in msg. */
 int ldn__prune_check(const struct ldn_config *cfg, const char **key, char *msg, size_t cap);
 
+/* Checks of ps.affinity across keys (config_affinity.c): 0, or -1 with what is wrong in msg. */
+int ldn__affinity_check(const struct ldn_config *cfg, char *msg, size_t cap);
+
 #endif

@@ -60,6 +60,16 @@ struct ldn_synth_opts {
     int64_t n_test;     /* test rows per task (default 1000) */
     double noise;       /* label noise: std of Gaussian noise added to the logits (default 0.1) */
     uint64_t seed;
+    /* Task clusters (0: off, the single shared map above). With clusters = K >= 1 the tasks
+     * (all but a conflicting pair) are cut into K contiguous clusters; the tasks of a cluster
+     * share its map and its class weights, each mixed with the task's own by relatedness
+     * (A_t = sqrt(r) U_c + sqrt(1-r) U_t, V_t = sqrt(r) V_c + sqrt(1-r) V_t'), and clusters are
+     * independent of each other. */
+    int clusters;
+    /* conflict != 0: the last two tasks are a conflicting pair: the second labels its rows by
+     * the first's decision function negated (argmax of -(V h + b), the first's own map and
+     * weights), with its own rows. Needs tasks >= 2 (and, with clusters, tasks >= clusters + 2). */
+    int conflict;
 };
 
 /* Fill o with the defaults above (tasks = 8, relatedness = 0.8, seed = 1). */

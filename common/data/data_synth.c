@@ -5,7 +5,11 @@
  *   h   = tanh(A_t^T x),   logits = V_t h + b_t + noise * N(0, 1),   y = argmax(logits)
  * with x ~ N(0, I), U entries ~ N(0, 1/features), V_t entries ~ N(0, 1) and b_t calibrated
  * so that the classes are close to balanced. Each task draws from its own random streams,
- * so task k's data depends only on (seed, k, the shape options), not on the task count. */
+ * so task k's data depends only on (seed, k, the shape options), not on the task count.
+ *
+ * With clusters, U_shared is replaced by the cluster's U_c and V_t mixed with the cluster's
+ * V_c the same way; with conflict, the last task labels by the negated logits of the one
+ * before it (its map, weights and biases). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "data.h"
@@ -72,8 +76,31 @@ static int synth_check(const struct ldn_synth_opts *o, char *err, size_t errlen)
                    (long long)MAX_SPLIT_FLOATS);
     if (!(o->noise >= 0.0 && isfinite(o->noise)))
         return BAD("noise must be a finite number >= 0, got %g", o->noise);
+    if (o->clusters < 0 || o->clusters > MAX_TASKS)
+        return BAD("clusters must be in 0..%d, got %d", MAX_TASKS, o->clusters);
+    const int paired = o->conflict ? 2 : 0;
+    if (o->conflict && o->tasks < 2)
+        return BAD("a conflicting pair needs at least 2 tasks, got %d", o->tasks);
+    if (o->clusters > 0 && o->tasks - paired < o->clusters)
+        return BAD("%d clusters need at least %d tasks%s, got %d", o->clusters,
+                   o->clusters + paired, paired ? " (with the conflicting pair)" : "", o->tasks);
 #undef BAD
     return 0;
+}
+
+/* Random streams of clusters: after every task's (4 per task), so no task's data changes. */
+static uint64_t cluster_stream(const struct ldn_synth_opts *o, int c)
+{
+    return 1 + 4 * (uint64_t)o->tasks + (uint64_t)c;
+}
+
+/* The cluster of task t (clusters > 0, t not the conflicting pair's second). */
+static int cluster_of(const struct ldn_synth_opts *o, int t)
+{
+    const int n = o->tasks - (o->conflict ? 2 : 0);
+    if (t >= n) /* the conflicting pair's first task: a cluster of its own */
+        return o->clusters;
+    return (int)((int64_t)t * o->clusters / n);
 }
 
 /* One task's generator: A [features, rank], V [classes, rank], b [classes], and scratch. */
@@ -243,7 +270,7 @@ static void gen_rows(struct synth_task *s, struct ldn_rng *r, int64_t n, float *
 
 /* Scratch and output buffers for one task, reused across tasks. */
 struct synth_bufs {
-    double *u_shared, *a, *v, *b, *h, *logit;
+    double *u_shared, *v_shared, *a, *v, *b, *h, *logit;
     struct calib cb;
     float *x_train, *x_test;
     int32_t *y_train, *y_test;
@@ -253,6 +280,7 @@ struct synth_bufs {
 static void bufs_free(struct synth_bufs *b)
 {
     free(b->u_shared);
+    free(b->v_shared);
     free(b->a);
     free(b->v);
     free(b->b);
@@ -277,6 +305,7 @@ static int bufs_alloc(struct synth_bufs *b, const struct ldn_synth_opts *o)
     const size_t f = (size_t)o->features, k = (size_t)o->rank, c = (size_t)o->classes;
     memset(b, 0, sizeof *b);
     b->u_shared = malloc(f * k * sizeof(double));
+    b->v_shared = malloc(c * k * sizeof(double));
     b->a = malloc(f * k * sizeof(double));
     b->v = malloc(c * k * sizeof(double));
     b->b = malloc(c * sizeof(double));
@@ -296,14 +325,27 @@ static int bufs_alloc(struct synth_bufs *b, const struct ldn_synth_opts *o)
     b->y_train = malloc((size_t)o->n_train * sizeof(int32_t));
     b->y_test = malloc((size_t)o->n_test * sizeof(int32_t));
     b->classes = malloc(c * 8 + 1);
-    if (!b->u_shared || !b->a || !b->v || !b->b || !b->h || !b->logit || !b->cb.cal || !b->cb.g ||
-        !b->cb.top1 || !b->cb.top2 || !b->cb.nb || !b->cb.top1i || !b->cb.cnt || !b->x_train ||
-        !b->x_test || !b->y_train || !b->y_test || !b->classes)
+    if (!b->u_shared || !b->v_shared || !b->a || !b->v || !b->b || !b->h || !b->logit ||
+        !b->cb.cal || !b->cb.g || !b->cb.top1 || !b->cb.top2 || !b->cb.nb || !b->cb.top1i ||
+        !b->cb.cnt || !b->x_train || !b->x_test || !b->y_train || !b->y_test || !b->classes)
         return -1;
     char *p = b->classes;
     for (int i = 0; i < o->classes; i++)
         p += sprintf(p, "%sc%d", i ? "," : "", i);
     return 0;
+}
+
+/* The shared map (and, with clusters, class weights) task t mixes in: stream 0 without
+ * clusters, its cluster's stream with them. */
+static void shared_for(const struct ldn_synth_opts *o, struct synth_bufs *bf, int t)
+{
+    struct ldn_rng r;
+    ldn_rng_init(&r, o->seed, o->clusters > 0 ? cluster_stream(o, cluster_of(o, t)) : 0);
+    const double su = 1.0 / sqrt((double)o->features);
+    for (size_t i = 0; i < (size_t)o->features * (size_t)o->rank; i++)
+        bf->u_shared[i] = su * ldn_rng_normal(&r);
+    for (size_t i = 0; o->clusters > 0 && i < (size_t)o->classes * (size_t)o->rank; i++)
+        bf->v_shared[i] = ldn_rng_normal(&r);
 }
 
 /* Generate task t's train and test splits into the buffers. */
@@ -314,14 +356,25 @@ static void synth_task_gen(const struct ldn_synth_opts *o, struct synth_bufs *bf
     const size_t fk = (size_t)o->features * (size_t)o->rank;
     const double ws = sqrt(o->relatedness), wp = sqrt(1.0 - o->relatedness);
     const double su = 1.0 / sqrt((double)o->features);
+    const int negated = o->conflict && t == o->tasks - 1;
+    const int gen = negated ? t - 1 : t; /* whose generator: the pair's first task's */
     struct ldn_rng r;
-    ldn_rng_init(&r, o->seed, stream_id(t, 0));
+    if (o->clusters > 0)
+        shared_for(o, bf, gen);
+    ldn_rng_init(&r, o->seed, stream_id(gen, 0));
     for (size_t i = 0; i < fk; i++)
         s.a[i] = ws * bf->u_shared[i] + wp * su * ldn_rng_normal(&r);
     for (size_t i = 0; i < (size_t)o->classes * (size_t)o->rank; i++)
-        s.v[i] = ldn_rng_normal(&r);
-    ldn_rng_init(&r, o->seed, stream_id(t, 1));
+        s.v[i] =
+            o->clusters > 0 ? ws * bf->v_shared[i] + wp * ldn_rng_normal(&r) : ldn_rng_normal(&r);
+    ldn_rng_init(&r, o->seed, stream_id(gen, 1));
     calibrate(&s, &r, bf->x_test, &bf->cb); /* x_test as scratch for one row */
+    if (negated) { /* the first task's logits, negated: its classes in reverse preference */
+        for (size_t i = 0; i < (size_t)o->classes * (size_t)o->rank; i++)
+            s.v[i] = -s.v[i];
+        for (int c = 0; c < o->classes; c++)
+            s.b[c] = -s.b[c];
+    }
     ldn_rng_init(&r, o->seed, stream_id(t, 2));
     gen_rows(&s, &r, o->n_train, bf->x_train, bf->y_train);
     ldn_rng_init(&r, o->seed, stream_id(t, 3));
@@ -341,11 +394,8 @@ int ldn_data_build_synth(const char *out_dir, const struct ldn_synth_opts *o, ch
         bufs_free(&bf);
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "data synth: out of memory");
     }
-    struct ldn_rng r;
-    ldn_rng_init(&r, o->seed, 0);
-    const double su = 1.0 / sqrt((double)o->features);
-    for (size_t i = 0; i < (size_t)o->features * (size_t)o->rank; i++)
-        bf.u_shared[i] = su * ldn_rng_normal(&r);
+    if (o->clusters == 0)
+        shared_for(o, &bf, 0);
 
     int width = 3; /* task000 ... task999, then as many digits as needed (<= 7) */
     for (int t = o->tasks - 1; t >= 1000 && width < 7; t /= 10)
@@ -358,11 +408,18 @@ int ldn_data_build_synth(const char *out_dir, const struct ldn_synth_opts *o, ch
         char task[32], name[40], desc[256];
         snprintf(task, sizeof task, "task%0*d", width, t);
         snprintf(name, sizeof name, "%s.h5", task);
+        char rel[64] = "";
+        if (o->conflict && t == o->tasks - 1)
+            snprintf(rel, sizeof rel, " conflicts_with=task%0*d", width, t - 1);
+        else if (o->clusters > 0 && cluster_of(o, t) < o->clusters)
+            snprintf(rel, sizeof rel, " cluster=%d", cluster_of(o, t));
+        else if (o->conflict && t == o->tasks - 2)
+            snprintf(rel, sizeof rel, " conflicts_with=task%0*d", width, t + 1);
         snprintf(desc, sizeof desc,
                  "synthetic task %d: features=%d rank=%d classes=%d relatedness=%g "
-                 "noise=%g seed=%llu",
+                 "noise=%g seed=%llu%s",
                  t, o->features, o->rank, o->classes, o->relatedness, o->noise,
-                 (unsigned long long)o->seed);
+                 (unsigned long long)o->seed, rel);
         const char *tmp = ldn__stage_add(&st, name, err, errlen);
         if (!tmp) {
             rc = LDN_ERR_NOMEM;

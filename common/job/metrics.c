@@ -82,3 +82,64 @@ int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r)
     fputs("}\n", f);
     return fflush(f) == 0 && !ferror(f) ? LDN_OK : LDN_ERR_IO;
 }
+
+/* A G x G matrix of doubles as nested JSON arrays (null for NaN). */
+static void json_matrix(FILE *f, const double *m, int G)
+{
+    fputc('[', f);
+    for (int i = 0; i < G; i++) {
+        fputs(i ? ",[" : "[", f);
+        for (int j = 0; j < G; j++) {
+            double v = m[(size_t)i * (size_t)G + (size_t)j];
+            if (j)
+                fputc(',', f);
+            if (isfinite(v))
+                fprintf(f, "%.6f", v);
+            else
+                fputs("null", f);
+        }
+        fputc(']', f);
+    }
+    fputc(']', f);
+}
+
+int ldn_metrics_write_affinity(FILE *f, const struct ldn_affinity_record *r)
+{
+    const int G = r->G;
+    fprintf(f, "{\"kind\":\"affinity\",\"step\":%lld", (long long)r->step);
+    json_num(f, "epoch", 4, r->epoch);
+    fprintf(f, ",\"from_step\":%lld,\"to_step\":%lld,\"groups\":[", (long long)r->from,
+            (long long)r->to);
+    for (int g = 0; g < G; g++) {
+        fputs(g ? "," : "", f);
+        json_string(f, r->group_names[g]);
+    }
+    fputs("],\"group_tasks\":[", f);
+    for (int g = 0; g < G; g++) {
+        fputs(g ? ",[" : "[", f);
+        for (int t = 0; t < r->n_group_tasks[g]; t++) {
+            fputs(t ? "," : "", f);
+            json_string(f, r->tasks[g][t]);
+        }
+        fputc(']', f);
+    }
+    fputs("],\"cosine\":{", f);
+    const size_t GG = (size_t)G * (size_t)G;
+    for (int l = 0; l <= r->n_layers; l++) {
+        if (l < r->n_layers)
+            fprintf(f, "%s\"%d\":", l ? "," : "", l);
+        else
+            fputs(l ? ",\"trunk\":" : "\"trunk\":", f);
+        json_matrix(f, r->cos + (size_t)l * GG, G);
+    }
+    fputs("},\"steps_together\":[", f);
+    for (int i = 0; i < G; i++) {
+        fputs(i ? ",[" : "[", f);
+        for (int j = 0; j < G; j++)
+            fprintf(f, "%s%llu", j ? "," : "",
+                    (unsigned long long)r->together[(size_t)i * (size_t)G + (size_t)j]);
+        fputc(']', f);
+    }
+    fputs("]}\n", f);
+    return fflush(f) == 0 && !ferror(f) ? 0 : LDN_ERR_IO;
+}

@@ -47,4 +47,22 @@ FILE *ldn_metrics_open(const char *run_dir, int append, char *err, size_t errlen
  * Returns 0 or LDN_ERR_IO. */
 int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r);
 
+/* The task affinity of an evaluation (ps.affinity): G groups, each named (a group of one task
+ * by its task) with the tasks it holds; cos: [n_layers + 1][G][G] cosines, block n_layers the
+ * whole trunk (NaN: a group that never trained in the window, written as null); together:
+ * [G][G] steps each pair trained together in the window [from, to). */
+struct ldn_affinity_record {
+    int64_t step, from, to;
+    double epoch;
+    int G, n_layers;
+    const char *const *group_names;  /* [G] */
+    const int *n_group_tasks;        /* [G] */
+    const char *const *const *tasks; /* [G][n_group_tasks[g]] task names */
+    const double *cos;
+    const uint64_t *together;
+};
+/* Write r as one JSON line {"kind":"affinity",...} (docs/metrics.md) and flush. Returns 0 or
+ * LDN_ERR_IO. */
+int ldn_metrics_write_affinity(FILE *f, const struct ldn_affinity_record *r);
+
 #endif

@@ -111,6 +111,14 @@ static const struct field PRUNE_HIST[] = {
     STEP(prune_hist.step),
     INT("level", FT_U32, prune_hist.level, true, 0, LDN_WIRE_PRUNE_LEVELS),
 };
+static const struct field AFFINITY_REQUEST[] = {STEP(affinity_request.step)};
+static const struct field AFFINITY[] = {
+    STEP(affinity.step),
+    COUNT("from_step", affinity.from),
+    COUNT("to_step", affinity.to),
+    INT("groups", FT_U32, affinity.groups, true, 1, 1u << 16),
+    INT("layers", FT_U32, affinity.layers, true, 1, LDN_WIRE_MAX_LAYERS),
+};
 static const struct field PROGRESS[] = {
     INT("task", FT_I32, progress.task, true, 0, INT32_MAX),
     STEP(progress.step),
@@ -164,6 +172,8 @@ static const struct kind KINDS[LDN_OP_COUNT_] = {
     KIND(LDN_OP_PLAN, "plan", PLAN),
     KIND(LDN_OP_PRUNE, "prune", PRUNE),
     KIND(LDN_OP_PRUNE_HIST, "prune_hist", PRUNE_HIST),
+    KIND(LDN_OP_AFFINITY_REQUEST, "affinity_request", AFFINITY_REQUEST),
+    KIND(LDN_OP_AFFINITY, "affinity", AFFINITY),
 };
 
 static const struct kind *kind_of(uint32_t op)

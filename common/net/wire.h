@@ -1,4 +1,4 @@
-/* Wire format of the data plane and the control messages, protocol version 2 (docs/wire.md).
+/* Wire format of the data plane and the control messages, protocol version 5 (docs/wire.md).
  *
  * A message is a ZeroMQ multipart message: one msgpack-encoded header frame (a map) followed
  * by `nframes` raw little-endian payload frames whose byte lengths the header lists, so large
@@ -17,34 +17,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LDN_WIRE_VERSION 4
+#define LDN_WIRE_VERSION 5
 #define LDN_WIRE_MAX_FRAMES 4
 #define LDN_WIRE_MSG_MAX 256
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
 
 /* Message kinds; the op number travels as "op". Who sends what is in docs/wire.md. */
 enum ldn_wire_op {
-    LDN_OP_HELLO = 1,          /* worker -> coordinator: checked in */
-    LDN_OP_PUSH = 2,           /* worker -> server: gradient of one chunk (push) */
-    LDN_OP_PULL = 3,           /* worker/coordinator -> server: ask for weights (pull) */
-    LDN_OP_PARAMS = 4,         /* server -> worker/coordinator: weights of one chunk (params) */
-    LDN_OP_CLOCK = 5,          /* worker -> server: sat a step out (clock) */
-    LDN_OP_PING = 6,           /* coordinator -> any: liveness only */
-    LDN_OP_TRAIN = 7,          /* coordinator -> worker: train steps [from, to) (train) */
-    LDN_OP_EVAL = 8,           /* coordinator -> worker: evaluate at step (eval) */
-    LDN_OP_CKPT = 9,           /* coordinator -> any: join the checkpoint of step (ckpt) */
-    LDN_OP_STOP = 10,          /* coordinator -> any: finish (workers: done, servers: stats) */
-    LDN_OP_HEARTBEAT = 11,     /* worker -> coordinator: alive at step (heartbeat) */
-    LDN_OP_STATS_REQUEST = 12, /* coordinator -> server: send your counters */
-    LDN_OP_SERVER_STATS = 13,  /* server -> coordinator: counters (server_stats) */
-    LDN_OP_PROGRESS = 14,      /* worker -> coordinator: training figures (progress) */
-    LDN_OP_EVAL_RESULT = 15,   /* worker -> coordinator: evaluation figures (eval_result) */
-    LDN_OP_ERROR = 16,         /* any -> sender of a bad message (error) */
-    LDN_OP_DONE = 17,          /* worker/server -> coordinator: phase finished (done) */
-    LDN_OP_PLAN = 18,          /* coordinator -> any: switch to another trunk (plan) */
-    LDN_OP_PRUNE = 19,         /* coordinator -> server: a pass of a mask update (prune) */
-    LDN_OP_PRUNE_HIST = 20,    /* server -> coordinator: its answer (prune_hist) */
-    LDN_OP_COUNT_              /* one past the last op */
+    LDN_OP_HELLO = 1,             /* worker -> coordinator: checked in */
+    LDN_OP_PUSH = 2,              /* worker -> server: gradient of one chunk (push) */
+    LDN_OP_PULL = 3,              /* worker/coordinator -> server: ask for weights (pull) */
+    LDN_OP_PARAMS = 4,            /* server -> worker/coordinator: weights of one chunk (params) */
+    LDN_OP_CLOCK = 5,             /* worker -> server: sat a step out (clock) */
+    LDN_OP_PING = 6,              /* coordinator -> any: liveness only */
+    LDN_OP_TRAIN = 7,             /* coordinator -> worker: train steps [from, to) (train) */
+    LDN_OP_EVAL = 8,              /* coordinator -> worker: evaluate at step (eval) */
+    LDN_OP_CKPT = 9,              /* coordinator -> any: join the checkpoint of step (ckpt) */
+    LDN_OP_STOP = 10,             /* coordinator -> any: finish (workers: done, servers: stats) */
+    LDN_OP_HEARTBEAT = 11,        /* worker -> coordinator: alive at step (heartbeat) */
+    LDN_OP_STATS_REQUEST = 12,    /* coordinator -> server: send your counters */
+    LDN_OP_SERVER_STATS = 13,     /* server -> coordinator: counters (server_stats) */
+    LDN_OP_PROGRESS = 14,         /* worker -> coordinator: training figures (progress) */
+    LDN_OP_EVAL_RESULT = 15,      /* worker -> coordinator: evaluation figures (eval_result) */
+    LDN_OP_ERROR = 16,            /* any -> sender of a bad message (error) */
+    LDN_OP_DONE = 17,             /* worker/server -> coordinator: phase finished (done) */
+    LDN_OP_PLAN = 18,             /* coordinator -> any: switch to another trunk (plan) */
+    LDN_OP_PRUNE = 19,            /* coordinator -> server: a pass of a mask update (prune) */
+    LDN_OP_PRUNE_HIST = 20,       /* server -> coordinator: its answer (prune_hist) */
+    LDN_OP_AFFINITY_REQUEST = 21, /* coordinator -> server: task affinity as of step */
+    LDN_OP_AFFINITY = 22,         /* server -> coordinator: its partials (affinity) */
+    LDN_OP_COUNT_                 /* one past the last op */
 };
 
 /* Payload codec of a push or params: raw float32, or a common/codec payload whose descriptor
@@ -148,6 +150,20 @@ struct ldn_wire_server_stats {
     int64_t mask_changes, masked_pushed;
 };
 
+/* affinity_request: the server's task-affinity partials once every step before `step` is
+ * applied (ps.affinity). */
+struct ldn_wire_affinity_request {
+    int64_t step;
+};
+
+/* affinity: a server's partials over its rows for the window of steps [from, to): frame 0,
+ * little-endian float64 [layers][groups][groups] dot products of the groups' gradients; frame
+ * 1, little-endian uint64 [groups][groups] steps each pair of groups trained together. */
+struct ldn_wire_affinity {
+    int64_t step, from, to; /* "step", "from_step", "to_step" */
+    uint32_t groups, layers;
+};
+
 /* progress: training figures of task `task` since the worker's previous report; the byte and
  * time figures only in the first task's report of a worker (0 in the others). */
 struct ldn_wire_progress {
@@ -201,6 +217,8 @@ struct ldn_wire_msg {
         struct ldn_wire_plan plan;
         struct ldn_wire_prune prune;
         struct ldn_wire_prune_hist prune_hist;
+        struct ldn_wire_affinity_request affinity_request;
+        struct ldn_wire_affinity affinity;
     };
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Integration: `ladon plot` on a local run (a PNG of plausible size), on two runs that differ in
 # train.lr (the legend names the difference), on a run with rounds (a labelled line at each
-# round's start), and its errors: no metrics.jsonl, a malformed line, gnuplot missing or hung.
+# round's start), with a task-affinity row (a heat map of the last one, the groups named), and
+# its errors: no metrics.jsonl, a malformed line or affinity row, gnuplot missing or hung.
 # Skips (exit 77) when gnuplot is not installed.
 set -euo pipefail
 ladon=$1
@@ -72,6 +73,32 @@ png_ok "$tmp/r.png" 20000
 grep -q '^set arrow from 30, graph 0 to 30, graph 1' "$tmp/r.gp" || fail "no line at round student's start"
 grep -q '^set label "student" at 30,' "$tmp/r.gp" || fail "the student round's line is not labelled"
 grep -q 'teacher agreement' "$tmp/r.gp" || fail "no teacher agreement panel"
+# a task-affinity row (ps.affinity, written by the coordinator of a bsp run): the last one is a
+# heat map annotated with the groups (a group of several tasks lists them) and the values
+mkdir "$tmp/aff"
+cp "$tmp/runA/metrics.jsonl" "$tmp/runA/config.yaml" "$tmp/aff/"
+row() { # STEP VALUE
+  printf '{"kind":"affinity","step":%s,"epoch":1.0,"from_step":0,"to_step":%s,"groups":["task000","group1"],"group_tasks":[["task000"],["task001","task002"]],"cosine":{"0":[[1,%s],[%s,1]],"trunk":[[1.000000,%s],[%s,null]]},"steps_together":[[5,5],[5,5]]}\n' "$1" "$1" "$2" "$2" "$2" "$2"
+}
+row 10 0.25 >>"$tmp/aff/metrics.jsonl"
+row 20 -0.375 >>"$tmp/aff/metrics.jsonl"
+"$ladon" plot "$tmp/aff" -o "$tmp/aff.png" --keep-script >/dev/null || fail "plot with an affinity row failed"
+png_ok "$tmp/aff.png" 20000
+grep -q '^set title "task affinity: cosine of trunk gradients, steps \[0, 20)"' "$tmp/aff.gp" ||
+  fail "no heat map of the last affinity row"
+grep -q '^plot $a_0 matrix with image' "$tmp/aff.gp" || fail "the heat map is not an image plot"
+grep -q 'set xtics ("task000" 0, "group1: task001,task002" 1)' "$tmp/aff.gp" ||
+  fail "the heat map's axes do not name the groups and their tasks"
+grep -A2 '^\$a_0 << EOD' "$tmp/aff.gp" | grep -q '^1.0000 -0.3750$' || fail "the heat map's first row"
+grep -A2 '^\$a_0 << EOD' "$tmp/aff.gp" | grep -q '^-0.3750 NaN$' || fail "null is not drawn as NaN"
+grep -q 'task affinity' "$tmp/runs.gp" && fail "a run without affinity has a heat map"
+mkdir "$tmp/badaff"
+cp "$tmp/runA/metrics.jsonl" "$tmp/badaff/"
+row 10 0.25 | sed 's/,null\]\]/]]/' >>"$tmp/badaff/metrics.jsonl"
+n=$(wc -l <"$tmp/badaff/metrics.jsonl")
+"$ladon" plot "$tmp/badaff" 2>"$tmp/err" && fail "a malformed affinity row was accepted"
+grep -q "plot: $tmp/badaff/metrics.jsonl:$n: an affinity row without a groups x groups cosine.trunk matrix" "$tmp/err" ||
+  { cat "$tmp/err"; fail "wrong affinity error"; }
 # errors: one clear line each, exit 1
 mkdir "$tmp/empty"
 "$ladon" plot "$tmp/empty" 2>"$tmp/err" && fail "a run without metrics.jsonl was plotted"
