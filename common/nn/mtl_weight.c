@@ -1,6 +1,7 @@
 /* Multi-task loss weighting (DWA, uncertainty) and the PCGrad projection. */
 #include "mtl_weight.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -16,7 +17,8 @@ int ldn_mtl_dwa(const double *l1, const double *l2, int K, double T, double *w)
     }
     double mx = -INFINITY;
     for (int t = 0; t < K; t++) {
-        w[t] = l1[t] / l2[t] / T;
+        const double r = l1[t] / l2[t];
+        w[t] = (isfinite(r) ? r : DBL_MAX) / T;
         mx = w[t] > mx ? w[t] : mx;
     }
     double sum = 0.0;
