@@ -1,4 +1,4 @@
-/* Wire format, protocol version 4: every message kind round-trips, and the decoder rejects
+/* Wire format, protocol version 5: every message kind round-trips, and the decoder rejects
  * truncated headers, mistyped, missing and out-of-range fields (naming the field) and other
  * versions, and ignores unknown keys. The required keys are listed here, independently of
  * the schema in wire.c, so a schema that stops insisting on one fails the test. */
@@ -15,7 +15,7 @@
  * decoder must insist on (besides the envelope's v, op and from). */
 struct sample {
     enum ldn_wire_op op;
-    const char *required[16];
+    const char *required[20];
 };
 
 static const struct sample SAMPLES[] = {
@@ -36,7 +36,8 @@ static const struct sample SAMPLES[] = {
       NULL}},
     {LDN_OP_PROGRESS,
      {"task", "step", "samples", "loss_sum", "correct", "bytes_push", "bytes_pull", "staleness_sum",
-      "pulls", "compute_s", "wait_s", "residual_norm", "bytes_dense", "kl_sum", "agree", NULL}},
+      "pulls", "compute_s", "wait_s", "residual_norm", "bytes_dense", "kl_sum", "agree",
+      "task_weight", NULL}},
     {LDN_OP_EVAL_RESULT, {"task", "step", "loss_sum", "correct", "rows", NULL}},
     {LDN_OP_ERROR, {"status", "msg", NULL}},
     {LDN_OP_DONE, {"step", NULL}},
@@ -107,6 +108,8 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
         p->bytes_dense = 1ll << 36;
         p->kl_sum = 0.75;
         p->agree = 5000;
+        p->task_weight = 1.25;
+        p->log_var = -0.5; /* negative: a log-variance below 0 is a weight above 1 */
     } break;
     case LDN_OP_EVAL_RESULT:
         m->eval_result.task = 3;
@@ -315,14 +318,14 @@ static void test_other_version(void)
     a.version = 1;
     CU_ASSERT_EQUAL(ldn_wire_decode(buf, (size_t)encode(&a, buf), &b, err, sizeof err),
                     LDN_ERR_PEER);
-    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 4");
-    /* the version is judged before anything else: a v4 header of another layout */
+    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 5");
+    /* the version is judged before anything else: a v6 header of another layout */
     fill(&a, LDN_OP_PING);
     a.version = LDN_WIRE_VERSION + 1;
     char out[LDN_WIRE_HDR_MAX];
     size_t len = rewrite(buf, encode(&a, buf), MISTYPE, "op", out);
     CU_ASSERT_EQUAL(ldn_wire_decode(out, len, &b, err, sizeof err), LDN_ERR_PEER);
-    CU_ASSERT(strstr(err, "version 4") != NULL);
+    CU_ASSERT(strstr(err, "version 5") != NULL);
 }
 
 /* The sample header of op with the value of `key` replaced (kind and x: test_out_of_range). */

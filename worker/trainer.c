@@ -41,7 +41,7 @@ struct task_state {
     /* train.task_weighting: the factor of this task's loss at its last step; uncertainty: the
      * learned log-variance s and its optimizer */
     double weight_now;
-    float log_var;
+    float log_var, lv_used; /* lv_used: the one of the last step (weight_now = e^-lv_used) */
     struct ldn_optim *lv_opt;
 };
 
@@ -225,7 +225,7 @@ static int evaluate(struct local_run *r, int64_t step, double sps, double lr, do
             rec.weighting = ldn_weighting_name(r->method);
             rec.task_weight = ts->weight_now;
             rec.has_log_var = r->method == LDN_WEIGHT_UNCERTAINTY;
-            rec.log_var = ts->log_var;
+            rec.log_var = ts->lv_used;
             rec.gradients = r->pcgrad ? ldn_task_gradients_name(LDN_GRAD_PCGRAD) : NULL;
         }
         ts->last_test_acc = rec.accuracy;
@@ -367,6 +367,7 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
                      r->cfg->tasks[t].name);
             rc = 0;
         }
+        ts->lv_used = ts->log_var;
         ts->weight_now = r->cfg->tasks[t].weight * exp(-(double)ts->log_var);
     }
     if (rc == 0 && r->method == LDN_WEIGHT_DWA &&
@@ -415,6 +416,7 @@ static float task_weight(struct local_run *r, int t)
 {
     struct task_state *ts = &r->tasks[t];
     const double w = r->cfg->tasks[t].weight;
+    ts->lv_used = ts->log_var;
     ts->weight_now = r->method == LDN_WEIGHT_DWA           ? w * r->dwa.w[t]
                      : r->method == LDN_WEIGHT_UNCERTAINTY ? w * exp(-(double)ts->log_var)
                                                            : w;
