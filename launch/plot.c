@@ -36,6 +36,7 @@ enum field {
     F_RATIO,
     F_AGREE,
     F_KL,
+    F_WEIGHT,
     F_COUNT
 };
 static const char *const field_keys[F_COUNT] = {"step",
@@ -48,7 +49,8 @@ static const char *const field_keys[F_COUNT] = {"step",
                                                 "pull_bytes_per_step",
                                                 "compression_ratio",
                                                 "teacher_agreement",
-                                                "distill_kl"};
+                                                "distill_kl",
+                                                "task_weight"};
 
 struct rec {
     char task[NAME_MAX_LEN];
@@ -75,6 +77,7 @@ struct run {
     struct kv *cfg;
     size_t ncfg;
     int has_distill;
+    int has_weight; /* train.task_weighting other than static: "task_weight" */
 };
 
 static void run_deinit(struct run *r)
@@ -249,6 +252,8 @@ static int add_record(struct run *run, const struct rec *r)
         return LDN_ERR_NOMEM;
     if (!isnan(r->v[F_AGREE]) || !isnan(r->v[F_KL]))
         run->has_distill = 1;
+    if (!isnan(r->v[F_WEIGHT]))
+        run->has_weight = 1;
     return LDN_OK;
 }
 
@@ -551,12 +556,13 @@ static void write_panel(FILE *f, const struct run *runs, size_t n, const char *t
 
 static void write_script(FILE *f, const struct run *runs, size_t n, const char *out)
 {
-    int distill = 0, rounds = 0;
+    int distill = 0, rounds = 0, weight = 0;
     for (size_t i = 0; i < n; i++) {
         distill |= runs[i].has_distill;
+        weight |= runs[i].has_weight;
         rounds |= runs[i].nrounds > 0;
     }
-    int rows = distill ? 4 : 3;
+    int rows = 3 + (2 * distill + weight + 1) / 2;
     fputs("# written by ladon plot; run with: gnuplot THIS_FILE\n", f);
     fprintf(f, "set terminal pngcairo noenhanced size 1400,%d font \",10\"\n", 330 * rows);
     fputs("if (!exists(\"out\")) out = ", f);
@@ -586,6 +592,9 @@ static void write_script(FILE *f, const struct run *runs, size_t n, const char *
         write_panel(f, runs, n, "teacher agreement", "agreement", (int[]){F_AGREE}, 1, 1);
         write_panel(f, runs, n, "distillation KL", "KL", (int[]){F_KL}, 1, 1);
     }
+    if (weight)
+        write_panel(f, runs, n, "task weight in effect (train.task_weighting)", "weight",
+                    (int[]){F_WEIGHT}, 1, 1);
     fputs("unset multiplot\n", f);
 }
 
