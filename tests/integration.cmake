@@ -20,7 +20,10 @@ add_test(NAME cli_ensemble COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/ensemble.s
 add_test(NAME cli_plot COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/plot.sh $<TARGET_FILE:ladon>)
 add_test(NAME cli_special_files COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/special_files.sh
          $<TARGET_FILE:ladon>)
+add_test(NAME cli_weighting_local COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/weighting_local.sh
+         $<TARGET_FILE:ladon>)
 set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli_ensemble cli_plot
+                     cli_weighting_local
                      PROPERTIES LABELS cli TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
