@@ -11,6 +11,7 @@
 #include "config.h"
 #include "cu_main.h"
 #include "mtl_weight.h"
+#include "phases.h"
 #include "rng.h"
 #include "status.h"
 #include "weighting.h"
@@ -270,11 +271,48 @@ static void config_keys(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.yaml:4:"));
 }
 
+/* Under dwa the phase list ends a training phase at every epoch boundary (the coordinator turns
+ * each finished epoch into the next weights), even when evaluations are rarer; static does not. */
+static void dwa_phases(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *c = parse(MINIMAL "train: {epochs: 4, eval_every: 2}\n"
+                                         "checkpoint: {final: false}\n",
+                                 "train.task_weighting=dwa", err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    struct ldn_phases ph;
+    CU_ASSERT_EQUAL_FATAL(ldn_phases_build(c, 10, 40, 15, &ph, err, sizeof err), 0);
+    const int64_t want[][2] = {{15, 20}, {20, 30}, {30, 40}};
+    int k = 0;
+    for (int i = 0; i < ph.n; i++)
+        if (ph.list[i].kind == LDN_PHASE_TRAIN) {
+            CU_ASSERT_TRUE_FATAL(k < 3);
+            CU_ASSERT_EQUAL(ph.list[i].from, want[k][0]);
+            CU_ASSERT_EQUAL(ph.list[i].to, want[k][1]);
+            k++;
+        }
+    CU_ASSERT_EQUAL(k, 3);
+    ldn_phases_deinit(&ph);
+    c->weighting.method = LDN_WEIGHT_STATIC; /* the same config without dwa: 2 phases */
+    CU_ASSERT_EQUAL_FATAL(ldn_phases_build(c, 10, 40, 15, &ph, err, sizeof err), 0);
+    k = 0;
+    for (int i = 0; i < ph.n; i++)
+        k += ph.list[i].kind == LDN_PHASE_TRAIN;
+    CU_ASSERT_EQUAL(k, 2);
+    ldn_phases_deinit(&ph);
+    ldn_config_destroy(&c);
+}
+
 static const struct ldn_cu_test TESTS[] = {
-    {"dwa_hand", dwa_hand},       {"dwa_bad_input", dwa_bad_input},
-    {"dwa_tracker", dwa_tracker}, {"uncertainty_hand", uncertainty_hand},
-    {"pcgrad_hand", pcgrad_hand}, {"pcgrad_random", pcgrad_random},
-    {"config_keys", config_keys}, {NULL, NULL},
+    {"dwa_phases", dwa_phases},
+    {"dwa_hand", dwa_hand},
+    {"dwa_bad_input", dwa_bad_input},
+    {"dwa_tracker", dwa_tracker},
+    {"uncertainty_hand", uncertainty_hand},
+    {"pcgrad_hand", pcgrad_hand},
+    {"pcgrad_random", pcgrad_random},
+    {"config_keys", config_keys},
+    {NULL, NULL},
 };
 
 LDN_CU_MAIN("mtl_weight", TESTS)
