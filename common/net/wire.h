@@ -1,4 +1,4 @@
-/* Wire format of the data plane and the control messages, protocol version 2 (docs/wire.md).
+/* Wire format of the data plane and the control messages, protocol version 5 (docs/wire.md).
  *
  * A message is a ZeroMQ multipart message: one msgpack-encoded header frame (a map) followed
  * by `nframes` raw little-endian payload frames whose byte lengths the header lists, so large
