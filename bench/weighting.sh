@@ -8,12 +8,16 @@
 #                batch each and projects their trunk gradients layer by layer)
 # Prints one row per run (final test accuracy per task, the worst task, the mean, training
 # samples/s), then per method the mean over seeds and the change against static of the same seed.
-# Usage: bench/weighting.sh [SEEDS="1 2 3"] [EPOCHS=5]
+# Usage: [METHODS="static dwa"] [OVERRIDES="train.lr=0.01"] bench/weighting.sh [SEEDS="1 2 3"] [EPOCHS=15]
+# (METHODS: a subset, in that order; static is the reference of the change columns; OVERRIDES:
+# key=value words added to every run, and to the output names)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 seeds=${1:-1 2 3}
-epochs=${2:-5}
+epochs=${2:-15}
+extra=${OVERRIDES:-}
+tag=$(tr -c 'A-Za-z0-9.\n' '_' <<<"$extra")
 export OPENBLAS_NUM_THREADS=1
 [ -x build/ladon ] || launch/build
 [ -f data/fmnist/category.h5 ] || build/ladon data fmnist data/fmnist
@@ -26,19 +30,19 @@ declare -A settings=(
   [dwa]="train.task_weighting=dwa"
   [pcgrad]="ps.task_gradients=pcgrad"
 )
-order=(static uncertainty dwa pcgrad)
+read -r -a order <<<"${METHODS:-static uncertainty dwa pcgrad}"
 field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
-results=bench/out/weighting_results.txt
+results=bench/out/weighting${tag:+_$tag}_results.txt
 : >"$results"
-echo "configs/fmnist-mtl.yaml, local trainer, $epochs epochs, seeds $seeds"
+echo "configs/fmnist-mtl.yaml $extra, local trainer, $epochs epochs, seeds $seeds"
 echo
 printf '| method | seed | category | group | parity | worst | mean | samples/s |\n|---|---|---|---|---|---|---|---|\n'
 for s in $seeds; do
   for name in "${order[@]}"; do
-    dir=bench/out/weighting_${name}_s$s
+    dir=bench/out/weighting${tag:+_$tag}_${name}_s$s
     # shellcheck disable=SC2086 # the overrides are words
     build/ladon train --local $cfg --overwrite run.seed="$s" run.dir="$dir" train.epochs="$epochs" \
-      checkpoint.final=false ${settings[$name]} 2>"$dir.log" >/dev/null ||
+      checkpoint.final=false $extra ${settings[$name]} 2>"$dir.log" >/dev/null ||
       { echo "$name seed $s failed (see $dir.log)" >&2; exit 1; }
     accs=()
     for t in "${tasks[@]}"; do

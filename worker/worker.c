@@ -355,9 +355,8 @@ static int average_group(struct worker *w, int t, float *g, int64_t n, const cha
         if (MPI_Iallreduce(MPI_IN_PLACE, g + off, (int)len, MPI_FLOAT, MPI_SUM, w->comm, &req) !=
             MPI_SUCCESS)
             return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
-                            "MPI_Iallreduce of the %s of task %s "
-                            "failed",
-                            what, w->cfg->tasks[t].name);
+                            "MPI_Iallreduce of the %s of task %s failed", what,
+                            w->cfg->tasks[t].name);
         double start = ldn_clock_now();
         int done = 0;
         while (!done) {
@@ -828,7 +827,7 @@ static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
 };
 
 /* dwa: the task weights that come with a train command (one frame of n_tasks float32, each
- * finite, > 0 and at most n_tasks, the sum of DWA's weights). */
+ * finite, in [0, n_tasks]: they sum to n_tasks, and a weight can underflow to 0). */
 static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, size_t errlen)
 {
     const int K = w->cfg->n_tasks;
@@ -841,9 +840,9 @@ static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, si
     for (int t = 0; t < K; t++) {
         float v;
         memcpy(&v, p + sizeof(float) * (size_t)t, sizeof v); /* frames may be unaligned */
-        if (!isfinite(v) || v <= 0 || v > (float)K * 1.001f)
+        if (!isfinite(v) || v < 0 || v > (float)K * 1.001f)
             return ldn_fail(err, errlen, LDN_ERR_PEER,
-                            "worker %d: the coordinator's task weight of %s is %g, outside (0, %d]",
+                            "worker %d: the coordinator's task weight of %s is %g, outside [0, %d]",
                             w->job->rank, w->cfg->tasks[t].name, (double)v, K);
         w->dwa_w[t] = v;
     }
