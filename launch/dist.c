@@ -69,6 +69,11 @@ struct data_info {
 /* Rank 0 reads every task file's header; returns 0 or an error in err. */
 static int probe_data(const struct ldn_config *cfg, struct data_info *d, char *err, size_t errlen)
 {
+    if (cfg->weighting.gradients == LDN_GRAD_PCGRAD) /* before any socket exists */
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "config %s: ps.task_gradients: pcgrad is only in the local trainer for "
+                        "now (ladon train --local); under mpirun use sum",
+                        cfg->source);
     for (int t = 0; t < cfg->n_tasks; t++) {
         char name[LDN_NAME_MAX];
         int feat;

@@ -37,6 +37,7 @@ enum field {
     F_AGREE,
     F_KL,
     F_SPARSITY,
+    F_WEIGHT,
     F_COUNT
 };
 static const char *const field_keys[F_COUNT] = {"step",
@@ -50,7 +51,8 @@ static const char *const field_keys[F_COUNT] = {"step",
                                                 "compression_ratio",
                                                 "teacher_agreement",
                                                 "distill_kl",
-                                                "sparsity"};
+                                                "sparsity",
+                                                "task_weight"};
 
 struct rec {
     char task[NAME_MAX_LEN];
@@ -90,6 +92,7 @@ struct run {
     int has_prune;       /* records with "sparsity" above 0 */
     double steps_per_ep; /* step / epoch of its records (0: unknown or rounds) */
     struct aff aff;
+    int has_weight; /* train.task_weighting other than static: "task_weight" */
 };
 
 static void run_deinit(struct run *r)
@@ -270,6 +273,8 @@ static int add_record(struct run *run, const struct rec *r)
         run->has_prune = 1;
     if (!r->round[0] && r->v[F_EPOCH] > 0 && r->v[F_STEP] > 0)
         run->steps_per_ep = r->v[F_STEP] / r->v[F_EPOCH];
+    if (!isnan(r->v[F_WEIGHT]))
+        run->has_weight = 1;
     return LDN_OK;
 }
 
@@ -819,14 +824,15 @@ static void write_affinity(FILE *f, const struct run *runs, size_t n, size_t i)
 
 static void write_script(FILE *f, const struct run *runs, size_t n, const char *out)
 {
-    int distill = 0, rounds = 0, prune = 0, heat = 0;
+    int distill = 0, rounds = 0, prune = 0, heat = 0, weight = 0;
     for (size_t i = 0; i < n; i++) {
         distill |= runs[i].has_distill;
+        weight |= runs[i].has_weight;
         rounds |= runs[i].nrounds > 0;
         prune |= runs[i].has_prune;
         heat += runs[i].aff.G > 0;
     }
-    int rows = (6 + 2 * distill + prune + heat + 1) / 2;
+    int rows = (6 + 2 * distill + prune + weight + heat + 1) / 2;
     fputs("# written by ladon plot; run with: gnuplot THIS_FILE\n", f);
     fprintf(f, "set terminal pngcairo noenhanced size 1400,%d font \",10\"\n", 330 * rows);
     fputs("if (!exists(\"out\")) out = ", f);
@@ -861,6 +867,9 @@ static void write_script(FILE *f, const struct run *runs, size_t n, const char *
     if (prune)
         write_panel(f, runs, n, "trunk sparsity (share of weights masked)", "sparsity",
                     (int[]){F_SPARSITY}, 1, 0);
+    if (weight)
+        write_panel(f, runs, n, "task weight in effect (train.task_weighting)", "weight",
+                    (int[]){F_WEIGHT}, 1, 1);
     for (size_t i = 0; i < n; i++) /* last: they change the axes */
         if (runs[i].aff.G > 0)
             write_affinity(f, runs, n, i);

@@ -24,6 +24,7 @@
 #include "rundir.h"
 #include "status.h"
 #include "teacher.h"
+#include "weighting.h"
 
 #define PING_S 1.0
 #define RING 64
@@ -72,6 +73,13 @@ struct coord {
     int distill;                          /* the round distils */
     int pruned;                           /* prune.*: the trunk is pruned */
     double sparsity;                      /* the share of its weights masked */
+    /* train.task_weighting: dwa's loss history and weights (sent with every train command);
+     * the weights and log-variances the workers last reported (uncertainty) */
+    int method;
+    struct ldn_dwa dwa;
+    float *dwa_frame;  /* [n_tasks] */
+    double *w_report;  /* [n_tasks] */
+    double *lv_report; /* [n_tasks] */
 };
 
 static const char *task_of_rank(const struct coord *c, int rank)
@@ -179,6 +187,8 @@ static void print_mark(struct coord *c, struct mark *m)
         off += snprintf(buf + off, sizeof buf - (size_t)off, " | %s loss %.4f acc %.1f%%",
                         c->cfg->tasks[t].name, a->loss_sum / (double)a->seen,
                         100.0 * (double)a->correct / (double)a->seen);
+        if (c->method != LDN_WEIGHT_STATIC)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " w %.3f", c->w_report[t]);
         if (c->distill)
             off +=
                 snprintf(buf + off, sizeof buf - (size_t)off, " agree %.1f%% kl %.4f",
@@ -204,6 +214,12 @@ static void add_progress(struct coord *c, int from, const struct ldn_wire_progre
     c->train_acc[t].correct += v->correct;
     c->train_acc[t].kl_sum += v->kl_sum;
     c->train_acc[t].agree += v->agree;
+    if (c->method == LDN_WEIGHT_DWA)
+        ldn_dwa_add(&c->dwa, t, v->loss_sum, v->samples);
+    if (v->samples > 0) {
+        c->w_report[t] = v->task_weight;
+        c->lv_report[t] = v->log_var;
+    }
     c->samples += v->samples;
     c->bytes_push += (double)v->bytes_push;
     c->bytes_pull += (double)v->bytes_pull;
@@ -422,11 +438,37 @@ static int phase_train(struct coord *c, int64_t from, int64_t to, char *err, siz
     ldn_wire_msg_init(&h, LDN_OP_TRAIN, 0);
     h.train.from = from;
     h.train.to = to;
-    int rc = send_all_workers(c, &h, err, errlen);
+    int rc = 0;
+    if (c->method == LDN_WEIGHT_DWA) { /* the weights of these steps travel with the command */
+        ldn_dwa_weights_f32(&c->dwa, c->dwa_frame);
+        h.nframes = 1;
+        h.lens[0] = sizeof(float) * (uint64_t)c->cfg->n_tasks;
+        const void *frames[1] = {c->dwa_frame};
+        for (int r = 1 + c->job->plan->n_servers; r < c->job->world && rc == 0; r++) {
+            char ident[32];
+            int n = snprintf(ident, sizeof ident, "w%d", r);
+            long sent = ldn_net_send(c->router, ident, (size_t)n, &h, frames, err, errlen);
+            rc = sent < 0 ? (int)sent : 0;
+        }
+    } else
+        rc = send_all_workers(c, &h, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     c->train_time += ldn_clock_now() - t0;
     c->worker_steps += (double)(to - from) * c->W;
+    /* every progress report of the phase came before its worker's done: an epoch that ended
+     * here is complete */
+    if (rc == 0 && c->method == LDN_WEIGHT_DWA && to % c->job->steps_per_epoch == 0) {
+        ldn_dwa_end_epoch(&c->dwa);
+        char buf[2048];
+        int off = 0;
+        for (int t = 0; t < c->cfg->n_tasks && off < (int)sizeof buf - 64; t++) {
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " %s %.4f", c->cfg->tasks[t].name,
+                            c->dwa.w[t]);
+        }
+        LDN_INFO("dwa: epoch %lld ended at step %lld; weights of the next epoch:%s",
+                 (long long)c->dwa.epochs, (long long)to, buf);
+    }
     return rc;
 }
 
@@ -493,7 +535,11 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
             .distill_kl = a->seen ? a->kl_sum / (double)a->seen : NAN,
             .distill_alpha = c->distill ? distill_alpha(c, step) : 0,
             .pruned = c->pruned,
-            .sparsity = c->sparsity};
+            .sparsity = c->sparsity,
+            .weighting = c->method != LDN_WEIGHT_STATIC ? ldn_weighting_name(c->method) : NULL,
+            .task_weight = c->w_report[t],
+            .has_log_var = c->method == LDN_WEIGHT_UNCERTAINTY,
+            .log_var = c->lv_report[t]};
         ldn_metrics_write(mem, &rec);
         if (ldn_metrics_write(c->metrics, &rec) != 0 ||
             (c->job->run_metrics && ldn_metrics_write(c->job->run_metrics, &rec) != 0)) {
@@ -532,10 +578,15 @@ static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t err
         if (rc)
             return rc;
     }
-    struct ldn_ckpt_items none = {0};
+    struct ldn_ckpt_items mine = {0}; /* dwa: the loss history */
     char path[LDN_PATH_MAX + 64];
-    int rc = ldn_jobckpt_write(c->job, step, c->last_metrics ? c->last_metrics : "", &none, path,
+    if (c->method == LDN_WEIGHT_DWA && ldn_dwa_ckpt_add(&c->dwa, &mine) != 0) {
+        ldn_ckpt_items_free(&mine);
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint items: out of memory");
+    }
+    int rc = ldn_jobckpt_write(c->job, step, c->last_metrics ? c->last_metrics : "", &mine, path,
                                sizeof path, err, errlen);
+    ldn_ckpt_items_free(&mine);
     if (rc)
         return rc;
     double dt = ldn_clock_now() - t0;
@@ -976,6 +1027,51 @@ static void coord_free(struct coord *c)
     free(c->eval_acc);
     free(c->residual_sum);
     free(c->last_metrics);
+    ldn_dwa_deinit(&c->dwa);
+    free(c->dwa_frame);
+    free(c->w_report);
+    free(c->lv_report);
+}
+
+/* train.task_weighting: the coordinator's part (dwa: its loss history, from the checkpoint of a
+ * resumed run). */
+static int start_weighting(struct coord *c, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = c->cfg;
+    c->method = cfg->weighting.method;
+    c->w_report = malloc(sizeof(double) * (size_t)cfg->n_tasks);
+    c->lv_report = calloc((size_t)cfg->n_tasks, sizeof(double));
+    if (!c->w_report || !c->lv_report)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < cfg->n_tasks; t++)
+        c->w_report[t] = cfg->tasks[t].weight;
+    if (c->method != LDN_WEIGHT_STATIC)
+        LDN_INFO("train.task_weighting: %s%s", ldn_weighting_name(c->method),
+                 c->method == LDN_WEIGHT_DWA
+                     ? " (the coordinator's weights go with every train command; 1 for the first "
+                       "two epochs)"
+                     : " (loss L e^-s + s, s learned per task on its group's workers)");
+    if (c->method != LDN_WEIGHT_DWA)
+        return 0;
+    if (ldn_dwa_init(&c->dwa, cfg->n_tasks, cfg->weighting.dwa_temperature) != 0 ||
+        !(c->dwa_frame = malloc(sizeof(float) * (size_t)cfg->n_tasks)))
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    if (!c->job->resume_path)
+        return 0;
+    struct ldn_ckpt ck;
+    int rc = ldn_ckpt_open(c->job->resume_path, &ck, err, errlen);
+    if (rc)
+        return rc;
+    rc = ldn_dwa_ckpt_read(&c->dwa, &ck, err, errlen);
+    if (rc == 1) {
+        LDN_WARN("checkpoint %s has no DWA loss history: weights 1 for the next two epochs",
+                 ck.path);
+        rc = 0;
+    }
+    ldn_ckpt_close(&ck);
+    for (int t = 0; t < cfg->n_tasks && rc == 0; t++)
+        c->w_report[t] = cfg->tasks[t].weight * c->dwa.w[t];
+    return rc;
 }
 
 int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char *err, size_t errlen)
@@ -1010,6 +1106,8 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     }
     if (rc == 0 && c.distill)
         rc = report_teacher(&c, err, errlen);
+    if (rc == 0)
+        rc = start_weighting(&c, err, errlen);
     if ((c.pruned = ldn_prune_on(&cfg->prune)) && cfg->compress.codec == LDN_COMPRESS_RANDOMK)
         LDN_WARN("prune with compress.codec randomk: random-k's keys come from the seed alone, "
                  "not from the mask, so about the pruned share of its k goes to masked keys "

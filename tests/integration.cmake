@@ -20,12 +20,15 @@ add_test(NAME cli_ensemble COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/ensemble.s
 add_test(NAME cli_plot COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/plot.sh $<TARGET_FILE:ladon>)
 add_test(NAME cli_special_files COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/special_files.sh
          $<TARGET_FILE:ladon>)
+add_test(NAME cli_weighting_local COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/weighting_local.sh
+         $<TARGET_FILE:ladon>)
 set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli_ensemble cli_plot
+                     cli_weighting_local
                      PROPERTIES LABELS cli TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan rounds
-          restarts rogue prune affinity)
+          restarts rogue prune affinity weighting)
   add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE

@@ -195,7 +195,7 @@ static void test_errors_keys(void)
                "config t.yaml:9:3: train.lrr: unknown key (allowed in train: epochs, batch_size, "
                "steps_per_epoch, optimizer, lr, momentum, nesterov, weight_decay, beta1, beta2, "
                "eps, lr_schedule, warmup_steps, lr_step_epochs, lr_gamma, lr_min, sampling, "
-               "sampling_alpha, log_every, eval_every, threads)");
+               "sampling_alpha, log_every, eval_every, threads, task_weighting, dwa_temperature)");
     EXPECT_ERR(MINIMAL "trian:\n  epochs: 3\n",
                "config t.yaml:7:1: trian: unknown key (allowed at the top level: run, data, "
                "model, tasks, train, ps, compress, checkpoint, net, prune, rounds)");
@@ -423,7 +423,8 @@ static void test_overrides(void)
                     "config override 'train.lrr=1': train.lrr: unknown key (allowed in train: "
                     "epochs, batch_size, steps_per_epoch, optimizer, lr, momentum, nesterov, "
                     "weight_decay, beta1, beta2, eps, lr_schedule, warmup_steps, lr_step_epochs, "
-                    "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads)");
+                    "lr_gamma, lr_min, sampling, sampling_alpha, log_every, eval_every, threads, "
+                    "task_weighting, dwa_temperature)");
     EXPECT_OVER_ERR(
         MINIMAL, "trian.lr=1",
         "config override 'trian.lr=1': trian: unknown key (allowed at the top level: "

@@ -15,7 +15,7 @@
  * decoder must insist on (besides the envelope's v, op and from). */
 struct sample {
     enum ldn_wire_op op;
-    const char *required[16];
+    const char *required[20];
 };
 
 static const struct sample SAMPLES[] = {
@@ -36,7 +36,8 @@ static const struct sample SAMPLES[] = {
       NULL}},
     {LDN_OP_PROGRESS,
      {"task", "step", "samples", "loss_sum", "correct", "bytes_push", "bytes_pull", "staleness_sum",
-      "pulls", "compute_s", "wait_s", "residual_norm", "bytes_dense", "kl_sum", "agree", NULL}},
+      "pulls", "compute_s", "wait_s", "residual_norm", "bytes_dense", "kl_sum", "agree",
+      "task_weight", NULL}},
     {LDN_OP_EVAL_RESULT, {"task", "step", "loss_sum", "correct", "rows", NULL}},
     {LDN_OP_ERROR, {"status", "msg", NULL}},
     {LDN_OP_DONE, {"step", NULL}},
@@ -114,6 +115,8 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
         p->bytes_dense = 1ll << 36;
         p->kl_sum = 0.75;
         p->agree = 5000;
+        p->task_weight = 1.25;
+        p->log_var = -0.5; /* negative: a log-variance below 0 is a weight above 1 */
     } break;
     case LDN_OP_EVAL_RESULT:
         m->eval_result.task = 3;
@@ -323,7 +326,7 @@ static void test_other_version(void)
     CU_ASSERT_EQUAL(ldn_wire_decode(buf, (size_t)encode(&a, buf), &b, err, sizeof err),
                     LDN_ERR_PEER);
     CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 5");
-    /* the version is judged before anything else: a v4 header of another layout */
+    /* the version is judged before anything else: a v6 header of another layout */
     fill(&a, LDN_OP_PING);
     a.version = LDN_WIRE_VERSION + 1;
     char out[LDN_WIRE_HDR_MAX];

@@ -16,6 +16,7 @@
 #include "loss.h"
 #include "metrics.h"
 #include "model.h"
+#include "mtl_weight.h"
 #include "optim.h"
 #include "phases.h"
 #include "prune.h"
@@ -24,6 +25,7 @@
 #include "schedule.h"
 #include "status.h"
 #include "teacher.h"
+#include "weighting.h"
 
 struct task_state {
     int64_t ckpt_state[2]; /* batcher pos, passes, as a checkpoint stores them */
@@ -36,7 +38,15 @@ struct task_state {
     double kl_sum; /* distillation rounds: sum over rows of T^2 * KL, rows agreeing with it */
     int64_t agree;
     double last_test_acc;
+    /* train.task_weighting: the factor of this task's loss at its last step; uncertainty: the
+     * learned log-variance s and its optimizer */
+    double weight_now;
+    float log_var, lv_used; /* lv_used: the one of the last step (weight_now = e^-lv_used) */
+    struct ldn_optim *lv_opt;
 };
+
+/* PCGrad's stream of random orders: seeded by the step, so a resumed run draws the same. */
+#define LDN_STREAM_PCGRAD 0x5043000000000000ull
 
 /* What a round of a run with rounds adds to a local run (NULL: a run without rounds). */
 struct round_run {
@@ -78,6 +88,13 @@ struct local_run {
     double sparsity;
     float *mask_buf;
     uint64_t init_id; /* of the weights the run started from (every checkpoint records it) */
+    /* train.task_weighting and ps.task_gradients (common/nn/mtl_weight.h) */
+    int method, pcgrad;
+    struct ldn_dwa dwa;
+    float *pc_g, *pc_p; /* pcgrad: [n_tasks, trunk params] each task's trunk gradient, projected */
+    int *pc_perm;
+    double *pc_norm2;
+    int64_t pc_projections, pc_pairs; /* since the last evaluation */
 };
 
 static void run_free(struct local_run *r)
@@ -88,8 +105,14 @@ static void run_free(struct local_run *r)
             ldn_dataset_destroy(&r->tasks[t].test);
             ldn_batcher_deinit(&r->tasks[t].batcher);
             ldn_optim_destroy(&r->tasks[t].head_opt);
+            ldn_optim_destroy(&r->tasks[t].lv_opt);
         }
     free(r->tasks);
+    ldn_dwa_deinit(&r->dwa);
+    free(r->pc_g);
+    free(r->pc_p);
+    free(r->pc_perm);
+    free(r->pc_norm2);
     ldn_model_destroy(&r->model);
     ldn_optim_destroy(&r->trunk_opt);
     ldn_schedule_deinit(&r->sched);
@@ -158,6 +181,8 @@ static void progress_line(struct local_run *r, int epoch, int64_t step, double s
         off += snprintf(buf + off, sizeof buf - (size_t)off, " | %s loss %.4f acc %.1f%%",
                         r->cfg->tasks[t].name, ts->loss_sum / (double)ts->seen,
                         100.0 * (double)ts->correct / (double)ts->seen);
+        if (r->method != LDN_WEIGHT_STATIC && off < (int)sizeof buf - 64)
+            off += snprintf(buf + off, sizeof buf - (size_t)off, " w %.3f", ts->weight_now);
         if (r->distill && off < (int)sizeof buf - 64)
             off += snprintf(buf + off, sizeof buf - (size_t)off, " agree %.1f%% kl %.4f",
                             100.0 * (double)ts->agree / (double)ts->seen,
@@ -197,6 +222,13 @@ static int evaluate(struct local_run *r, int64_t step, double sps, double lr, do
         rec.distill_alpha = r->alpha;
         rec.pruned = r->pruned;
         rec.sparsity = r->sparsity;
+        if (r->method != LDN_WEIGHT_STATIC || r->pcgrad) {
+            rec.weighting = ldn_weighting_name(r->method);
+            rec.task_weight = ts->weight_now;
+            rec.has_log_var = r->method == LDN_WEIGHT_UNCERTAINTY;
+            rec.log_var = ts->lv_used;
+            rec.gradients = r->pcgrad ? ldn_task_gradients_name(LDN_GRAD_PCGRAD) : NULL;
+        }
         ts->last_test_acc = rec.accuracy;
         ldn_metrics_write(mem, &rec);
         if (ldn_metrics_write(r->metrics, &rec) != 0 ||
@@ -210,6 +242,11 @@ static int evaluate(struct local_run *r, int64_t step, double sps, double lr, do
                             cfg->tasks[t].name, 100.0 * rec.accuracy, rec.loss);
     }
     LDN_INFO("%s", buf);
+    if (r->pcgrad)
+        LDN_INFO("pcgrad: %lld of %lld (task, other task, layer) pairs projected since the last "
+                 "evaluation",
+                 (long long)r->pc_projections, (long long)r->pc_pairs);
+    r->pc_projections = r->pc_pairs = 0;
     if (fclose(mem) != 0) {
         free(text);
         return LDN_ERR_NOMEM;
@@ -246,6 +283,10 @@ static int ckpt_items(struct local_run *r, struct ldn_ckpt_items *it)
         rc |= ldn_jobckpt_add_task(it, 0, r->cfg->tasks[t].name, r->model->heads[t],
                                    r->tasks[t].head_opt, &r->tasks[t].batcher,
                                    r->tasks[t].ckpt_state, 1);
+    for (int t = 0; t < r->n_tasks && r->method == LDN_WEIGHT_UNCERTAINTY; t++)
+        rc |= ldn_uw_ckpt_add(it, r->cfg->tasks[t].name, &r->tasks[t].log_var, r->tasks[t].lv_opt);
+    if (r->method == LDN_WEIGHT_DWA)
+        rc |= ldn_dwa_ckpt_add(&r->dwa, it);
     return rc;
 }
 
@@ -320,6 +361,23 @@ static int resume_from(struct local_run *r, const struct ldn_ckpt *ck, char *err
         rc = ldn_jobckpt_read_task(ck, src, r->cfg->tasks[t].name, r->model->heads[t],
                                    r->tasks[t].head_opt, same ? &r->tasks[t].batcher : NULL, err,
                                    errlen);
+    for (int t = 0; t < r->n_tasks && rc == 0 && r->method == LDN_WEIGHT_UNCERTAINTY; t++) {
+        struct task_state *ts = &r->tasks[t];
+        rc = ldn_uw_ckpt_read(ck, r->cfg->tasks[t].name, &ts->log_var, ts->lv_opt, err, errlen);
+        if (rc == 1) {
+            LDN_WARN("checkpoint %s has no log-variance of task %s: it starts at 0", ck->path,
+                     r->cfg->tasks[t].name);
+            rc = 0;
+        }
+        ts->lv_used = ts->log_var;
+        ts->weight_now = r->cfg->tasks[t].weight * exp(-(double)ts->log_var);
+    }
+    if (rc == 0 && r->method == LDN_WEIGHT_DWA &&
+        (rc = ldn_dwa_ckpt_read(&r->dwa, ck, err, errlen)) == 1) {
+        LDN_WARN("checkpoint %s has no DWA loss history: weights 1 for the next two epochs",
+                 ck->path);
+        rc = 0;
+    }
     return rc;
 }
 
@@ -354,18 +412,96 @@ static double distill_batch(struct local_run *r, int t, int b, float weight, int
     return loss;
 }
 
+/* The factor of task t's loss this step: tasks.<t>.weight, times the DWA weight of the epoch or
+ * exp(-s_t) (uncertainty). Static weights are the config's, exactly as before. */
+static float task_weight(struct local_run *r, int t)
+{
+    struct task_state *ts = &r->tasks[t];
+    const double w = r->cfg->tasks[t].weight;
+    ts->lv_used = ts->log_var;
+    ts->weight_now = r->method == LDN_WEIGHT_DWA           ? w * r->dwa.w[t]
+                     : r->method == LDN_WEIGHT_UNCERTAINTY ? w * exp(-(double)ts->log_var)
+                                                           : w;
+    return (float)ts->weight_now;
+}
+
+/* After task t's batch of b rows with mean loss `loss`: DWA counts it; uncertainty steps s_t
+ * with d/ds (w * (L e^-s + s)) = w * (1 - L e^-s). */
+static void after_task_loss(struct local_run *r, int t, double loss, int b, double lr)
+{
+    struct task_state *ts = &r->tasks[t];
+    if (r->method == LDN_WEIGHT_DWA)
+        ldn_dwa_add(&r->dwa, t, loss * b, b);
+    if (r->method == LDN_WEIGHT_UNCERTAINTY) {
+        double wl, gs;
+        ldn_mtl_uncertainty(loss, (double)ts->log_var, &wl, &gs);
+        float g = (float)(r->cfg->tasks[t].weight * gs);
+        ldn_optim_step(ts->lv_opt, &ts->log_var, &g, lr);
+    }
+}
+
+/* ps.task_gradients: pcgrad: one step trains every task with training rows on a batch of its
+ * own; each task's trunk gradient is kept apart, every trunk layer's G gradients are projected
+ * (ldn_mtl_pcgrad) and summed, then the trunk takes one step. */
+static void train_step_pcgrad(struct local_run *r, int64_t step, double lr)
+{
+    struct ldn_nn *trunk = r->model->trunk;
+    const int64_t n = trunk->n_params;
+    int G = 0;
+    const float *g[LDN_MAX_TASKS];
+    float *p[LDN_MAX_TASKS];
+    for (int t = 0; t < r->n_tasks; t++) {
+        struct task_state *ts = &r->tasks[t];
+        if (ts->train->n == 0)
+            continue;
+        int b = ldn_batcher_next(&ts->batcher, r->cfg->batch_size, r->idx);
+        int64_t ok = 0;
+        ldn_nn_use_grads(trunk, r->pc_g + (int64_t)G * n);
+        double loss = ldn_model_train_batch(r->model, t, ts->train->x, ts->train->y, r->idx, b,
+                                            task_weight(r, t), &r->buf, &ok);
+        struct ldn_nn *head = r->model->heads[t];
+        ldn_optim_step(ts->head_opt, head->params, head->grads, lr);
+        after_task_loss(r, t, loss, b, lr);
+        ts->loss_sum += loss * b;
+        ts->correct += ok;
+        ts->seen += b;
+        r->samples += b;
+        g[G] = r->pc_g + (int64_t)G * n;
+        p[G] = r->pc_p + (int64_t)G * n;
+        G++;
+    }
+    ldn_nn_use_grads(trunk, NULL);
+    struct ldn_rng rng;
+    ldn_rng_init(&rng, r->cfg->seed, LDN_STREAM_PCGRAD + (uint64_t)step);
+    for (int l = 0; l < trunk->n_layers; l++) { /* layer-wise, as GradVac */
+        const struct ldn_layer *ly = &trunk->layers[l];
+        const float *gl[LDN_MAX_TASKS];
+        float *pl[LDN_MAX_TASKS];
+        for (int i = 0; i < G; i++) {
+            gl[i] = g[i] + ly->offset;
+            pl[i] = p[i] + ly->offset;
+        }
+        r->pc_projections += ldn_mtl_pcgrad(gl, pl, G, ly->n_params, &rng, r->pc_perm, r->pc_norm2);
+        r->pc_pairs += (int64_t)G * (G - 1);
+        ldn_mtl_sum((const float *const *)pl, G, ly->n_params, trunk->grads + ly->offset);
+    }
+    ldn_prune_zero(r->keep, trunk->grads, n);
+    ldn_optim_step(r->trunk_opt, trunk->params, trunk->grads, lr);
+}
+
 /* One training step on task t: batch, forward, loss, backward, update head and trunk. */
 static void train_step(struct local_run *r, int t, double lr)
 {
     struct task_state *ts = &r->tasks[t];
     int b = ldn_batcher_next(&ts->batcher, r->cfg->batch_size, r->idx);
     int64_t ok = 0;
-    const float weight = (float)r->cfg->tasks[t].weight;
+    const float weight = task_weight(r, t);
     double loss = r->distill ? distill_batch(r, t, b, weight, &ok)
                              : ldn_model_train_batch(r->model, t, ts->train->x, ts->train->y,
                                                      r->idx, b, weight, &r->buf, &ok);
     struct ldn_nn *head = r->model->heads[t], *trunk = r->model->trunk;
     ldn_optim_step(ts->head_opt, head->params, head->grads, lr);
+    after_task_loss(r, t, loss, b, lr);
     for (int u = 0; r->distill && r->teacher.all && u < r->n_tasks; u++) /* inputs: all */
         if (u != t)
             ldn_optim_step(r->tasks[u].head_opt, r->model->heads[u]->params,
@@ -375,6 +511,55 @@ static void train_step(struct local_run *r, int t, double lr)
     ts->loss_sum += loss * b;
     ts->correct += ok;
     ts->seen += b;
+}
+
+/* train.task_weighting and ps.task_gradients: their state, and with pcgrad the schedule of
+ * multi-task steps. */
+static int prepare_weighting(struct local_run *r, char *err, size_t errlen)
+{
+    const struct ldn_config *cfg = r->cfg;
+    r->method = cfg->weighting.method;
+    r->pcgrad = cfg->weighting.gradients == LDN_GRAD_PCGRAD;
+    for (int t = 0; t < r->n_tasks; t++) {
+        r->tasks[t].weight_now = cfg->tasks[t].weight;
+        if (r->method == LDN_WEIGHT_UNCERTAINTY &&
+            !(r->tasks[t].lv_opt = ldn_uw_optim_new(&cfg->optim)))
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    }
+    if (r->method == LDN_WEIGHT_DWA &&
+        ldn_dwa_init(&r->dwa, r->n_tasks, cfg->weighting.dwa_temperature) != 0)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    if (r->method != LDN_WEIGHT_STATIC)
+        LDN_INFO("train.task_weighting: %s%s", ldn_weighting_name(r->method),
+                 r->method == LDN_WEIGHT_DWA ? " (weights 1 for the first two epochs)"
+                                             : " (loss L e^-s + s, s learned per task from 0)");
+    if (!r->pcgrad)
+        return LDN_OK;
+    const int64_t n = r->model->trunk->n_params;
+    int active = 0;
+    for (int t = 0; t < r->n_tasks; t++)
+        active += r->tasks[t].train->n > 0;
+    const size_t bytes = sizeof(float) * 2 * (size_t)active * (size_t)n;
+    r->pc_g = malloc(sizeof(float) * (size_t)active * (size_t)n);
+    r->pc_p = malloc(sizeof(float) * (size_t)active * (size_t)n);
+    r->pc_perm = malloc(sizeof(int) * (size_t)r->n_tasks);
+    r->pc_norm2 = malloc(sizeof(double) * (size_t)r->n_tasks);
+    if (!r->pc_g || !r->pc_p || !r->pc_perm || !r->pc_norm2)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM,
+                        "ps.task_gradients: pcgrad: out of memory for %d tasks' trunk gradients "
+                        "(%.1f MB)",
+                        active, (double)bytes / 1e6);
+    /* every step trains every task: without train.steps_per_epoch, an epoch has 1/active of
+     * the steps, so that it still sees about the same rows */
+    if (cfg->steps_per_epoch == 0 && active > 0) {
+        r->sched.steps_per_epoch = (r->sched.steps_per_epoch + active - 1) / active;
+        r->sched.total_steps = r->sched.steps_per_epoch * cfg->epochs;
+    }
+    LDN_INFO("ps.task_gradients: pcgrad: each step trains all %d tasks (one batch each), "
+             "projects their trunk gradients layer by layer and sums them; %lld steps per epoch, "
+             "%.1f MB of gradient buffers",
+             active, (long long)r->sched.steps_per_epoch, (double)bytes / 1e6);
+    return LDN_OK;
 }
 
 /* Set up the run: data, schedule, model, optimizers, buffers. */
@@ -428,7 +613,7 @@ static int prepare(struct local_run *r, char *err, size_t errlen)
     if (!r->trunk_opt || !r->idx ||
         ldn_batch_buf_init(&r->buf, cfg->batch_size, r->model->features, max_classes) != 0)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
-    return LDN_OK;
+    return prepare_weighting(r, err, errlen);
 }
 
 /* Continue from the checkpoint `resume` names: *start receives its step. */
@@ -465,6 +650,19 @@ static double take_mark(struct local_run *r)
     return sps;
 }
 
+/* The end of an epoch under DWA: the next epoch's weights from the last two epochs' losses. */
+static void dwa_epoch(struct local_run *r, int64_t step)
+{
+    ldn_dwa_end_epoch(&r->dwa);
+    char buf[2048];
+    int off = 0;
+    for (int t = 0; t < r->n_tasks && off < (int)sizeof buf - 64; t++)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, " %s %.4f", r->cfg->tasks[t].name,
+                        r->dwa.w[t]);
+    LDN_INFO("dwa: epoch %lld ended at step %lld; weights of the next epoch:%s",
+             (long long)r->dwa.epochs, (long long)step, buf);
+}
+
 /* TRAIN phase: steps [from, to), a progress line every train.log_every steps. */
 static int phase_train(void *ud, const struct ldn_phase *ph, char *err, size_t errlen)
 {
@@ -480,10 +678,16 @@ static int phase_train(void *ud, const struct ldn_phase *ph, char *err, size_t e
             r->alpha =
                 ldn_distill_alpha_at(r->round->rc->teacher.annealing, r->round->rc->teacher.alpha,
                                      step, 0, r->sched.total_steps);
-        train_step(r, t, r->lr);
-        r->samples +=
-            cfg->batch_size < r->tasks[t].train->n ? cfg->batch_size : r->tasks[t].train->n;
+        if (r->pcgrad) {
+            train_step_pcgrad(r, step, r->lr);
+        } else {
+            train_step(r, t, r->lr);
+            r->samples +=
+                cfg->batch_size < r->tasks[t].train->n ? cfg->batch_size : r->tasks[t].train->n;
+        }
         const int64_t done = step + 1;
+        if (r->method == LDN_WEIGHT_DWA && done % r->sched.steps_per_epoch == 0)
+            dwa_epoch(r, done);
         const int do_log = cfg->log_every > 0 && done % cfg->log_every == 0;
         if (do_log || done % r->phases->eval_period == 0 || done == r->sched.total_steps) {
             double sps = take_mark(r);

@@ -21,12 +21,14 @@
 #include "kv.h"
 #include "log.h"
 #include "model.h"
+#include "mtl_weight.h"
 #include "optim.h"
 #include "plan.h"
 #include "prune.h"
 #include "rounds.h"
 #include "schedule.h"
 #include "status.h"
+#include "weighting.h"
 
 #define HEARTBEAT_S 1.0
 
@@ -41,6 +43,11 @@ struct wtask {
     int64_t correct, seen;
     double kl_sum; /* a distillation round: sum over own rows of T^2 * KL, rows agreeing */
     int64_t agree;
+    /* train.task_weighting: the factor of the task's loss at its last step; uncertainty: the
+     * learned log-variance (identical in the group: its gradient is averaged like the head's) */
+    double weight_now;
+    float log_var, lv_used; /* lv_used: the one of the last step (weight_now = e^-lv_used) */
+    struct ldn_optim *lv_opt;
 };
 
 struct worker {
@@ -69,6 +76,7 @@ struct worker {
     atomic_int inflight[2];
     struct ldn_wdistill *distill; /* a distillation round's teacher, or NULL */
     uint8_t *keep; /* pruning: [trunk params], 0 where the servers masked a weight (NULL: none) */
+    float *dwa_w;  /* dwa: [n_tasks] the weights the coordinator sent with the train command */
     int push_rc;   /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
@@ -86,8 +94,10 @@ static void worker_free(struct worker *w)
             ldn_dataset_destroy(&w->tasks[i].test);
             ldn_batcher_deinit(&w->tasks[i].batcher);
             ldn_optim_destroy(&w->tasks[i].head_opt);
+            ldn_optim_destroy(&w->tasks[i].lv_opt);
         }
     free(w->tasks);
+    free(w->dwa_w);
     free(w->slot_of_task);
     if (w->distill)
         ldn_wdistill_deinit(w->distill);
@@ -289,6 +299,20 @@ static int setup(struct worker *w, char *err, size_t errlen)
         }
         if (job->classes[wt->t] > max_classes)
             max_classes = job->classes[wt->t];
+        wt->weight_now = cfg->tasks[wt->t].weight;
+        if (cfg->weighting.method == LDN_WEIGHT_UNCERTAINTY &&
+            !(wt->lv_opt = ldn_uw_optim_new(&cfg->optim))) {
+            free(masked);
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (cfg->weighting.method == LDN_WEIGHT_DWA) {
+        if (!(w->dwa_w = malloc(sizeof(float) * (size_t)cfg->n_tasks))) {
+            free(masked);
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        }
+        for (int t = 0; t < cfg->n_tasks; t++)
+            w->dwa_w[t] = 1.0f;
     }
     int rc = ldn_schedule_init(&w->sched, cfg, masked, err, errlen);
     free(masked);
@@ -317,20 +341,21 @@ static int setup(struct worker *w, char *err, size_t errlen)
     return send_coord(w, &h, err, errlen);
 }
 
-/* Average the head gradient of task t over the group (sum, then scale). */
-static int average_head(struct worker *w, int t, char *err, size_t errlen)
+/* Average g[0..n) (task t's `what`) over the group (sum, then scale). */
+static int average_group(struct worker *w, int t, float *g, int64_t n, const char *what, char *err,
+                         size_t errlen)
 {
     if (w->gsize == 1)
         return 0;
-    struct ldn_nn *head = w->model->heads[t];
     /* Non-blocking, polled with a deadline: a stuck group member is reported by name instead
      * of hanging this rank inside MPI; short sleeps once it takes long keep the core free. */
-    for (int64_t off = 0; off < head->n_params; off += INT_MAX) { /* MPI counts are int */
-        int64_t len = head->n_params - off < INT_MAX ? head->n_params - off : INT_MAX;
+    for (int64_t off = 0; off < n; off += INT_MAX) { /* MPI counts are int */
+        int64_t len = n - off < INT_MAX ? n - off : INT_MAX;
         MPI_Request req;
-        if (MPI_Iallreduce(MPI_IN_PLACE, head->grads + off, (int)len, MPI_FLOAT, MPI_SUM, w->comm,
-                           &req) != MPI_SUCCESS)
-            return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "MPI_Iallreduce of head '%s' failed",
+        if (MPI_Iallreduce(MPI_IN_PLACE, g + off, (int)len, MPI_FLOAT, MPI_SUM, w->comm, &req) !=
+            MPI_SUCCESS)
+            return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                            "MPI_Iallreduce of the %s of task %s failed", what,
                             w->cfg->tasks[t].name);
         double start = ldn_clock_now();
         int done = 0;
@@ -341,9 +366,9 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
             double waited = ldn_clock_now() - start;
             if (waited > w->cfg->timeout_s)
                 return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                                "worker %d: waited %.0f s for the head gradients of task %s from "
-                                "its group (worker ranks %d..%d, ps.timeout)",
-                                w->job->rank, w->cfg->timeout_s, w->cfg->tasks[t].name,
+                                "worker %d: waited %.0f s for the %s of task %s from its group "
+                                "(worker ranks %d..%d, ps.timeout)",
+                                w->job->rank, w->cfg->timeout_s, what, w->cfg->tasks[t].name,
                                 w->group->ranks[0], w->group->ranks[w->group->n_ranks - 1]);
             if (waited > 1e-3) {
                 struct timespec ts = {0, 50000};
@@ -352,9 +377,43 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
         }
     }
     const float inv = 1.0f / (float)w->gsize;
-    for (int64_t i = 0; i < head->n_params; i++)
-        head->grads[i] *= inv;
+    for (int64_t i = 0; i < n; i++)
+        g[i] *= inv;
     return 0;
+}
+
+/* Average the head gradient of task t over the group. */
+static int average_head(struct worker *w, int t, char *err, size_t errlen)
+{
+    struct ldn_nn *head = w->model->heads[t];
+    return average_group(w, t, head->grads, head->n_params, "head gradients", err, errlen);
+}
+
+/* The factor of hosted task wt's loss this step: tasks.<t>.weight, times the coordinator's DWA
+ * weight or exp(-s) (uncertainty); static weights are the config's, as before. */
+static float task_weight(struct worker *w, struct wtask *wt)
+{
+    const double c = w->cfg->tasks[wt->t].weight;
+    const int m = w->cfg->weighting.method;
+    wt->lv_used = wt->log_var;
+    wt->weight_now = m == LDN_WEIGHT_DWA           ? c * (double)w->dwa_w[wt->t]
+                     : m == LDN_WEIGHT_UNCERTAINTY ? c * exp(-(double)wt->log_var)
+                                                   : c;
+    return (float)wt->weight_now;
+}
+
+/* Uncertainty weighting after a batch of mean loss `loss`: the group's mean gradient of
+ * w * (L e^-s + s) in s, then a step of s's optimizer (the same on every rank of the group). */
+static int step_log_var(struct worker *w, struct wtask *wt, double loss, double lr, char *err,
+                        size_t errlen)
+{
+    double wl, gs;
+    ldn_mtl_uncertainty(loss, (double)wt->log_var, &wl, &gs);
+    float g = (float)(w->cfg->tasks[wt->t].weight * gs);
+    int rc = average_group(w, wt->t, &g, 1, "log-variance gradient", err, errlen);
+    if (rc == 0)
+        ldn_optim_step(wt->lv_opt, &wt->log_var, &g, lr);
+    return rc;
 }
 
 /* L2 norm of the error-feedback residual (0 without compression or error feedback). */
@@ -377,6 +436,8 @@ static int send_progress(struct worker *w, int64_t step, char *err, size_t errle
         v->correct = wt->correct;
         v->kl_sum = wt->kl_sum;
         v->agree = wt->agree;
+        v->task_weight = wt->weight_now;
+        v->log_var = wt->lv_used;
         if (i == 0) { /* the worker's figures, once */
             v->bytes_push = ldn_kv_bytes_push(w->kv) - w->bytes_push_mark;
             v->bytes_pull = ldn_kv_bytes_pull(w->kv) - w->bytes_pull_mark;
@@ -475,7 +536,7 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
             ldn_compressor_use_desc(w->comp, &d);
         }
         int64_t ok = 0;
-        const float weight = (float)cfg->tasks[t].weight;
+        const float weight = task_weight(w, wt);
         double loss;
         if (w->distill) {
             struct ldn_distill_report rep = {0};
@@ -497,6 +558,8 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
             return rc;
         struct ldn_nn *head = w->model->heads[t];
         ldn_optim_step(wt->head_opt, head->params, head->grads, lr);
+        if (wt->lv_opt && (rc = step_log_var(w, wt, loss, lr, err, errlen)))
+            return rc;
         w->compute_s += ldn_clock_now() - t0 - (w->wait_s - wait_before);
         if ((rc = report(w, step, err, errlen)))
             return rc;
@@ -572,6 +635,8 @@ static int ckpt_items(struct worker *w, struct ldn_ckpt_items *it)
         struct wtask *wt = &w->tasks[i];
         rc |= ldn_jobckpt_add_task(it, r, w->cfg->tasks[wt->t].name, w->model->heads[wt->t],
                                    wt->head_opt, &wt->batcher, wt->ckpt_state, w->grank == 0);
+        if (wt->lv_opt && w->grank == 0) /* with the head, by the group's first rank */
+            rc |= ldn_uw_ckpt_add(it, w->cfg->tasks[wt->t].name, &wt->log_var, wt->lv_opt);
     }
     struct wvec v[3];
     int nv = worker_vectors(w, v);
@@ -618,6 +683,17 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
         struct ldn_nn *head = w->model->heads[wt->t];
         rc = ldn_jobckpt_read_task(ck, r, task, head, wt->head_opt, same ? &wt->batcher : NULL, err,
                                    errlen);
+        if (rc == 0 && wt->lv_opt &&
+            (rc = ldn_uw_ckpt_read(ck, task, &wt->log_var, wt->lv_opt, err, errlen)) == 1) {
+            if (w->grank == 0)
+                LDN_WARN("checkpoint %s has no log-variance of task %s: it starts at 0", ck->path,
+                         task);
+            rc = 0;
+        }
+        if (wt->lv_opt) {
+            wt->lv_used = wt->log_var;
+            wt->weight_now = w->cfg->tasks[wt->t].weight * exp(-(double)wt->log_var);
+        }
     }
     const int has = ldn_jobckpt_compress_state(w->cfg);
     struct wvec v[3];
@@ -750,6 +826,29 @@ static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
     [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
 };
 
+/* dwa: the task weights that come with a train command (one frame of n_tasks float32, each
+ * finite, in [0, n_tasks]: they sum to n_tasks, and a weight can underflow to 0). */
+static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, size_t errlen)
+{
+    const int K = w->cfg->n_tasks;
+    if (m->nframes != 1 || zmq_msg_size((zmq_msg_t *)&m->frames[0]) != sizeof(float) * (size_t)K)
+        return ldn_fail(err, errlen, LDN_ERR_PEER,
+                        "worker %d: the coordinator's train command of steps [%lld, %lld) has no "
+                        "frame of %d task weights (train.task_weighting: dwa)",
+                        w->job->rank, (long long)m->hdr.train.from, (long long)m->hdr.train.to, K);
+    const unsigned char *p = zmq_msg_data((zmq_msg_t *)&m->frames[0]);
+    for (int t = 0; t < K; t++) {
+        float v;
+        memcpy(&v, p + sizeof(float) * (size_t)t, sizeof v); /* frames may be unaligned */
+        if (!isfinite(v) || v < 0 || v > (float)K * 1.001f)
+            return ldn_fail(err, errlen, LDN_ERR_PEER,
+                            "worker %d: the coordinator's task weight of %s is %g, outside [0, %d]",
+                            w->job->rank, w->cfg->tasks[t].name, (double)v, K);
+        w->dwa_w[t] = v;
+    }
+    return 0;
+}
+
 int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)
 {
     struct worker w = {.job = job, .cfg = job->cfg, .comm = group_comm};
@@ -784,6 +883,10 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
         if (r != 0) {
             rc = ldn_fail(err, errlen, r, "worker %d: bad message from the coordinator: %s",
                           job->rank, why);
+            break;
+        }
+        if (m.hdr.op == LDN_OP_TRAIN && w.dwa_w && (rc = take_weights(&w, &m, err, errlen))) {
+            ldn_msg_close(&m);
             break;
         }
         ldn_msg_close(&m);

@@ -126,6 +126,9 @@ static const struct key_def KEYS[] = {
     NUM(S_TRAIN, "log_every", T_I64, C(log_every), NO_HI, 0, 0, "100"),
     NUM(S_TRAIN, "eval_every", T_DBL, C(eval_every), LO_EXCL | NO_HI, 0, 0, "1"),
     NUM(S_TRAIN, "threads", T_INT, C(threads), 0, 1, 64, "1"),
+    ENUM(S_TRAIN, "task_weighting", C(weighting.method), ldn__cfg_weighting_names, "static"),
+    NUM(S_TRAIN, "dwa_temperature", T_DBL, C(weighting.dwa_temperature), LO_EXCL | NO_HI, 0, 0,
+        "2"),
     NUM(S_PS, "servers", T_INT, C(servers), 0, 1, 1024, "1"),
     ENUM(S_PS, "consistency", C(consistency), CONS_NAMES, "bsp"),
     NUM(S_PS, "staleness", T_INT, C(staleness), 0, 0, 1000000, "2"),
@@ -134,6 +137,7 @@ static const struct key_def KEYS[] = {
     NUM(S_PS, "chunk_kb", T_INT, C(chunk_kb), 0, 4, 1048576, "256"),
     NUM(S_PS, "record_clocks", T_BOOL, C(record_clocks), 0, 0, 0, "false"),
     NUM(S_PS, "affinity", T_I64, C(affinity), NO_HI, 0, 0, "0"),
+    ENUM(S_PS, "task_gradients", C(weighting.gradients), ldn__cfg_gradients_names, "sum"),
     ENUM(S_COMPRESS, "codec", C(compress.codec), CODEC_NAMES, "dense"),
     ENUM(S_COMPRESS, "quant", C(compress.quant), QUANT_NAMES, "fp32"),
     NUM(S_COMPRESS, "ratio", T_DBL, C(compress.ratio), LO_EXCL, 0, 1, "0.01"),
@@ -743,6 +747,12 @@ static int finish(struct ctx *c)
         char key[64];
         snprintf(key, sizeof key, "prune.%s", pk);
         return ldn__cfg_fail_at(c, c->where[find_key(S_PRUNE, pk, strlen(pk))], key, "%s", msg);
+    }
+    enum sect ws;
+    if (ldn__weighting_check(cfg, &ws, &pk, msg, sizeof msg) < 0) {
+        char key[64];
+        snprintf(key, sizeof key, "%s.%s", SECT_NAMES[ws], pk);
+        return ldn__cfg_fail_at(c, c->where[find_key(ws, pk, strlen(pk))], key, "%s", msg);
     }
     if (!cfg->run_name[0]) {
         const char *b = strrchr(cfg->source, '/');

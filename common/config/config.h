@@ -173,6 +173,17 @@ struct ldn_prune_config {
     int n_rounds;
 };
 
+/* train.task_weighting, train.dwa_temperature, ps.task_gradients (config_weighting.c,
+ * common/nn/mtl_weight.h, docs/config.md). */
+enum ldn_task_weighting { LDN_WEIGHT_STATIC = 0, LDN_WEIGHT_UNCERTAINTY = 1, LDN_WEIGHT_DWA = 2 };
+enum ldn_task_gradients { LDN_GRAD_SUM = 0, LDN_GRAD_PCGRAD = 1 };
+struct ldn_weighting_config {
+    int method;             /* train.task_weighting: static | uncertainty | dwa (default static) */
+    double dwa_temperature; /* train.dwa_temperature > 0 (default 2) */
+    int gradients;          /* ps.task_gradients: sum | pcgrad (default sum; pcgrad: local
+                               trainer only, for now) */
+};
+
 struct ldn_config {
     char source[LDN_PATH_MAX]; /* the file it was read from */
 
@@ -224,6 +235,7 @@ struct ldn_config {
     struct ldn_compress_config compress;
     struct ldn_ckpt_config ckpt;
     struct ldn_prune_config prune;
+    struct ldn_weighting_config weighting;
 
     struct ldn_round_config *rounds; /* rounds: [n_rounds], NULL when the config has none */
     int n_rounds;
@@ -257,5 +269,8 @@ const char *ldn_optim_name(enum ldn_optim_kind k);
 const char *ldn_lr_name(enum ldn_lr_kind k);
 const char *ldn_consistency_name(enum ldn_consistency c);
 const char *ldn_activation_name(enum ldn_activation a);
+/* "static", "uncertainty", "dwa"; "sum", "pcgrad" (config_weighting.c). */
+const char *ldn_weighting_name(int method);
+const char *ldn_task_gradients_name(int gradients);
 
 #endif

@@ -75,5 +75,12 @@ int ldn__prune_check(const struct ldn_config *cfg, const char **key, char *msg, 
 
 /* Checks of ps.affinity across keys (config_affinity.c): 0, or -1 with what is wrong in msg. */
 int ldn__affinity_check(const struct ldn_config *cfg, char *msg, size_t cap);
+/* train.task_weighting and ps.task_gradients (config_weighting.c): the allowed values, and the
+ * checks across keys: 0, or -1 with the section and key that is wrong in *sect, *key and what is
+ * wrong in msg. */
+extern const char *const ldn__cfg_weighting_names[];
+extern const char *const ldn__cfg_gradients_names[];
+int ldn__weighting_check(const struct ldn_config *cfg, enum sect *sect, const char **key, char *msg,
+                         size_t cap);
 
 #endif

@@ -79,6 +79,17 @@ int ldn_metrics_write(FILE *f, const struct ldn_eval_record *r)
     }
     if (r->pruned)
         json_num(f, "sparsity", 6, r->sparsity);
+    if (r->weighting) {
+        fputs(",\"task_weighting\":", f);
+        json_string(f, r->weighting);
+        json_num(f, "task_weight", -1, r->task_weight);
+        if (r->has_log_var)
+            json_num(f, "log_var", -1, r->log_var);
+        if (r->gradients) {
+            fputs(",\"task_gradients\":", f);
+            json_string(f, r->gradients);
+        }
+    }
     fputs("}\n", f);
     return fflush(f) == 0 && !ferror(f) ? LDN_OK : LDN_ERR_IO;
 }

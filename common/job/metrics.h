@@ -3,7 +3,7 @@
  * Each line is {"task", "step", "epoch", "loss", "accuracy", "test_rows", "train_loss",
  * "train_accuracy", "samples_per_s", "lr", "elapsed_s", "push_bytes_per_step",
  * "pull_bytes_per_step", "compression_ratio", "residual_norm"} in that order (then "round",
- * the distillation keys and "sparsity" when they apply): each field of
+ * the distillation keys, "sparsity" and the task-weighting keys when they apply): each field of
  * struct ldn_eval_record under its own name, except dense_bytes_per_step, which is written as
  * compression_ratio = dense_bytes_per_step / push_bytes_per_step (1 when nothing was pushed).
  * A number that is NaN or infinite is written as null. */
@@ -38,6 +38,15 @@ struct ldn_eval_record {
     /* a pruned run (pruned != 0): the share of the trunk's weights masked ("sparsity") */
     int pruned;
     double sparsity;
+    /* train.task_weighting other than static, or ps.task_gradients: pcgrad (weighting != NULL):
+     * "task_weighting" (the method's name), "task_weight" (the factor this task's loss had at
+     * the last step before the evaluation), "log_var" (uncertainty: the task's learned s_t,
+     * when has_log_var), "task_gradients" (when gradients is not NULL) */
+    const char *weighting;
+    double task_weight;
+    int has_log_var;
+    double log_var;
+    const char *gradients;
 };
 
 /* Open RUN_DIR/metrics.jsonl for writing (truncating when fresh, appending when append != 0).

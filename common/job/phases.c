@@ -58,6 +58,9 @@ int ldn_phases_build(const struct ldn_config *cfg, int64_t steps_per_epoch, int6
             to = next_multiple(from, ck->every_steps);
         if (look > 0 && next_multiple(from, look) < to)
             to = next_multiple(from, look);
+        /* dwa: the coordinator turns each finished epoch's losses into the next weights */
+        if (cfg->weighting.method == LDN_WEIGHT_DWA && next_multiple(from, steps_per_epoch) < to)
+            to = next_multiple(from, steps_per_epoch);
         if (to > total_steps)
             to = total_steps;
         rc = push(out, &cap, (struct ldn_phase){LDN_PHASE_TRAIN, from, to, 0, 0}, err, errlen);

@@ -135,6 +135,8 @@ static const struct field PROGRESS[] = {
     COUNT("bytes_dense", progress.bytes_dense),
     REAL("kl_sum", progress.kl_sum),
     COUNT("agree", progress.agree),
+    REAL("task_weight", progress.task_weight),
+    {KEY("log_var"), FT_F64, false, OFF(progress.log_var), 0, 0, 0, 0, -DBL_MAX, DBL_MAX},
 };
 static const struct field EVAL_RESULT[] = {
     INT("task", FT_I32, eval_result.task, true, 0, INT32_MAX),

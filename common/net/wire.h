@@ -91,7 +91,8 @@ struct ldn_wire_clock {
     uint64_t lo, hi;
 };
 
-/* train: steps [from, to). */
+/* train: steps [from, to). With train.task_weighting: dwa it carries one payload frame of
+ * n_tasks little-endian float32: every task's loss weight for these steps (docs/wire.md). */
 struct ldn_wire_train {
     int64_t from, to; /* "from_step", "to_step" */
 };
@@ -173,8 +174,10 @@ struct ldn_wire_progress {
     int64_t correct, bytes_push, bytes_pull, staleness_sum, pulls;
     double compute_s, wait_s, residual_norm;
     int64_t bytes_dense;
-    double kl_sum; /* a distillation round: sum over the rows of T^2 * KL (0 otherwise) */
-    int64_t agree; /* and the rows whose top-1 is the teacher's */
+    double kl_sum;      /* a distillation round: sum over the rows of T^2 * KL (0 otherwise) */
+    int64_t agree;      /* and the rows whose top-1 is the teacher's */
+    double task_weight; /* the factor of the task's loss at the worker's last step (wire 5) */
+    double log_var;     /* uncertainty weighting: the task's learned log-variance (optional) */
 };
 
 /* eval_result: evaluation of task `task` at `step` over the worker's test shard. */
