@@ -69,11 +69,12 @@ struct data_info {
 /* Rank 0 reads every task file's header; returns 0 or an error in err. */
 static int probe_data(const struct ldn_config *cfg, struct data_info *d, char *err, size_t errlen)
 {
-    if (cfg->weighting.gradients == LDN_GRAD_PCGRAD) /* before any socket exists */
+    if (cfg->weighting.gradients == LDN_GRAD_PCGRAD && cfg->consistency != LDN_BSP)
         return ldn_fail(err, errlen, LDN_ERR_CONFIG,
-                        "config %s: ps.task_gradients: pcgrad is only in the local trainer for "
-                        "now (ladon train --local); under mpirun use sum",
-                        cfg->source);
+                        "config %s: ps.task_gradients: pcgrad needs ps.consistency: bsp under "
+                        "mpirun (the servers project the task groups' gradients of a step "
+                        "against each other), got %s",
+                        cfg->source, ldn_consistency_name(cfg->consistency));
     for (int t = 0; t < cfg->n_tasks; t++) {
         char name[LDN_NAME_MAX];
         int feat;

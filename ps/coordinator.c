@@ -666,6 +666,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
         return rc;
     const int S = c->job->plan->n_servers;
     int64_t bad = 0, applied = 0, max_stale = 0, mask_changes = 0, masked_pushed = 0;
+    int64_t pc_proj = 0, pc_pairs = 0;
     for (int s = 0; s < S && rc == 0; s++) {
         if ((rc = send_to(c, 1 + s, &stop, err, errlen)))
             break;
@@ -683,6 +684,8 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                     max_stale = st->max_staleness > max_stale ? st->max_staleness : max_stale;
                     mask_changes += st->mask_changes;
                     masked_pushed += st->masked_pushed;
+                    pc_proj += st->pcgrad_projections;
+                    pc_pairs += st->pcgrad_pairs;
                     break;
                 }
                 continue;
@@ -704,6 +707,11 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
         LDN_INFO("servers: %lld masked keys changed after being masked; %lld pushed gradient "
                  "entries of masked keys dropped",
                  (long long)mask_changes, (long long)masked_pushed);
+    if (rc == 0 && c->cfg->weighting.gradients == LDN_GRAD_PCGRAD)
+        LDN_INFO("servers: pcgrad projected %lld of %lld (group, group, chunk) gradient pairs "
+                 "(%.1f%% conflicting)",
+                 (long long)pc_proj, (long long)pc_pairs,
+                 pc_pairs ? 100.0 * (double)pc_proj / (double)pc_pairs : 0.0);
     return rc;
 }
 

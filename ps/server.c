@@ -14,6 +14,7 @@
 #include "fs.h"
 #include "jobckpt.h"
 #include "log.h"
+#include "mtl_weight.h"
 #include "prune.h"
 #include "status.h"
 #include "store.h"
@@ -72,6 +73,13 @@ struct ldn_server {
     int *gn;             /* [G] workers of g in the step */
     char *present;       /* [G] g trained in the open step */
     int64_t aff_pending; /* step of an affinity request to answer once settled, or -1 */
+    /* ps.task_gradients: pcgrad (bsp): each group's mean gradient of the chunk being applied,
+     * its projection, PCGrad's scratch */
+    float *pc_g, *pc_p;
+    const float **pc_gp;
+    float **pc_pp;
+    int *pc_perm;
+    double *pc_norm2;
     char aff_ident[LDN_NET_IDENT_MAX];
     size_t aff_ident_len;
 };
@@ -229,6 +237,52 @@ static int take_sparse(struct ldn_server *s, struct ldn_msg *m, int w, int k, ch
     return 0;
 }
 
+/* apply_fn, ps.task_gradients: pcgrad (bsp, dense aggregation): each task group's mean
+ * gradient of chunk k, PCGrad among the groups that trained (Yu et al. 2020: a group's
+ * gradient loses its component along another's when the two conflict, in an order drawn from
+ * the seed, the step and the chunk), then their sum, then the update. Chunk by chunk: each
+ * server decides on its own rows, a chunk (ps.chunk_kb of one layer's rows) at a time. */
+static int apply_pcgrad(struct ldn_server *s, int k)
+{
+    const struct ldn_chunk *c = &s->store->chunks[k];
+    const int64_t len = c->hi - c->lo;
+    const float **gp = s->pc_gp;
+    float **pp = s->pc_pp;
+    int n = 0;
+    for (int g = 0; g < s->G; g++) {
+        float *mean = s->pc_g + (size_t)n * (size_t)s->gbuf_len;
+        int any = 0;
+        for (int w = 0; w < s->W; w++) {
+            if (s->group[w] != g || !ldn_cons_in_step(s->cons, w))
+                continue;
+            const float *x = s->pending[w] + c->lo, f = s->scale[w];
+            for (int64_t i = 0; i < len; i++)
+                mean[i] = any ? mean[i] + f * x[i] : f * x[i];
+            any = 1;
+        }
+        if (!any)
+            continue;
+        gp[n] = mean;
+        pp[n] = s->pc_p + (size_t)n * (size_t)s->gbuf_len;
+        n++;
+    }
+    if (n == 0) /* a step where every group sat out changes nothing */
+        return ldn_store_skip(s->store, k);
+    if (n == 1)
+        memcpy(s->acc + c->lo, gp[0], sizeof(float) * (size_t)len);
+    else {
+        struct ldn_rng r;
+        ldn_rng_init(&r, s->cfg->seed,
+                     LDN_STREAM_PCGRAD +
+                         (uint64_t)s->cons->step * (uint64_t)s->store->n_chunks_total +
+                         (uint64_t)(s->store->first_chunk + k));
+        s->stats.pcgrad_projections += ldn_mtl_pcgrad(gp, pp, n, len, &r, s->pc_perm, s->pc_norm2);
+        s->stats.pcgrad_pairs += (int64_t)n * (n - 1);
+        ldn_mtl_sum((const float *const *)pp, n, len, s->acc + c->lo);
+    }
+    return ldn_store_update(s->store, k, s->acc, lr_for(s, s->cons->step));
+}
+
 /* apply_fn, dense: the sum over groups of each group's mean, adding workers in rank order
  * (reproducible), then the update. */
 static int apply_sum(struct ldn_server *s, int k)
@@ -361,11 +415,12 @@ static int apply_now(struct ldn_server *s, int w, int k, int64_t step)
 static int setup_bsp(struct ldn_server *s)
 {
     const size_t W = (size_t)s->W, n = (size_t)s->n;
+    const int pcgrad = s->cfg->weighting.gradients == LDN_GRAD_PCGRAD; /* dense: per group */
     const int sparse = s->has_desc && s->desc.kind != LDN_CODEC_DENSE &&
-                       ldn_optim_sparse_ok(s->store->opt) &&
+                       ldn_optim_sparse_ok(s->store->opt) && !pcgrad &&
                        !getenv("LDN_PS_DENSE_APPLY"); /* test hook: the dense path, to compare */
     s->take = sparse ? take_sparse : take_dense;
-    s->apply = sparse ? apply_sparse : apply_sum;
+    s->apply = sparse ? apply_sparse : pcgrad ? apply_pcgrad : apply_sum;
     if (sparse) { /* pending stays zero between steps: only pushed keys are written */
         s->touch = calloc(W, sizeof *s->touch);
         s->ntouch = calloc(W * (size_t)s->C, sizeof *s->ntouch);
@@ -403,6 +458,30 @@ static int setup_affinity(struct ldn_server *s, const struct ldn_server_opts *o)
         return LDN_ERR_NOMEM;
     memcpy(s->group, o->worker_group, sizeof *s->group * (size_t)s->W);
     return 0;
+}
+
+/* Set-up of ps.task_gradients: pcgrad (bsp): the groups, and per group a mean and a projected
+ * gradient of the largest chunk. Returns 0 or LDN_ERR_NOMEM (the caller frees). */
+static int setup_pcgrad(struct ldn_server *s, const struct ldn_server_opts *o)
+{
+    if (!s->group) { /* ps.affinity did not set them up */
+        s->G = o->n_groups;
+        if (!o->worker_group || s->G < 1 || !(s->group = malloc(sizeof *s->group * (size_t)s->W)))
+            return LDN_ERR_NOMEM;
+        memcpy(s->group, o->worker_group, sizeof *s->group * (size_t)s->W);
+        for (int k = 0; k < s->C; k++)
+            if (s->store->chunks[k].hi - s->store->chunks[k].lo > s->gbuf_len)
+                s->gbuf_len = s->store->chunks[k].hi - s->store->chunks[k].lo;
+    }
+    const size_t G = (size_t)s->G, len = (size_t)(s->gbuf_len > 0 ? s->gbuf_len : 1);
+    s->pc_g = malloc(sizeof(float) * G * len);
+    s->pc_p = malloc(sizeof(float) * G * len);
+    s->pc_gp = calloc(G, sizeof *s->pc_gp);
+    s->pc_pp = calloc(G, sizeof *s->pc_pp);
+    s->pc_perm = calloc(G, sizeof *s->pc_perm);
+    s->pc_norm2 = calloc(G, sizeof *s->pc_norm2);
+    return s->pc_g && s->pc_p && s->pc_gp && s->pc_pp && s->pc_perm && s->pc_norm2 ? 0
+                                                                                   : LDN_ERR_NOMEM;
 }
 
 struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, size_t errlen)
@@ -467,6 +546,9 @@ struct ldn_server *ldn_server_new(const struct ldn_server_opts *o, char *err, si
     }
     if (o->cfg->affinity > 0 && o->cfg->consistency == LDN_BSP && setup_affinity(s, o) != 0)
         goto nomem;
+    if (o->cfg->weighting.gradients == LDN_GRAD_PCGRAD && o->cfg->consistency == LDN_BSP &&
+        setup_pcgrad(s, o) != 0)
+        goto nomem;
     if (o->cfg->compress.downlink == LDN_DOWNLINK_DELTA &&
         !(s->delta = ldn_delta_new(o->cfg, s->store, s->W, s->take == take_sparse)))
         goto nomem;
@@ -509,6 +591,12 @@ void ldn_server_destroy(struct ldn_server **ps)
     free(s->gbuf);
     free(s->gn);
     free(s->present);
+    free(s->pc_g);
+    free(s->pc_p);
+    free(s->pc_gp);
+    free(s->pc_pp);
+    free(s->pc_perm);
+    free(s->pc_norm2);
     free(s);
     *ps = NULL;
 }
@@ -798,7 +886,9 @@ static int send_counters(struct ldn_server *s, void *sock, const struct ldn_msg 
                                                     .bytes_out = st->bytes_out,
                                                     .max_staleness = st->max_staleness,
                                                     .mask_changes = s->store->mask_changes,
-                                                    .masked_pushed = s->store->masked_pushed};
+                                                    .masked_pushed = s->store->masked_pushed,
+                                                    .pcgrad_projections = st->pcgrad_projections,
+                                                    .pcgrad_pairs = st->pcgrad_pairs};
     return ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, NULL, 0) < 0 ? LDN_ERR_IO : 0;
 }
 

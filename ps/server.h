@@ -43,6 +43,8 @@ struct ldn_server_stats {
     int64_t pushes, pulls, bad_messages;
     int64_t bytes_in, bytes_out;
     int64_t max_staleness; /* max over served pulls of (clock asked - slowest clock) */
+    int64_t pcgrad_projections, pcgrad_pairs; /* ps.task_gradients pcgrad: projections made,
+                                                 of the ordered group pairs looked at */
 };
 
 struct ldn_server;

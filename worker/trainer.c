@@ -46,7 +46,6 @@ struct task_state {
 };
 
 /* PCGrad's stream of random orders: seeded by the step, so a resumed run draws the same. */
-#define LDN_STREAM_PCGRAD 0x5043000000000000ull
 
 /* What a round of a run with rounds adds to a local run (NULL: a run without rounds). */
 struct round_run {

@@ -100,6 +100,8 @@ static const struct field SERVER_STATS[] = {
     COUNT("max_staleness", server_stats.max_staleness),
     INT("mask_changes", FT_I64, server_stats.mask_changes, false, 0, INT64_MAX),
     INT("masked_pushed", FT_I64, server_stats.masked_pushed, false, 0, INT64_MAX),
+    INT("pcgrad_projections", FT_I64, server_stats.pcgrad_projections, false, 0, INT64_MAX),
+    INT("pcgrad_pairs", FT_I64, server_stats.pcgrad_pairs, false, 0, INT64_MAX),
 };
 static const struct field PRUNE[] = {
     STEP(prune.step),

@@ -19,6 +19,10 @@
 
 #include "rng.h"
 
+/* The random stream of PCGrad's projection orders: + step in the local trainer, + step *
+ * chunks + chunk on the servers. */
+#define LDN_STREAM_PCGRAD 0x5043000000000000ull
+
 /* DWA weights of K tasks from their mean losses of the last epoch (l1) and the one before
  * (l2), temperature T > 0, into w[0..K). The ratios are shifted by their maximum before exp,
  * so large ratios cannot overflow. Returns 0, or -1 (w set to 1) when a loss is not finite
