@@ -73,7 +73,8 @@ run_mpi 9 "$LADON" train "$tmp/c.yaml" 2>"$tmp/log" || { cat "$tmp/log"; fail "c
 $PY "$tmp/check.py" "$tmp/c/metrics.jsonl" control || fail "control (see above)"
 
 # 6 tasks on 2 workers: 2 groups of 3 tasks, named group0/group1 with their tasks
-sed -e "s#dir: $tmp/a,#dir: $tmp/b,#" -e "s/affinity: 100000/affinity: 20/" "$tmp/a.yaml" >"$tmp/b.yaml"
+sed -e "s#dir: $tmp/a,#dir: $tmp/b,#" -e "s/affinity: 100000/affinity: 20/" -e "s/epochs: 3/epochs: 1/" \
+  "$tmp/a.yaml" >"$tmp/b.yaml"
 run_mpi 5 "$LADON" train "$tmp/b.yaml" 2>"$tmp/log" || { cat "$tmp/log"; fail "affinity, 2 groups"; }
 $PY - "$tmp/b/metrics.jsonl" <<'PY' || fail "groups of several tasks"
 import json, sys
