@@ -8,7 +8,7 @@
 #     the uninterrupted run ends (DWA's loss sums, uncertainty's s and its optimizer state);
 #  4. ps.task_gradients: pcgrad under mpirun is refused with one message, before any socket.
 source "$(dirname "$0")/lib.sh"
-synth "$tmp/data" 2 1500
+synth "$tmp/data" 2 800
 cat >"$tmp/c.yaml" <<YAML
 run: {dir: $tmp/full, seed: 5}
 data: {dir: $tmp/data}
@@ -16,7 +16,7 @@ model: {trunk: [32, 32]}
 tasks: {task000: {workers: 2}, task001: {workers: 1}}
 train: {epochs: 4, batch_size: 32, lr: 0.05, momentum: 0.9, log_every: 20}
 ps: {servers: 2, consistency: bsp, timeout: 30, chunk_kb: 4}
-checkpoint: {every_steps: 50, keep_last: 10}
+checkpoint: {every_steps: 30, keep_last: 10}
 YAML
 np=6 # coordinator + 2 servers + 3 workers
 for m in dwa uncertainty; do
@@ -55,12 +55,12 @@ print("  uncertainty log_var at the end:", {r["task"]: r["log_var"] for r in unc
 PY
   fail "weights in metrics.jsonl"
 
-# 3. killed after the checkpoint of step 50 (mid-epoch), resumed: bit-identical end
+# 3. killed after the checkpoint of step 30 (mid-epoch 2: epochs of 25 steps), resumed: bit-identical end
 for m in dwa uncertainty; do
-  LDN_FAULT=kill-after-ckpt:0:50 run_mpi $np -x LDN_FAULT "$LADON" train "$tmp/c.yaml" \
+  LDN_FAULT=kill-after-ckpt:0:30 run_mpi $np -x LDN_FAULT "$LADON" train "$tmp/c.yaml" \
     train.task_weighting=$m run.dir="$tmp/part-$m" >"$tmp/part-$m.log" 2>&1 &&
     fail "$m: the run with LDN_FAULT=kill-after-ckpt was not killed"
-  grep -q "kills itself at step 50" "$tmp/part-$m.log" || { cat "$tmp/part-$m.log"; fail "$m: fault hook"; }
+  grep -q "kills itself at step 30" "$tmp/part-$m.log" || { cat "$tmp/part-$m.log"; fail "$m: fault hook"; }
   run_mpi $np "$LADON" train "$tmp/c.yaml" train.task_weighting=$m run.dir="$tmp/part-$m" --resume \
     2>"$tmp/resume-$m.log" || { cat "$tmp/resume-$m.log"; fail "$m: resume"; }
   if grep -q "has no" "$tmp/resume-$m.log"; then fail "$m: the checkpoint lacked the weighting state"; fi
