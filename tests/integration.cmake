@@ -28,7 +28,7 @@ set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli
 set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan rounds
-          restarts rogue prune affinity weighting pcgrad)
+          restarts rogue prune affinity pcgrad)
   add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
@@ -39,6 +39,13 @@ add_test(NAME mpi_soak COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/soak.sh $<TARG
          ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
 set_tests_properties(mpi_soak PROPERTIES LABELS "mpi;slow" TIMEOUT 3600 RUN_SERIAL TRUE
                      ENVIRONMENT "${LDN_MPI_ENV}")
+# Task weighting under mpirun, one test per method (tests/mpi/weighting.sh)
+foreach(m dwa uncertainty)
+  add_test(NAME mpi_weighting_${m} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/weighting.sh
+           $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR} ${m})
+  set_tests_properties(mpi_weighting_${m} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
+                       ENVIRONMENT "${LDN_MPI_ENV}")
+endforeach()
 add_test(NAME mpi_ckpt_collective COMMAND mpiexec -np 3 $<TARGET_FILE:ckpt_collective>)
 set_tests_properties(mpi_ckpt_collective PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "${LDN_MPI_ENV}")
