@@ -7,7 +7,8 @@
 #  2. uncertainty: every record has the task's weight and log-variance, and weight = e^-s;
 #  3. both: a run killed right after its mid-epoch checkpoint and resumed ends bit for bit where
 #     the uninterrupted run ends (DWA's loss sums, uncertainty's s and its optimizer state);
-#  4. (with dwa) ps.task_gradients: pcgrad under mpirun is refused with one message.
+#  4. (with dwa) ps.task_gradients: pcgrad combines with the weights: the servers project the
+#     groups' (weighted) gradients and say how many pairs they projected.
 source "$(dirname "$0")/lib.sh"
 method=${4:?usage: weighting.sh LADON SRC BUILD dwa|uncertainty}
 synth "$tmp/data" 2 800
@@ -86,9 +87,9 @@ fi
 h5ls -r "$tmp/full-dwa/checkpoints/$final" | grep -q "/weighting/dwa/loss_sum" ||
   fail "no DWA loss sums in the dwa checkpoint"
 
-# 4. pcgrad is the local trainer's for now
+# 4. pcgrad on the servers, with the weights
 run_mpi $np "$LADON" train "$tmp/c.yaml" ps.task_gradients=pcgrad run.dir="$tmp/pc" \
-  >"$tmp/pc.log" 2>&1 && fail "pcgrad under mpirun was accepted"
-grep -q "ps.task_gradients: pcgrad is only in the local trainer" "$tmp/pc.log" ||
-  { cat "$tmp/pc.log"; fail "pcgrad refusal message"; }
+  >"$tmp/pc.log" 2>&1 || { cat "$tmp/pc.log"; fail "pcgrad with $method under mpirun"; }
+grep -q "servers: pcgrad projected [0-9]* of [1-9][0-9]* " "$tmp/pc.log" ||
+  { cat "$tmp/pc.log"; fail "no pcgrad report"; }
 echo "weighting ($method): ok"
