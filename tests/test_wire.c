@@ -1,4 +1,4 @@
-/* Wire format, protocol version 4: every message kind round-trips, and the decoder rejects
+/* Wire format, protocol version 5: every message kind round-trips, and the decoder rejects
  * truncated headers, mistyped, missing and out-of-range fields (naming the field) and other
  * versions, and ignores unknown keys. The required keys are listed here, independently of
  * the schema in wire.c, so a schema that stops insisting on one fails the test. */
@@ -41,6 +41,7 @@ static const struct sample SAMPLES[] = {
     {LDN_OP_ERROR, {"status", "msg", NULL}},
     {LDN_OP_DONE, {"step", NULL}},
     {LDN_OP_PLAN, {"step", "trunk", NULL}},
+    {LDN_OP_LOST, {"rank", "step", NULL}},
 };
 
 static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
@@ -68,6 +69,10 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
     case LDN_OP_CKPT: m->ckpt.step = 18; break;
     case LDN_OP_HEARTBEAT: m->heartbeat.step = 19; break;
     case LDN_OP_DONE: m->done.step = 20; break;
+    case LDN_OP_LOST:
+        m->lost.rank = 5;
+        m->lost.step = 21;
+        break;
     case LDN_OP_PLAN:
         m->plan.step = 40;
         m->plan.n_trunk = 3;
@@ -315,14 +320,14 @@ static void test_other_version(void)
     a.version = 1;
     CU_ASSERT_EQUAL(ldn_wire_decode(buf, (size_t)encode(&a, buf), &b, err, sizeof err),
                     LDN_ERR_PEER);
-    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 4");
-    /* the version is judged before anything else: a v4 header of another layout */
+    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 5");
+    /* the version is judged before anything else: a v5 header of another layout */
     fill(&a, LDN_OP_PING);
     a.version = LDN_WIRE_VERSION + 1;
     char out[LDN_WIRE_HDR_MAX];
     size_t len = rewrite(buf, encode(&a, buf), MISTYPE, "op", out);
     CU_ASSERT_EQUAL(ldn_wire_decode(out, len, &b, err, sizeof err), LDN_ERR_PEER);
-    CU_ASSERT(strstr(err, "version 4") != NULL);
+    CU_ASSERT(strstr(err, "version 5") != NULL);
 }
 
 /* The sample header of op with the value of `key` replaced (kind and x: test_out_of_range). */

@@ -73,4 +73,8 @@ int ldn__cfg_walk_rounds(struct ctx *c, const yaml_node_t *seq);
  * ("layers") in *key and what is wrong in msg. */
 int ldn__prune_check(const struct ldn_config *cfg, const char **key, char *msg, size_t cap);
 
+/* Checks of ps.liveness_timeout and ps.on_worker_loss across keys (config_liveness.c): 0, or
+ * -1 with the ps key that is wrong in *key and what is wrong in msg. */
+int ldn__liveness_check(const struct ldn_config *cfg, const char **key, char *msg, size_t cap);
+
 #endif

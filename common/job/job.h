@@ -13,6 +13,8 @@
 #include "nn.h"
 #include "plan.h"
 
+#define LDN_JOB_HOST_MAX 64
+
 struct ldn_job {
     const struct ldn_config *cfg;
     const struct ldn_plan *plan;
@@ -48,6 +50,8 @@ struct ldn_job {
     /* ladon train --resume: the checkpoint every role loads its state from (NULL: fresh) */
     const char *resume_path;
     int64_t resume_step;
+    /* each rank's host name (MPI_Get_processor_name), [world]; liveness names ranks by it */
+    char (*hosts)[LDN_JOB_HOST_MAX];
 };
 
 #endif

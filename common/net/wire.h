@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LDN_WIRE_VERSION 4
+#define LDN_WIRE_VERSION 5
 #define LDN_WIRE_MAX_FRAMES 4
 #define LDN_WIRE_MSG_MAX 256
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
@@ -44,6 +44,7 @@ enum ldn_wire_op {
     LDN_OP_PLAN = 18,          /* coordinator -> any: switch to another trunk (plan) */
     LDN_OP_PRUNE = 19,         /* coordinator -> server: a pass of a mask update (prune) */
     LDN_OP_PRUNE_HIST = 20,    /* server -> coordinator: its answer (prune_hist) */
+    LDN_OP_LOST = 21,          /* coordinator -> any: a worker was lost, go on without it (lost) */
     LDN_OP_COUNT_              /* one past the last op */
 };
 
@@ -104,6 +105,13 @@ struct ldn_wire_ckpt {
 
 struct ldn_wire_heartbeat {
     int64_t step; /* the step the worker is at */
+};
+
+/* lost: worker rank `rank` fell silent for ps.liveness_timeout at about step `step`; the job
+ * goes on without it (ps.on_worker_loss: continue). */
+struct ldn_wire_lost {
+    int32_t rank;
+    int64_t step;
 };
 
 struct ldn_wire_done {
@@ -200,6 +208,7 @@ struct ldn_wire_msg {
         struct ldn_wire_plan plan;
         struct ldn_wire_prune prune;
         struct ldn_wire_prune_hist prune_hist;
+        struct ldn_wire_lost lost;
     };
 };
 
