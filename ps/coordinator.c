@@ -46,13 +46,13 @@ struct coord {
     const struct ldn_config *cfg;
     void *router;
     void **servers;
-    int W, H;           /* workers; hosted (worker, task) pairs */
+    int W, H;                  /* workers; hosted (worker, task) pairs */
     struct ldn_liveness *live; /* when each rank last spoke (workers: any message; servers:
                                   their answers to pings) */
     double live_s;             /* the liveness timeout (ps.liveness_timeout, ps.timeout) */
     int n_lost;                /* workers lost and gone on without (ps.on_worker_loss) */
     char *paused;              /* [n_tasks]: every worker of the task's group is lost */
-    int64_t *last_step; /* [world] */
+    int64_t *last_step;        /* [world] */
     double last_ping;
     struct task_acc *train_acc; /* [n_tasks], since the last evaluation */
     struct task_acc *eval_acc;  /* [n_tasks], of the running evaluation */
@@ -93,12 +93,21 @@ static int send_to(struct coord *c, int rank, const struct ldn_wire_msg *h, char
     return rc < 0 ? (int)rc : 0;
 }
 
+static int lose_worker(struct coord *c, int w, const char *why, char *err, size_t errlen);
+
+/* Send h to every worker not lost; with ps.on_worker_loss: continue, a worker that cannot be
+ * reached (ZeroMQ saw its connection close) is lost. */
 static int send_all_workers(struct coord *c, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
     for (int r = 1 + c->job->plan->n_servers; r < c->job->world; r++) {
         if (ldn_liveness_is_lost(r))
             continue;
         int rc = send_to(c, r, h, err, errlen);
+        if (rc && c->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
+            char why[LDN_ERRLEN + 64];
+            snprintf(why, sizeof why, "unreachable (%s)", err);
+            rc = lose_worker(c, r, why, err, errlen);
+        }
         if (rc)
             return rc;
     }
@@ -402,16 +411,16 @@ static void drain_servers(struct coord *c)
 /* ps.on_worker_loss: continue: worker rank w fell silent. Everyone else is told (servers take
  * it out of the live set, its group's survivors take over its rows), its group shrinks, and
  * when no worker of the group is left its tasks pause. Returns 0 or a send failure. */
-static int lose_worker(struct coord *c, int w, double silent, char *err, size_t errlen)
+static int lose_worker(struct coord *c, int w, const char *why, char *err, size_t errlen)
 {
     const struct ldn_plan *p = c->job->plan;
     char who[256];
     ldn_liveness_name(c->job, w, who, sizeof who);
     ldn_liveness_note_lost(w);
     c->n_lost++;
-    LDN_WARN("%s lost: nothing from it for %.1f s (ps.liveness_timeout %g s) during the %s "
-             "phase, last step %lld; the job goes on without it (ps.on_worker_loss: continue)",
-             who, silent, c->live_s, c->phase, (long long)c->last_step[w]);
+    LDN_WARN("%s lost: %s during the %s phase, last step %lld; the job goes on without it "
+             "(ps.on_worker_loss: continue)",
+             who, why, c->phase ? c->phase : "start-up", (long long)c->last_step[w]);
     const int g = p->group_of_rank[w];
     const struct ldn_group *gr = &p->groups[g];
     int left = 0;
@@ -473,7 +482,10 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
                               "(ps.liveness_timeout)",
                               who, silent, c->phase);
             else if (c->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
-                rc = lose_worker(c, r, silent, err, errlen);
+                char why[128];
+                snprintf(why, sizeof why, "nothing from it for %.1f s (ps.liveness_timeout %g s)",
+                         silent, c->live_s);
+                rc = lose_worker(c, r, why, err, errlen);
                 wt.seen[r] = 1;
                 wt.left--;
             } else

@@ -59,8 +59,12 @@ struct worker {
     float *red_in, *red_out; /* the head sums' buffers (never in place: an abandoned sum with a
                                 lost member must not write into the gradient) */
     int64_t red_cap;
-    double coord_heard;           /* when the coordinator was last heard */
-    struct ldn_wire_msg stash;    /* a command that arrived while training */
+    int64_t n_sums;  /* head sums completed (the same sequence on every member of the group) */
+    float *last_sum; /* the last one's result, [last_n], and the group size it was made with */
+    int64_t last_n, last_cap;
+    int last_div;
+    double coord_heard;        /* when the coordinator was last heard */
+    struct ldn_wire_msg stash; /* a command that arrived while training */
     int stashed;
     int n; /* hosted tasks */
     struct wtask *tasks;
@@ -113,6 +117,7 @@ static void worker_free(struct worker *w)
     free(w->members);
     free(w->red_in);
     free(w->red_out);
+    free(w->last_sum);
     if (w->own_comm != MPI_COMM_NULL)
         MPI_Comm_free(&w->own_comm);
     ldn_net_close(&w->coord);
@@ -470,8 +475,8 @@ static int sum_head(struct worker *w, int t, char *err, size_t errlen)
     for (int64_t off = 0; off < head->n_params; off += INT_MAX) { /* MPI counts are int */
         int64_t len = head->n_params - off < INT_MAX ? head->n_params - off : INT_MAX;
         MPI_Request req;
-        if (MPI_Iallreduce(w->red_in + off, w->red_out + off, (int)len, MPI_FLOAT, MPI_SUM,
-                           w->comm, &req) != MPI_SUCCESS)
+        if (MPI_Iallreduce(w->red_in + off, w->red_out + off, (int)len, MPI_FLOAT, MPI_SUM, w->comm,
+                           &req) != MPI_SUCCESS)
             return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "MPI_Iallreduce of head '%s' failed",
                             w->cfg->tasks[t].name);
         double start = ldn_clock_now(), polled = start;
@@ -513,15 +518,84 @@ static int sum_head(struct worker *w, int t, char *err, size_t errlen)
     return 0;
 }
 
+/* After a re-forming: the survivors agree on the head sums done. A member of the old group
+ * that died may have sent its part of sum k to some survivors and not to others, so some may
+ * have finished sum k and the others not (never more than one apart: the ones behind are
+ * still in it). The ones ahead then hand their result of sum k to the ones behind, so every
+ * survivor applies the same sum k and the group's heads stay identical; *caught_up = 1 on a
+ * survivor that took it (into `grads`, already divided; `n` its length: the pending sum's head,
+ * 0 outside a sum). Collective over the new group; 0 or a negative status with err. */
+static int sync_sums(struct worker *w, float *grads, int64_t n, int *caught_up, char *err,
+                     size_t errlen)
+{
+    *caught_up = 0;
+    if (w->gsize == 1)
+        return 0;
+    int64_t a[2] = {w->n_sums, -w->n_sums}, b[2];
+    if (MPI_Allreduce(a, b, 2, MPI_INT64_T, MPI_MAX, w->comm) != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: head-sum count exchange failed",
+                        w->job->rank);
+    if (b[0] == -b[1])
+        return 0;
+    const int ahead = w->n_sums == b[0];
+    int64_t c[3] = {ahead ? -(int64_t)w->grank : INT64_MIN, ahead ? w->last_n : 0,
+                    ahead ? w->last_div : 0},
+            d[3];
+    if (MPI_Allreduce(c, d, 3, MPI_INT64_T, MPI_MAX, w->comm) != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: head-sum exchange failed",
+                        w->job->rank);
+    const int root = (int)-d[0];
+    const int64_t len = d[1];
+    if (!ahead && (n != len || len > INT_MAX))
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                        "worker %d: behind the group by a head sum of %lld values, but waiting "
+                        "in one of %lld",
+                        w->job->rank, (long long)len, (long long)n);
+    float *buf = ahead ? w->last_sum : grads;
+    if (MPI_Bcast(buf, (int)len, MPI_FLOAT, root, w->comm) != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: head-sum hand-over failed",
+                        w->job->rank);
+    if (!ahead) {
+        const float inv = 1.0f / (float)d[2];
+        for (int64_t i = 0; i < len; i++)
+            grads[i] *= inv;
+        w->n_sums++;
+        *caught_up = 1;
+        LDN_INFO("worker %d: took head sum %lld from group rank %d (finished before the loss)",
+                 w->job->rank, (long long)w->n_sums, root);
+    }
+    return 0;
+}
+
+/* regroup, then sync_sums, under a watchdog (the survivors' collectives). */
+static int reform(struct worker *w, float *grads, int64_t n, int *caught_up, char *err,
+                  size_t errlen)
+{
+    int rc = regroup(w, err, errlen);
+    char what[160];
+    snprintf(what, sizeof what,
+             "worker %d: the survivors' agreement on head sums after a loss (MPI_Allreduce, "
+             "MPI_Bcast; ps.timeout)",
+             w->job->rank);
+    ldn_watchdog_arm(what, w->cfg->timeout_s);
+    if (rc == 0)
+        rc = sync_sums(w, grads, n, caught_up, err, errlen);
+    ldn_watchdog_disarm();
+    return rc;
+}
+
 /* Average the head gradient of task t over the group (sum, then scale); a member lost
  * meanwhile re-forms the group and the sum is made again among the survivors. */
 static int average_head(struct worker *w, int t, char *err, size_t errlen)
 {
     struct ldn_nn *head = w->model->heads[t];
     for (;;) {
-        int rc = w->regroup ? regroup(w, err, errlen) : 0;
+        int caught_up = 0;
+        int rc = w->regroup ? reform(w, head->grads, head->n_params, &caught_up, err, errlen) : 0;
         if (rc)
             return rc;
+        if (caught_up)
+            return 0;
         if (w->gsize == 1)
             return 0;
         if ((rc = sum_head(w, t, err, errlen)) < 0)
@@ -529,6 +603,16 @@ static int average_head(struct worker *w, int t, char *err, size_t errlen)
         if (rc == 0)
             break;
     }
+    if (head->n_params > w->last_cap) {
+        free(w->last_sum);
+        if (!(w->last_sum = malloc(sizeof(float) * (size_t)head->n_params)))
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        w->last_cap = head->n_params;
+    }
+    memcpy(w->last_sum, w->red_out, sizeof(float) * (size_t)head->n_params);
+    w->last_n = head->n_params;
+    w->last_div = w->gsize;
+    w->n_sums++;
     const float inv = 1.0f / (float)w->gsize;
     for (int64_t i = 0; i < head->n_params; i++)
         head->grads[i] = w->red_out[i] * inv;
@@ -932,14 +1016,14 @@ static int cmd_lost(struct worker *w, const struct ldn_wire_msg *h, char *err, s
                         "ps.on_worker_loss: continue",
                         w->job->rank);
     note_lost(w, h->lost.rank);
-    return w->regroup ? regroup(w, err, errlen) : 0;
+    int caught_up = 0;
+    return w->regroup ? reform(w, NULL, 0, &caught_up, err, errlen) : 0;
 }
 
 static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
-    [LDN_OP_LOST] = cmd_lost,
-    [LDN_OP_PRUNE] = cmd_prune, [LDN_OP_PLAN] = cmd_plan,   [LDN_OP_PING] = cmd_ping,
-    [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,   [LDN_OP_CKPT] = cmd_ckpt,
-    [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
+    [LDN_OP_LOST] = cmd_lost, [LDN_OP_PRUNE] = cmd_prune, [LDN_OP_PLAN] = cmd_plan,
+    [LDN_OP_PING] = cmd_ping, [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,
+    [LDN_OP_CKPT] = cmd_ckpt, [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
 };
 
 int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)

@@ -213,10 +213,10 @@ struct ldn_config {
     double liveness_s; /* ps.liveness_timeout: seconds of silence after which a rank is taken for
                           dead or hung and named (default 10, >= 2; capped by ps.timeout) */
     enum ldn_worker_loss on_worker_loss; /* ps.on_worker_loss: fail | continue (default fail) */
-    char iface[LDN_NAME_MAX];         /* ps.interface: network interface to bind (default: auto) */
-    int chunk_kb;                     /* ps.chunk_kb: size of one push/pull message (default 256) */
-    bool record_clocks;               /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
-                                         one line per served pull (default false) */
+    char iface[LDN_NAME_MAX]; /* ps.interface: network interface to bind (default: auto) */
+    int chunk_kb;             /* ps.chunk_kb: size of one push/pull message (default 256) */
+    bool record_clocks;       /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
+                                 one line per served pull (default false) */
     bool
         curve; /* net.curve: CURVE-authenticated data plane, keys made at start-up (default true) */
 
