@@ -631,12 +631,29 @@ static void write_status(const struct ldn_config *cfg, int lost)
 static int run_job(struct dist *x, const char *resume)
 {
     const double timeout = x->cfg->timeout_s;
-    ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
-                     "takes part; ps.timeout)",
-                     timeout > START_UP_S ? timeout : START_UP_S);
-    if (start_data(x) || start_plan(x) || (resume ? start_resume(x, resume) : start_fresh(x)) ||
-        start_init(x, resume != NULL))
+    const double up = timeout > START_UP_S ? timeout : START_UP_S;
+    /* each start-up collective under the watchdog, named: every rank takes part in each */
+    ldn_watchdog_arm("the start-up collective of the data sizes (MPI_Bcast from rank 0; every "
+                     "rank takes part)",
+                     up);
+    if (start_data(x))
         return 1;
+    ldn_watchdog_arm("the start-up collective of the plan (MPI_Allreduce of every rank's set-up, "
+                     "MPI_Bcast of the outcome)",
+                     up);
+    if (start_plan(x))
+        return 1;
+    ldn_watchdog_arm(resume ? "the start-up collective of the resume checkpoint (MPI_Bcast from "
+                              "rank 0)"
+                            : "the start-up collective of the run directory check (MPI_Bcast "
+                              "from rank 0)",
+                     up);
+    if ((resume ? start_resume(x, resume) : start_fresh(x)) || start_init(x, resume != NULL))
+        return 1;
+    ldn_watchdog_arm("the start-up collectives of the endpoints (CURVE keys: MPI_Bcast, "
+                     "MPI_Scatter; endpoints and hosts: MPI_Allgather; task groups: "
+                     "MPI_Comm_split)",
+                     up);
     start_endpoints(x);
     if (x->rank == 0) {
         LDN_INFO("config %s (run %s, seed %llu), coordinator at %s, data plane %s", x->cfg->source,
@@ -758,7 +775,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     ldn_log_set_role(x.rank == 0 ? "coord" : "rank", x.rank, NULL);
     /* The start-up collectives have no timeout of their own: a rank that hangs before them
      * would hang the job. START_UP_S until the config is known, then ps.timeout. */
-    ldn_watchdog_arm("the job's start-up collectives (config, data sizes, endpoints: every rank "
+    ldn_watchdog_arm("the start-up collective of the config (MPI_Bcast from rank 0; every rank "
                      "takes part)",
                      START_UP_S);
     if (start_config(&x, config_path, n_over, over))
