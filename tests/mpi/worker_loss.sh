@@ -5,8 +5,9 @@
 # workers of task000 (its group re-forms among the two survivors, who take over its rows);
 # under async it is the only worker of task001 (the task pauses). Every task that kept a
 # worker, other than the victim's own, ends within 0.5 pp of an undisturbed run of the same
-# config and seed (ssp and async are not reproducible run to run: arrival order decides; with
-# this config undisturbed runs spread by about 0.2 pp).
+# config and seed. ssp and async are not reproducible run to run (arrival order decides): on
+# the shared 2-core machine undisturbed runs of this config spread by up to about 1 pp, so the
+# killed run is compared with three undisturbed runs and must be within 0.5 pp of one of them.
 source "$(dirname "$0")/lib.sh"
 "$LADON" data synth "$tmp/data" --tasks 2 --features 32 --rank 4 --classes 4 --train 6000 \
   --test 4000 --relatedness 0.9 --seed 3 >/dev/null
@@ -55,8 +56,10 @@ kill_at_step() {
 
 for m in $mode; do
   config "$m" >"$tmp/$m.yaml"
-  "$run" "$tmp/$m.yaml" run.dir="$tmp/$m-full" >"$tmp/$m-full.log" 2>&1 ||
-    { cat "$tmp/$m-full.log"; fail "$m: the undisturbed run failed"; }
+  for i in 1 2 3; do
+    "$run" "$tmp/$m.yaml" run.dir="$tmp/$m-full$i" >"$tmp/$m-full$i.log" 2>&1 ||
+      { cat "$tmp/$m-full$i.log"; fail "$m: undisturbed run $i failed"; }
+  done
   # the victim: ssp, the last worker of task000's group (ranks 2..4); async, task001's (rank 5)
   # the other tasks, compared (the victim's own task is reported, not compared: it lost a third
   # of its workers' gradient, or paused)
@@ -90,13 +93,15 @@ for m in $mode; do
     grep -q "task001 paused (workers lost)" "$log" || { cat "$log"; fail "async: eval does not say paused"; }
   fi
   for t in $kept; do
-    a=$(last_acc "$tmp/$m-full" "$t")
     b=$(last_acc "$tmp/$m-kill" "$t")
-    d=$(awk -v a="$a" -v b="$b" 'BEGIN { d = 100 * (a - b); if (d < 0) d = -d; printf "%.2f", d }')
-    echo "$m: $t accuracy undisturbed $a, with rank $victim_rank killed $b (|diff| $d pp)"
-    awk -v d="$d" 'BEGIN { exit !(d <= 0.5) }' || fail "$m: $t differs by $d pp (> 0.5)"
+    a="$(last_acc "$tmp/$m-full1" "$t") $(last_acc "$tmp/$m-full2" "$t") $(last_acc "$tmp/$m-full3" "$t")"
+    d=$(awk -v a="$a" -v b="$b" 'BEGIN { n = split(a, x, " "); m = 100
+      for (i = 1; i <= n; i++) { d = 100 * (x[i] - b); if (d < 0) d = -d; if (d < m) m = d }
+      printf "%.2f", m }')
+    echo "$m: $t accuracy undisturbed $a, with rank $victim_rank killed $b (nearest: $d pp)"
+    awk -v d="$d" 'BEGIN { exit !(d <= 0.5) }' || fail "$m: $t is $d pp from every undisturbed run (> 0.5)"
   done
-  [ -n "$own" ] && echo "$m: $own (the victim's task) accuracy undisturbed $(last_acc "$tmp/$m-full" "$own"), with rank $victim_rank killed $(last_acc "$tmp/$m-kill" "$own")"
+  [ -n "$own" ] && echo "$m: $own (the victim's task) accuracy undisturbed $(last_acc "$tmp/$m-full1" "$own"), with rank $victim_rank killed $(last_acc "$tmp/$m-kill" "$own")"
   grep " lost: " "$log" | head -1
 done
 echo "worker_loss: ok"
