@@ -31,7 +31,7 @@ foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume 
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
                        ENVIRONMENT "${LDN_MPI_ENV}")
 endforeach()
-# a lost worker (issue 14): about 40 s and 20 s quiet (about 250 s and 50 s under ASan)
+# a lost worker (issue 14): about 30 s and 20 s quiet (about 155 s and 50 s under ASan)
 set_tests_properties(mpi_worker_loss PROPERTIES TIMEOUT 600)
 set_tests_properties(mpi_liveness PROPERTIES TIMEOUT 300)
 add_test(NAME mpi_ckpt_collective COMMAND mpiexec -np 3 $<TARGET_FILE:ckpt_collective>)
