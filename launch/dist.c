@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "auth.h"
@@ -18,6 +19,7 @@
 #include "job.h"
 #include "jobckpt.h"
 #include "keyspace.h"
+#include "liveness.h"
 #include "log.h"
 #include "model.h"
 #include "net.h"
@@ -273,6 +275,7 @@ struct dist {
     struct ldn_job job;        /* what the roles borrow */
     char *resume_path;
     char (*eps)[LDN_NET_ENDPOINT_MAX]; /* [world] */
+    char (*hosts)[LDN_JOB_HOST_MAX];   /* [world] */
     void *router;                      /* coordinator and servers */
     struct ldn_auth *auth;             /* net.curve: this rank's keys (and ZAP handler) */
     MPI_Comm group;                    /* workers: their task group */
@@ -291,8 +294,10 @@ static void dist_free_job(struct dist *x)
         zmq_ctx_term(x->job.zctx);
     x->job.zctx = NULL;
     free(x->eps);
+    free(x->hosts);
     free(x->resume_path);
     x->eps = NULL;
+    x->hosts = NULL;
     x->resume_path = NULL;
     ldn_keyspace_destroy(&x->keys);
     ldn_plan_destroy(&x->plan);
@@ -563,6 +568,16 @@ static void start_endpoints(struct dist *x)
     for (int r = 0; r < x->world && x->auth; r++)
         if (x->eps[r][0])
             ldn_auth_set_endpoint(x->auth, r, x->eps[r], NULL, 0);
+    /* every rank's host, for the names liveness gives ranks in its messages */
+    char host[MPI_MAX_PROCESSOR_NAME] = "", mine_host[LDN_JOB_HOST_MAX] = "";
+    int hl = 0;
+    MPI_Get_processor_name(host, &hl);
+    snprintf(mine_host, sizeof mine_host, "%s", host);
+    if (!(x->hosts = calloc((size_t)x->world, sizeof *x->hosts)))
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Allgather(mine_host, LDN_JOB_HOST_MAX, MPI_CHAR, x->hosts, LDN_JOB_HOST_MAX, MPI_CHAR,
+                  MPI_COMM_WORLD);
+    job->hosts = x->hosts;
     memcpy(job->coord_endpoint, x->eps[0], LDN_NET_ENDPOINT_MAX);
     job->server_endpoints = x->eps + 1;
     x->group = MPI_COMM_NULL;
@@ -634,17 +649,51 @@ static int start_init(struct dist *x, const char *resume)
     return 0;
 }
 
+/* Rank 0 after a clean end: RUN_DIR/status says so ("finished", and the ranks lost). Under
+ * mpirun with orte_enable_recovery, mpirun exits 0 whatever the ranks did (Open MPI 4.1.4),
+ * so launch/ladon-run takes the job's outcome from this file. */
+static void write_status(const struct ldn_config *cfg, int lost)
+{
+    char path[LDN_PATH_MAX + 16], list[256];
+    snprintf(path, sizeof path, "%s/status", cfg->run_dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        LDN_WARN("cannot write %s", path);
+        return;
+    }
+    fprintf(f, "finished lost=%s\n", lost ? ldn_liveness_lost_list(list, sizeof list) : "none");
+    if (fclose(f) != 0)
+        LDN_WARN("cannot write %s", path);
+}
+
 /* One job on every rank: start-up, the roles, the final barrier, what it built freed (the
  * config stays). 0, or 1 when start-up failed (said); a failure of a role aborts the job. */
 static int run_job(struct dist *x, const char *resume)
 {
     const double timeout = x->cfg->timeout_s;
-    ldn_watchdog_arm("the job's start-up collectives (data sizes, plan, endpoints: every rank "
-                     "takes part; ps.timeout)",
-                     timeout > START_UP_S ? timeout : START_UP_S);
-    if (start_data(x) || start_plan(x) || (resume ? start_resume(x, resume) : start_fresh(x)) ||
-        start_init(x, resume))
+    const double up = timeout > START_UP_S ? timeout : START_UP_S;
+    /* each start-up collective under the watchdog, named: every rank takes part in each */
+    ldn_watchdog_arm("the start-up collective of the data sizes (MPI_Bcast from rank 0; every "
+                     "rank takes part)",
+                     up);
+    if (start_data(x))
         return 1;
+    ldn_watchdog_arm("the start-up collective of the plan (MPI_Allreduce of every rank's set-up, "
+                     "MPI_Bcast of the outcome)",
+                     up);
+    if (start_plan(x))
+        return 1;
+    ldn_watchdog_arm(resume ? "the start-up collective of the resume checkpoint (MPI_Bcast from "
+                              "rank 0)"
+                            : "the start-up collective of the run directory check (MPI_Bcast "
+                              "from rank 0)",
+                     up);
+    if ((resume ? start_resume(x, resume) : start_fresh(x)) || start_init(x, resume))
+        return 1;
+    ldn_watchdog_arm("the start-up collectives of the endpoints (CURVE keys: MPI_Bcast, "
+                     "MPI_Scatter; endpoints and hosts: MPI_Allgather; task groups: "
+                     "MPI_Comm_split)",
+                     up);
     start_endpoints(x);
     if (x->rank == 0) {
         LDN_INFO("config %s (run %s, seed %llu), coordinator at %s, data plane %s", x->cfg->source,
@@ -654,12 +703,22 @@ static int run_job(struct dist *x, const char *resume)
         log_plan(&x->job, x->keys->imbalance);
     }
     ldn_watchdog_disarm();
+    if (x->rank == 0 && x->cfg->on_worker_loss == LDN_LOSS_CONTINUE && !ldn_liveness_recovery_on())
+        LDN_WARN("ps.on_worker_loss: continue, but mpirun runs without orte_enable_recovery: "
+                 "mpirun itself ends the job when a rank dies (launch/ladon-run adds --mca "
+                 "orte_enable_recovery 1; docs/faults.md)");
     char err[LDN_ERRLEN] = "";
     if (run_role(x, err, sizeof err) != 0) {
         LDN_ERROR("%s", err);
         fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, 3);
     }
+    /* A lost worker (ps.on_worker_loss: continue) is gone from every collective: the group
+     * communicator that held it is left alone (an abandoned head sum may still refer to it) and
+     * the final barrier, which it would never join, is skipped. */
+    const int lost = ldn_liveness_lost_count();
+    if (lost > 0)
+        x->group = MPI_COMM_NULL;
     /* sockets and the ZeroMQ context go before the barrier: linger ends with them */
     if (x->group != MPI_COMM_NULL)
         MPI_Comm_free(&x->group);
@@ -668,9 +727,17 @@ static int run_job(struct dist *x, const char *resume)
     ldn_auth_destroy(&x->auth);
     zmq_ctx_term(x->job.zctx);
     x->job.zctx = NULL;
-    ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", timeout);
-    MPI_Barrier(MPI_COMM_WORLD);
-    ldn_watchdog_disarm();
+    if (lost == 0) {
+        ldn_watchdog_arm("the final barrier (every rank ends together; ps.timeout)", timeout);
+        MPI_Barrier(MPI_COMM_WORLD);
+        ldn_watchdog_disarm();
+    } else if (x->rank == 0) {
+        char list[256];
+        LDN_INFO("final barrier skipped: worker rank(s) %s were lost",
+                 ldn_liveness_lost_list(list, sizeof list));
+    }
+    if (x->rank == 0)
+        write_status(x->cfg, lost);
     dist_free_job(x);
     return 0;
 }
@@ -748,7 +815,7 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     ldn_log_set_role(x.rank == 0 ? "coord" : "rank", x.rank, NULL);
     /* The start-up collectives have no timeout of their own: a rank that hangs before them
      * would hang the job. START_UP_S until the config is known, then ps.timeout. */
-    ldn_watchdog_arm("the job's start-up collectives (config, data sizes, endpoints: every rank "
+    ldn_watchdog_arm("the start-up collective of the config (MPI_Bcast from rank 0; every rank "
                      "takes part)",
                      START_UP_S);
     if (start_config(&x, config_path, n_over, over))
@@ -756,6 +823,13 @@ int ldn_dist_main(const char *config_path, int n_over, char *const *over, const 
     if (x.cfg->n_rounds > 0 ? run_rounds(&x, resume) : run_job(&x, resume))
         return give_up(&x);
     dist_free(&x);
+    if (ldn_liveness_lost_count() > 0) {
+        /* Open MPI 4.1.4's MPI_Finalize fences every rank of the job, and after a rank died it
+         * waited forever in about one run in three (docs/faults.md); everything is written and
+         * closed by now, so the survivors leave without it. */
+        fflush(NULL);
+        _exit(0);
+    }
     MPI_Finalize();
     return 0;
 }

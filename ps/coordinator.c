@@ -15,6 +15,7 @@
 #include "data.h"
 #include "jobckpt.h"
 #include "keyspace.h"
+#include "liveness.h"
 #include "log.h"
 #include "loss.h"
 #include "metrics.h"
@@ -47,9 +48,13 @@ struct coord {
     const struct ldn_config *cfg;
     void *router;
     void **servers;
-    int W, H;           /* workers; hosted (worker, task) pairs */
-    double *last_seen;  /* [world] */
-    int64_t *last_step; /* [world] */
+    int W, H;                  /* workers; hosted (worker, task) pairs */
+    struct ldn_liveness *live; /* when each rank last spoke (workers: any message; servers:
+                                  their answers to pings) */
+    double live_s;             /* the liveness timeout (ps.liveness_timeout, ps.timeout) */
+    int n_lost;                /* workers lost and gone on without (ps.on_worker_loss) */
+    char *paused;              /* [n_tasks]: every worker of the task's group is lost */
+    int64_t *last_step;        /* [world] */
     double last_ping;
     struct task_acc *train_acc; /* [n_tasks], since the last evaluation */
     struct task_acc *eval_acc;  /* [n_tasks], of the running evaluation */
@@ -82,14 +87,6 @@ struct coord {
     double *lv_report; /* [n_tasks] */
 };
 
-static const char *task_of_rank(const struct coord *c, int rank)
-{
-    int g = rank >= 0 && rank < c->job->world ? c->job->plan->group_of_rank[rank] : -1;
-    if (g < 0)
-        return "-";
-    return c->cfg->tasks[c->job->plan->groups[g].tasks[0]].name;
-}
-
 /* Send command h to rank `rank` (a server through its socket, a worker on the router). */
 static int send_to(struct coord *c, int rank, const struct ldn_wire_msg *h, char *err,
                    size_t errlen)
@@ -105,10 +102,21 @@ static int send_to(struct coord *c, int rank, const struct ldn_wire_msg *h, char
     return rc < 0 ? (int)rc : 0;
 }
 
+static int lose_worker(struct coord *c, int w, const char *why, char *err, size_t errlen);
+
+/* Send h to every worker not lost; with ps.on_worker_loss: continue, a worker that cannot be
+ * reached (ZeroMQ saw its connection close) is lost. */
 static int send_all_workers(struct coord *c, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
     for (int r = 1 + c->job->plan->n_servers; r < c->job->world; r++) {
+        if (ldn_liveness_is_lost(r))
+            continue;
         int rc = send_to(c, r, h, err, errlen);
+        if (rc && c->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
+            char why[LDN_ERRLEN + 64];
+            snprintf(why, sizeof why, "unreachable (%s)", err);
+            rc = lose_worker(c, r, why, err, errlen);
+        }
         if (rc)
             return rc;
     }
@@ -126,7 +134,8 @@ static int ping(struct coord *c, char *err, size_t errlen)
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_PING, 0);
     for (int r = 1; r < c->job->world; r++)
-        send_to(c, r, &h, NULL, 0);
+        if (!ldn_liveness_is_lost(r))
+            send_to(c, r, &h, NULL, 0);
     (void)err;
     (void)errlen;
     return 0;
@@ -391,7 +400,7 @@ static int handle_router(struct coord *c, struct waiting *wt, const coord_fn *ro
         return 0;
     }
     {
-        c->last_seen[h->from] = ldn_clock_now();
+        ldn_liveness_seen(c->live, h->from, ldn_clock_now());
         int64_t step;
         if (ldn_wire_msg_step(h, &step))
             c->last_step[h->from] = step;
@@ -400,7 +409,68 @@ static int handle_router(struct coord *c, struct waiting *wt, const coord_fn *ro
     return fn ? fn(c, wt, h, err, errlen) : unexpected(c, h, "not expected now");
 }
 
-/* Wait until every worker has answered DONE for this phase, handling reports meanwhile. */
+/* Servers answer pings with a heartbeat: take what their sockets hold (only while waiting for
+ * workers, when no other answer of a server is due). */
+static void drain_servers(struct coord *c)
+{
+    for (int s = 0; s < c->job->plan->n_servers; s++) {
+        struct ldn_msg m;
+        char why[LDN_ERRLEN];
+        while (ldn_net_recv(c->servers[s], 0, &m, 0, why, sizeof why) == 0) {
+            ldn_msg_close(&m);
+            ldn_liveness_seen(c->live, 1 + s, ldn_clock_now());
+            if (m.hdr.op != LDN_OP_HEARTBEAT)
+                unexpected(c, &m.hdr, "not expected from a server now");
+        }
+    }
+}
+
+/* ps.on_worker_loss: continue: worker rank w fell silent. Everyone else is told (servers take
+ * it out of the live set, its group's survivors take over its rows), its group shrinks, and
+ * when no worker of the group is left its tasks pause. Returns 0 or a send failure. */
+static int lose_worker(struct coord *c, int w, const char *why, char *err, size_t errlen)
+{
+    const struct ldn_plan *p = c->job->plan;
+    char who[256];
+    ldn_liveness_name(c->job, w, who, sizeof who);
+    ldn_liveness_note_lost(w);
+    c->n_lost++;
+    LDN_WARN("%s lost: %s during the %s phase, last step %lld; the job goes on without it "
+             "(ps.on_worker_loss: continue)",
+             who, why, c->phase ? c->phase : "start-up", (long long)c->last_step[w]);
+    const int g = p->group_of_rank[w];
+    const struct ldn_group *gr = &p->groups[g];
+    int left = 0;
+    for (int i = 0; i < gr->n_ranks; i++)
+        left += !ldn_liveness_is_lost(gr->ranks[i]);
+    c->W--;
+    c->H -= gr->n_tasks;
+    for (int i = 0; i < gr->n_tasks && left == 0; i++) {
+        c->paused[gr->tasks[i]] = 1;
+        LDN_WARN("task %s paused: every worker of group %d is lost; the other tasks go on",
+                 c->cfg->tasks[gr->tasks[i]].name, g);
+    }
+    if (left > 0)
+        LDN_INFO("group %d goes on with %d of its %d workers, which take over the lost one's "
+                 "rows",
+                 g, left, gr->n_ranks);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_LOST, 0);
+    h.lost.rank = w;
+    h.lost.step = c->last_step[w];
+    for (int r = 1; r < c->job->world; r++) {
+        if (ldn_liveness_is_lost(r))
+            continue;
+        int rc = send_to(c, r, &h, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Wait until every worker has answered DONE for this phase, handling reports meanwhile; a
+ * worker or server silent for the liveness timeout is named (and, a worker with
+ * ps.on_worker_loss: continue, gone on without). */
 static int wait_workers(struct coord *c, char *err, size_t errlen)
 {
     const struct ldn_plan *p = c->job->plan;
@@ -408,21 +478,39 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
     if (!wt.seen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     double now = ldn_clock_now();
-    for (int r = 1 + p->n_servers; r < c->job->world; r++)
-        c->last_seen[r] = now;
+    for (int r = 1; r < c->job->world; r++)
+        ldn_liveness_seen(c->live, r, now);
     int rc = 0;
     while (wt.left > 0 && rc == 0) {
         rc = handle_router(c, &wt, PHASE_ROUTES, err, errlen);
         now = ldn_clock_now();
         if (rc == 0)
             rc = ping(c, err, errlen);
-        for (int w = 1 + p->n_servers; w < c->job->world && rc == 0; w++)
-            if (!wt.seen[w] && now - c->last_seen[w] > c->cfg->timeout_s)
+        drain_servers(c);
+        for (int r = 1; r < c->job->world && rc == 0; r++) {
+            const double silent = ldn_liveness_silent(c->live, r, now);
+            if (wt.seen[r] || ldn_liveness_is_lost(r) || silent <= c->live_s)
+                continue;
+            char who[256];
+            ldn_liveness_name(c->job, r, who, sizeof who);
+            if (r <= p->n_servers)
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                              "worker rank %d (task %s) sent nothing for %.0f s during the %s "
-                              "phase (last step %lld): presumed dead (ps.timeout)",
-                              w, task_of_rank(c, w), c->cfg->timeout_s, c->phase,
-                              (long long)c->last_step[w]);
+                              "%s answered no ping for %.1f s during the %s phase: dead or hung "
+                              "(ps.liveness_timeout)",
+                              who, silent, c->phase);
+            else if (c->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
+                char why[128];
+                snprintf(why, sizeof why, "nothing from it for %.1f s (ps.liveness_timeout %g s)",
+                         silent, c->live_s);
+                rc = lose_worker(c, r, why, err, errlen);
+                wt.seen[r] = 1;
+                wt.left--;
+            } else
+                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                              "%s sent nothing for %.1f s during the %s phase (last step %lld): "
+                              "dead or hung (ps.liveness_timeout; ps.on_worker_loss: fail)",
+                              who, silent, c->phase, (long long)c->last_step[r]);
+        }
     }
     free(wt.seen);
     return rc;
@@ -506,6 +594,12 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int t = 0; t < cfg->n_tasks; t++) {
         const struct task_acc *e = &c->eval_acc[t], *a = &c->train_acc[t];
+        if (c->paused[t]) {
+            if (off < (int)sizeof buf - 64)
+                off += snprintf(buf + off, sizeof buf - (size_t)off, " %s paused (workers lost)",
+                                cfg->tasks[t].name);
+            continue;
+        }
         if (e->seen != c->job->n_test[t]) {
             fclose(mem);
             free(text);
@@ -569,6 +663,13 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
 static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t errlen)
 {
     c->phase = "checkpoint";
+    if (c->n_lost > 0) { /* the write is collective over every rank, the lost ones included */
+        char lost[256];
+        LDN_WARN("checkpoint of step %lld skipped: worker rank(s) %s lost, and a checkpoint is "
+                 "written by every rank of the job",
+                 (long long)step, ldn_liveness_lost_list(lost, sizeof lost));
+        return 0;
+    }
     double t0 = ldn_clock_now();
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_CKPT, 0);
@@ -624,6 +725,7 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
             struct ldn_msg m;
             char why[LDN_ERRLEN];
             int got = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
+            ping(c, NULL, 0); /* the workers hear from the coordinator while it waits */
             if (got == 0) {
                 int k = m.hdr.op == LDN_OP_PARAMS && m.hdr.params.lo <= INT64_MAX
                             ? ldn_keyspace_find_chunk(c->job->chunks, c->job->n_chunks,
@@ -675,6 +777,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
             struct ldn_msg m;
             char why[LDN_ERRLEN];
             int r = ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why);
+            ping(c, NULL, 0); /* the workers hear from the coordinator while it waits */
             if (r == 0) {
                 ldn_msg_close(&m);
                 if (m.hdr.op == LDN_OP_SERVER_STATS) { /* the answer to stop */
@@ -723,7 +826,7 @@ static int wait_hello(struct coord *c, char *err, size_t errlen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     const double start = ldn_clock_now();
     for (int r = 0; r < c->job->world; r++)
-        c->last_seen[r] = start;
+        ldn_liveness_seen(c->live, r, start);
     int rc = 0;
     /* a worker that is still setting up (a distillation round's soft targets) sends
      * heartbeats: silence, not the time it takes, is what times out */
@@ -732,11 +835,13 @@ static int wait_hello(struct coord *c, char *err, size_t errlen)
         ping(c, err, errlen); /* servers and early workers wait for the slow ones */
         const double now = ldn_clock_now();
         for (int w = 1 + c->job->plan->n_servers; w < c->job->world && rc == 0; w++)
-            if (!wt.seen[w] && now - c->last_seen[w] > c->cfg->timeout_s)
+            if (!wt.seen[w] && ldn_liveness_silent(c->live, w, now) > c->cfg->timeout_s) {
+                char who[256];
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                              "worker rank %d (task %s) did not check in: nothing from it for "
-                              "%.0f s (ps.timeout%s)",
-                              w, task_of_rank(c, w), c->cfg->timeout_s, ldn_net_auth_hint());
+                              "%s did not check in: nothing from it for %.0f s (ps.timeout%s)",
+                              ldn_liveness_name(c->job, w, who, sizeof who), c->cfg->timeout_s,
+                              ldn_net_auth_hint());
+            }
     }
     free(wt.seen);
     return rc;
@@ -770,6 +875,7 @@ static int wait_server_done(struct coord *c, int s, char *err, size_t errlen)
     while (ldn_clock_now() < deadline) {
         struct ldn_msg m;
         char why[LDN_ERRLEN];
+        ping(c, NULL, 0); /* the workers hear from the coordinator while it waits */
         if (ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why) != 0)
             continue;
         ldn_msg_close(&m);
@@ -820,6 +926,7 @@ static int recv_prune(struct coord *c, int s, const struct ldn_wire_prune *p, si
     while (ldn_clock_now() < deadline) {
         struct ldn_msg m;
         char why[LDN_ERRLEN];
+        ping(c, NULL, 0); /* the workers hear from the coordinator while it waits */
         if (ldn_net_recv(c->servers[s], 0, &m, 200, why, sizeof why) != 0)
             continue;
         const struct ldn_wire_prune_hist *h = &m.hdr.prune_hist;
@@ -1029,7 +1136,8 @@ static void coord_free(struct coord *c)
     }
     if (c->metrics)
         fclose(c->metrics);
-    free(c->last_seen);
+    ldn_liveness_destroy(&c->live);
+    free(c->paused);
     free(c->last_step);
     free(c->train_acc);
     free(c->eval_acc);
@@ -1094,13 +1202,15 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
                       .tty = stdout_is_terminal()};
     for (int g = 0; g < p->n_groups; g++)
         c.H += p->groups[g].n_tasks * p->groups[g].n_ranks;
-    c.last_seen = calloc((size_t)job->world, sizeof *c.last_seen);
+    c.live_s = ldn_liveness_timeout(cfg);
+    c.live = ldn_liveness_new(job->world, c.live_s, ldn_clock_now());
+    c.paused = calloc((size_t)cfg->n_tasks, 1);
     c.last_step = calloc((size_t)job->world, sizeof *c.last_step);
     c.train_acc = calloc((size_t)cfg->n_tasks, sizeof *c.train_acc);
     c.eval_acc = calloc((size_t)cfg->n_tasks, sizeof *c.eval_acc);
     c.residual_sum = calloc((size_t)job->world, sizeof *c.residual_sum);
     int rc = 0;
-    if (!c.last_seen || !c.last_step || !c.train_acc || !c.eval_acc || !c.residual_sum)
+    if (!c.live || !c.paused || !c.last_step || !c.train_acc || !c.eval_acc || !c.residual_sum)
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < RING; i++)
         c.ring[i].step = -1;
@@ -1157,6 +1267,15 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     if (rc == 0)
         rc = ldn_phases_run(&phases, &ops, &c, cfg->ckpt.every_minutes, err, errlen);
     ldn_phases_deinit(&phases);
+    if (rc == 0 && c.n_lost > 0) {
+        char lost[256], paused[512] = "";
+        for (int t = 0, off = 0; t < cfg->n_tasks && off < (int)sizeof paused - 80; t++)
+            if (c.paused[t])
+                off += snprintf(paused + off, sizeof paused - (size_t)off, "%s%s", off ? ", " : "",
+                                cfg->tasks[t].name);
+        LDN_WARN("finished without worker rank(s) %s (lost); tasks paused: %s",
+                 ldn_liveness_lost_list(lost, sizeof lost), paused[0] ? paused : "none");
+    }
     if (rc == 0)
         LDN_INFO("done: %lld steps, %.0f samples/s, %.1f s in all, metrics in %s/metrics.jsonl",
                  (long long)job->total_steps, c.train_time > 0 ? c.samples / c.train_time : 0,

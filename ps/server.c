@@ -13,6 +13,7 @@
 #include "delta.h"
 #include "fs.h"
 #include "jobckpt.h"
+#include "liveness.h"
 #include "log.h"
 #include "mtl_weight.h"
 #include "prune.h"
@@ -706,12 +707,21 @@ static int serve_waiting(struct ldn_server *s, void *sock)
                 continue;
             int rc = send_chunk(s, sock, p->ident, p->ident_len, k,
                                 bsp ? version[k] : ldn_cons_min_clock(s->cons), w);
+            if (rc < 0 && s->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
+                /* gone (ZeroMQ saw its connection close): the coordinator's liveness decides
+                 * whether the job goes on without it; its pull is dropped */
+                LDN_WARN("ps %d: worker rank %d cannot be reached: its pull of clock %lld is "
+                         "dropped (ps.on_worker_loss: continue)",
+                         s->o.rank, s->ranks[w], (long long)p->clock);
+                p->active = 0;
+                break;
+            }
             if (rc < 0)
                 return rc;
             sent[k] = 1;
             p->n_sent++;
         }
-        if (p->n_sent == s->C) {
+        if (p->active && p->n_sent == s->C) {
             p->active = 0;
             pull_served(s, w, p->clock);
         }
@@ -902,12 +912,16 @@ static int on_stop(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
     return 1;
 }
 
+/* ping: answered with a heartbeat (the coordinator's liveness of servers); best effort. */
 static int on_ping(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
-    (void)s;
-    (void)sock;
     (void)w;
     ldn_msg_close(m);
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_HEARTBEAT, s->o.rank);
+    h.heartbeat.step = s->cons->step;
+    char err[LDN_ERRLEN];
+    ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, err, sizeof err);
     return 0;
 }
 
@@ -1076,6 +1090,41 @@ static int on_pull(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 
 enum { BY_COORD = 1, BY_WORKER = 2 };
 
+/* lost (ps.on_worker_loss: continue): the coordinator found worker `rank` silent for the
+ * liveness timeout. It leaves the live set (so it no longer holds back a bsp step or an ssp
+ * bound; what it sent for the open step is dropped), its open pull is forgotten, the pushes
+ * of its group's survivors are scaled by one over their new count, and whatever the live set
+ * now allows is applied and served. */
+static int on_lost(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
+{
+    (void)w;
+    const int rank = m->hdr.lost.rank, lw = worker_index(s, rank);
+    if (lw < 0 || s->cfg->on_worker_loss != LDN_LOSS_CONTINUE)
+        return reject(s, sock, m, LDN_ERR_FORMAT,
+                      lw < 0 ? "lost names no worker of this job"
+                             : "lost without ps.on_worker_loss: continue");
+    ldn_msg_close(m);
+    ldn_liveness_note_lost(rank);
+    s->waiting[lw].active = 0;
+    if (!ldn_cons_remove(s->cons, lw))
+        return 0;
+    const struct ldn_plan *p = s->o.job ? s->o.job->plan : NULL;
+    int left = 0;
+    if (p) {
+        const int g = p->group_of_rank[rank];
+        for (int v = 0; v < s->W; v++)
+            left += s->cons->live[v] && p->group_of_rank[s->ranks[v]] == g;
+        for (int v = 0; v < s->W && left > 0; v++)
+            if (s->cons->live[v] && p->group_of_rank[s->ranks[v]] == g)
+                s->scale[v] = 1.0f / (float)left;
+    }
+    LDN_WARN("ps %d: worker rank %d left the live set at step %lld (lost); %d live worker(s) "
+             "remain, %d in its group",
+             s->o.rank, rank, (long long)m->hdr.lost.step, s->cons->n_live, left);
+    int rc = s->cfg->consistency == LDN_BSP ? apply_ready(s) : 0;
+    return rc ? rc : serve_waiting(s, sock);
+}
+
 /* What a server accepts: kind -> handler and who may send it. */
 static const struct route {
     int (*fn)(struct ldn_server *s, void *sock, struct ldn_msg *m, int w);
@@ -1091,6 +1140,7 @@ static const struct route {
     [LDN_OP_PLAN] = {on_plan, BY_COORD},
     [LDN_OP_PRUNE] = {on_prune, BY_COORD},
     [LDN_OP_AFFINITY_REQUEST] = {on_affinity_request, BY_COORD},
+    [LDN_OP_LOST] = {on_lost, BY_COORD},
 };
 
 int ldn_server_handle(struct ldn_server *s, void *sock, struct ldn_msg *m)

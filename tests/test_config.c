@@ -825,7 +825,41 @@ static void test_prune(void)
     }
 }
 
+/* ps.liveness_timeout and ps.on_worker_loss: defaults, values, the checks across keys. */
+static void test_liveness(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = parse(MINIMAL, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_DOUBLE_EQUAL(cfg->liveness_s, 10, 0);
+    CU_ASSERT_EQUAL(cfg->on_worker_loss, LDN_LOSS_FAIL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg->resolved_yaml, "  on_worker_loss: fail\n"));
+    ldn_config_destroy(&cfg);
+    cfg = parse(MINIMAL "ps:\n  timeout: 20\n  liveness_timeout: 5\n  on_worker_loss: continue\n",
+                err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->on_worker_loss, LDN_LOSS_CONTINUE);
+    CU_ASSERT_DOUBLE_EQUAL(cfg->liveness_s, 5, 0);
+    ldn_config_destroy(&cfg);
+    CU_ASSERT_PTR_NULL(parse(MINIMAL "ps:\n  liveness_timeout: 1\n", err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "ps.liveness_timeout: must be a number >= 2, got 1"));
+    CU_ASSERT_PTR_NULL(parse(MINIMAL "ps:\n  on_worker_loss: maybe\n", err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "ps.on_worker_loss"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "continue"));
+    /* continue: the survivors' waits (ps.timeout) must outlast the detection */
+    CU_ASSERT_PTR_NULL(parse(MINIMAL "ps:\n  timeout: 15\n  liveness_timeout: 10\n"
+                                     "  on_worker_loss: continue\n",
+                             err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "config t.yaml:9:21: ps.liveness_timeout: must be at most "
+                                       "half of ps.timeout (15 s)"));
+    CU_ASSERT_PTR_NULL(parse(MINIMAL "ps:\n  on_worker_loss: continue\nrounds:\n"
+                                     "  - name: a\n",
+                             err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "ps.on_worker_loss: continue is not available with rounds"));
+}
+
 static const struct ldn_cu_test TESTS[] = {
+    {"liveness", test_liveness},
     {"prune", test_prune},
     {"full config, every field", test_full},
     {"defaults on a minimal config", test_defaults},

@@ -44,6 +44,7 @@ static const struct sample SAMPLES[] = {
     {LDN_OP_PLAN, {"step", "trunk", NULL}},
     {LDN_OP_AFFINITY_REQUEST, {"step", NULL}},
     {LDN_OP_AFFINITY, {"step", "from_step", "to_step", "groups", "layers", NULL}},
+    {LDN_OP_LOST, {"rank", "step", NULL}},
 };
 
 static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
@@ -71,6 +72,10 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
     case LDN_OP_CKPT: m->ckpt.step = 18; break;
     case LDN_OP_HEARTBEAT: m->heartbeat.step = 19; break;
     case LDN_OP_DONE: m->done.step = 20; break;
+    case LDN_OP_LOST:
+        m->lost.rank = 5;
+        m->lost.step = 21;
+        break;
     case LDN_OP_PLAN:
         m->plan.step = 40;
         m->plan.n_trunk = 3;

@@ -19,6 +19,7 @@
 #include "fs.h"
 #include "jobckpt.h"
 #include "kv.h"
+#include "liveness.h"
 #include "log.h"
 #include "model.h"
 #include "mtl_weight.h"
@@ -28,6 +29,7 @@
 #include "rounds.h"
 #include "schedule.h"
 #include "status.h"
+#include "watchdog.h"
 #include "weighting.h"
 
 #define HEARTBEAT_S 1.0
@@ -54,9 +56,26 @@ struct worker {
     const struct ldn_job *job;
     const struct ldn_config *cfg;
     const struct ldn_group *group;
-    MPI_Comm comm;
+    MPI_Comm comm; /* the group's (dist.c's), or own_comm once a member was lost */
     int gsize, grank;
-    int n; /* hosted tasks */
+    /* ps.on_worker_loss: continue: the group's members still alive (world ranks), a
+     * communicator made among them after a loss, and a loss to act on at the next safe point */
+    int *members, n_members;
+    MPI_Comm own_comm;
+    int regroup;
+    float *red_in, *red_out; /* the head sums' buffers (never in place: an abandoned sum with a
+                                lost member must not write into the gradient) */
+    int64_t red_cap;
+    int64_t n_sums;  /* head sums completed (the same sequence on every member of the group) */
+    float *last_sum; /* the last one's result, [last_n], and the group size it was made with */
+    int64_t last_n, last_cap;
+    int last_div;
+    double coord_heard;        /* when the coordinator was last heard */
+    struct ldn_wire_msg stash; /* a command that arrived while training */
+    int stashed;
+    int stash_bad;              /* the stashed command's task weights were malformed */
+    char stash_err[LDN_ERRLEN]; /* ... and why */
+    int n;                      /* hosted tasks */
     struct wtask *tasks;
     int *slot_of_task; /* [n_tasks] -> index in tasks, -1 when not hosted */
     struct ldn_model *model;
@@ -107,6 +126,12 @@ static void worker_free(struct worker *w)
     ldn_schedule_deinit(&w->sched);
     ldn_batch_buf_deinit(&w->buf);
     free(w->idx);
+    free(w->members);
+    free(w->red_in);
+    free(w->red_out);
+    free(w->last_sum);
+    if (w->own_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&w->own_comm);
     ldn_net_close(&w->coord);
 }
 
@@ -341,44 +366,291 @@ static int setup(struct worker *w, char *err, size_t errlen)
     return send_coord(w, &h, err, errlen);
 }
 
-/* Average g[0..n) (task t's `what`) over the group (sum, then scale). */
-static int average_group(struct worker *w, int t, float *g, int64_t n, const char *what, char *err,
-                         size_t errlen)
+/* The buffers of head sums abandoned because a member of the group was lost: MPI may still
+ * hold them (a collective with a dead member never completes and cannot be freed), so they
+ * stay allocated, and reachable, until the process ends. */
+#define ABANDONED_MAX 64
+static void *abandoned[ABANDONED_MAX];
+static int n_abandoned;
+
+static void abandon(void **p)
 {
-    if (w->gsize == 1)
-        return 0;
+    if (n_abandoned < ABANDONED_MAX)
+        abandoned[n_abandoned++] = *p;
+    *p = NULL;
+}
+
+/* A worker of the job was lost (lost from the coordinator): recorded; when it is of this
+ * worker's group, the group re-forms at the next safe point (regroup). */
+static void note_lost(struct worker *w, int rank)
+{
+    ldn_liveness_note_lost(rank);
+    for (int i = 0; i < w->n_members; i++)
+        if (w->members[i] == rank) {
+            w->members[i] = w->members[--w->n_members];
+            w->regroup = 1;
+            LDN_WARN("worker %d: group member rank %d lost; the group re-forms without it",
+                     w->job->rank, rank);
+            return;
+        }
+}
+
+/* Take the coordinator's messages that arrived while training, without waiting: pings, lost;
+ * any command is kept for the command loop. */
+static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, size_t errlen);
+
+static void poll_coord(struct worker *w)
+{
+    struct ldn_msg m;
+    char why[LDN_ERRLEN];
+    while (ldn_net_recv(w->coord, 0, &m, 0, why, sizeof why) == 0) {
+        /* a train command's task weights (dwa) travel in its frame: taken before it closes */
+        if (m.hdr.op == LDN_OP_TRAIN && w->dwa_w && !w->stashed &&
+            take_weights(w, &m, w->stash_err, sizeof w->stash_err) != 0)
+            w->stash_bad = 1;
+        ldn_msg_close(&m);
+        w->coord_heard = ldn_clock_now();
+        if (m.hdr.op == LDN_OP_LOST)
+            note_lost(w, m.hdr.lost.rank);
+        else if (m.hdr.op != LDN_OP_PING && !w->stashed) {
+            w->stash = m.hdr;
+            w->stashed = 1;
+        } else if (m.hdr.op != LDN_OP_PING)
+            LDN_WARN("worker %d: ignored %s from the coordinator while training", w->job->rank,
+                     ldn_wire_op_name(m.hdr.op));
+    }
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+/* The group re-forms among its members still alive: a communicator made by them alone
+ * (MPI_Comm_create_group over the survivors: only they take part, so the lost rank cannot
+ * hold it up), then each hosted task's rows are split among them again (the shards of the
+ * lost worker are taken over) and each batch order starts afresh on the new shard. Returns 0
+ * or a negative status with err. */
+static int regroup(struct worker *w, char *err, size_t errlen)
+{
+    const struct ldn_job *job = w->job;
+    w->regroup = 0;
+    qsort(w->members, (size_t)w->n_members, sizeof *w->members, cmp_int);
+    int me = 0;
+    while (w->members[me] != job->rank)
+        me++;
+    MPI_Comm nc = MPI_COMM_NULL;
+    if (w->n_members > 1) {
+        static int tag = 7000; /* one per re-forming, the same sequence on every survivor */
+        char what[160];
+        snprintf(what, sizeof what,
+                 "worker %d: the re-forming of its group among %d survivors "
+                 "(MPI_Comm_create_group; ps.timeout)",
+                 job->rank, w->n_members);
+        ldn_watchdog_arm(what, w->cfg->timeout_s);
+        MPI_Group world, mine;
+        MPI_Comm_group(MPI_COMM_WORLD, &world);
+        MPI_Group_incl(world, w->n_members, w->members, &mine);
+        int rc = MPI_Comm_create_group(MPI_COMM_WORLD, mine, tag++, &nc);
+        MPI_Group_free(&mine);
+        MPI_Group_free(&world);
+        ldn_watchdog_disarm();
+        if (rc != MPI_SUCCESS)
+            return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                            "worker %d: MPI_Comm_create_group among the group's survivors failed",
+                            job->rank);
+    }
+    if (w->own_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&w->own_comm);
+    w->own_comm = nc;
+    w->comm = nc;
+    w->gsize = w->n_members;
+    w->grank = me;
+    for (int i = 0; i < w->n; i++) {
+        struct wtask *wt = &w->tasks[i];
+        const char *file = w->cfg->tasks[wt->t].file;
+        ldn_dataset_destroy(&wt->train);
+        ldn_dataset_destroy(&wt->test);
+        ldn_batcher_deinit(&wt->batcher);
+        if (!(wt->train = ldn_dataset_load(file, "train", w->grank, w->gsize, err, errlen)) ||
+            !(wt->test = ldn_dataset_load(file, "test", w->grank, w->gsize, err, errlen)))
+            return LDN_ERR_FORMAT;
+        if (ldn_batcher_init(&wt->batcher, wt->train->n, w->cfg->seed,
+                             LDN_STREAM_BATCH + (uint64_t)wt->t * 4096u + (uint64_t)w->grank))
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    }
+    LDN_INFO("worker %d: group re-formed with %d worker(s); this one now trains and evaluates "
+             "shard %d of %d of its task(s) (%lld training rows of %s)",
+             job->rank, w->gsize, w->grank + 1, w->gsize, (long long)w->tasks[0].train->n,
+             w->cfg->tasks[w->tasks[0].t].name);
+    return 0;
+}
+
+/* Sum g[0..n) (task t's `what`) over the group into red_out. Returns 0 when summed, 1 when a
+ * member was lost meanwhile (the sum is abandoned: sum again after regroup), or a negative
+ * status with err. */
+static int sum_group(struct worker *w, int t, const float *g, int64_t n, const char *what,
+                     char *err, size_t errlen)
+{
+    if (n > w->red_cap) {
+        free(w->red_in);
+        free(w->red_out);
+        w->red_in = malloc(sizeof(float) * (size_t)n);
+        w->red_out = malloc(sizeof(float) * (size_t)n);
+        if (!w->red_in || !w->red_out)
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        w->red_cap = n;
+    }
+    memcpy(w->red_in, g, sizeof(float) * (size_t)n);
     /* Non-blocking, polled with a deadline: a stuck group member is reported by name instead
      * of hanging this rank inside MPI; short sleeps once it takes long keep the core free. */
     for (int64_t off = 0; off < n; off += INT_MAX) { /* MPI counts are int */
         int64_t len = n - off < INT_MAX ? n - off : INT_MAX;
         MPI_Request req;
-        if (MPI_Iallreduce(MPI_IN_PLACE, g + off, (int)len, MPI_FLOAT, MPI_SUM, w->comm, &req) !=
-            MPI_SUCCESS)
+        if (MPI_Iallreduce(w->red_in + off, w->red_out + off, (int)len, MPI_FLOAT, MPI_SUM, w->comm,
+                           &req) != MPI_SUCCESS)
             return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
                             "MPI_Iallreduce of the %s of task %s failed", what,
                             w->cfg->tasks[t].name);
-        double start = ldn_clock_now();
+        double start = ldn_clock_now(), polled = start;
         int done = 0;
         while (!done) {
             MPI_Test(&req, &done, MPI_STATUS_IGNORE);
             if (done)
                 break;
-            double waited = ldn_clock_now() - start;
-            if (waited > w->cfg->timeout_s)
+            double now = ldn_clock_now(), waited = now - start;
+            if (now - polled > 0.01) { /* waiting for the group is not silence */
+                polled = now;
+                heartbeat(w, NULL, 0);
+            }
+            if (w->cfg->on_worker_loss == LDN_LOSS_CONTINUE && now == polled) {
+                poll_coord(w);
+                if (w->regroup) { /* never completes: its buffers stay with MPI */
+                    abandon((void **)&w->red_in);
+                    abandon((void **)&w->red_out);
+                    w->red_cap = 0;
+                    return 1;
+                }
+            }
+            if (waited > w->cfg->timeout_s) {
+                char names[256] = "";
+                for (int i = 0, o = 0; i < w->n_members && o < (int)sizeof names - 16; i++)
+                    o += snprintf(names + o, sizeof names - (size_t)o, "%s%d", i ? ", " : "",
+                                  w->members[i]);
                 return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                                 "worker %d: waited %.0f s for the %s of task %s from its group "
-                                "(worker ranks %d..%d, ps.timeout)",
+                                "(worker ranks %s, ps.timeout)",
                                 w->job->rank, w->cfg->timeout_s, what, w->cfg->tasks[t].name,
-                                w->group->ranks[0], w->group->ranks[w->group->n_ranks - 1]);
+                                names);
+            }
             if (waited > 1e-3) {
                 struct timespec ts = {0, 50000};
                 nanosleep(&ts, NULL);
             }
         }
     }
+    return 0;
+}
+
+/* After a re-forming: the survivors agree on the head sums done. A member of the old group
+ * that died may have sent its part of sum k to some survivors and not to others, so some may
+ * have finished sum k and the others not (never more than one apart: the ones behind are
+ * still in it). The ones ahead then hand their result of sum k to the ones behind, so every
+ * survivor applies the same sum k and the group's heads stay identical; *caught_up = 1 on a
+ * survivor that took it (into `grads`, already divided; `n` its length: the pending sum's head,
+ * 0 outside a sum). Collective over the new group; 0 or a negative status with err. */
+static int sync_sums(struct worker *w, float *grads, int64_t n, int *caught_up, char *err,
+                     size_t errlen)
+{
+    *caught_up = 0;
+    if (w->gsize == 1)
+        return 0;
+    int64_t a[2] = {w->n_sums, -w->n_sums}, b[2];
+    if (MPI_Allreduce(a, b, 2, MPI_INT64_T, MPI_MAX, w->comm) != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: head-sum count exchange failed",
+                        w->job->rank);
+    if (b[0] == -b[1])
+        return 0;
+    const int ahead = w->n_sums == b[0];
+    int64_t c[3] = {ahead ? -(int64_t)w->grank : INT64_MIN, ahead ? w->last_n : 0,
+                    ahead ? w->last_div : 0},
+            d[3];
+    if (MPI_Allreduce(c, d, 3, MPI_INT64_T, MPI_MAX, w->comm) != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: head-sum exchange failed",
+                        w->job->rank);
+    const int root = (int)-d[0];
+    const int64_t len = d[1];
+    if (!ahead && (n != len || len > INT_MAX))
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                        "worker %d: behind the group by a head sum of %lld values, but waiting "
+                        "in one of %lld",
+                        w->job->rank, (long long)len, (long long)n);
+    float *buf = ahead ? w->last_sum : grads;
+    if (MPI_Bcast(buf, (int)len, MPI_FLOAT, root, w->comm) != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL, "worker %d: head-sum hand-over failed",
+                        w->job->rank);
+    if (!ahead) {
+        const float inv = 1.0f / (float)d[2];
+        for (int64_t i = 0; i < len; i++)
+            grads[i] *= inv;
+        w->n_sums++;
+        *caught_up = 1;
+        LDN_INFO("worker %d: took head sum %lld from group rank %d (finished before the loss)",
+                 w->job->rank, (long long)w->n_sums, root);
+    }
+    return 0;
+}
+
+/* regroup, then sync_sums, under a watchdog (the survivors' collectives). */
+static int reform(struct worker *w, float *grads, int64_t n, int *caught_up, char *err,
+                  size_t errlen)
+{
+    int rc = regroup(w, err, errlen);
+    char what[160];
+    snprintf(what, sizeof what,
+             "worker %d: the survivors' agreement on head sums after a loss (MPI_Allreduce, "
+             "MPI_Bcast; ps.timeout)",
+             w->job->rank);
+    ldn_watchdog_arm(what, w->cfg->timeout_s);
+    if (rc == 0)
+        rc = sync_sums(w, grads, n, caught_up, err, errlen);
+    ldn_watchdog_disarm();
+    return rc;
+}
+
+/* Average g[0..n) (task t's `what`: its head gradients, or its log-variance's gradient) over
+ * the group (sum, then scale); a member lost meanwhile re-forms the group and the sum is made
+ * again among the survivors (every survivor makes the same sequence of sums). */
+static int average_group(struct worker *w, int t, float *g, int64_t n, const char *what, char *err,
+                         size_t errlen)
+{
+    for (;;) {
+        int caught_up = 0;
+        int rc = w->regroup ? reform(w, g, n, &caught_up, err, errlen) : 0;
+        if (rc)
+            return rc;
+        if (caught_up)
+            return 0;
+        if (w->gsize == 1)
+            return 0;
+        if ((rc = sum_group(w, t, g, n, what, err, errlen)) < 0)
+            return rc;
+        if (rc == 0)
+            break;
+    }
+    if (n > w->last_cap) {
+        free(w->last_sum);
+        if (!(w->last_sum = malloc(sizeof(float) * (size_t)n)))
+            return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+        w->last_cap = n;
+    }
+    memcpy(w->last_sum, w->red_out, sizeof(float) * (size_t)n);
+    w->last_n = n;
+    w->last_div = w->gsize;
+    w->n_sums++;
     const float inv = 1.0f / (float)w->gsize;
     for (int64_t i = 0; i < n; i++)
-        g[i] *= inv;
+        g[i] = w->red_out[i] * inv;
     return 0;
 }
 
@@ -820,10 +1092,24 @@ static int cmd_prune(struct worker *w, const struct ldn_wire_msg *h, char *err, 
     return rc ? rc : send_done(w, step, err, errlen);
 }
 
+/* lost: a worker of the job was lost; this worker's group re-forms now when it was one of its
+ * own (a worker waiting for a command is at a safe point). */
+static int cmd_lost(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    if (w->cfg->on_worker_loss != LDN_LOSS_CONTINUE)
+        return ldn_fail(err, errlen, LDN_ERR_PEER,
+                        "worker %d: the coordinator announced a lost worker without "
+                        "ps.on_worker_loss: continue",
+                        w->job->rank);
+    note_lost(w, h->lost.rank);
+    int caught_up = 0;
+    return w->regroup ? reform(w, NULL, 0, &caught_up, err, errlen) : 0;
+}
+
 static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
-    [LDN_OP_PRUNE] = cmd_prune, [LDN_OP_PLAN] = cmd_plan,   [LDN_OP_PING] = cmd_ping,
-    [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,   [LDN_OP_CKPT] = cmd_ckpt,
-    [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
+    [LDN_OP_LOST] = cmd_lost, [LDN_OP_PRUNE] = cmd_prune, [LDN_OP_PLAN] = cmd_plan,
+    [LDN_OP_PING] = cmd_ping, [LDN_OP_TRAIN] = cmd_train, [LDN_OP_EVAL] = cmd_eval,
+    [LDN_OP_CKPT] = cmd_ckpt, [LDN_OP_STOP] = cmd_stop,   [LDN_OP_ERROR] = cmd_error,
 };
 
 /* dwa: the task weights that come with a train command (one frame of n_tasks float32, each
@@ -851,11 +1137,17 @@ static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, si
 
 int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, size_t errlen)
 {
-    struct worker w = {.job = job, .cfg = job->cfg, .comm = group_comm};
+    struct worker w = {.job = job, .cfg = job->cfg, .comm = group_comm, .own_comm = MPI_COMM_NULL};
     w.group = &job->plan->groups[job->plan->group_of_rank[job->rank]];
     MPI_Comm_size(group_comm, &w.gsize);
     MPI_Comm_rank(group_comm, &w.grank);
-    int rc = setup(&w, err, errlen);
+    int rc = (w.members = malloc(sizeof(int) * (size_t)w.group->n_ranks))
+                 ? 0
+                 : ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int i = 0; rc == 0 && i < w.group->n_ranks; i++)
+        w.members[w.n_members++] = w.group->ranks[i];
+    if (rc == 0)
+        rc = setup(&w, err, errlen);
     const int64_t start = job->resume_path ? job->resume_step : 0;
     if (rc == 0 && job->resume_path) {
         struct ldn_ckpt ck;
@@ -869,27 +1161,45 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
     if (rc == 0 && start > 0 && ldn_prune_on(&job->cfg->prune)) /* resumed: masks held */
         rc = learn_mask(&w, err, errlen);
     w.have_clock = start;
+    /* The coordinator pings at least every second while it waits; silence for the liveness
+     * timeout means it is dead or hung. */
+    const double live_s = ldn_liveness_timeout(job->cfg);
+    w.coord_heard = ldn_clock_now();
     while (rc == 0) {
         struct ldn_msg m;
         char why[LDN_ERRLEN];
-        int r = ldn_net_recv(w.coord, 0, &m, (int)(job->cfg->timeout_s * 1000), why, sizeof why);
-        if (r == LDN_ERR_TIMEOUT) {
-            rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                          "worker %d: no command from the coordinator (rank 0) for %.0f s "
-                          "(ps.timeout%s)",
-                          job->rank, job->cfg->timeout_s, ldn_net_auth_hint());
-            break;
-        }
-        if (r != 0) {
-            rc = ldn_fail(err, errlen, r, "worker %d: bad message from the coordinator: %s",
-                          job->rank, why);
-            break;
-        }
-        if (m.hdr.op == LDN_OP_TRAIN && w.dwa_w && (rc = take_weights(&w, &m, err, errlen))) {
+        if (w.stashed) { /* a command that came while training */
+            m.hdr = w.stash;
+            w.stashed = 0;
+            if (w.stash_bad) {
+                rc = ldn_fail(err, errlen, LDN_ERR_PEER, "%s", w.stash_err);
+                break;
+            }
+        } else {
+            int r = ldn_net_recv(w.coord, 0, &m, 500, why, sizeof why);
+            const double now = ldn_clock_now();
+            if (r == LDN_ERR_TIMEOUT) {
+                if (now - w.coord_heard <= live_s)
+                    continue;
+                char who[128];
+                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                              "worker %d: nothing from %s for %.1f s, not even a ping: dead or "
+                              "hung (ps.liveness_timeout%s)",
+                              job->rank, ldn_liveness_name(job, 0, who, sizeof who),
+                              now - w.coord_heard, ldn_net_auth_hint());
+                break;
+            }
+            if (r != 0) {
+                rc = ldn_fail(err, errlen, r, "worker %d: bad message from the coordinator: %s",
+                              job->rank, why);
+                break;
+            }
+            if (m.hdr.op == LDN_OP_TRAIN && w.dwa_w && (rc = take_weights(&w, &m, err, errlen))) {
+                ldn_msg_close(&m);
+                break;
+            }
             ldn_msg_close(&m);
-            break;
         }
-        ldn_msg_close(&m);
         worker_cmd_fn fn = m.hdr.op < LDN_OP_COUNT_ ? COMMANDS[m.hdr.op] : NULL;
         if (!fn) {
             LDN_WARN("worker %d: ignored %s from the coordinator", job->rank,
@@ -897,6 +1207,7 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
             continue;
         }
         rc = fn(&w, &m.hdr, err, errlen);
+        w.coord_heard = ldn_clock_now(); /* a long command is not the coordinator's silence */
         if (rc == 1) {
             rc = 0;
             break;

@@ -59,6 +59,7 @@ static const char *const SCOPE_NAMES[] = {"chunk", "global", NULL};
 static const char *const ANNEAL_NAMES[] = {"none", "linear", NULL};
 static const char *const INPUTS_NAMES[] = {"own", "all", NULL};
 static const char *const PRUNE_SCOPES[] = {"layer", "global", NULL};
+static const char *const LOSS_NAMES[] = {"fail", "continue", NULL};
 
 _Static_assert(sizeof(enum ldn_optim_kind) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ldn_consistency) == sizeof(int), "enums are stored as int");
@@ -133,6 +134,8 @@ static const struct key_def KEYS[] = {
     ENUM(S_PS, "consistency", C(consistency), CONS_NAMES, "bsp"),
     NUM(S_PS, "staleness", T_INT, C(staleness), 0, 0, 1000000, "2"),
     NUM(S_PS, "timeout", T_DBL, C(timeout_s), LO_EXCL | NO_HI, 0, 0, "60"),
+    NUM(S_PS, "liveness_timeout", T_DBL, C(liveness_s), NO_HI, 2, 0, "10"),
+    ENUM(S_PS, "on_worker_loss", C(on_worker_loss), LOSS_NAMES, "fail"),
     STR(S_PS, "interface", C(iface), LDN_NAME_MAX, 0, "auto"),
     NUM(S_PS, "chunk_kb", T_INT, C(chunk_kb), 0, 4, 1048576, "256"),
     NUM(S_PS, "record_clocks", T_BOOL, C(record_clocks), 0, 0, 0, "false"),
@@ -743,6 +746,11 @@ static int finish(struct ctx *c)
     if (ldn__affinity_check(cfg, msg, sizeof msg) < 0)
         return ldn__cfg_fail_at(c, c->where[find_key(S_PS, "affinity", 8)], "ps.affinity", "%s",
                                 msg);
+    if (ldn__liveness_check(cfg, &pk, msg, sizeof msg) < 0) {
+        char key[64];
+        snprintf(key, sizeof key, "ps.%s", pk);
+        return ldn__cfg_fail_at(c, c->where[find_key(S_PS, pk, strlen(pk))], key, "%s", msg);
+    }
     if (ldn__prune_check(cfg, &pk, msg, sizeof msg) < 0) {
         char key[64];
         snprintf(key, sizeof key, "prune.%s", pk);

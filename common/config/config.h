@@ -30,6 +30,8 @@ enum ldn_lr_kind { LDN_LR_CONSTANT = 0, LDN_LR_STEP = 1, LDN_LR_COSINE = 2 };
  * 0 uniform), or round-robin over tasks. */
 enum ldn_sampling { LDN_SAMPLE_POWER = 0, LDN_SAMPLE_ROUND_ROBIN = 1 };
 enum ldn_consistency { LDN_BSP = 0, LDN_SSP = 1, LDN_ASYNC = 2 };
+/* ps.on_worker_loss: a worker silent for ps.liveness_timeout ends the job, or is dropped. */
+enum ldn_worker_loss { LDN_LOSS_FAIL = 0, LDN_LOSS_CONTINUE = 1 };
 /* compress.scope: select within each pushed chunk, or over the whole trunk */
 /* compress.codec and compress.quant values; common/codec's enum ldn_codec_kind and
  * enum ldn_codec_quant use the same numbers (codec.c checks it at compile time). */
@@ -223,10 +225,13 @@ struct ldn_config {
     enum ldn_consistency consistency; /* ps.consistency: bsp | ssp | async (default bsp) */
     int staleness;                    /* ps.staleness >= 0, for ssp (default 2) */
     double timeout_s;                 /* ps.timeout: seconds any wait may last (default 60) */
-    char iface[LDN_NAME_MAX];         /* ps.interface: network interface to bind (default: auto) */
-    int chunk_kb;                     /* ps.chunk_kb: size of one push/pull message (default 256) */
-    bool record_clocks;               /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
-                                         one line per served pull (default false) */
+    double liveness_s; /* ps.liveness_timeout: seconds of silence after which a rank is taken for
+                          dead or hung and named (default 10, >= 2; capped by ps.timeout) */
+    enum ldn_worker_loss on_worker_loss; /* ps.on_worker_loss: fail | continue (default fail) */
+    char iface[LDN_NAME_MAX]; /* ps.interface: network interface to bind (default: auto) */
+    int chunk_kb;             /* ps.chunk_kb: size of one push/pull message (default 256) */
+    bool record_clocks;       /* ps.record_clocks: servers write RUN_DIR/clocks-ps<r>.tsv,
+                                 one line per served pull (default false) */
     int64_t affinity; /* ps.affinity: window in steps of the task affinity the servers measure
                          (bsp only); 0 = off (default) */
     bool

@@ -82,5 +82,8 @@ extern const char *const ldn__cfg_weighting_names[];
 extern const char *const ldn__cfg_gradients_names[];
 int ldn__weighting_check(const struct ldn_config *cfg, enum sect *sect, const char **key, char *msg,
                          size_t cap);
+/* Checks of ps.liveness_timeout and ps.on_worker_loss across keys (config_liveness.c): 0, or
+ * -1 with the ps key that is wrong in *key and what is wrong in msg. */
+int ldn__liveness_check(const struct ldn_config *cfg, const char **key, char *msg, size_t cap);
 
 #endif

@@ -13,6 +13,8 @@
 #include "nn.h"
 #include "plan.h"
 
+#define LDN_JOB_HOST_MAX 64
+
 struct ldn_job {
     const struct ldn_config *cfg;
     const struct ldn_plan *plan;
@@ -51,6 +53,8 @@ struct ldn_job {
     /* the identity of the weights the run started from (ldn_model_init_id; from the
      * checkpoint when resuming, 0 when it has none): every checkpoint records it */
     uint64_t init_id;
+    /* each rank's host name (MPI_Get_processor_name), [world]; liveness names ranks by it */
+    char (*hosts)[LDN_JOB_HOST_MAX];
 };
 
 #endif

@@ -85,6 +85,8 @@ static const struct field EVAL[] = {STEP(eval.step)};
 static const struct field CKPT[] = {STEP(ckpt.step)};
 static const struct field HEARTBEAT[] = {STEP(heartbeat.step)};
 static const struct field DONE[] = {STEP(done.step)};
+static const struct field LOST[] = {INT("rank", FT_I32, lost.rank, true, 1, INT32_MAX),
+                                    STEP(lost.step)};
 static const struct field PLAN[] = {
     STEP(plan.step),
     {KEY("trunk"), FT_U64S, true, OFF(plan.trunk), OFF(plan.n_trunk), LDN_WIRE_MAX_LAYERS, 1,
@@ -178,6 +180,7 @@ static const struct kind KINDS[LDN_OP_COUNT_] = {
     KIND(LDN_OP_PRUNE_HIST, "prune_hist", PRUNE_HIST),
     KIND(LDN_OP_AFFINITY_REQUEST, "affinity_request", AFFINITY_REQUEST),
     KIND(LDN_OP_AFFINITY, "affinity", AFFINITY),
+    KIND(LDN_OP_LOST, "lost", LOST),
 };
 
 static const struct kind *kind_of(uint32_t op)

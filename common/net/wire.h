@@ -46,7 +46,8 @@ enum ldn_wire_op {
     LDN_OP_PRUNE_HIST = 20,       /* server -> coordinator: its answer (prune_hist) */
     LDN_OP_AFFINITY_REQUEST = 21, /* coordinator -> server: task affinity as of step */
     LDN_OP_AFFINITY = 22,         /* server -> coordinator: its partials (affinity) */
-    LDN_OP_COUNT_                 /* one past the last op */
+    LDN_OP_LOST = 23, /* coordinator -> any: a worker was lost, go on without it (lost) */
+    LDN_OP_COUNT_     /* one past the last op */
 };
 
 /* Payload codec of a push or params: raw float32, or a common/codec payload whose descriptor
@@ -107,6 +108,13 @@ struct ldn_wire_ckpt {
 
 struct ldn_wire_heartbeat {
     int64_t step; /* the step the worker is at */
+};
+
+/* lost: worker rank `rank` fell silent for ps.liveness_timeout at about step `step`; the job
+ * goes on without it (ps.on_worker_loss: continue). */
+struct ldn_wire_lost {
+    int32_t rank;
+    int64_t step;
 };
 
 struct ldn_wire_done {
@@ -223,6 +231,7 @@ struct ldn_wire_msg {
         struct ldn_wire_prune_hist prune_hist;
         struct ldn_wire_affinity_request affinity_request;
         struct ldn_wire_affinity affinity;
+        struct ldn_wire_lost lost;
     };
 };
 

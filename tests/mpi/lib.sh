@@ -5,7 +5,7 @@ LADON=$1
 SRC=$2
 BUILD=$3
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${LDN_KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
 export OPENBLAS_NUM_THREADS=1
 
 run_mpi() { # run_mpi NP ARGS...: mpirun on loopback, oversubscribed
