@@ -688,7 +688,13 @@ static int run_job(struct dist *x, const char *resume)
                             : "the start-up collective of the run directory check (MPI_Bcast "
                               "from rank 0)",
                      up);
-    if ((resume ? start_resume(x, resume) : start_fresh(x)) || start_init(x, resume))
+    if (resume ? start_resume(x, resume) : start_fresh(x))
+        return 1;
+    ldn_watchdog_arm("the start-up collectives of the initial weights (the init round's snapshot "
+                     "on rank 0 and the servers: MPI_Allreduce of their outcome; init_id: "
+                     "MPI_Bcast from rank 0)",
+                     up);
+    if (start_init(x, resume))
         return 1;
     ldn_watchdog_arm("the start-up collectives of the endpoints (CURVE keys: MPI_Bcast, "
                      "MPI_Scatter; endpoints and hosts: MPI_Allgather; task groups: "

@@ -96,7 +96,8 @@ struct worker {
     struct ldn_wdistill *distill; /* a distillation round's teacher, or NULL */
     uint8_t *keep; /* pruning: [trunk params], 0 where the servers masked a weight (NULL: none) */
     float *dwa_w;  /* dwa: [n_tasks] the weights the coordinator sent with the train command */
-    int push_rc;   /* first error of the push hook */
+    float *stash_dwa; /* dwa: [n_tasks] those of a train command stashed while training */
+    int push_rc;      /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
     int64_t bytes_dense_mark, bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
@@ -117,6 +118,7 @@ static void worker_free(struct worker *w)
         }
     free(w->tasks);
     free(w->dwa_w);
+    free(w->stash_dwa);
     free(w->slot_of_task);
     if (w->distill)
         ldn_wdistill_deinit(w->distill);
@@ -332,7 +334,8 @@ static int setup(struct worker *w, char *err, size_t errlen)
         }
     }
     if (cfg->weighting.method == LDN_WEIGHT_DWA) {
-        if (!(w->dwa_w = malloc(sizeof(float) * (size_t)cfg->n_tasks))) {
+        if (!(w->dwa_w = malloc(sizeof(float) * (size_t)cfg->n_tasks)) ||
+            !(w->stash_dwa = malloc(sizeof(float) * (size_t)cfg->n_tasks))) {
             free(masked);
             return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
         }
@@ -397,16 +400,18 @@ static void note_lost(struct worker *w, int rank)
 
 /* Take the coordinator's messages that arrived while training, without waiting: pings, lost;
  * any command is kept for the command loop. */
-static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, size_t errlen);
+static int take_weights(struct worker *w, const struct ldn_msg *m, float *dst, char *err,
+                        size_t errlen);
 
 static void poll_coord(struct worker *w)
 {
     struct ldn_msg m;
     char why[LDN_ERRLEN];
     while (ldn_net_recv(w->coord, 0, &m, 0, why, sizeof why) == 0) {
-        /* a train command's task weights (dwa) travel in its frame: taken before it closes */
+        /* a train command's task weights (dwa) travel in its frame: kept aside before it closes
+         * (the running range keeps its own weights) and applied when the command is taken */
         if (m.hdr.op == LDN_OP_TRAIN && w->dwa_w && !w->stashed &&
-            take_weights(w, &m, w->stash_err, sizeof w->stash_err) != 0)
+            take_weights(w, &m, w->stash_dwa, w->stash_err, sizeof w->stash_err) != 0)
             w->stash_bad = 1;
         ldn_msg_close(&m);
         w->coord_heard = ldn_clock_now();
@@ -1114,7 +1119,8 @@ static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
 
 /* dwa: the task weights that come with a train command (one frame of n_tasks float32, each
  * finite, in [0, n_tasks]: they sum to n_tasks, and a weight can underflow to 0). */
-static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, size_t errlen)
+static int take_weights(struct worker *w, const struct ldn_msg *m, float *dst, char *err,
+                        size_t errlen)
 {
     const int K = w->cfg->n_tasks;
     if (m->nframes != 1 || zmq_msg_size((zmq_msg_t *)&m->frames[0]) != sizeof(float) * (size_t)K)
@@ -1130,7 +1136,7 @@ static int take_weights(struct worker *w, const struct ldn_msg *m, char *err, si
             return ldn_fail(err, errlen, LDN_ERR_PEER,
                             "worker %d: the coordinator's task weight of %s is %g, outside [0, %d]",
                             w->job->rank, w->cfg->tasks[t].name, (double)v, K);
-        w->dwa_w[t] = v;
+        dst[t] = v;
     }
     return 0;
 }
@@ -1175,6 +1181,8 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
                 rc = ldn_fail(err, errlen, LDN_ERR_PEER, "%s", w.stash_err);
                 break;
             }
+            if (m.hdr.op == LDN_OP_TRAIN && w.dwa_w)
+                memcpy(w.dwa_w, w.stash_dwa, sizeof(float) * (size_t)w.cfg->n_tasks);
         } else {
             int r = ldn_net_recv(w.coord, 0, &m, 500, why, sizeof why);
             const double now = ldn_clock_now();
@@ -1194,7 +1202,8 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
                               job->rank, why);
                 break;
             }
-            if (m.hdr.op == LDN_OP_TRAIN && w.dwa_w && (rc = take_weights(&w, &m, err, errlen))) {
+            if (m.hdr.op == LDN_OP_TRAIN && w.dwa_w &&
+                (rc = take_weights(&w, &m, w.dwa_w, err, errlen))) {
                 ldn_msg_close(&m);
                 break;
             }
