@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Task affinity measured by 2 servers under bsp (ps.affinity, docs/architecture.md): on
 # synthetic data with two clusters of related tasks and a negated pair, every within-cluster
-# cosine of the trunk gradients is above every across-cluster one by a margin (> 0.1), and the
+# cosine of the trunk gradients is above every across-cluster one by a margin (> 0.1), every
+# across-cluster cosine is negative (the clusters conflict in the narrow trunk), and the
 # negated pair (the per-task heads absorb the sign: it shares the trunk's features) is above
 # every across pair. The assertions can fail: on the same generator with relatedness 0 (no
 # clusters; runs are deterministic under bsp) the margin is below 0.1, a wrong cluster
@@ -58,6 +59,8 @@ if sys.argv[2] == "control":  # no clusters in the data: the assertion must not 
     assert not ok, "relatedness 0 passes the cluster assertion too"
     sys.exit(0)
 assert ok, "the clusters are not recovered"
+# conflict: the two clusters compete for the narrow trunk (8-8): their gradients point apart
+assert max(across) < 0, ("across-cluster cosines not negative", across)
 for wrong in ([(0, 2), (1, 3)], [(0, 3), (1, 2)]):  # the assertion can fail on this matrix
     assert not holds(wrong, (4, 5))[0], ("a wrong cluster assignment passes too", wrong)
 for l in ("0", "1"):  # every layer's matrix is a cosine matrix
