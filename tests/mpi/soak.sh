@@ -39,8 +39,8 @@ job=$!
 while kill -0 "$job" 2>/dev/null; do
   for p in /proc/[0-9]*; do
     [ "$(cat "$p/comm" 2>/dev/null)" = ladon ] || continue
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "run.dir=$tmp/soak" || continue
-    rank=$(tr '\0' '\n' <"$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "run.dir=$tmp/soak" || continue
+    rank=$({ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
     rss=$(awk '/^VmRSS:/ { print $2 }' "$p/status" 2>/dev/null)
     [ -n "$rank" ] && [ -n "$rss" ] && echo "$(date +%s) $rank $rss" >>"$tmp/rss"
   done
