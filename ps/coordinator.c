@@ -54,6 +54,8 @@ struct coord {
     double live_s;             /* the liveness timeout (ps.liveness_timeout, ps.timeout) */
     int n_lost;                /* workers lost and gone on without (ps.on_worker_loss) */
     char *paused;              /* [n_tasks]: every worker of the task's group is lost */
+    char *asked;               /* [world]: the worker asked for its group's re-forming */
+    uint32_t *epoch;           /* [n_groups]: re-formings of the group so far */
     int64_t *last_step;        /* [world] */
     double last_ping;
     struct task_acc *train_acc; /* [n_tasks], since the last evaluation */
@@ -357,19 +359,86 @@ static int on_alive(struct coord *c, struct waiting *wt, const struct ldn_wire_m
     return 0;
 }
 
+/* Group g re-forms once every worker of it still alive has asked (regroup_request): each gets
+ * the same members (regroup), whatever losses it had read when it asked. A member that cannot
+ * be reached is left to the liveness check, which loses it, and the others then ask again.
+ * Returns 0 (sends are best effort). */
+static int try_regroup(struct coord *c, int g)
+{
+    const struct ldn_group *gr = &c->job->plan->groups[g];
+    int32_t *members = malloc(sizeof(int32_t) * (size_t)gr->n_ranks);
+    if (!members)
+        return 0; /* the workers' wait times out with a message naming it */
+    int n = 0, all = 1;
+    for (int i = 0; i < gr->n_ranks; i++) {
+        const int r = gr->ranks[i];
+        if (ldn_liveness_is_lost(r))
+            continue;
+        all &= c->asked[r];
+        members[n++] = r;
+    }
+    if (all && n > 0) {
+        for (int i = 1; i < n; i++) /* ascending (insertion sort: groups are small) */
+            for (int k = i; k > 0 && members[k - 1] > members[k]; k--) {
+                int32_t t = members[k];
+                members[k] = members[k - 1];
+                members[k - 1] = t;
+            }
+        struct ldn_wire_msg h;
+        ldn_wire_msg_init(&h, LDN_OP_REGROUP, 0);
+        h.regroup = (struct ldn_wire_regroup){
+            .group = (uint32_t)g, .epoch = ++c->epoch[g], .members = (uint32_t)n};
+        h.nframes = 1;
+        h.lens[0] = sizeof(int32_t) * (size_t)n;
+        const void *frames[1] = {members};
+        char list[256] = "";
+        for (int i = 0, o = 0; i < n && o < (int)sizeof list - 16; i++)
+            o += snprintf(list + o, sizeof list - (size_t)o, "%s%d", i ? ", " : "", members[i]);
+        LDN_INFO("group %d re-forms (re-forming %u) with worker rank(s) %s", g, c->epoch[g], list);
+        for (int i = 0; i < n; i++) {
+            char ident[32], why[LDN_ERRLEN];
+            int len = snprintf(ident, sizeof ident, "w%d", members[i]);
+            c->asked[members[i]] = 0;
+            if (ldn_net_send(c->router, ident, (size_t)len, &h, frames, why, sizeof why) < 0)
+                LDN_WARN("coordinator: regroup for worker rank %d not sent: %s", members[i], why);
+        }
+    }
+    free(members);
+    return 0;
+}
+
 typedef int (*coord_fn)(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h,
                         char *err, size_t errlen);
+
+/* regroup_request: a survivor of a loss in its group waits for the members to re-form with. */
+static int on_regroup_request(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h,
+                              char *err, size_t errlen)
+{
+    (void)wt;
+    (void)err;
+    (void)errlen;
+    if (!from_worker(c, h->from) || c->cfg->on_worker_loss != LDN_LOSS_CONTINUE ||
+        (int)h->regroup_request.group != c->job->plan->group_of_rank[h->from])
+        return unexpected(c, h, "not a worker of that group, or no ps.on_worker_loss: continue");
+    c->asked[h->from] = 1;
+    return try_regroup(c, (int)h->regroup_request.group);
+}
 
 /* What the coordinator accepts from workers while they check in, and during a phase. */
 static const coord_fn HELLO_ROUTES[LDN_OP_COUNT_] = {
     [LDN_OP_HELLO] = on_arrived,
     [LDN_OP_HEARTBEAT] = on_alive,
     [LDN_OP_ERROR] = on_error,
+    [LDN_OP_REGROUP_REQUEST] = on_regroup_request,
 };
 static const coord_fn PHASE_ROUTES[LDN_OP_COUNT_] = {
-    [LDN_OP_HELLO] = on_alive,       [LDN_OP_HEARTBEAT] = on_alive,
-    [LDN_OP_PROGRESS] = on_progress, [LDN_OP_EVAL_RESULT] = on_eval_result,
-    [LDN_OP_DONE] = on_arrived,      [LDN_OP_ERROR] = on_error,
+    [LDN_OP_HELLO] = on_alive,
+    [LDN_OP_HEARTBEAT] = on_alive,
+    [LDN_OP_PROGRESS] = on_progress,
+    [LDN_OP_EVAL_RESULT] = on_eval_result,
+    [LDN_OP_DONE] = on_arrived,
+    [LDN_OP_ERROR] = on_error,
+    [LDN_OP_REGROUP_REQUEST] = on_regroup_request,
 };
 
 /* Receive one message on the router (200 ms at most) and dispatch it by routes; a malformed
@@ -458,14 +527,24 @@ static int lose_worker(struct coord *c, int w, const char *why, char *err, size_
     ldn_wire_msg_init(&h, LDN_OP_LOST, 0);
     h.lost.rank = w;
     h.lost.step = c->last_step[w];
+    /* a worker that cannot be told is gone too (two lost close together: the second may not
+     * have been found silent yet); it is lost in turn once everyone else has been told */
+    int unreachable = 0;
+    char why_next[LDN_ERRLEN + 64] = "";
     for (int r = 1; r < c->job->world; r++) {
         if (ldn_liveness_is_lost(r))
             continue;
         int rc = send_to(c, r, &h, err, errlen);
-        if (rc)
+        if (rc && r > p->n_servers && unreachable == 0) {
+            unreachable = r;
+            snprintf(why_next, sizeof why_next, "unreachable (%s)", err);
+        } else if (rc && r <= p->n_servers)
             return rc;
     }
-    return 0;
+    /* survivors that asked before this loss was known waited for it too */
+    c->asked[w] = 0;
+    int rc = try_regroup(c, g);
+    return rc == 0 && unreachable ? lose_worker(c, unreachable, why_next, err, errlen) : rc;
 }
 
 /* Wait until every worker has answered DONE for this phase, handling reports meanwhile; a
@@ -503,8 +582,13 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
                 snprintf(why, sizeof why, "nothing from it for %.1f s (ps.liveness_timeout %g s)",
                          silent, c->live_s);
                 rc = lose_worker(c, r, why, err, errlen);
-                wt.seen[r] = 1;
-                wt.left--;
+                /* it, and any worker lost with it (unreachable when told), is waited for no
+                 * longer */
+                for (int q = 1 + p->n_servers; q < c->job->world; q++)
+                    if (!wt.seen[q] && ldn_liveness_is_lost(q)) {
+                        wt.seen[q] = 1;
+                        wt.left--;
+                    }
             } else
                 rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                               "%s sent nothing for %.1f s during the %s phase (last step %lld): "
@@ -1138,6 +1222,8 @@ static void coord_free(struct coord *c)
         fclose(c->metrics);
     ldn_liveness_destroy(&c->live);
     free(c->paused);
+    free(c->asked);
+    free(c->epoch);
     free(c->last_step);
     free(c->train_acc);
     free(c->eval_acc);
@@ -1205,12 +1291,15 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     c.live_s = ldn_liveness_timeout(cfg);
     c.live = ldn_liveness_new(job->world, c.live_s, ldn_clock_now());
     c.paused = calloc((size_t)cfg->n_tasks, 1);
+    c.asked = calloc((size_t)job->world, 1);
+    c.epoch = calloc((size_t)p->n_groups, sizeof *c.epoch);
     c.last_step = calloc((size_t)job->world, sizeof *c.last_step);
     c.train_acc = calloc((size_t)cfg->n_tasks, sizeof *c.train_acc);
     c.eval_acc = calloc((size_t)cfg->n_tasks, sizeof *c.eval_acc);
     c.residual_sum = calloc((size_t)job->world, sizeof *c.residual_sum);
     int rc = 0;
-    if (!c.live || !c.paused || !c.last_step || !c.train_acc || !c.eval_acc || !c.residual_sum)
+    if (!c.live || !c.paused || !c.asked || !c.epoch || !c.last_step || !c.train_acc ||
+        !c.eval_acc || !c.residual_sum)
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < RING; i++)
         c.ring[i].step = -1;

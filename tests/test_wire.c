@@ -1,4 +1,4 @@
-/* Wire format, protocol version 5: every message kind round-trips, and the decoder rejects
+/* Wire format, protocol version 6: every message kind round-trips, and the decoder rejects
  * truncated headers, mistyped, missing and out-of-range fields (naming the field) and other
  * versions, and ignores unknown keys. The required keys are listed here, independently of
  * the schema in wire.c, so a schema that stops insisting on one fails the test. */
@@ -45,6 +45,8 @@ static const struct sample SAMPLES[] = {
     {LDN_OP_AFFINITY_REQUEST, {"step", NULL}},
     {LDN_OP_AFFINITY, {"step", "from_step", "to_step", "groups", "layers", NULL}},
     {LDN_OP_LOST, {"rank", "step", NULL}},
+    {LDN_OP_REGROUP_REQUEST, {"group", "step", NULL}},
+    {LDN_OP_REGROUP, {"group", "epoch", "members", NULL}},
 };
 
 static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
@@ -75,6 +77,13 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
     case LDN_OP_LOST:
         m->lost.rank = 5;
         m->lost.step = 21;
+        break;
+    case LDN_OP_REGROUP_REQUEST:
+        m->regroup_request.group = 1u << 20;
+        m->regroup_request.step = 22;
+        break;
+    case LDN_OP_REGROUP:
+        m->regroup = (struct ldn_wire_regroup){.group = 3, .epoch = UINT32_MAX, .members = 2};
         break;
     case LDN_OP_PLAN:
         m->plan.step = 40;
@@ -330,14 +339,14 @@ static void test_other_version(void)
     a.version = 1;
     CU_ASSERT_EQUAL(ldn_wire_decode(buf, (size_t)encode(&a, buf), &b, err, sizeof err),
                     LDN_ERR_PEER);
-    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 5");
+    CU_ASSERT_STRING_EQUAL(err, "protocol version 1, this peer speaks version 6");
     /* the version is judged before anything else: a v6 header of another layout */
     fill(&a, LDN_OP_PING);
     a.version = LDN_WIRE_VERSION + 1;
     char out[LDN_WIRE_HDR_MAX];
     size_t len = rewrite(buf, encode(&a, buf), MISTYPE, "op", out);
     CU_ASSERT_EQUAL(ldn_wire_decode(out, len, &b, err, sizeof err), LDN_ERR_PEER);
-    CU_ASSERT(strstr(err, "version 5") != NULL);
+    CU_ASSERT(strstr(err, "version 6") != NULL);
 }
 
 /* The sample header of op with the value of `key` replaced (kind and x: test_out_of_range). */

@@ -33,6 +33,10 @@
 #include "weighting.h"
 
 #define HEARTBEAT_S 1.0
+/* Commands of the coordinator that may wait while the worker is busy (training, re-forming):
+ * the coordinator sends one at a time (the next after every worker's done), so one is the
+ * most that ever waits; a few more are held, and beyond them the protocol is broken. */
+#define EARLY_MAX 4
 
 struct wtask {
     int t;                 /* task index in the config */
@@ -70,11 +74,15 @@ struct worker {
     float *last_sum; /* the last one's result, [last_n], and the group size it was made with */
     int64_t last_n, last_cap;
     int last_div;
-    double coord_heard;        /* when the coordinator was last heard */
-    struct ldn_wire_msg stash; /* a command that arrived while training */
-    int stashed;
-    int stash_bad;              /* the stashed command's task weights were malformed */
-    char stash_err[LDN_ERRLEN]; /* ... and why */
+    uint32_t epoch;     /* the group's re-formings so far (the coordinator's count) */
+    double coord_heard; /* when the coordinator was last heard */
+    /* commands that arrived while busy, oldest first (dwa weights of a train command in
+     * early_dwa[i]: the running range keeps its own); one malformed, or one too many, fails
+     * the worker when its turn comes */
+    struct ldn_wire_msg early[EARLY_MAX];
+    int n_early;
+    int early_bad;              /* the (early_bad)-th command to take fails (0: none) */
+    char early_err[LDN_ERRLEN]; /* ... and why */
     int n;                      /* hosted tasks */
     struct wtask *tasks;
     int *slot_of_task; /* [n_tasks] -> index in tasks, -1 when not hosted */
@@ -96,7 +104,7 @@ struct worker {
     struct ldn_wdistill *distill; /* a distillation round's teacher, or NULL */
     uint8_t *keep; /* pruning: [trunk params], 0 where the servers masked a weight (NULL: none) */
     float *dwa_w;  /* dwa: [n_tasks] the weights the coordinator sent with the train command */
-    float *stash_dwa; /* dwa: [n_tasks] those of a train command stashed while training */
+    float *early_dwa; /* dwa: [EARLY_MAX][n_tasks] those of the early train commands */
     int push_rc;      /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
@@ -118,7 +126,7 @@ static void worker_free(struct worker *w)
         }
     free(w->tasks);
     free(w->dwa_w);
-    free(w->stash_dwa);
+    free(w->early_dwa);
     free(w->slot_of_task);
     if (w->distill)
         ldn_wdistill_deinit(w->distill);
@@ -335,7 +343,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
     }
     if (cfg->weighting.method == LDN_WEIGHT_DWA) {
         if (!(w->dwa_w = malloc(sizeof(float) * (size_t)cfg->n_tasks)) ||
-            !(w->stash_dwa = malloc(sizeof(float) * (size_t)cfg->n_tasks))) {
+            !(w->early_dwa = malloc(sizeof(float) * EARLY_MAX * (size_t)cfg->n_tasks))) {
             free(masked);
             return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
         }
@@ -403,50 +411,179 @@ static void note_lost(struct worker *w, int rank)
 static int take_weights(struct worker *w, const struct ldn_msg *m, float *dst, char *err,
                         size_t errlen);
 
+/* One message of the coordinator taken while busy (closed here): a lost worker is noted, a
+ * ping is a sign of life only, a command is queued for the command loop (with its task
+ * weights, which travel in its frame and are checked now). */
+static void take_early(struct worker *w, struct ldn_msg *m)
+{
+    w->coord_heard = ldn_clock_now();
+    const struct ldn_wire_msg h = m->hdr;
+    if (h.op == LDN_OP_PING || h.op == LDN_OP_LOST || w->early_bad) {
+        ldn_msg_close(m);
+        if (h.op == LDN_OP_LOST)
+            note_lost(w, h.lost.rank);
+        return;
+    }
+    const int i = w->n_early;
+    if (i == EARLY_MAX) {
+        w->early_bad = EARLY_MAX + 1; /* after the ones held */
+        snprintf(w->early_err, sizeof w->early_err,
+                 "worker %d: %s from the coordinator while %d earlier commands still wait: the "
+                 "coordinator sends one command at a time (a protocol fault)",
+                 w->job->rank, ldn_wire_op_name(h.op), EARLY_MAX);
+    } else {
+        if (h.op == LDN_OP_TRAIN && w->dwa_w &&
+            take_weights(w, m, w->early_dwa + (size_t)i * (size_t)w->cfg->n_tasks, w->early_err,
+                         sizeof w->early_err) != 0)
+            w->early_bad = i + 1;
+        w->early[w->n_early++] = h;
+    }
+    ldn_msg_close(m);
+}
+
 static void poll_coord(struct worker *w)
 {
     struct ldn_msg m;
     char why[LDN_ERRLEN];
-    while (ldn_net_recv(w->coord, 0, &m, 0, why, sizeof why) == 0) {
-        /* a train command's task weights (dwa) travel in its frame: kept aside before it closes
-         * (the running range keeps its own weights) and applied when the command is taken */
-        if (m.hdr.op == LDN_OP_TRAIN && w->dwa_w && !w->stashed &&
-            take_weights(w, &m, w->stash_dwa, w->stash_err, sizeof w->stash_err) != 0)
-            w->stash_bad = 1;
-        ldn_msg_close(&m);
-        w->coord_heard = ldn_clock_now();
-        if (m.hdr.op == LDN_OP_LOST)
-            note_lost(w, m.hdr.lost.rank);
-        else if (m.hdr.op != LDN_OP_PING && !w->stashed) {
-            w->stash = m.hdr;
-            w->stashed = 1;
-        } else if (m.hdr.op != LDN_OP_PING)
-            LDN_WARN("worker %d: ignored %s from the coordinator while training", w->job->rank,
-                     ldn_wire_op_name(m.hdr.op));
+    while (ldn_net_recv(w->coord, 0, &m, 0, why, sizeof why) == 0)
+        take_early(w, &m);
+}
+
+/* The oldest early command into *h (its dwa weights into w->dwa_w): 1, 0 when none waits, or
+ * a negative status with err when it is the bad one. */
+static int next_early(struct worker *w, struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    if (w->n_early == 0 && !w->early_bad)
+        return 0;
+    if (w->early_bad == 1 || w->n_early == 0)
+        return ldn_fail(err, errlen, LDN_ERR_PEER, "%s", w->early_err);
+    const size_t K = (size_t)w->cfg->n_tasks;
+    *h = w->early[0];
+    if (h->op == LDN_OP_TRAIN && w->dwa_w)
+        memcpy(w->dwa_w, w->early_dwa, sizeof(float) * K);
+    w->n_early--;
+    memmove(w->early, w->early + 1, sizeof *w->early * (size_t)w->n_early);
+    if (w->dwa_w)
+        memmove(w->early_dwa, w->early_dwa + K, sizeof(float) * K * (size_t)w->n_early);
+    if (w->early_bad)
+        w->early_bad--;
+    return 1;
+}
+
+/* regroup's members: the coordinator's answer (regroup) to this worker's regroup_request,
+ * checked: the group's, ascending, this worker among them, a newer re-forming than the last.
+ * Returns 0 or a negative status with err. */
+static int take_members(struct worker *w, const struct ldn_msg *m, char *err, size_t errlen)
+{
+    const struct ldn_wire_regroup *r = &m->hdr.regroup;
+    const int me = w->job->rank, g = w->job->plan->group_of_rank[me];
+    const int n = (int)r->members;
+    if ((int)r->group != g || r->epoch <= w->epoch || n > w->group->n_ranks || m->nframes != 1 ||
+        zmq_msg_size((zmq_msg_t *)&m->frames[0]) != sizeof(int32_t) * (size_t)n)
+        return ldn_fail(err, errlen, LDN_ERR_PEER,
+                        "worker %d: the coordinator's regroup (group %u, re-forming %u, %d "
+                        "members) does not fit group %d after re-forming %u",
+                        me, r->group, r->epoch, n, g, w->epoch);
+    const unsigned char *p = zmq_msg_data((zmq_msg_t *)&m->frames[0]);
+    int found = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t v;
+        memcpy(&v, p + sizeof v * (size_t)i, sizeof v);
+        int ok = i == 0 || v > w->members[i - 1];
+        for (int k = 0, in = 0; ok && k <= w->group->n_ranks; k++)
+            if (k == w->group->n_ranks)
+                ok = in;
+            else if (w->group->ranks[k] == v)
+                in = 1;
+        if (!ok)
+            return ldn_fail(err, errlen, LDN_ERR_PEER,
+                            "worker %d: the coordinator's regroup names rank %d, not a member of "
+                            "group %d in ascending order",
+                            me, (int)v, g);
+        w->members[i] = v;
+        found |= v == me;
+    }
+    if (!found)
+        return ldn_fail(err, errlen, LDN_ERR_PEER,
+                        "worker %d: the coordinator's regroup of group %d leaves this worker out",
+                        me, g);
+    w->n_members = n;
+    w->epoch = r->epoch;
+    return 0;
+}
+
+/* The survivors of a loss must re-form with the same members, though each learns of the losses
+ * at its own time (two members lost close together: one survivor may have read both, another
+ * one only): each asks the coordinator, which answers every survivor with the same list once
+ * all of them have asked (ps/coordinator.c). Waiting, the worker sends heartbeats and keeps the
+ * coordinator's other messages. Returns 0 with w->members set, 1 when the coordinator stopped
+ * the job meanwhile (not re-formed), or a negative status with err. */
+static int agree_members(struct worker *w, char *err, size_t errlen)
+{
+    const struct ldn_job *job = w->job;
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_REGROUP_REQUEST, job->rank);
+    h.regroup_request.group = (uint32_t)job->plan->group_of_rank[job->rank];
+    h.regroup_request.step = w->step;
+    if (ldn_net_send(w->coord, NULL, 0, &h, NULL, err, errlen) < 0)
+        return LDN_ERR_IO;
+    w->last_sent = ldn_clock_now();
+    const double start = w->last_sent, live_s = ldn_liveness_timeout(w->cfg);
+    for (;;) {
+        struct ldn_msg m;
+        char why[LDN_ERRLEN];
+        heartbeat(w, NULL, 0);
+        int r = ldn_net_recv(w->coord, 0, &m, 100, why, sizeof why);
+        const double now = ldn_clock_now();
+        if (r == 0 && m.hdr.op == LDN_OP_REGROUP) {
+            w->coord_heard = now;
+            r = take_members(w, &m, err, errlen);
+            ldn_msg_close(&m);
+            return r;
+        }
+        if (r == 0) {
+            take_early(w, &m);
+            for (int i = 0; i < w->n_early; i++)
+                if (w->early[i].op == LDN_OP_STOP)
+                    return 1;
+        } else if (r != LDN_ERR_TIMEOUT)
+            return ldn_fail(err, errlen, r, "worker %d: bad message from the coordinator: %s",
+                            job->rank, why);
+        char who[128];
+        if (now - w->coord_heard > live_s)
+            return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                            "worker %d: nothing from %s for %.1f s while waiting for the "
+                            "survivors of its group (regroup; ps.liveness_timeout)",
+                            job->rank, ldn_liveness_name(job, 0, who, sizeof who),
+                            now - w->coord_heard);
+        if (now - start > w->cfg->timeout_s)
+            return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                            "worker %d: waited %.0f s for the coordinator to name the survivors "
+                            "of group %d (regroup; ps.timeout)",
+                            job->rank, now - start, h.regroup_request.group);
     }
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
-}
-
-/* The group re-forms among its members still alive: a communicator made by them alone
+/* The group re-forms among its members still alive, as the coordinator names them
+ * (agree_members): a communicator made by them alone
  * (MPI_Comm_create_group over the survivors: only they take part, so the lost rank cannot
  * hold it up), then each hosted task's rows are split among them again (the shards of the
- * lost worker are taken over) and each batch order starts afresh on the new shard. Returns 0
- * or a negative status with err. */
+ * lost worker are taken over) and each batch order starts afresh on the new shard. Returns 0,
+ * 1 when the job stopped instead, or a negative status with err. */
 static int regroup(struct worker *w, char *err, size_t errlen)
 {
     const struct ldn_job *job = w->job;
+    int rc = agree_members(w, err, errlen);
+    if (rc)
+        return rc;
     w->regroup = 0;
-    qsort(w->members, (size_t)w->n_members, sizeof *w->members, cmp_int);
     int me = 0;
     while (w->members[me] != job->rank)
         me++;
     MPI_Comm nc = MPI_COMM_NULL;
     if (w->n_members > 1) {
-        static int tag = 7000; /* one per re-forming, the same sequence on every survivor */
+        /* the tag of this re-forming: the same on every member, another for the next */
+        const int tag = 7000 + (int)(w->epoch % 100000u);
         char what[160];
         snprintf(what, sizeof what,
                  "worker %d: the re-forming of its group among %d survivors "
@@ -456,7 +593,7 @@ static int regroup(struct worker *w, char *err, size_t errlen)
         MPI_Group world, mine;
         MPI_Comm_group(MPI_COMM_WORLD, &world);
         MPI_Group_incl(world, w->n_members, w->members, &mine);
-        int rc = MPI_Comm_create_group(MPI_COMM_WORLD, mine, tag++, &nc);
+        rc = MPI_Comm_create_group(MPI_COMM_WORLD, mine, tag, &nc);
         MPI_Group_free(&mine);
         MPI_Group_free(&world);
         ldn_watchdog_disarm();
@@ -611,6 +748,8 @@ static int reform(struct worker *w, float *grads, int64_t n, int *caught_up, cha
                   size_t errlen)
 {
     int rc = regroup(w, err, errlen);
+    if (rc == 1) /* the job stopped meanwhile */
+        return 1;
     char what[160];
     snprintf(what, sizeof what,
              "worker %d: the survivors' agreement on head sums after a loss (MPI_Allreduce, "
@@ -632,6 +771,11 @@ static int average_group(struct worker *w, int t, float *g, int64_t n, const cha
     for (;;) {
         int caught_up = 0;
         int rc = w->regroup ? reform(w, g, n, &caught_up, err, errlen) : 0;
+        if (rc == 1)
+            return ldn_fail(err, errlen, LDN_ERR_PEER,
+                            "worker %d: the coordinator stopped the job while the group of task "
+                            "%s re-formed in the middle of a step",
+                            w->job->rank, w->cfg->tasks[t].name);
         if (rc)
             return rc;
         if (caught_up)
@@ -1108,7 +1252,8 @@ static int cmd_lost(struct worker *w, const struct ldn_wire_msg *h, char *err, s
                         w->job->rank);
     note_lost(w, h->lost.rank);
     int caught_up = 0;
-    return w->regroup ? reform(w, NULL, 0, &caught_up, err, errlen) : 0;
+    int rc = w->regroup ? reform(w, NULL, 0, &caught_up, err, errlen) : 0;
+    return rc == 1 ? 0 : rc; /* stopped meanwhile: the stop waits among the early commands */
 }
 
 static const worker_cmd_fn COMMANDS[LDN_OP_COUNT_] = {
@@ -1174,16 +1319,12 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
     while (rc == 0) {
         struct ldn_msg m;
         char why[LDN_ERRLEN];
-        if (w.stashed) { /* a command that came while training */
-            m.hdr = w.stash;
-            w.stashed = 0;
-            if (w.stash_bad) {
-                rc = ldn_fail(err, errlen, LDN_ERR_PEER, "%s", w.stash_err);
-                break;
-            }
-            if (m.hdr.op == LDN_OP_TRAIN && w.dwa_w)
-                memcpy(w.dwa_w, w.stash_dwa, sizeof(float) * (size_t)w.cfg->n_tasks);
-        } else {
+        int early = next_early(&w, &m.hdr, err, errlen); /* one that came while busy */
+        if (early < 0) {
+            rc = early;
+            break;
+        }
+        if (!early) {
             int r = ldn_net_recv(w.coord, 0, &m, 500, why, sizeof why);
             const double now = ldn_clock_now();
             if (r == LDN_ERR_TIMEOUT) {

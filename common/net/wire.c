@@ -87,6 +87,11 @@ static const struct field HEARTBEAT[] = {STEP(heartbeat.step)};
 static const struct field DONE[] = {STEP(done.step)};
 static const struct field LOST[] = {INT("rank", FT_I32, lost.rank, true, 1, INT32_MAX),
                                     STEP(lost.step)};
+static const struct field REGROUP_REQUEST[] = {
+    INT("group", FT_U32, regroup_request.group, true, 0, 1u << 20), STEP(regroup_request.step)};
+static const struct field REGROUP[] = {INT("group", FT_U32, regroup.group, true, 0, 1u << 20),
+                                       INT("epoch", FT_U32, regroup.epoch, true, 1, UINT32_MAX),
+                                       INT("members", FT_U32, regroup.members, true, 1, 1u << 20)};
 static const struct field PLAN[] = {
     STEP(plan.step),
     {KEY("trunk"), FT_U64S, true, OFF(plan.trunk), OFF(plan.n_trunk), LDN_WIRE_MAX_LAYERS, 1,
@@ -181,6 +186,8 @@ static const struct kind KINDS[LDN_OP_COUNT_] = {
     KIND(LDN_OP_AFFINITY_REQUEST, "affinity_request", AFFINITY_REQUEST),
     KIND(LDN_OP_AFFINITY, "affinity", AFFINITY),
     KIND(LDN_OP_LOST, "lost", LOST),
+    KIND(LDN_OP_REGROUP_REQUEST, "regroup_request", REGROUP_REQUEST),
+    KIND(LDN_OP_REGROUP, "regroup", REGROUP),
 };
 
 static const struct kind *kind_of(uint32_t op)

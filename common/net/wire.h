@@ -1,4 +1,4 @@
-/* Wire format of the data plane and the control messages, protocol version 5 (docs/wire.md).
+/* Wire format of the data plane and the control messages, protocol version 6 (docs/wire.md).
  *
  * A message is a ZeroMQ multipart message: one msgpack-encoded header frame (a map) followed
  * by `nframes` raw little-endian payload frames whose byte lengths the header lists, so large
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LDN_WIRE_VERSION 5
+#define LDN_WIRE_VERSION 6
 #define LDN_WIRE_MAX_FRAMES 4
 #define LDN_WIRE_MSG_MAX 256
 #define LDN_WIRE_HDR_MAX 1024 /* encoded header never exceeds this */
@@ -46,8 +46,11 @@ enum ldn_wire_op {
     LDN_OP_PRUNE_HIST = 20,       /* server -> coordinator: its answer (prune_hist) */
     LDN_OP_AFFINITY_REQUEST = 21, /* coordinator -> server: task affinity as of step */
     LDN_OP_AFFINITY = 22,         /* server -> coordinator: its partials (affinity) */
-    LDN_OP_LOST = 23, /* coordinator -> any: a worker was lost, go on without it (lost) */
-    LDN_OP_COUNT_     /* one past the last op */
+    LDN_OP_LOST = 23,             /* coordinator -> any: a worker was lost, go on without it */
+    LDN_OP_REGROUP_REQUEST =
+        24,              /* worker -> coordinator: my group must re-form (regroup_request) */
+    LDN_OP_REGROUP = 25, /* coordinator -> worker: re-form with these members (regroup) */
+    LDN_OP_COUNT_        /* one past the last op */
 };
 
 /* Payload codec of a push or params: raw float32, or a common/codec payload whose descriptor
@@ -115,6 +118,21 @@ struct ldn_wire_heartbeat {
 struct ldn_wire_lost {
     int32_t rank;
     int64_t step;
+};
+
+/* regroup_request: the sender, a worker of task group `group` at step `step`, learnt that a
+ * member of its group was lost and waits for the coordinator to name the survivors. */
+struct ldn_wire_regroup_request {
+    uint32_t group;
+    int64_t step;
+};
+
+/* regroup: task group `group` re-forms for the `epoch`-th time (1, 2, ...) among `members`
+ * workers, whose world ranks travel in one payload frame of little-endian int32, ascending.
+ * Sent to each of them once every survivor has asked, so all of them re-form with the same
+ * members (docs/faults.md). */
+struct ldn_wire_regroup {
+    uint32_t group, epoch, members;
 };
 
 struct ldn_wire_done {
@@ -232,6 +250,8 @@ struct ldn_wire_msg {
         struct ldn_wire_affinity_request affinity_request;
         struct ldn_wire_affinity affinity;
         struct ldn_wire_lost lost;
+        struct ldn_wire_regroup_request regroup_request;
+        struct ldn_wire_regroup regroup;
     };
 };
 

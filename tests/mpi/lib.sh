@@ -29,6 +29,27 @@ last_acc() {
 
 fail() { echo "FAIL: $*"; exit 1; }
 
+pid_of() { # pid_of RANK CONFIG: the process of world rank RANK of the job started with CONFIG
+  for p in /proc/[0-9]*; do {
+    if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
+      tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$2"; then
+      echo "${p#/proc/}"
+      return 0
+    fi
+  } 2>/dev/null; done
+  return 1
+}
+
+wait_step() { # wait_step LOG STEP: until LOG's progress lines report a step >= STEP (30 s at most)
+  local s
+  for _ in $(seq 600); do
+    s=$(grep -o 'step [0-9]*/' "$1" 2>/dev/null | tail -1 | tr -dc 0-9)
+    [ -n "$s" ] && [ "$s" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # need_h5py: $PY = a python3 that imports h5py and numpy (the PATH one may be a pyenv shim)
 need_h5py() {
   PY=""

@@ -17,26 +17,6 @@ train: {epochs: 40, batch_size: 32, lr: 0.02, log_every: 20}
 ps: {servers: 1, consistency: bsp, timeout: 30, liveness_timeout: 4}
 YAML
 
-pid_of() { # pid_of RANK CONFIG
-  for p in /proc/[0-9]*; do {
-    if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
-      tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$2"; then
-      echo "${p#/proc/}"
-      return 0
-    fi
-  } 2>/dev/null; done
-  return 1
-}
-wait_step() { # wait_step LOG STEP: until LOG reports a step >= STEP
-  local s
-  for _ in $(seq 600); do
-    s=$(grep -o 'step [0-9]*/' "$1" 2>/dev/null | tail -1 | tr -dc 0-9)
-    [ -n "$s" ] && [ "$s" -ge "$2" ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
-
 # 1. SIGSTOP, on_worker_loss: fail (plain mpirun, as a user would run it)
 run_mpi 5 "$LADON" train "$tmp/c.yaml" run.dir="$tmp/stop" >"$tmp/stop.log" 2>&1 &
 job=$!

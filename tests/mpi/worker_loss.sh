@@ -27,29 +27,10 @@ ps: {servers: 1, consistency: $1, staleness: 2, timeout: 10, liveness_timeout: 3
 YAML
 }
 
-# pid_of RANK CONFIG: the process of world rank RANK of the job started with CONFIG
-pid_of() {
-  for p in /proc/[0-9]*; do {
-    if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
-      tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$2"; then
-      echo "${p#/proc/}"
-      return 0
-    fi
-  } 2>/dev/null; done
-  return 1
-}
-
 # kill_at_step LOG RANK CONFIG STEP SIGNAL: once LOG reports step >= STEP, send SIGNAL to rank
 kill_at_step() {
-  local victim="" s
-  for _ in $(seq 600); do
-    s=$(grep -o 'step [0-9]*/' "$1" 2>/dev/null | tail -1 | tr -dc 0-9)
-    if [ -n "$s" ] && [ "$s" -ge "$4" ]; then
-      victim=$(pid_of "$2" "$3") && break
-    fi
-    sleep 0.05
-  done
-  [ -n "$victim" ] || return 1
+  local victim
+  wait_step "$1" "$4" && victim=$(pid_of "$2" "$3") || return 1
   kill "-$5" "$victim"
   echo "$victim"
 }

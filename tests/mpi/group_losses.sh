@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Two members of one task group lost close together (issue 14; ps.on_worker_loss: continue,
+# ssp): task000 has four workers (world ranks 2..5) and loses ranks 4 and 5.
+#  - kill: both are killed with SIGKILL 0.6 s apart. Rank 4 is found silent; telling the others
+#    finds rank 5's connection closed, and it is lost at once too (before the fix the
+#    coordinator gave up: "send lost: Host unreachable").
+#  - stop: rank 4 is killed and rank 5 stopped with SIGSTOP 2 s later (hung, its connection
+#    open): the survivors learn of the first loss and ask to re-form while rank 5 still counts
+#    as alive; the coordinator names the members only once rank 5 is found silent too (before
+#    the fix they re-formed on the first announcement with rank 5 among them, and
+#    MPI_Comm_create_group waited for it until the watchdog ended the job).
+# Either way the job ends with exit 0, both losses named, and each survivor's last re-forming
+# is the one with 2 workers.
+source "$(dirname "$0")/lib.sh"
+synth "$tmp/data" 2 6000
+export LADON
+cat >"$tmp/c.yaml" <<YAML
+run: {dir: $tmp/run, seed: 5}
+data: {dir: $tmp/data}
+model: {trunk: [32]}
+tasks: {task000: {workers: 4}, task001: {workers: 1}}
+train: {epochs: 16, batch_size: 32, lr: 0.02, log_every: 20}
+ps: {servers: 1, consistency: ssp, staleness: 2, timeout: 10, liveness_timeout: 3,
+     on_worker_loss: continue}
+YAML
+for how in ${LDN_GROUP_LOSSES:-kill stop}; do
+  log=$tmp/$how.log
+  timeout 200 "$SRC/launch/ladon-run" "$tmp/c.yaml" run.dir="$tmp/$how" >"$log" 2>&1 &
+  job=$!
+  wait_step "$log" 300 || { kill $job; cat "$log"; fail "$how: training did not start"; }
+  a=$(pid_of 4 "$tmp/c.yaml") && b=$(pid_of 5 "$tmp/c.yaml") ||
+    { kill $job; cat "$log"; fail "$how: no process of rank 4 or 5"; }
+  kill -KILL "$a"
+  if [ $how = kill ]; then
+    sleep 0.6
+    kill -KILL "$b"
+  else
+    sleep 2 # more than the heartbeat interval: rank 5 is found silent a second or more later
+    kill -STOP "$b"
+    for _ in $(seq 300); do grep -q "worker rank 5 (group 0.*) lost: " "$log" && break; sleep 0.1; done
+    kill -KILL "$b" # lost by now (or the checks below fail); mpirun waits for every process
+  fi
+  rc=0
+  wait $job || rc=$?
+  [ $rc -eq 0 ] || { cat "$log"; fail "$how: the job that lost two of a group's workers exited $rc"; }
+  for r in 4 5; do
+    grep -q "worker rank $r (group 0: task task000; host [^)]*) lost: " "$log" ||
+      { cat "$log"; fail "$how: no line naming lost worker rank $r"; }
+  done
+  grep -q "finished without worker rank(s) 4, 5 (lost)" "$log" ||
+    { cat "$log"; fail "$how: the end does not name both lost workers"; }
+  grep -q "group 0 goes on with 2 of its 4 workers" "$log" || { cat "$log"; fail "$how: group 0 did not shrink to 2"; }
+  for r in 2 3; do
+    last=$(grep "worker $r: group re-formed with" "$log" | tail -n 1)
+    case "$last" in
+      *"with 2 worker(s)"*) ;;
+      *) cat "$log"; fail "$how: survivor rank $r did not end in the group of 2 (last: '$last')" ;;
+    esac
+  done
+  grep -q "done: [0-9]* steps" "$log" || { cat "$log"; fail "$how: the job did not finish its steps"; }
+  echo "$how:"; grep " lost: \|group 0 re-forms" "$log"
+done
+echo "group_losses: ok"
