@@ -747,20 +747,25 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
 static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t errlen)
 {
     c->phase = "checkpoint";
-    if (c->n_lost > 0) { /* the write is collective over every rank, the lost ones included */
-        char lost[256];
-        LDN_WARN("checkpoint of step %lld skipped: worker rank(s) %s lost, and a checkpoint is "
-                 "written by every rank of the job",
-                 (long long)step, ldn_liveness_lost_list(lost, sizeof lost));
-        return 0;
-    }
+    /* After a loss the ranks still in the job write it (common/job/jobckpt.c); a paused task's
+     * head went with its workers, and a checkpoint without it could not be resumed. */
+    for (int t = 0; t < c->cfg->n_tasks; t++)
+        if (c->paused[t]) {
+            LDN_WARN("checkpoint of step %lld skipped: task %s is paused (every worker of its "
+                     "group lost), and its head was lost with them",
+                     (long long)step, c->cfg->tasks[t].name);
+            return 0;
+        }
     double t0 = ldn_clock_now();
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_CKPT, 0);
     h.ckpt.step = step;
+    h.ckpt.lost = (uint32_t)ldn_liveness_lost_count();
     for (int r = 1; r < c->job->world; r++) {
-        int rc = send_to(c, r, &h, err, errlen);
-        if (rc)
+        if (ldn_liveness_is_lost(r))
+            continue;
+        int rc = send_to(c, r, &h, err, errlen); /* a loss now ends the job: the write would */
+        if (rc)                                  /* wait for the lost rank */
             return rc;
     }
     struct ldn_ckpt_items mine = {0}; /* dwa: the loss history */

@@ -931,6 +931,11 @@ static int on_ckpt(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
     if (!s->o.job)
         return reject(s, sock, m, LDN_ERR_FORMAT, "checkpoint asked of a server without a job");
     ldn_msg_close(m);
+    char err[LDN_ERRLEN];
+    if (ldn_jobckpt_check_lost(m->hdr.ckpt.step, m->hdr.ckpt.lost, s->o.rank, err, sizeof err)) {
+        LDN_ERROR("ps %d: %s", s->o.rank, err);
+        return LDN_ERR_INTERNAL;
+    }
     s->ckpt_pending = m->hdr.ckpt.step; /* joined once the step is complete */
     return 0;
 }

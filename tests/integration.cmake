@@ -28,7 +28,8 @@ set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli
 set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan rounds
-          restarts rogue prune affinity pcgrad worker_loss liveness group_losses)
+          restarts rogue prune affinity pcgrad worker_loss liveness group_losses
+          loss_restart)
   add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE

@@ -71,7 +71,10 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
         break;
     case LDN_OP_TRAIN: m->train = (struct ldn_wire_train){.from = 300, .to = INT64_MAX}; break;
     case LDN_OP_EVAL: m->eval.step = 17; break;
-    case LDN_OP_CKPT: m->ckpt.step = 18; break;
+    case LDN_OP_CKPT:
+        m->ckpt.step = 18;
+        m->ckpt.lost = 2;
+        break;
     case LDN_OP_HEARTBEAT: m->heartbeat.step = 19; break;
     case LDN_OP_DONE: m->done.step = 20; break;
     case LDN_OP_LOST:

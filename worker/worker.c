@@ -1096,6 +1096,8 @@ static int resume(struct worker *w, const struct ldn_ckpt *ck, char *err, size_t
     int had = 0, same = 1;
     int rc =
         ldn_jobckpt_stored_state(ck, w->cfg, w->job->plan->n_workers, &had, &same, err, errlen);
+    if (ck->lost_workers > 0) /* the lost workers' state is not in it, the others' is of the */
+        same = 0;             /* shards they had re-split (rank 0 says so) */
     if (r == 0 || !same)
         had = 0;
     for (int i = 0; i < w->n && rc == 0; i++) {
@@ -1155,7 +1157,8 @@ static int cmd_eval(struct worker *w, const struct ldn_wire_msg *h, char *err, s
 
 static int cmd_ckpt(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
-    return checkpoint(w, h->ckpt.step, err, errlen);
+    int rc = ldn_jobckpt_check_lost(h->ckpt.step, h->ckpt.lost, w->job->rank, err, errlen);
+    return rc ? rc : checkpoint(w, h->ckpt.step, err, errlen);
 }
 
 static int cmd_stop(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)

@@ -337,6 +337,10 @@ static int write_root_attrs(hid_t f, const struct ldn_ckpt_meta *m, const char *
     rc |= ldn_h5_write_attr_scalar(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->seed);
     if (m->init_id)
         rc |= ldn_h5_write_attr_scalar(f, "init_id", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->init_id);
+    if (m->lost_workers > 0) {
+        int32_t lost = m->lost_workers;
+        rc |= ldn_h5_write_attr_scalar(f, "lost_workers", H5T_STD_I32LE, H5T_NATIVE_INT32, &lost);
+    }
     rc |= ldn_h5_write_attr_scalar(f, "servers", H5T_STD_I32LE, H5T_NATIVE_INT32, &servers);
     rc |= ldn_h5_write_attr_scalar(f, "workers", H5T_STD_I32LE, H5T_NATIVE_INT32, &workers);
     rc |= ldn_h5_write_attr_scalar(f, "features", H5T_STD_I32LE, H5T_NATIVE_INT32, &features);
@@ -822,6 +826,11 @@ int ldn_ckpt_open(const char *path, struct ldn_ckpt *ck, char *err, size_t errle
     rc = read_u64(ck, "seed", &ck->seed, err, errlen);
     if (rc == 0 && H5Aexists(ck->f, "init_id") > 0) /* absent before ladon recorded it */
         rc = read_u64(ck, "init_id", &ck->init_id, err, errlen);
+    if (rc == 0 && H5Aexists(ck->f, "lost_workers") > 0) { /* only after a loss */
+        double lost;
+        if ((rc = need_num(ck, "lost_workers", 1, v[5], &lost, err, errlen)) == 0)
+            ck->lost_workers = (int)lost;
+    }
 done:
     free(format);
     ldn_h5_restore(&q);

@@ -65,6 +65,7 @@ struct ldn_ckpt_meta {
     uint64_t seed;
     uint64_t init_id;    /* the initialisation's identity (ldn_model_init_id), 0 unknown */
     int round;           /* the round (1-based) of a run with rounds, 0 without */
+    int lost_workers;    /* workers the job had lost when it wrote it (ps.on_worker_loss) */
     const char *config;  /* the resolved YAML */
     const char *metrics; /* the last evaluation as JSON lines, "" when none */
 };
@@ -89,6 +90,7 @@ struct ldn_ckpt {
     uint64_t init_id; /* ldn_model_init_id of the weights the run started from; 0: not recorded
                          (a checkpoint of ladon before init_id) */
     int round;        /* 1-based round of a run with rounds, 0 without */
+    int lost_workers; /* workers lost before it was written: per-worker state is not complete */
     char *config, *metrics, *created, *ladon_version; /* owned */
 };
 

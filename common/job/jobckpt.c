@@ -3,15 +3,75 @@
 #include "jobckpt.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
 #include "job.h"
+#include "liveness.h"
 #include "log.h"
 #include "optim.h"
 #include "schedule.h"
 #include "status.h"
 #include "watchdog.h"
+
+/* The ranks a checkpoint is written by: every rank of the job, or after a loss
+ * (ps.on_worker_loss: continue) every rank not lost, in a communicator made among them alone
+ * (MPI_Comm_create_group: a collective over a dead rank never completes). Every rank still in
+ * the job knows the same losses when it joins a checkpoint (the coordinator announces each
+ * loss to everyone before the next checkpoint, and the checkpoint command carries the count,
+ * which each rank checks). The communicator of the last count is kept. Returns 0 or a
+ * negative status with err. */
+static int live_comm(MPI_Comm *comm, char *err, size_t errlen)
+{
+    static MPI_Comm kept = MPI_COMM_NULL;
+    static int kept_lost;
+    const int lost = ldn_liveness_lost_count();
+    if (lost == 0) {
+        *comm = MPI_COMM_WORLD;
+        return 0;
+    }
+    if (kept != MPI_COMM_NULL && kept_lost == lost) {
+        *comm = kept;
+        return 0;
+    }
+    int world;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    int *ranks = malloc(sizeof(int) * (size_t)world), n = 0;
+    if (!ranks)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < world; r++)
+        if (!ldn_liveness_is_lost(r))
+            ranks[n++] = r;
+    MPI_Group all, live;
+    MPI_Comm_group(MPI_COMM_WORLD, &all);
+    MPI_Group_incl(all, n, ranks, &live);
+    MPI_Comm nc = MPI_COMM_NULL;
+    int rc = MPI_Comm_create_group(MPI_COMM_WORLD, live, 9000 + lost % 1000, &nc);
+    MPI_Group_free(&live);
+    MPI_Group_free(&all);
+    free(ranks);
+    if (rc != MPI_SUCCESS)
+        return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                        "MPI_Comm_create_group among the %d ranks still in the job failed", n);
+    kept = nc; /* an earlier one is not freed: freeing is collective over ranks now lost */
+    kept_lost = lost;
+    *comm = nc;
+    return 0;
+}
+
+int ldn_jobckpt_check_lost(int64_t step, unsigned announced, int rank, char *err, size_t errlen)
+{
+    const int known = ldn_liveness_lost_count();
+    if ((int)announced == known)
+        return 0;
+    char list[256];
+    return ldn_fail(err, errlen, LDN_ERR_INTERNAL,
+                    "rank %d: the coordinator's checkpoint of step %lld counts %u lost worker(s), "
+                    "this rank knows %d (%s): they would write with different ranks",
+                    rank, (long long)step, announced, known,
+                    known ? ldn_liveness_lost_list(list, sizeof list) : "none");
+}
 
 int ldn_jobckpt_write(const struct ldn_job *job, int64_t step, const char *metrics,
                       const struct ldn_ckpt_items *items, char *path, size_t path_len, char *err,
@@ -27,16 +87,20 @@ int ldn_jobckpt_write(const struct ldn_job *job, int64_t step, const char *metri
                                  .seed = cfg->seed,
                                  .init_id = job->init_id,
                                  .round = job->round_index + 1,
+                                 .lost_workers = ldn_liveness_lost_count(),
                                  .config = cfg->resolved_yaml,
                                  .metrics = metrics ? metrics : ""};
-    char what[LDN_PATH_MAX + 96];
+    char what[LDN_PATH_MAX + 128];
     snprintf(what, sizeof what,
              "the collective write of checkpoint step %lld into %s (every rank "
-             "takes part; checkpoint.timeout)",
+             "still in the job takes part; checkpoint.timeout)",
              (long long)step, cfg->ckpt.dir);
     ldn_watchdog_arm(what, cfg->ckpt.timeout_s);
-    int rc = ldn_ckpt_write(MPI_COMM_WORLD, cfg->ckpt.dir, &meta, items, cfg->ckpt.keep_last, path,
-                            path_len, err, errlen);
+    MPI_Comm comm = MPI_COMM_NULL;
+    int rc = live_comm(&comm, err, errlen);
+    if (rc == 0)
+        rc = ldn_ckpt_write(comm, cfg->ckpt.dir, &meta, items, cfg->ckpt.keep_last, path, path_len,
+                            err, errlen);
     ldn_watchdog_disarm();
     return rc;
 }
@@ -231,7 +295,13 @@ int ldn_jobckpt_check(const struct ldn_ckpt *ck, const struct ldn_config *cfg, i
         rc = DIFF("checkpoint %s is at step %lld and this config trains %lld steps: nothing left "
                   "to train (raise train.epochs)",
                   ck->path, (long long)ck->step, (long long)total_steps);
-    if (rc == 0 && !same_workers(old, ck->n_workers, cfg, n_workers))
+    if (rc == 0 && ck->lost_workers > 0)
+        LDN_WARN("checkpoint %s was written after the job had lost %d worker(s) "
+                 "(ps.on_worker_loss: continue): the trunk, the heads and the optimizer state "
+                 "carry over; every worker starts a new pass over its data shard, and what the "
+                 "workers kept for compressed pushes starts at zero (not an exact resume)",
+                 ck->path, ck->lost_workers);
+    else if (rc == 0 && !same_workers(old, ck->n_workers, cfg, n_workers))
         LDN_WARN("checkpoint %s holds the state of %d workers, this job has %d (or the tasks' "
                  "workers differ): the trunk, the heads and the optimizer state carry over; every "
                  "worker starts a new pass over its data shard, and what the workers kept for "

@@ -16,6 +16,11 @@
 /* A distributed job's checkpoint of `step`: every rank calls it with its items
  * (the coordinator passes the last evaluation as metrics); written to checkpoint.dir with
  * checkpoint.keep_last, under a watchdog of checkpoint.timeout seconds. */
+/* A checkpoint command of `step` counts `announced` lost workers: 0 when this rank knows as
+ * many (every rank must write with the same ranks), else a negative status with err naming
+ * both counts. */
+int ldn_jobckpt_check_lost(int64_t step, unsigned announced, int rank, char *err, size_t errlen);
+
 int ldn_jobckpt_write(const struct ldn_job *job, int64_t step, const char *metrics,
                       const struct ldn_ckpt_items *items, char *path, size_t path_len, char *err,
                       size_t errlen);

@@ -82,7 +82,8 @@ static const struct field CLOCK[] = {STEP(clock.step), KEYS(clock)};
 static const struct field TRAIN[] = {INT("from_step", FT_I64, train.from, true, 0, INT64_MAX),
                                      INT("to_step", FT_I64, train.to, true, 0, INT64_MAX)};
 static const struct field EVAL[] = {STEP(eval.step)};
-static const struct field CKPT[] = {STEP(ckpt.step)};
+static const struct field CKPT[] = {STEP(ckpt.step),
+                                    INT("lost", FT_U32, ckpt.lost, false, 0, 1u << 20)};
 static const struct field HEARTBEAT[] = {STEP(heartbeat.step)};
 static const struct field DONE[] = {STEP(done.step)};
 static const struct field LOST[] = {INT("rank", FT_I32, lost.rank, true, 1, INT32_MAX),

@@ -105,8 +105,11 @@ struct ldn_wire_eval {
     int64_t step;
 };
 
+/* ckpt: join the checkpoint of `step`, written by every rank but the `lost` workers the
+ * coordinator has announced (each rank checks it knows as many; optional, 0). */
 struct ldn_wire_ckpt {
     int64_t step;
+    uint32_t lost;
 };
 
 struct ldn_wire_heartbeat {
