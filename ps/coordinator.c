@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "affinity.h"
@@ -56,6 +57,7 @@ struct coord {
     char *paused;              /* [n_tasks]: every worker of the task's group is lost */
     char *asked;               /* [world]: the worker asked for its group's re-forming */
     uint32_t *epoch;           /* [n_groups]: re-formings of the group so far */
+    char *regroup_due;         /* [n_groups]: lost a member, its survivors not re-formed yet */
     int64_t *last_step;        /* [world] */
     double last_ping;
     struct task_acc *train_acc; /* [n_tasks], since the last evaluation */
@@ -395,6 +397,7 @@ static int try_regroup(struct coord *c, int g)
         for (int i = 0, o = 0; i < n && o < (int)sizeof list - 16; i++)
             o += snprintf(list + o, sizeof list - (size_t)o, "%s%d", i ? ", " : "", members[i]);
         LDN_INFO("group %d re-forms (re-forming %u) with worker rank(s) %s", g, c->epoch[g], list);
+        c->regroup_due[g] = 0;
         for (int i = 0; i < n; i++) {
             char ident[32], why[LDN_ERRLEN];
             int len = snprintf(ident, sizeof ident, "w%d", members[i]);
@@ -523,6 +526,7 @@ static int lose_worker(struct coord *c, int w, const char *why, char *err, size_
         LDN_INFO("group %d goes on with %d of its %d workers, which take over the lost one's "
                  "rows",
                  g, left, gr->n_ranks);
+    c->regroup_due[g] = left > 0;
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_LOST, 0);
     h.lost.rank = w;
@@ -743,10 +747,94 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
                : 0;
 }
 
-/* Every rank joins the collective write of a checkpoint of `step` (docs/checkpoint.md). */
+static const coord_fn CONFIRM_ROUTES[LDN_OP_COUNT_] = {
+    [LDN_OP_HELLO] = on_alive,
+    [LDN_OP_HEARTBEAT] = on_alive,
+    [LDN_OP_ERROR] = on_error,
+    [LDN_OP_REGROUP_REQUEST] = on_regroup_request,
+};
+
+/* Before a collective of every rank (a checkpoint): each rank still in the job answers a ping
+ * (servers and idle workers answer with a heartbeat), or is found unreachable or silent for
+ * the liveness timeout. A worker is then lost (ps.on_worker_loss: continue) or named (fail), a
+ * server named: once the collective has begun, a rank gone would hold it until its own timeout.
+ * Returns 0 or a negative status with err. */
+static int confirm_ranks(struct coord *c, const char *before, char *err, size_t errlen)
+{
+    const struct ldn_plan *p = c->job->plan;
+    const double t0 = ldn_clock_now();
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_PING, 0);
+    c->last_ping = t0;
+    int rc = 0;
+    for (int r = 1; r < c->job->world && rc == 0; r++) {
+        if (ldn_liveness_is_lost(r) || send_to(c, r, &h, err, errlen) == 0)
+            continue;
+        if (r <= p->n_servers || c->cfg->on_worker_loss != LDN_LOSS_CONTINUE) {
+            char who[256];
+            return ldn_fail(err, errlen, LDN_ERR_PEER, "%s cannot be reached before %s: %s",
+                            ldn_liveness_name(c->job, r, who, sizeof who), before, err);
+        }
+        char why[LDN_ERRLEN + 64];
+        snprintf(why, sizeof why, "unreachable before %s (%s)", before, err);
+        rc = lose_worker(c, r, why, err, errlen);
+    }
+    struct waiting wt = {NULL, 0};
+    for (int r = 1; r < c->job->world && rc == 0;) {
+        if ((rc = ping(c, err, errlen)) != 0) /* the others wait for the coordinator meanwhile */
+            break;
+        const double now = ldn_clock_now();
+        if (ldn_liveness_is_lost(r) || ldn_liveness_silent(c->live, r, now) < now - t0) {
+            r++; /* heard from since the ping */
+            continue;
+        }
+        if (now - t0 > c->live_s) {
+            char who[256], why[128];
+            ldn_liveness_name(c->job, r, who, sizeof who);
+            if (r <= p->n_servers || c->cfg->on_worker_loss != LDN_LOSS_CONTINUE)
+                return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                                "%s answered no ping for %.1f s before %s: dead or hung "
+                                "(ps.liveness_timeout)",
+                                who, now - t0, before);
+            snprintf(why, sizeof why, "no answer to a ping for %.1f s before %s", now - t0, before);
+            rc = lose_worker(c, r, why, err, errlen);
+            continue;
+        }
+        if (r <= p->n_servers) {
+            struct timespec ts = {0, 1000000}; /* servers' answers: polled every ms */
+            nanosleep(&ts, NULL);
+            drain_servers(c);
+        } else
+            rc = handle_router(c, &wt, CONFIRM_ROUTES, err, errlen);
+    }
+    /* the survivors of a loss re-form first (they ask, and wait for the answer) */
+    for (int g = 0; g < p->n_groups && rc == 0;) {
+        if (!c->regroup_due[g]) {
+            g++;
+            continue;
+        }
+        if (ldn_clock_now() - t0 > c->cfg->timeout_s)
+            return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                            "waited %.0f s before %s for the survivors of group %d to ask to "
+                            "re-form (ps.timeout)",
+                            c->cfg->timeout_s, before, g);
+        if ((rc = ping(c, err, errlen)) == 0)
+            rc = handle_router(c, &wt, CONFIRM_ROUTES, err, errlen);
+    }
+    return rc;
+}
+
+/* Every rank still in the job joins the collective write of a checkpoint of `step`
+ * (docs/checkpoint.md). */
 static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t errlen)
 {
     c->phase = "checkpoint";
+    double t0 = ldn_clock_now();
+    char before[64];
+    snprintf(before, sizeof before, "the checkpoint of step %lld", (long long)step);
+    int rc = confirm_ranks(c, before, err, errlen);
+    if (rc)
+        return rc;
     /* After a loss the ranks still in the job write it (common/job/jobckpt.c); a paused task's
      * head went with its workers, and a checkpoint without it could not be resumed. */
     for (int t = 0; t < c->cfg->n_tasks; t++)
@@ -756,26 +844,24 @@ static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t err
                      (long long)step, c->cfg->tasks[t].name);
             return 0;
         }
-    double t0 = ldn_clock_now();
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_CKPT, 0);
     h.ckpt.step = step;
     h.ckpt.lost = (uint32_t)ldn_liveness_lost_count();
-    for (int r = 1; r < c->job->world; r++) {
-        if (ldn_liveness_is_lost(r))
-            continue;
-        int rc = send_to(c, r, &h, err, errlen); /* a loss now ends the job: the write would */
-        if (rc)                                  /* wait for the lost rank */
-            return rc;
-    }
+    /* a rank lost from here on ends the job: the write waits for it (checkpoint.timeout) */
+    for (int r = 1; r < c->job->world && rc == 0; r++)
+        if (!ldn_liveness_is_lost(r))
+            rc = send_to(c, r, &h, err, errlen);
+    if (rc)
+        return rc;
     struct ldn_ckpt_items mine = {0}; /* dwa: the loss history */
     char path[LDN_PATH_MAX + 64];
     if (c->method == LDN_WEIGHT_DWA && ldn_dwa_ckpt_add(&c->dwa, &mine) != 0) {
         ldn_ckpt_items_free(&mine);
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint items: out of memory");
     }
-    int rc = ldn_jobckpt_write(c->job, step, c->last_metrics ? c->last_metrics : "", &mine, path,
-                               sizeof path, err, errlen);
+    rc = ldn_jobckpt_write(c->job, step, c->last_metrics ? c->last_metrics : "", &mine, path,
+                           sizeof path, err, errlen);
     ldn_ckpt_items_free(&mine);
     if (rc)
         return rc;
@@ -1229,6 +1315,7 @@ static void coord_free(struct coord *c)
     free(c->paused);
     free(c->asked);
     free(c->epoch);
+    free(c->regroup_due);
     free(c->last_step);
     free(c->train_acc);
     free(c->eval_acc);
@@ -1298,13 +1385,14 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     c.paused = calloc((size_t)cfg->n_tasks, 1);
     c.asked = calloc((size_t)job->world, 1);
     c.epoch = calloc((size_t)p->n_groups, sizeof *c.epoch);
+    c.regroup_due = calloc((size_t)p->n_groups, 1);
     c.last_step = calloc((size_t)job->world, sizeof *c.last_step);
     c.train_acc = calloc((size_t)cfg->n_tasks, sizeof *c.train_acc);
     c.eval_acc = calloc((size_t)cfg->n_tasks, sizeof *c.eval_acc);
     c.residual_sum = calloc((size_t)job->world, sizeof *c.residual_sum);
     int rc = 0;
-    if (!c.live || !c.paused || !c.asked || !c.epoch || !c.last_step || !c.train_acc ||
-        !c.eval_acc || !c.residual_sum)
+    if (!c.live || !c.paused || !c.asked || !c.epoch || !c.regroup_due || !c.last_step ||
+        !c.train_acc || !c.eval_acc || !c.residual_sum)
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < RING; i++)
         c.ring[i].step = -1;

@@ -1146,7 +1146,17 @@ static int send_done(struct worker *w, int64_t step, char *err, size_t errlen)
 static int cmd_train(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
     int rc = train(w, h->train.from, h->train.to, err, errlen);
-    return rc ? rc : send_done(w, h->train.to, err, errlen);
+    rc = rc ? rc : send_done(w, h->train.to, err, errlen);
+    if (rc == 0 && getenv("LDN_FAULT")) { /* test hook: LDN_FAULT=kill-after-done:RANK:STEP */
+        char at[64];
+        snprintf(at, sizeof at, "kill-after-done:%d:%lld", w->job->rank, (long long)h->train.to);
+        struct timespec ts = {0, 300000000}; /* the done goes out first (ZeroMQ sends it from */
+        const char *f = getenv("LDN_FAULT");
+        if (!strncmp(f, at, strlen(at)) && (f[strlen(at)] == ':' || !f[strlen(at)]))
+            nanosleep(&ts, NULL); /* its own thread) */
+        ldn_ckpt_fault("kill-after-done", w->job->rank, h->train.to);
+    }
+    return rc;
 }
 
 static int cmd_eval(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
@@ -1168,13 +1178,13 @@ static int cmd_stop(struct worker *w, const struct ldn_wire_msg *h, char *err, s
     return rc ? rc : 1;
 }
 
+/* A ping while waiting for a command: answered, so that the coordinator can tell an idle
+ * worker from a dead one (it asks before every checkpoint). */
 static int cmd_ping(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
-    (void)w;
     (void)h;
-    (void)err;
-    (void)errlen;
-    return 0;
+    w->last_sent = 0;
+    return heartbeat(w, err, errlen);
 }
 
 /* The coordinator rejected a message of this worker (another protocol version). */
@@ -1322,6 +1332,14 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
     while (rc == 0) {
         struct ldn_msg m;
         char why[LDN_ERRLEN];
+        if (w.regroup) { /* a loss read while training, after the last head sum: waiting for a
+                            command is a safe point (the coordinator waits for the re-forming) */
+            int caught_up = 0;
+            if ((rc = reform(&w, NULL, 0, &caught_up, err, errlen)) == 1)
+                rc = 0; /* stopped meanwhile: the stop waits among the early commands */
+            if (rc)
+                break;
+        }
         int early = next_early(&w, &m.hdr, err, errlen); /* one that came while busy */
         if (early < 0) {
             rc = early;

@@ -4,29 +4,32 @@
 # task000's two workers (SIGKILL), goes on, writes checkpoints with the ranks still in the
 # job, and then loses its server (SIGKILL), which it cannot survive. ladon-run starts it again
 # from the latest checkpoint, written after the worker loss, and it finishes with exit 0; the
-# console names the losses, the step resumed from, and that the resume is not exact.
+# console names the losses, the step resumed from, and that the resume is not exact. Then a
+# worker that dies just before a checkpoint is lost before the write, not waited for in it.
 source "$(dirname "$0")/lib.sh"
 synth "$tmp/data" 2 6000
 export LADON
 cat >"$tmp/c.yaml" <<YAML
 run: {dir: $tmp/run, seed: 5}
 data: {dir: $tmp/data}
-model: {trunk: [32]}
+model: {trunk: [128, 128]}
 tasks: {task000: {workers: 2}, task001: {workers: 1}}
 train: {epochs: 12, batch_size: 32, lr: 0.02, log_every: 20}
 ps: {servers: 1, consistency: ssp, staleness: 2, timeout: 10, liveness_timeout: 3,
      on_worker_loss: continue}
-checkpoint: {every_steps: 400, keep_last: 3}
+checkpoint: {every_steps: 500, keep_last: 3}
 YAML
 log=$tmp/run.log
 timeout 250 "$SRC/launch/ladon-run" "$tmp/c.yaml" --restarts 1 >"$log" 2>&1 &
 job=$!
+wait_step "$log" 20 || { kill $job; cat "$log"; fail "training did not start"; }
+victim=$(pid_of 3 "$tmp/c.yaml") && server=$(pid_of 1 "$tmp/c.yaml") ||
+  { kill $job; cat "$log"; fail "no process of rank 3 or 1"; }
 # right after the first checkpoint: a rank lost while a checkpoint is written is not survived
 # (the collective write waits for it until checkpoint.timeout), and until the loss is found
 # the group waits for the dead rank's head sums, so no step reaches the next checkpoint
-for _ in $(seq 600); do grep -q "\[coord 0\] checkpoint step 400: " "$log" && break; sleep 0.05; done
-grep -q "\[coord 0\] checkpoint step 400: " "$log" || { kill $job; cat "$log"; fail "no checkpoint of step 400"; }
-victim=$(pid_of 3 "$tmp/c.yaml") || { kill $job; cat "$log"; fail "no process of rank 3"; }
+for _ in $(seq 1200); do grep -q "\[coord 0\] checkpoint step 500: " "$log" && break; sleep 0.02; done
+grep -q "\[coord 0\] checkpoint step 500: " "$log" || { kill $job; cat "$log"; fail "no checkpoint of step 500"; }
 kill -KILL "$victim"
 # the loss, then a checkpoint after it
 lost_at=""
@@ -40,10 +43,9 @@ ck=""
 for _ in $(seq 300); do
   ck=$(sed -n 's/.*\[coord 0\] checkpoint step \([0-9]*\): .*/\1/p' "$log" | awk -v l="$lost_at" '$1 > l' | head -n 1)
   [ -n "$ck" ] && break
-  sleep 0.1
+  sleep 0.02
 done
 [ -n "$ck" ] || { kill $job; cat "$log"; fail "no checkpoint after the loss at step $lost_at"; }
-server=$(pid_of 1 "$tmp/c.yaml") || { kill $job; cat "$log"; fail "no process of rank 1"; }
 kill -KILL "$server"
 rc=0
 wait $job || rc=$?
@@ -55,4 +57,18 @@ resumed=$(sed -n 's/.*ladon-run: the job failed (exit [0-9]*) on attempt 1 at st
 grep -q "written after the job had lost 1 worker(s)" "$log" || { cat "$log"; fail "the resume does not say it is not exact"; }
 grep -q "done: [0-9]* steps" "$log" || { cat "$log"; fail "the restarted job did not finish"; }
 echo "worker rank 3 lost at step $lost_at; first checkpoint after it: step $ck; server killed; resumed from step $resumed"
+
+# A worker gone just before a checkpoint: rank 3 kills itself right after its done of the
+# phase that ends at the checkpoint's step (LDN_FAULT=kill-after-done). The coordinator asks
+# every rank before the collective write, loses rank 3 and writes the checkpoint with the
+# others; without that the write waited for it until checkpoint.timeout (20 s here).
+log=$tmp/before.log
+timeout 200 "$SRC/launch/ladon-run" "$tmp/c.yaml" run.dir="$tmp/before" checkpoint.timeout=20 \
+  -- -x LDN_FAULT=kill-after-done:3:500 >"$log" 2>&1 || { cat "$log"; fail "before: the job exited $?"; }
+grep -q "LDN_FAULT=kill-after-done:3:500: rank 3 kills itself at step 500" "$log" || { cat "$log"; fail "before: the fault did not fire"; }
+grep -q "worker rank 3 (group 0.*) lost: \(unreachable\|no answer to a ping\).* before the checkpoint of step 500" "$log" ||
+  { cat "$log"; fail "before: rank 3 was not lost before the checkpoint of step 500"; }
+grep -q "\[coord 0\] checkpoint step 500: " "$log" || { cat "$log"; fail "before: no checkpoint of step 500"; }
+grep -q "finished without worker rank(s) 3 (lost)" "$log" || { cat "$log"; fail "before: the end does not name the loss"; }
+grep " lost: " "$log" | head -n 1
 echo "loss_restart: ok"
