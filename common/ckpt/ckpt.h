@@ -134,9 +134,10 @@ int ldn_ckpt_read_net(const struct ldn_ckpt *ck, const struct ldn_nn *net, const
 int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen, char *err,
                      size_t errlen);
 
- /* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
+/* Test hooks (docs/checkpoint.md): with LDN_FAULT=kill-in-ckpt:RANK:STEP the given rank
  * kills itself with SIGKILL after writing its data, before the file is closed; with
- * LDN_FAULT=kill-after-ckpt:RANK:STEP, after the checkpoint is in place. A fourth field,
+ * LDN_FAULT=kill-after-ckpt:RANK:STEP, after the checkpoint is in place (where: "kill-in-ckpt",
+ * "kill-after-ckpt"; workers also call it with "kill-after-done"). A fourth field,
  * KIND:RANK:STEP:FILE, makes it fire once: only when FILE does not exist yet (it is created). */
 void ldn_ckpt_fault(const char *where, int rank, int64_t step);
 
