@@ -829,7 +829,6 @@ static int confirm_ranks(struct coord *c, const char *before, char *err, size_t 
 static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t errlen)
 {
     c->phase = "checkpoint";
-    double t0 = ldn_clock_now();
     char before[64];
     snprintf(before, sizeof before, "the checkpoint of step %lld", (long long)step);
     int rc = confirm_ranks(c, before, err, errlen);
@@ -844,6 +843,7 @@ static int phase_checkpoint(struct coord *c, int64_t step, char *err, size_t err
                      (long long)step, c->cfg->tasks[t].name);
             return 0;
         }
+    const double t0 = ldn_clock_now();
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_CKPT, 0);
     h.ckpt.step = step;
