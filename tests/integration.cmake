@@ -28,7 +28,7 @@ set_tests_properties(cli_config cli_local_train cli_special_files cli_rounds cli
 set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan rounds
-          restarts rogue prune affinity pcgrad worker_loss liveness)
+          restarts rogue prune affinity pcgrad worker_loss liveness bounds)
   add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
@@ -49,6 +49,8 @@ endforeach()
 # a lost worker (issue 14): about 30 s and 20 s quiet (about 155 s and 50 s under ASan)
 set_tests_properties(mpi_worker_loss PROPERTIES TIMEOUT 600)
 set_tests_properties(mpi_liveness PROPERTIES TIMEOUT 300)
+# bounded resources: about 40 s quiet (start-up refusals, a rogue frame, a plan switch)
+set_tests_properties(mpi_bounds PROPERTIES TIMEOUT 180)
 add_test(NAME mpi_ckpt_collective COMMAND mpiexec -np 3 $<TARGET_FILE:ckpt_collective>)
 set_tests_properties(mpi_ckpt_collective PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "${LDN_MPI_ENV}")
