@@ -29,6 +29,7 @@
 #include "rundir.h"
 #include "server.h"
 #include "status.h"
+#include "watch.h"
 #include "watchdog.h"
 #include "worker.h"
 
@@ -287,6 +288,7 @@ static void dist_free_job(struct dist *x)
 {
     if (x->group != MPI_COMM_NULL)
         MPI_Comm_free(&x->group);
+    ldn_net_watch_destroy(&x->job.watch);
     ldn_net_close(&x->router);
     ldn_net_use_auth(NULL);
     ldn_auth_destroy(&x->auth);
@@ -353,6 +355,7 @@ static int start_data(struct dist *x)
     const int n = x->cfg->n_tasks;
     char err[LDN_ERRLEN] = "";
     struct data_info *d = &x->d;
+    ldn_data_set_max_memory((int64_t)(x->cfg->data_max_memory_mb * (1 << 20)));
     d->n_train = calloc((size_t)n, sizeof(int64_t));
     d->n_test = calloc((size_t)n, sizeof(int64_t));
     d->classes = calloc((size_t)n, sizeof(int));
@@ -384,6 +387,68 @@ static int64_t max_frame(const struct ldn_keyspace *k, int features, int chunk_k
     return most + (64 << 10);
 }
 
+/* net.max_message_mb and net.queue_messages against what the key layout k sends: the largest
+ * chunk (a push or a params frame of it, plus 64 KiB of headers and codec overhead) must fit in
+ * a frame, and a peer's queue must hold what the job may leave unread at once — the pushes of
+ * two steps to one server (a worker asks for step s + 1 before it pushes step s) or a
+ * heartbeat a second to the coordinator for the longest wait — plus 64 control messages.
+ * Sets the socket factory's limits; returns 0 or LDN_ERR_CONFIG with err naming the key. */
+static int set_net_limits(const struct ldn_config *cfg, const struct ldn_keyspace *k, int features,
+                          char *err, size_t errlen)
+{
+    int big = 0;
+    for (int i = 1; i < k->n_chunks; i++)
+        if (k->chunks[i].hi - k->chunks[i].lo > k->chunks[big].hi - k->chunks[big].lo)
+            big = i;
+    int64_t need = (64 << 10);
+    if (k->n_chunks > 0) {
+        const struct ldn_chunk *c = &k->chunks[big];
+        const int64_t keys = c->hi - c->lo, rows = c->row_hi - c->row_lo;
+        need += 4 * keys;
+        const int64_t limit = (int64_t)(cfg->max_message_mb * (1 << 20));
+        if (cfg->max_message_mb > 0 && limit < need) {
+            const int64_t row_kb = rows > 0 ? 4 * keys / rows / 1024 : 0;
+            char why[160] = "";
+            if (rows == 1 && 4 * keys > (int64_t)cfg->chunk_kb * 1024)
+                snprintf(
+                    why, sizeof why,
+                    "; one row of trunk layer %d alone is %lld KiB, more than ps.chunk_kb: the "
+                    "layer's input width drives it",
+                    c->layer, (long long)row_kb);
+            return ldn_fail(
+                err, errlen, LDN_ERR_CONFIG,
+                "net.max_message_mb: %g MiB is below the largest frame this job sends, "
+                "%.2f MiB: a chunk of %lld row%s of trunk layer %d (%lld float32 keys) "
+                "plus 64 KiB of headers; chunks are about ps.chunk_kb = %d KiB of whole "
+                "rows%s. Raise net.max_message_mb (0 = automatic) or lower ps.chunk_kb",
+                cfg->max_message_mb, (double)need / (1 << 20), (long long)rows,
+                rows == 1 ? "" : "s", c->layer, (long long)keys, cfg->chunk_kb, why);
+        }
+    }
+    ldn_net_set_max_frame(cfg->max_message_mb > 0 ? (int64_t)(cfg->max_message_mb * (1 << 20))
+                                                  : max_frame(k, features, cfg->chunk_kb));
+    int most = 0, at = 0;
+    for (int s = 0; s < cfg->servers; s++) {
+        int n = 0;
+        for (int i = 0; i < k->n_chunks; i++)
+            n += k->chunks[i].server == s;
+        if (n > most)
+            most = n, at = s;
+    }
+    const double wait = cfg->timeout_s > cfg->ckpt.timeout_s ? cfg->timeout_s : cfg->ckpt.timeout_s;
+    const int64_t beats = wait < 1e7 ? (int64_t)wait + 1 : 10000000;
+    const int64_t qneed = (2 * (int64_t)most > beats ? 2 * (int64_t)most : beats) + 64;
+    if (cfg->queue_messages < qneed)
+        return ldn_fail(err, errlen, LDN_ERR_CONFIG,
+                        "net.queue_messages: %d is below what this job may leave queued for one "
+                        "peer, %lld messages: the pushes of two steps to server rank %d (2 x %d "
+                        "chunks) or a heartbeat a second to the coordinator for the longest wait "
+                        "(%.0f s: ps.timeout, checkpoint.timeout), whichever is more, plus 64",
+                        cfg->queue_messages, (long long)qneed, 1 + at, most, wait);
+    ldn_net_set_queue(cfg->queue_messages);
+    return LDN_OK;
+}
+
 static int setup_keys(struct dist *x, const int *widths, int n, char *err, size_t errlen)
 {
     const struct ldn_config *cfg = x->cfg;
@@ -397,7 +462,9 @@ static int setup_keys(struct dist *x, const int *widths, int n, char *err, size_
         ldn_rng_init(&r, cfg->seed, LDN_STREAM_TRUNK_INIT);
         ldn_nn_init(x->keys->trunk, &r);
     }
-    ldn_net_set_max_frame(max_frame(x->keys, x->d.features, cfg->chunk_kb));
+    int rc = set_net_limits(cfg, x->keys, x->d.features, err, errlen);
+    if (rc)
+        return rc;
     ldn_net_set_send_timeout(cfg->timeout_s);
     x->job.trunk = x->keys->trunk;
     x->job.trunk_params = x->keys->trunk->n_params;
@@ -450,9 +517,10 @@ static int start_plan(struct dist *x)
     }
     if (st == 0 && x->rank == 0) /* before any role starts writing into it */
         st = ldn_mkdir_p(cfg->run_dir, err, sizeof err);
-    int bad = st != 0, any_bad = 0; /* every rank built its plan and tables */
+    int bad = st != 0, any_bad = 0, bad0 = bad; /* every rank built its plan and tables */
     MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (bad && x->rank != 0)
+    MPI_Bcast(&bad0, 1, MPI_INT, 0, MPI_COMM_WORLD); /* rank 0 failed too: it says it, once */
+    if (bad && x->rank != 0 && !bad0)
         fprintf(stderr, "ladon rank %d: %s\n", x->rank, err);
     if (any_bad && !bad)
         snprintf(err, sizeof err, "another rank failed to set up (its message is above)");
@@ -554,6 +622,16 @@ static void start_endpoints(struct dist *x)
     if (st == 0 && x->role != LDN_ROLE_WORKER &&
         !(x->router = ldn_net_listen(job->zctx, x->cfg->iface, mine, sizeof mine, err, sizeof err)))
         st = LDN_ERR_IO;
+    if (st == 0 && x->router) { /* connections dropped without a word get named */
+        char name[32] = "coordinator";
+        if (x->role == LDN_ROLE_SERVER)
+            snprintf(name, sizeof name, "ps %d", x->rank);
+        /* the grace is ps.timeout; the test hook LDN_TEST_WATCH_GRACE (seconds) shortens it */
+        const char *g = getenv("LDN_TEST_WATCH_GRACE");
+        const double grace = g && atof(g) > 0 ? atof(g) : x->cfg->timeout_s;
+        if (!(job->watch = ldn_net_watch_new(job->zctx, x->router, name, grace, err, sizeof err)))
+            st = LDN_ERR_IO;
+    }
     int any = st != 0, fail_any = 0;
     MPI_Allreduce(&any, &fail_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (fail_any) {
@@ -728,6 +806,7 @@ static int run_job(struct dist *x, const char *resume)
     /* sockets and the ZeroMQ context go before the barrier: linger ends with them */
     if (x->group != MPI_COMM_NULL)
         MPI_Comm_free(&x->group);
+    ldn_net_watch_destroy(&x->job.watch);
     ldn_net_close(&x->router);
     ldn_net_use_auth(NULL);
     ldn_auth_destroy(&x->auth);

@@ -198,6 +198,7 @@ static int cmd_train(int argc, char **argv)
         return fail(err);
     }
     ldn_log_set_role("local", -1, NULL);
+    ldn_data_set_max_memory((int64_t)(cfg->data_max_memory_mb * (1 << 20)));
     LDN_INFO("config %s (run %s, seed %llu)", cfg->source, cfg->run_name,
              (unsigned long long)cfg->seed);
     int rc = ldn_train_local(cfg, resume, err, sizeof err);

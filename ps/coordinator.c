@@ -26,6 +26,7 @@
 #include "rundir.h"
 #include "status.h"
 #include "teacher.h"
+#include "watch.h"
 #include "weighting.h"
 
 #define PING_S 1.0
@@ -453,6 +454,7 @@ static int handle_router(struct coord *c, struct waiting *wt, const coord_fn *ro
     struct ldn_msg m;
     char why[LDN_ERRLEN];
     int r = ldn_net_recv(c->router, 1, &m, 200, why, sizeof why);
+    ldn_net_watch_poll(c->job->watch, ldn_clock_now());
     if (r == LDN_ERR_TIMEOUT)
         return 0;
     if (r != 0) {
@@ -506,6 +508,7 @@ static int lose_worker(struct coord *c, int w, const char *why, char *err, size_
     char who[256];
     ldn_liveness_name(c->job, w, who, sizeof who);
     ldn_liveness_note_lost(w);
+    ldn_net_watch_expect(c->job->watch, 1, ldn_clock_now());
     c->n_lost++;
     LDN_WARN("%s lost: %s during the %s phase, last step %lld; the job goes on without it "
              "(ps.on_worker_loss: continue)",
@@ -932,6 +935,7 @@ static int save_trunk(struct coord *c, char *err, size_t errlen)
 static int phase_stop(struct coord *c, char *err, size_t errlen)
 {
     c->phase = "stop";
+    ldn_net_watch_quiet(c->job->watch); /* the workers close their sockets now */
     struct ldn_wire_msg stop;
     ldn_wire_msg_init(&stop, LDN_OP_STOP, 0);
     int rc = send_all_workers(c, &stop, err, errlen);
@@ -943,7 +947,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
         return rc;
     const int S = c->job->plan->n_servers;
     int64_t bad = 0, applied = 0, max_stale = 0, mask_changes = 0, masked_pushed = 0;
-    int64_t pc_proj = 0, pc_pairs = 0;
+    int64_t pc_proj = 0, pc_pairs = 0, dropped = 0;
     for (int s = 0; s < S && rc == 0; s++) {
         if ((rc = send_to(c, 1 + s, &stop, err, errlen)))
             break;
@@ -964,6 +968,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                     masked_pushed += st->masked_pushed;
                     pc_proj += st->pcgrad_projections;
                     pc_pairs += st->pcgrad_pairs;
+                    dropped += st->dropped_connections;
                     break;
                 }
                 continue;
@@ -981,6 +986,12 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
                  "served %lld; coordinator: %lld bad messages ignored",
                  (long long)applied, (long long)bad, (long long)max_stale,
                  (long long)c->bad_messages);
+    dropped += ldn_net_watch_dropped(c->job->watch);
+    if (rc == 0 && dropped > 0)
+        LDN_WARN("servers and coordinator: %lld connections closed unannounced (a frame above "
+                 "net.max_message_mb, a protocol error or a peer process that ended; each rank's "
+                 "log names the first ones)",
+                 (long long)dropped);
     if (rc == 0 && c->pruned)
         LDN_INFO("servers: %lld masked keys changed after being masked; %lld pushed gradient "
                  "entries of masked keys dropped",

@@ -19,6 +19,7 @@
 #include "prune.h"
 #include "status.h"
 #include "store.h"
+#include "watch.h"
 
 struct waiting_pull {
     int active;
@@ -882,23 +883,31 @@ static int handle_pull(struct ldn_server *s, void *sock, struct ldn_msg *m, int 
     return serve_waiting(s, sock);
 }
 
+/* The watch of the listening socket (NULL without a job, e.g. in tests). */
+static struct ldn_net_watch *watch_of(const struct ldn_server *s)
+{
+    return s->o.job ? s->o.job->watch : NULL;
+}
+
 /* The counters, as the answer to stop and stats_request. */
 static int send_counters(struct ldn_server *s, void *sock, const struct ldn_msg *m)
 {
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_SERVER_STATS, s->o.rank);
     const struct ldn_server_stats *st = &s->stats;
-    h.server_stats = (struct ldn_wire_server_stats){.steps_applied = st->steps_applied,
-                                                    .pushes = st->pushes,
-                                                    .pulls = st->pulls,
-                                                    .bad_messages = st->bad_messages,
-                                                    .bytes_in = st->bytes_in,
-                                                    .bytes_out = st->bytes_out,
-                                                    .max_staleness = st->max_staleness,
-                                                    .mask_changes = s->store->mask_changes,
-                                                    .masked_pushed = s->store->masked_pushed,
-                                                    .pcgrad_projections = st->pcgrad_projections,
-                                                    .pcgrad_pairs = st->pcgrad_pairs};
+    h.server_stats =
+        (struct ldn_wire_server_stats){.steps_applied = st->steps_applied,
+                                       .pushes = st->pushes,
+                                       .pulls = st->pulls,
+                                       .bad_messages = st->bad_messages,
+                                       .bytes_in = st->bytes_in,
+                                       .bytes_out = st->bytes_out,
+                                       .max_staleness = st->max_staleness,
+                                       .mask_changes = s->store->mask_changes,
+                                       .masked_pushed = s->store->masked_pushed,
+                                       .pcgrad_projections = st->pcgrad_projections,
+                                       .pcgrad_pairs = st->pcgrad_pairs,
+                                       .dropped_connections = ldn_net_watch_dropped(watch_of(s))};
     return ldn_net_send(sock, m->ident, m->ident_len, &h, NULL, NULL, 0) < 0 ? LDN_ERR_IO : 0;
 }
 
@@ -908,6 +917,7 @@ static int on_stop(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
 {
     (void)w;
     ldn_msg_close(m);
+    ldn_net_watch_quiet(watch_of(s)); /* the job's peers leave now */
     send_counters(s, sock, m);
     return 1;
 }
@@ -951,6 +961,8 @@ static int on_plan(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
                       "a plan switch needs a trunk and no open step (at the server's step)");
     ldn_msg_close(m);
     s->next_plan = *p;
+    /* every worker closes its sockets to this server and makes new ones */
+    ldn_net_watch_expect(watch_of(s), s->W, ldn_clock_now());
     return 2;
 }
 
@@ -1110,6 +1122,7 @@ static int on_lost(struct ldn_server *s, void *sock, struct ldn_msg *m, int w)
                              : "lost without ps.on_worker_loss: continue");
     ldn_msg_close(m);
     ldn_liveness_note_lost(rank);
+    ldn_net_watch_expect(watch_of(s), 1, ldn_clock_now());
     s->waiting[lw].active = 0;
     if (!ldn_cons_remove(s->cons, lw))
         return 0;
@@ -1245,6 +1258,7 @@ int ldn_server_run(struct ldn_server *s, void *sock, char *err, size_t errlen)
         char why[LDN_ERRLEN];
         int rc = ldn_net_recv(sock, 1, &m, 500, why, sizeof why);
         double now = ldn_clock_now();
+        ldn_net_watch_poll(watch_of(s), now);
         if (rc == LDN_ERR_TIMEOUT) {
             if ((rc = waited_too_long(s, now, last, err, errlen)))
                 return rc;

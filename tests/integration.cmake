@@ -29,7 +29,7 @@ set_tests_properties(cli_plot PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(t bsp_matches_local ssp_async shapes kill_worker compressed ckpt_resume replan rounds
           restarts rogue prune affinity pcgrad worker_loss liveness group_losses
-          loss_restart)
+          loss_restart bounds)
   add_test(NAME mpi_${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/mpi/${t}.sh
            $<TARGET_FILE:ladon> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
   set_tests_properties(mpi_${t} PROPERTIES LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE
@@ -50,6 +50,9 @@ endforeach()
 # a lost worker (issue 14): about 30 s and 20 s quiet (about 155 s and 50 s under ASan)
 set_tests_properties(mpi_worker_loss PROPERTIES TIMEOUT 600)
 set_tests_properties(mpi_liveness PROPERTIES TIMEOUT 300)
+# bounded resources (start-up refusals, a rogue frame, a plan switch): about 20 s quiet; under
+# ASan each of its 8 mpiruns takes about 16 s to start (about 3.5 minutes in all)
+set_tests_properties(mpi_bounds PROPERTIES TIMEOUT 300)
 add_test(NAME mpi_ckpt_collective COMMAND mpiexec -np 3 $<TARGET_FILE:ckpt_collective>)
 set_tests_properties(mpi_ckpt_collective PROPERTIES LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE
                      ENVIRONMENT "${LDN_MPI_ENV}")

@@ -326,7 +326,7 @@ static void test_errors_documents(void)
         CU_ASSERT(cfg->tasks[0].n_head == 2 && cfg->tasks[0].head[1] == 32);
     ldn_config_destroy(&cfg);
     EXPECT_ERR("&r {data: *r}\n",
-               "config t.yaml:1:5: data.data: unknown key (allowed in data: dir)");
+               "config t.yaml:1:5: data.data: unknown key (allowed in data: dir, max_memory_mb)");
 }
 
 /* Inputs that only have to fail cleanly (message not pinned), under ASan. */
@@ -375,6 +375,44 @@ static void test_garbage(void)
     CU_ASSERT_PTR_NULL(cfg);
     CU_ASSERT_STRING_EQUAL(err, "config t.yaml:4:3: tasks: must have at most 1024 tasks, got 1025");
     free(big);
+}
+
+/* net.max_message_mb, net.queue_messages, data.max_memory_mb: defaults, values, bad values
+ * (what a job needs is checked at start-up against its key layout: tests/mpi/bounds.sh). */
+static void test_bounds(void)
+{
+    char err[LDN_ERRLEN];
+    struct ldn_config *cfg = parse(MINIMAL, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT(cfg->max_message_mb == 0);     /* automatic */
+    CU_ASSERT(cfg->data_max_memory_mb == 0); /* automatic */
+    CU_ASSERT_EQUAL(cfg->queue_messages, 10000);
+    ldn_config_destroy(&cfg);
+    char *over[] = {"net.max_message_mb=1.5", "net.queue_messages=200", "data.max_memory_mb=512"};
+    cfg = parse_over(MINIMAL, 3, over, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT(cfg->max_message_mb == 1.5);
+    CU_ASSERT_EQUAL(cfg->queue_messages, 200);
+    CU_ASSERT(cfg->data_max_memory_mb == 512);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg->resolved_yaml, "max_memory_mb"));
+    ldn_config_destroy(&cfg);
+    EXPECT_ERR(MINIMAL "net:\n  max_message_mb: -1\n",
+               "config t.yaml:8:19: net.max_message_mb: must be a number in [0, 1048576], got -1");
+    EXPECT_ERR(MINIMAL "net:\n  max_message_mb: lots\n",
+               "config t.yaml:8:19: net.max_message_mb: must be a number in [0, 1048576], got "
+               "'lots'");
+    EXPECT_ERR(
+        MINIMAL "net:\n  queue_messages: 0\n",
+        "config t.yaml:8:19: net.queue_messages: must be an integer in [1, 10000000], got 0");
+    EXPECT_ERR(MINIMAL "net:\n  queue_messages: 1.5\n",
+               "config t.yaml:8:19: net.queue_messages: must be an integer in [1, 10000000], got "
+               "1.5");
+    EXPECT_OVER_ERR(MINIMAL, "data.max_memory_mb=-5",
+                    "config override 'data.max_memory_mb=-5': data.max_memory_mb: must be a "
+                    "number in [0, 1073741824], got -5");
+    EXPECT_OVER_ERR(MINIMAL, "data.max_memory_mb=inf",
+                    "config override 'data.max_memory_mb=inf': data.max_memory_mb: must be a "
+                    "number in [0, 1073741824], got inf");
 }
 
 static void test_overrides(void)
@@ -865,6 +903,7 @@ static const struct ldn_cu_test TESTS[] = {
     {"defaults on a minimal config", test_defaults},
     {"errors: keys and sections", test_errors_keys},
     {"errors: values", test_errors_values},
+    {"bounds", test_bounds},
     {"errors: lists", test_errors_lists},
     {"errors: documents and syntax", test_errors_documents},
     {"garbage fails cleanly", test_garbage},

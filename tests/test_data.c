@@ -576,6 +576,67 @@ static void test_load_float_and_bad_label(void)
     tmp_cleanup();
 }
 
+/* data.max_memory_mb: splits count against the bound while they are loaded; the load that
+ * would pass it fails naming the file, the split, the bytes and the key, and allocates nothing;
+ * a file whose chunked datasets claim 2^36 rows (a few KiB on disk) is refused by the automatic
+ * bound before anything is allocated. */
+static void test_load_memory_bound(void)
+{
+    char err[LDN_ERRLEN] = "";
+    tmp_setup();
+    write_small_task(tp("s.h5"), 2, -1, 0); /* 10 rows x 3 features: 160 bytes a split */
+    ldn_data_set_max_memory(400);
+    CU_ASSERT_EQUAL(ldn_data_max_memory(), 400);
+    struct ldn_dataset *a = ldn_dataset_load(tp("s.h5"), "train", 0, 1, err, sizeof err);
+    struct ldn_dataset *b = ldn_dataset_load(tp("s.h5"), "test", 0, 1, err, sizeof err);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT_EQUAL(ldn_data_memory_held(), 320);
+    struct ldn_dataset *c = ldn_dataset_load(tp("s.h5"), "train", 0, 1, err, sizeof err);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, tp("s.h5")));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "/train: shard 0 of 1 needs 0.0 MiB (10 rows x 3 features"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "above data.max_memory_mb"));
+    CU_ASSERT_EQUAL(ldn_data_memory_held(), 320);
+    ldn_dataset_destroy(&a);
+    CU_ASSERT_EQUAL(ldn_data_memory_held(), 160);
+    c = ldn_dataset_load(tp("s.h5"), "train", 0, 1, err, sizeof err); /* fits again */
+    CU_ASSERT_PTR_NOT_NULL(c);
+    ldn_dataset_destroy(&b);
+    ldn_dataset_destroy(&c);
+    CU_ASSERT_EQUAL(ldn_data_memory_held(), 0);
+
+    ldn_data_set_max_memory(0); /* automatic: half the physical memory */
+    CU_ASSERT(ldn_data_max_memory() > (1 << 20));
+    write_small_task(tp("bomb.h5"), 2, -1, 0);
+    hid_t f = H5Fopen(tp("bomb.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+    CU_ASSERT_FATAL(f >= 0);
+    H5Ldelete(f, "train/x", H5P_DEFAULT);
+    H5Ldelete(f, "train/y", H5P_DEFAULT);
+    hsize_t dx[2] = {(hsize_t)1 << 36, 3}, cx[2] = {1024, 3}, dy = (hsize_t)1 << 36, cy = 1024;
+    hid_t sx = H5Screate_simple(2, dx, NULL), sy = H5Screate_simple(1, &dy, NULL);
+    hid_t px = H5Pcreate(H5P_DATASET_CREATE), py = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(px, 2, cx);
+    H5Pset_chunk(py, 1, &cy);
+    hid_t d = H5Dcreate2(f, "train/x", H5T_IEEE_F32LE, sx, H5P_DEFAULT, px, H5P_DEFAULT);
+    CU_ASSERT(d >= 0);
+    H5Dclose(d);
+    d = H5Dcreate2(f, "train/y", H5T_STD_I32LE, sy, H5P_DEFAULT, py, H5P_DEFAULT);
+    CU_ASSERT(d >= 0);
+    H5Dclose(d);
+    H5Pclose(px);
+    H5Pclose(py);
+    H5Sclose(sx);
+    H5Sclose(sy);
+    H5Fclose(f);
+    struct ldn_dataset *bomb = ldn_dataset_load(tp("bomb.h5"), "train", 0, 1, err, sizeof err);
+    CU_ASSERT_PTR_NULL(bomb);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "shard 0 of 1 needs 1048576.0 MiB (68719476736 rows x 3"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "above data.max_memory_mb"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "(automatic: half of this host's"));
+    CU_ASSERT_EQUAL(ldn_data_memory_held(), 0);
+    tmp_cleanup();
+}
+
 static void test_load_bad_files(void)
 {
     tmp_setup();
@@ -1004,6 +1065,7 @@ static const struct ldn_cu_test TESTS[] = {
     {"fmnist_real", test_fmnist_real},
     {"load_shards_cover_split", test_load_shards_cover_split},
     {"load_float_and_bad_label", test_load_float_and_bad_label},
+    {"load_memory_bound", test_load_memory_bound},
     {"load_bad_files", test_load_bad_files},
     {"load_foreign_writer", test_load_foreign_writer},
     {"synth_build_and_balance", test_synth_build_and_balance},

@@ -112,7 +112,8 @@ static void fill(struct ldn_wire_msg *m, enum ldn_wire_op op)
             .step = 300, .from = 200, .to = 300, .groups = 65536, .layers = 3};
         break;
     case LDN_OP_SERVER_STATS:
-        m->server_stats = (struct ldn_wire_server_stats){1, 2, 3, 4, 5ll << 40, 6, 7, 8, 9, 10, 11};
+        m->server_stats =
+            (struct ldn_wire_server_stats){1, 2, 3, 4, 5ll << 40, 6, 7, 8, 9, 10, 11, 12};
         break;
     case LDN_OP_PROGRESS: { /* field by field: the decoder leaves padding zero, a compound literal
                                may not */

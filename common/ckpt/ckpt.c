@@ -995,7 +995,8 @@ static int read_chunks(const struct ldn_ckpt *ck, const char *name, hid_t d, hid
              H5Pget_chunk(dcpl, de->ndim, cdims) == de->ndim && H5Pget_nfilters(dcpl) == 1 &&
              H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, sizeof fname, fname, NULL) ==
                  H5Z_FILTER_FLETCHER32 &&
-             (de->ndim == 1 || cdims[1] == (hsize_t)de->dims[1]) && cdims[0] > 0;
+             (de->ndim == 1 || cdims[1] == (hsize_t)de->dims[1]) && cdims[0] > 0 &&
+             cdims[0] <= (hsize_t)de->dims[0]; /* the chunk buffer is never above the dataset */
     ldn_h5_close(&dcpl, H5Pclose);
     if (!ok)
         return 1;

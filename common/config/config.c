@@ -100,6 +100,7 @@ static const struct key_def KEYS[] = {
     NUM(S_RUN, "seed", T_U64, C(seed), NO_HI, 0, 0, "1"),
     NUM(S_RUN, "overwrite", T_BOOL, C(overwrite), 0, 0, 0, "false"),
     STR(S_DATA, "dir", C(data_dir), LDN_PATH_MAX, REQUIRED, NULL),
+    NUM(S_DATA, "max_memory_mb", T_DBL, C(data_max_memory_mb), 0, 0, 1 << 30, "0"),
     LIST(S_MODEL, "trunk", C(trunk), C(n_trunk), LDN_MAX_LAYERS, 1, REQUIRED),
     ENUM(S_MODEL, "activation", C(activation), ACT_NAMES, "relu"),
     STR(S_TASKS, "file", TK(file), LDN_PATH_MAX, 0, NULL),
@@ -163,6 +164,8 @@ static const struct key_def KEYS[] = {
     STR(S_CHECKPOINT, "dir", C(ckpt.dir), LDN_PATH_MAX, 0, NULL),
     NUM(S_CHECKPOINT, "timeout", T_DBL, C(ckpt.timeout_s), LO_EXCL | NO_HI, 0, 0, "600"),
     NUM(S_NET, "curve", T_BOOL, C(curve), 0, 0, 0, "true"),
+    NUM(S_NET, "max_message_mb", T_DBL, C(max_message_mb), 0, 0, 1 << 20, "0"),
+    NUM(S_NET, "queue_messages", T_INT, C(queue_messages), 0, 1, 10000000, "10000"),
     NUM(S_PRUNE, "sparsity", T_DBL, C(prune.sparsity), HI_EXCL, 0, 1, "0"),
     NUM(S_PRUNE, "initial", T_DBL, C(prune.initial), HI_EXCL, 0, 1, "0"),
     NUM(S_PRUNE, "start", T_I64, C(prune.start), NO_HI, 0, 0, "0"),
@@ -1269,6 +1272,7 @@ static int parse_into(struct ctx *c, const char *yaml, size_t len, int n_over)
 
     struct ldn_config *cfg = c->cfg;
     apply_defaults(S_RUN, cfg);
+    apply_defaults(S_DATA, cfg);
     apply_defaults(S_MODEL, cfg);
     apply_defaults(S_TRAIN, cfg);
     apply_defaults(S_PS, cfg);

@@ -197,6 +197,8 @@ struct ldn_config {
 
     /* data: */
     char data_dir[LDN_PATH_MAX]; /* data.dir (required) */
+    double data_max_memory_mb;   /* data.max_memory_mb: MiB a rank may hold of loaded task-file
+                                    splits; 0 = automatic (half the host's physical memory) */
 
     /* model: */
     int trunk[LDN_MAX_LAYERS]; /* model.trunk: hidden widths, e.g. [256, 256] (required, >= 1 layer)
@@ -236,6 +238,10 @@ struct ldn_config {
                          (bsp only); 0 = off (default) */
     bool
         curve; /* net.curve: CURVE-authenticated data plane, keys made at start-up (default true) */
+    double max_message_mb; /* net.max_message_mb: largest frame (MiB) a socket accepts; 0 =
+                              automatic, from the key layout (launch/dist.c) */
+    int queue_messages;    /* net.queue_messages: messages queued per peer and direction
+                              (ZMQ_SNDHWM and ZMQ_RCVHWM; default 10000) */
 
     struct ldn_compress_config compress;
     struct ldn_ckpt_config ckpt;

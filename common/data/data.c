@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,54 @@ static int load_x(const struct task_file *tf, const char *split, const struct sp
     return 0;
 }
 
+static _Atomic int64_t max_memory = 0; /* 0: automatic */
+static _Atomic int64_t memory_held = 0;
+
+/* Half the host's physical memory, or 1 TiB when sysconf does not know. */
+static int64_t auto_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (int64_t)pages * page / 2 : (int64_t)1 << 40;
+}
+
+void ldn_data_set_max_memory(int64_t bytes)
+{
+    atomic_store(&max_memory, bytes > 0 ? bytes : 0);
+}
+
+int64_t ldn_data_max_memory(void)
+{
+    int64_t m = atomic_load(&max_memory);
+    return m > 0 ? m : auto_memory();
+}
+
+int64_t ldn_data_memory_held(void)
+{
+    return atomic_load(&memory_held);
+}
+
+/* Count `bytes` of a shard of rows x features against the bound: 0, or LDN_ERR_NOMEM with err
+ * naming the file, the split, what it needs and data.max_memory_mb. */
+static int reserve(const char *path, const char *split, int shard, int nshards, int64_t rows,
+                   int features, int64_t bytes, char *err, size_t errlen)
+{
+    const int64_t most = ldn_data_max_memory();
+    int64_t held = atomic_load(&memory_held);
+    while (bytes <= most - held)
+        if (atomic_compare_exchange_weak(&memory_held, &held, held + bytes))
+            return 0;
+    char how[96] = "";
+    if (atomic_load(&max_memory) == 0)
+        snprintf(how, sizeof how, " (automatic: half of this host's %.1f GiB)",
+                 (double)most * 2 / (1 << 30));
+    return ldn_fail(err, errlen, LDN_ERR_NOMEM,
+                    "data %s: /%s: shard %d of %d needs %.1f MiB (%lld rows x %d features as "
+                    "float32, and labels); with the %.1f MiB of splits this process holds already "
+                    "that is above data.max_memory_mb = %.1f MiB%s",
+                    path, split, shard, nshards, (double)bytes / (1 << 20), (long long)rows,
+                    features, (double)held / (1 << 20), (double)most / (1 << 20), how);
+}
+
 struct ldn_dataset *ldn_dataset_load(const char *path, const char *split, int shard, int nshards,
                                      char *err, size_t errlen)
 {
@@ -371,12 +420,18 @@ struct ldn_dataset *ldn_dataset_load(const char *path, const char *split, int sh
         goto out;
     }
     const int64_t n = end - first;
-    if ((uint64_t)n > SIZE_MAX / sizeof(float) / (uint64_t)tf.features) {
+    if ((uint64_t)n > (uint64_t)INT64_MAX / sizeof(float) / ((uint64_t)tf.features + 1)) {
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "data %s: /%s: shard too large", path, split);
         goto out;
     }
+    const int64_t bytes = n * ((int64_t)tf.features + 1) * (int64_t)sizeof(float);
+    if ((rc = reserve(path, split, shard, nshards, n, tf.features, bytes, err, errlen)) < 0)
+        goto out;
     ds = calloc(1, sizeof *ds);
-    if (ds) {
+    if (!ds)
+        atomic_fetch_sub(&memory_held, bytes);
+    else {
+        ds->bytes = bytes;
         ds->x = malloc((size_t)n * (size_t)tf.features * sizeof(float));
         ds->y = malloc((size_t)n * sizeof(int32_t));
     }
@@ -420,6 +475,7 @@ void ldn_dataset_destroy(struct ldn_dataset **ds)
 {
     if (!ds || !*ds)
         return;
+    atomic_fetch_sub(&memory_held, (*ds)->bytes);
     free((*ds)->x);
     free((*ds)->y);
     free(*ds);

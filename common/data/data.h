@@ -27,14 +27,25 @@ struct ldn_dataset {
     int64_t first;   /* index of the first held row in the split */
     int features;
     int num_classes;
-    float *x;   /* [n, features], already multiplied by x_scale (owned) */
-    int32_t *y; /* [n] (owned) */
+    float *x;      /* [n, features], already multiplied by x_scale (owned) */
+    int32_t *y;    /* [n] (owned) */
+    int64_t bytes; /* of x and y, counted against ldn_data_max_memory while loaded */
 };
+
+/* The most bytes of loaded splits (x and y of every struct ldn_dataset that ldn_dataset_load
+ * made and ldn_dataset_destroy has not freed yet) this process holds at once: data.max_memory_mb.
+ * bytes <= 0 sets the automatic bound, half the host's physical memory (sysconf), the default.
+ * Thread-safe. */
+void ldn_data_set_max_memory(int64_t bytes);
+/* The bound in bytes, and the bytes held now. */
+int64_t ldn_data_max_memory(void);
+int64_t ldn_data_memory_held(void);
 
 /* Read rows [shard*N/nshards, (shard+1)*N/nshards) of `split` ("train" or "test") of the
  * task file at path by hyperslab. Validates the format attributes, shapes and that every
- * label is in range. Returns a new dataset or NULL with a one-line error naming the file
- * and what is wrong. Uses serial HDF5 (no MPI needed). */
+ * label is in range, and that the shard fits in ldn_data_max_memory() with what is held
+ * already (else LDN_ERR_NOMEM naming data.max_memory_mb). Returns a new dataset or NULL with a
+ * one-line error naming the file and what is wrong. Uses serial HDF5 (no MPI needed). */
 struct ldn_dataset *ldn_dataset_load(const char *path, const char *split, int shard, int nshards,
                                      char *err, size_t errlen);
 void ldn_dataset_destroy(struct ldn_dataset **ds);

@@ -55,6 +55,9 @@ struct ldn_job {
     uint64_t init_id;
     /* each rank's host name (MPI_Get_processor_name), [world]; liveness names ranks by it */
     char (*hosts)[LDN_JOB_HOST_MAX];
+    /* coordinator and servers: the watch of their listening socket (common/net/watch.h; NULL
+     * elsewhere): polled in their loops, told of the job's own departures */
+    struct ldn_net_watch *watch;
 };
 
 #endif

@@ -67,6 +67,18 @@ int64_t ldn_net_max_frame(void)
     return atomic_load(&max_frame);
 }
 
+static _Atomic int queue_messages = LDN_NET_QUEUE_DEFAULT;
+
+void ldn_net_set_queue(int messages)
+{
+    atomic_store(&queue_messages, messages < 1 ? 1 : messages);
+}
+
+int ldn_net_queue(void)
+{
+    return atomic_load(&queue_messages);
+}
+
 static _Atomic int send_timeout_ms = LDN_NET_SEND_TIMEOUT_MS_DEFAULT;
 
 void ldn_net_set_send_timeout(double seconds)
@@ -100,12 +112,11 @@ static int setup(void *sock, int type, const char *ident, char *err, size_t errl
 {
     /* A short linger: the last messages (done, counters) still go out after close, and a
      * dead peer cannot hold the process at exit for long. */
-    int zero = 0, one = 1, linger = 2000, rcvhwm = LDN_NET_RCVHWM,
-        sndtimeo = atomic_load(&send_timeout_ms);
+    int one = 1, linger = 2000, hwm = ldn_net_queue(), sndtimeo = atomic_load(&send_timeout_ms);
     int64_t maxmsg = ldn_net_max_frame();
     if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) != 0 ||
-        zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) != 0 ||
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         (ident && zmq_setsockopt(sock, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0) ||
@@ -171,6 +182,36 @@ static void release_frame(void *data, void *hint)
     atomic_fetch_sub_explicit((atomic_int *)hint, 1, memory_order_release);
 }
 
+/* The error of a send that ZMQ_SNDTIMEO ended, naming the peer: a ROUTER (ZMQ_ROUTER_MANDATORY:
+ * a peer without a connection fails at once, EHOSTUNREACH) waits only for a full queue; a
+ * DEALER also for a connection that is not there. */
+static int send_timed_out(void *sock, const char *ident, size_t ident_len,
+                          const struct ldn_wire_msg *h, char *err, size_t errlen)
+{
+    const double s = atomic_load(&send_timeout_ms) / 1000.0;
+    const int q = ldn_net_queue();
+    if (ident) {
+        char id[LDN_NET_IDENT_MAX]; /* printable: a routing id ZeroMQ made up is binary */
+        size_t k = 0;
+        for (; k < ident_len && k + 1 < sizeof id; k++)
+            id[k] = ident[k] > 32 && ident[k] < 127 ? ident[k] : '?';
+        id[k] = '\0';
+        return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                        "send %s to '%s': its queue stayed full for %.0f s (net.queue_messages: "
+                        "%d messages per peer; the peer does not read, or reads too slowly)",
+                        ldn_wire_op_name(h->op), id, s, q);
+    }
+    char ep[LDN_NET_ENDPOINT_MAX] = "";
+    size_t n = sizeof ep;
+    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, ep, &n) != 0 || !ep[0])
+        snprintf(ep, sizeof ep, "(no endpoint)");
+    return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                    "send %s to the peer at %s: not taken within %.0f s: its queue is full "
+                    "(net.queue_messages: %d messages per peer; the peer does not read) or no "
+                    "connection to it is up (the peer is gone or never connected)%s",
+                    ldn_wire_op_name(h->op), ep, s, q, ldn_net_auth_hint());
+}
+
 /* Identity (if any), header, then the payload frames: copied when inflight is NULL, else
  * handed to ZeroMQ by reference with *inflight counting the frames it still holds. */
 static long send_parts(void *sock, const char *ident, size_t ident_len,
@@ -181,6 +222,14 @@ static long send_parts(void *sock, const char *ident, size_t ident_len,
     int n = ldn_wire_encode(h, buf, sizeof buf);
     if (n < 0)
         return ldn_fail(err, errlen, n, "encode %s header", ldn_wire_op_name(h->op));
+    const int64_t most = ldn_net_max_frame();
+    for (uint32_t i = 0; i < h->nframes; i++)
+        if (h->lens[i] > (uint64_t)most) /* the receiver would drop the connection */
+            return ldn_fail(err, errlen, LDN_ERR_ARG,
+                            "send %s: payload frame %u has %llu bytes, above net.max_message_mb "
+                            "(%.2f MiB); not sent",
+                            ldn_wire_op_name(h->op), i, (unsigned long long)h->lens[i],
+                            (double)most / (1 << 20));
     long total = n;
     if (ident) {
         if (zmq_send(sock, ident, ident_len, ZMQ_SNDMORE) < 0)
@@ -211,12 +260,8 @@ static long send_parts(void *sock, const char *ident, size_t ident_len,
     }
     return total;
 fail:
-    if (errno == EAGAIN) /* ZMQ_SNDTIMEO: no connection to the peer took it */
-        return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                        "send %s: no connection to the peer took it within %.0f s (the peer is "
-                        "gone or never connected)%s",
-                        ldn_wire_op_name(h->op), atomic_load(&send_timeout_ms) / 1000.0,
-                        ldn_net_auth_hint());
+    if (errno == EAGAIN) /* ZMQ_SNDTIMEO ran out */
+        return send_timed_out(sock, ident, ident_len, h, err, errlen);
     return ldn_fail(err, errlen, LDN_ERR_IO, "send %s: %s", ldn_wire_op_name(h->op),
                     zmq_strerror(errno));
 }

@@ -29,13 +29,20 @@ struct ldn_msg {
 };
 
 #define LDN_NET_MAX_FRAME_DEFAULT (64ll << 20) /* until ldn_net_set_max_frame is called */
-#define LDN_NET_RCVHWM 10000                   /* messages queued per peer before back-pressure */
+#define LDN_NET_QUEUE_DEFAULT 10000            /* until ldn_net_set_queue is called */
 
 /* The largest frame (bytes) a socket made from now on accepts (ZMQ_MAXMSGSIZE; a peer that
- * sends a bigger one is disconnected by ZeroMQ, nothing of it is buffered): the job's largest
- * legitimate frame plus headroom, set before the job's sockets are made. Thread-safe. */
+ * sends a bigger one is disconnected by ZeroMQ, nothing of it is buffered; net.max_message_mb):
+ * the job's largest legitimate frame plus headroom, set before the job's sockets are made.
+ * ldn_net_send refuses to send a frame above it. Thread-safe. */
 void ldn_net_set_max_frame(int64_t bytes);
 int64_t ldn_net_max_frame(void);
+
+/* How many messages the sockets made from now on queue per peer and direction
+ * (net.queue_messages: ZMQ_SNDHWM and ZMQ_RCVHWM; >= 1). A send to a peer whose queue is full
+ * waits for the send timeout, then fails naming net.queue_messages and the peer. Thread-safe. */
+void ldn_net_set_queue(int messages);
+int ldn_net_queue(void);
 
 #define LDN_NET_SEND_TIMEOUT_MS_DEFAULT 60000 /* until ldn_net_set_send_timeout is called */
 /* How long a send may wait for a connection to take it (ZMQ_SNDTIMEO of the sockets made from
@@ -64,8 +71,8 @@ int ldn_net_local_address(const char *iface, char *ip, size_t len, char *err, si
 
 /* The socket factory: every socket of the job is made here, so that what every socket needs
  * (limits, linger, and later authentication) is set in one place. A socket of `type` (ZMQ_DEALER,
- * ZMQ_ROUTER, ...) with linger 2 s, no send high-water mark, a receive high-water mark of
- * LDN_NET_RCVHWM messages, frames of at most ldn_net_max_frame() bytes and, when ident != NULL,
+ * ZMQ_ROUTER, ...) with linger 2 s, send and receive high-water marks of ldn_net_queue()
+ * messages, frames of at most ldn_net_max_frame() bytes and, when ident != NULL,
  * that routing identity; a ROUTER reports unroutable sends (ZMQ_ROUTER_MANDATORY) and hands a
  * routing identity over to a newer connection that uses it (ZMQ_ROUTER_HANDOVER: a worker
  * reconnects with new sockets after a plan switch while its old connection may still be closing).
@@ -91,7 +98,11 @@ int ldn_net_bind(void *sock, const char *ip, char *endpoint, size_t len, char *e
 void ldn_net_close(void **sock);
 
 /* Send header + frames (lengths from h->lens, count h->nframes), prefixed by a routing
- * identity when ident != NULL (ROUTER sockets). Returns bytes sent or negative status. */
+ * identity when ident != NULL (ROUTER sockets). Returns bytes sent or negative status: a frame
+ * above ldn_net_max_frame() is not sent (LDN_ERR_ARG, naming net.max_message_mb); a send that
+ * no connection takes within the send timeout (the peer's queue is full, or there is no
+ * connection) is LDN_ERR_TIMEOUT naming net.queue_messages and the peer (its routing identity,
+ * or the endpoint a DEALER is connected to). */
 long ldn_net_send(void *sock, const char *ident, size_t ident_len, const struct ldn_wire_msg *h,
                   const void *const *frames, char *err, size_t errlen);
 

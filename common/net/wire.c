@@ -110,6 +110,7 @@ static const struct field SERVER_STATS[] = {
     INT("masked_pushed", FT_I64, server_stats.masked_pushed, false, 0, INT64_MAX),
     INT("pcgrad_projections", FT_I64, server_stats.pcgrad_projections, false, 0, INT64_MAX),
     INT("pcgrad_pairs", FT_I64, server_stats.pcgrad_pairs, false, 0, INT64_MAX),
+    INT("dropped_connections", FT_I64, server_stats.dropped_connections, false, 0, INT64_MAX),
 };
 static const struct field PRUNE[] = {
     STEP(prune.step),

@@ -179,6 +179,7 @@ struct ldn_wire_server_stats {
     int64_t steps_applied, pushes, pulls, bad_messages, bytes_in, bytes_out, max_staleness;
     int64_t mask_changes, masked_pushed;
     int64_t pcgrad_projections, pcgrad_pairs; /* ps.task_gradients: pcgrad (optional) */
+    int64_t dropped_connections; /* closed unannounced at its listening socket (optional) */
 };
 
 /* affinity_request: the server's task-affinity partials once every step before `step` is

@@ -6,7 +6,11 @@
  *   rogue: R replies to S messages sent
  * exiting 0 when no reply came (nothing read, no answer at all), 1 otherwise.
  *
- *   rogue SERVER_ENDPOINT COORD_ENDPOINT WORKER_RANK */
+ *   rogue SERVER_ENDPOINT COORD_ENDPOINT WORKER_RANK
+ *
+ * With `big BYTES` instead of the last two arguments it connects once without CURVE, sends one
+ * frame of BYTES bytes (tests/mpi/bounds.sh: above net.max_message_mb), waits a second and
+ * exits 0. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -132,8 +136,27 @@ static long replies(void **socks, int n)
     return got;
 }
 
+/* One frame of `bytes` to ep from a plain DEALER (raw: ldn_net_send refuses a frame above its
+ * own limit). */
+static int send_big(const char *ep, long bytes)
+{
+    void *ctx = zmq_ctx_new();
+    void *d = dealer(ctx, "w1", 0, ep);
+    char *buf = bytes > 0 ? calloc(1, (size_t)bytes) : NULL;
+    int rc = d && buf && zmq_send(d, buf, (size_t)bytes, 0) == (int)bytes ? 0 : 1;
+    const struct timespec second = {1, 0};
+    nanosleep(&second, NULL);
+    printf("rogue: sent a frame of %ld bytes to %s: %s\n", bytes, ep, rc ? "failed" : "ok");
+    free(buf);
+    ldn_net_close(&d);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[2], "big"))
+        return send_big(argv[1], atol(argv[3]));
     if (argc != 4) {
         fprintf(stderr, "usage: rogue SERVER_ENDPOINT COORD_ENDPOINT WORKER_RANK\n");
         return 2;
