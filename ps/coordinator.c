@@ -665,6 +665,7 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
     c->phase = "eval";
     const struct ldn_config *cfg = c->cfg;
     memset(c->eval_acc, 0, sizeof *c->eval_acc * (size_t)cfg->n_tasks);
+    const int lost_before = c->n_lost;
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_EVAL, 0);
     h.eval.step = step;
@@ -688,6 +689,18 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
         if (c->paused[t]) {
             if (off < (int)sizeof buf - 64)
                 off += snprintf(buf + off, sizeof buf - (size_t)off, " %s paused (workers lost)",
+                                cfg->tasks[t].name);
+            continue;
+        }
+        if (e->seen != c->job->n_test[t] && c->n_lost > lost_before) {
+            /* a worker lost while it evaluated: its shard's figures are missing, or a survivor
+             * evaluated a shard of the group before it re-formed */
+            LDN_WARN("eval of step %lld: task %s covered %lld of %lld test rows, as a worker was "
+                     "lost during the evaluation: no figures for it this time",
+                     (long long)step, cfg->tasks[t].name, (long long)e->seen,
+                     (long long)c->job->n_test[t]);
+            if (off < (int)sizeof buf - 64)
+                off += snprintf(buf + off, sizeof buf - (size_t)off, " %s incomplete (worker lost)",
                                 cfg->tasks[t].name);
             continue;
         }

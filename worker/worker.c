@@ -997,6 +997,7 @@ static int train(struct worker *w, int64_t from, int64_t to, char *err, size_t e
 
 static int evaluate(struct worker *w, int64_t step, char *err, size_t errlen)
 {
+    ldn_ckpt_fault("kill-in-eval", w->job->rank, step); /* test hook (docs/checkpoint.md) */
     for (int i = 0; i < w->n; i++) {
         struct wtask *wt = &w->tasks[i];
         double loss, acc;

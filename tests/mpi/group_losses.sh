@@ -60,4 +60,24 @@ for how in ${LDN_GROUP_LOSSES:-kill stop}; do
   grep -q "done: [0-9]* steps" "$log" || { cat "$log"; fail "$how: the job did not finish its steps"; }
   echo "$how:"; grep " lost: \|group 0 re-forms" "$log"
 done
+# A worker lost while the others evaluate (LDN_FAULT=kill-in-eval: rank 4 kills itself as the
+# evaluation of step 376 starts): that evaluation misses its shard and says so, writing no row
+# for task000; the group then re-forms with 3 workers and the job ends with exit 0 (before,
+# the incomplete evaluation ended the job: "eval of task task000 covered 300 of 400 test rows").
+if [ -z "${LDN_GROUP_LOSSES:-}" ]; then
+  log=$tmp/eval.log
+  timeout 200 "$SRC/launch/ladon-run" "$tmp/c.yaml" run.dir="$tmp/eval" -- -x LDN_FAULT=kill-in-eval:4:376 \
+    >"$log" 2>&1 || { cat "$log"; fail "eval: the job exited $?"; }
+  grep -q "kill-in-eval:4:376: rank 4 kills itself at step 376" "$log" || { cat "$log"; fail "eval: the fault did not fire"; }
+  grep -q "eval of step 376: task task000 covered [0-9]* of 400 test rows, as a worker was lost during the evaluation" "$log" ||
+    { cat "$log"; fail "eval: the incomplete evaluation is not reported"; }
+  grep -q "task000 incomplete (worker lost)" "$log" || { cat "$log"; fail "eval: the eval line does not say so"; }
+  [ "$(grep -c '"task":"task000","step":376,' "$tmp/eval/metrics.jsonl")" -eq 0 ] ||
+    fail "eval: a row for the incomplete evaluation of task000"
+  [ "$(grep -c '"task":"task001","step":376,' "$tmp/eval/metrics.jsonl")" -eq 1 ] ||
+    fail "eval: no row for task001 at step 376"
+  grep -q "finished without worker rank(s) 4 (lost)" "$log" || { cat "$log"; fail "eval: the end does not name the loss"; }
+  grep -q "group 0 goes on with 3 of its 4 workers" "$log" || { cat "$log"; fail "eval: group 0 did not shrink to 3"; }
+  echo "eval:"; grep "covered" "$log"
+fi
 echo "group_losses: ok"
