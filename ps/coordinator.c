@@ -59,6 +59,8 @@ struct coord {
     char *asked;               /* [world]: the worker asked for its group's re-forming */
     uint32_t *epoch;           /* [n_groups]: re-formings of the group so far */
     char *regroup_due;         /* [n_groups]: lost a member, its survivors not re-formed yet */
+    int *group_lost;           /* [n_groups]: members lost so far */
+    int *group_lost_eval;      /* [n_groups]: ... when the running evaluation began */
     int64_t *last_step;        /* [world] */
     double last_ping;
     struct task_acc *train_acc; /* [n_tasks], since the last evaluation */
@@ -111,12 +113,16 @@ static int lose_worker(struct coord *c, int w, const char *why, char *err, size_
 
 /* Send h to every worker not lost; with ps.on_worker_loss: continue, a worker that cannot be
  * reached (ZeroMQ saw its connection close) is lost. */
-static int send_all_workers(struct coord *c, const struct ldn_wire_msg *h, char *err, size_t errlen)
+static int send_all_workers(struct coord *c, const struct ldn_wire_msg *h,
+                            const void *const *frames, char *err, size_t errlen)
 {
     for (int r = 1 + c->job->plan->n_servers; r < c->job->world; r++) {
         if (ldn_liveness_is_lost(r))
             continue;
-        int rc = send_to(c, r, h, err, errlen);
+        char ident[32];
+        int n = snprintf(ident, sizeof ident, "w%d", r);
+        long sent = ldn_net_send(c->router, ident, (size_t)n, h, frames, err, errlen);
+        int rc = sent < 0 ? (int)sent : 0;
         if (rc && c->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
             char why[LDN_ERRLEN + 64];
             snprintf(why, sizeof why, "unreachable (%s)", err);
@@ -363,52 +369,72 @@ static int on_alive(struct coord *c, struct waiting *wt, const struct ldn_wire_m
 }
 
 /* Group g re-forms once every worker of it still alive has asked (regroup_request): each gets
- * the same members (regroup), whatever losses it had read when it asked. A member that cannot
- * be reached is left to the liveness check, which loses it, and the others then ask again.
- * Returns 0 (sends are best effort). */
-static int try_regroup(struct coord *c, int g)
+ * the same members (regroup), whatever losses it had read when it asked. Before the list goes
+ * out, each member must still be reachable (a ping): once a member has the list it is inside
+ * MPI_Comm_create_group with all of them, so one found gone now is lost first (the others'
+ * requests stand). Returns 0 or a negative status with err. */
+static int try_regroup(struct coord *c, int g, char *err, size_t errlen)
 {
     const struct ldn_group *gr = &c->job->plan->groups[g];
-    int32_t *members = malloc(sizeof(int32_t) * (size_t)gr->n_ranks);
-    if (!members)
-        return 0; /* the workers' wait times out with a message naming it */
     int n = 0, all = 1;
     for (int i = 0; i < gr->n_ranks; i++) {
         const int r = gr->ranks[i];
-        if (ldn_liveness_is_lost(r))
-            continue;
-        all &= c->asked[r];
-        members[n++] = r;
-    }
-    if (all && n > 0) {
-        for (int i = 1; i < n; i++) /* ascending (insertion sort: groups are small) */
-            for (int k = i; k > 0 && members[k - 1] > members[k]; k--) {
-                int32_t t = members[k];
-                members[k] = members[k - 1];
-                members[k - 1] = t;
-            }
-        struct ldn_wire_msg h;
-        ldn_wire_msg_init(&h, LDN_OP_REGROUP, 0);
-        h.regroup = (struct ldn_wire_regroup){
-            .group = (uint32_t)g, .epoch = ++c->epoch[g], .members = (uint32_t)n};
-        h.nframes = 1;
-        h.lens[0] = sizeof(int32_t) * (size_t)n;
-        const void *frames[1] = {members};
-        char list[256] = "";
-        for (int i = 0, o = 0; i < n && o < (int)sizeof list - 16; i++)
-            o += snprintf(list + o, sizeof list - (size_t)o, "%s%d", i ? ", " : "", members[i]);
-        LDN_INFO("group %d re-forms (re-forming %u) with worker rank(s) %s", g, c->epoch[g], list);
-        c->regroup_due[g] = 0;
-        for (int i = 0; i < n; i++) {
-            char ident[32], why[LDN_ERRLEN];
-            int len = snprintf(ident, sizeof ident, "w%d", members[i]);
-            c->asked[members[i]] = 0;
-            if (ldn_net_send(c->router, ident, (size_t)len, &h, frames, why, sizeof why) < 0)
-                LDN_WARN("coordinator: regroup for worker rank %d not sent: %s", members[i], why);
+        if (!ldn_liveness_is_lost(r)) {
+            all &= c->asked[r];
+            n++;
         }
     }
+    if (!all || n == 0)
+        return 0;
+    struct ldn_wire_msg ping;
+    ldn_wire_msg_init(&ping, LDN_OP_PING, 0);
+    for (int i = 0; i < gr->n_ranks; i++) {
+        const int r = gr->ranks[i];
+        if (ldn_liveness_is_lost(r) || send_to(c, r, &ping, err, errlen) == 0)
+            continue;
+        char why[LDN_ERRLEN + 64];
+        snprintf(why, sizeof why, "unreachable when its group was to re-form (%s)", err);
+        return lose_worker(c, r, why, err, errlen); /* which tries again without it */
+    }
+    int32_t *members = malloc(sizeof(int32_t) * (size_t)n);
+    if (!members)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory for the re-forming of group %d",
+                        g);
+    n = 0;
+    for (int i = 0; i < gr->n_ranks; i++)
+        if (!ldn_liveness_is_lost(gr->ranks[i]))
+            members[n++] = gr->ranks[i];
+    for (int i = 1; i < n; i++) /* ascending (insertion sort: groups are small) */
+        for (int k = i; k > 0 && members[k - 1] > members[k]; k--) {
+            int32_t t = members[k];
+            members[k] = members[k - 1];
+            members[k - 1] = t;
+        }
+    struct ldn_wire_msg h;
+    ldn_wire_msg_init(&h, LDN_OP_REGROUP, 0);
+    h.regroup = (struct ldn_wire_regroup){
+        .group = (uint32_t)g, .epoch = ++c->epoch[g], .members = (uint32_t)n};
+    h.nframes = 1;
+    h.lens[0] = sizeof(int32_t) * (size_t)n;
+    const void *frames[1] = {members};
+    char list[256] = "";
+    for (int i = 0, o = 0; i < n && o < (int)sizeof list - 16; i++)
+        o += snprintf(list + o, sizeof list - (size_t)o, "%s%d", i ? ", " : "", members[i]);
+    LDN_INFO("group %d re-forms (re-forming %u) with worker rank(s) %s", g, c->epoch[g], list);
+    c->regroup_due[g] = 0;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char ident[32];
+        int len = snprintf(ident, sizeof ident, "w%d", members[i]);
+        c->asked[members[i]] = 0;
+        if (ldn_net_send(c->router, ident, (size_t)len, &h, frames, err, errlen) < 0)
+            rc = ldn_fail(err, errlen, LDN_ERR_PEER,
+                          "the re-forming of group %d could not reach worker rank %d, reachable a "
+                          "moment before: the others wait for it in MPI_Comm_create_group",
+                          g, members[i]);
+    }
     free(members);
-    return 0;
+    return rc;
 }
 
 typedef int (*coord_fn)(struct coord *c, struct waiting *wt, const struct ldn_wire_msg *h,
@@ -425,7 +451,7 @@ static int on_regroup_request(struct coord *c, struct waiting *wt, const struct 
         (int)h->regroup_request.group != c->job->plan->group_of_rank[h->from])
         return unexpected(c, h, "not a worker of that group, or no ps.on_worker_loss: continue");
     c->asked[h->from] = 1;
-    return try_regroup(c, (int)h->regroup_request.group);
+    return try_regroup(c, (int)h->regroup_request.group, err, errlen);
 }
 
 /* What the coordinator accepts from workers while they check in, and during a phase. */
@@ -471,6 +497,13 @@ static int handle_router(struct coord *c, struct waiting *wt, const coord_fn *ro
         LDN_WARN("coordinator: ignored %s claiming to be from rank %d: routing id is not "
                  "w%d of a worker of this job",
                  ldn_wire_op_name(h->op), h->from, h->from);
+        return 0;
+    }
+    if (ldn_liveness_is_lost(h->from)) { /* stopped, then resumed: it is out of the job */
+        c->bad_messages++;
+        if (c->bad_messages <= 10)
+            LDN_WARN("coordinator: ignored %s from worker rank %d, which the job lost",
+                     ldn_wire_op_name(h->op), h->from);
         return 0;
     }
     {
@@ -536,22 +569,31 @@ static int lose_worker(struct coord *c, int w, const char *why, char *err, size_
     h.lost.step = c->last_step[w];
     /* a worker that cannot be told is gone too (two lost close together: the second may not
      * have been found silent yet); it is lost in turn once everyone else has been told */
-    int unreachable = 0;
+    char *unreachable = calloc((size_t)c->job->world, 1);
+    if (!unreachable)
+        return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     char why_next[LDN_ERRLEN + 64] = "";
     for (int r = 1; r < c->job->world; r++) {
         if (ldn_liveness_is_lost(r))
             continue;
         int rc = send_to(c, r, &h, err, errlen);
-        if (rc && r > p->n_servers && unreachable == 0) {
-            unreachable = r;
+        if (rc && r > p->n_servers) {
+            unreachable[r] = 1;
             snprintf(why_next, sizeof why_next, "unreachable (%s)", err);
-        } else if (rc && r <= p->n_servers)
+        } else if (rc) {
+            free(unreachable);
             return rc;
+        }
     }
     /* survivors that asked before this loss was known waited for it too */
     c->asked[w] = 0;
-    int rc = try_regroup(c, g);
-    return rc == 0 && unreachable ? lose_worker(c, unreachable, why_next, err, errlen) : rc;
+    c->group_lost[g]++;
+    int rc = 0;
+    for (int r = 1; r < c->job->world && rc == 0; r++)
+        if (unreachable[r] && !ldn_liveness_is_lost(r))
+            rc = lose_worker(c, r, why_next, err, errlen);
+    free(unreachable);
+    return rc ? rc : try_regroup(c, g, err, errlen);
 }
 
 /* Wait until every worker has answered DONE for this phase, handling reports meanwhile; a
@@ -564,8 +606,10 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
     if (!wt.seen)
         return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     double now = ldn_clock_now();
-    for (int r = 1; r < c->job->world; r++)
+    for (int r = 1; r < c->job->world; r++) {
         ldn_liveness_seen(c->live, r, now);
+        wt.seen[r] = ldn_liveness_is_lost(r); /* not in c->W: not waited for */
+    }
     int rc = 0;
     while (wt.left > 0 && rc == 0) {
         rc = handle_router(c, &wt, PHASE_ROUTES, err, errlen);
@@ -623,14 +667,9 @@ static int phase_train(struct coord *c, int64_t from, int64_t to, char *err, siz
         h.nframes = 1;
         h.lens[0] = sizeof(float) * (uint64_t)c->cfg->n_tasks;
         const void *frames[1] = {c->dwa_frame};
-        for (int r = 1 + c->job->plan->n_servers; r < c->job->world && rc == 0; r++) {
-            char ident[32];
-            int n = snprintf(ident, sizeof ident, "w%d", r);
-            long sent = ldn_net_send(c->router, ident, (size_t)n, &h, frames, err, errlen);
-            rc = sent < 0 ? (int)sent : 0;
-        }
+        rc = send_all_workers(c, &h, frames, err, errlen);
     } else
-        rc = send_all_workers(c, &h, err, errlen);
+        rc = send_all_workers(c, &h, NULL, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     c->train_time += ldn_clock_now() - t0;
@@ -660,16 +699,27 @@ static double mean_residual(const struct coord *c)
     return c->W > 0 ? s / c->W : 0;
 }
 
+/* The group that hosts task t, or -1. */
+static int task_group(const struct coord *c, int t)
+{
+    const struct ldn_plan *p = c->job->plan;
+    for (int g = 0; g < p->n_groups; g++)
+        for (int i = 0; i < p->groups[g].n_tasks; i++)
+            if (p->groups[g].tasks[i] == t)
+                return g;
+    return -1;
+}
+
 static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
 {
     c->phase = "eval";
     const struct ldn_config *cfg = c->cfg;
     memset(c->eval_acc, 0, sizeof *c->eval_acc * (size_t)cfg->n_tasks);
-    const int lost_before = c->n_lost;
+    memcpy(c->group_lost_eval, c->group_lost, sizeof(int) * (size_t)c->job->plan->n_groups);
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_EVAL, 0);
     h.eval.step = step;
-    int rc = send_all_workers(c, &h, err, errlen);
+    int rc = send_all_workers(c, &h, NULL, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     if (rc)
@@ -692,7 +742,8 @@ static int phase_eval(struct coord *c, int64_t step, char *err, size_t errlen)
                                 cfg->tasks[t].name);
             continue;
         }
-        if (e->seen != c->job->n_test[t] && c->n_lost > lost_before) {
+        const int g = task_group(c, t);
+        if (e->seen < c->job->n_test[t] && g >= 0 && c->group_lost[g] > c->group_lost_eval[g]) {
             /* a worker lost while it evaluated: its shard's figures are missing, or a survivor
              * evaluated a shard of the group before it re-formed */
             LDN_WARN("eval of step %lld: task %s covered %lld of %lld test rows, as a worker was "
@@ -775,7 +826,7 @@ static const coord_fn CONFIRM_ROUTES[LDN_OP_COUNT_] = {
  * the liveness timeout. A worker is then lost (ps.on_worker_loss: continue) or named (fail), a
  * server named: once the collective has begun, a rank gone would hold it until its own timeout.
  * Returns 0 or a negative status with err. */
-static int confirm_ranks(struct coord *c, const char *before, char *err, size_t errlen)
+static int confirm_once(struct coord *c, const char *before, char *err, size_t errlen)
 {
     const struct ldn_plan *p = c->job->plan;
     const double t0 = ldn_clock_now();
@@ -829,15 +880,38 @@ static int confirm_ranks(struct coord *c, const char *before, char *err, size_t 
             g++;
             continue;
         }
-        if (ldn_clock_now() - t0 > c->cfg->timeout_s)
+        const double now = ldn_clock_now();
+        if (now - t0 > c->cfg->timeout_s)
             return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
                             "waited %.0f s before %s for the survivors of group %d to ask to "
                             "re-form (ps.timeout)",
                             c->cfg->timeout_s, before, g);
-        if ((rc = ping(c, err, errlen)) == 0)
+        const struct ldn_group *gr = &p->groups[g];
+        for (int i = 0; i < gr->n_ranks && rc == 0; i++) { /* one that fell silent meanwhile */
+            const int r = gr->ranks[i];
+            const double silent = ldn_liveness_silent(c->live, r, now);
+            if (!ldn_liveness_is_lost(r) && !c->asked[r] && silent > c->live_s) {
+                char why[128];
+                snprintf(why, sizeof why, "nothing from it for %.1f s before %s", silent, before);
+                rc = lose_worker(c, r, why, err, errlen);
+            }
+        }
+        if (rc == 0 && (rc = ping(c, err, errlen)) == 0)
             rc = handle_router(c, &wt, CONFIRM_ROUTES, err, errlen);
     }
     return rc;
+}
+
+/* confirm_once until a round finds no new loss (a rank lost in one round may have been
+ * waited for by the others). */
+static int confirm_ranks(struct coord *c, const char *before, char *err, size_t errlen)
+{
+    for (;;) {
+        const int lost = c->n_lost;
+        int rc = confirm_once(c, before, err, errlen);
+        if (rc || c->n_lost == lost)
+            return rc;
+    }
 }
 
 /* Every rank still in the job joins the collective write of a checkpoint of `step`
@@ -951,7 +1025,7 @@ static int phase_stop(struct coord *c, char *err, size_t errlen)
     ldn_net_watch_quiet(c->job->watch); /* the workers close their sockets now */
     struct ldn_wire_msg stop;
     ldn_wire_msg_init(&stop, LDN_OP_STOP, 0);
-    int rc = send_all_workers(c, &stop, err, errlen);
+    int rc = send_all_workers(c, &stop, NULL, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     if (rc == 0)
@@ -1107,7 +1181,7 @@ static int phase_plan(struct coord *c, int64_t step, const struct ldn_wire_plan 
         if ((rc = send_to(c, 1 + s, &h, err, errlen)) == 0)
             rc = wait_server_done(c, s, err, errlen);
     if (rc == 0)
-        rc = send_all_workers(c, &h, err, errlen);
+        rc = send_all_workers(c, &h, NULL, err, errlen);
     if (rc == 0)
         rc = wait_workers(c, err, errlen);
     if (rc == 0)
@@ -1206,7 +1280,7 @@ static int phase_prune(struct coord *c, int64_t step, char *err, size_t errlen)
         struct ldn_wire_msg h;
         ldn_wire_msg_init(&h, LDN_OP_PRUNE, 0);
         h.prune = p;
-        if ((rc = send_all_workers(c, &h, err, errlen)) == 0)
+        if ((rc = send_all_workers(c, &h, NULL, err, errlen)) == 0)
             rc = wait_workers(c, err, errlen);
     }
     if (rc)
@@ -1340,6 +1414,8 @@ static void coord_free(struct coord *c)
     free(c->asked);
     free(c->epoch);
     free(c->regroup_due);
+    free(c->group_lost);
+    free(c->group_lost_eval);
     free(c->last_step);
     free(c->train_acc);
     free(c->eval_acc);
@@ -1410,13 +1486,15 @@ int ldn_coord_run(const struct ldn_job *job, void *router, void **servers, char 
     c.asked = calloc((size_t)job->world, 1);
     c.epoch = calloc((size_t)p->n_groups, sizeof *c.epoch);
     c.regroup_due = calloc((size_t)p->n_groups, 1);
+    c.group_lost = calloc((size_t)p->n_groups, sizeof *c.group_lost);
+    c.group_lost_eval = calloc((size_t)p->n_groups, sizeof *c.group_lost_eval);
     c.last_step = calloc((size_t)job->world, sizeof *c.last_step);
     c.train_acc = calloc((size_t)cfg->n_tasks, sizeof *c.train_acc);
     c.eval_acc = calloc((size_t)cfg->n_tasks, sizeof *c.eval_acc);
     c.residual_sum = calloc((size_t)job->world, sizeof *c.residual_sum);
     int rc = 0;
-    if (!c.live || !c.paused || !c.asked || !c.epoch || !c.regroup_due || !c.last_step ||
-        !c.train_acc || !c.eval_acc || !c.residual_sum)
+    if (!c.live || !c.paused || !c.asked || !c.epoch || !c.regroup_due || !c.group_lost ||
+        !c.group_lost_eval || !c.last_step || !c.train_acc || !c.eval_acc || !c.residual_sum)
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < RING; i++)
         c.ring[i].step = -1;

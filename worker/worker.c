@@ -521,6 +521,11 @@ static int take_members(struct worker *w, const struct ldn_msg *m, char *err, si
 static int agree_members(struct worker *w, char *err, size_t errlen)
 {
     const struct ldn_job *job = w->job;
+    for (int i = 0; i < w->n_early; i++)
+        if (w->early[i].op == LDN_OP_STOP) { /* stopping anyway: no re-forming */
+            w->regroup = 0;
+            return 1;
+        }
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_REGROUP_REQUEST, job->rank);
     h.regroup_request.group = (uint32_t)job->plan->group_of_rank[job->rank];
@@ -544,8 +549,10 @@ static int agree_members(struct worker *w, char *err, size_t errlen)
         if (r == 0) {
             take_early(w, &m);
             for (int i = 0; i < w->n_early; i++)
-                if (w->early[i].op == LDN_OP_STOP)
+                if (w->early[i].op == LDN_OP_STOP) {
+                    w->regroup = 0;
                     return 1;
+                }
         } else if (r != LDN_ERR_TIMEOUT)
             return ldn_fail(err, errlen, r, "worker %d: bad message from the coordinator: %s",
                             job->rank, why);
@@ -614,9 +621,13 @@ static int regroup(struct worker *w, char *err, size_t errlen)
         ldn_dataset_destroy(&wt->train);
         ldn_dataset_destroy(&wt->test);
         ldn_batcher_deinit(&wt->batcher);
+        w->last_sent = 0; /* a heartbeat around each load: it is not silence */
+        heartbeat(w, NULL, 0);
         if (!(wt->train = ldn_dataset_load(file, "train", w->grank, w->gsize, err, errlen)) ||
             !(wt->test = ldn_dataset_load(file, "test", w->grank, w->gsize, err, errlen)))
             return LDN_ERR_FORMAT;
+        w->last_sent = 0;
+        heartbeat(w, NULL, 0);
         if (ldn_batcher_init(&wt->batcher, wt->train->n, w->cfg->seed,
                              LDN_STREAM_BATCH + (uint64_t)wt->t * 4096u + (uint64_t)w->grank))
             return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
