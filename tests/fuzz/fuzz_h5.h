@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "h5util.h"
+
 /* The input, consumed from the front; reads past the end give zeros. */
 struct fz {
     const uint8_t *p;
@@ -169,10 +171,44 @@ static inline void fz_dataset(struct fz *z, hid_t f, const char *path, hid_t typ
     free(buf);
 }
 
-/* Create path (truncating) for writing; H5I_INVALID_HID on failure. */
+/* Create the file that will stand for path, in memory (the core driver, no backing store);
+ * H5I_INVALID_HID on failure. Finish it with fz_finish. The first call also raises HDF5's
+ * free-list limits: every H5Fcreate and H5Fopen allocates a 512 KiB metadata cache (H5C_t),
+ * more than the 64 KiB HDF5 keeps on a free list by default, so each one came from mmap
+ * under ASan and cost 128 fresh pages; kept on the free list it is reused (docs/fuzzing.md). */
 static inline hid_t fz_create(const char *path)
 {
-    return H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    static hid_t fapl = H5I_INVALID_HID;
+    if (fapl < 0) {
+        H5set_free_list_limits(16 << 20, 16 << 20, 16 << 20, 16 << 20, 16 << 20, 16 << 20);
+        fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0)
+            return H5I_INVALID_HID;
+    }
+    return H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+}
+
+/* Close f (from fz_create) and make its bytes what ladon's readers find at path
+ * (ldn_h5_set_image): the same bytes a file on disk would hold, without the file system.
+ * Returns path, or NULL on failure. */
+static inline const char *fz_finish(hid_t f, const char *path)
+{
+    static void *img;
+    static size_t cap;
+    ssize_t n = H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(f, NULL, 0);
+    if (n > 0 && (size_t)n > cap) {
+        void *b = realloc(img, (size_t)n);
+        if (b) {
+            img = b;
+            cap = (size_t)n;
+        }
+    }
+    if (n > 0 && (size_t)n <= cap && H5Fget_file_image(f, img, (size_t)n) != n)
+        n = -1;
+    H5Fclose(f);
+    if (n <= 0 || (size_t)n > cap || ldn_h5_set_image(path, img, (size_t)n) != 0)
+        return NULL;
+    return path;
 }
 
 #endif
