@@ -58,7 +58,10 @@ static inline hid_t fz_type(struct fz *z, size_t *size)
 }
 
 /* A number attribute of a chosen type and raw value (any bits: NaN, huge, negative). Most
- * of the time (3 in 4) the given plausible value, else a fuzzed one. */
+ * of the time (3 in 4) the given plausible value, else a fuzzed one. A whole plausible value
+ * is written as ladon writes it, an integer (3 in 4; else a double, which the readers of
+ * integer attributes refuse: before, a task file's format_version, num_classes and features
+ * were always doubles then, and the task-file target rarely got past its root attributes). */
 static inline void fz_attr_num(struct fz *z, hid_t obj, const char *name, double plausible)
 {
     unsigned how = fz_u8(z);
@@ -69,7 +72,12 @@ static inline void fz_attr_num(struct fz *z, hid_t obj, const char *name, double
     uint8_t raw[8];
     uint64_t bits = fz_bytes(z, 8);
     memcpy(raw, &bits, 8);
-    if (how % 4 != 0) { /* the plausible value in that type */
+    if (how % 4 != 0 && (how / 4) % 4 != 0 && plausible >= -9e15 && plausible <= 9e15 &&
+        plausible == (double)(int64_t)plausible) {
+        int64_t v = (int64_t)plausible;
+        t = H5T_NATIVE_INT64;
+        memcpy(raw, &v, 8);
+    } else if (how % 4 != 0) {
         t = H5T_NATIVE_DOUBLE;
         memcpy(raw, &plausible, 8);
     }
