@@ -30,6 +30,13 @@ int ldn_h5_vfail(char *err, size_t errlen, int status, const char *kind, const c
  * truncated?): <HDF5's>". Returns 0 or a status (HDF5's error printing is the caller's). */
 int ldn_h5_open_ro(const char *kind, const char *path, hid_t *f, char *err, size_t errlen);
 
+/* For the fuzz targets only (tests/fuzz/fuzz_h5.h, docs/fuzzing.md): from now on
+ * ldn_h5_open_ro opens exactly `path` from the HDF5 file image buf[0..len) held in memory (the
+ * core driver, no backing store), not from the file system, so a harness that builds a file per
+ * input need not write it out and read it back. The image is copied; path NULL goes back to the
+ * file system. Returns 0 or -1 (HDF5 refused the image). Not thread-safe; tools never call it. */
+int ldn_h5_set_image(const char *path, const void *buf, size_t len);
+
 /* Close *id with fn when it is valid, and invalidate it. */
 void ldn_h5_close(hid_t *id, herr_t (*fn)(hid_t));
 

@@ -84,8 +84,7 @@ static const char *build(const uint8_t *data, size_t size)
     const int64_t one[2] = {1, 1};
     fz_dataset(&z, f, "/optimizer/trunk_updates", H5T_NATIVE_INT64, 1, one);
     fz_dataset(&z, f, "/optimizer/t/heads/a", H5T_NATIVE_INT64, 1, one);
-    H5Fclose(f);
-    return path;
+    return fz_finish(f, path);
 }
 
 static int read_all(const char *name, void *ud, char *err, size_t errlen)

@@ -9,8 +9,11 @@
 
 #include <hdf5.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "h5util.h"
 
 /* The input, consumed from the front; reads past the end give zeros. */
 struct fz {
@@ -56,7 +59,10 @@ static inline hid_t fz_type(struct fz *z, size_t *size)
 }
 
 /* A number attribute of a chosen type and raw value (any bits: NaN, huge, negative). Most
- * of the time (3 in 4) the given plausible value, else a fuzzed one. */
+ * of the time (3 in 4) the given plausible value, else a fuzzed one. A whole plausible value
+ * is written as ladon writes it, an integer (3 in 4; else a double, which the readers of
+ * integer attributes refuse: before, a task file's format_version, num_classes and features
+ * were always doubles then, and the task-file target rarely got past its root attributes). */
 static inline void fz_attr_num(struct fz *z, hid_t obj, const char *name, double plausible)
 {
     unsigned how = fz_u8(z);
@@ -67,7 +73,12 @@ static inline void fz_attr_num(struct fz *z, hid_t obj, const char *name, double
     uint8_t raw[8];
     uint64_t bits = fz_bytes(z, 8);
     memcpy(raw, &bits, 8);
-    if (how % 4 != 0) { /* the plausible value in that type */
+    if (how % 4 != 0 && (how / 4) % 4 != 0 && plausible >= -9e15 && plausible <= 9e15 &&
+        plausible == (double)(int64_t)plausible) {
+        int64_t v = (int64_t)plausible;
+        t = H5T_NATIVE_INT64;
+        memcpy(raw, &v, 8);
+    } else if (how % 4 != 0) {
         t = H5T_NATIVE_DOUBLE;
         memcpy(raw, &plausible, 8);
     }
@@ -169,10 +180,47 @@ static inline void fz_dataset(struct fz *z, hid_t f, const char *path, hid_t typ
     free(buf);
 }
 
-/* Create path (truncating) for writing; H5I_INVALID_HID on failure. */
+/* Create the file that will stand for path, in memory (the core driver, no backing store);
+ * H5I_INVALID_HID on failure. Finish it with fz_finish. The first call also raises HDF5's
+ * free-list limits: every H5Fcreate and H5Fopen allocates a 512 KiB metadata cache (H5C_t),
+ * more than the 64 KiB HDF5 keeps on a free list by default, so each one came from mmap
+ * under ASan and cost 128 fresh pages; kept on the free list it is reused (docs/fuzzing.md). */
 static inline hid_t fz_create(const char *path)
 {
-    return H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    static hid_t fapl = H5I_INVALID_HID;
+    if (fapl < 0) {
+        H5set_free_list_limits(16 << 20, 16 << 20, 16 << 20, 16 << 20, 16 << 20, 16 << 20);
+        fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0)
+            return H5I_INVALID_HID;
+    }
+    return H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+}
+
+/* Close f (from fz_create) and make its bytes what ladon's readers find at path
+ * (ldn_h5_set_image): the same bytes a file on disk would hold, without the file system.
+ * Returns path. No input can make this fail, and a harness that cannot hand its file over
+ * would test nothing while passing: it aborts, so that the replay tests fail too. */
+static inline const char *fz_finish(hid_t f, const char *path)
+{
+    static void *img;
+    static size_t cap;
+    ssize_t n = H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(f, NULL, 0);
+    if (n > 0 && (size_t)n > cap) {
+        void *b = realloc(img, (size_t)n);
+        if (b) {
+            img = b;
+            cap = (size_t)n;
+        }
+    }
+    if (n > 0 && (size_t)n <= cap && H5Fget_file_image(f, img, (size_t)n) != n)
+        n = -1;
+    H5Fclose(f);
+    if (n <= 0 || (size_t)n > cap || ldn_h5_set_image(path, img, (size_t)n) != 0) {
+        fprintf(stderr, "fuzz_h5.h: cannot take the file image of %s\n", path);
+        abort();
+    }
+    return path;
 }
 
 #endif

@@ -41,8 +41,7 @@ static const char *build(const uint8_t *data, size_t size)
         snprintf(p, sizeof p, "/%s/y", splits[s]);
         fz_dataset(&z, f, p, H5T_NATIVE_INT32, 1, ys);
     }
-    H5Fclose(f);
-    return path;
+    return fz_finish(f, path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -32,7 +32,9 @@ base=${TMPDIR:-/tmp}
 [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ] && base=/dev/shm
 TMPDIR=$(mktemp -d "$base/ldn-fuzz-XXXXXX")
 trap 'rm -rf "$TMPDIR"' EXIT
-export HDF5_USE_FILE_LOCKING=FALSE TMPDIR
+# OpenBLAS's idle threads spin with sched_yield beside a one-thread fuzzer (the ckpt target
+# links it to build models): about a tenth of its time (docs/fuzzing.md)
+export HDF5_USE_FILE_LOCKING=FALSE TMPDIR OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 # -rss_limit_mb / -malloc_limit_mb: an input that makes a reader ask for more than 1 GiB is
 # a finding (the readers bound what they allocate), not a test-machine problem.
 "$b/fuzz_$target" -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 \
