@@ -619,7 +619,9 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
         drain_servers(c);
         for (int r = 1; r < c->job->world && rc == 0; r++) {
             const double silent = ldn_liveness_silent(c->live, r, now);
-            if (wt.seen[r] || ldn_liveness_is_lost(r) || silent <= c->live_s)
+            /* every worker still in the job is watched, done or not: a done one answers pings
+             * (and its group's survivors may be waiting for it to re-form) */
+            if (ldn_liveness_is_lost(r) || silent <= c->live_s)
                 continue;
             char who[256];
             ldn_liveness_name(c->job, r, who, sizeof who);
