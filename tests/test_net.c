@@ -38,15 +38,22 @@ static int delivered(void *zctx, void *router, const char *endpoint, size_t byte
     return got;
 }
 
+/* A ROUTER from the factory bound to loopback; its endpoint into ep. */
+static void *bound_router(void *zctx, char *ep, size_t len)
+{
+    char err[LDN_ERRLEN];
+    void *router = ldn_net_socket(zctx, ZMQ_ROUTER, NULL, err, sizeof err);
+    CU_ASSERT_FATAL(router && ldn_net_bind(router, "127.0.0.1", ep, len, err, sizeof err) == 0);
+    return router;
+}
+
 static void test_max_frame(void)
 {
     int64_t old = ldn_net_max_frame();
     ldn_net_set_max_frame(64 << 10);
     void *zctx = zmq_ctx_new();
-    char ep[LDN_NET_ENDPOINT_MAX], err[LDN_ERRLEN];
-    void *router = ldn_net_socket(zctx, ZMQ_ROUTER, NULL, err, sizeof err);
-    CU_ASSERT_FATAL(router &&
-                    ldn_net_bind(router, "127.0.0.1", ep, sizeof ep, err, sizeof err) == 0);
+    char ep[LDN_NET_ENDPOINT_MAX];
+    void *router = bound_router(zctx, ep, sizeof ep);
     CU_ASSERT(delivered(zctx, router, ep, 1000));
     CU_ASSERT(!delivered(zctx, router, ep, 1 << 20));
     CU_ASSERT(delivered(zctx, router, ep, 60 << 10));
@@ -81,9 +88,7 @@ static void test_watch(void)
     ldn_net_set_max_frame(64 << 10);
     void *zctx = zmq_ctx_new();
     char ep[LDN_NET_ENDPOINT_MAX], err[LDN_ERRLEN];
-    void *router = ldn_net_socket(zctx, ZMQ_ROUTER, NULL, err, sizeof err);
-    CU_ASSERT_FATAL(router &&
-                    ldn_net_bind(router, "127.0.0.1", ep, sizeof ep, err, sizeof err) == 0);
+    void *router = bound_router(zctx, ep, sizeof ep);
     struct ldn_net_watch *w = ldn_net_watch_new(zctx, router, "test router", 0.3, err, sizeof err);
     CU_ASSERT_FATAL(w != NULL);
     CU_ASSERT(!delivered(zctx, router, ep, 1 << 20)); /* dropped by ZeroMQ ... */
@@ -137,9 +142,7 @@ static void test_queue_full(void)
     ldn_net_set_send_timeout(0.2);
     void *zctx = zmq_ctx_new();
     char ep[LDN_NET_ENDPOINT_MAX], err[LDN_ERRLEN] = "";
-    void *router = ldn_net_socket(zctx, ZMQ_ROUTER, NULL, err, sizeof err);
-    CU_ASSERT_FATAL(router &&
-                    ldn_net_bind(router, "127.0.0.1", ep, sizeof ep, err, sizeof err) == 0);
+    void *router = bound_router(zctx, ep, sizeof ep);
     void *d = ldn_net_socket(zctx, ZMQ_DEALER, "w1", err, sizeof err);
     CU_ASSERT_FATAL(d && zmq_connect(d, ep) == 0);
     static char chunk[64 << 10];

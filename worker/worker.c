@@ -1159,13 +1159,11 @@ static int cmd_train(struct worker *w, const struct ldn_wire_msg *h, char *err, 
 {
     int rc = train(w, h->train.from, h->train.to, err, errlen);
     rc = rc ? rc : send_done(w, h->train.to, err, errlen);
-    if (rc == 0 && getenv("LDN_FAULT")) { /* test hook: LDN_FAULT=kill-after-done:RANK:STEP */
-        char at[64];
-        snprintf(at, sizeof at, "kill-after-done:%d:%lld", w->job->rank, (long long)h->train.to);
-        struct timespec ts = {0, 300000000}; /* the done goes out first (ZeroMQ sends it from */
-        const char *f = getenv("LDN_FAULT");
-        if (!strncmp(f, at, strlen(at)) && (f[strlen(at)] == ':' || !f[strlen(at)]))
-            nanosleep(&ts, NULL); /* its own thread) */
+    /* test hook LDN_FAULT=kill-after-done:RANK:STEP; the done goes out first (ZeroMQ sends it
+     * from its own thread) */
+    if (rc == 0 && ldn_ckpt_fault_armed("kill-after-done", w->job->rank, h->train.to)) {
+        struct timespec ts = {0, 300000000};
+        nanosleep(&ts, NULL);
         ldn_ckpt_fault("kill-after-done", w->job->rank, h->train.to);
     }
     return rc;

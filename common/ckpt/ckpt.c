@@ -464,16 +464,32 @@ static int commit(const char *dir, const char *tmp, const char *final, int keep_
     return 0;
 }
 
-void ldn_ckpt_fault(const char *where, int rank, int64_t step)
+/* LDN_FAULT names this hook, rank and step; its FILE field (or "") into once. */
+static int fault_matches(const char *where, int rank, int64_t step, char *once, size_t len)
 {
     const char *f = getenv("LDN_FAULT");
-    if (!f)
-        return;
-    char what[64], once[512] = "";
+    char what[64], file[512] = "";
     int r;
     long long s;
-    if (sscanf(f, "%63[^:]:%d:%lld:%511s", what, &r, &s, once) >= 3 && strcmp(what, where) == 0 &&
-        r == rank && s == step) {
+    if (!f || sscanf(f, "%63[^:]:%d:%lld:%511s", what, &r, &s, file) < 3 ||
+        strcmp(what, where) != 0 || r != rank || s != step)
+        return 0;
+    snprintf(once, len, "%s", file);
+    return 1;
+}
+
+int ldn_ckpt_fault_armed(const char *where, int rank, int64_t step)
+{
+    char once[512];
+    return fault_matches(where, rank, step, once, sizeof once);
+}
+
+void ldn_ckpt_fault(const char *where, int rank, int64_t step)
+{
+    char once[512];
+    if (fault_matches(where, rank, step, once, sizeof once)) {
+        const char *f = getenv("LDN_FAULT");
+        const long long s = (long long)step;
         if (once[0]) { /* fire once: the first process to create the file */
             int fd = open(once, O_WRONLY | O_CREAT | O_EXCL, 0644);
             if (fd < 0)

@@ -140,5 +140,7 @@ int ldn_ckpt_resolve(const char *arg, const char *dir, char *out, size_t outlen,
  * "kill-after-ckpt"; workers also call it with "kill-after-done"). A fourth field,
  * KIND:RANK:STEP:FILE, makes it fire once: only when FILE does not exist yet (it is created). */
 void ldn_ckpt_fault(const char *where, int rank, int64_t step);
+/* 1 when LDN_FAULT names hook `where` at this rank and step (whether or not it fires once). */
+int ldn_ckpt_fault_armed(const char *where, int rank, int64_t step);
 
 #endif
