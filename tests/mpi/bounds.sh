@@ -22,7 +22,8 @@ ps: {servers: 1, consistency: bsp, timeout: 20}
 checkpoint: {final: false}
 YAML
 
-# refused NAME PATTERN OVERRIDES...: the job fails within 60 s, PATTERN appears exactly once
+# refused NAME PATTERN OVERRIDES...: the job fails within 60 s, PATTERN appears exactly once (or
+# from 1 to $most times, when each of $most ranks finds the error on its own)
 refused() {
   local name=$1 want=$2
   shift 2
@@ -33,7 +34,8 @@ refused() {
   [ $rc -ne 124 ] || { cat "$tmp/$name.out"; fail "$name: the job hung"; }
   local n
   n=$(grep -c -- "$want" "$tmp/$name.out" || true)
-  [ "$n" -eq 1 ] || { cat "$tmp/$name.out"; fail "$name: '$want' appears $n times, want once"; }
+  [ "$n" -ge 1 ] && [ "$n" -le "${most:-1}" ] ||
+    { cat "$tmp/$name.out"; fail "$name: '$want' appears $n times, want 1 to ${most:-1}"; }
   echo "$name: refused (exit $rc)"
 }
 # the chunk of trunk layer 1 (64 rows of 65 keys) needs 4160 * 4 bytes + 64 KiB = 0.08 MiB
@@ -45,8 +47,9 @@ refused wide_row "one row of trunk layer 1 alone is 16 KiB, more than ps.chunk_k
 # 2 chunks on server 1, the heartbeats of checkpoint.timeout (600 s) + 1, plus 64
 refused queue "net.queue_messages: 10 is below what this job may leave queued for one peer, 665 messages" \
   net.queue_messages=10
-# each worker's shard: 12000 rows x 33 float32 = 1.5 MiB
-refused data_memory "task000.h5: /train: shard 0 of 1 needs 1.5 MiB (12000 rows x 32 features as float32, and labels); with the 0.0 MiB of splits this process holds already that is above data.max_memory_mb = 0.1 MiB" \
+# each worker's shard: 12000 rows x 33 float32 = 1.5 MiB; both workers find it, and the first to
+# abort the job may take the other down before it prints (seen under ASan in CI)
+most=2 refused data_memory "task00[01].h5: /train: shard 0 of 1 needs 1.5 MiB (12000 rows x 32 features as float32, and labels); with the 0.0 MiB of splits this process holds already that is above data.max_memory_mb = 0.1 MiB" \
   data.max_memory_mb=0.1
 rc=0
 timeout 60 "$LADON" train --local "$tmp/c.yaml" data.max_memory_mb=0.1 >"$tmp/local.out" 2>&1 || rc=$?
