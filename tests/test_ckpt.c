@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckmodel.h"
 #include "ckpt.h"
 #include "cu_main.h"
 #include "h5util.h"
@@ -421,6 +422,72 @@ static void test_root_bounds(void)
     ldn_nn_destroy(&net);
 }
 
+/* A stored config that disagrees with the stored weights (a model.trunk of [4000, 4000] over
+ * a trunk of [40, 7]) is refused by the model loader before it builds anything, naming the
+ * dataset, both shapes and the stored config; the same file with its own config loads. */
+static void test_config_mismatch(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/ldn-test-ckpt-mismatch-%d", (int)getpid());
+    struct ldn_nn *net = make_net();
+    int hw[1] = {3};
+    struct ldn_nn *head = ldn_nn_new_mlp(7, hw, 1, 0, LDN_ACT_RELU, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(head);
+    const char *configs[2] = {"run: {dir: /nonexistent}\ndata: {dir: /nonexistent}\n"
+                              "model: {trunk: [40, 7]}\ntasks: {a: {}}\n",
+                              "run: {dir: /nonexistent}\ndata: {dir: /nonexistent}\n"
+                              "model: {trunk: [4000, 4000]}\ntasks: {a: {}}\n"};
+    for (int k = 0; k < 2; k++) {
+        struct ldn_ckpt_items it = {0};
+        CU_ASSERT_EQUAL_FATAL(ldn_ckpt_add_net(&it, net, "/trunk", net->params, 0, net->n_params),
+                              0);
+        CU_ASSERT_EQUAL_FATAL(
+            ldn_ckpt_add_net(&it, head, "/heads/a", head->params, 0, head->n_params), 0);
+        struct ldn_ckpt_meta m = {.step = 1 + k,
+                                  .steps_per_epoch = 10,
+                                  .total_steps = 50,
+                                  .n_servers = 1,
+                                  .n_workers = 1,
+                                  .features = 13,
+                                  .seed = 1,
+                                  .config = configs[k],
+                                  .metrics = ""};
+        char path[1200];
+        CU_ASSERT_EQUAL_FATAL(ldn_ckpt_write(MPI_COMM_NULL, g_dir, &m, &it, 5, path, sizeof path,
+                                             g_err, sizeof g_err),
+                              0);
+        ldn_ckpt_items_free(&it);
+        struct ldn_ckmodel L;
+        g_err[0] = '\0';
+        int rc = ldn_ckmodel_load(path, 1, &L, g_err, sizeof g_err);
+        if (k == 0) {
+            CU_ASSERT_EQUAL(rc, 0);
+            if (rc == 0) {
+                CU_ASSERT_EQUAL(L.model->trunk->n_params, net->n_params);
+                CU_ASSERT_EQUAL(L.classes[0], 3);
+                ldn_ckmodel_free(&L);
+            } else {
+                fprintf(stderr, "\n  load: %s\n", g_err);
+            }
+        } else {
+            const char *want = "/trunk/0/weight has shape [40, 13], expected [4000, 13] (the "
+                               "shape the config stored in it gives)";
+            CU_ASSERT_EQUAL(rc, LDN_ERR_FORMAT);
+            CU_ASSERT_PTR_NOT_NULL(strstr(g_err, want));
+            CU_ASSERT_PTR_NOT_NULL(strstr(g_err, path));
+            CU_ASSERT_PTR_NULL(L.model);
+            if (!strstr(g_err, want))
+                fprintf(stderr, "\n  got: %s\n", g_err);
+        }
+        unlink(path);
+    }
+    char p[1300];
+    snprintf(p, sizeof p, "%s/latest", g_dir);
+    unlink(p);
+    rmdir(g_dir);
+    ldn_nn_destroy(&head);
+    ldn_nn_destroy(&net);
+}
+
 static const struct ldn_cu_test TESTS[] = {
     {"Fletcher-32 as HDF5 computes it", test_fletcher32},
     {"content: non-finite values, update counts", test_content},
@@ -428,6 +495,7 @@ static const struct ldn_cu_test TESTS[] = {
     {"damaged files", test_damage},
     {"watchdog", test_watchdog},
     {"root attributes within their fields' range", test_root_bounds},
+    {"a stored config that disagrees with the weights", test_config_mismatch},
     {NULL, NULL}};
 
 LDN_CU_MAIN("ckpt", TESTS)

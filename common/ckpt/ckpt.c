@@ -1086,9 +1086,8 @@ static int check_finite(const struct ldn_ckpt *ck, const char *name, int ndim, i
     return 0;
 }
 
-int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
-                  const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
-                  char *err, size_t errlen)
+int ldn_ckpt_check_shape(const struct ldn_ckpt *ck, const char *name, int ndim,
+                         const int64_t dims[2], char *err, size_t errlen)
 {
     int nd;
     int64_t got[2];
@@ -1104,6 +1103,17 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
         return ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s has shape %s, expected %s",
                         ck->path, name, a, b);
     }
+    return 0;
+}
+
+int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
+                  const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
+                  char *err, size_t errlen)
+{
+    int rc = ldn_ckpt_check_shape(ck, name, ndim, dims, err, errlen);
+    if (rc)
+        return rc;
+    const int64_t want1 = ndim == 2 ? dims[1] : 1;
     if (row0 < 0 || rows < 0 || row0 + rows > dims[0])
         return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint %s: rows [%lld, %lld) outside %s",
                         ck->path, (long long)row0, (long long)(row0 + rows), name);
@@ -1127,7 +1137,8 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
     int via_hdf5 = 0; /* the chunks are not as ladon writes them: HDF5 reads and checks */
     if (rc == 0) {
         struct ldn_ckpt_item it = {.ndim = ndim, .row0 = row0, .rows = rows, .stride = stride};
-        struct ckpt_part de = {.type = type, .ndim = ndim, .dims = {dims[0], want1}};
+        struct ckpt_part de = {
+            .type = type, .ndim = ndim, .dims = {dims[0], ndim == 2 ? dims[1] : 1}};
         rc = read_chunks(ck, name, d, ft, type, &de, row0, rows, dst, stride, err, errlen);
         if (rc == 1) {
             via_hdf5 = 1;

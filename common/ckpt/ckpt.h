@@ -106,6 +106,10 @@ int ldn_ckpt_has(const struct ldn_ckpt *ck, const char *name);
 int ldn_ckpt_walk(const struct ldn_ckpt *ck,
                   int (*fn)(const char *name, void *ud, char *err, size_t errlen), void *ud,
                   char *err, size_t errlen);
+/* Does dataset `name` have ndim dimensions of dims (dims[1] ignored for ndim 1)? 0, or
+ * LDN_ERR_FORMAT: "has shape [a, b], expected [c, d]" (or why it has none). */
+int ldn_ckpt_check_shape(const struct ldn_ckpt *ck, const char *name, int ndim,
+                         const int64_t dims[2], char *err, size_t errlen);
 /* Shape of dataset `name`: *ndim (1 or 2) and dims. 0 or a negative status with err. */
 int ldn_ckpt_shape(const struct ldn_ckpt *ck, const char *name, int *ndim, int64_t dims[2],
                    char *err, size_t errlen);

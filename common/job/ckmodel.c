@@ -77,6 +77,47 @@ static int head_classes(const struct ldn_ckpt *ck, const struct ldn_task_config 
     return 0;
 }
 
+/* Do the stored weights of an MLP in -> widths[0..n) -> out (out 0: none) at prefix have the
+ * shapes the stored config gives them? Checked before anything is built: a config that
+ * disagrees with its file (damaged, or edited) would otherwise have the loader allocate and
+ * initialise a model of the config's size, up to LDN_MODEL_MAX_PARAMS, before the first
+ * read found the mismatch. */
+static int check_mlp(const struct ldn_ckpt *ck, const char *prefix, int64_t in, const int *widths,
+                     int n, int64_t out, char *err, size_t errlen)
+{
+    for (int i = 0; i <= n; i++) {
+        const int64_t w = i < n ? widths[i] : out;
+        if (w <= 0)
+            continue;
+        char name[LDN_CKPT_NAME_MAX], why[LDN_ERRLEN];
+        const int64_t dw[2] = {w, in}, db[2] = {w, 1};
+        snprintf(name, sizeof name, "%s/%d/weight", prefix, i);
+        int rc = ldn_ckpt_check_shape(ck, name, 2, dw, why, sizeof why);
+        if (rc == 0) {
+            snprintf(name, sizeof name, "%s/%d/bias", prefix, i);
+            rc = ldn_ckpt_check_shape(ck, name, 1, db, why, sizeof why);
+        }
+        if (rc)
+            return ldn_fail(err, errlen, rc, "%s (the shape the config stored in it gives)", why);
+        in = w;
+    }
+    return 0;
+}
+
+static int check_shapes(const struct ldn_ckpt *ck, const struct ldn_config *cfg, const int *classes,
+                        char *err, size_t errlen)
+{
+    int rc = check_mlp(ck, "/trunk", ck->features, cfg->trunk, cfg->n_trunk, 0, err, errlen);
+    const int64_t in = cfg->n_trunk > 0 ? cfg->trunk[cfg->n_trunk - 1] : ck->features;
+    for (int t = 0; rc == 0 && t < cfg->n_tasks; t++) {
+        const struct ldn_task_config *tc = &cfg->tasks[t];
+        char prefix[LDN_CKPT_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "/heads/%s", tc->name);
+        rc = check_mlp(ck, prefix, in, tc->head, tc->n_head, classes[t], err, errlen);
+    }
+    return rc;
+}
+
 /* An exported file: its config, its model with the stored weights (dequantized) and the
  * compressed model itself. The config's tasks must be the file's, in the same order. */
 static int load_export(const char *path, int max_batch, struct ldn_ckmodel *L, char *err,
@@ -154,15 +195,19 @@ int ldn_ckmodel_load(const char *arg, int max_batch, struct ldn_ckmodel *L, char
         rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
     for (int t = 0; rc == 0 && t < L->cfg->n_tasks; t++)
         rc = head_classes(&L->ck, &L->cfg->tasks[t], &L->classes[t], err, errlen);
-    if (rc == 0) {
-        if (max_batch < L->cfg->batch_size)
-            max_batch = L->cfg->batch_size;
-        char why[LDN_ERRLEN];
-        L->model = ldn_model_new(L->cfg, L->ck.features, L->classes, max_batch, why, sizeof why);
-        if (!L->model) /* the sizes come from the file: say which */
-            rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: stored config: %s",
-                          L->ck.path, why);
-    }
+    if (max_batch < (L->cfg ? L->cfg->batch_size : 0))
+        max_batch = L->cfg->batch_size;
+    char why[LDN_ERRLEN];
+    /* the sizes come from the file: say which */
+    if (rc == 0 && ldn_model_check_size(L->cfg, L->cfg->trunk, L->cfg->n_trunk, L->ck.features,
+                                        L->classes, max_batch, why, sizeof why))
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: stored config: %s", L->ck.path,
+                      why);
+    if (rc == 0)
+        rc = check_shapes(&L->ck, L->cfg, L->classes, err, errlen);
+    if (rc == 0 &&
+        !(L->model = ldn_model_new(L->cfg, L->ck.features, L->classes, max_batch, why, sizeof why)))
+        rc = ldn_fail(err, errlen, LDN_ERR_NOMEM, "checkpoint %s: %s", L->ck.path, why);
     if (rc == 0) {
         struct ldn_nn *trunk = L->model->trunk;
         rc = ldn_ckpt_read_net(&L->ck, trunk, "/trunk", trunk->params, 0, trunk->n_params, err,
