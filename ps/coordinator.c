@@ -596,6 +596,32 @@ static int lose_worker(struct coord *c, int w, const char *why, char *err, size_
     return rc ? rc : try_regroup(c, g, err, errlen);
 }
 
+/* Rank r has been silent for `silent` seconds, more than the liveness timeout, `when` (NULL:
+ * during this phase). A worker under ps.on_worker_loss: continue is lost and the job goes on;
+ * a server, or a worker under fail, ends the job, named. */
+static int rank_silent(struct coord *c, int r, double silent, const char *when, char *err,
+                       size_t errlen)
+{
+    char w[128], why[256];
+    if (r > c->job->plan->n_servers && c->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
+        snprintf(why, sizeof why, "nothing from it for %.1f s%s%s (ps.liveness_timeout %g s)",
+                 silent, when ? " " : "", when ? when : "", c->live_s);
+        return lose_worker(c, r, why, err, errlen);
+    }
+    char who[256];
+    ldn_liveness_name(c->job, r, who, sizeof who);
+    if (!when)
+        snprintf(w, sizeof w, "during the %s phase", c->phase ? c->phase : "start-up");
+    if (r <= c->job->plan->n_servers)
+        return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                        "%s answered no ping for %.1f s %s: dead or hung (ps.liveness_timeout)",
+                        who, silent, when ? when : w);
+    return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
+                    "%s sent nothing for %.1f s %s (last step %lld): dead or hung "
+                    "(ps.liveness_timeout; ps.on_worker_loss: fail)",
+                    who, silent, when ? when : w, (long long)c->last_step[r]);
+}
+
 /* Wait until every worker has answered DONE for this phase, handling reports meanwhile; a
  * worker or server silent for the liveness timeout is named (and, a worker with
  * ps.on_worker_loss: continue, gone on without). */
@@ -623,30 +649,13 @@ static int wait_workers(struct coord *c, char *err, size_t errlen)
              * (and its group's survivors may be waiting for it to re-form) */
             if (ldn_liveness_is_lost(r) || silent <= c->live_s)
                 continue;
-            char who[256];
-            ldn_liveness_name(c->job, r, who, sizeof who);
-            if (r <= p->n_servers)
-                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                              "%s answered no ping for %.1f s during the %s phase: dead or hung "
-                              "(ps.liveness_timeout)",
-                              who, silent, c->phase);
-            else if (c->cfg->on_worker_loss == LDN_LOSS_CONTINUE) {
-                char why[128];
-                snprintf(why, sizeof why, "nothing from it for %.1f s (ps.liveness_timeout %g s)",
-                         silent, c->live_s);
-                rc = lose_worker(c, r, why, err, errlen);
-                /* it, and any worker lost with it (unreachable when told), is waited for no
-                 * longer */
-                for (int q = 1 + p->n_servers; q < c->job->world; q++)
-                    if (!wt.seen[q] && ldn_liveness_is_lost(q)) {
-                        wt.seen[q] = 1;
-                        wt.left--;
-                    }
-            } else
-                rc = ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                              "%s sent nothing for %.1f s during the %s phase (last step %lld): "
-                              "dead or hung (ps.liveness_timeout; ps.on_worker_loss: fail)",
-                              who, silent, c->phase, (long long)c->last_step[r]);
+            rc = rank_silent(c, r, silent, NULL, err, errlen);
+            /* it, and any worker lost with it (unreachable when told), is waited for no longer */
+            for (int q = 1 + p->n_servers; q < c->job->world && rc == 0; q++)
+                if (!wt.seen[q] && ldn_liveness_is_lost(q)) {
+                    wt.seen[q] = 1;
+                    wt.left--;
+                }
         }
     }
     free(wt.seen);
@@ -832,6 +841,8 @@ static int confirm_once(struct coord *c, const char *before, char *err, size_t e
 {
     const struct ldn_plan *p = c->job->plan;
     const double t0 = ldn_clock_now();
+    char when[96];
+    snprintf(when, sizeof when, "before %s", before);
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_PING, 0);
     c->last_ping = t0;
@@ -858,15 +869,7 @@ static int confirm_once(struct coord *c, const char *before, char *err, size_t e
             continue;
         }
         if (now - t0 > c->live_s) {
-            char who[256], why[128];
-            ldn_liveness_name(c->job, r, who, sizeof who);
-            if (r <= p->n_servers || c->cfg->on_worker_loss != LDN_LOSS_CONTINUE)
-                return ldn_fail(err, errlen, LDN_ERR_TIMEOUT,
-                                "%s answered no ping for %.1f s before %s: dead or hung "
-                                "(ps.liveness_timeout)",
-                                who, now - t0, before);
-            snprintf(why, sizeof why, "no answer to a ping for %.1f s before %s", now - t0, before);
-            rc = lose_worker(c, r, why, err, errlen);
+            rc = rank_silent(c, r, now - t0, when, err, errlen);
             continue;
         }
         if (r <= p->n_servers) {
@@ -892,11 +895,8 @@ static int confirm_once(struct coord *c, const char *before, char *err, size_t e
         for (int i = 0; i < gr->n_ranks && rc == 0; i++) { /* one that fell silent meanwhile */
             const int r = gr->ranks[i];
             const double silent = ldn_liveness_silent(c->live, r, now);
-            if (!ldn_liveness_is_lost(r) && !c->asked[r] && silent > c->live_s) {
-                char why[128];
-                snprintf(why, sizeof why, "nothing from it for %.1f s before %s", silent, before);
-                rc = lose_worker(c, r, why, err, errlen);
-            }
+            if (!ldn_liveness_is_lost(r) && !c->asked[r] && silent > c->live_s)
+                rc = rank_silent(c, r, silent, when, err, errlen);
         }
         if (rc == 0 && (rc = ping(c, err, errlen)) == 0)
             rc = handle_router(c, &wt, CONFIRM_ROUTES, err, errlen);

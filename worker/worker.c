@@ -172,6 +172,13 @@ static int heartbeat(struct worker *w, char *err, size_t errlen)
     return send_coord(w, &h, err, errlen);
 }
 
+/* A heartbeat now, however recent the last message. */
+static int heartbeat_now(struct worker *w, char *err, size_t errlen)
+{
+    w->last_sent = 0;
+    return heartbeat(w, err, errlen);
+}
+
 /* Forward hook: rows [r0, r1) of trunk layer l are about to read their weights: let the open
  * pull deliver them. */
 static void need_rows(void *ud, int l, int r0, int r1)
@@ -621,13 +628,11 @@ static int regroup(struct worker *w, char *err, size_t errlen)
         ldn_dataset_destroy(&wt->train);
         ldn_dataset_destroy(&wt->test);
         ldn_batcher_deinit(&wt->batcher);
-        w->last_sent = 0; /* a heartbeat around each load: it is not silence */
-        heartbeat(w, NULL, 0);
+        heartbeat_now(w, NULL, 0); /* a heartbeat around each load: it is not silence */
         if (!(wt->train = ldn_dataset_load(file, "train", w->grank, w->gsize, err, errlen)) ||
             !(wt->test = ldn_dataset_load(file, "test", w->grank, w->gsize, err, errlen)))
             return LDN_ERR_FORMAT;
-        w->last_sent = 0;
-        heartbeat(w, NULL, 0);
+        heartbeat_now(w, NULL, 0);
         if (ldn_batcher_init(&wt->batcher, wt->train->n, w->cfg->seed,
                              LDN_STREAM_BATCH + (uint64_t)wt->t * 4096u + (uint64_t)w->grank))
             return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
@@ -1193,8 +1198,7 @@ static int cmd_stop(struct worker *w, const struct ldn_wire_msg *h, char *err, s
 static int cmd_ping(struct worker *w, const struct ldn_wire_msg *h, char *err, size_t errlen)
 {
     (void)h;
-    w->last_sent = 0;
-    return heartbeat(w, err, errlen);
+    return heartbeat_now(w, err, errlen);
 }
 
 /* The coordinator rejected a message of this worker (another protocol version). */

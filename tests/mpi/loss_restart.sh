@@ -69,7 +69,7 @@ log=$tmp/before.log
 timeout 200 "$SRC/launch/ladon-run" "$tmp/c.yaml" run.dir="$tmp/before" checkpoint.timeout=20 \
   -- -x LDN_FAULT=kill-after-done:3:500 >"$log" 2>&1 || { cat "$log"; fail "before: the job exited $?"; }
 grep -q "LDN_FAULT=kill-after-done:3:500: rank 3 kills itself at step 500" "$log" || { cat "$log"; fail "before: the fault did not fire"; }
-grep -q "worker rank 3 (group 0.*) lost: \(unreachable\|no answer to a ping\).* before the checkpoint of step 500" "$log" ||
+grep -q "worker rank 3 (group 0.*) lost: \(unreachable\|nothing from it for\).* before the checkpoint of step 500" "$log" ||
   { cat "$log"; fail "before: rank 3 was not lost before the checkpoint of step 500"; }
 grep -q "\[coord 0\] checkpoint step 500: " "$log" || { cat "$log"; fail "before: no checkpoint of step 500"; }
 grep -q "finished without worker rank(s) 3 (lost)" "$log" || { cat "$log"; fail "before: the end does not name the loss"; }
