@@ -958,29 +958,6 @@ static hid_t open_dataset(const struct ldn_ckpt *ck, const char *name, char *err
     return d;
 }
 
-int ldn_ckpt_shape(const struct ldn_ckpt *ck, const char *name, int *ndim, int64_t dims[2],
-                   char *err, size_t errlen)
-{
-    struct ldn_h5quiet q;
-    ldn_h5_quiet(&q);
-    hid_t d = open_dataset(ck, name, err, errlen), sp = d >= 0 ? H5Dget_space(d) : -1;
-    int rc = d < 0 ? LDN_ERR_FORMAT : 0;
-    hsize_t hd[2] = {0, 1};
-    int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-    if (rc == 0 && (nd < 1 || nd > 2 || H5Sget_simple_extent_dims(sp, hd, NULL) < 0))
-        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s: expected 1 or 2 dimensions",
-                      ck->path, name);
-    if (rc == 0) {
-        *ndim = nd;
-        dims[0] = (int64_t)hd[0];
-        dims[1] = nd == 2 ? (int64_t)hd[1] : 1;
-    }
-    ldn_h5_close(&sp, H5Sclose);
-    ldn_h5_close(&d, H5Dclose);
-    ldn_h5_restore(&q);
-    return rc;
-}
-
 static const char *type_name(int type)
 {
     return type == LDN_CKPT_F32 ? "float32" : type == LDN_CKPT_I64 ? "int64" : "uint64";
@@ -992,6 +969,70 @@ static void dims_str(char *buf, size_t len, int ndim, const int64_t d[2])
         snprintf(buf, len, "[%lld, %lld]", (long long)d[0], (long long)d[1]);
     else
         snprintf(buf, len, "[%lld]", (long long)d[0]);
+}
+
+/* The shape of open dataset d (`name`): *ndim 1 or 2 and dims. */
+static int shape_of(const struct ldn_ckpt *ck, const char *name, hid_t d, int *ndim,
+                    int64_t dims[2], char *err, size_t errlen)
+{
+    hid_t sp = H5Dget_space(d);
+    hsize_t hd[2] = {0, 1};
+    int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1, rc = 0;
+    if (nd < 1 || nd > 2 || H5Sget_simple_extent_dims(sp, hd, NULL) < 0)
+        rc = ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s: expected 1 or 2 dimensions",
+                      ck->path, name);
+    if (rc == 0) {
+        *ndim = nd;
+        dims[0] = (int64_t)hd[0];
+        dims[1] = nd == 2 ? (int64_t)hd[1] : 1;
+    }
+    ldn_h5_close(&sp, H5Sclose);
+    return rc;
+}
+
+/* Has open dataset d (`name`) ndim dimensions of dims (dims[1] ignored for ndim 1)? */
+static int check_shape_of(const struct ldn_ckpt *ck, const char *name, hid_t d, int ndim,
+                          const int64_t dims[2], char *err, size_t errlen)
+{
+    int nd;
+    int64_t got[2];
+    int rc = shape_of(ck, name, d, &nd, got, err, errlen);
+    if (rc)
+        return rc;
+    int64_t want1 = ndim == 2 ? dims[1] : 1;
+    if (nd != ndim || got[0] != dims[0] || got[1] != want1) {
+        char a[64], b[64];
+        int64_t w[2] = {dims[0], want1};
+        dims_str(a, sizeof a, nd, got);
+        dims_str(b, sizeof b, ndim, w);
+        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s has shape %s, expected %s",
+                        ck->path, name, a, b);
+    }
+    return 0;
+}
+
+int ldn_ckpt_shape(const struct ldn_ckpt *ck, const char *name, int *ndim, int64_t dims[2],
+                   char *err, size_t errlen)
+{
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    hid_t d = open_dataset(ck, name, err, errlen);
+    int rc = d < 0 ? LDN_ERR_FORMAT : shape_of(ck, name, d, ndim, dims, err, errlen);
+    ldn_h5_close(&d, H5Dclose);
+    ldn_h5_restore(&q);
+    return rc;
+}
+
+int ldn_ckpt_check_shape(const struct ldn_ckpt *ck, const char *name, int ndim,
+                         const int64_t dims[2], char *err, size_t errlen)
+{
+    struct ldn_h5quiet q;
+    ldn_h5_quiet(&q);
+    hid_t d = open_dataset(ck, name, err, errlen);
+    int rc = d < 0 ? LDN_ERR_FORMAT : check_shape_of(ck, name, d, ndim, dims, err, errlen);
+    ldn_h5_close(&d, H5Dclose);
+    ldn_h5_restore(&q);
+    return rc;
 }
 
 /* Rows [row0, row0 + rows) of dataset d straight from its chunks: each chunk read raw, its
@@ -1086,45 +1127,23 @@ static int check_finite(const struct ldn_ckpt *ck, const char *name, int ndim, i
     return 0;
 }
 
-int ldn_ckpt_check_shape(const struct ldn_ckpt *ck, const char *name, int ndim,
-                         const int64_t dims[2], char *err, size_t errlen)
-{
-    int nd;
-    int64_t got[2];
-    int rc = ldn_ckpt_shape(ck, name, &nd, got, err, errlen);
-    if (rc)
-        return rc;
-    int64_t want1 = ndim == 2 ? dims[1] : 1;
-    if (nd != ndim || got[0] != dims[0] || got[1] != want1) {
-        char a[64], b[64];
-        int64_t w[2] = {dims[0], want1};
-        dims_str(a, sizeof a, nd, got);
-        dims_str(b, sizeof b, ndim, w);
-        return ldn_fail(err, errlen, LDN_ERR_FORMAT, "checkpoint %s: %s has shape %s, expected %s",
-                        ck->path, name, a, b);
-    }
-    return 0;
-}
-
 int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndim,
                   const int64_t dims[2], int64_t row0, int64_t rows, void *dst, int64_t stride,
                   char *err, size_t errlen)
 {
-    int rc = ldn_ckpt_check_shape(ck, name, ndim, dims, err, errlen);
-    if (rc)
-        return rc;
     const int64_t want1 = ndim == 2 ? dims[1] : 1;
-    if (row0 < 0 || rows < 0 || row0 + rows > dims[0])
-        return ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint %s: rows [%lld, %lld) outside %s",
-                        ck->path, (long long)row0, (long long)(row0 + rows), name);
-    if (rows == 0)
-        return 0;
     struct ldn_h5quiet q;
     ldn_h5_quiet(&q);
-    hid_t d = open_dataset(ck, name, err, errlen), ft = d >= 0 ? H5Dget_type(d) : -1;
-    hid_t fsp = d >= 0 ? H5Dget_space(d) : -1, msp = H5I_INVALID_HID;
-    rc = d < 0 ? LDN_ERR_FORMAT : 0;
-    if (rc == 0) {
+    hid_t d = open_dataset(ck, name, err, errlen), ft = H5I_INVALID_HID, fsp = H5I_INVALID_HID,
+          msp = H5I_INVALID_HID;
+    int rc = d < 0 ? LDN_ERR_FORMAT : check_shape_of(ck, name, d, ndim, dims, err, errlen);
+    if (rc == 0 && (row0 < 0 || rows < 0 || row0 + rows > dims[0]))
+        rc = ldn_fail(err, errlen, LDN_ERR_ARG, "checkpoint %s: rows [%lld, %lld) outside %s",
+                      ck->path, (long long)row0, (long long)(row0 + rows), name);
+    const int any = rc == 0 && rows > 0;
+    if (any) {
+        ft = H5Dget_type(d);
+        fsp = H5Dget_space(d);
         H5T_class_t cls = H5Tget_class(ft);
         int ok = type == LDN_CKPT_F32
                      ? cls == H5T_FLOAT && H5Tget_size(ft) == 4
@@ -1135,10 +1154,9 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
                           name, type_name(type));
     }
     int via_hdf5 = 0; /* the chunks are not as ladon writes them: HDF5 reads and checks */
-    if (rc == 0) {
+    if (any && rc == 0) {
         struct ldn_ckpt_item it = {.ndim = ndim, .row0 = row0, .rows = rows, .stride = stride};
-        struct ckpt_part de = {
-            .type = type, .ndim = ndim, .dims = {dims[0], ndim == 2 ? dims[1] : 1}};
+        struct ckpt_part de = {.type = type, .ndim = ndim, .dims = {dims[0], want1}};
         rc = read_chunks(ck, name, d, ft, type, &de, row0, rows, dst, stride, err, errlen);
         if (rc == 1) {
             via_hdf5 = 1;
@@ -1165,7 +1183,7 @@ int ldn_ckpt_read(const struct ldn_ckpt *ck, const char *name, int type, int ndi
     ldn_h5_close(&ft, H5Tclose);
     ldn_h5_close(&d, H5Dclose);
     ldn_h5_restore(&q);
-    if (rc == 0 && type == LDN_CKPT_F32)
+    if (any && rc == 0 && type == LDN_CKPT_F32)
         rc = check_finite(ck, name, ndim, want1, row0, rows, dst, stride, err, errlen);
     return rc;
 }
