@@ -16,7 +16,21 @@ ip netns del ldnc-probe
 trap '"$nc" down >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 hosts=$("$nc" up 3 --slots 2 2>"$tmp/up.log") || { cat "$tmp/up.log"; fail "netns-cluster up 3"; }
 cp "$hosts" "$tmp/hosts"
-agent=$(dirname "$nc")/netns-agent
+# The emulated hosts share one /tmp and one host name, so their Open MPI session directories
+# (/tmp/ompi.HOSTNAME.UID/jf.N/...) are one tree, which a daemon finishing and one starting
+# raced on ("A call to mkdir was unable to create the desired directory ... File exists", 1 run
+# in 20 or so). Real hosts have a /tmp each: so do these, through a wrapper of the cluster's
+# agent that gives each its own TMPDIR.
+agent=$tmp/agent
+cat >"$agent" <<AGENT
+#!/usr/bin/env bash
+args=("\$@")
+while [[ \${1:-} == -* ]]; do shift; done
+export TMPDIR=$tmp/tmp-\$1
+mkdir -p "\$TMPDIR"
+exec "$(dirname "$nc")/netns-agent" "\${args[@]}"
+AGENT
+chmod +x "$agent"
 synth "$tmp/data" 2 4000
 cat >"$tmp/c.yaml" <<YAML
 run: {dir: $tmp/run, seed: 5}
@@ -38,6 +52,13 @@ for _ in $(seq 1200); do # the first checkpoint, then host 3 goes
   sleep 0.1
 done
 [ -s "$tmp/run/checkpoints/latest" ] || { cat "$tmp/log"; fail "no first checkpoint"; }
+# A Linux bridge takes the lowest MAC address of its ports unless given one: when host 3's veth
+# happened to hold it (1 run in 3), deleting the namespace changed the bridge's address under
+# the other hosts' ARP caches, and their connections to mpirun stalled for minutes (TCP
+# retransmission backoff) until mpirun's keepalive (oob_tcp_keepalive_time, 300 s) ended them.
+# A real switch keeps its address when a host dies: pin the bridge's.
+br=/sys/class/net/ldncbr0/address
+[ -r "$br" ] && ip link set ldncbr0 address "$(cat "$br")"
 ip netns pids ldnc3 | xargs -r kill -9
 ip netns del ldnc3
 wait "$job" || { cat "$tmp/log"; fail "ladon-run --restarts 1 did not finish the job after losing a host"; }
