@@ -12,6 +12,7 @@
 
 #include "ckpt.h"
 #include "clock.h"
+#include "cmdqueue.h"
 #include "codec.h"
 #include "compressor.h"
 #include "data.h"
@@ -36,7 +37,6 @@
 /* Commands of the coordinator that may wait while the worker is busy (training, re-forming):
  * the coordinator sends one at a time (the next after every worker's done), so one is the
  * most that ever waits; a few more are held, and beyond them the protocol is broken. */
-#define EARLY_MAX 4
 
 struct wtask {
     int t;                 /* task index in the config */
@@ -76,14 +76,10 @@ struct worker {
     int last_div;
     uint32_t epoch;     /* the group's re-formings so far (the coordinator's count) */
     double coord_heard; /* when the coordinator was last heard */
-    /* commands that arrived while busy, oldest first (dwa weights of a train command in
-     * early_dwa[i]: the running range keeps its own); one malformed, or one too many, fails
-     * the worker when its turn comes */
-    struct ldn_wire_msg early[EARLY_MAX];
-    int n_early;
-    int early_bad;              /* the (early_bad)-th command to take fails (0: none) */
-    char early_err[LDN_ERRLEN]; /* ... and why */
-    int n;                      /* hosted tasks */
+    /* commands that arrived while busy, with the dwa weights of a train command (the
+     * running range keeps its own) */
+    struct ldn_cmdq early;
+    int n; /* hosted tasks */
     struct wtask *tasks;
     int *slot_of_task; /* [n_tasks] -> index in tasks, -1 when not hosted */
     struct ldn_model *model;
@@ -104,8 +100,7 @@ struct worker {
     struct ldn_wdistill *distill; /* a distillation round's teacher, or NULL */
     uint8_t *keep; /* pruning: [trunk params], 0 where the servers masked a weight (NULL: none) */
     float *dwa_w;  /* dwa: [n_tasks] the weights the coordinator sent with the train command */
-    float *early_dwa; /* dwa: [EARLY_MAX][n_tasks] those of the early train commands */
-    int push_rc;      /* first error of the push hook */
+    int push_rc;   /* first error of the push hook */
     char push_err[LDN_ERRLEN];
     /* figures since the last progress report */
     int64_t bytes_dense_mark, bytes_push_mark, bytes_pull_mark, staleness_sum, pulls;
@@ -126,7 +121,7 @@ static void worker_free(struct worker *w)
         }
     free(w->tasks);
     free(w->dwa_w);
-    free(w->early_dwa);
+    ldn_cmdq_free(&w->early);
     free(w->slot_of_task);
     if (w->distill)
         ldn_wdistill_deinit(w->distill);
@@ -350,7 +345,7 @@ static int setup(struct worker *w, char *err, size_t errlen)
     }
     if (cfg->weighting.method == LDN_WEIGHT_DWA) {
         if (!(w->dwa_w = malloc(sizeof(float) * (size_t)cfg->n_tasks)) ||
-            !(w->early_dwa = malloc(sizeof(float) * EARLY_MAX * (size_t)cfg->n_tasks))) {
+            ldn_cmdq_init(&w->early, cfg->n_tasks) != 0) {
             free(masked);
             return ldn_fail(err, errlen, LDN_ERR_NOMEM, "out of memory");
         }
@@ -425,25 +420,16 @@ static void take_early(struct worker *w, struct ldn_msg *m)
 {
     w->coord_heard = ldn_clock_now();
     const struct ldn_wire_msg h = m->hdr;
-    if (h.op == LDN_OP_PING || h.op == LDN_OP_LOST || w->early_bad) {
-        ldn_msg_close(m);
-        if (h.op == LDN_OP_LOST)
-            note_lost(w, h.lost.rank);
-        return;
-    }
-    const int i = w->n_early;
-    if (i == EARLY_MAX) {
-        w->early_bad = EARLY_MAX + 1; /* after the ones held */
-        snprintf(w->early_err, sizeof w->early_err,
-                 "worker %d: %s from the coordinator while %d earlier commands still wait: the "
-                 "coordinator sends one command at a time (a protocol fault)",
-                 w->job->rank, ldn_wire_op_name(h.op), EARLY_MAX);
-    } else {
-        if (h.op == LDN_OP_TRAIN && w->dwa_w &&
-            take_weights(w, m, w->early_dwa + (size_t)i * (size_t)w->cfg->n_tasks, w->early_err,
-                         sizeof w->early_err) != 0)
-            w->early_bad = i + 1;
-        w->early[w->n_early++] = h;
+    float *slot;
+    if (h.op == LDN_OP_LOST)
+        note_lost(w, h.lost.rank);
+    else if (h.op != LDN_OP_PING &&
+             ldn_cmdq_add(&w->early, &h, w->job->rank, h.op == LDN_OP_TRAIN && w->dwa_w, &slot) ==
+                 0 &&
+             slot) {
+        char why[LDN_ERRLEN];
+        if (take_weights(w, m, slot, why, sizeof why) != 0)
+            ldn_cmdq_fail_last(&w->early, why);
     }
     ldn_msg_close(m);
 }
@@ -454,27 +440,6 @@ static void poll_coord(struct worker *w)
     char why[LDN_ERRLEN];
     while (ldn_net_recv(w->coord, 0, &m, 0, why, sizeof why) == 0)
         take_early(w, &m);
-}
-
-/* The oldest early command into *h (its dwa weights into w->dwa_w): 1, 0 when none waits, or
- * a negative status with err when it is the bad one. */
-static int next_early(struct worker *w, struct ldn_wire_msg *h, char *err, size_t errlen)
-{
-    if (w->n_early == 0 && !w->early_bad)
-        return 0;
-    if (w->early_bad == 1 || w->n_early == 0)
-        return ldn_fail(err, errlen, LDN_ERR_PEER, "%s", w->early_err);
-    const size_t K = (size_t)w->cfg->n_tasks;
-    *h = w->early[0];
-    if (h->op == LDN_OP_TRAIN && w->dwa_w)
-        memcpy(w->dwa_w, w->early_dwa, sizeof(float) * K);
-    w->n_early--;
-    memmove(w->early, w->early + 1, sizeof *w->early * (size_t)w->n_early);
-    if (w->dwa_w)
-        memmove(w->early_dwa, w->early_dwa + K, sizeof(float) * K * (size_t)w->n_early);
-    if (w->early_bad)
-        w->early_bad--;
-    return 1;
 }
 
 /* regroup's members: the coordinator's answer (regroup) to this worker's regroup_request,
@@ -528,11 +493,10 @@ static int take_members(struct worker *w, const struct ldn_msg *m, char *err, si
 static int agree_members(struct worker *w, char *err, size_t errlen)
 {
     const struct ldn_job *job = w->job;
-    for (int i = 0; i < w->n_early; i++)
-        if (w->early[i].op == LDN_OP_STOP) { /* stopping anyway: no re-forming */
-            w->regroup = 0;
-            return 1;
-        }
+    if (ldn_cmdq_holds(&w->early, LDN_OP_STOP)) { /* stopping anyway: no re-forming */
+        w->regroup = 0;
+        return 1;
+    }
     struct ldn_wire_msg h;
     ldn_wire_msg_init(&h, LDN_OP_REGROUP_REQUEST, job->rank);
     h.regroup_request.group = (uint32_t)job->plan->group_of_rank[job->rank];
@@ -555,11 +519,10 @@ static int agree_members(struct worker *w, char *err, size_t errlen)
         }
         if (r == 0) {
             take_early(w, &m);
-            for (int i = 0; i < w->n_early; i++)
-                if (w->early[i].op == LDN_OP_STOP) {
-                    w->regroup = 0;
-                    return 1;
-                }
+            if (ldn_cmdq_holds(&w->early, LDN_OP_STOP)) {
+                w->regroup = 0;
+                return 1;
+            }
         } else if (r != LDN_ERR_TIMEOUT)
             return ldn_fail(err, errlen, r, "worker %d: bad message from the coordinator: %s",
                             job->rank, why);
@@ -1354,7 +1317,8 @@ int ldn_worker_run(const struct ldn_job *job, MPI_Comm group_comm, char *err, si
             if (rc)
                 break;
         }
-        int early = next_early(&w, &m.hdr, err, errlen); /* one that came while busy */
+        int early =
+            ldn_cmdq_next(&w.early, &m.hdr, w.dwa_w, err, errlen); /* one that came while busy */
         if (early < 0) {
             rc = early;
             break;
