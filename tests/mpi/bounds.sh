@@ -67,9 +67,11 @@ export LDN_TEST_WATCH_GRACE=1
 timeout 120 bash -c "$(declare -f run_mpi); run_mpi 4 -x LDN_TEST_WATCH_GRACE '$LADON' train '$tmp/c.yaml' train.steps_per_epoch=0 train.epochs=14 net.curve=false net.max_message_mb=1" \
   >"$tmp/big.out" 2>&1 &
 job=$!
+# (the job's log may not exist yet when the loop first looks: under pipefail and set -e, a
+# failing sed in the pipeline ended this script without a word, twice in CI)
 sep=""
 for _ in $(seq 400); do
-  sep=$(sed -n 's/.*server rank 1: .* at \(tcp:[^ ]*\).*/\1/p' "$tmp/big.out" 2>/dev/null | head -n 1)
+  sep=$(sed -n 's/.*server rank 1: .* at \(tcp:[^ ]*\).*/\1/p' "$tmp/big.out" 2>/dev/null | head -n 1 || true)
   [ -n "$sep" ] && break
   sleep 0.05
 done

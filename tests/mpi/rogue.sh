@@ -24,8 +24,8 @@ attack() {
   run_mpi 4 "$LADON" train "$tmp/c.yaml" run.dir="$dir" "$@" >"$dir.out" 2>&1 &
   local job=$! sep="" cep=""
   for _ in $(seq 200); do
-    sep=$(sed -n 's/.*server rank 1: .* at \(tcp:[^ ]*\).*/\1/p' "$dir.out" 2>/dev/null | head -n 1)
-    cep=$(sed -n 's/.*coordinator at \(tcp:[^ ,]*\).*/\1/p' "$dir.out" 2>/dev/null | head -n 1)
+    sep=$(sed -n 's/.*server rank 1: .* at \(tcp:[^ ]*\).*/\1/p' "$dir.out" 2>/dev/null | head -n 1 || true)
+    cep=$(sed -n 's/.*coordinator at \(tcp:[^ ,]*\).*/\1/p' "$dir.out" 2>/dev/null | head -n 1 || true)
     [ -n "$sep" ] && [ -n "$cep" ] && break
     sleep 0.05
   done
