@@ -48,7 +48,7 @@ refused wide_row "one row of trunk layer 1 alone is 16 KiB, more than ps.chunk_k
 refused queue "net.queue_messages: 10 is below what this job may leave queued for one peer, 665 messages" \
   net.queue_messages=10
 # each worker's shard: 12000 rows x 33 float32 = 1.5 MiB; both workers find it, and the first to
-# abort the job may take the other down before it prints (seen under ASan in CI)
+# abort the job may take the other down before it prints
 most=2 refused data_memory "task00[01].h5: /train: shard 0 of 1 needs 1.5 MiB (12000 rows x 32 features as float32, and labels); with the 0.0 MiB of splits this process holds already that is above data.max_memory_mb = 0.1 MiB" \
   data.max_memory_mb=0.1
 rc=0
