@@ -34,9 +34,6 @@
 #include "weighting.h"
 
 #define HEARTBEAT_S 1.0
-/* Commands of the coordinator that may wait while the worker is busy (training, re-forming):
- * the coordinator sends one at a time (the next after every worker's done), so one is the
- * most that ever waits; a few more are held, and beyond them the protocol is broken. */
 
 struct wtask {
     int t;                 /* task index in the config */
