@@ -8,8 +8,9 @@
 #   server's watch and counted in the job's summary while the job goes on (exit 0);
 # - the job's own disconnects (a plan switch, the end of the job) are not reported, even when the
 #   job runs long past the watch's grace after them.
-# The watch's grace (ps.timeout) is shortened to 1 s by the test hook LDN_TEST_WATCH_GRACE, so
-# that a job of a few seconds outlasts it several times (also under ASan).
+# The watch's grace (ps.timeout) is shortened by the test hook LDN_TEST_WATCH_GRACE (0.25 s for
+# the rogue frame, 1 s for the plan switch), so that a job of a few seconds outlasts it several
+# times (also under ASan).
 source "$(dirname "$0")/lib.sh"
 synth "$tmp/d" 2 12000 3
 cat >"$tmp/c.yaml" <<YAML
@@ -61,10 +62,11 @@ timeout 60 bash -c "$(declare -f run_mpi); run_mpi 4 '$LADON' train '$tmp/c.yaml
   >"$tmp/fits.out" 2>&1 || { cat "$tmp/fits.out"; fail "the job within its limits failed"; }
 
 # A rogue frame of 2 MB to the server (net.curve off, so that the rogue gets past the handshake):
-# ZeroMQ drops it; the server's watch names it after its grace and the job goes on (5,250
-# steps: a few seconds, several times the grace).
+# ZeroMQ drops it; the server's watch names it after its grace and the job goes on. The job
+# (11,250 steps) must outlast the grace after the frame: on a quiet machine 5,250 steps took
+# 1.0 s in all, and the job ended before a grace of 1 s had passed (CI); 0.25 s here.
 export LDN_TEST_WATCH_GRACE=1
-timeout 120 bash -c "$(declare -f run_mpi); run_mpi 4 -x LDN_TEST_WATCH_GRACE '$LADON' train '$tmp/c.yaml' train.steps_per_epoch=0 train.epochs=14 net.curve=false net.max_message_mb=1" \
+LDN_TEST_WATCH_GRACE=0.25 timeout 300 bash -c "$(declare -f run_mpi); run_mpi 4 -x LDN_TEST_WATCH_GRACE '$LADON' train '$tmp/c.yaml' train.steps_per_epoch=0 train.epochs=30 net.curve=false net.max_message_mb=1" \
   >"$tmp/big.out" 2>&1 &
 job=$!
 # (the job's log may not exist yet when the loop first looks: under pipefail and set -e, a
@@ -87,7 +89,8 @@ grep -q "warning: servers and coordinator: [1-9][0-9]* connections closed unanno
 
 # A plan switch (every worker's sockets to the servers close and reopen) and the end of the job,
 # with training going on long past the grace after the switch: no warning at all.
-LDN_TEST_REPLAN=40:24,16 timeout 120 bash -c "$(declare -f run_mpi); run_mpi 5 -x LDN_TEST_REPLAN -x LDN_TEST_WATCH_GRACE '$LADON' train '$tmp/c.yaml' 'model.trunk=[48]' ps.servers=2 train.steps_per_epoch=3000 train.epochs=2" \
+# (18,000 steps: 2 epochs took 1.3 s after the switch on a quiet machine, hardly past the grace)
+LDN_TEST_REPLAN=40:24,16 timeout 300 bash -c "$(declare -f run_mpi); run_mpi 5 -x LDN_TEST_REPLAN -x LDN_TEST_WATCH_GRACE '$LADON' train '$tmp/c.yaml' 'model.trunk=[48]' ps.servers=2 train.steps_per_epoch=3000 train.epochs=6" \
   >"$tmp/replan.out" 2>&1 || { cat "$tmp/replan.out"; fail "the job with a plan switch failed"; }
 grep -q "plan switch at step 40 done" "$tmp/replan.out" || { cat "$tmp/replan.out"; fail "no plan switch"; }
 grep -q "warning:" "$tmp/replan.out" && { cat "$tmp/replan.out"; fail "a warning in a job with a plan switch"; }
