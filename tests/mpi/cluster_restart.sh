@@ -18,8 +18,8 @@ hosts=$("$nc" up 3 --slots 2 2>"$tmp/up.log") || { cat "$tmp/up.log"; fail "netn
 cp "$hosts" "$tmp/hosts"
 # The emulated hosts share one /tmp and one host name, so their Open MPI session directories
 # (/tmp/ompi.HOSTNAME.UID/jf.N/...) are one tree, which a daemon finishing and one starting
-# raced on ("A call to mkdir was unable to create the desired directory ... File exists", 1 run
-# in 20 or so). Real hosts have a /tmp each: so do these, through a wrapper of the cluster's
+# raced on ("A call to mkdir was unable to create the desired directory ... File exists", 2 of
+# 13 runs). Real hosts have a /tmp each: so do these, through a wrapper of the cluster's
 # agent that gives each its own TMPDIR.
 agent=$tmp/agent
 cat >"$agent" <<AGENT
@@ -53,7 +53,7 @@ for _ in $(seq 1200); do # the first checkpoint, then host 3 goes
 done
 [ -s "$tmp/run/checkpoints/latest" ] || { cat "$tmp/log"; fail "no first checkpoint"; }
 # A Linux bridge takes the lowest MAC address of its ports unless given one: when host 3's veth
-# happened to hold it (1 run in 3), deleting the namespace changed the bridge's address under
+# happened to hold it (4 of 23 runs), deleting the namespace changed the bridge's address under
 # the other hosts' ARP caches, and their connections to mpirun stalled for minutes (TCP
 # retransmission backoff) until mpirun's keepalive (oob_tcp_keepalive_time, 300 s) ended them.
 # A real switch keeps its address when a host dies: pin the bridge's.
